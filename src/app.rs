@@ -1,0 +1,97 @@
+//! From parsed flags to a running exporter: load config and credentials, bind, run, and map every
+//! failure to an exit code with a message that says what to fix.
+//!
+//! Exit codes: 0 clean shutdown or valid config; 1 runtime failure (e.g. cannot bind); 2 bad
+//! config or missing credentials (clap uses 2 for bad flags too).
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+use crate::cli::Cli;
+use crate::config::Config;
+use crate::credentials::Credentials;
+
+/// Exit code for bad flags, config or credentials.
+pub const EXIT_CONFIG: u8 = 2;
+/// Exit code for other failures.
+pub const EXIT_FAILURE: u8 = 1;
+
+/// Runs what the flags ask for and returns the process exit code.
+pub async fn main(cli: Cli) -> ExitCode {
+    if cli.demo {
+        return serve_demo(&cli).await;
+    }
+    let config = match Config::load(&cli.config_file) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("invalid configuration: {e}");
+            eprintln!("error: invalid configuration: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if cli.config_check {
+        println!("{}: OK ({} clusters, every {})", cli.config_file.display(), config.clusters.len(),
+            humantime::format_duration(config.interval));
+        if let Err(e) = Credentials::resolve(&config.credentials) {
+            eprintln!("warning: credentials are not available here: {e}");
+        }
+        return ExitCode::SUCCESS;
+    }
+    let credentials = match Credentials::resolve(&config.credentials) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("cannot load credentials: {e}");
+            eprintln!("error: cannot load credentials: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    report(serve(&cli.listen_address, config, credentials).await)
+}
+
+async fn serve_demo(cli: &Cli) -> ExitCode {
+    let result = async {
+        let (sim, config, credentials) = crate::demo::start().await.context("starting the demo gateway")?;
+        tracing::info!(gateway = %sim.url(), "demo mode: simulated NCP gateway with demo clusters and credentials");
+        serve(&cli.listen_address, config, credentials).await
+    };
+    report(result.await)
+}
+
+async fn serve(listen_address: &str, config: Config, credentials: Credentials) -> anyhow::Result<()> {
+    let listener = bind(listen_address).await?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    tracing::info!(address = %addr, clusters = config.clusters.len(), interval = %humantime::format_duration(config.interval), "listening");
+    crate::run(listener, config, credentials, crate::shutdown::signal()).await
+}
+
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+/// Binds `--web.listen-address`. `:PORT` means every interface: IPv6 and IPv4 where the host
+/// allows, IPv4 only otherwise.
+pub async fn bind(address: &str) -> anyhow::Result<TcpListener> {
+    if let Some(port) = address.strip_prefix(':') {
+        let port: u16 = port
+            .parse()
+            .with_context(|| format!("--web.listen-address {address:?}: {port:?} is not a port number"))?;
+        if let Ok(l) = TcpListener::bind(("::", port)).await {
+            return Ok(l);
+        }
+        return TcpListener::bind(("0.0.0.0", port))
+            .await
+            .with_context(|| format!("cannot listen on --web.listen-address {address:?}"));
+    }
+    TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on --web.listen-address {address:?}"))
+}

@@ -1,0 +1,466 @@
+//! YAML configuration → validated [`Config`].
+//!
+//! Owns the file format (every key, its default, its limits) and its errors. Errors name the file,
+//! the line and column when the YAML parser knows them, and the field. Nothing here reads secrets:
+//! the config only says *where* credentials are (`credentials::CredentialSource`).
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use reqwest::Url;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::Deserialize;
+
+use crate::credentials::{CredentialSource, KeySource, DEFAULT_ACCESS_KEY_ENV, DEFAULT_SECRET_KEY_ENV};
+use crate::ncp::region::Region;
+
+/// How often each cluster is prechecked when the config does not say.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+/// Per-request timeout when the config does not say.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Prechecks in flight at once, across all clusters, when the config does not say.
+pub const DEFAULT_CONCURRENCY: usize = 4;
+/// Largest response body read from NCP when the config does not say (1 MiB).
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 1024 * 1024;
+/// Shortest accepted interval: faster than this only spends the user's API quota.
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// Upper bound on `concurrency`.
+pub const MAX_CONCURRENCY: usize = 1024;
+/// Longest accepted cluster name (it becomes a label value and a URL path segment).
+pub const MAX_NAME_LEN: usize = 128;
+/// Path of the precheck operation below a region's base path.
+pub const PRECHECK_PATH: &str = "/cluster/rollingRestartPreCheck";
+
+/// A validated configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// How often each cluster is prechecked.
+    pub interval: Duration,
+    /// Per-request timeout, covering connect, headers and body; always below `interval`.
+    pub timeout: Duration,
+    /// Prechecks in flight at once, across all clusters.
+    pub concurrency: usize,
+    /// Response bodies larger than this are not read (a misbehaving proxy must not eat memory).
+    pub max_response_bytes: u64,
+    /// Where the API keys come from.
+    pub credentials: CredentialSource,
+    /// The clusters to precheck, in config order; names are unique.
+    pub clusters: Vec<Cluster>,
+}
+
+/// One cluster to precheck.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cluster {
+    /// The `cluster` label; unique in the config.
+    pub name: String,
+    /// The `region` label, and which regional API path is used.
+    pub region: Region,
+    /// CDSS `serviceGroupInstanceNo` (the cluster number).
+    pub service_group_instance_no: u64,
+    /// Full precheck URL: gateway (default or override) + region path + operation path.
+    pub precheck_url: Url,
+}
+
+/// A configuration error, located as precisely as the parser allows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    /// The config file (or `<inline>` for strings).
+    pub file: PathBuf,
+    /// 1-based line and column, when known.
+    pub location: Option<(usize, usize)>,
+    /// What is wrong, starting with the field path (`clusters[1].region: ...`).
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.location {
+            Some((line, col)) => write!(f, "{}:{line}:{col}: {}", self.file.display(), self.message),
+            None => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            location: None,
+            message: format!("cannot read config file: {e}"),
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates YAML text; `file` is only used in error messages.
+    pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = yaml_serde::from_str(text).map_err(|e| yaml_error(file, &e))?;
+        raw.validate(text, file)
+    }
+}
+
+fn yaml_error(file: &Path, e: &yaml_serde::Error) -> ConfigError {
+    let location = e.location().map(|l| (l.line(), l.column()));
+    let mut message = e.to_string();
+    if let Some((line, col)) = location {
+        // The parser appends its own " at line L column C"; we print the location up front instead.
+        for suffix in [format!(" at line {line} column {col}"), format!(" at position {}", e.location().map_or(0, |l| l.index()))] {
+            if let Some(stripped) = message.strip_suffix(&suffix) {
+                message = stripped.to_string();
+            }
+        }
+    }
+    if text_is_empty_document(&message) {
+        message = "the file is empty; it needs at least a `clusters:` list".into();
+    }
+    ConfigError { file: file.to_path_buf(), location, message }
+}
+
+fn text_is_empty_document(message: &str) -> bool {
+    message.contains("EOF while parsing")
+}
+
+/// The file as written, before defaults and cross-field checks.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default, deserialize_with = "de_duration")]
+    interval: Option<Duration>,
+    #[serde(default, deserialize_with = "de_duration")]
+    timeout: Option<Duration>,
+    concurrency: Option<usize>,
+    max_response_bytes: Option<u64>,
+    api_gateway: Option<Gateway>,
+    credentials: Option<RawCredentials>,
+    #[serde(default)]
+    clusters: Clusters,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCredentials {
+    access_key_env: Option<String>,
+    access_key_file: Option<PathBuf>,
+    secret_key_env: Option<String>,
+    secret_key_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCluster {
+    name: ClusterName,
+    region: Region,
+    service_group_instance_no: InstanceNo,
+    api_gateway: Option<Gateway>,
+}
+
+/// `api_gateway`: scheme and host (and port) only; the region path is appended to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Gateway(String);
+
+impl<'de> Deserialize<'de> for Gateway {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_gateway(&s).map(Gateway).map_err(de::Error::custom)
+    }
+}
+
+fn parse_gateway(s: &str) -> Result<String, String> {
+    let url = Url::parse(s.trim()).map_err(|e| format!("api_gateway {s:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("api_gateway {s:?}: scheme must be http or https"));
+    }
+    if url.host_str().is_none() {
+        return Err(format!("api_gateway {s:?}: no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("api_gateway {s:?}: user info is not allowed"));
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "api_gateway {s:?}: give scheme and host only (like https://host:port); the region path /api/... is appended"
+        ));
+    }
+    Ok(url.origin().ascii_serialization())
+}
+
+/// A cluster name: it is a label value and (later) a URL path segment, so it is kept simple.
+struct ClusterName(String);
+
+impl<'de> Deserialize<'de> for ClusterName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        validate_name(&s).map_err(de::Error::custom)?;
+        Ok(ClusterName(s))
+    }
+}
+
+/// Checks a cluster name: 1 to 128 characters from `A-Z a-z 0-9 . _ -`.
+pub fn validate_name(s: &str) -> Result<(), String> {
+    if s.is_empty() || s.len() > MAX_NAME_LEN {
+        return Err(format!("cluster name must be 1 to {MAX_NAME_LEN} characters, got {}", s.len()));
+    }
+    if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+        return Err(format!("cluster name {s:?} has {c:?}; use letters, digits, '.', '_' and '-'"));
+    }
+    Ok(())
+}
+
+struct InstanceNo(u64);
+
+impl<'de> Deserialize<'de> for InstanceNo {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = i64::deserialize(d)?;
+        if n <= 0 {
+            return Err(de::Error::custom(format!("service_group_instance_no must be a positive integer, got {n}")));
+        }
+        Ok(InstanceNo(n as u64))
+    }
+}
+
+/// The cluster list; duplicate names are rejected while parsing so the error has a line number.
+#[derive(Default)]
+struct Clusters(Vec<RawCluster>);
+
+impl<'de> Deserialize<'de> for Clusters {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Clusters;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of clusters")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Clusters, E> {
+                Ok(Clusters::default())
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Clusters, A::Error> {
+                let mut out: Vec<RawCluster> = Vec::new();
+                let mut seen = HashSet::new();
+                while let Some(c) = seq.next_element::<RawCluster>()? {
+                    if !seen.insert(c.name.0.clone()) {
+                        return Err(de::Error::custom(format!(
+                            "clusters[{}].name: duplicate cluster name {:?} (names must be unique)",
+                            out.len(),
+                            c.name.0
+                        )));
+                    }
+                    out.push(c);
+                }
+                Ok(Clusters(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let s = String::deserialize(d)?;
+    humantime::parse_duration(s.trim())
+        .map(Some)
+        .map_err(|e| de::Error::custom(format!("{s:?} is not a duration like 30s, 1m or 1h30m: {e}")))
+}
+
+/// Finds `key:` at the start of a line (a top-level key) for cross-field errors.
+fn top_level_line(text: &str, key: &str) -> Option<(usize, usize)> {
+    text.lines()
+        .position(|l| l.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with(':')))
+        .map(|i| (i + 1, 1))
+}
+
+impl RawConfig {
+    fn validate(self, text: &str, file: &Path) -> Result<Config, ConfigError> {
+        let err = |key: &str, message: String| ConfigError {
+            file: file.to_path_buf(),
+            location: top_level_line(text, key),
+            message,
+        };
+        let interval = self.interval.unwrap_or(DEFAULT_INTERVAL);
+        let timeout = self.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        if interval < MIN_INTERVAL {
+            return Err(err("interval", format!("interval: must be at least {}", humantime::format_duration(MIN_INTERVAL))));
+        }
+        if timeout.is_zero() {
+            return Err(err("timeout", "timeout: must be greater than zero".into()));
+        }
+        if timeout >= interval {
+            return Err(err(
+                "timeout",
+                format!(
+                    "timeout: {} must be shorter than interval {}",
+                    humantime::format_duration(timeout),
+                    humantime::format_duration(interval)
+                ),
+            ));
+        }
+        let concurrency = self.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
+        if !(1..=MAX_CONCURRENCY).contains(&concurrency) {
+            return Err(err("concurrency", format!("concurrency: must be between 1 and {MAX_CONCURRENCY}, got {concurrency}")));
+        }
+        let max_response_bytes = self.max_response_bytes.unwrap_or(DEFAULT_MAX_RESPONSE_BYTES);
+        if max_response_bytes < 1024 {
+            return Err(err("max_response_bytes", format!("max_response_bytes: must be at least 1024, got {max_response_bytes}")));
+        }
+        let credentials = match self.credentials {
+            None => CredentialSource::default(),
+            Some(raw) => CredentialSource {
+                access_key: key_source(raw.access_key_env, raw.access_key_file, "access_key", DEFAULT_ACCESS_KEY_ENV)
+                    .map_err(|m| err("credentials", m))?,
+                secret_key: key_source(raw.secret_key_env, raw.secret_key_file, "secret_key", DEFAULT_SECRET_KEY_ENV)
+                    .map_err(|m| err("credentials", m))?,
+            },
+        };
+        if self.clusters.0.is_empty() {
+            return Err(err("clusters", "clusters: at least one cluster is required".into()));
+        }
+        let global_gateway = self.api_gateway;
+        let clusters = self
+            .clusters
+            .0
+            .into_iter()
+            .map(|c| {
+                let gateway = c
+                    .api_gateway
+                    .or_else(|| global_gateway.clone())
+                    .map_or_else(|| c.region.default_gateway().to_string(), |g| g.0);
+                let url = format!("{gateway}{}{PRECHECK_PATH}", c.region.base_path());
+                let precheck_url = Url::parse(&url).map_err(|e| err("clusters", format!("clusters: {}: bad URL {url}: {e}", c.name.0)))?;
+                Ok(Cluster {
+                    name: c.name.0,
+                    region: c.region,
+                    service_group_instance_no: c.service_group_instance_no.0,
+                    precheck_url,
+                })
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?;
+        Ok(Config { interval, timeout, concurrency, max_response_bytes, credentials, clusters })
+    }
+}
+
+fn key_source(
+    env: Option<String>,
+    file: Option<PathBuf>,
+    key: &str,
+    default_env: &str,
+) -> Result<KeySource, String> {
+    match (env, file) {
+        (Some(_), Some(_)) => Err(format!("credentials: set {key}_env or {key}_file, not both")),
+        (Some(e), None) if e.trim().is_empty() => Err(format!("credentials.{key}_env: must not be empty")),
+        (Some(e), None) => Ok(KeySource::Env(e)),
+        (None, Some(f)) => Ok(KeySource::File(f)),
+        (None, None) => Ok(KeySource::Env(default_env.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("test.yaml"))
+    }
+
+    const MINIMAL: &str = "clusters:\n  - name: orders\n    region: kr\n    service_group_instance_no: 3432149\n";
+
+    #[test]
+    fn defaults_apply() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.interval, DEFAULT_INTERVAL);
+        assert_eq!(c.timeout, DEFAULT_TIMEOUT);
+        assert_eq!(c.concurrency, DEFAULT_CONCURRENCY);
+        assert_eq!(c.max_response_bytes, 1 << 20);
+        assert_eq!(c.credentials, CredentialSource::default());
+        assert_eq!(c.clusters[0].region, Region::Kr);
+        assert_eq!(
+            c.clusters[0].precheck_url.as_str(),
+            "https://clouddatastreamingservice.apigw.ntruss.com/api/v1/cluster/rollingRestartPreCheck"
+        );
+    }
+
+    #[test]
+    fn api_gateway_replaces_scheme_and_host_only() {
+        let c = parse(
+            "api_gateway: http://127.0.0.1:18080\nclusters:\n  - {name: a, region: SGN, service_group_instance_no: 1}\n  - {name: b, region: jpn, service_group_instance_no: 2, api_gateway: 'https://beta.example:8443/'}\n",
+        )
+        .unwrap();
+        assert_eq!(c.clusters[0].precheck_url.as_str(), "http://127.0.0.1:18080/api/sgn-v1/cluster/rollingRestartPreCheck");
+        assert_eq!(c.clusters[1].precheck_url.as_str(), "https://beta.example:8443/api/jpn-v1/cluster/rollingRestartPreCheck");
+    }
+
+    #[test]
+    fn gateway_with_a_path_is_rejected_with_location() {
+        let e = parse("api_gateway: http://h/api/v1\nclusters: []\n").unwrap_err();
+        assert_eq!(e.location, Some((1, 14)), "{e}");
+        assert!(e.message.contains("scheme and host only"), "{e}");
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_with_line_and_column() {
+        let e = parse("interval: 30s\nintervall: 10s\nclusters: []\n").unwrap_err();
+        assert_eq!(e.location.map(|l| l.0), Some(2), "{e}");
+        assert!(e.message.contains("intervall"), "{e}");
+        assert!(e.to_string().starts_with("test.yaml:2:"), "{e}");
+    }
+
+    #[test]
+    fn unknown_cluster_key_names_the_field_path() {
+        let e = parse("clusters:\n  - name: a\n    region: KR\n    service_group_instance_no: 1\n    regoin: KR\n").unwrap_err();
+        assert!(e.message.contains("clusters[0]"), "{e}");
+        assert!(e.message.contains("regoin"), "{e}");
+        assert_eq!(e.location.map(|l| l.0), Some(5), "{e}");
+    }
+
+    #[test]
+    fn bad_region_and_duration_and_number() {
+        let e = parse("clusters:\n  - {name: a, region: EU, service_group_instance_no: 1}\n").unwrap_err();
+        assert!(e.message.contains("clusters[0].region") && e.message.contains("EU"), "{e}");
+        assert_eq!(e.location.map(|l| l.0), Some(2));
+        let e = parse("interval: soon\nclusters: []\n").unwrap_err();
+        assert!(e.message.contains("interval") && e.message.contains("soon"), "{e}");
+        let e = parse("clusters:\n  - {name: a, region: KR, service_group_instance_no: -4}\n").unwrap_err();
+        assert!(e.message.contains("positive"), "{e}");
+        let e = parse("clusters:\n  - {name: 'a b', region: KR, service_group_instance_no: 4}\n").unwrap_err();
+        assert!(e.message.contains("clusters[0].name"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_names_are_rejected_with_a_line() {
+        let e = parse(
+            "clusters:\n  - {name: a, region: KR, service_group_instance_no: 1}\n  - {name: a, region: SGN, service_group_instance_no: 2}\n",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("duplicate cluster name \"a\""), "{e}");
+        assert!(e.location.is_some(), "{e}");
+    }
+
+    #[test]
+    fn timeout_must_be_below_interval() {
+        let e = parse(&format!("interval: 10s\ntimeout: 10s\n{MINIMAL}")).unwrap_err();
+        assert!(e.message.starts_with("timeout:"), "{e}");
+        assert_eq!(e.location, Some((2, 1)));
+    }
+
+    #[test]
+    fn credentials_env_or_file_not_both() {
+        let c = parse(&format!("credentials:\n  access_key_file: /run/ak\n  secret_key_env: SK\n{MINIMAL}")).unwrap();
+        assert_eq!(c.credentials.access_key, KeySource::File("/run/ak".into()));
+        assert_eq!(c.credentials.secret_key, KeySource::Env("SK".into()));
+        let e = parse(&format!("credentials:\n  access_key_file: /a\n  access_key_env: A\n{MINIMAL}")).unwrap_err();
+        assert!(e.message.contains("not both"), "{e}");
+    }
+
+    #[test]
+    fn empty_and_clusterless_configs_are_errors() {
+        assert!(parse("").unwrap_err().message.contains("clusters"));
+        assert!(parse("interval: 1m\n").unwrap_err().message.contains("at least one cluster"));
+        assert!(parse("concurrency: 0\n").is_err());
+    }
+
+    #[test]
+    fn example_config_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.yaml");
+        let c = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.clusters.len() >= 2);
+    }
+}

@@ -1,0 +1,20 @@
+//! The `cdss-precheck-exporter` binary: flags → logging → runtime → `app::main`.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use cdss_precheck_exporter::{app, cli::Cli, logging};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_level, cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(app::EXIT_FAILURE);
+        }
+    };
+    runtime.block_on(app::main(cli))
+}

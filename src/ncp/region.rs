@@ -1,0 +1,107 @@
+//! NCP regions that serve CDSS, and where each one's API lives.
+//!
+//! Owns the table of default gateway hosts and regional path prefixes from `ncp-api.md`, and the
+//! parsing of region names (case-insensitive in, upper-case out). No I/O.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A CDSS region. Its upper-case name is the `region` label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Region {
+    /// Korea (public cloud).
+    Kr,
+    /// Singapore.
+    Sgn,
+    /// Japan.
+    Jpn,
+    /// Korea government cloud.
+    Gov,
+    /// Korea financial cloud.
+    Fin,
+}
+
+/// Every region, in the order the README lists them.
+pub const ALL_REGIONS: [Region; 5] = [Region::Kr, Region::Sgn, Region::Jpn, Region::Gov, Region::Fin];
+
+impl Region {
+    /// The label value and the name users write in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Region::Kr => "KR",
+            Region::Sgn => "SGN",
+            Region::Jpn => "JPN",
+            Region::Gov => "GOV",
+            Region::Fin => "FIN",
+        }
+    }
+
+    /// Scheme and host of NCP's own gateway for this region.
+    pub fn default_gateway(self) -> &'static str {
+        match self {
+            Region::Kr | Region::Sgn | Region::Jpn => "https://clouddatastreamingservice.apigw.ntruss.com",
+            Region::Gov => "https://clouddatastreamingservice.apigw.gov-ntruss.com",
+            Region::Fin => "https://fin-clouddatastreamingservice.apigw.fin-ntruss.com",
+        }
+    }
+
+    /// The path prefix that is appended to the gateway, with or without an `api_gateway` override.
+    pub fn base_path(self) -> &'static str {
+        match self {
+            Region::Kr | Region::Gov | Region::Fin => "/api/v1",
+            Region::Sgn => "/api/sgn-v1",
+            Region::Jpn => "/api/jpn-v1",
+        }
+    }
+}
+
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A region name that is not in the table.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown region {0:?} (expected one of KR, SGN, JPN, GOV, FIN)")]
+pub struct UnknownRegion(pub String);
+
+impl FromStr for Region {
+    type Err = UnknownRegion;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ALL_REGIONS
+            .into_iter()
+            .find(|r| r.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| UnknownRegion(s.to_string()))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Region {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_case_insensitively_and_prints_upper_case() {
+        assert_eq!("sgn".parse::<Region>(), Ok(Region::Sgn));
+        assert_eq!("Kr".parse::<Region>(), Ok(Region::Kr));
+        assert_eq!(Region::Jpn.to_string(), "JPN");
+        assert!("EU".parse::<Region>().is_err());
+    }
+
+    #[test]
+    fn table_matches_ncp_docs() {
+        assert_eq!(Region::Sgn.base_path(), "/api/sgn-v1");
+        assert_eq!(Region::Jpn.base_path(), "/api/jpn-v1");
+        assert_eq!(Region::Gov.default_gateway(), "https://clouddatastreamingservice.apigw.gov-ntruss.com");
+        assert_eq!(Region::Fin.default_gateway(), "https://fin-clouddatastreamingservice.apigw.fin-ntruss.com");
+        assert_eq!(Region::Kr.base_path(), "/api/v1");
+    }
+}

@@ -1,0 +1,201 @@
+//! The exporter's HTTP endpoints (hyper, HTTP/1.1).
+//!
+//! - `GET /metrics`: the exposition, from the last results; never calls NCP.
+//! - `GET /`: landing page: version, each cluster's state and age, links.
+//! - `GET /-/healthy`: 200 while the process is up.
+//! - `GET /-/ready`: 503 until the first round of prechecks has finished, then 200.
+//!
+//! `HEAD` is accepted wherever `GET` is. Other methods get 405 with `Allow`; other paths 404.
+//! Connections are capped and slow header senders are cut off. This module reads `state`; it never
+//! writes it and never talks to NCP.
+
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::time::Instant;
+
+use crate::metrics::{self, Exposition};
+use crate::state::State;
+
+/// Connections served at once; more wait in the accept queue.
+pub const MAX_CONNECTIONS: usize = 512;
+/// A client must send its request headers within this time.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest request head we buffer.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// How long open connections get to finish at shutdown.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// What the endpoints read.
+pub struct App {
+    /// Latest results.
+    pub state: Arc<State>,
+    /// Cached exposition.
+    pub exposition: Exposition,
+    /// Precheck interval, shown on the landing page.
+    pub interval: Duration,
+}
+
+type Resp = Response<Full<Bytes>>;
+
+/// Serves until `shutdown` turns true, then gives open connections [`SHUTDOWN_GRACE`] to finish.
+pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            _ = shutdown.changed() => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => break,
+        };
+        let app = app.clone();
+        let service = service_fn(move |req| {
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(handle(&app, req)) }
+        });
+        let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .max_buf_size(MAX_HEADER_BYTES.max(8192))
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
+        tracing::debug!("some HTTP connections were still open at shutdown");
+    }
+}
+
+fn handle(app: &App, req: Request<Incoming>) -> Resp {
+    let path = req.uri().path();
+    let allowed = match path {
+        "/" | "/metrics" | "/-/healthy" | "/-/ready" => "GET, HEAD",
+        _ => return text(StatusCode::NOT_FOUND, "404 page not found\n"),
+    };
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "405 method not allowed\n");
+        r.headers_mut().insert(ALLOW, HeaderValue::from_static(allowed));
+        return r;
+    }
+    let mut resp = match path {
+        "/metrics" => {
+            let mut r = Response::new(Full::new(app.exposition.body(&app.state)));
+            r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(metrics::CONTENT_TYPE));
+            r
+        }
+        "/-/healthy" => text(StatusCode::OK, "Healthy.\n"),
+        "/-/ready" if app.state.is_ready() => text(StatusCode::OK, "Ready.\n"),
+        "/-/ready" => text(StatusCode::SERVICE_UNAVAILABLE, "Not ready: the first round of prechecks has not finished.\n"),
+        _ => {
+            let mut r = Response::new(Full::new(Bytes::from(landing_page(app))));
+            r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+            r
+        }
+    };
+    resp.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if req.method() == Method::HEAD {
+        *resp.body_mut() = Full::new(Bytes::new());
+    }
+    resp
+}
+
+fn text(status: StatusCode, body: &'static str) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r
+}
+
+/// Minimal HTML escaping for text we did not write (cluster names are restricted, messages are not).
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn landing_page(app: &App) -> String {
+    let version = env!("CARGO_PKG_VERSION");
+    let now = Instant::now();
+    let mut rows = String::new();
+    app.state.for_each(|s| {
+        let (verdict, class, code, message, age) = match &s.last {
+            None => ("never checked".to_string(), "unknown", String::new(), String::new(), "-".to_string()),
+            Some(l) => (
+                l.outcome.verdict().replace('_', " "),
+                if l.outcome.is_ready() { "ok" } else { "bad" },
+                l.outcome.error_code().to_string(),
+                l.outcome.message(),
+                format!("{}s", now.saturating_duration_since(l.at).as_secs()),
+            ),
+        };
+        let _ = writeln!(
+            rows,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{class}\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&s.name),
+            s.region,
+            s.service_group_instance_no,
+            esc(&verdict),
+            esc(&code),
+            age,
+            esc(&message),
+        );
+    });
+    let ready = if app.state.is_ready() { "ready" } else { "starting: first round of prechecks not finished" };
+    format!(
+        r#"<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>CDSS precheck exporter</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}.ok{{color:#1a7f37;font-weight:bold}}.bad{{color:#cf222e;font-weight:bold}}.unknown{{color:#6e7781}}</style>
+</head><body>
+<h1>CDSS precheck exporter</h1>
+<p>Version {version}. Status: {ready}. Each cluster is prechecked every {interval}; values below are from the last periodic run.</p>
+<ul>
+<li><a href="metrics">Metrics</a></li>
+<li><a href="-/healthy">Health</a></li>
+<li><a href="-/ready">Readiness</a></li>
+</ul>
+<table>
+<thead><tr><th>Cluster</th><th>Region</th><th>Instance no.</th><th>Verdict</th><th>Code</th><th>Age</th><th>Message</th></tr></thead>
+<tbody>
+{rows}</tbody></table>
+</body></html>
+"#,
+        interval = humantime::format_duration(app.interval),
+    )
+}

@@ -1,0 +1,323 @@
+//! The simulated NCP API gateway with CDSS behind it: used by the tests and by `--demo`.
+//!
+//! It checks what NCP checks, as `ncp-api.md` describes: the regional precheck paths, signature v2,
+//! the access key, the ±5-minute timestamp window, and the JSON body. Anything wrong with the
+//! authentication gets 401 `{"error":{"errorCode":"200","message":"Authentication Failed",...}}`.
+//! Each cluster number has a [`Behaviour`] that tests can change while it runs; numbers not in the
+//! table get CDSS error code 3, with HTTP 200 for even numbers and HTTP 400 for odd ones (both are
+//! seen in the wild). It counts calls per cluster number. It never talks to anything but its
+//! own listener.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::ncp::sign;
+use crate::secret::Secret;
+
+/// The gateway's allowed distance between a request's timestamp and its own clock.
+pub const TIMESTAMP_WINDOW: Duration = Duration::from_secs(5 * 60);
+/// Regional precheck paths the gateway serves.
+pub const PRECHECK_PATHS: [&str; 3] = [
+    "/api/v1/cluster/rollingRestartPreCheck",
+    "/api/sgn-v1/cluster/rollingRestartPreCheck",
+    "/api/jpn-v1/cluster/rollingRestartPreCheck",
+];
+/// Largest request body the gateway reads.
+const MAX_REQUEST_BODY: usize = 64 * 1024;
+
+/// How the simulated CDSS answers for one cluster number.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Behaviour {
+    /// `code` 0, `result` true.
+    Ready,
+    /// `code` 0, `result` false.
+    NotReady,
+    /// Waits, then answers as the inner behaviour.
+    Slow(Duration, Box<Behaviour>),
+    /// HTTP 500 with an HTML page.
+    Http500Html,
+    /// HTTP 429 with gateway error 420 and, when given, `Retry-After` in seconds.
+    RateLimited(Option<u64>),
+    /// HTTP 200 with a body that is not valid JSON.
+    MalformedJson,
+    /// Closes the connection without answering.
+    DropConnection,
+    /// HTTP 200 with a body of this many bytes.
+    Oversized(usize),
+    /// CDSS error code 3 "Invalid Service Group Instance No" with this HTTP status.
+    UnknownNumber(u16),
+}
+
+/// Settings for a simulated gateway.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// The only access key accepted.
+    pub access_key: String,
+    /// The secret key signatures are checked with.
+    pub secret_key: Secret,
+    /// Behaviour per `serviceGroupInstanceNo`.
+    pub clusters: HashMap<u64, Behaviour>,
+}
+
+struct Shared {
+    access_key: String,
+    secret_key: Secret,
+    behaviours: Mutex<HashMap<u64, Behaviour>>,
+    calls: Mutex<HashMap<u64, u64>>,
+    total_requests: AtomicU64,
+    auth_failures: AtomicU64,
+    /// Added to the gateway's clock, in ms (for clock-skew tests).
+    clock_offset_ms: AtomicI64,
+}
+
+/// A running simulated gateway.
+pub struct SimGateway {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: JoinHandle<()>,
+}
+
+impl SimGateway {
+    /// Serves on `listener` until dropped.
+    pub fn start(listener: TcpListener, config: SimConfig) -> std::io::Result<Self> {
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            access_key: config.access_key,
+            secret_key: config.secret_key,
+            behaviours: Mutex::new(config.clusters),
+            calls: Mutex::new(HashMap::new()),
+            total_requests: AtomicU64::new(0),
+            auth_failures: AtomicU64::new(0),
+            clock_offset_ms: AtomicI64::new(0),
+        });
+        let task = tokio::spawn(accept_loop(listener, shared.clone()));
+        Ok(Self { addr, shared, task })
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`: what goes into `api_gateway`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Changes (or adds) a cluster's behaviour while running.
+    pub fn set_behaviour(&self, instance_no: u64, behaviour: Behaviour) {
+        lock(&self.shared.behaviours).insert(instance_no, behaviour);
+    }
+
+    /// Authenticated precheck calls received for this cluster number.
+    pub fn calls(&self, instance_no: u64) -> u64 {
+        lock(&self.shared.calls).get(&instance_no).copied().unwrap_or(0)
+    }
+
+    /// Every request received, authenticated or not.
+    pub fn total_requests(&self) -> u64 {
+        self.shared.total_requests.load(Ordering::Relaxed)
+    }
+
+    /// Requests rejected with 401.
+    pub fn auth_failures(&self) -> u64 {
+        self.shared.auth_failures.load(Ordering::Relaxed)
+    }
+
+    /// Moves the gateway's clock (positive: the gateway is ahead of real time).
+    pub fn set_clock_offset(&self, offset_ms: i64) {
+        self.shared.clock_offset_ms.store(offset_ms, Ordering::Relaxed);
+    }
+}
+
+impl Drop for SimGateway {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let shared = shared.clone();
+                async move { handle(&shared, req).await }
+            });
+            // An error here is how `DropConnection` closes the socket; nothing to report.
+            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+        });
+    }
+}
+
+type Resp = Response<Full<Bytes>>;
+
+/// The error returned from the service to make hyper drop the connection.
+#[derive(Debug)]
+struct Dropped;
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped on purpose")
+    }
+}
+impl std::error::Error for Dropped {}
+
+fn json(status: StatusCode, body: String) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json;charset=UTF-8"));
+    r
+}
+
+fn gateway_error(status: StatusCode, code: &str, message: &str, details: &str) -> Resp {
+    json(
+        status,
+        serde_json::json!({"error": {"errorCode": code, "message": message, "details": details}}).to_string(),
+    )
+}
+
+fn request_id(n: u64) -> String {
+    format!("sim-{n:08x}-0000-4000-8000-000000000000")
+}
+
+fn cdss(status: StatusCode, code: i64, message: &str, result: serde_json::Value, id: u64) -> Resp {
+    json(
+        status,
+        serde_json::json!({"code": code, "message": message, "result": result, "requestId": request_id(id)}).to_string(),
+    )
+}
+
+fn header<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Checks the gateway's authentication rules; `Err` is the 401 to send.
+fn authenticate(shared: &Shared, req: &Request<Incoming>) -> Result<(), &'static str> {
+    let (Some(ts), Some(ak), Some(sig)) = (
+        header(req, sign::HEADER_TIMESTAMP),
+        header(req, sign::HEADER_ACCESS_KEY),
+        header(req, sign::HEADER_SIGNATURE),
+    ) else {
+        return Err("Required headers are missing.");
+    };
+    let ts: u64 = ts.parse().map_err(|_| "Invalid timestamp.")?;
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+        + shared.clock_offset_ms.load(Ordering::Relaxed);
+    if (now_ms - ts as i64).unsigned_abs() > TIMESTAMP_WINDOW.as_millis() as u64 {
+        return Err("The timestamp is outside the allowed window.");
+    }
+    if ak != shared.access_key {
+        return Err("Invalid access key.");
+    }
+    let uri = req.uri().path_and_query().map_or_else(|| req.uri().path().to_string(), |pq| pq.as_str().to_string());
+    if !sign::verify(shared.secret_key.expose(), req.method().as_str(), &uri, ts, ak, sig) {
+        return Err("Invalid signature.");
+    }
+    Ok(())
+}
+
+async fn handle(shared: &Shared, req: Request<Incoming>) -> Result<Resp, Dropped> {
+    let n = shared.total_requests.fetch_add(1, Ordering::Relaxed);
+    if !PRECHECK_PATHS.contains(&req.uri().path()) {
+        return Ok(gateway_error(StatusCode::NOT_FOUND, "300", "Not Found", "No such API."));
+    }
+    if let Err(details) = authenticate(shared, &req) {
+        shared.auth_failures.fetch_add(1, Ordering::Relaxed);
+        return Ok(gateway_error(StatusCode::UNAUTHORIZED, "200", "Authentication Failed", details));
+    }
+    if req.method() != Method::POST {
+        return Ok(gateway_error(StatusCode::NOT_FOUND, "300", "Not Found", "Use POST."));
+    }
+    let is_json = header(&req, CONTENT_TYPE.as_str()).is_some_and(|v| v.starts_with("application/json"));
+    let body = match Limited::new(req.into_body(), MAX_REQUEST_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return Ok(gateway_error(StatusCode::PAYLOAD_TOO_LARGE, "430", "Request Entity Too Large", "")),
+    };
+    let instance_no = if is_json {
+        serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("serviceGroupInstanceNo").and_then(serde_json::Value::as_u64))
+    } else {
+        None
+    };
+    let Some(instance_no) = instance_no else {
+        return Ok(cdss(
+            StatusCode::BAD_REQUEST,
+            1,
+            "serviceGroupInstanceNo (Integer) is required in a JSON body",
+            serde_json::Value::Null,
+            n,
+        ));
+    };
+    *lock(&shared.calls).entry(instance_no).or_default() += 1;
+    let behaviour = lock(&shared.behaviours)
+        .get(&instance_no)
+        .cloned()
+        .unwrap_or(Behaviour::UnknownNumber(if instance_no % 2 == 0 { 200 } else { 400 }));
+    respond(behaviour, n).await
+}
+
+async fn respond(mut behaviour: Behaviour, n: u64) -> Result<Resp, Dropped> {
+    while let Behaviour::Slow(delay, inner) = behaviour {
+        tokio::time::sleep(delay).await;
+        behaviour = *inner;
+    }
+    Ok(match behaviour {
+        Behaviour::Ready => cdss(StatusCode::OK, 0, "SUCCESS", true.into(), n),
+        Behaviour::NotReady => cdss(StatusCode::OK, 0, "SUCCESS", false.into(), n),
+        Behaviour::Slow(..) => unreachable!("unwrapped above"),
+        Behaviour::Http500Html => {
+            let mut r = Response::new(Full::new(Bytes::from_static(
+                b"<html><head><title>500 Internal Server Error</title></head><body><h1>500 Internal Server Error</h1></body></html>",
+            )));
+            *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
+            r
+        }
+        Behaviour::RateLimited(retry_after) => {
+            let mut r = gateway_error(StatusCode::TOO_MANY_REQUESTS, "420", "Rate Limited", "Too many requests.");
+            if let Some(s) = retry_after {
+                r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(s));
+            }
+            r
+        }
+        Behaviour::MalformedJson => json(StatusCode::OK, r#"{"code":0,"message":"SUCCESS","result":tru"#.into()),
+        Behaviour::DropConnection => return Err(Dropped),
+        Behaviour::Oversized(len) => {
+            let mut body = String::with_capacity(len);
+            body.push_str(r#"{"code":0,"message":""#);
+            body.extend(std::iter::repeat_n('x', len.saturating_sub(body.len() + 3)));
+            body.push_str(r#""}"#);
+            json(StatusCode::OK, body)
+        }
+        Behaviour::UnknownNumber(status) => cdss(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+            3,
+            "Invalid Service Group Instance No",
+            serde_json::Value::Null,
+            n,
+        ),
+    })
+}
