@@ -254,7 +254,7 @@ pub fn classify(http_status: u16, location: Option<&str>, body: &[u8]) -> (Outco
     };
     let decoded = Decoded { request_id: str_field(obj, "requestId").map(str::to_owned) };
 
-    if let Some(err) = obj.get("error") {
+    if let Some(err) = obj.get("error").filter(|e| e.is_object()) {
         return (gateway_error(http_status, err), decoded);
     }
     let Some(code) = obj.get("code") else {

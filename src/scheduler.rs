@@ -44,7 +44,8 @@ pub struct Schedule {
     pub concurrency: usize,
 }
 
-/// A cluster's fixed phase within the interval: FNV-1a of its name, scaled to the interval.
+/// A cluster's fixed phase within the interval: FNV-1a of its name, finished with MurmurHash3's
+/// 64-bit mixer (FNV alone leaves the high bits of similar names clustered), scaled to the interval.
 /// Deterministic across runs and versions (unlike `std`'s hasher, which may change).
 pub fn phase(name: &str, interval: Duration) -> Duration {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -52,6 +53,11 @@ pub fn phase(name: &str, interval: Duration) -> Duration {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^= h >> 33;
     let nanos = (u128::from(h) * interval.as_nanos()) >> 64;
     Duration::from_nanos(nanos as u64)
 }
@@ -282,14 +288,17 @@ mod tests {
         let cs = clusters(50);
         let start = Instant::now();
         let schedule = Schedule { interval: Duration::from_secs(60), concurrency: 4 };
-        let state = run_for(fake.clone(), cs.clone(), schedule, Duration::from_secs(60 * 5 + 1)).await;
+        let run_time = Duration::from_secs(60 * 5 + 1);
+        let state = run_for(fake.clone(), cs.clone(), schedule, run_time).await;
         assert!(state.is_ready());
         for c in &cs {
             let calls = calls_of(&fake, &c.name);
-            // At start (queued behind the semaphore: 50 × 10 ms / 4 ≤ 130 ms), then 5 slots.
+            // At start (queued behind the semaphore: 50 × 10 ms / 4 ≤ 130 ms), then on every slot
+            // `phase + k·interval` that fell inside the run.
             assert!(calls[0] - start <= Duration::from_millis(130), "{}: first at {:?}", c.name, calls[0] - start);
-            assert_eq!(calls.len(), 6, "{}: {} calls", c.name, calls.len());
             let ph = phase(&c.name, schedule.interval);
+            let slots = (0..10).filter(|k| ph + schedule.interval * *k < run_time).count();
+            assert_eq!(calls.len(), 1 + slots, "{}: {} calls, phase {ph:?}", c.name, calls.len());
             for (k, t) in calls[1..].iter().enumerate() {
                 let slot = start + ph + schedule.interval * k as u32;
                 assert!(*t >= slot && *t - slot <= Duration::from_millis(130), "{}: call {k} off its slot", c.name);

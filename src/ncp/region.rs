@@ -63,7 +63,7 @@ impl fmt::Display for Region {
 
 /// A region name that is not in the table.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown region {0:?} (expected one of KR, SGN, JPN, GOV, FIN)")]
+#[error("region: unknown region {0:?} (expected one of KR, SGN, JPN, GOV, FIN)")]
 pub struct UnknownRegion(pub String);
 
 impl FromStr for Region {
