@@ -1,0 +1,126 @@
+//! Shared test harness: a simulated gateway plus the exporter's library entry point, both on
+//! 127.0.0.1:0, and helpers to read `/metrics` as a user would.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use cdss_precheck_exporter::config::Config;
+use cdss_precheck_exporter::credentials::Credentials;
+use cdss_precheck_exporter::secret::Secret;
+use cdss_precheck_exporter::sim::{Behaviour, SimConfig, SimGateway};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const ACCESS_KEY: &str = "TEST-ACCESS-KEY";
+pub const SECRET_KEY: &str = "test-secret-key-Zm9vYmFy-do-not-leak";
+
+/// A running exporter and the simulated gateway it talks to.
+pub struct Harness {
+    pub sim: SimGateway,
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// One cluster: name, region, instance number, and the simulator's behaviour for it (`None`:
+/// not in the simulator's table, so it answers code 3).
+pub type Spec = (&'static str, &'static str, u64, Option<Behaviour>);
+
+pub async fn start_sim(clusters: &[Spec]) -> SimGateway {
+    let table: HashMap<u64, Behaviour> =
+        clusters.iter().filter_map(|(_, _, no, b)| b.clone().map(|b| (*no, b))).collect();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    SimGateway::start(
+        listener,
+        SimConfig { access_key: ACCESS_KEY.into(), secret_key: Secret::new(SECRET_KEY), clusters: table },
+    )
+    .unwrap()
+}
+
+pub fn config_yaml(gateway: &str, head: &str, clusters: &[Spec]) -> String {
+    let mut yaml = format!("{head}\napi_gateway: {gateway}\nclusters:\n");
+    for (name, region, no, _) in clusters {
+        yaml.push_str(&format!("  - {{name: {name}, region: {region}, service_group_instance_no: {no}}}\n"));
+    }
+    yaml
+}
+
+impl Harness {
+    /// Starts the gateway and the exporter. `head` holds top-level keys (interval, timeout, ...).
+    pub async fn start(head: &str, clusters: &[Spec]) -> Self {
+        Self::start_with_secret(head, clusters, SECRET_KEY).await
+    }
+
+    /// Like `start`, but the exporter signs with `secret` (a wrong one tests auth failures).
+    pub async fn start_with_secret(head: &str, clusters: &[Spec], secret: &str) -> Self {
+        let sim = start_sim(clusters).await;
+        let config = Config::parse(&config_yaml(&sim.url(), head, clusters), Path::new("test.yaml")).unwrap();
+        let creds = Credentials { access_key: ACCESS_KEY.into(), secret_key: Secret::new(secret) };
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(cdss_precheck_exporter::run(listener, config, creds, async {
+            let _ = stopped.await;
+        }));
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        Self { sim, addr, http, stop: Some(stop), task: Some(task) }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let r = self.http.get(self.url(path)).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.text().await.unwrap())
+    }
+
+    pub async fn metrics(&self) -> String {
+        let (status, body) = self.get("/metrics").await;
+        assert_eq!(status, 200);
+        body
+    }
+
+    /// Polls `/-/ready` until 200 (the first round is done), for at most `limit`.
+    pub async fn wait_ready(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if self.get("/-/ready").await.0 == 200 {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "exporter not ready within {limit:?}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Stops the exporter and waits for `run` to return.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.unwrap().unwrap();
+        }
+    }
+}
+
+/// The value of `name{cluster="C",region="R"...}` in an exposition, if present.
+pub fn value(metrics: &str, name: &str, cluster: &str) -> Option<f64> {
+    value_with(metrics, name, &format!("cluster=\"{cluster}\""))
+}
+
+/// The value of the first sample of `name` whose label set contains `labels_fragment`.
+pub fn value_with(metrics: &str, name: &str, labels_fragment: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find(|l| l.starts_with(&format!("{name}{{")) && l.contains(labels_fragment))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
