@@ -32,8 +32,12 @@ pub async fn main(cli: Cli) -> ExitCode {
         }
     };
     if cli.config_check {
-        println!("{}: OK ({} clusters, every {})", cli.config_file.display(), config.clusters.len(),
-            humantime::format_duration(config.interval));
+        println!(
+            "{}: OK ({} clusters, every {})",
+            cli.config_file.display(),
+            config.clusters.len(),
+            humantime::format_duration(config.interval)
+        );
         if let Err(e) = Credentials::resolve(&config.credentials) {
             eprintln!("warning: credentials are not available here: {e}");
         }
@@ -52,14 +56,20 @@ pub async fn main(cli: Cli) -> ExitCode {
 
 async fn serve_demo(cli: &Cli) -> ExitCode {
     let result = async {
-        let (sim, config, credentials) = crate::demo::start().await.context("starting the demo gateway")?;
+        let (sim, config, credentials) = crate::demo::start()
+            .await
+            .context("starting the demo gateway")?;
         tracing::info!(gateway = %sim.url(), "demo mode: simulated NCP gateway with demo clusters and credentials");
         serve(&cli.listen_address, config, credentials).await
     };
     report(result.await)
 }
 
-async fn serve(listen_address: &str, config: Config, credentials: Credentials) -> anyhow::Result<()> {
+async fn serve(
+    listen_address: &str,
+    config: Config,
+    credentials: Credentials,
+) -> anyhow::Result<()> {
     let listener = bind(listen_address).await?;
     let addr = listener.local_addr().context("reading the bound address")?;
     tracing::info!(address = %addr, clusters = config.clusters.len(), interval = %humantime::format_duration(config.interval), "listening");
@@ -81,9 +91,9 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
 /// allows, IPv4 only otherwise.
 pub async fn bind(address: &str) -> anyhow::Result<TcpListener> {
     if let Some(port) = address.strip_prefix(':') {
-        let port: u16 = port
-            .parse()
-            .with_context(|| format!("--web.listen-address {address:?}: {port:?} is not a port number"))?;
+        let port: u16 = port.parse().with_context(|| {
+            format!("--web.listen-address {address:?}: {port:?} is not a port number")
+        })?;
         if let Ok(l) = TcpListener::bind(("::", port)).await {
             return Ok(l);
         }

@@ -16,7 +16,11 @@ pub const DEFAULT_LISTEN_ADDRESS: &str = ":9787";
 #[command(name = "cdss-precheck-exporter", version, about, long_about)]
 pub struct Cli {
     /// Path to the YAML configuration file.
-    #[arg(long = "config.file", value_name = "PATH", default_value = "config.yaml")]
+    #[arg(
+        long = "config.file",
+        value_name = "PATH",
+        default_value = "config.yaml"
+    )]
     pub config_file: PathBuf,
 
     /// Validate the configuration file, print the result and exit (0 valid, 2 invalid).

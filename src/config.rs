@@ -10,10 +10,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use reqwest::Url;
-use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
-use crate::credentials::{CredentialSource, KeySource, DEFAULT_ACCESS_KEY_ENV, DEFAULT_SECRET_KEY_ENV};
+use crate::credentials::{
+    CredentialSource, DEFAULT_ACCESS_KEY_ENV, DEFAULT_SECRET_KEY_ENV, KeySource,
+};
 use crate::ncp::region::Region;
 
 /// How often each cluster is prechecked when the config does not say.
@@ -77,7 +79,9 @@ pub struct ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.location {
-            Some((line, col)) => write!(f, "{}:{line}:{col}: {}", self.file.display(), self.message),
+            Some((line, col)) => {
+                write!(f, "{}:{line}:{col}: {}", self.file.display(), self.message)
+            }
             None => write!(f, "{}: {}", self.file.display(), self.message),
         }
     }
@@ -106,7 +110,10 @@ fn yaml_error(file: &Path, e: &yaml_serde::Error) -> ConfigError {
     let mut message = e.to_string();
     if let Some((line, col)) = location {
         // The parser appends its own " at line L column C"; we print the location up front instead.
-        for suffix in [format!(" at line {line} column {col}"), format!(" at position {}", e.location().map_or(0, |l| l.index()))] {
+        for suffix in [
+            format!(" at line {line} column {col}"),
+            format!(" at position {}", e.location().map_or(0, |l| l.index())),
+        ] {
             if let Some(stripped) = message.strip_suffix(&suffix) {
                 message = stripped.to_string();
             }
@@ -115,7 +122,11 @@ fn yaml_error(file: &Path, e: &yaml_serde::Error) -> ConfigError {
     if text_is_empty_document(&message) {
         message = "the file is empty; it needs at least a `clusters:` list".into();
     }
-    ConfigError { file: file.to_path_buf(), location, message }
+    ConfigError {
+        file: file.to_path_buf(),
+        location,
+        message,
+    }
 }
 
 fn text_is_empty_document(message: &str) -> bool {
@@ -162,8 +173,38 @@ struct Gateway(String);
 
 impl<'de> Deserialize<'de> for Gateway {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        parse_gateway(&s).map(Gateway).map_err(de::Error::custom)
+        parse_scalar(d, "a URL like https://host:port", |s| {
+            parse_gateway(s).map(Gateway)
+        })
+    }
+}
+
+/// Parses a string scalar with `parse`. The error is raised while the parser is still on the
+/// scalar, so it carries the scalar's own line and column (an error raised after
+/// `String::deserialize` returns is only located at the enclosing mapping).
+fn parse_scalar<'de, D, T, F>(d: D, expecting: &'static str, parse: F) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    F: FnOnce(&str) -> Result<T, String>,
+{
+    struct V<F>(F, &'static str);
+    impl<'de, T, F: FnOnce(&str) -> Result<T, String>> Visitor<'de> for V<F> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.1)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+            (self.0)(v).map_err(E::custom)
+        }
+    }
+    d.deserialize_str(V(parse, expecting))
+}
+
+impl<'de> Deserialize<'de> for Region {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_scalar(d, "a region (KR, SGN, JPN, GOV, FIN)", |s| {
+            s.parse::<Region>().map_err(|e| e.to_string())
+        })
     }
 }
 
@@ -191,19 +232,28 @@ struct ClusterName(String);
 
 impl<'de> Deserialize<'de> for ClusterName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        validate_name(&s).map_err(|e| de::Error::custom(format!("name: {e}")))?;
-        Ok(ClusterName(s))
+        parse_scalar(d, "a cluster name", |s| {
+            validate_name(s)?;
+            Ok(ClusterName(s.to_string()))
+        })
     }
 }
 
 /// Checks a cluster name: 1 to 128 characters from `A-Z a-z 0-9 . _ -`.
 pub fn validate_name(s: &str) -> Result<(), String> {
     if s.is_empty() || s.len() > MAX_NAME_LEN {
-        return Err(format!("cluster name must be 1 to {MAX_NAME_LEN} characters, got {}", s.len()));
+        return Err(format!(
+            "cluster name must be 1 to {MAX_NAME_LEN} characters, got {}",
+            s.len()
+        ));
     }
-    if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
-        return Err(format!("cluster name {s:?} has {c:?}; use letters, digits, '.', '_' and '-'"));
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "cluster name {s:?} has {c:?}; use letters, digits, '.', '_' and '-'"
+        ));
     }
     Ok(())
 }
@@ -212,11 +262,25 @@ struct InstanceNo(u64);
 
 impl<'de> Deserialize<'de> for InstanceNo {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let n = i64::deserialize(d)?;
-        if n <= 0 {
-            return Err(de::Error::custom(format!("service_group_instance_no: must be a positive integer, got {n}")));
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = InstanceNo;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a positive integer (the CDSS serviceGroupInstanceNo)")
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<InstanceNo, E> {
+                if n == 0 {
+                    return Err(E::custom("must be a positive integer, got 0"));
+                }
+                Ok(InstanceNo(n))
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<InstanceNo, E> {
+                u64::try_from(n)
+                    .map_err(|_| E::custom(format!("must be a positive integer, got {n}")))
+                    .and_then(|n| self.visit_u64(n))
+            }
         }
-        Ok(InstanceNo(n as u64))
+        d.deserialize_i64(V)
     }
 }
 
@@ -241,9 +305,9 @@ impl<'de> Deserialize<'de> for Clusters {
                 while let Some(c) = seq.next_element::<RawCluster>()? {
                     if !seen.insert(c.name.0.clone()) {
                         return Err(de::Error::custom(format!(
-                            "clusters[{}].name: duplicate cluster name {:?} (names must be unique)",
-                            out.len(),
-                            c.name.0
+                            "duplicate cluster name {:?} at clusters[{}] (names must be unique)",
+                            c.name.0,
+                            out.len()
                         )));
                     }
                     out.push(c);
@@ -263,17 +327,24 @@ fn de_timeout<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Er
     de_duration(d, "timeout")
 }
 
-fn de_duration<'de, D: Deserializer<'de>>(d: D, field: &str) -> Result<Option<Duration>, D::Error> {
-    let s = String::deserialize(d)?;
-    humantime::parse_duration(s.trim())
-        .map(Some)
-        .map_err(|e| de::Error::custom(format!("{field}: {s:?} is not a duration like 30s, 1m or 1h30m: {e}")))
+fn de_duration<'de, D: Deserializer<'de>>(
+    d: D,
+    _field: &'static str,
+) -> Result<Option<Duration>, D::Error> {
+    parse_scalar(d, "a duration like 30s, 1m or 1h30m", |s| {
+        humantime::parse_duration(s.trim())
+            .map(Some)
+            .map_err(|e| format!("{s:?} is not a duration like 30s, 1m or 1h30m: {e}"))
+    })
 }
 
 /// Finds `key:` at the start of a line (a top-level key) for cross-field errors.
 fn top_level_line(text: &str, key: &str) -> Option<(usize, usize)> {
     text.lines()
-        .position(|l| l.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with(':')))
+        .position(|l| {
+            l.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with(':'))
+        })
         .map(|i| (i + 1, 1))
 }
 
@@ -287,7 +358,13 @@ impl RawConfig {
         let interval = self.interval.unwrap_or(DEFAULT_INTERVAL);
         let timeout = self.timeout.unwrap_or(DEFAULT_TIMEOUT);
         if interval < MIN_INTERVAL {
-            return Err(err("interval", format!("interval: must be at least {}", humantime::format_duration(MIN_INTERVAL))));
+            return Err(err(
+                "interval",
+                format!(
+                    "interval: must be at least {}",
+                    humantime::format_duration(MIN_INTERVAL)
+                ),
+            ));
         }
         if timeout.is_zero() {
             return Err(err("timeout", "timeout: must be greater than zero".into()));
@@ -304,23 +381,44 @@ impl RawConfig {
         }
         let concurrency = self.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
         if !(1..=MAX_CONCURRENCY).contains(&concurrency) {
-            return Err(err("concurrency", format!("concurrency: must be between 1 and {MAX_CONCURRENCY}, got {concurrency}")));
+            return Err(err(
+                "concurrency",
+                format!("concurrency: must be between 1 and {MAX_CONCURRENCY}, got {concurrency}"),
+            ));
         }
-        let max_response_bytes = self.max_response_bytes.unwrap_or(DEFAULT_MAX_RESPONSE_BYTES);
+        let max_response_bytes = self
+            .max_response_bytes
+            .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES);
         if max_response_bytes < 1024 {
-            return Err(err("max_response_bytes", format!("max_response_bytes: must be at least 1024, got {max_response_bytes}")));
+            return Err(err(
+                "max_response_bytes",
+                format!("max_response_bytes: must be at least 1024, got {max_response_bytes}"),
+            ));
         }
         let credentials = match self.credentials {
             None => CredentialSource::default(),
             Some(raw) => CredentialSource {
-                access_key: key_source(raw.access_key_env, raw.access_key_file, "access_key", DEFAULT_ACCESS_KEY_ENV)
-                    .map_err(|m| err("credentials", m))?,
-                secret_key: key_source(raw.secret_key_env, raw.secret_key_file, "secret_key", DEFAULT_SECRET_KEY_ENV)
-                    .map_err(|m| err("credentials", m))?,
+                access_key: key_source(
+                    raw.access_key_env,
+                    raw.access_key_file,
+                    "access_key",
+                    DEFAULT_ACCESS_KEY_ENV,
+                )
+                .map_err(|m| err("credentials", m))?,
+                secret_key: key_source(
+                    raw.secret_key_env,
+                    raw.secret_key_file,
+                    "secret_key",
+                    DEFAULT_SECRET_KEY_ENV,
+                )
+                .map_err(|m| err("credentials", m))?,
             },
         };
         if self.clusters.0.is_empty() {
-            return Err(err("clusters", "clusters: at least one cluster is required".into()));
+            return Err(err(
+                "clusters",
+                "clusters: at least one cluster is required".into(),
+            ));
         }
         let global_gateway = self.api_gateway;
         let clusters = self
@@ -333,7 +431,12 @@ impl RawConfig {
                     .or_else(|| global_gateway.clone())
                     .map_or_else(|| c.region.default_gateway().to_string(), |g| g.0);
                 let url = format!("{gateway}{}{PRECHECK_PATH}", c.region.base_path());
-                let precheck_url = Url::parse(&url).map_err(|e| err("clusters", format!("clusters: {}: bad URL {url}: {e}", c.name.0)))?;
+                let precheck_url = Url::parse(&url).map_err(|e| {
+                    err(
+                        "clusters",
+                        format!("clusters: {}: bad URL {url}: {e}", c.name.0),
+                    )
+                })?;
                 Ok(Cluster {
                     name: c.name.0,
                     region: c.region,
@@ -342,7 +445,14 @@ impl RawConfig {
                 })
             })
             .collect::<Result<Vec<_>, ConfigError>>()?;
-        Ok(Config { interval, timeout, concurrency, max_response_bytes, credentials, clusters })
+        Ok(Config {
+            interval,
+            timeout,
+            concurrency,
+            max_response_bytes,
+            credentials,
+            clusters,
+        })
     }
 }
 
@@ -353,8 +463,12 @@ fn key_source(
     default_env: &str,
 ) -> Result<KeySource, String> {
     match (env, file) {
-        (Some(_), Some(_)) => Err(format!("credentials: set {key}_env or {key}_file, not both")),
-        (Some(e), None) if e.trim().is_empty() => Err(format!("credentials.{key}_env: must not be empty")),
+        (Some(_), Some(_)) => Err(format!(
+            "credentials: set {key}_env or {key}_file, not both"
+        )),
+        (Some(e), None) if e.trim().is_empty() => {
+            Err(format!("credentials.{key}_env: must not be empty"))
+        }
         (Some(e), None) => Ok(KeySource::Env(e)),
         (None, Some(f)) => Ok(KeySource::File(f)),
         (None, None) => Ok(KeySource::Env(default_env.to_string())),
@@ -369,7 +483,8 @@ mod tests {
         Config::parse(text, Path::new("test.yaml"))
     }
 
-    const MINIMAL: &str = "clusters:\n  - name: orders\n    region: kr\n    service_group_instance_no: 3432149\n";
+    const MINIMAL: &str =
+        "clusters:\n  - name: orders\n    region: kr\n    service_group_instance_no: 3432149\n";
 
     #[test]
     fn defaults_apply() {
@@ -392,14 +507,20 @@ mod tests {
             "api_gateway: http://127.0.0.1:18080\nclusters:\n  - {name: a, region: SGN, service_group_instance_no: 1}\n  - {name: b, region: jpn, service_group_instance_no: 2, api_gateway: 'https://beta.example:8443/'}\n",
         )
         .unwrap();
-        assert_eq!(c.clusters[0].precheck_url.as_str(), "http://127.0.0.1:18080/api/sgn-v1/cluster/rollingRestartPreCheck");
-        assert_eq!(c.clusters[1].precheck_url.as_str(), "https://beta.example:8443/api/jpn-v1/cluster/rollingRestartPreCheck");
+        assert_eq!(
+            c.clusters[0].precheck_url.as_str(),
+            "http://127.0.0.1:18080/api/sgn-v1/cluster/rollingRestartPreCheck"
+        );
+        assert_eq!(
+            c.clusters[1].precheck_url.as_str(),
+            "https://beta.example:8443/api/jpn-v1/cluster/rollingRestartPreCheck"
+        );
     }
 
     #[test]
     fn gateway_with_a_path_is_rejected_with_location() {
         let e = parse("api_gateway: http://h/api/v1\nclusters: []\n").unwrap_err();
-        assert_eq!(e.location.map(|l| l.0), Some(1), "{e}");
+        assert_eq!(e.location, Some((1, 14)), "{e}");
         assert!(e.message.contains("scheme and host only"), "{e}");
     }
 
@@ -421,15 +542,31 @@ mod tests {
 
     #[test]
     fn bad_region_and_duration_and_number() {
-        let e = parse("clusters:\n  - {name: a, region: EU, service_group_instance_no: 1}\n").unwrap_err();
-        assert!(e.message.contains("clusters[0]: region: unknown region \"EU\""), "{e}");
-        assert_eq!(e.location.map(|l| l.0), Some(2));
+        let e = parse("clusters:\n  - {name: a, region: EU, service_group_instance_no: 1}\n")
+            .unwrap_err();
+        assert!(
+            e.message
+                .contains("clusters[0].region: unknown region \"EU\""),
+            "{e}"
+        );
+        assert_eq!(e.location, Some((2, 23)), "{e}");
         let e = parse("interval: soon\nclusters: []\n").unwrap_err();
-        assert!(e.message.contains("interval") && e.message.contains("soon"), "{e}");
-        let e = parse("clusters:\n  - {name: a, region: KR, service_group_instance_no: -4}\n").unwrap_err();
-        assert!(e.message.contains("positive"), "{e}");
-        let e = parse("clusters:\n  - {name: 'a b', region: KR, service_group_instance_no: 4}\n").unwrap_err();
-        assert!(e.message.contains("clusters[0]: name:"), "{e}");
+        assert!(
+            e.message
+                .starts_with("interval: \"soon\" is not a duration"),
+            "{e}"
+        );
+        assert_eq!(e.location, Some((1, 11)), "{e}");
+        let e = parse("clusters:\n  - {name: a, region: KR, service_group_instance_no: -4}\n")
+            .unwrap_err();
+        assert!(
+            e.message
+                .contains("clusters[0].service_group_instance_no: must be a positive"),
+            "{e}"
+        );
+        let e = parse("clusters:\n  - {name: 'a b', region: KR, service_group_instance_no: 4}\n")
+            .unwrap_err();
+        assert!(e.message.contains("clusters[0].name: cluster name"), "{e}");
     }
 
     #[test]
@@ -451,17 +588,28 @@ mod tests {
 
     #[test]
     fn credentials_env_or_file_not_both() {
-        let c = parse(&format!("credentials:\n  access_key_file: /run/ak\n  secret_key_env: SK\n{MINIMAL}")).unwrap();
+        let c = parse(&format!(
+            "credentials:\n  access_key_file: /run/ak\n  secret_key_env: SK\n{MINIMAL}"
+        ))
+        .unwrap();
         assert_eq!(c.credentials.access_key, KeySource::File("/run/ak".into()));
         assert_eq!(c.credentials.secret_key, KeySource::Env("SK".into()));
-        let e = parse(&format!("credentials:\n  access_key_file: /a\n  access_key_env: A\n{MINIMAL}")).unwrap_err();
+        let e = parse(&format!(
+            "credentials:\n  access_key_file: /a\n  access_key_env: A\n{MINIMAL}"
+        ))
+        .unwrap_err();
         assert!(e.message.contains("not both"), "{e}");
     }
 
     #[test]
     fn empty_and_clusterless_configs_are_errors() {
         assert!(parse("").unwrap_err().message.contains("clusters"));
-        assert!(parse("interval: 1m\n").unwrap_err().message.contains("at least one cluster"));
+        assert!(
+            parse("interval: 1m\n")
+                .unwrap_err()
+                .message
+                .contains("at least one cluster")
+        );
         assert!(parse("concurrency: 0\n").is_err());
     }
 

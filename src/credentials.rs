@@ -63,7 +63,9 @@ pub struct Credentials {
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialsError {
     /// The env var is unset or empty.
-    #[error("missing {what}: env var {var} is not set or empty (set it, or point credentials.{key}_file at a file)")]
+    #[error(
+        "missing {what}: env var {var} is not set or empty (set it, or point credentials.{key}_file at a file)"
+    )]
     EnvMissing {
         /// "access key" or "secret key".
         what: &'static str,
@@ -105,7 +107,10 @@ impl Credentials {
     ) -> Result<Self, CredentialsError> {
         let access_key = load("access key", "access_key", &source.access_key, &env)?;
         let secret_key = load("secret key", "secret_key", &source.secret_key, &env)?;
-        Ok(Self { access_key, secret_key: Secret::new(secret_key) })
+        Ok(Self {
+            access_key,
+            secret_key: Secret::new(secret_key),
+        })
     }
 }
 
@@ -119,17 +124,28 @@ fn load(
         KeySource::Env(var) => env(var)
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty())
-            .ok_or_else(|| CredentialsError::EnvMissing { what, var: var.clone(), key }),
+            .ok_or_else(|| CredentialsError::EnvMissing {
+                what,
+                var: var.clone(),
+                key,
+            }),
         KeySource::File(path) => read_key_file(what, path),
     }
 }
 
 fn read_key_file(what: &'static str, path: &Path) -> Result<String, CredentialsError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| CredentialsError::FileUnreadable { what, path: path.to_path_buf(), source })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| CredentialsError::FileUnreadable {
+            what,
+            path: path.to_path_buf(),
+            source,
+        })?;
     let value = text.trim();
     if value.is_empty() {
-        return Err(CredentialsError::FileEmpty { what, path: path.to_path_buf() });
+        return Err(CredentialsError::FileEmpty {
+            what,
+            path: path.to_path_buf(),
+        });
     }
     Ok(value.to_string())
 }
@@ -157,7 +173,10 @@ mod tests {
         let sk = dir.path().join("sk");
         std::fs::write(&ak, "AKID\n").unwrap();
         std::fs::write(&sk, "  s3cr3t-value\n").unwrap();
-        let src = CredentialSource { access_key: KeySource::File(ak), secret_key: KeySource::File(sk.clone()) };
+        let src = CredentialSource {
+            access_key: KeySource::File(ak),
+            secret_key: KeySource::File(sk.clone()),
+        };
         let c = Credentials::resolve_with(&src, |_| None).unwrap();
         assert_eq!(c.access_key, "AKID");
         assert_eq!(c.secret_key.expose(), "s3cr3t-value");
@@ -170,6 +189,11 @@ mod tests {
             access_key: KeySource::File(dir.path().join("nope")),
             secret_key: KeySource::Env("X".into()),
         };
-        assert!(Credentials::resolve_with(&missing, |_| None).unwrap_err().to_string().contains("nope"));
+        assert!(
+            Credentials::resolve_with(&missing, |_| None)
+                .unwrap_err()
+                .to_string()
+                .contains("nope")
+        );
     }
 }

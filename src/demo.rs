@@ -23,34 +23,60 @@ pub fn clusters() -> Vec<(&'static str, &'static str, u64, Option<Behaviour>)> {
         ("orders-kafka", "KR", 3432149, Some(Behaviour::Ready)),
         ("payments-kafka", "SGN", 3432150, Some(Behaviour::NotReady)),
         ("legacy-kafka", "KR", 999_001, None),
-        ("analytics-kafka", "JPN", 3432151, Some(Behaviour::Slow(Duration::from_secs(2), Box::new(Behaviour::Ready)))),
+        (
+            "analytics-kafka",
+            "JPN",
+            3432151,
+            Some(Behaviour::Slow(
+                Duration::from_secs(2),
+                Box::new(Behaviour::Ready),
+            )),
+        ),
         ("search-kafka", "KR", 3432152, Some(Behaviour::Http500Html)),
-        ("events-kafka", "GOV", 3432153, Some(Behaviour::RateLimited(Some(30)))),
+        (
+            "events-kafka",
+            "GOV",
+            3432153,
+            Some(Behaviour::RateLimited(Some(30))),
+        ),
     ]
 }
 
 /// The demo config, pointed at a gateway at `gateway_url`.
 pub fn config(gateway_url: &str) -> Result<Config, ConfigError> {
-    let mut yaml = format!("interval: 15s\ntimeout: 5s\nconcurrency: 4\napi_gateway: {gateway_url}\nclusters:\n");
+    let mut yaml = format!(
+        "interval: 15s\ntimeout: 5s\nconcurrency: 4\napi_gateway: {gateway_url}\nclusters:\n"
+    );
     for (name, region, no, _) in clusters() {
-        yaml.push_str(&format!("  - {{name: {name}, region: {region}, service_group_instance_no: {no}}}\n"));
+        yaml.push_str(&format!(
+            "  - {{name: {name}, region: {region}, service_group_instance_no: {no}}}\n"
+        ));
     }
     Config::parse(&yaml, Path::new("<demo>"))
 }
 
 /// The demo credentials.
 pub fn credentials() -> Credentials {
-    Credentials { access_key: DEMO_ACCESS_KEY.into(), secret_key: Secret::new(DEMO_SECRET_KEY) }
+    Credentials {
+        access_key: DEMO_ACCESS_KEY.into(),
+        secret_key: Secret::new(DEMO_SECRET_KEY),
+    }
 }
 
 /// Starts the demo gateway on 127.0.0.1 (random port) and returns it with its config.
 pub async fn start() -> anyhow::Result<(SimGateway, Config, Credentials)> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let table: HashMap<u64, Behaviour> =
-        clusters().into_iter().filter_map(|(_, _, no, b)| b.map(|b| (no, b))).collect();
+    let table: HashMap<u64, Behaviour> = clusters()
+        .into_iter()
+        .filter_map(|(_, _, no, b)| b.map(|b| (no, b)))
+        .collect();
     let sim = SimGateway::start(
         listener,
-        SimConfig { access_key: DEMO_ACCESS_KEY.into(), secret_key: Secret::new(DEMO_SECRET_KEY), clusters: table },
+        SimConfig {
+            access_key: DEMO_ACCESS_KEY.into(),
+            secret_key: Secret::new(DEMO_SECRET_KEY),
+            clusters: table,
+        },
     )?;
     let config = config(&sim.url())?;
     Ok((sim, config, credentials()))

@@ -53,7 +53,10 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let client = CdssClient::new(
         credentials,
-        ClientSettings { timeout: config.timeout, max_response_bytes: config.max_response_bytes },
+        ClientSettings {
+            timeout: config.timeout,
+            max_response_bytes: config.max_response_bytes,
+        },
     )
     .context("starting the CDSS client")?;
     let state = Arc::new(State::new(&config.clusters));
@@ -64,8 +67,17 @@ pub async fn run(
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let server = tokio::spawn(server::serve(listener, app, stop_rx.clone()));
-    let schedule = Schedule { interval: config.interval, concurrency: config.concurrency };
-    let scheduler = tokio::spawn(scheduler::run(config.clusters, Arc::new(client), state, schedule, stop_rx));
+    let schedule = Schedule {
+        interval: config.interval,
+        concurrency: config.concurrency,
+    };
+    let scheduler = tokio::spawn(scheduler::run(
+        config.clusters,
+        Arc::new(client),
+        state,
+        schedule,
+        stop_rx,
+    ));
 
     shutdown.await;
     tracing::info!("stopping: no new prechecks; waiting for in-flight ones");

@@ -3,13 +3,16 @@
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
 use cdss_precheck_exporter::{app, cli::Cli, logging};
+use clap::Parser as _;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_level, cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -136,13 +136,17 @@ fn counter(labels: Vec<LabelPair>, value: f64) -> Metric {
 }
 
 fn unix(t: SystemTime) -> f64 {
-    t.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 impl Exposition {
     /// An empty cache for this build.
     pub fn new(build: BuildInfo) -> Self {
-        Self { build, cache: Mutex::new(None) }
+        Self {
+            build,
+            cache: Mutex::new(None),
+        }
     }
 
     /// The current exposition; rendered again only if the state changed since the last call.
@@ -154,7 +158,8 @@ impl Exposition {
             }
         }
         let body = Bytes::from(self.render(state));
-        *self.cache.lock().unwrap_or_else(PoisonError::into_inner) = Some((generation, body.clone()));
+        *self.cache.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((generation, body.clone()));
         body
     }
 
@@ -168,7 +173,12 @@ impl Exposition {
         let mut runs = Vec::new();
         let mut failures = Vec::new();
         state.for_each(|s: &ClusterStatus| {
-            let labels = || vec![label("cluster", &s.name), label("region", s.region.as_str())];
+            let labels = || {
+                vec![
+                    label("cluster", &s.name),
+                    label("region", s.region.as_str()),
+                ]
+            };
             let is_ready = s.last.as_ref().is_some_and(|l| l.outcome.is_ready());
             ok.push(gauge(labels(), if is_ready { 1.0 } else { 0.0 }));
             runs.push(counter(labels(), s.runs_total as f64));
@@ -199,16 +209,26 @@ impl Exposition {
             family(&RUNS, runs),
             family(&FAILURES, failures),
             family(&CLUSTERS, vec![gauge(vec![], clusters)]),
-            family(&READY, vec![gauge(vec![], if state.is_ready() { 1.0 } else { 0.0 })]),
+            family(
+                &READY,
+                vec![gauge(vec![], if state.is_ready() { 1.0 } else { 0.0 })],
+            ),
             family(
                 &BUILD_INFO,
-                vec![gauge(vec![label("revision", self.build.revision), label("version", self.build.version)], 1.0)],
+                vec![gauge(
+                    vec![
+                        label("revision", self.build.revision),
+                        label("version", self.build.version),
+                    ],
+                    1.0,
+                )],
             ),
         ];
         // The text encoder prints HELP/TYPE for empty families too; Prometheus accepts that, but
         // promtool's linter and humans read better without them.
         families.retain(|f| !f.get_metric().is_empty());
-        let mut out = Vec::with_capacity(256 * families.iter().map(|f| f.get_metric().len()).sum::<usize>());
+        let mut out =
+            Vec::with_capacity(256 * families.iter().map(|f| f.get_metric().len()).sum::<usize>());
         if let Err(e) = TextEncoder::new().encode(&families, &mut out) {
             tracing::error!(error = %e, "cannot encode metrics");
         }

@@ -137,10 +137,16 @@ impl Outcome {
         Some(match self {
             Outcome::Ready | Outcome::NotReady => return None,
             Outcome::ApiError { .. } => FailureReason::ApiError,
-            Outcome::GatewayError { http_status: 401 | 403, .. } => FailureReason::AuthError,
-            Outcome::GatewayError { http_status: 429, .. } | Outcome::HttpError { http_status: 429, .. } => {
-                FailureReason::RateLimited
+            Outcome::GatewayError {
+                http_status: 401 | 403,
+                ..
+            } => FailureReason::AuthError,
+            Outcome::GatewayError {
+                http_status: 429, ..
             }
+            | Outcome::HttpError {
+                http_status: 429, ..
+            } => FailureReason::RateLimited,
             Outcome::GatewayError { .. } => FailureReason::GatewayError,
             Outcome::HttpError { .. } => FailureReason::HttpError,
             Outcome::InvalidResponse { .. } => FailureReason::InvalidResponse,
@@ -171,7 +177,9 @@ impl Outcome {
         match self {
             Outcome::Ready => "ready",
             Outcome::NotReady => "not_ready",
-            other => other.failure_reason().map_or("error", FailureReason::as_str),
+            other => other
+                .failure_reason()
+                .map_or("error", FailureReason::as_str),
         }
     }
 
@@ -180,19 +188,35 @@ impl Outcome {
         match self {
             Outcome::Ready => "ready for a rolling restart".into(),
             Outcome::NotReady => "not every node is available for a rolling restart".into(),
-            Outcome::ApiError { http_status, code, message } => {
+            Outcome::ApiError {
+                http_status,
+                code,
+                message,
+            } => {
                 format!("CDSS error code {code} (HTTP {http_status}): {message}")
             }
-            Outcome::GatewayError { http_status, code, message } => match code {
+            Outcome::GatewayError {
+                http_status,
+                code,
+                message,
+            } => match code {
                 Some(c) => format!("API gateway error {c} (HTTP {http_status}): {message}"),
                 None => format!("API gateway error (HTTP {http_status}): {message}"),
             },
-            Outcome::HttpError { http_status, detail } => format!("HTTP {http_status}: {detail}"),
-            Outcome::InvalidResponse { http_status, detail } => {
+            Outcome::HttpError {
+                http_status,
+                detail,
+            } => format!("HTTP {http_status}: {detail}"),
+            Outcome::InvalidResponse {
+                http_status,
+                detail,
+            } => {
                 format!("undecodable response (HTTP {http_status}): {detail}")
             }
             Outcome::BodyTooLarge { limit } => format!("response body larger than {limit} bytes"),
-            Outcome::Timeout { after } => format!("no answer within {}", humantime::format_duration(*after)),
+            Outcome::Timeout { after } => {
+                format!("no answer within {}", humantime::format_duration(*after))
+            }
             Outcome::ConnectionError { detail } => format!("connection error: {detail}"),
         }
     }
@@ -227,7 +251,13 @@ pub fn classify(http_status: u16, location: Option<&str>, body: &[u8]) -> (Outco
     if (300..400).contains(&http_status) {
         let to = location.unwrap_or("(no Location header)");
         let detail = format!("redirect to {to} not followed (a signed request is never resent)");
-        return (Outcome::HttpError { http_status, detail }, Decoded::default());
+        return (
+            Outcome::HttpError {
+                http_status,
+                detail,
+            },
+            Decoded::default(),
+        );
     }
     let success = (200..300).contains(&http_status);
     let value: Value = match serde_json::from_slice(body) {
@@ -236,14 +266,26 @@ pub fn classify(http_status: u16, location: Option<&str>, body: &[u8]) -> (Outco
             let outcome = if body.iter().all(u8::is_ascii_whitespace) {
                 let detail = "empty body".to_string();
                 if success {
-                    Outcome::InvalidResponse { http_status, detail }
+                    Outcome::InvalidResponse {
+                        http_status,
+                        detail,
+                    }
                 } else {
-                    Outcome::HttpError { http_status, detail }
+                    Outcome::HttpError {
+                        http_status,
+                        detail,
+                    }
                 }
             } else if success {
-                Outcome::InvalidResponse { http_status, detail: format!("not JSON ({e}): {}", excerpt(body)) }
+                Outcome::InvalidResponse {
+                    http_status,
+                    detail: format!("not JSON ({e}): {}", excerpt(body)),
+                }
             } else {
-                Outcome::HttpError { http_status, detail: format!("non-JSON body: {}", excerpt(body)) }
+                Outcome::HttpError {
+                    http_status,
+                    detail: format!("non-JSON body: {}", excerpt(body)),
+                }
             };
             return (outcome, Decoded::default());
         }
@@ -252,13 +294,18 @@ pub fn classify(http_status: u16, location: Option<&str>, body: &[u8]) -> (Outco
         let detail = format!("JSON is not an object: {}", excerpt(body));
         return (invalid(http_status, success, detail), Decoded::default());
     };
-    let decoded = Decoded { request_id: str_field(obj, "requestId").map(str::to_owned) };
+    let decoded = Decoded {
+        request_id: str_field(obj, "requestId").map(str::to_owned),
+    };
 
     if let Some(err) = obj.get("error").filter(|e| e.is_object()) {
         return (gateway_error(http_status, err), decoded);
     }
     let Some(code) = obj.get("code") else {
-        let detail = format!("neither a CDSS envelope nor a gateway error: {}", excerpt(body));
+        let detail = format!(
+            "neither a CDSS envelope nor a gateway error: {}",
+            excerpt(body)
+        );
         return (invalid(http_status, success, detail), decoded);
     };
     let Some(code) = code.as_i64() else {
@@ -266,13 +313,26 @@ pub fn classify(http_status: u16, location: Option<&str>, body: &[u8]) -> (Outco
         return (invalid(http_status, success, detail), decoded);
     };
     if code != 0 {
-        let message = str_field(obj, "message").unwrap_or("(no message)").to_string();
-        return (Outcome::ApiError { http_status, code, message }, decoded);
+        let message = str_field(obj, "message")
+            .unwrap_or("(no message)")
+            .to_string();
+        return (
+            Outcome::ApiError {
+                http_status,
+                code,
+                message,
+            },
+            decoded,
+        );
     }
     let outcome = match obj.get("result") {
         Some(Value::Bool(true)) => Outcome::Ready,
         Some(Value::Bool(false)) | Some(Value::Null) | None => Outcome::NotReady,
-        Some(other) => invalid(http_status, success, format!("`result` is neither a boolean nor null: {other}")),
+        Some(other) => invalid(
+            http_status,
+            success,
+            format!("`result` is neither a boolean nor null: {other}"),
+        ),
     };
     (outcome, decoded)
 }
@@ -280,9 +340,15 @@ pub fn classify(http_status: u16, location: Option<&str>, body: &[u8]) -> (Outco
 /// A body we cannot read: an `InvalidResponse` on 2xx, an `HttpError` otherwise.
 fn invalid(http_status: u16, success: bool, detail: String) -> Outcome {
     if success {
-        Outcome::InvalidResponse { http_status, detail }
+        Outcome::InvalidResponse {
+            http_status,
+            detail,
+        }
     } else {
-        Outcome::HttpError { http_status, detail }
+        Outcome::HttpError {
+            http_status,
+            detail,
+        }
     }
 }
 
@@ -292,12 +358,24 @@ fn gateway_error(http_status: u16, err: &Value) -> Outcome {
         Some(Value::String(s)) => s.trim().parse::<i64>().ok(),
         _ => None,
     };
-    let mut message = err.get("message").and_then(Value::as_str).unwrap_or("(no message)").to_string();
-    if let Some(details) = err.get("details").and_then(Value::as_str).filter(|d| !d.is_empty()) {
+    let mut message = err
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or("(no message)")
+        .to_string();
+    if let Some(details) = err
+        .get("details")
+        .and_then(Value::as_str)
+        .filter(|d| !d.is_empty())
+    {
         message.push_str(": ");
         message.push_str(details);
     }
-    Outcome::GatewayError { http_status, code, message }
+    Outcome::GatewayError {
+        http_status,
+        code,
+        message,
+    }
 }
 
 #[cfg(test)]
@@ -315,7 +393,10 @@ mod tests {
         assert_eq!(o, Outcome::Ready);
         assert_eq!(o.error_code(), 0);
         assert_eq!(o.failure_reason(), None);
-        assert_eq!(d.request_id.as_deref(), Some("ec3559a4-00c8-42c7-ac87-6a60ba4df08e"));
+        assert_eq!(
+            d.request_id.as_deref(),
+            Some("ec3559a4-00c8-42c7-ac87-6a60ba4df08e")
+        );
     }
 
     #[test]
@@ -335,10 +416,17 @@ mod tests {
     #[test]
     fn api_error_whatever_the_status() {
         for status in [200, 400, 500] {
-            let o = c(status, r#"{"code":3,"message":"Invalid Service Group Instance No","result":null,"requestId":"r"}"#);
+            let o = c(
+                status,
+                r#"{"code":3,"message":"Invalid Service Group Instance No","result":null,"requestId":"r"}"#,
+            );
             assert_eq!(
                 o,
-                Outcome::ApiError { http_status: status, code: 3, message: "Invalid Service Group Instance No".into() }
+                Outcome::ApiError {
+                    http_status: status,
+                    code: 3,
+                    message: "Invalid Service Group Instance No".into()
+                }
             );
             assert_eq!(o.error_code(), 3);
             assert_eq!(o.failure_reason(), Some(FailureReason::ApiError));
@@ -347,21 +435,36 @@ mod tests {
 
     #[test]
     fn gateway_error_code_as_string_or_number() {
-        let o = c(401, r#"{"error":{"errorCode":"200","message":"Authentication Failed","details":"Invalid authentication information."}}"#);
+        let o = c(
+            401,
+            r#"{"error":{"errorCode":"200","message":"Authentication Failed","details":"Invalid authentication information."}}"#,
+        );
         assert_eq!(o.error_code(), 200);
         assert_eq!(o.failure_reason(), Some(FailureReason::AuthError));
-        assert!(o.message().contains("Authentication Failed: Invalid authentication information."));
-        let o = c(429, r#"{"error":{"errorCode":420,"message":"Rate Limited"}}"#);
+        assert!(
+            o.message()
+                .contains("Authentication Failed: Invalid authentication information.")
+        );
+        let o = c(
+            429,
+            r#"{"error":{"errorCode":420,"message":"Rate Limited"}}"#,
+        );
         assert_eq!(o.error_code(), 420);
         assert!(o.is_rate_limited());
-        let o = c(503, r#"{"error":{"errorCode":"abc","message":"Endpoint Error"}}"#);
+        let o = c(
+            503,
+            r#"{"error":{"errorCode":"abc","message":"Endpoint Error"}}"#,
+        );
         assert_eq!(o.error_code(), -1);
         assert_eq!(o.failure_reason(), Some(FailureReason::GatewayError));
     }
 
     #[test]
     fn html_error_page_is_http_error() {
-        let o = c(500, "<html><body><h1>500 Internal Server Error</h1></body></html>");
+        let o = c(
+            500,
+            "<html><body><h1>500 Internal Server Error</h1></body></html>",
+        );
         assert_eq!(o.failure_reason(), Some(FailureReason::HttpError));
         assert_eq!(o.error_code(), -1);
         assert!(o.message().contains("500 Internal Server Error"));
@@ -383,7 +486,11 @@ mod tests {
             "",
         ] {
             let o = c(200, body);
-            assert_eq!(o.failure_reason(), Some(FailureReason::InvalidResponse), "{body:?}");
+            assert_eq!(
+                o.failure_reason(),
+                Some(FailureReason::InvalidResponse),
+                "{body:?}"
+            );
             assert_eq!(o.error_code(), -1);
         }
     }
@@ -405,7 +512,13 @@ mod tests {
 
     #[test]
     fn any_bytes_classify_without_panicking() {
-        let samples: [&[u8]; 5] = [b"\xff\xfe\x00", b"{", b"null", b"{\"error\":null}", b"{\"code\":1e400}"];
+        let samples: [&[u8]; 5] = [
+            b"\xff\xfe\x00",
+            b"{",
+            b"null",
+            b"{\"error\":null}",
+            b"{\"code\":1e400}",
+        ];
         for body in samples {
             for status in [0, 200, 301, 404, 500, 999] {
                 let _ = classify(status, None, body);

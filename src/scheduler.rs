@@ -31,7 +31,11 @@ pub trait Prechecker: Send + Sync + 'static {
 
 impl Prechecker for CdssClient {
     fn precheck(&self, cluster: &Cluster) -> impl Future<Output = Precheck> + Send {
-        CdssClient::precheck(self, &cluster.precheck_url, cluster.service_group_instance_no)
+        CdssClient::precheck(
+            self,
+            &cluster.precheck_url,
+            cluster.service_group_instance_no,
+        )
     }
 }
 
@@ -137,7 +141,8 @@ impl<P: Prechecker> ClusterTask<P> {
             drop(permit);
             let now = Instant::now();
             self.log(&precheck);
-            self.state.record(&self.cluster.name, &precheck, now, SystemTime::now());
+            self.state
+                .record(&self.cluster.name, &precheck, now, SystemTime::now());
 
             let mut next = next_slot(self.anchor, self.phase, self.interval, now);
             if precheck.outcome.is_rate_limited() {
@@ -199,39 +204,70 @@ mod tests {
 
     impl Prechecker for Fake {
         async fn precheck(&self, c: &Cluster) -> Precheck {
-            self.calls.lock().unwrap().push((c.name.clone(), Instant::now()));
+            self.calls
+                .lock()
+                .unwrap()
+                .push((c.name.clone(), Instant::now()));
             {
                 let mut f = self.in_flight.lock().unwrap();
                 f.0 += 1;
                 f.1 = f.1.max(f.0);
             }
-            let delay = self.delay.get(&c.name).copied().unwrap_or(Duration::from_millis(10));
+            let delay = self
+                .delay
+                .get(&c.name)
+                .copied()
+                .unwrap_or(Duration::from_millis(10));
             tokio::time::sleep(delay).await;
             self.in_flight.lock().unwrap().0 -= 1;
             let (outcome, retry_after) = match self.rate_limit.get(&c.name) {
                 Some(ra) => (
-                    Outcome::GatewayError { http_status: 429, code: Some(420), message: "Rate Limited".into() },
+                    Outcome::GatewayError {
+                        http_status: 429,
+                        code: Some(420),
+                        message: "Rate Limited".into(),
+                    },
                     *ra,
                 ),
                 None => (Outcome::Ready, None),
             };
-            Precheck { outcome, latency: delay, request_id: None, retry_after, server_date: None }
+            Precheck {
+                outcome,
+                latency: delay,
+                request_id: None,
+                retry_after,
+                server_date: None,
+            }
         }
     }
 
     fn clusters(n: usize) -> Vec<Cluster> {
         let mut yaml = String::from("clusters:\n");
         for i in 0..n {
-            yaml.push_str(&format!("  - {{name: c{i}, region: KR, service_group_instance_no: {}}}\n", i + 1));
+            yaml.push_str(&format!(
+                "  - {{name: c{i}, region: KR, service_group_instance_no: {}}}\n",
+                i + 1
+            ));
         }
         Config::parse(&yaml, Path::new("t")).unwrap().clusters
     }
 
     fn calls_of(fake: &Fake, name: &str) -> Vec<Instant> {
-        fake.calls.lock().unwrap().iter().filter(|(n, _)| n == name).map(|(_, t)| *t).collect()
+        fake.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, t)| *t)
+            .collect()
     }
 
-    async fn run_for(fake: Arc<Fake>, cs: Vec<Cluster>, schedule: Schedule, dur: Duration) -> Arc<State> {
+    async fn run_for(
+        fake: Arc<Fake>,
+        cs: Vec<Cluster>,
+        schedule: Schedule,
+        dur: Duration,
+    ) -> Arc<State> {
         let state = Arc::new(State::new(&cs));
         let (tx, rx) = watch::channel(false);
         let handle = tokio::spawn(run(cs, fake, state.clone(), schedule, rx));
@@ -259,7 +295,10 @@ mod tests {
         for n in 0..1000 {
             buckets[(phase(&format!("cluster-{n}"), i).as_secs() / 6) as usize] += 1;
         }
-        assert!(buckets.iter().all(|&b| (60..=140).contains(&b)), "{buckets:?}");
+        assert!(
+            buckets.iter().all(|&b| (60..=140).contains(&b)),
+            "{buckets:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -269,17 +308,26 @@ mod tests {
         let p = Duration::from_secs(15);
         assert_eq!(next_slot(a, p, i, a), a + p);
         assert_eq!(next_slot(a, p, i, a + p), a + p + i);
-        assert_eq!(next_slot(a, p, i, a + Duration::from_secs(200)), a + Duration::from_secs(255));
+        assert_eq!(
+            next_slot(a, p, i, a + Duration::from_secs(200)),
+            a + Duration::from_secs(255)
+        );
     }
 
     #[test]
     fn backoff_honours_retry_after_and_caps() {
         let i = Duration::from_secs(60);
-        assert_eq!(backoff(Some(Duration::from_secs(5)), i, 1), Duration::from_secs(5));
+        assert_eq!(
+            backoff(Some(Duration::from_secs(5)), i, 1),
+            Duration::from_secs(5)
+        );
         assert_eq!(backoff(None, i, 1), Duration::from_secs(120));
         assert_eq!(backoff(None, i, 3), Duration::from_secs(480));
         assert_eq!(backoff(None, i, 100), MAX_BACKOFF);
-        assert_eq!(backoff(Some(Duration::from_secs(999_999)), i, 1), MAX_BACKOFF);
+        assert_eq!(
+            backoff(Some(Duration::from_secs(999_999)), i, 1),
+            MAX_BACKOFF
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -287,7 +335,10 @@ mod tests {
         let fake = Arc::new(Fake::default());
         let cs = clusters(50);
         let start = Instant::now();
-        let schedule = Schedule { interval: Duration::from_secs(60), concurrency: 4 };
+        let schedule = Schedule {
+            interval: Duration::from_secs(60),
+            concurrency: 4,
+        };
         let run_time = Duration::from_secs(60 * 5 + 1);
         let state = run_for(fake.clone(), cs.clone(), schedule, run_time).await;
         assert!(state.is_ready());
@@ -295,13 +346,30 @@ mod tests {
             let calls = calls_of(&fake, &c.name);
             // At start (queued behind the semaphore: 50 × 10 ms / 4 ≤ 130 ms), then on every slot
             // `phase + k·interval` that fell inside the run.
-            assert!(calls[0] - start <= Duration::from_millis(130), "{}: first at {:?}", c.name, calls[0] - start);
+            assert!(
+                calls[0] - start <= Duration::from_millis(130),
+                "{}: first at {:?}",
+                c.name,
+                calls[0] - start
+            );
             let ph = phase(&c.name, schedule.interval);
-            let slots = (0..10).filter(|k| ph + schedule.interval * *k < run_time).count();
-            assert_eq!(calls.len(), 1 + slots, "{}: {} calls, phase {ph:?}", c.name, calls.len());
+            let slots = (0..10)
+                .filter(|k| ph + schedule.interval * *k < run_time)
+                .count();
+            assert_eq!(
+                calls.len(),
+                1 + slots,
+                "{}: {} calls, phase {ph:?}",
+                c.name,
+                calls.len()
+            );
             for (k, t) in calls[1..].iter().enumerate() {
                 let slot = start + ph + schedule.interval * k as u32;
-                assert!(*t >= slot && *t - slot <= Duration::from_millis(130), "{}: call {k} off its slot", c.name);
+                assert!(
+                    *t >= slot && *t - slot <= Duration::from_millis(130),
+                    "{}: call {k} off its slot",
+                    c.name
+                );
             }
         }
     }
@@ -313,29 +381,49 @@ mod tests {
         let fake = Arc::new(fake);
         let cs = clusters(20);
         let start = Instant::now();
-        let schedule = Schedule { interval: Duration::from_secs(60), concurrency: 3 };
+        let schedule = Schedule {
+            interval: Duration::from_secs(60),
+            concurrency: 3,
+        };
         run_for(fake.clone(), cs.clone(), schedule, Duration::from_secs(10)).await;
         assert!(fake.in_flight.lock().unwrap().1 <= 3);
         for c in &cs[1..] {
             let calls = calls_of(&fake, &c.name);
             // 19 quick clusters share the 2 permits c0 leaves free: all done within 0.2 s.
-            assert!(calls[0] - start < Duration::from_millis(200), "{} waited {:?}", c.name, calls[0] - start);
+            assert!(
+                calls[0] - start < Duration::from_millis(200),
+                "{} waited {:?}",
+                c.name,
+                calls[0] - start
+            );
         }
-        assert_eq!(calls_of(&fake, "c0").len(), 1, "never two prechecks of one cluster at once");
+        assert_eq!(
+            calls_of(&fake, "c0").len(),
+            1,
+            "never two prechecks of one cluster at once"
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn rate_limited_cluster_honours_retry_after() {
         let mut fake = Fake::default();
-        fake.rate_limit.insert("c0".into(), Some(Duration::from_secs(300)));
+        fake.rate_limit
+            .insert("c0".into(), Some(Duration::from_secs(300)));
         fake.rate_limit.insert("c1".into(), None);
         let fake = Arc::new(fake);
         let cs = clusters(3);
-        let schedule = Schedule { interval: Duration::from_secs(60), concurrency: 4 };
+        let schedule = Schedule {
+            interval: Duration::from_secs(60),
+            concurrency: 4,
+        };
         run_for(fake.clone(), cs, schedule, Duration::from_secs(601)).await;
         let c0 = calls_of(&fake, "c0");
         for w in c0.windows(2) {
-            assert!(w[1] - w[0] >= Duration::from_secs(300), "c0 asked again after {:?}", w[1] - w[0]);
+            assert!(
+                w[1] - w[0] >= Duration::from_secs(300),
+                "c0 asked again after {:?}",
+                w[1] - w[0]
+            );
         }
         assert!(c0.len() >= 2 && c0.len() <= 3, "{}", c0.len());
         // Without Retry-After: 120 s, then 240 s, then 480 s.
@@ -354,12 +442,19 @@ mod tests {
         let cs = clusters(1);
         let state = Arc::new(State::new(&cs));
         let (tx, rx) = watch::channel(false);
-        let schedule = Schedule { interval: Duration::from_secs(60), concurrency: 1 };
+        let schedule = Schedule {
+            interval: Duration::from_secs(60),
+            concurrency: 1,
+        };
         let handle = tokio::spawn(run(cs, fake.clone(), state.clone(), schedule, rx));
         tokio::time::sleep(Duration::from_secs(1)).await;
         tx.send(true).unwrap();
         handle.await.unwrap();
-        assert_eq!(state.get("c0").unwrap().runs_total, 1, "the in-flight precheck was recorded");
+        assert_eq!(
+            state.get("c0").unwrap().runs_total,
+            1,
+            "the in-flight precheck was recorded"
+        );
         assert_eq!(calls_of(&fake, "c0").len(), 1, "nothing new was scheduled");
     }
 }

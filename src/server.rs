@@ -89,7 +89,10 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Re
             drop(permit);
         });
     }
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::debug!("some HTTP connections were still open at shutdown");
     }
 }
@@ -102,25 +105,36 @@ fn handle(app: &App, req: Request<Incoming>) -> Resp {
     };
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "405 method not allowed\n");
-        r.headers_mut().insert(ALLOW, HeaderValue::from_static(allowed));
+        r.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static(allowed));
         return r;
     }
     let mut resp = match path {
         "/metrics" => {
             let mut r = Response::new(Full::new(app.exposition.body(&app.state)));
-            r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(metrics::CONTENT_TYPE));
+            r.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static(metrics::CONTENT_TYPE),
+            );
             r
         }
         "/-/healthy" => text(StatusCode::OK, "Healthy.\n"),
         "/-/ready" if app.state.is_ready() => text(StatusCode::OK, "Ready.\n"),
-        "/-/ready" => text(StatusCode::SERVICE_UNAVAILABLE, "Not ready: the first round of prechecks has not finished.\n"),
+        "/-/ready" => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Not ready: the first round of prechecks has not finished.\n",
+        ),
         _ => {
             let mut r = Response::new(Full::new(Bytes::from(landing_page(app))));
-            r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+            r.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
             r
         }
     };
-    resp.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if req.method() == Method::HEAD {
         *resp.body_mut() = Full::new(Bytes::new());
     }
@@ -130,7 +144,10 @@ fn handle(app: &App, req: Request<Incoming>) -> Resp {
 fn text(status: StatusCode, body: &'static str) -> Resp {
     let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
     *r.status_mut() = status;
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     r
 }
 
@@ -177,7 +194,11 @@ fn landing_page(app: &App) -> String {
             esc(&message),
         );
     });
-    let ready = if app.state.is_ready() { "ready" } else { "starting: first round of prechecks not finished" };
+    let ready = if app.state.is_ready() {
+        "ready"
+    } else {
+        "starting: first round of prechecks not finished"
+    };
     format!(
         r#"<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>CDSS precheck exporter</title>

@@ -78,16 +78,32 @@ pub struct State {
 impl State {
     /// State for these clusters, none of them checked yet.
     pub fn new(clusters: &[Cluster]) -> Self {
-        let map = clusters.iter().map(|c| (c.name.clone(), ClusterStatus::new(c))).collect();
-        let s = Self { clusters: RwLock::new(map), generation: AtomicU64::new(0), ready: AtomicBool::new(false) };
+        let map = clusters
+            .iter()
+            .map(|c| (c.name.clone(), ClusterStatus::new(c)))
+            .collect();
+        let s = Self {
+            clusters: RwLock::new(map),
+            generation: AtomicU64::new(0),
+            ready: AtomicBool::new(false),
+        };
         s.update_ready();
         s
     }
 
     /// Records a finished precheck; returns false if the cluster is not (or no longer) configured.
-    pub fn record(&self, name: &str, precheck: &Precheck, at: Instant, at_wall: SystemTime) -> bool {
+    pub fn record(
+        &self,
+        name: &str,
+        precheck: &Precheck,
+        at: Instant,
+        at_wall: SystemTime,
+    ) -> bool {
         {
-            let mut map = self.clusters.write().unwrap_or_else(PoisonError::into_inner);
+            let mut map = self
+                .clusters
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
             let Some(status) = map.get_mut(name) else {
                 return false;
             };
@@ -138,12 +154,19 @@ impl State {
 
     /// A copy of one cluster's status.
     pub fn get(&self, name: &str) -> Option<ClusterStatus> {
-        self.clusters.read().unwrap_or_else(PoisonError::into_inner).get(name).cloned()
+        self.clusters
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .cloned()
     }
 
     /// Number of clusters.
     pub fn len(&self) -> usize {
-        self.clusters.read().unwrap_or_else(PoisonError::into_inner).len()
+        self.clusters
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// True when no cluster is configured.
@@ -168,7 +191,13 @@ mod tests {
     }
 
     fn precheck(outcome: Outcome) -> Precheck {
-        Precheck { outcome, latency: Duration::from_millis(5), request_id: None, retry_after: None, server_date: None }
+        Precheck {
+            outcome,
+            latency: Duration::from_millis(5),
+            request_id: None,
+            retry_after: None,
+            server_date: None,
+        }
     }
 
     #[tokio::test]
@@ -176,19 +205,48 @@ mod tests {
         let s = State::new(&clusters());
         assert!(!s.is_ready());
         let g0 = s.generation();
-        assert!(s.record("a", &precheck(Outcome::NotReady), Instant::now(), SystemTime::now()));
+        assert!(s.record(
+            "a",
+            &precheck(Outcome::NotReady),
+            Instant::now(),
+            SystemTime::now()
+        ));
         assert!(!s.is_ready());
         assert!(s.generation() > g0);
-        assert!(s.record("b", &precheck(Outcome::Timeout { after: Duration::from_secs(1) }), Instant::now(), SystemTime::now()));
+        assert!(s.record(
+            "b",
+            &precheck(Outcome::Timeout {
+                after: Duration::from_secs(1)
+            }),
+            Instant::now(),
+            SystemTime::now()
+        ));
         assert!(s.is_ready());
-        assert!(!s.record("zzz", &precheck(Outcome::Ready), Instant::now(), SystemTime::now()));
+        assert!(!s.record(
+            "zzz",
+            &precheck(Outcome::Ready),
+            Instant::now(),
+            SystemTime::now()
+        ));
     }
 
     #[tokio::test]
     async fn counters_and_success_time() {
         let s = State::new(&clusters());
-        s.record("a", &precheck(Outcome::Ready), Instant::now(), SystemTime::now());
-        s.record("a", &precheck(Outcome::Timeout { after: Duration::from_secs(1) }), Instant::now(), SystemTime::now());
+        s.record(
+            "a",
+            &precheck(Outcome::Ready),
+            Instant::now(),
+            SystemTime::now(),
+        );
+        s.record(
+            "a",
+            &precheck(Outcome::Timeout {
+                after: Duration::from_secs(1),
+            }),
+            Instant::now(),
+            SystemTime::now(),
+        );
         let a = s.get("a").unwrap();
         assert_eq!(a.runs_total, 2);
         assert_eq!(a.failures[FailureReason::Timeout.index()], 1);

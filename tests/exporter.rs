@@ -20,24 +20,59 @@ async fn every_behaviour_maps_to_ok_code_and_reason() {
         ("html-500", "KR", 102, Some(Behaviour::Http500Html)),
         ("malformed", "GOV", 103, Some(Behaviour::MalformedJson)),
         ("dropped", "FIN", 104, Some(Behaviour::DropConnection)),
-        ("oversized", "KR", 105, Some(Behaviour::Oversized(2 * 1024 * 1024))),
-        ("slow", "KR", 106, Some(Behaviour::Slow(Duration::from_secs(5), Box::new(Behaviour::Ready)))),
-        ("rate-limited", "SGN", 107, Some(Behaviour::RateLimited(Some(60)))),
+        (
+            "oversized",
+            "KR",
+            105,
+            Some(Behaviour::Oversized(2 * 1024 * 1024)),
+        ),
+        (
+            "slow",
+            "KR",
+            106,
+            Some(Behaviour::Slow(
+                Duration::from_secs(5),
+                Box::new(Behaviour::Ready),
+            )),
+        ),
+        (
+            "rate-limited",
+            "SGN",
+            107,
+            Some(Behaviour::RateLimited(Some(60))),
+        ),
     ];
     let h = Harness::start(FAST, &clusters).await;
     h.wait_ready(Duration::from_secs(10)).await;
     let m = h.metrics().await;
 
     let expect = |name: &str, ok: f64, code: f64, reason: Option<&str>| {
-        assert_eq!(value(&m, "cdss_precheck_ok", name), Some(ok), "{name} ok\n{m}");
-        assert_eq!(value(&m, "cdss_precheck_last_error_code", name), Some(code), "{name} code\n{m}");
-        assert_eq!(value(&m, "cdss_precheck_runs_total", name).map(|v| v >= 1.0), Some(true), "{name} runs");
+        assert_eq!(
+            value(&m, "cdss_precheck_ok", name),
+            Some(ok),
+            "{name} ok\n{m}"
+        );
+        assert_eq!(
+            value(&m, "cdss_precheck_last_error_code", name),
+            Some(code),
+            "{name} code\n{m}"
+        );
+        assert_eq!(
+            value(&m, "cdss_precheck_runs_total", name).map(|v| v >= 1.0),
+            Some(true),
+            "{name} runs"
+        );
         if let Some(reason) = reason {
             let labels = format!("cluster=\"{name}\",region=");
-            let line = m
-                .lines()
-                .find(|l| l.starts_with("cdss_precheck_failures_total{") && l.contains(&labels) && l.contains(&format!("reason=\"{reason}\"")));
-            assert!(line.is_some(), "{name}: no failures_total with reason {reason}\n{m}");
+            let line = m.lines().find(|l| {
+                l.starts_with("cdss_precheck_failures_total{")
+                    && l.contains(&labels)
+                    && l.contains(&format!("reason=\"{reason}\""))
+            });
+            assert!(
+                line.is_some(),
+                "{name}: no failures_total with reason {reason}\n{m}"
+            );
         }
     };
     expect("ready", 1.0, 0.0, None);
@@ -52,10 +87,27 @@ async fn every_behaviour_maps_to_ok_code_and_reason() {
     expect("rate-limited", 0.0, 420.0, Some("rate_limited"));
 
     // Labels carry the configured region, upper-case.
-    assert!(m.contains("cdss_precheck_ok{cluster=\"not-ready\",region=\"SGN\"} 0"), "{m}");
+    assert!(
+        m.contains("cdss_precheck_ok{cluster=\"not-ready\",region=\"SGN\"} 0"),
+        "{m}"
+    );
     // A ready and a not-ready answer are successes of the call; the others are not.
-    assert!(value(&m, "cdss_precheck_last_success_timestamp_seconds", "not-ready").is_some());
-    assert!(value(&m, "cdss_precheck_last_success_timestamp_seconds", "html-500").is_none());
+    assert!(
+        value(
+            &m,
+            "cdss_precheck_last_success_timestamp_seconds",
+            "not-ready"
+        )
+        .is_some()
+    );
+    assert!(
+        value(
+            &m,
+            "cdss_precheck_last_success_timestamp_seconds",
+            "html-500"
+        )
+        .is_none()
+    );
     // The timed-out precheck reports the time it took: about the timeout, not the 5 s delay.
     let slow = value(&m, "cdss_precheck_duration_seconds", "slow").unwrap();
     assert!((0.9..3.0).contains(&slow), "slow duration {slow}");
@@ -71,10 +123,17 @@ async fn wrong_secret_is_auth_error_code_200() {
     h.wait_ready(Duration::from_secs(5)).await;
     let m = h.metrics().await;
     assert_eq!(value(&m, "cdss_precheck_ok", "orders"), Some(0.0));
-    assert_eq!(value(&m, "cdss_precheck_last_error_code", "orders"), Some(200.0));
+    assert_eq!(
+        value(&m, "cdss_precheck_last_error_code", "orders"),
+        Some(200.0)
+    );
     assert!(m.contains("reason=\"auth_error\""), "{m}");
     assert!(h.sim.auth_failures() >= 1);
-    assert_eq!(h.sim.calls(3432149), 0, "an unauthenticated call never reaches CDSS");
+    assert_eq!(
+        h.sim.calls(3432149),
+        0,
+        "an unauthenticated call never reaches CDSS"
+    );
     h.stop().await;
 }
 
@@ -87,10 +146,21 @@ async fn rate_limited_cluster_backs_off_while_others_keep_their_rhythm() {
     let h = Harness::start("interval: 1s\ntimeout: 500ms", &clusters).await;
     h.wait_ready(Duration::from_secs(5)).await;
     tokio::time::sleep(Duration::from_millis(3500)).await;
-    assert_eq!(h.sim.calls(1), 1, "Retry-After: 60 must hold the next call back");
-    assert!(h.sim.calls(2) >= 3, "the calm cluster was checked {} times", h.sim.calls(2));
+    assert_eq!(
+        h.sim.calls(1),
+        1,
+        "Retry-After: 60 must hold the next call back"
+    );
+    assert!(
+        h.sim.calls(2) >= 3,
+        "the calm cluster was checked {} times",
+        h.sim.calls(2)
+    );
     let m = h.metrics().await;
-    assert_eq!(value(&m, "cdss_precheck_last_error_code", "busy"), Some(420.0));
+    assert_eq!(
+        value(&m, "cdss_precheck_last_error_code", "busy"),
+        Some(420.0)
+    );
     h.stop().await;
 }
 
@@ -99,13 +169,19 @@ async fn recovery_flips_ok_back_to_one() {
     let clusters: Vec<Spec> = vec![("flappy", "KR", 7, Some(Behaviour::Http500Html))];
     let h = Harness::start("interval: 1s\ntimeout: 500ms", &clusters).await;
     h.wait_ready(Duration::from_secs(5)).await;
-    assert_eq!(value(&h.metrics().await, "cdss_precheck_ok", "flappy"), Some(0.0));
+    assert_eq!(
+        value(&h.metrics().await, "cdss_precheck_ok", "flappy"),
+        Some(0.0)
+    );
     h.sim.set_behaviour(7, Behaviour::Ready);
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let m = h.metrics().await;
         if value(&m, "cdss_precheck_ok", "flappy") == Some(1.0) {
-            assert_eq!(value(&m, "cdss_precheck_last_error_code", "flappy"), Some(0.0));
+            assert_eq!(
+                value(&m, "cdss_precheck_last_error_code", "flappy"),
+                Some(0.0)
+            );
             // The earlier failure stays counted.
             assert!(m.contains("reason=\"http_error\""));
             break;
@@ -119,7 +195,15 @@ async fn recovery_flips_ok_back_to_one() {
 #[tokio::test]
 async fn metrics_answer_at_once_while_a_cluster_hangs_and_ready_waits_for_it() {
     let clusters: Vec<Spec> = vec![
-        ("hangs", "KR", 1, Some(Behaviour::Slow(Duration::from_secs(60), Box::new(Behaviour::Ready)))),
+        (
+            "hangs",
+            "KR",
+            1,
+            Some(Behaviour::Slow(
+                Duration::from_secs(60),
+                Box::new(Behaviour::Ready),
+            )),
+        ),
         ("fine", "KR", 2, Some(Behaviour::Ready)),
     ];
     let h = Harness::start("interval: 10s\ntimeout: 4s", &clusters).await;
@@ -132,7 +216,10 @@ async fn metrics_answer_at_once_while_a_cluster_hangs_and_ready_waits_for_it() {
     let started = Instant::now();
     let m = h.metrics().await;
     let took = started.elapsed();
-    assert!(took < Duration::from_millis(500), "/metrics took {took:?} while a precheck hangs");
+    assert!(
+        took < Duration::from_millis(500),
+        "/metrics took {took:?} while a precheck hangs"
+    );
     assert_eq!(value(&m, "cdss_precheck_ok", "fine"), Some(1.0));
     // Never checked yet: ok 0, runs 0, and no error code (it has none yet).
     assert_eq!(value(&m, "cdss_precheck_ok", "hangs"), Some(0.0));
@@ -144,19 +231,33 @@ async fn metrics_answer_at_once_while_a_cluster_hangs_and_ready_waits_for_it() {
     // After the timeout the first round is complete.
     h.wait_ready(Duration::from_secs(6)).await;
     let m = h.metrics().await;
-    assert_eq!(value(&m, "cdss_precheck_last_error_code", "hangs"), Some(-1.0));
+    assert_eq!(
+        value(&m, "cdss_precheck_last_error_code", "hangs"),
+        Some(-1.0)
+    );
     assert!(m.contains("cdss_exporter_first_round_complete 1"));
     h.stop().await;
 }
 
 #[tokio::test]
 async fn endpoints_statuses_and_landing_page() {
-    let clusters: Vec<Spec> = vec![("orders", "KR", 1, Some(Behaviour::Ready)), ("legacy", "SGN", 3, None)];
+    let clusters: Vec<Spec> = vec![
+        ("orders", "KR", 1, Some(Behaviour::Ready)),
+        ("legacy", "SGN", 3, None),
+    ];
     let h = Harness::start(FAST, &clusters).await;
     h.wait_ready(Duration::from_secs(5)).await;
     let (status, page) = h.get("/").await;
     assert_eq!(status, 200);
-    for needle in ["orders", "legacy", "href=\"metrics\"", "href=\"-/healthy\"", "href=\"-/ready\"", env!("CARGO_PKG_VERSION"), "Invalid Service Group Instance No"] {
+    for needle in [
+        "orders",
+        "legacy",
+        "href=\"metrics\"",
+        "href=\"-/healthy\"",
+        "href=\"-/ready\"",
+        env!("CARGO_PKG_VERSION"),
+        "Invalid Service Group Instance No",
+    ] {
         assert!(page.contains(needle), "landing page lacks {needle:?}");
     }
     assert!(!page.contains(SECRET_KEY));
@@ -168,6 +269,9 @@ async fn endpoints_statuses_and_landing_page() {
     let r = h.http.head(h.url("/metrics")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let r = h.http.get(h.url("/metrics")).send().await.unwrap();
-    assert_eq!(r.headers().get("content-type").unwrap(), "text/plain; version=0.0.4; charset=utf-8");
+    assert_eq!(
+        r.headers().get("content-type").unwrap(),
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
     h.stop().await;
 }

@@ -72,7 +72,11 @@ impl CdssClient {
             .connect_timeout(settings.timeout)
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .build()?;
-        Ok(Self { http, credentials, settings })
+        Ok(Self {
+            http,
+            credentials,
+            settings,
+        })
     }
 
     /// Runs one precheck of `service_group_instance_no` at `url`. Never fails: every failure is an
@@ -83,7 +87,9 @@ impl CdssClient {
         let mut precheck = match tokio::time::timeout(self.settings.timeout, call).await {
             Ok(p) => p,
             Err(_) => Precheck {
-                outcome: Outcome::Timeout { after: self.settings.timeout },
+                outcome: Outcome::Timeout {
+                    after: self.settings.timeout,
+                },
                 latency: Duration::ZERO,
                 request_id: None,
                 retry_after: None,
@@ -101,7 +107,13 @@ impl CdssClient {
             None => url.path().to_string(),
         };
         let access_key = &self.credentials.access_key;
-        let signature = sign::sign(self.credentials.secret_key.expose(), "POST", &uri, timestamp_ms, access_key);
+        let signature = sign::sign(
+            self.credentials.secret_key.expose(),
+            "POST",
+            &uri,
+            timestamp_ms,
+            access_key,
+        );
         let body = format!("{{\"serviceGroupInstanceNo\":{service_group_instance_no}}}");
         let sent = self
             .http
@@ -115,16 +127,22 @@ impl CdssClient {
             .await;
         let mut response = match sent {
             Ok(r) => r,
-            Err(e) => return failed(Outcome::ConnectionError { detail: error_chain(&e) }),
+            Err(e) => {
+                return failed(Outcome::ConnectionError {
+                    detail: error_chain(&e),
+                });
+            }
         };
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let header_request_id = header_str(&headers, HEADER_REQUEST_ID).map(str::to_owned);
         let retry_after = header_str(&headers, RETRY_AFTER.as_str()).and_then(parse_retry_after);
-        let server_date = header_str(&headers, DATE.as_str()).and_then(|d| httpdate::parse_http_date(d).ok());
+        let server_date =
+            header_str(&headers, DATE.as_str()).and_then(|d| httpdate::parse_http_date(d).ok());
         let limit = self.settings.max_response_bytes;
 
-        let declared = header_str(&headers, CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok());
+        let declared =
+            header_str(&headers, CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok());
         let outcome_body = if declared.is_some_and(|n| n > limit) {
             Err(Outcome::BodyTooLarge { limit })
         } else {
@@ -140,7 +158,10 @@ impl CdssClient {
                     Ok(None) => break Ok(body),
                     Err(e) => {
                         break Err(Outcome::ConnectionError {
-                            detail: format!("reading the body after HTTP {status}: {}", error_chain(&e)),
+                            detail: format!(
+                                "reading the body after HTTP {status}: {}",
+                                error_chain(&e)
+                            ),
                         });
                     }
                 }
@@ -154,27 +175,47 @@ impl CdssClient {
             }
             Err(outcome) => (outcome, header_request_id),
         };
-        Precheck { outcome, latency: Duration::ZERO, request_id, retry_after, server_date }
+        Precheck {
+            outcome,
+            latency: Duration::ZERO,
+            request_id,
+            retry_after,
+            server_date,
+        }
     }
 }
 
 fn failed(outcome: Outcome) -> Precheck {
-    Precheck { outcome, latency: Duration::ZERO, request_id: None, retry_after: None, server_date: None }
+    Precheck {
+        outcome,
+        latency: Duration::ZERO,
+        request_id: None,
+        retry_after: None,
+        server_date: None,
+    }
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
 }
 
 /// `Retry-After` as seconds or an HTTP date, clamped to [`MAX_RETRY_AFTER`].
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
     let d = match value.parse::<u64>() {
         Ok(secs) => Duration::from_secs(secs),
-        Err(_) => httpdate::parse_http_date(value).ok()?.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO),
+        Err(_) => httpdate::parse_http_date(value)
+            .ok()?
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
     };
     Some(d.min(MAX_RETRY_AFTER))
 }
@@ -202,7 +243,10 @@ mod tests {
     fn retry_after_seconds_dates_and_clamp() {
         assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
         assert_eq!(parse_retry_after("99999999"), Some(MAX_RETRY_AFTER));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon"), None);
     }
 

@@ -22,7 +22,13 @@ pub enum Region {
 }
 
 /// Every region, in the order the README lists them.
-pub const ALL_REGIONS: [Region; 5] = [Region::Kr, Region::Sgn, Region::Jpn, Region::Gov, Region::Fin];
+pub const ALL_REGIONS: [Region; 5] = [
+    Region::Kr,
+    Region::Sgn,
+    Region::Jpn,
+    Region::Gov,
+    Region::Fin,
+];
 
 impl Region {
     /// The label value and the name users write in the config.
@@ -39,7 +45,9 @@ impl Region {
     /// Scheme and host of NCP's own gateway for this region.
     pub fn default_gateway(self) -> &'static str {
         match self {
-            Region::Kr | Region::Sgn | Region::Jpn => "https://clouddatastreamingservice.apigw.ntruss.com",
+            Region::Kr | Region::Sgn | Region::Jpn => {
+                "https://clouddatastreamingservice.apigw.ntruss.com"
+            }
             Region::Gov => "https://clouddatastreamingservice.apigw.gov-ntruss.com",
             Region::Fin => "https://fin-clouddatastreamingservice.apigw.fin-ntruss.com",
         }
@@ -63,7 +71,7 @@ impl fmt::Display for Region {
 
 /// A region name that is not in the table.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("region: unknown region {0:?} (expected one of KR, SGN, JPN, GOV, FIN)")]
+#[error("unknown region {0:?} (expected one of KR, SGN, JPN, GOV, FIN)")]
 pub struct UnknownRegion(pub String);
 
 impl FromStr for Region {
@@ -74,13 +82,6 @@ impl FromStr for Region {
             .into_iter()
             .find(|r| r.as_str().eq_ignore_ascii_case(s.trim()))
             .ok_or_else(|| UnknownRegion(s.to_string()))
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Region {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -100,8 +101,14 @@ mod tests {
     fn table_matches_ncp_docs() {
         assert_eq!(Region::Sgn.base_path(), "/api/sgn-v1");
         assert_eq!(Region::Jpn.base_path(), "/api/jpn-v1");
-        assert_eq!(Region::Gov.default_gateway(), "https://clouddatastreamingservice.apigw.gov-ntruss.com");
-        assert_eq!(Region::Fin.default_gateway(), "https://fin-clouddatastreamingservice.apigw.fin-ntruss.com");
+        assert_eq!(
+            Region::Gov.default_gateway(),
+            "https://clouddatastreamingservice.apigw.gov-ntruss.com"
+        );
+        assert_eq!(
+            Region::Fin.default_gateway(),
+            "https://fin-clouddatastreamingservice.apigw.fin-ntruss.com"
+        );
         assert_eq!(Region::Kr.base_path(), "/api/v1");
     }
 }

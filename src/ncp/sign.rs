@@ -24,7 +24,13 @@ pub fn string_to_sign(method: &str, uri: &str, timestamp_ms: u64, access_key: &s
     format!("{method} {uri}\n{timestamp_ms}\n{access_key}")
 }
 
-fn mac(secret_key: &str, method: &str, uri: &str, timestamp_ms: u64, access_key: &str) -> HmacSha256 {
+fn mac(
+    secret_key: &str,
+    method: &str,
+    uri: &str,
+    timestamp_ms: u64,
+    access_key: &str,
+) -> HmacSha256 {
     // HMAC accepts keys of any length, so `new_from_slice` cannot fail here.
     let mut mac = HmacSha256::new_from_slice(secret_key.as_bytes())
         .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
@@ -33,8 +39,18 @@ fn mac(secret_key: &str, method: &str, uri: &str, timestamp_ms: u64, access_key:
 }
 
 /// Signature v2 for one request.
-pub fn sign(secret_key: &str, method: &str, uri: &str, timestamp_ms: u64, access_key: &str) -> String {
-    STANDARD.encode(mac(secret_key, method, uri, timestamp_ms, access_key).finalize().into_bytes())
+pub fn sign(
+    secret_key: &str,
+    method: &str,
+    uri: &str,
+    timestamp_ms: u64,
+    access_key: &str,
+) -> String {
+    STANDARD.encode(
+        mac(secret_key, method, uri, timestamp_ms, access_key)
+            .finalize()
+            .into_bytes(),
+    )
 }
 
 /// Checks a received signature in constant time (used by the simulated gateway).
@@ -83,7 +99,13 @@ mod tests {
     #[test]
     fn query_string_is_signed_raw() {
         let uri = "/api/v1/cluster/getClusterStatus/3432149?responseFormatType=json&name=a%2Fb";
-        let sig = sign("S3cr3t/Key+With=Chars", "GET", uri, 1_732_690_000_123, "ncp_iam_BPAMKR1");
+        let sig = sign(
+            "S3cr3t/Key+With=Chars",
+            "GET",
+            uri,
+            1_732_690_000_123,
+            "ncp_iam_BPAMKR1",
+        );
         assert_eq!(sig, "KXcuwAjgUve37wGpjwJ5m4uhbcK7esudZ5yKyKtjLu8=");
     }
 

@@ -125,7 +125,10 @@ impl SimGateway {
 
     /// Authenticated precheck calls received for this cluster number.
     pub fn calls(&self, instance_no: u64) -> u64 {
-        lock(&self.shared.calls).get(&instance_no).copied().unwrap_or(0)
+        lock(&self.shared.calls)
+            .get(&instance_no)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Every request received, authenticated or not.
@@ -140,7 +143,9 @@ impl SimGateway {
 
     /// Moves the gateway's clock (positive: the gateway is ahead of real time).
     pub fn set_clock_offset(&self, offset_ms: i64) {
-        self.shared.clock_offset_ms.store(offset_ms, Ordering::Relaxed);
+        self.shared
+            .clock_offset_ms
+            .store(offset_ms, Ordering::Relaxed);
     }
 }
 
@@ -167,7 +172,9 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 async move { handle(&shared, req).await }
             });
             // An error here is how `DropConnection` closes the socket; nothing to report.
-            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         });
     }
 }
@@ -187,14 +194,18 @@ impl std::error::Error for Dropped {}
 fn json(status: StatusCode, body: String) -> Resp {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json;charset=UTF-8"));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/json;charset=UTF-8"),
+    );
     r
 }
 
 fn gateway_error(status: StatusCode, code: &str, message: &str, details: &str) -> Resp {
     json(
         status,
-        serde_json::json!({"error": {"errorCode": code, "message": message, "details": details}}).to_string(),
+        serde_json::json!({"error": {"errorCode": code, "message": message, "details": details}})
+            .to_string(),
     )
 }
 
@@ -223,7 +234,9 @@ fn authenticate(shared: &Shared, req: &Request<Incoming>) -> Result<(), &'static
         return Err("Required headers are missing.");
     };
     let ts: u64 = ts.parse().map_err(|_| "Invalid timestamp.")?;
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
         + shared.clock_offset_ms.load(Ordering::Relaxed);
     if (now_ms - ts as i64).unsigned_abs() > TIMESTAMP_WINDOW.as_millis() as u64 {
         return Err("The timestamp is outside the allowed window.");
@@ -231,8 +244,18 @@ fn authenticate(shared: &Shared, req: &Request<Incoming>) -> Result<(), &'static
     if ak != shared.access_key {
         return Err("Invalid access key.");
     }
-    let uri = req.uri().path_and_query().map_or_else(|| req.uri().path().to_string(), |pq| pq.as_str().to_string());
-    if !sign::verify(shared.secret_key.expose(), req.method().as_str(), &uri, ts, ak, sig) {
+    let uri = req.uri().path_and_query().map_or_else(
+        || req.uri().path().to_string(),
+        |pq| pq.as_str().to_string(),
+    );
+    if !sign::verify(
+        shared.secret_key.expose(),
+        req.method().as_str(),
+        &uri,
+        ts,
+        ak,
+        sig,
+    ) {
         return Err("Invalid signature.");
     }
     Ok(())
@@ -241,24 +264,53 @@ fn authenticate(shared: &Shared, req: &Request<Incoming>) -> Result<(), &'static
 async fn handle(shared: &Shared, req: Request<Incoming>) -> Result<Resp, Dropped> {
     let n = shared.total_requests.fetch_add(1, Ordering::Relaxed);
     if !PRECHECK_PATHS.contains(&req.uri().path()) {
-        return Ok(gateway_error(StatusCode::NOT_FOUND, "300", "Not Found", "No such API."));
+        return Ok(gateway_error(
+            StatusCode::NOT_FOUND,
+            "300",
+            "Not Found",
+            "No such API.",
+        ));
     }
     if let Err(details) = authenticate(shared, &req) {
         shared.auth_failures.fetch_add(1, Ordering::Relaxed);
-        return Ok(gateway_error(StatusCode::UNAUTHORIZED, "200", "Authentication Failed", details));
+        return Ok(gateway_error(
+            StatusCode::UNAUTHORIZED,
+            "200",
+            "Authentication Failed",
+            details,
+        ));
     }
     if req.method() != Method::POST {
-        return Ok(gateway_error(StatusCode::NOT_FOUND, "300", "Not Found", "Use POST."));
+        return Ok(gateway_error(
+            StatusCode::NOT_FOUND,
+            "300",
+            "Not Found",
+            "Use POST.",
+        ));
     }
-    let is_json = header(&req, CONTENT_TYPE.as_str()).is_some_and(|v| v.starts_with("application/json"));
-    let body = match Limited::new(req.into_body(), MAX_REQUEST_BODY).collect().await {
+    let is_json =
+        header(&req, CONTENT_TYPE.as_str()).is_some_and(|v| v.starts_with("application/json"));
+    let body = match Limited::new(req.into_body(), MAX_REQUEST_BODY)
+        .collect()
+        .await
+    {
         Ok(b) => b.to_bytes(),
-        Err(_) => return Ok(gateway_error(StatusCode::PAYLOAD_TOO_LARGE, "430", "Request Entity Too Large", "")),
+        Err(_) => {
+            return Ok(gateway_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "430",
+                "Request Entity Too Large",
+                "",
+            ));
+        }
     };
     let instance_no = if is_json {
         serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
-            .and_then(|v| v.get("serviceGroupInstanceNo").and_then(serde_json::Value::as_u64))
+            .and_then(|v| {
+                v.get("serviceGroupInstanceNo")
+                    .and_then(serde_json::Value::as_u64)
+            })
     } else {
         None
     };
@@ -275,7 +327,11 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Result<Resp, Dropped
     let behaviour = lock(&shared.behaviours)
         .get(&instance_no)
         .cloned()
-        .unwrap_or(Behaviour::UnknownNumber(if instance_no % 2 == 0 { 200 } else { 400 }));
+        .unwrap_or(Behaviour::UnknownNumber(if instance_no % 2 == 0 {
+            200
+        } else {
+            400
+        }));
     respond(behaviour, n).await
 }
 
@@ -293,17 +349,26 @@ async fn respond(mut behaviour: Behaviour, n: u64) -> Result<Resp, Dropped> {
                 b"<html><head><title>500 Internal Server Error</title></head><body><h1>500 Internal Server Error</h1></body></html>",
             )));
             *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-            r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
+            r.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
             r
         }
         Behaviour::RateLimited(retry_after) => {
-            let mut r = gateway_error(StatusCode::TOO_MANY_REQUESTS, "420", "Rate Limited", "Too many requests.");
+            let mut r = gateway_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "420",
+                "Rate Limited",
+                "Too many requests.",
+            );
             if let Some(s) = retry_after {
                 r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(s));
             }
             r
         }
-        Behaviour::MalformedJson => json(StatusCode::OK, r#"{"code":0,"message":"SUCCESS","result":tru"#.into()),
+        Behaviour::MalformedJson => json(
+            StatusCode::OK,
+            r#"{"code":0,"message":"SUCCESS","result":tru"#.into(),
+        ),
         Behaviour::DropConnection => return Err(Dropped),
         Behaviour::Oversized(len) => {
             let mut body = String::with_capacity(len);

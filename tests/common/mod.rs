@@ -32,12 +32,18 @@ pub struct Harness {
 pub type Spec = (&'static str, &'static str, u64, Option<Behaviour>);
 
 pub async fn start_sim(clusters: &[Spec]) -> SimGateway {
-    let table: HashMap<u64, Behaviour> =
-        clusters.iter().filter_map(|(_, _, no, b)| b.clone().map(|b| (*no, b))).collect();
+    let table: HashMap<u64, Behaviour> = clusters
+        .iter()
+        .filter_map(|(_, _, no, b)| b.clone().map(|b| (*no, b)))
+        .collect();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     SimGateway::start(
         listener,
-        SimConfig { access_key: ACCESS_KEY.into(), secret_key: Secret::new(SECRET_KEY), clusters: table },
+        SimConfig {
+            access_key: ACCESS_KEY.into(),
+            secret_key: Secret::new(SECRET_KEY),
+            clusters: table,
+        },
     )
     .unwrap()
 }
@@ -45,7 +51,9 @@ pub async fn start_sim(clusters: &[Spec]) -> SimGateway {
 pub fn config_yaml(gateway: &str, head: &str, clusters: &[Spec]) -> String {
     let mut yaml = format!("{head}\napi_gateway: {gateway}\nclusters:\n");
     for (name, region, no, _) in clusters {
-        yaml.push_str(&format!("  - {{name: {name}, region: {region}, service_group_instance_no: {no}}}\n"));
+        yaml.push_str(&format!(
+            "  - {{name: {name}, region: {region}, service_group_instance_no: {no}}}\n"
+        ));
     }
     yaml
 }
@@ -59,16 +67,34 @@ impl Harness {
     /// Like `start`, but the exporter signs with `secret` (a wrong one tests auth failures).
     pub async fn start_with_secret(head: &str, clusters: &[Spec], secret: &str) -> Self {
         let sim = start_sim(clusters).await;
-        let config = Config::parse(&config_yaml(&sim.url(), head, clusters), Path::new("test.yaml")).unwrap();
-        let creds = Credentials { access_key: ACCESS_KEY.into(), secret_key: Secret::new(secret) };
+        let config = Config::parse(
+            &config_yaml(&sim.url(), head, clusters),
+            Path::new("test.yaml"),
+        )
+        .unwrap();
+        let creds = Credentials {
+            access_key: ACCESS_KEY.into(),
+            secret_key: Secret::new(secret),
+        };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(cdss_precheck_exporter::run(listener, config, creds, async {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(cdss_precheck_exporter::run(
+            listener,
+            config,
+            creds,
+            async {
+                let _ = stopped.await;
+            },
+        ));
         let http = reqwest::Client::builder().no_proxy().build().unwrap();
-        Self { sim, addr, http, stop: Some(stop), task: Some(task) }
+        Self {
+            sim,
+            addr,
+            http,
+            stop: Some(stop),
+            task: Some(task),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -94,7 +120,10 @@ impl Harness {
             if self.get("/-/ready").await.0 == 200 {
                 return;
             }
-            assert!(tokio::time::Instant::now() < deadline, "exporter not ready within {limit:?}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "exporter not ready within {limit:?}"
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
