@@ -1,0 +1,61 @@
+//! `cdss-sim`: the simulated NCP gateway as its own process, for benchmarks and manual testing.
+//!
+//! Serves cluster numbers `--first` .. `--first + --count - 1` as ready (after `--delay`); any other
+//! number answers CDSS code 3. Keys come from NCLOUD_ACCESS_KEY / NCLOUD_SECRET_KEY, or the demo
+//! keys when unset. Listens on loopback by default and prints its address on stdout.
+#![forbid(unsafe_code)]
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use cdss_precheck_exporter::demo::{DEMO_ACCESS_KEY, DEMO_SECRET_KEY};
+use cdss_precheck_exporter::secret::Secret;
+use cdss_precheck_exporter::sim::{Behaviour, SimConfig, SimGateway};
+use clap::Parser;
+
+/// Simulated NCP API gateway for CDSS rollingRestartPreCheck.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:18080")]
+    listen: String,
+    /// First ready cluster number.
+    #[arg(long, default_value_t = 1)]
+    first: u64,
+    /// How many ready cluster numbers.
+    #[arg(long, default_value_t = 1000)]
+    count: u64,
+    /// Delay before each answer (humantime, e.g. 50ms).
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    delay: Duration,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let behaviour = if args.delay.is_zero() {
+        Behaviour::Ready
+    } else {
+        Behaviour::Slow(args.delay, Box::new(Behaviour::Ready))
+    };
+    let clusters: HashMap<u64, Behaviour> = (args.first..args.first + args.count)
+        .map(|n| (n, behaviour.clone()))
+        .collect();
+    let access_key = std::env::var("NCLOUD_ACCESS_KEY").unwrap_or_else(|_| DEMO_ACCESS_KEY.into());
+    let secret_key =
+        Secret::new(std::env::var("NCLOUD_SECRET_KEY").unwrap_or_else(|_| DEMO_SECRET_KEY.into()));
+    let listener = tokio::net::TcpListener::bind(&args.listen).await?;
+    let sim = SimGateway::start(
+        listener,
+        SimConfig {
+            access_key,
+            secret_key,
+            clusters,
+        },
+    )?;
+    println!("{}", sim.url());
+    cdss_precheck_exporter::shutdown::signal().await;
+    println!("requests served: {}", sim.total_requests());
+    Ok(())
+}
