@@ -4,17 +4,19 @@
 //! cluster's first precheck finishes it exposes only `cdss_precheck_ok 0` and
 //! `cdss_precheck_runs_total 0`: "never checked" never reads as ok.
 //!
-//! The text is written directly, in one pass over the state, rather than through the `prometheus`
+//! The text is written directly, from a snapshot of the state, rather than through the `prometheus`
 //! crate's proto structs and `TextEncoder`: building a `MetricFamily` allocates a `String` per
 //! label per sample, which made a 1,000-cluster render cost ~3 ms. The output is the same bytes
 //! the encoder writes (a unit test compares the two). The body is cached and rebuilt only when the
-//! state's generation changes, so a scrape usually costs one `Bytes` clone; the gzipped body is
-//! made at most once per generation, on the first scrape that asks for it.
+//! state's generation changes (and no more often than a cool-down proportional to the render's
+//! cost), so a scrape usually costs one `Bytes` clone; the gzipped body is made at most once per
+//! rendered body, on the first scrape that asks for it.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use flate2::Compression;
@@ -55,6 +57,8 @@ pub struct Exposition {
     /// Held while rendering or compressing, so scrapes that arrive together after a change wait
     /// for one render instead of each doing their own. `cache` is only ever held for a clone.
     render: Mutex<()>,
+    /// Length of the last render: the next one allocates its buffer once, at about this size.
+    last_len: AtomicUsize,
 }
 
 /// One rendered generation.
@@ -66,6 +70,8 @@ struct Cached {
     plain: Bytes,
     /// `plain` gzipped; made on the first scrape that asks for gzip.
     gzip: Option<Bytes>,
+    /// Until then this body is served even if the state has changed: see [`RENDER_COOL_DOWN`].
+    fresh_until: Instant,
 }
 
 /// Which encoding of the body a scraper gets.
@@ -76,6 +82,13 @@ pub enum Encoding {
     /// `Content-Encoding: gzip`.
     Gzip,
 }
+
+/// After a render that took `t`, the body is served for `RENDER_COOL_DOWN · t` more even if the
+/// state changes, so rendering takes at most about a tenth of one core however often the state
+/// changes and however many scrapers ask. With few clusters this is microseconds; at 10,000
+/// clusters (a ~4 ms render) a body is at most ~50 ms older than the state. It also bounds how
+/// many different bodies scrapes in flight hold at once, which is what peak memory depends on.
+const RENDER_COOL_DOWN: u32 = 10;
 
 /// gzip level: the fastest. Exposition text is so repetitive that level 1 already shrinks it
 /// ~15×, and higher levels cost several times the CPU for a few percent more.
@@ -151,6 +164,7 @@ impl Exposition {
             build,
             cache: Mutex::new(None),
             render: Mutex::new(()),
+            last_len: AtomicUsize::new(0),
         }
     }
 
@@ -162,26 +176,34 @@ impl Exposition {
     /// The current exposition in `wanted` encoding, and the encoding it is actually in (gzip
     /// falls back to the text in the unlikely case compression fails).
     pub fn encoded(&self, state: &State, wanted: Encoding) -> (Bytes, Encoding) {
-        if let Some(hit) = self.lookup(state.generation(), wanted) {
+        self.encoded_at(state, wanted, Instant::now())
+    }
+
+    /// `encoded`, with the clock passed in.
+    fn encoded_at(&self, state: &State, wanted: Encoding, now: Instant) -> (Bytes, Encoding) {
+        if let Some(hit) = self.lookup(state.generation(), wanted, now) {
             return hit;
         }
         let _rendering = lock(&self.render);
         // Read again: another scrape may have rendered a newer state while this one waited.
         let generation = state.generation();
-        if let Some(hit) = self.lookup(generation, wanted) {
+        if let Some(hit) = self.lookup(generation, wanted, now) {
             return hit;
         }
-        let plain = match self.lookup(generation, Encoding::Identity) {
+        let plain = match self.lookup(generation, Encoding::Identity, now) {
             Some((plain, _)) => plain,
             None => {
                 // Rendered outside the `cache` lock, so scrapes of the cached body never wait.
                 // If the state moves on meanwhile, the body is filed under the older generation
-                // and the next scrape renders again: never served stale.
+                // and rendered again once the cool-down is over.
+                let started = Instant::now();
                 let plain = Bytes::from(self.render(state));
+                let finished = Instant::now();
                 *lock(&self.cache) = Some(Cached {
                     generation,
                     plain: plain.clone(),
                     gzip: None,
+                    fresh_until: finished + (finished - started) * RENDER_COOL_DOWN,
                 });
                 plain
             }
@@ -193,99 +215,89 @@ impl Exposition {
             return (plain, Encoding::Identity);
         };
         if let Some(c) = lock(&self.cache).as_mut() {
-            if c.generation == generation {
+            if c.plain.as_ptr() == plain.as_ptr() {
                 c.gzip = Some(gz.clone());
             }
         }
         (gz, Encoding::Gzip)
     }
 
-    fn lookup(&self, generation: u64, wanted: Encoding) -> Option<(Bytes, Encoding)> {
+    /// The cached body if it is of `generation`, or still within its cool-down.
+    fn lookup(&self, generation: u64, wanted: Encoding, now: Instant) -> Option<(Bytes, Encoding)> {
         let cache = lock(&self.cache);
-        let c = cache.as_ref().filter(|c| c.generation == generation)?;
+        let c = cache
+            .as_ref()
+            .filter(|c| c.generation == generation || now < c.fresh_until)?;
         match wanted {
             Encoding::Identity => Some((c.plain.clone(), Encoding::Identity)),
             Encoding::Gzip => c.gzip.clone().map(|g| (g, Encoding::Gzip)),
         }
     }
 
-    /// Renders the text exposition from scratch, in one pass over the state.
+    /// Renders the text exposition from scratch.
     pub fn render(&self, state: &State) -> String {
-        // One buffer per per-cluster family, filled in the same pass so every family shows the
-        // same snapshot; the hint avoids regrowing them (about 100 bytes per line).
-        let hint = 100 * state.len();
-        let mut ok = String::with_capacity(hint);
-        let mut duration = String::with_capacity(hint);
-        let mut code = String::with_capacity(hint);
-        let mut last_run = String::with_capacity(hint);
-        let mut last_success = String::with_capacity(hint);
-        let mut runs = String::with_capacity(hint);
-        let mut failures = String::new();
-        // `{cluster="..",region=".."` without the closing brace, so a reason can follow.
-        let mut labels = String::with_capacity(64);
-        let mut clusters = 0u64;
-        state.for_each(|s: &ClusterStatus| {
-            clusters += 1;
-            labels.clear();
-            labels.push_str("{cluster=\"");
-            escape_label_value(&mut labels, &s.name);
-            labels.push_str("\",region=\"");
-            escape_label_value(&mut labels, s.region.as_str());
-            labels.push('"');
+        // Copy the numbers out under the state's read lock (a consistent snapshot, and the
+        // scheduler never waits on the formatting), then write family after family into one
+        // buffer sized from the last render, so the body is allocated once.
+        let mut labels = String::new();
+        let mut rows = Vec::with_capacity(state.len());
+        state.for_each(|s| rows.push(Row::new(s, &mut labels)));
+        let ready = state.is_ready();
 
-            let is_ready = s.last.as_ref().is_some_and(|l| l.outcome.is_ready());
-            sample(&mut ok, &OK, &labels, "", Value::Int(i64::from(is_ready)));
-            sample(&mut runs, &RUNS, &labels, "", Value::Uint(s.runs_total));
-            if let Some(last) = &s.last {
-                let secs = last.latency.as_secs_f64();
-                sample(&mut duration, &DURATION, &labels, "", Value::Float(secs));
-                let c = last.outcome.error_code();
-                sample(&mut code, &ERROR_CODE, &labels, "", Value::Int(c));
-                let t = unix(last.at_wall);
-                sample(&mut last_run, &LAST_RUN, &labels, "", Value::Float(t));
-            }
-            if let Some(t) = s.last_success {
-                sample(
-                    &mut last_success,
-                    &LAST_SUCCESS,
-                    &labels,
-                    "",
-                    Value::Float(unix(t)),
-                );
-            }
-            for reason in FailureReason::ALL {
-                let n = s.failures[reason.index()];
-                if n > 0 {
-                    // Reason values are fixed identifiers: nothing to escape.
-                    let extra = [",reason=\"", reason.as_str(), "\""].concat();
-                    sample(&mut failures, &FAILURES, &labels, &extra, Value::Uint(n));
+        let hint = self.last_len.load(Ordering::Relaxed);
+        let mut out = String::with_capacity(if hint > 0 {
+            hint + hint / 16 + 1024
+        } else {
+            4096 + 480 * rows.len()
+        });
+        let mut prefix = 0;
+        let with_labels: Vec<(&str, &Row)> = rows
+            .iter()
+            .map(|r| {
+                let l = &labels[prefix..r.labels_end];
+                prefix = r.labels_end;
+                (l, r)
+            })
+            .collect();
+        let family = |out: &mut String, f: &Family, value: &dyn Fn(&Row) -> Option<Value>| {
+            let mut wrote_header = false;
+            for (l, r) in &with_labels {
+                if let Some(v) = value(r) {
+                    if !wrote_header {
+                        // Families without samples are left out: Prometheus accepts empty
+                        // ones, but promtool's linter and humans read better without them.
+                        header(out, f);
+                        wrote_header = true;
+                    }
+                    sample(out, f, l, "", v);
                 }
             }
+        };
+        family(&mut out, &OK, &|r| Some(Value::Int(i64::from(r.ok))));
+        family(&mut out, &DURATION, &|r| r.last.map(|l| Value::Float(l.0)));
+        family(&mut out, &ERROR_CODE, &|r| r.last.map(|l| Value::Int(l.1)));
+        family(&mut out, &LAST_RUN, &|r| r.last.map(|l| Value::Float(l.2)));
+        family(&mut out, &LAST_SUCCESS, &|r| {
+            r.last_success.map(Value::Float)
         });
-        let per_cluster = [
-            (&OK, ok),
-            (&DURATION, duration),
-            (&ERROR_CODE, code),
-            (&LAST_RUN, last_run),
-            (&LAST_SUCCESS, last_success),
-            (&RUNS, runs),
-            (&FAILURES, failures),
-        ];
-        let mut out =
-            String::with_capacity(per_cluster.iter().map(|(_, b)| b.len()).sum::<usize>() + 2048);
-        // Families without samples are left out: Prometheus accepts empty ones, but promtool's
-        // linter and humans read better without them.
-        for (family, body) in &per_cluster {
-            if !body.is_empty() {
-                header(&mut out, family);
-                out.push_str(body);
+        family(&mut out, &RUNS, &|r| Some(Value::Uint(r.runs)));
+        if rows.iter().any(|r| r.failures.iter().any(|&n| n > 0)) {
+            header(&mut out, &FAILURES);
+            for (l, r) in &with_labels {
+                for reason in FailureReason::ALL {
+                    let n = r.failures[reason.index()];
+                    if n > 0 {
+                        // Reason values are fixed identifiers: nothing to escape.
+                        let extra = [",reason=\"", reason.as_str(), "\""].concat();
+                        sample(&mut out, &FAILURES, l, &extra, Value::Uint(n));
+                    }
+                }
             }
         }
         header(&mut out, &CLUSTERS);
-        sample(&mut out, &CLUSTERS, "", "", Value::Uint(clusters));
+        sample(&mut out, &CLUSTERS, "", "", Value::Uint(rows.len() as u64));
         header(&mut out, &READY);
-        let ready = i64::from(state.is_ready());
-        sample(&mut out, &READY, "", "", Value::Int(ready));
+        sample(&mut out, &READY, "", "", Value::Int(i64::from(ready)));
         header(&mut out, &BUILD_INFO);
         let mut build = String::from("{revision=\"");
         escape_label_value(&mut build, self.build.revision);
@@ -293,7 +305,48 @@ impl Exposition {
         escape_label_value(&mut build, self.build.version);
         build.push('"');
         sample(&mut out, &BUILD_INFO, &build, "", Value::Int(1));
+        self.last_len.store(out.len(), Ordering::Relaxed);
         out
+    }
+}
+
+/// One cluster's values, copied out of the state for rendering.
+struct Row {
+    /// End of this cluster's `{cluster="..",region=".."` (unclosed) in the shared label buffer.
+    labels_end: usize,
+    /// `cdss_precheck_ok`.
+    ok: bool,
+    /// `cdss_precheck_runs_total`.
+    runs: u64,
+    /// Latency in seconds, error code, Unix time finished: `None` before the first precheck.
+    last: Option<(f64, i64, f64)>,
+    /// Unix time of the last answer from CDSS.
+    last_success: Option<f64>,
+    /// `cdss_precheck_failures_total` by `FailureReason::index`.
+    failures: [u64; FailureReason::ALL.len()],
+}
+
+impl Row {
+    fn new(s: &ClusterStatus, labels: &mut String) -> Self {
+        labels.push_str("{cluster=\"");
+        escape_label_value(labels, &s.name);
+        labels.push_str("\",region=\"");
+        escape_label_value(labels, s.region.as_str());
+        labels.push('"');
+        Self {
+            labels_end: labels.len(),
+            ok: s.last.as_ref().is_some_and(|l| l.outcome.is_ready()),
+            runs: s.runs_total,
+            last: s.last.as_ref().map(|l| {
+                (
+                    l.latency.as_secs_f64(),
+                    l.outcome.error_code(),
+                    unix(l.at_wall),
+                )
+            }),
+            last_success: s.last_success.map(unix),
+            failures: s.failures,
+        }
     }
 }
 
@@ -624,6 +677,7 @@ mod tests {
     fn cached_per_generation_and_gzipped_once() {
         let s = varied_state();
         let e = Exposition::new(BuildInfo::current());
+        let before = std::time::Instant::now();
         let (a, enc) = e.encoded(&s, Encoding::Identity);
         assert_eq!(enc, Encoding::Identity);
         let (b, _) = e.encoded(&s, Encoding::Identity);
@@ -640,11 +694,33 @@ mod tests {
         assert!(gz.len() * 4 < a.len(), "{} vs {}", gz.len(), a.len());
 
         record(&s, "c-005", Outcome::Ready, Duration::from_millis(3), 5);
-        let (c, _) = e.encoded(&s, Encoding::Identity);
+        // Within the cool-down (here: a clock that has not moved since before the render) the
+        // last body is still served; after it, the change is rendered.
+        let (stale, _) = e.encoded_at(&s, Encoding::Identity, before);
+        assert_eq!(stale.as_ptr(), a.as_ptr());
+        let later = std::time::Instant::now() + Duration::from_secs(3600);
+        let (c, _) = e.encoded_at(&s, Encoding::Identity, later);
         assert_ne!(a, c, "a change is rendered");
         let text = std::str::from_utf8(&c).unwrap();
         assert!(text.contains("cdss_precheck_ok{cluster=\"c-005\",region=\"KR\"} 1\n"));
-        let (gz3, _) = e.encoded(&s, Encoding::Gzip);
+        let (gz3, _) = e.encoded_at(&s, Encoding::Gzip, later);
         assert_ne!(gz3, gz);
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(&gz3[..])
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text.as_bytes(), &c[..], "the gzip is of the new body");
+    }
+
+    #[test]
+    fn cool_down_is_proportional_to_the_render() {
+        let s = state(3);
+        let e = Exposition::new(BuildInfo::current());
+        let start = std::time::Instant::now();
+        e.encoded(&s, Encoding::Identity);
+        let took = start.elapsed();
+        let fresh_until = lock(&e.cache).as_ref().unwrap().fresh_until;
+        assert!(fresh_until > start);
+        assert!(fresh_until <= start + took * (RENDER_COOL_DOWN + 1));
     }
 }
