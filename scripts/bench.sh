@@ -271,6 +271,22 @@ EXP_HWM=$(hwm_kb "$EXP_PID")
 stop "$EXP_PID"
 EXP_TIME_RSS=$(time_rss_kb "$OUT/exporter1k.time")
 
+say "  CPU per precheck at 10× the rate: $N_SMALL clusters every 1 s"
+sed 's/^interval: .*/interval: 1s/; s/^timeout: .*/timeout: 900ms/' "$OUT/small.yaml" >"$OUT/small-1s.yaml"
+start exporter1k-1s "$EXPORTER" --config.file "$OUT/small-1s.yaml" --web.listen-address "127.0.0.1:$P_EXP"
+EXP_PID=$LAST_PID
+wait_http "http://127.0.0.1:$P_EXP/-/ready"
+sleep 2
+r0=$(metric_sum "$URL" cdss_precheck_runs_total)
+c0=$(cpu_ticks "$EXP_PID")
+sleep "$((CPU_SECONDS / 2))"
+c1=$(cpu_ticks "$EXP_PID")
+r1=$(metric_sum "$URL" cdss_precheck_runs_total)
+EXP_CPU_FAST=$(calc '%.4f' "($c1 - $c0) * 1000 / $TCK / ($r1 - $r0)")
+FAST_RATE=$(calc '%.0f' "($r1 - $r0) / ($CPU_SECONDS / 2)")
+say "  $((r1 - r0)) prechecks, $((c1 - c0)) ticks: $EXP_CPU_FAST ms each"
+stop "$EXP_PID"
+
 say "--- 4. Python peer, $N_SMALL clusters every ${SMALL_INTERVAL}s"
 PY_NOTE="not run: python3 with prometheus_client and requests not found"
 if command -v python3 >/dev/null && python3 -c 'import prometheus_client, requests' 2>/dev/null; then
@@ -323,14 +339,22 @@ EOF
   wrk_run blackbox "$BURL"
   c1=$(cpu_ticks "$BB_PID")
   BB_RPS=$RPS
+  BB_CPU_MAX=$(calc '%.4f' "($c1 - $c0) * 1000 / $TCK / $REQS")
+  # The same rate as the exporter's prechecks: 16 connections, each pausing 160 ms.
+  printf 'function delay()\n  return 160\nend\n' >"$OUT/paced.lua"
+  c0=$(cpu_ticks "$BB_PID")
+  WRK_SECONDS=$CPU_SECONDS wrk_run blackbox-paced "$BURL" -s "$OUT/paced.lua"
+  c1=$(cpu_ticks "$BB_PID")
   BB_CPU=$(calc '%.4f' "($c1 - $c0) * 1000 / $TCK / $REQS")
+  BB_PACED_RPS=$RPS
   BB_HWM=$(hwm_kb "$BB_PID")
   stop "$BB_PID"
   BB_NOTE="$("$BB" --version 2>&1 | head -1)"
-  say "  $BB_RPS probes/s, $BB_CPU ms CPU per probe"
+  say "  $BB_RPS probes/s, $BB_CPU_MAX ms CPU per probe at full speed, $BB_CPU ms at $BB_PACED_RPS probes/s"
 fi
 
-row "| CPU per precheck, $N_SMALL clusters every ${SMALL_INTERVAL}s (≤ 0.1 ms, ≥ 8× below blackbox) | $EXP_CPU ms (process utime+stime / prechecks over ${CPU_SECONDS}s) | Python peer ${PY_CPU:-n/a} ms$([[ -n ${PY_CPU:-} ]] && echo " (**$(calc '%.0f' "$PY_CPU / $EXP_CPU")×**)"); blackbox ${BB_CPU:-n/a} ms per probe$([[ -n ${BB_CPU:-} ]] && echo " (**$(calc '%.0f' "$BB_CPU / $EXP_CPU")×**)") |"
+row "| CPU per precheck, $N_SMALL clusters every ${SMALL_INTERVAL}s (≤ 0.1 ms, ≥ 8× below blackbox) | $EXP_CPU ms (process utime+stime / prechecks over ${CPU_SECONDS}s) | Python peer ${PY_CPU:-n/a} ms$([[ -n ${PY_CPU:-} ]] && echo " (**$(calc '%.1f' "$PY_CPU / $EXP_CPU")×**)"); blackbox ${BB_CPU:-n/a} ms per probe at ${BB_PACED_RPS:-?} probes/s$([[ -n ${BB_CPU:-} ]] && echo " (**$(calc '%.1f' "$BB_CPU / $EXP_CPU")×**)") |"
+row "| CPU per precheck at $FAST_RATE prechecks/s ($N_SMALL clusters every 1 s) | $EXP_CPU_FAST ms | blackbox at full speed (${BB_RPS:-?} probes/s): ${BB_CPU_MAX:-n/a} ms per probe$([[ -n ${BB_CPU_MAX:-} ]] && echo " (**$(calc '%.1f' "$BB_CPU_MAX / $EXP_CPU_FAST")×**)") |"
 row "| Peak RSS, $N_SMALL clusters (≤ 16 MiB) | VmHWM $(mib "$EXP_HWM") MiB; /usr/bin/time max RSS $(mib "$EXP_TIME_RSS") MiB | Python peer ${PY_HWM:+$(mib "$PY_HWM") MiB}; blackbox ${BB_HWM:+$(mib "$BB_HWM") MiB} |"
 [[ -n ${PY_RPS:-} ]] && row "| Python peer /metrics, $N_SMALL clusters, wrk -c16 | $PY_RPS req/s, p99 $PY_P99 ms${PY_ERRS:+ $PY_ERRS} | exporter **$(calc '%.0f' "$EXP_RPS / $PY_RPS")×** the req/s |"
 [[ -n ${BB_RPS:-} ]] && row "| blackbox_exporter probes/s, wrk -c16 on /probe | $BB_RPS probes/s | |"
@@ -344,7 +368,7 @@ until curl -sf -o /dev/null "http://127.0.0.1:$P_EXP/-/ready"; do sleep 0.5; don
 t_ready=$(now)
 say "  first round complete after $(calc '%.1f' "$t_ready - $t_start") s"
 # From ready on, no cluster's last precheck may be older than one interval (plus the 50 ms
-# answer); scraped every 5 s. The window for per-cluster counts starts one interval after start.
+# answer); scraped every 5 s.
 max_age=0 scrapes=0
 scrape() { # FILE: saves a scrape, returns its time in SCRAPE_T and the oldest age in AGE
   curl -s "$URL" -o "$1"
@@ -354,7 +378,8 @@ scrape() { # FILE: saves a scrape, returns its time in SCRAPE_T and the oldest a
   max_age=$(calc '%.3f' "($AGE > $max_age) ? $AGE : $max_age")
   scrapes=$((scrapes + 1))
 }
-t_a=$(calc '%.3f' "$t_start + $LARGE_INTERVAL + 5")
+# By one interval after the first round, every cluster has had a precheck on its own slot.
+t_a=$(calc '%.3f' "$t_ready + $LARGE_INTERVAL + 5")
 while (($(calc '%d' "$(now) < $t_a"))); do scrape "$OUT/scrape.txt"; sleep 5; done
 scrape "$OUT/scrape-a.txt"
 ta=$SCRAPE_T
@@ -369,14 +394,25 @@ sleep "$(calc '%.3f' "$t_b - $(now)")"
 scrape "$OUT/scrape-b.txt"
 tb=$SCRAPE_T
 sim_c1=$(cpu_ticks "$SIM50_PID") exp_c1=$(cpu_ticks "$EXP_PID")
-# Per cluster: prechecks inside the window (a whole number of intervals: exactly that many each).
+# Per cluster: prechecks inside the window (a whole number of intervals: that many each, give or
+# take one for a cluster whose slot falls within a precheck's 50 ms of the window's edges), and
+# the mean gap between its prechecks (last-run time moved / prechecks done): one interval when
+# no round was missed.
 per_round=$(awk -v rounds="$((SCALE_WINDOW / LARGE_INTERVAL))" '
-  index($0, "cdss_precheck_runs_total{") != 1 { next }
-  { split($0, p, "\""); c = p[2] }
-  FNR == NR { a[c] = $NF; next }
-  { d = $NF - a[c]; hist[d]++; n++ }
-  END { for (d in hist) printf "%s×%d ", hist[d], d; printf "(of %d clusters; %d each expected)", n, rounds }' \
-  "$OUT/scrape-a.txt" "$OUT/scrape-b.txt")
+  index($0, "cdss_precheck_runs_total{") == 1 { split($0, p, "\""); k = "r" p[2] }
+  index($0, "cdss_precheck_last_run_timestamp_seconds{") == 1 { split($0, p, "\""); k = "t" p[2] }
+  index($0, "cdss_precheck_runs_total{") != 1 && index($0, "cdss_precheck_last_run_timestamp_seconds{") != 1 { next }
+  FNR == NR { a[k] = $NF; next }
+  { b[k] = $NF }
+  END {
+    for (k in b) {
+      if (substr(k, 1, 1) != "r") continue
+      c = substr(k, 2); d = b[k] - a[k]; hist[d]++; n++
+      if (d > 0) { g = (b["t" c] - a["t" c]) / d; if (min == "" || g < min) min = g; if (g > max) max = g }
+    }
+    for (d in hist) printf "%s×%d ", hist[d], d
+    printf "(of %d clusters; %d each expected); mean gap between a cluster'"'"'s prechecks: %.3f to %.3f s",
+      n, rounds, min, max }' "$OUT/scrape-a.txt" "$OUT/scrape-b.txt")
 # Spread: start times (finish - duration) modulo the interval, in 1 s buckets.
 spread=$(awk -v iv="$LARGE_INTERVAL" '
   index($0, "cdss_precheck_last_run_timestamp_seconds{") == 1 { split($0, p, "\""); fin[p[2]] = $NF }
@@ -392,15 +428,23 @@ sim_cpu=$(calc '%.1f' "100 * ($sim_c1 - $sim_c0) / $TCK / ($tb - $ta)")
 exp_cpu=$(calc '%.1f' "100 * ($exp_c1 - $exp_c0) / $TCK / ($tb - $ta)")
 say "  per cluster: $per_round; $spread; max age $max_age s over $scrapes scrapes"
 wrk_run exporter10k "$URL"
+L_RPS=$RPS L_P99=$P99
 curl -s -H 'Accept-Encoding: gzip' "$URL" -o /dev/null
 L_HWM=$(hwm_kb "$EXP_PID")
+curl -s "$URL" -o "$OUT/body-10k.txt"
 stop "$EXP_PID"
 L_TIME_RSS=$(time_rss_kb "$OUT/exporter10k.time")
+start static10k "$STATIC" "127.0.0.1:$P_STATIC" "$OUT/body-10k.txt"
+STATIC_PID=$LAST_PID
+wait_http "http://127.0.0.1:$P_STATIC/metrics"
+wrk_run static10k "http://127.0.0.1:$P_STATIC/metrics"
+stop "$STATIC_PID"
 row "| Scale, $N_LARGE clusters every ${LARGE_INTERVAL}s, gateway 50 ms: every cluster every round | prechecks per cluster in a ${SCALE_WINDOW}s window: $per_round; $window_rate prechecks/s (ideal $(calc '%.1f' "$N_LARGE / $LARGE_INTERVAL")) | first round (all $N_LARGE at start, concurrency 16) took $(calc '%.1f' "$t_ready - $t_start") s |"
 row "| Scale: spread of start times even | $spread | |"
 row "| Scale: no round missed | oldest last precheck over $scrapes scrapes from ready on: $max_age s (interval $LARGE_INTERVAL s) | |"
 row "| Scale: CPU in the window | exporter $exp_cpu% of one core (incl. a scrape every 5 s); simulated gateway $sim_cpu% of one core | |"
-row "| Peak RSS, $N_LARGE clusters (≤ 64 MiB) | VmHWM $(mib "$L_HWM") MiB; /usr/bin/time max RSS $(mib "$L_TIME_RSS") MiB (after scrapes, gzip and ${WRK_SECONDS}s of wrk at $RPS req/s) | |"
+row "| /metrics, $N_LARGE clusters, wrk -c16, prechecks running (informational) | $L_RPS req/s, p99 $L_P99 ms; body $(wc -c <"$OUT/body-10k.txt") bytes | limit $RPS req/s, p99 $P99 ms: **$(calc '%.0f' "100 * $L_RPS / $RPS")%** |"
+row "| Peak RSS, $N_LARGE clusters (≤ 64 MiB) | VmHWM $(mib "$L_HWM") MiB; /usr/bin/time max RSS $(mib "$L_TIME_RSS") MiB (after scrapes, gzip and ${WRK_SECONDS}s of wrk at $L_RPS req/s) | |"
 row ""
 row "- load after: $(uptime | sed 's/.*load average/load average/')"
 row "- peers: ${PY_NOTE}; ${BB_NOTE}"
