@@ -378,8 +378,9 @@ scrape() { # FILE: saves a scrape, returns its time in SCRAPE_T and the oldest a
   max_age=$(calc '%.3f' "($AGE > $max_age) ? $AGE : $max_age")
   scrapes=$((scrapes + 1))
 }
-# By one interval after the first round, every cluster has had a precheck on its own slot.
-t_a=$(calc '%.3f' "$t_ready + $LARGE_INTERVAL + 5")
+# Slots that fall during the start-up round queue behind it and run late, once; two intervals
+# after the first round every cluster's last precheck is on its own slot.
+t_a=$(calc '%.3f' "$t_ready + 2 * $LARGE_INTERVAL + 5")
 while (($(calc '%d' "$(now) < $t_a"))); do scrape "$OUT/scrape.txt"; sleep 5; done
 scrape "$OUT/scrape-a.txt"
 ta=$SCRAPE_T
