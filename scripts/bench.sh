@@ -307,7 +307,7 @@ if command -v python3 >/dev/null && python3 -c 'import prometheus_client, reques
   say "  $((r1 - r0)) prechecks, $((c1 - c0)) ticks: $PY_CPU ms each"
   PY_HWM=$(hwm_kb "$PY_PID")
   stop "$PY_PID"
-  PY_NOTE="python $(python3 -c 'import platform, prometheus_client as p, requests as r; print(platform.python_version(), "prometheus_client", p.__version__ if hasattr(p, "__version__") else "?", "requests", r.__version__)' 2>/dev/null)"
+  PY_NOTE="python $(python3 -c 'import platform, prometheus_client as p, requests as r; print(platform.python_version(), "prometheus_client", __import__("importlib.metadata").metadata.version("prometheus_client"), "requests", r.__version__)' 2>/dev/null)"
 fi
 
 say "--- 5. blackbox_exporter, HTTP POST probe"
