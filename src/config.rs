@@ -32,6 +32,8 @@ pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
 pub const MAX_CONCURRENCY: usize = 1024;
 /// Longest accepted cluster name (it becomes a label value and a URL path segment).
 pub const MAX_NAME_LEN: usize = 128;
+/// `gate.min_fresh_interval` when the config does not say.
+pub const DEFAULT_MIN_FRESH_INTERVAL: Duration = Duration::from_secs(10);
 /// Path of the precheck operation below a region's base path.
 pub const PRECHECK_PATH: &str = "/cluster/rollingRestartPreCheck";
 
@@ -50,6 +52,18 @@ pub struct Config {
     pub credentials: CredentialSource,
     /// The clusters to precheck, in config order; names are unique.
     pub clusters: Vec<Cluster>,
+    /// Settings of `GET /gate/{cluster}`.
+    pub gate: GateConfig,
+}
+
+/// Settings of the readiness gate (`GET /gate/{cluster}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GateConfig {
+    /// A ready result older than this no longer opens the gate ("stale"). Default: 2 × interval.
+    pub max_age: Duration,
+    /// `?fresh=1` calls NCP at most once per cluster within this window; callers inside it get the
+    /// latest result, marked as such.
+    pub min_fresh_interval: Duration,
 }
 
 /// One cluster to precheck.
@@ -145,8 +159,18 @@ struct RawConfig {
     max_response_bytes: Option<u64>,
     api_gateway: Option<Gateway>,
     credentials: Option<RawCredentials>,
+    gate: Option<RawGate>,
     #[serde(default)]
     clusters: Clusters,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGate {
+    #[serde(default, deserialize_with = "de_max_age")]
+    max_age: Option<Duration>,
+    #[serde(default, deserialize_with = "de_min_fresh_interval")]
+    min_fresh_interval: Option<Duration>,
 }
 
 #[derive(Deserialize)]
@@ -327,6 +351,14 @@ fn de_timeout<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Er
     de_duration(d, "timeout")
 }
 
+fn de_max_age<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    de_duration(d, "gate.max_age")
+}
+
+fn de_min_fresh_interval<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    de_duration(d, "gate.min_fresh_interval")
+}
+
 fn de_duration<'de, D: Deserializer<'de>>(
     d: D,
     _field: &'static str,
@@ -445,6 +477,26 @@ impl RawConfig {
                 })
             })
             .collect::<Result<Vec<_>, ConfigError>>()?;
+        let raw_gate = self.gate.unwrap_or(RawGate {
+            max_age: None,
+            min_fresh_interval: None,
+        });
+        let gate = GateConfig {
+            max_age: raw_gate.max_age.unwrap_or(interval.saturating_mul(2)),
+            min_fresh_interval: raw_gate
+                .min_fresh_interval
+                .unwrap_or(DEFAULT_MIN_FRESH_INTERVAL),
+        };
+        if gate.max_age < interval {
+            return Err(err(
+                "gate",
+                format!(
+                    "gate.max_age: {} is shorter than interval {}: the gate would be closed most of the time",
+                    humantime::format_duration(gate.max_age),
+                    humantime::format_duration(interval)
+                ),
+            ));
+        }
         Ok(Config {
             interval,
             timeout,
@@ -452,6 +504,7 @@ impl RawConfig {
             max_response_bytes,
             credentials,
             clusters,
+            gate,
         })
     }
 }
@@ -584,6 +637,23 @@ mod tests {
         let e = parse(&format!("interval: 10s\ntimeout: 10s\n{MINIMAL}")).unwrap_err();
         assert!(e.message.starts_with("timeout:"), "{e}");
         assert_eq!(e.location, Some((2, 1)));
+    }
+
+    #[test]
+    fn gate_defaults_and_limits() {
+        let c = parse(&format!("interval: 30s\n{MINIMAL}")).unwrap();
+        assert_eq!(c.gate.max_age, Duration::from_secs(60));
+        assert_eq!(c.gate.min_fresh_interval, DEFAULT_MIN_FRESH_INTERVAL);
+        let c = parse(&format!(
+            "gate:\n  max_age: 5m\n  min_fresh_interval: 1s\n{MINIMAL}"
+        ))
+        .unwrap();
+        assert_eq!(c.gate.max_age, Duration::from_secs(300));
+        assert_eq!(c.gate.min_fresh_interval, Duration::from_secs(1));
+        let e = parse(&format!("gate:\n  max_age: 10s\n{MINIMAL}")).unwrap_err();
+        assert!(e.message.starts_with("gate.max_age:"), "{e}");
+        let e = parse(&format!("gate:\n  max_age: often\n{MINIMAL}")).unwrap_err();
+        assert_eq!(e.location, Some((2, 12)), "{e}");
     }
 
     #[test]

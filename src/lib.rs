@@ -8,7 +8,7 @@
 //! - [`ncp`]: signing, regions, the CDSS client.
 //! - [`outcome`]: the one classification of an answer.
 //! - [`scheduler`]: when each cluster is checked. [`state`]: latest results.
-//! - [`metrics`]: exposition (no I/O). [`server`]: HTTP endpoints.
+//! - [`metrics`]: exposition (no I/O). [`gate`]: the readiness gate's answer. [`server`]: HTTP endpoints.
 //! - [`sim`]: the simulated NCP gateway (tests, `--demo`). [`demo`]: the demo setup.
 //! - [`logging`], [`shutdown`]: process plumbing.
 #![forbid(unsafe_code)]
@@ -18,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod demo;
+pub mod gate;
 pub mod logging;
 pub mod metrics;
 pub mod ncp;
@@ -40,7 +41,7 @@ use crate::config::Config;
 use crate::credentials::Credentials;
 use crate::metrics::{BuildInfo, Exposition};
 use crate::ncp::cdss::{CdssClient, ClientSettings};
-use crate::scheduler::Schedule;
+use crate::scheduler::{Runner, Schedule};
 use crate::state::State;
 
 /// Runs the exporter on an already-bound `listener` until `shutdown` resolves: prechecks on the
@@ -60,10 +61,18 @@ pub async fn run(
     )
     .context("starting the CDSS client")?;
     let state = Arc::new(State::new(&config.clusters));
+    let runner = Arc::new(Runner::new(
+        config.clusters,
+        client,
+        state.clone(),
+        config.concurrency,
+    ));
     let app = Arc::new(server::App {
         state: state.clone(),
         exposition: Exposition::new(BuildInfo::current()),
         interval: config.interval,
+        gate: config.gate,
+        fresh: runner.clone(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let server = tokio::spawn(server::serve(listener, app, stop_rx.clone()));
@@ -71,13 +80,7 @@ pub async fn run(
         interval: config.interval,
         concurrency: config.concurrency,
     };
-    let scheduler = tokio::spawn(scheduler::run(
-        config.clusters,
-        Arc::new(client),
-        state,
-        schedule,
-        stop_rx,
-    ));
+    let scheduler = tokio::spawn(scheduler::run(runner, schedule, stop_rx));
 
     shutdown.await;
     tracing::info!("stopping: no new prechecks; waiting for in-flight ones");

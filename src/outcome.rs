@@ -123,6 +123,18 @@ impl FailureReason {
     }
 }
 
+/// What an answer means for someone who wants to start a rolling restart now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// CDSS said ready: go.
+    Go,
+    /// CDSS said no: `result` false, or a CDSS API error (e.g. code 3, no such cluster).
+    NoGo,
+    /// No decision could be made: auth, rate limit, gateway, network, timeout, unreadable answer.
+    Unknown,
+}
+
 /// `cdss_precheck_last_error_code` when no usable answer came.
 pub const NO_ANSWER_CODE: i64 = -1;
 
@@ -130,6 +142,15 @@ impl Outcome {
     /// True only for `Ready`: the one value that may read as "go".
     pub fn is_ready(&self) -> bool {
         matches!(self, Outcome::Ready)
+    }
+
+    /// Go, no-go, or "couldn't ask": what a maintenance pipeline branches on.
+    pub fn decision(&self) -> Decision {
+        match self {
+            Outcome::Ready => Decision::Go,
+            Outcome::NotReady | Outcome::ApiError { .. } => Decision::NoGo,
+            _ => Decision::Unknown,
+        }
     }
 
     /// `None` when CDSS gave an answer (ready or not ready); otherwise why not.
@@ -457,6 +478,44 @@ mod tests {
         );
         assert_eq!(o.error_code(), -1);
         assert_eq!(o.failure_reason(), Some(FailureReason::GatewayError));
+    }
+
+    #[test]
+    fn decisions_separate_no_from_could_not_ask() {
+        assert_eq!(Outcome::Ready.decision(), Decision::Go);
+        assert_eq!(Outcome::NotReady.decision(), Decision::NoGo);
+        assert_eq!(
+            c(
+                200,
+                r#"{"code":3,"message":"Invalid Service Group Instance No"}"#
+            )
+            .decision(),
+            Decision::NoGo
+        );
+        assert_eq!(
+            c(
+                401,
+                r#"{"error":{"errorCode":"200","message":"Authentication Failed"}}"#
+            )
+            .decision(),
+            Decision::Unknown
+        );
+        assert_eq!(
+            c(
+                429,
+                r#"{"error":{"errorCode":"420","message":"Rate Limited"}}"#
+            )
+            .decision(),
+            Decision::Unknown
+        );
+        assert_eq!(
+            Outcome::Timeout {
+                after: Duration::from_secs(1)
+            }
+            .decision(),
+            Decision::Unknown
+        );
+        assert_eq!(c(500, "<html/>").decision(), Decision::Unknown);
     }
 
     #[test]

@@ -3,16 +3,20 @@
 //! Every cluster is prechecked once at start, then on its own slot every `interval`. A cluster's
 //! slot is a fixed phase within the interval derived from a hash of its name, so 1,000 clusters
 //! never fire at once and a restart keeps each cluster's rhythm. A semaphore caps the prechecks in
-//! flight across all clusters; each cluster has its own task, so there is never more than one
-//! precheck per cluster and a hanging cluster only holds its own permit, until the timeout. After a
-//! 429 the cluster waits for `Retry-After` (or an exponential back-off) before its next slot.
+//! flight across all clusters; a per-cluster lock means there is never more than one precheck per
+//! cluster (periodic or the gate's fresh one), and a hanging cluster only holds its own permit,
+//! until the timeout. After a 429 the cluster waits for `Retry-After` (or an exponential back-off)
+//! before its next slot. The gate's `?fresh=1` goes through the same [`Runner`], which shares one
+//! upstream call among concurrent callers and rate-limits fresh calls per cluster.
 //! Time is tokio's, so tests drive all of this with a paused clock.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Mutex, Semaphore, SemaphorePermit, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -27,6 +31,12 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 pub trait Prechecker: Send + Sync + 'static {
     /// One precheck; never fails, every failure is an `Outcome`.
     fn precheck(&self, cluster: &Cluster) -> impl Future<Output = Precheck> + Send;
+}
+
+impl<P: Prechecker> Prechecker for Arc<P> {
+    fn precheck(&self, cluster: &Cluster) -> impl Future<Output = Precheck> + Send {
+        P::precheck(self, cluster)
+    }
 }
 
 impl Prechecker for CdssClient {
@@ -85,28 +95,171 @@ pub fn backoff(retry_after: Option<Duration>, interval: Duration, streak: u32) -
         .min(MAX_BACKOFF)
 }
 
+/// Runs prechecks for a fixed set of clusters: the one place a precheck is started, whether by the
+/// schedule or by the gate's `?fresh=1`. It keeps the invariants: at most one precheck per
+/// cluster (a per-cluster lock), at most `concurrency` in flight (a semaphore, taken after the
+/// cluster lock so a waiting cluster never holds a permit), and every result recorded in `state`.
+pub struct Runner<P> {
+    /// What actually asks NCP.
+    prechecker: P,
+    /// Where results go.
+    state: Arc<State>,
+    /// Caps prechecks in flight across all clusters.
+    permits: Semaphore,
+    /// One slot per cluster, by name.
+    slots: HashMap<String, Arc<Slot>>,
+}
+
+struct Slot {
+    cluster: Cluster,
+    /// Held for the whole precheck; guards the timestamps below.
+    guard: Arc<Mutex<SlotTimes>>,
+}
+
+#[derive(Default)]
+struct SlotTimes {
+    /// When the last precheck of this cluster (periodic or fresh) finished.
+    last_finished: Option<Instant>,
+    /// When the last fresh (gate-triggered) precheck started, for `gate.min_fresh_interval`.
+    last_fresh_started: Option<Instant>,
+}
+
+/// Where a `?fresh=1` answer came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FreshSource {
+    /// A precheck that finished after the request arrived (this request's, or one it shared).
+    Fresh,
+    /// Inside `min_fresh_interval` of the last fresh precheck: the latest result, not a new one.
+    Recent {
+        /// How long until a fresh precheck would be made again.
+        retry_in: Duration,
+    },
+}
+
+/// The gate's view of the runner: fresh prechecks by cluster name, without the generic.
+pub trait FreshPrecheck: Send + Sync {
+    /// Runs (or joins, or declines within `min_interval`) a fresh precheck; `None` for an unknown
+    /// cluster. Recorded in the state like any precheck.
+    fn fresh(self: Arc<Self>, name: &str, min_interval: Duration) -> FreshFuture;
+}
+
+/// What [`FreshPrecheck::fresh`] returns.
+pub type FreshFuture = Pin<Box<dyn Future<Output = Option<FreshSource>> + Send>>;
+
+impl<P: Prechecker> Runner<P> {
+    /// A runner for `clusters`, recording into `state`.
+    pub fn new(
+        clusters: Vec<Cluster>,
+        prechecker: P,
+        state: Arc<State>,
+        concurrency: usize,
+    ) -> Self {
+        let slots = clusters
+            .into_iter()
+            .map(|c| {
+                (
+                    c.name.clone(),
+                    Arc::new(Slot {
+                        cluster: c,
+                        guard: Arc::default(),
+                    }),
+                )
+            })
+            .collect();
+        Self {
+            prechecker,
+            state,
+            permits: Semaphore::new(concurrency),
+            slots,
+        }
+    }
+
+    /// Names of the clusters this runner knows.
+    pub fn cluster_names(&self) -> impl Iterator<Item = &str> {
+        self.slots.keys().map(String::as_str)
+    }
+
+    /// Runs one precheck now; the caller holds the cluster's lock (`times`) and a permit.
+    /// Records and logs the result.
+    async fn precheck_locked(
+        &self,
+        slot: &Slot,
+        times: &mut SlotTimes,
+        permit: SemaphorePermit<'_>,
+    ) -> Precheck {
+        let precheck = self.prechecker.precheck(&slot.cluster).await;
+        drop(permit);
+        let now = Instant::now();
+        times.last_finished = Some(now);
+        log(&slot.cluster, &precheck);
+        self.state
+            .record(&slot.cluster.name, &precheck, now, SystemTime::now());
+        precheck
+    }
+
+    async fn fresh_inner(
+        self: Arc<Self>,
+        name: String,
+        min_interval: Duration,
+    ) -> Option<FreshSource> {
+        let slot = self.slots.get(&name)?.clone();
+        let arrived = Instant::now();
+        let mut times = slot.guard.clone().lock_owned().await;
+        if times.last_finished.is_some_and(|t| t >= arrived) {
+            // A precheck finished while we waited for the lock: share it.
+            return Some(FreshSource::Fresh);
+        }
+        if let Some(started) = times.last_fresh_started {
+            let since = arrived.saturating_duration_since(started);
+            if since < min_interval {
+                return Some(FreshSource::Recent {
+                    retry_in: min_interval - since,
+                });
+            }
+        }
+        times.last_fresh_started = Some(arrived);
+        // In its own task, so a caller that hangs up does not cancel the call others are waiting on.
+        let runner = self.clone();
+        let call = tokio::spawn(async move {
+            let mut times = times;
+            // The semaphore is never closed, so acquire cannot fail.
+            if let Ok(permit) = runner.permits.acquire().await {
+                runner.precheck_locked(&slot, &mut times, permit).await;
+            }
+        });
+        match call.await {
+            Ok(()) => Some(FreshSource::Fresh),
+            Err(e) => {
+                tracing::error!(cluster = %name, error = %e, "fresh precheck task failed");
+                None
+            }
+        }
+    }
+}
+
+impl<P: Prechecker> FreshPrecheck for Runner<P> {
+    fn fresh(self: Arc<Self>, name: &str, min_interval: Duration) -> FreshFuture {
+        Box::pin(self.fresh_inner(name.to_string(), min_interval))
+    }
+}
+
 /// Runs the schedule until `shutdown` turns true; returns once in-flight prechecks have ended.
 pub async fn run<P: Prechecker>(
-    clusters: Vec<Cluster>,
-    prechecker: Arc<P>,
-    state: Arc<State>,
+    runner: Arc<Runner<P>>,
     schedule: Schedule,
     shutdown: watch::Receiver<bool>,
 ) {
-    let permits = Arc::new(Semaphore::new(schedule.concurrency));
     let anchor = Instant::now();
     let mut tasks = JoinSet::new();
-    for cluster in clusters {
-        let ctx = ClusterTask {
-            phase: phase(&cluster.name, schedule.interval),
-            cluster,
-            prechecker: prechecker.clone(),
-            state: state.clone(),
-            permits: permits.clone(),
+    for slot in runner.slots.values() {
+        let task = ClusterTask {
+            phase: phase(&slot.cluster.name, schedule.interval),
+            slot: slot.clone(),
+            runner: runner.clone(),
             interval: schedule.interval,
             anchor,
         };
-        tasks.spawn(ctx.run(shutdown.clone()));
+        tasks.spawn(task.run(shutdown.clone()));
     }
     while let Some(joined) = tasks.join_next().await {
         if let Err(e) = joined {
@@ -116,11 +269,9 @@ pub async fn run<P: Prechecker>(
 }
 
 struct ClusterTask<P> {
-    cluster: Cluster,
+    slot: Arc<Slot>,
     phase: Duration,
-    prechecker: Arc<P>,
-    state: Arc<State>,
-    permits: Arc<Semaphore>,
+    runner: Arc<Runner<P>>,
     interval: Duration,
     anchor: Instant,
 }
@@ -128,29 +279,34 @@ struct ClusterTask<P> {
 impl<P: Prechecker> ClusterTask<P> {
     async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut rate_limited_streak = 0u32;
+        let name = &self.slot.cluster.name;
         loop {
             if *shutdown.borrow() {
                 return;
             }
-            let permit = tokio::select! {
-                p = self.permits.acquire() => match p { Ok(p) => p, Err(_) => return },
+            // Waiting for the cluster's lock or a permit ends at shutdown...
+            let mut times = tokio::select! {
+                t = self.slot.guard.lock() => t,
                 _ = shutdown.changed() => return,
             };
-            // Not cancelled by shutdown: an in-flight precheck ends on its own, within the timeout.
-            let precheck = self.prechecker.precheck(&self.cluster).await;
-            drop(permit);
+            let permit = tokio::select! {
+                p = self.runner.permits.acquire() => match p { Ok(p) => p, Err(_) => return },
+                _ = shutdown.changed() => return,
+            };
+            // ...but a precheck in flight is not cancelled: it ends on its own, within the timeout.
+            let precheck = self
+                .runner
+                .precheck_locked(&self.slot, &mut times, permit)
+                .await;
+            drop(times);
             let now = Instant::now();
-            self.log(&precheck);
-            self.state
-                .record(&self.cluster.name, &precheck, now, SystemTime::now());
-
             let mut next = next_slot(self.anchor, self.phase, self.interval, now);
             if precheck.outcome.is_rate_limited() {
                 rate_limited_streak = rate_limited_streak.saturating_add(1);
                 let wait = backoff(precheck.retry_after, self.interval, rate_limited_streak);
                 next = next.max(now + wait);
                 tracing::warn!(
-                    cluster = %self.cluster.name,
+                    cluster = %name,
                     backoff = %humantime::format_duration(wait),
                     "rate limited by the API gateway; backing off"
                 );
@@ -163,24 +319,23 @@ impl<P: Prechecker> ClusterTask<P> {
             }
         }
     }
+}
 
-    fn log(&self, p: &Precheck) {
-        let c = &self.cluster;
-        let request_id = p.request_id.as_deref().unwrap_or("");
-        let latency_ms = p.latency.as_secs_f64() * 1e3;
-        if p.outcome.failure_reason().is_some() {
-            tracing::warn!(
-                cluster = %c.name, region = %c.region, verdict = p.outcome.verdict(),
-                code = p.outcome.error_code(), request_id, latency_ms,
-                "precheck failed: {}", p.outcome.message()
-            );
-        } else {
-            tracing::debug!(
-                cluster = %c.name, region = %c.region, verdict = p.outcome.verdict(),
-                code = p.outcome.error_code(), request_id, latency_ms,
-                "precheck done"
-            );
-        }
+fn log(c: &Cluster, p: &Precheck) {
+    let request_id = p.request_id.as_deref().unwrap_or("");
+    let latency_ms = p.latency.as_secs_f64() * 1e3;
+    if p.outcome.failure_reason().is_some() {
+        tracing::warn!(
+            cluster = %c.name, region = %c.region, verdict = p.outcome.verdict(),
+            code = p.outcome.error_code(), request_id, latency_ms,
+            "precheck failed: {}", p.outcome.message()
+        );
+    } else {
+        tracing::debug!(
+            cluster = %c.name, region = %c.region, verdict = p.outcome.verdict(),
+            code = p.outcome.error_code(), request_id, latency_ms,
+            "precheck done"
+        );
     }
 }
 
@@ -270,7 +425,8 @@ mod tests {
     ) -> Arc<State> {
         let state = Arc::new(State::new(&cs));
         let (tx, rx) = watch::channel(false);
-        let handle = tokio::spawn(run(cs, fake, state.clone(), schedule, rx));
+        let runner = Arc::new(Runner::new(cs, fake, state.clone(), schedule.concurrency));
+        let handle = tokio::spawn(run(runner, schedule, rx));
         tokio::time::sleep(dur).await;
         tx.send(true).unwrap();
         handle.await.unwrap();
@@ -446,7 +602,13 @@ mod tests {
             interval: Duration::from_secs(60),
             concurrency: 1,
         };
-        let handle = tokio::spawn(run(cs, fake.clone(), state.clone(), schedule, rx));
+        let runner = Arc::new(Runner::new(
+            cs,
+            fake.clone(),
+            state.clone(),
+            schedule.concurrency,
+        ));
+        let handle = tokio::spawn(run(runner, schedule, rx));
         tokio::time::sleep(Duration::from_secs(1)).await;
         tx.send(true).unwrap();
         handle.await.unwrap();
@@ -456,5 +618,58 @@ mod tests {
             "the in-flight precheck was recorded"
         );
         assert_eq!(calls_of(&fake, "c0").len(), 1, "nothing new was scheduled");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fresh_calls_are_shared_and_rate_limited() {
+        let mut fake = Fake::default();
+        fake.delay.insert("c0".into(), Duration::from_millis(500));
+        let fake = Arc::new(fake);
+        let cs = clusters(1);
+        let state = Arc::new(State::new(&cs));
+        let runner = Arc::new(Runner::new(cs, fake.clone(), state.clone(), 4));
+        let min = Duration::from_secs(10);
+        let mut callers = JoinSet::new();
+        for _ in 0..20 {
+            let r = runner.clone();
+            callers.spawn(async move { r.fresh("c0", min).await });
+        }
+        let answers = callers.join_all().await;
+        assert!(answers.iter().all(|a| *a == Some(FreshSource::Fresh)), "{answers:?}");
+        assert_eq!(calls_of(&fake, "c0").len(), 1, "20 concurrent callers share one upstream call");
+        assert_eq!(state.get("c0").unwrap().runs_total, 1, "the fresh result is recorded");
+
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        match runner.clone().fresh("c0", min).await {
+            Some(FreshSource::Recent { retry_in }) => assert!(retry_in <= Duration::from_secs(7), "{retry_in:?}"),
+            other => panic!("inside the window: {other:?}"),
+        }
+        assert_eq!(calls_of(&fake, "c0").len(), 1);
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        assert_eq!(runner.clone().fresh("c0", min).await, Some(FreshSource::Fresh));
+        assert_eq!(calls_of(&fake, "c0").len(), 2);
+        assert_eq!(runner.clone().fresh("nope", min).await, None, "only configured clusters");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fresh_and_periodic_prechecks_never_overlap_for_one_cluster() {
+        let mut fake = Fake::default();
+        fake.delay.insert("c0".into(), Duration::from_secs(2));
+        let fake = Arc::new(fake);
+        let cs = clusters(1);
+        let state = Arc::new(State::new(&cs));
+        let runner = Arc::new(Runner::new(cs, fake.clone(), state.clone(), 4));
+        let (tx, rx) = watch::channel(false);
+        let schedule = Schedule { interval: Duration::from_secs(5), concurrency: 4 };
+        let sched = tokio::spawn(run(runner.clone(), schedule, rx));
+        for _ in 0..10 {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            let _ = runner.clone().fresh("c0", Duration::ZERO).await;
+        }
+        tx.send(true).unwrap();
+        sched.await.unwrap();
+        assert_eq!(fake.in_flight.lock().unwrap().1, 1, "two prechecks of one cluster overlapped");
+        // Every precheck, periodic or fresh, was recorded.
+        assert_eq!(state.get("c0").unwrap().runs_total as usize, calls_of(&fake, "c0").len());
     }
 }

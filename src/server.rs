@@ -4,10 +4,14 @@
 //! - `GET /`: landing page: version, each cluster's state and age, links.
 //! - `GET /-/healthy`: 200 while the process is up.
 //! - `GET /-/ready`: 503 until the first round of prechecks has finished, then 200.
+//! - `GET /gate/{cluster}`: 200 if the cluster's last precheck was ready and younger than
+//!   `gate.max_age`, else 503; JSON either way; 404 for a cluster not in the config.
+//!   `?fresh=1` asks the scheduler's runner for a precheck now (shared, rate-limited).
 //!
 //! `HEAD` is accepted wherever `GET` is. Other methods get 405 with `Allow`; other paths 404.
 //! Connections are capped and slow header senders are cut off. This module reads `state`; it never
-//! writes it and never talks to NCP.
+//! writes it and never talks to NCP itself: the gate's fresh path goes through the runner, and
+//! only for clusters in the config.
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
@@ -26,7 +30,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 
+use crate::config::{GateConfig, validate_name};
+use crate::gate;
 use crate::metrics::{self, Exposition};
+use crate::scheduler::FreshPrecheck;
 use crate::state::State;
 
 /// Connections served at once; more wait in the accept queue.
@@ -46,6 +53,10 @@ pub struct App {
     pub exposition: Exposition,
     /// Precheck interval, shown on the landing page.
     pub interval: Duration,
+    /// Gate settings.
+    pub gate: GateConfig,
+    /// Runs the gate's fresh prechecks (the scheduler's runner).
+    pub fresh: Arc<dyn FreshPrecheck>,
 }
 
 type Resp = Response<Full<Bytes>>;
@@ -74,7 +85,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Re
         let app = app.clone();
         let service = service_fn(move |req| {
             let app = app.clone();
-            async move { Ok::<_, Infallible>(handle(&app, req)) }
+            async move { Ok::<_, Infallible>(handle(&app, req).await) }
         });
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())
@@ -97,10 +108,11 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Re
     }
 }
 
-fn handle(app: &App, req: Request<Incoming>) -> Resp {
+async fn handle(app: &App, req: Request<Incoming>) -> Resp {
     let path = req.uri().path();
     let allowed = match path {
         "/" | "/metrics" | "/-/healthy" | "/-/ready" => "GET, HEAD",
+        p if p.starts_with("/gate/") => "GET, HEAD",
         _ => return text(StatusCode::NOT_FOUND, "404 page not found\n"),
     };
     if req.method() != Method::GET && req.method() != Method::HEAD {
@@ -110,6 +122,9 @@ fn handle(app: &App, req: Request<Incoming>) -> Resp {
         return r;
     }
     let mut resp = match path {
+        p if p.starts_with("/gate/") => {
+            gate_response(app, &p["/gate/".len()..], req.uri().query()).await
+        }
         "/metrics" => {
             let mut r = Response::new(Full::new(app.exposition.body(&app.state)));
             r.headers_mut().insert(
@@ -139,6 +154,61 @@ fn handle(app: &App, req: Request<Incoming>) -> Resp {
         *resp.body_mut() = Full::new(Bytes::new());
     }
     resp
+}
+
+/// True when the query string asks for a fresh precheck (`fresh=1`, `fresh=true`, or bare `fresh`).
+fn wants_fresh(query: Option<&str>) -> bool {
+    query.is_some_and(|q| {
+        q.split('&')
+            .any(|kv| matches!(kv, "fresh" | "fresh=1" | "fresh=true" | "fresh=yes"))
+    })
+}
+
+fn json(status: StatusCode, body: String) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+async fn gate_response(app: &App, name: &str, query: Option<&str>) -> Resp {
+    // Only names that could be in the config are looked up; anything else (slashes, encoded
+    // characters, overlong names) is simply not a configured cluster.
+    if validate_name(name).is_err() || app.state.get(name).is_none() {
+        let body = serde_json::json!({"error": "no such cluster in the config", "ready": false});
+        return json(StatusCode::NOT_FOUND, body.to_string());
+    }
+    let fresh = if wants_fresh(query) {
+        app.fresh
+            .clone()
+            .fresh(name, app.gate.min_fresh_interval)
+            .await
+    } else {
+        None
+    };
+    let Some(status) = app.state.get(name) else {
+        return json(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({"error": "no such cluster in the config"}).to_string(),
+        );
+    };
+    let answer = gate::evaluate(&status, Instant::now(), app.gate.max_age, fresh);
+    let code = if answer.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    match serde_json::to_string(&answer) {
+        Ok(body) => json(code, body),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot encode the gate answer");
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot encode the gate answer\n",
+            )
+        }
+    }
 }
 
 fn text(status: StatusCode, body: &'static str) -> Resp {
@@ -184,7 +254,7 @@ fn landing_page(app: &App) -> String {
         };
         let _ = writeln!(
             rows,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{class}\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{class}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td><a href=\"gate/{name}\">gate</a></td></tr>",
             esc(&s.name),
             s.region,
             s.service_group_instance_no,
@@ -192,6 +262,7 @@ fn landing_page(app: &App) -> String {
             esc(&code),
             age,
             esc(&message),
+            name = esc(&s.name),
         );
     });
     let ready = if app.state.is_ready() {
@@ -212,7 +283,7 @@ fn landing_page(app: &App) -> String {
 <li><a href="-/ready">Readiness</a></li>
 </ul>
 <table>
-<thead><tr><th>Cluster</th><th>Region</th><th>Instance no.</th><th>Verdict</th><th>Code</th><th>Age</th><th>Message</th></tr></thead>
+<thead><tr><th>Cluster</th><th>Region</th><th>Instance no.</th><th>Verdict</th><th>Code</th><th>Age</th><th>Message</th><th>Gate</th></tr></thead>
 <tbody>
 {rows}</tbody></table>
 </body></html>
