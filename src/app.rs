@@ -9,7 +9,9 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 
-use crate::cli::Cli;
+use crate::check;
+use crate::cli::{CheckArgs, Cli, Command};
+use crate::ncp::cdss::{CdssClient, ClientSettings};
 use crate::config::Config;
 use crate::credentials::Credentials;
 
@@ -20,6 +22,9 @@ pub const EXIT_FAILURE: u8 = 1;
 
 /// Runs what the flags ask for and returns the process exit code.
 pub async fn main(cli: Cli) -> ExitCode {
+    if let Some(Command::Check(args)) = &cli.command {
+        return ExitCode::from(check(&cli, args).await);
+    }
     if cli.demo {
         return serve_demo(&cli).await;
     }
@@ -52,6 +57,47 @@ pub async fn main(cli: Cli) -> ExitCode {
         }
     };
     report(serve(&cli.listen_address, config, credentials).await)
+}
+
+/// `check`: every failure to even ask is exit 2; Ctrl-C is 130, SIGTERM 143.
+async fn check(cli: &Cli, args: &CheckArgs) -> u8 {
+    let config = match Config::load(&cli.config_file) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: invalid configuration: {e}");
+            return check::EXIT_UNKNOWN;
+        }
+    };
+    let clusters = match check::select(&config, args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return check::EXIT_UNKNOWN;
+        }
+    };
+    let credentials = match Credentials::resolve(&config.credentials) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: cannot load credentials: {e}");
+            return check::EXIT_UNKNOWN;
+        }
+    };
+    let settings = ClientSettings { timeout: config.timeout, max_response_bytes: config.max_response_bytes };
+    let client = match CdssClient::new(credentials, settings) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return check::EXIT_UNKNOWN;
+        }
+    };
+    let mut stdout = std::io::stdout();
+    tokio::select! {
+        code = check::run(args, &clusters, &client, config.concurrency, &mut stdout) => code,
+        s = crate::shutdown::wait_for_signal() => {
+            eprintln!("check: interrupted by {s:?}; no decision");
+            s.exit_code()
+        }
+    }
 }
 
 async fn serve_demo(cli: &Cli) -> ExitCode {

@@ -3,7 +3,7 @@
 //! Data flows one way: `config` → `scheduler` → `ncp::cdss` (signed by `ncp::sign`) → `outcome` →
 //! `state` → `metrics` / `server`.
 //!
-//! - [`cli`]: flags. [`app`]: flags → running exporter, exit codes.
+//! - [`cli`]: flags. [`app`]: flags → running exporter, exit codes. [`check`]: the `check` command.
 //! - [`config`]: YAML → validated `Config`. [`credentials`], [`secret`]: API keys, never printed.
 //! - [`ncp`]: signing, regions, the CDSS client.
 //! - [`outcome`]: the one classification of an answer.
@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod credentials;
