@@ -263,13 +263,16 @@ impl<'de> Deserialize<'de> for ClusterName {
     }
 }
 
-/// Checks a cluster name: 1 to 128 characters from `A-Z a-z 0-9 . _ -`.
+/// Checks a cluster name: 1 to 128 characters from `A-Z a-z 0-9 . _ -`, starting with a letter or digit.
 pub fn validate_name(s: &str) -> Result<(), String> {
     if s.is_empty() || s.len() > MAX_NAME_LEN {
         return Err(format!(
             "cluster name must be 1 to {MAX_NAME_LEN} characters, got {}",
             s.len()
         ));
+    }
+    if !s.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err(format!("cluster name {s:?} must start with a letter or digit"));
     }
     if let Some(c) = s
         .chars()
