@@ -11,9 +11,9 @@ use tokio::net::TcpListener;
 
 use crate::check;
 use crate::cli::{CheckArgs, Cli, Command};
-use crate::ncp::cdss::{CdssClient, ClientSettings};
 use crate::config::Config;
 use crate::credentials::Credentials;
+use crate::ncp::cdss::{CdssClient, ClientSettings};
 
 /// Exit code for bad flags, config or credentials.
 pub const EXIT_CONFIG: u8 = 2;
@@ -82,7 +82,10 @@ async fn check(cli: &Cli, args: &CheckArgs) -> u8 {
             return check::EXIT_UNKNOWN;
         }
     };
-    let settings = ClientSettings { timeout: config.timeout, max_response_bytes: config.max_response_bytes };
+    let settings = ClientSettings {
+        timeout: config.timeout,
+        max_response_bytes: config.max_response_bytes,
+    };
     let client = match CdssClient::new(credentials, settings) {
         Ok(c) => c,
         Err(e) => {

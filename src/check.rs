@@ -33,7 +33,10 @@ pub fn select(config: &Config, args: &CheckArgs) -> Result<Vec<Cluster>, String>
     for name in &args.clusters {
         let Some(c) = config.clusters.iter().find(|c| &c.name == name) else {
             let known: Vec<&str> = config.clusters.iter().map(|c| c.name.as_str()).collect();
-            return Err(format!("unknown cluster {name:?}; the config has: {}", known.join(", ")));
+            return Err(format!(
+                "unknown cluster {name:?}; the config has: {}",
+                known.join(", ")
+            ));
         };
         if !picked.iter().any(|p| p.name == c.name) {
             picked.push(c.clone());
@@ -130,7 +133,11 @@ fn cluster_report(c: &Cluster, p: &Precheck, at: SystemTime) -> ClusterReport {
 }
 
 /// Prechecks every cluster once, at most `concurrency` at a time; results in input order.
-async fn round(client: &CdssClient, clusters: &[Cluster], concurrency: usize) -> Vec<(Precheck, SystemTime)> {
+async fn round(
+    client: &CdssClient,
+    clusters: &[Cluster],
+    concurrency: usize,
+) -> Vec<(Precheck, SystemTime)> {
     let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
     let mut tasks = JoinSet::new();
     for (i, c) in clusters.iter().enumerate() {
@@ -139,7 +146,9 @@ async fn round(client: &CdssClient, clusters: &[Cluster], concurrency: usize) ->
         let permits = permits.clone();
         tasks.spawn(async move {
             let _permit = permits.acquire_owned().await;
-            let p = client.precheck(&c.precheck_url, c.service_group_instance_no).await;
+            let p = client
+                .precheck(&c.precheck_url, c.service_group_instance_no)
+                .await;
             (i, p, SystemTime::now())
         });
     }
@@ -153,8 +162,19 @@ async fn round(client: &CdssClient, clusters: &[Cluster], concurrency: usize) ->
     out.into_iter()
         .map(|r| {
             r.unwrap_or_else(|| {
-                let outcome = crate::outcome::Outcome::ConnectionError { detail: "precheck task failed".into() };
-                (Precheck { outcome, latency: Duration::ZERO, request_id: None, retry_after: None, server_date: None }, SystemTime::now())
+                let outcome = crate::outcome::Outcome::ConnectionError {
+                    detail: "precheck task failed".into(),
+                };
+                (
+                    Precheck {
+                        outcome,
+                        latency: Duration::ZERO,
+                        request_id: None,
+                        retry_after: None,
+                        server_date: None,
+                    },
+                    SystemTime::now(),
+                )
             })
         })
         .collect()
@@ -162,7 +182,13 @@ async fn round(client: &CdssClient, clusters: &[Cluster], concurrency: usize) ->
 
 /// Runs `check`: prechecks (and polls, with `--wait`), writes the report to `out`, and returns
 /// the exit code.
-pub async fn run(args: &CheckArgs, clusters: &[Cluster], client: &CdssClient, concurrency: usize, out: &mut impl Write) -> u8 {
+pub async fn run(
+    args: &CheckArgs,
+    clusters: &[Cluster],
+    client: &CdssClient,
+    concurrency: usize,
+    out: &mut impl Write,
+) -> u8 {
     let started = Instant::now();
     let deadline = args.wait.map(|w| started + w);
     let mut attempts = 0u32;
@@ -170,12 +196,18 @@ pub async fn run(args: &CheckArgs, clusters: &[Cluster], client: &CdssClient, co
         attempts += 1;
         let results = round(client, clusters, concurrency).await;
         let decision = aggregate(results.iter().map(|(p, _)| p.outcome.decision()));
-        let Some(deadline) = deadline else { break results };
+        let Some(deadline) = deadline else {
+            break results;
+        };
         if decision == Decision::Go {
             break results;
         }
         let now = Instant::now();
-        let retry_after = results.iter().filter_map(|(p, _)| p.retry_after).max().unwrap_or_default();
+        let retry_after = results
+            .iter()
+            .filter_map(|(p, _)| p.retry_after)
+            .max()
+            .unwrap_or_default();
         let pause = args.every.max(retry_after);
         if now >= deadline || (retry_after > Duration::ZERO && now + retry_after > deadline) {
             break results;
@@ -185,7 +217,14 @@ pub async fn run(args: &CheckArgs, clusters: &[Cluster], client: &CdssClient, co
             .iter()
             .zip(&results)
             .filter(|(_, (p, _))| !p.outcome.is_ready())
-            .map(|(c, (p, _))| format!("{} {} (code {})", c.name, p.outcome.verdict(), p.outcome.error_code()))
+            .map(|(c, (p, _))| {
+                format!(
+                    "{} {} (code {})",
+                    c.name,
+                    p.outcome.verdict(),
+                    p.outcome.error_code()
+                )
+            })
             .collect();
         let ready = clusters.len() - waiting.len();
         eprintln!(
@@ -197,12 +236,23 @@ pub async fn run(args: &CheckArgs, clusters: &[Cluster], client: &CdssClient, co
         );
         tokio::time::sleep_until(next).await;
     };
-    let reports: Vec<ClusterReport> =
-        clusters.iter().zip(&results).map(|(c, (p, at))| cluster_report(c, p, *at)).collect();
+    let reports: Vec<ClusterReport> = clusters
+        .iter()
+        .zip(&results)
+        .map(|(c, (p, at))| cluster_report(c, p, *at))
+        .collect();
     let decision = aggregate(reports.iter().map(|r| r.decision));
-    let report = Report { ready: decision == Decision::Go, decision, exit_code: exit_code(decision), attempts, clusters: reports };
+    let report = Report {
+        ready: decision == Decision::Go,
+        decision,
+        exit_code: exit_code(decision),
+        attempts,
+        clusters: reports,
+    };
     let written = if args.json {
-        serde_json::to_string_pretty(&report).map_err(std::io::Error::other).and_then(|j| writeln!(out, "{j}"))
+        serde_json::to_string_pretty(&report)
+            .map_err(std::io::Error::other)
+            .and_then(|j| writeln!(out, "{j}"))
     } else {
         write_table(out, &report)
     };
@@ -218,7 +268,15 @@ fn secs(d: Duration) -> Duration {
 }
 
 fn write_table(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
-    let header = ["CLUSTER", "REGION", "VERDICT", "CODE", "LATENCY", "REQUEST ID", "MESSAGE"];
+    let header = [
+        "CLUSTER",
+        "REGION",
+        "VERDICT",
+        "CODE",
+        "LATENCY",
+        "REQUEST ID",
+        "MESSAGE",
+    ];
     let rows: Vec<[String; 7]> = report
         .clusters
         .iter()

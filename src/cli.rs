@@ -74,7 +74,12 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// A cluster name from the config; repeat for several.
-    #[arg(long = "cluster", value_name = "NAME", required_unless_present = "all", conflicts_with = "all")]
+    #[arg(
+        long = "cluster",
+        value_name = "NAME",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
     pub clusters: Vec<String>,
 
     /// Every cluster in the config.
@@ -100,7 +105,10 @@ pub const MIN_EVERY: Duration = Duration::from_secs(1);
 fn parse_every(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
     if d < MIN_EVERY {
-        return Err(format!("must be at least {}", humantime::format_duration(MIN_EVERY)));
+        return Err(format!(
+            "must be at least {}",
+            humantime::format_duration(MIN_EVERY)
+        ));
     }
     Ok(d)
 }
@@ -172,16 +180,39 @@ mod tests {
 
     #[test]
     fn check_flags() {
-        let cli = Cli::try_parse_from(["x", "check", "--cluster", "a", "--cluster", "b", "--config.file", "c.yaml"]).unwrap();
-        let Some(Command::Check(args)) = cli.command else { panic!("not check") };
+        let cli = Cli::try_parse_from([
+            "x",
+            "check",
+            "--cluster",
+            "a",
+            "--cluster",
+            "b",
+            "--config.file",
+            "c.yaml",
+        ])
+        .unwrap();
+        let Some(Command::Check(args)) = cli.command else {
+            panic!("not check")
+        };
         assert_eq!(args.clusters, ["a", "b"]);
         assert_eq!(cli.config_file, PathBuf::from("c.yaml"));
-        assert!(Cli::try_parse_from(["x", "check"]).is_err(), "needs --cluster or --all");
+        assert!(
+            Cli::try_parse_from(["x", "check"]).is_err(),
+            "needs --cluster or --all"
+        );
         assert!(Cli::try_parse_from(["x", "check", "--all", "--cluster", "a"]).is_err());
-        assert!(Cli::try_parse_from(["x", "check", "--all", "--every", "5s"]).is_err(), "--every needs --wait");
-        assert!(Cli::try_parse_from(["x", "check", "--all", "--wait", "1m", "--every", "10ms"]).is_err());
+        assert!(
+            Cli::try_parse_from(["x", "check", "--all", "--every", "5s"]).is_err(),
+            "--every needs --wait"
+        );
+        assert!(
+            Cli::try_parse_from(["x", "check", "--all", "--wait", "1m", "--every", "10ms"])
+                .is_err()
+        );
         let cli = Cli::try_parse_from(["x", "check", "--all", "--wait", "15m", "--json"]).unwrap();
-        let Some(Command::Check(args)) = cli.command else { panic!("not check") };
+        let Some(Command::Check(args)) = cli.command else {
+            panic!("not check")
+        };
         assert_eq!(args.wait, Some(Duration::from_secs(900)));
         assert_eq!(args.every, Duration::from_secs(30));
         assert!(args.json && args.all);

@@ -272,7 +272,9 @@ pub fn validate_name(s: &str) -> Result<(), String> {
         ));
     }
     if !s.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-        return Err(format!("cluster name {s:?} must start with a letter or digit"));
+        return Err(format!(
+            "cluster name {s:?} must start with a letter or digit"
+        ));
     }
     if let Some(c) = s
         .chars()

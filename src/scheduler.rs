@@ -635,20 +635,40 @@ mod tests {
             callers.spawn(async move { r.fresh("c0", min).await });
         }
         let answers = callers.join_all().await;
-        assert!(answers.iter().all(|a| *a == Some(FreshSource::Fresh)), "{answers:?}");
-        assert_eq!(calls_of(&fake, "c0").len(), 1, "20 concurrent callers share one upstream call");
-        assert_eq!(state.get("c0").unwrap().runs_total, 1, "the fresh result is recorded");
+        assert!(
+            answers.iter().all(|a| *a == Some(FreshSource::Fresh)),
+            "{answers:?}"
+        );
+        assert_eq!(
+            calls_of(&fake, "c0").len(),
+            1,
+            "20 concurrent callers share one upstream call"
+        );
+        assert_eq!(
+            state.get("c0").unwrap().runs_total,
+            1,
+            "the fresh result is recorded"
+        );
 
         tokio::time::sleep(Duration::from_secs(3)).await;
         match runner.clone().fresh("c0", min).await {
-            Some(FreshSource::Recent { retry_in }) => assert!(retry_in <= Duration::from_secs(7), "{retry_in:?}"),
+            Some(FreshSource::Recent { retry_in }) => {
+                assert!(retry_in <= Duration::from_secs(7), "{retry_in:?}")
+            }
             other => panic!("inside the window: {other:?}"),
         }
         assert_eq!(calls_of(&fake, "c0").len(), 1);
         tokio::time::sleep(Duration::from_secs(8)).await;
-        assert_eq!(runner.clone().fresh("c0", min).await, Some(FreshSource::Fresh));
+        assert_eq!(
+            runner.clone().fresh("c0", min).await,
+            Some(FreshSource::Fresh)
+        );
         assert_eq!(calls_of(&fake, "c0").len(), 2);
-        assert_eq!(runner.clone().fresh("nope", min).await, None, "only configured clusters");
+        assert_eq!(
+            runner.clone().fresh("nope", min).await,
+            None,
+            "only configured clusters"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -660,7 +680,10 @@ mod tests {
         let state = Arc::new(State::new(&cs));
         let runner = Arc::new(Runner::new(cs, fake.clone(), state.clone(), 4));
         let (tx, rx) = watch::channel(false);
-        let schedule = Schedule { interval: Duration::from_secs(5), concurrency: 4 };
+        let schedule = Schedule {
+            interval: Duration::from_secs(5),
+            concurrency: 4,
+        };
         let sched = tokio::spawn(run(runner.clone(), schedule, rx));
         for _ in 0..10 {
             tokio::time::sleep(Duration::from_millis(700)).await;
@@ -668,8 +691,15 @@ mod tests {
         }
         tx.send(true).unwrap();
         sched.await.unwrap();
-        assert_eq!(fake.in_flight.lock().unwrap().1, 1, "two prechecks of one cluster overlapped");
+        assert_eq!(
+            fake.in_flight.lock().unwrap().1,
+            1,
+            "two prechecks of one cluster overlapped"
+        );
         // Every precheck, periodic or fresh, was recorded.
-        assert_eq!(state.get("c0").unwrap().runs_total as usize, calls_of(&fake, "c0").len());
+        assert_eq!(
+            state.get("c0").unwrap().runs_total as usize,
+            calls_of(&fake, "c0").len()
+        );
     }
 }

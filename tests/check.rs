@@ -33,8 +33,16 @@ async fn setup() -> Setup {
     let sim = start_sim(&specs()).await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.yaml");
-    std::fs::write(&config, config_yaml(&sim.url(), "interval: 60s\ntimeout: 2s", &specs())).unwrap();
-    Setup { sim, _dir: dir, config }
+    std::fs::write(
+        &config,
+        config_yaml(&sim.url(), "interval: 60s\ntimeout: 2s", &specs()),
+    )
+    .unwrap();
+    Setup {
+        sim,
+        _dir: dir,
+        config,
+    }
 }
 
 fn command(config: &PathBuf, secret: &str, args: &[&str]) -> Command {
@@ -65,7 +73,10 @@ async fn exit_codes_tell_no_from_could_not_ask() {
     let s = setup().await;
     let (code, stdout, stderr) = check(&s, &["--cluster", "orders"]).await;
     assert_eq!(code, 0, "{stdout}{stderr}");
-    assert!(stdout.contains("orders") && stdout.contains("ready") && stdout.starts_with("CLUSTER"), "{stdout}");
+    assert!(
+        stdout.contains("orders") && stdout.contains("ready") && stdout.starts_with("CLUSTER"),
+        "{stdout}"
+    );
     assert!(stdout.contains("GO"), "{stdout}");
 
     let (code, stdout, _) = check(&s, &["--cluster", "payments"]).await;
@@ -74,7 +85,10 @@ async fn exit_codes_tell_no_from_could_not_ask() {
 
     let (code, stdout, _) = check(&s, &["--cluster", "legacy"]).await;
     assert_eq!(code, 1, "code 3 → 1\n{stdout}");
-    assert!(stdout.contains("Invalid Service Group Instance No"), "{stdout}");
+    assert!(
+        stdout.contains("Invalid Service Group Instance No"),
+        "{stdout}"
+    );
 
     let (code, stdout, _) = check(&s, &["--cluster", "busy"]).await;
     assert_eq!(code, 2, "rate limited → 2\n{stdout}");
@@ -94,7 +108,10 @@ async fn exit_codes_tell_no_from_could_not_ask() {
 #[tokio::test]
 async fn wrong_secret_and_unreachable_gateway_are_2() {
     let s = setup().await;
-    let out = command(&s.config, "wrong-secret", &["--cluster", "orders"]).output().await.unwrap();
+    let out = command(&s.config, "wrong-secret", &["--cluster", "orders"])
+        .output()
+        .await
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stdout).contains("auth_error"));
     assert!(!String::from_utf8_lossy(&out.stderr).contains("wrong-secret"));
@@ -104,8 +121,15 @@ async fn wrong_secret_and_unreachable_gateway_are_2() {
     drop(closed);
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("c.yaml");
-    std::fs::write(&config, config_yaml(&format!("http://{addr}"), "timeout: 2s", &specs())).unwrap();
-    let out = command(&config, SECRET_KEY, &["--cluster", "orders"]).output().await.unwrap();
+    std::fs::write(
+        &config,
+        config_yaml(&format!("http://{addr}"), "timeout: 2s", &specs()),
+    )
+    .unwrap();
+    let out = command(&config, SECRET_KEY, &["--cluster", "orders"])
+        .output()
+        .await
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stdout).contains("connection_error"));
 }
@@ -115,8 +139,15 @@ async fn unknown_cluster_bad_config_and_missing_credentials_are_2() {
     let s = setup().await;
     let (code, _, stderr) = check(&s, &["--cluster", "nope"]).await;
     assert_eq!(code, 2);
-    assert!(stderr.contains("\"nope\"") && stderr.contains("orders, payments, legacy, busy, analytics"), "{stderr}");
-    assert_eq!(s.sim.total_requests(), 0, "an unknown name never reaches NCP");
+    assert!(
+        stderr.contains("\"nope\"") && stderr.contains("orders, payments, legacy, busy, analytics"),
+        "{stderr}"
+    );
+    assert_eq!(
+        s.sim.total_requests(),
+        0,
+        "an unknown name never reaches NCP"
+    );
 
     let out = command(&s.config, SECRET_KEY, &["--cluster", "orders"])
         .env_remove("NCLOUD_SECRET_KEY")
@@ -127,8 +158,15 @@ async fn unknown_cluster_bad_config_and_missing_credentials_are_2() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("NCLOUD_SECRET_KEY"));
 
     let bad = s._dir.path().join("bad.yaml");
-    std::fs::write(&bad, "clusters:\n  - {name: a, region: XX, service_group_instance_no: 1}\n").unwrap();
-    let out = command(&bad, SECRET_KEY, &["--all"]).output().await.unwrap();
+    std::fs::write(
+        &bad,
+        "clusters:\n  - {name: a, region: XX, service_group_instance_no: 1}\n",
+    )
+    .unwrap();
+    let out = command(&bad, SECRET_KEY, &["--all"])
+        .output()
+        .await
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad.yaml:2:"));
 }
@@ -136,7 +174,11 @@ async fn unknown_cluster_bad_config_and_missing_credentials_are_2() {
 #[tokio::test]
 async fn json_report_parses_back() {
     let s = setup().await;
-    let (code, stdout, _) = check(&s, &["--cluster", "orders", "--cluster", "legacy", "--json"]).await;
+    let (code, stdout, _) = check(
+        &s,
+        &["--cluster", "orders", "--cluster", "legacy", "--json"],
+    )
+    .await;
     assert_eq!(code, 1);
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(v["ready"], false);
@@ -148,7 +190,12 @@ async fn json_report_parses_back() {
     assert_eq!(clusters[0]["cluster"], "orders");
     assert_eq!(clusters[0]["ready"], true);
     assert_eq!(clusters[0]["code"], 0);
-    assert!(clusters[0]["request_id"].as_str().unwrap().starts_with("sim-"));
+    assert!(
+        clusters[0]["request_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("sim-")
+    );
     assert_eq!(clusters[1]["cluster"], "legacy");
     assert_eq!(clusters[1]["code"], 3);
     assert_eq!(clusters[1]["decision"], "no_go");
@@ -159,11 +206,15 @@ async fn json_report_parses_back() {
 async fn wait_succeeds_when_the_cluster_turns_ready() {
     let s = setup().await;
     let started = Instant::now();
-    let child = command(&s.config, SECRET_KEY, &["--cluster", "payments", "--wait", "30s", "--every", "1s"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = command(
+        &s.config,
+        SECRET_KEY,
+        &["--cluster", "payments", "--wait", "30s", "--every", "1s"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(s.sim.calls(11) >= 2, "polled {} times", s.sim.calls(11));
     s.sim.set_behaviour(11, Behaviour::Ready);
@@ -171,7 +222,10 @@ async fn wait_succeeds_when_the_cluster_turns_ready() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(started.elapsed() < Duration::from_secs(10));
-    assert!(stderr.contains("waiting on payments not_ready"), "progress goes to stderr: {stderr}");
+    assert!(
+        stderr.contains("waiting on payments not_ready"),
+        "progress goes to stderr: {stderr}"
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("GO"));
 }
 
@@ -179,14 +233,41 @@ async fn wait_succeeds_when_the_cluster_turns_ready() {
 async fn wait_times_out_with_1_for_no_and_2_for_errors() {
     let s = setup().await;
     let started = Instant::now();
-    let (code, _, _) = check(&s, &["--cluster", "payments", "--wait", "3s", "--every", "1s", "--json"]).await;
+    let (code, _, _) = check(
+        &s,
+        &[
+            "--cluster",
+            "payments",
+            "--wait",
+            "3s",
+            "--every",
+            "1s",
+            "--json",
+        ],
+    )
+    .await;
     let took = started.elapsed();
     assert_eq!(code, 1);
-    assert!(took >= Duration::from_secs(3) && took < Duration::from_secs(8), "{took:?}");
+    assert!(
+        took >= Duration::from_secs(3) && took < Duration::from_secs(8),
+        "{took:?}"
+    );
     assert!(s.sim.calls(11) >= 3, "{}", s.sim.calls(11));
 
     s.sim.set_behaviour(13, Behaviour::Http500Html);
-    let (code, stdout, _) = check(&s, &["--cluster", "analytics", "--wait", "2s", "--every", "1s", "--json"]).await;
+    let (code, stdout, _) = check(
+        &s,
+        &[
+            "--cluster",
+            "analytics",
+            "--wait",
+            "2s",
+            "--every",
+            "1s",
+            "--json",
+        ],
+    )
+    .await;
     assert_eq!(code, 2, "{stdout}");
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert!(v["attempts"].as_u64().unwrap() >= 2);
@@ -196,25 +277,44 @@ async fn wait_times_out_with_1_for_no_and_2_for_errors() {
 async fn wait_honours_retry_after() {
     let s = setup().await;
     s.sim.set_behaviour(12, Behaviour::RateLimited(Some(3)));
-    let (code, _, stderr) = check(&s, &["--cluster", "busy", "--wait", "5s", "--every", "1s"]).await;
+    let (code, _, stderr) =
+        check(&s, &["--cluster", "busy", "--wait", "5s", "--every", "1s"]).await;
     assert_eq!(code, 2);
     // 5 s with --every 1s would be 5-6 calls; Retry-After: 3 allows 2.
-    assert!(s.sim.calls(12) <= 2, "{} calls despite Retry-After: {stderr}", s.sim.calls(12));
+    assert!(
+        s.sim.calls(12) <= 2,
+        "{} calls despite Retry-After: {stderr}",
+        s.sim.calls(12)
+    );
 }
 
 #[tokio::test]
 async fn ctrl_c_ends_promptly_with_130() {
     let s = setup().await;
-    let mut child = command(&s.config, SECRET_KEY, &["--cluster", "payments", "--wait", "60s", "--every", "1s"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = command(
+        &s.config,
+        SECRET_KEY,
+        &["--cluster", "payments", "--wait", "60s", "--every", "1s"],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let pid = child.id().unwrap().to_string();
     let started = Instant::now();
-    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let status = child.wait().await.unwrap();
     assert_eq!(status.code(), Some(130));
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
 }

@@ -164,5 +164,8 @@ pub async fn raw_get_status(addr: SocketAddr, path: &str) -> u16 {
     let mut buf = Vec::new();
     sock.read_to_end(&mut buf).await.unwrap();
     let head = String::from_utf8_lossy(&buf);
-    head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+    head.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
