@@ -2,7 +2,7 @@
 //! failure to an exit code with a message that says what to fix.
 //!
 //! Exit codes: 0 clean shutdown or valid config; 1 runtime failure (e.g. cannot bind); 2 bad
-//! config or missing credentials (clap uses 2 for bad flags too).
+//! config or missing credentials (clap uses 2 for bad flags too). `check` has its own codes.
 
 use std::process::ExitCode;
 
@@ -12,8 +12,9 @@ use tokio::net::TcpListener;
 use crate::check;
 use crate::cli::{CheckArgs, Cli, Command};
 use crate::config::Config;
-use crate::credentials::Credentials;
-use crate::ncp::cdss::{CdssClient, ClientSettings};
+use crate::credentials::Keyring;
+use crate::ncp::cdss::Clients;
+use crate::reload::client_settings;
 
 /// Exit code for bad flags, config or credentials.
 pub const EXIT_CONFIG: u8 = 2;
@@ -38,25 +39,31 @@ pub async fn main(cli: Cli) -> ExitCode {
     };
     if cli.config_check {
         println!(
-            "{}: OK ({} clusters, every {})",
+            "{}: OK ({} static clusters, {} discovery blocks, {} accounts, every {})",
             cli.config_file.display(),
             config.clusters.len(),
+            config.discovery.len(),
+            config.accounts.len(),
             humantime::format_duration(config.interval)
         );
-        if let Err(e) = Credentials::resolve(&config.credentials) {
+        if let Err(e) = Keyring::resolve(&config.accounts) {
             eprintln!("warning: credentials are not available here: {e}");
         }
         return ExitCode::SUCCESS;
     }
-    let credentials = match Credentials::resolve(&config.credentials) {
-        Ok(c) => c,
+    let keyring = match Keyring::resolve(&config.accounts) {
+        Ok(k) => k,
         Err(e) => {
             tracing::error!("cannot load credentials: {e}");
             eprintln!("error: cannot load credentials: {e}");
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    report(serve(&cli.listen_address, config, credentials).await)
+    let reload = crate::ReloadOptions {
+        config_file: cli.config_file.clone(),
+        auto_reload_interval: cli.auto_reload_interval.filter(|d| !d.is_zero()),
+    };
+    report(serve(&cli.listen_address, config, keyring, Some(reload)).await)
 }
 
 /// `check`: every failure to even ask is exit 2; Ctrl-C is 130, SIGTERM 143.
@@ -68,34 +75,33 @@ async fn check(cli: &Cli, args: &CheckArgs) -> u8 {
             return check::EXIT_UNKNOWN;
         }
     };
-    let clusters = match check::select(&config, args) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return check::EXIT_UNKNOWN;
-        }
-    };
-    let credentials = match Credentials::resolve(&config.credentials) {
-        Ok(c) => c,
+    let keyring = match Keyring::resolve(&config.accounts) {
+        Ok(k) => k,
         Err(e) => {
             eprintln!("error: cannot load credentials: {e}");
             return check::EXIT_UNKNOWN;
         }
     };
-    let settings = ClientSettings {
-        timeout: config.timeout,
-        max_response_bytes: config.max_response_bytes,
-    };
-    let client = match CdssClient::new(credentials, settings) {
+    let clients = match Clients::new(&keyring, &client_settings(&config)) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
             return check::EXIT_UNKNOWN;
         }
     };
-    let mut stdout = std::io::stdout();
+    let run = async {
+        let clusters = match check::select(&config, args, &clients).await {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return check::EXIT_UNKNOWN;
+            }
+        };
+        let mut stdout = std::io::stdout();
+        check::run(args, &clusters, &clients, config.concurrency, &mut stdout).await
+    };
     tokio::select! {
-        code = check::run(args, &clusters, &client, config.concurrency, &mut stdout) => code,
+        code = run => code,
         s = crate::shutdown::wait_for_signal() => {
             eprintln!("check: interrupted by {s:?}; no decision");
             s.exit_code()
@@ -109,7 +115,7 @@ async fn serve_demo(cli: &Cli) -> ExitCode {
             .await
             .context("starting the demo gateway")?;
         tracing::info!(gateway = %sim.url(), "demo mode: simulated NCP gateway with demo clusters and credentials");
-        serve(&cli.listen_address, config, credentials).await
+        serve(&cli.listen_address, config, credentials.into(), None).await
     };
     report(result.await)
 }
@@ -117,12 +123,13 @@ async fn serve_demo(cli: &Cli) -> ExitCode {
 async fn serve(
     listen_address: &str,
     config: Config,
-    credentials: Credentials,
+    keyring: Keyring,
+    reload: Option<crate::ReloadOptions>,
 ) -> anyhow::Result<()> {
     let listener = bind(listen_address).await?;
     let addr = listener.local_addr().context("reading the bound address")?;
-    tracing::info!(address = %addr, clusters = config.clusters.len(), interval = %humantime::format_duration(config.interval), "listening");
-    crate::run(listener, config, credentials, crate::shutdown::signal()).await
+    tracing::info!(address = %addr, clusters = config.clusters.len(), discovery = config.discovery.len(), interval = %humantime::format_duration(config.interval), "listening");
+    crate::run_with(listener, config, keyring, reload, crate::shutdown::signal()).await
 }
 
 fn report(result: anyhow::Result<()>) -> ExitCode {

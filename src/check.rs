@@ -14,8 +14,8 @@ use tokio::time::Instant;
 
 use crate::cli::CheckArgs;
 use crate::config::{Cluster, Config};
-use crate::ncp::cdss::{CdssClient, Precheck};
-use crate::outcome::Decision;
+use crate::ncp::cdss::{Clients, Precheck, failed};
+use crate::outcome::{Decision, Outcome};
 
 /// Every named cluster is ready.
 pub const EXIT_GO: u8 = 0;
@@ -24,18 +24,48 @@ pub const EXIT_NO_GO: u8 = 1;
 /// No decision could be made.
 pub const EXIT_UNKNOWN: u8 = 2;
 
-/// Picks the clusters `args` names, in the order named; an unknown name lists the known ones.
-pub fn select(config: &Config, args: &CheckArgs) -> Result<Vec<Cluster>, String> {
+/// Picks the clusters `args` names, in the order named. A name that is not a static cluster is
+/// looked up through the config's discovery blocks (one listing each); an unknown name is an
+/// error that lists the known ones.
+pub async fn select(
+    config: &Config,
+    args: &CheckArgs,
+    clients: &Clients,
+) -> Result<Vec<Cluster>, String> {
+    let needs_discovery = !config.discovery.is_empty()
+        && (args.all
+            || args
+                .clusters
+                .iter()
+                .any(|n| !config.clusters.iter().any(|c| &c.name == n)));
+    let known: Vec<Cluster> = if needs_discovery {
+        let mut found = Vec::new();
+        for block in &config.discovery {
+            let client = clients
+                .get(&block.account)
+                .ok_or_else(|| format!("no credentials for account {:?}", block.account))?;
+            let listed = crate::discovery::list(client, block)
+                .await
+                .map_err(|e| format!("discovery {} failed: {e}", block.label()))?;
+            found.push((block, listed));
+        }
+        crate::inventory::merge(
+            &config.clusters,
+            found.iter().map(|(b, c)| (*b, c.as_slice())),
+        )
+    } else {
+        config.clusters.clone()
+    };
     if args.all {
-        return Ok(config.clusters.clone());
+        return Ok(known);
     }
     let mut picked: Vec<Cluster> = Vec::new();
     for name in &args.clusters {
-        let Some(c) = config.clusters.iter().find(|c| &c.name == name) else {
-            let known: Vec<&str> = config.clusters.iter().map(|c| c.name.as_str()).collect();
+        let Some(c) = known.iter().find(|c| &c.name == name) else {
+            let names: Vec<&str> = known.iter().map(|c| c.name.as_str()).collect();
             return Err(format!(
                 "unknown cluster {name:?}; the config has: {}",
-                known.join(", ")
+                names.join(", ")
             ));
         };
         if !picked.iter().any(|p| p.name == c.name) {
@@ -132,23 +162,31 @@ fn cluster_report(c: &Cluster, p: &Precheck, at: SystemTime) -> ClusterReport {
     }
 }
 
-/// Prechecks every cluster once, at most `concurrency` at a time; results in input order.
+/// Prechecks every cluster once (each with its account's client), at most `concurrency` at a
+/// time; results in input order.
 async fn round(
-    client: &CdssClient,
+    clients: &Clients,
     clusters: &[Cluster],
     concurrency: usize,
 ) -> Vec<(Precheck, SystemTime)> {
     let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
     let mut tasks = JoinSet::new();
     for (i, c) in clusters.iter().enumerate() {
-        let client = client.clone();
+        let client = clients.get(&c.account).cloned();
         let c = c.clone();
         let permits = permits.clone();
         tasks.spawn(async move {
             let _permit = permits.acquire_owned().await;
-            let p = client
-                .precheck(&c.precheck_url, c.service_group_instance_no)
-                .await;
+            let p = match client {
+                Some(client) => {
+                    client
+                        .precheck(&c.precheck_url, c.service_group_instance_no)
+                        .await
+                }
+                None => failed(Outcome::ConnectionError {
+                    detail: format!("no credentials for account {:?}", c.account),
+                }),
+            };
             (i, p, SystemTime::now())
         });
     }
@@ -162,17 +200,10 @@ async fn round(
     out.into_iter()
         .map(|r| {
             r.unwrap_or_else(|| {
-                let outcome = crate::outcome::Outcome::ConnectionError {
-                    detail: "precheck task failed".into(),
-                };
                 (
-                    Precheck {
-                        outcome,
-                        latency: Duration::ZERO,
-                        request_id: None,
-                        retry_after: None,
-                        server_date: None,
-                    },
+                    failed(Outcome::ConnectionError {
+                        detail: "precheck task failed".into(),
+                    }),
                     SystemTime::now(),
                 )
             })
@@ -185,7 +216,7 @@ async fn round(
 pub async fn run(
     args: &CheckArgs,
     clusters: &[Cluster],
-    client: &CdssClient,
+    clients: &Clients,
     concurrency: usize,
     out: &mut impl Write,
 ) -> u8 {
@@ -194,7 +225,7 @@ pub async fn run(
     let mut attempts = 0u32;
     let results = loop {
         attempts += 1;
-        let results = round(client, clusters, concurrency).await;
+        let results = round(clients, clusters, concurrency).await;
         let decision = aggregate(results.iter().map(|(p, _)| p.outcome.decision()));
         let Some(deadline) = deadline else {
             break results;

@@ -33,6 +33,11 @@ pub struct Cli {
     #[arg(long = "config.check")]
     pub config_check: bool,
 
+    /// Re-read the config file this often and reload it when its content changed (e.g. 30s).
+    /// Off by default; SIGHUP and POST /-/reload always work.
+    #[arg(long = "config.auto-reload-interval", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub auto_reload_interval: Option<Duration>,
+
     /// Address to listen on for /metrics and the other endpoints (":PORT" means every interface).
     #[arg(long = "web.listen-address", value_name = "ADDR", default_value = DEFAULT_LISTEN_ADDRESS)]
     pub listen_address: String,

@@ -4,7 +4,7 @@
 //! the line and column when the YAML parser knows them, and the field. Nothing here reads secrets:
 //! the config only says *where* credentials are (`credentials::CredentialSource`).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -36,6 +36,22 @@ pub const MAX_NAME_LEN: usize = 128;
 pub const DEFAULT_MIN_FRESH_INTERVAL: Duration = Duration::from_secs(10);
 /// Path of the precheck operation below a region's base path.
 pub const PRECHECK_PATH: &str = "/cluster/rollingRestartPreCheck";
+/// Path of the cluster list operation below a region's base path.
+pub const CLUSTER_LIST_PATH: &str = "/cluster/getClusterInfoList";
+/// The account that `credentials:` (or the NCLOUD_* env vars) define.
+pub const DEFAULT_ACCOUNT: &str = "default";
+/// How often a discovery block lists clusters when the config does not say.
+pub const DEFAULT_REFRESH: Duration = Duration::from_secs(600);
+/// Shortest accepted discovery refresh.
+pub const MIN_REFRESH: Duration = Duration::from_secs(10);
+/// Clusters per `getClusterInfoList` page when the config does not say.
+pub const DEFAULT_PAGE_SIZE: u32 = 20;
+/// `serverStatus` values NCP documents.
+pub const KNOWN_STATUSES: [&str; 6] = [
+    "creating", "changing", "running", "error", "deleting", "return",
+];
+/// Statuses discovery keeps when the config does not say: all but deleting and return.
+pub const DEFAULT_STATUSES: [&str; 4] = ["creating", "changing", "running", "error"];
 
 /// A validated configuration.
 #[derive(Clone, Debug, PartialEq)]
@@ -48,10 +64,12 @@ pub struct Config {
     pub concurrency: usize,
     /// Response bodies larger than this are not read (a misbehaving proxy must not eat memory).
     pub max_response_bytes: u64,
-    /// Where the API keys come from.
-    pub credentials: CredentialSource,
-    /// The clusters to precheck, in config order; names are unique.
+    /// Where each account's API keys come from; [`DEFAULT_ACCOUNT`] is `credentials:`.
+    pub accounts: BTreeMap<String, CredentialSource>,
+    /// The static clusters, in config order; names are unique.
     pub clusters: Vec<Cluster>,
+    /// Discovery blocks: clusters listed through the API on a schedule.
+    pub discovery: Vec<Discovery>,
     /// Settings of `GET /gate/{cluster}`.
     pub gate: GateConfig,
 }
@@ -77,6 +95,81 @@ pub struct Cluster {
     pub service_group_instance_no: u64,
     /// Full precheck URL: gateway (default or override) + region path + operation path.
     pub precheck_url: Url,
+    /// Whose API keys sign its prechecks.
+    pub account: String,
+    /// What discovery reported about it (`None` for static clusters).
+    pub info: Option<ClusterInfo>,
+}
+
+/// What `getClusterInfoList` says about a discovered cluster, for `cdss_cluster_info`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ClusterInfo {
+    /// `kafkaVersion`.
+    pub kafka_version: String,
+    /// `serverStatus`.
+    pub status: String,
+    /// `vpcName`.
+    pub vpc_name: String,
+}
+
+impl Cluster {
+    /// True when `other` prechecks the same thing under the same labels: a change of anything
+    /// here makes it a different cluster (new series); a change of `info` alone does not.
+    pub fn same_target(&self, other: &Cluster) -> bool {
+        self.name == other.name
+            && self.region == other.region
+            && self.service_group_instance_no == other.service_group_instance_no
+            && self.precheck_url == other.precheck_url
+            && self.account == other.account
+    }
+}
+
+/// One `discovery:` block: list clusters of one region (and account) through the API.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Discovery {
+    /// Region listed; discovered clusters get it as their `region` label.
+    pub region: Region,
+    /// Whose API keys sign the calls (and the discovered clusters' prechecks).
+    pub account: String,
+    /// Time between two listings.
+    pub refresh: Duration,
+    /// Keep only cluster names matching this.
+    pub name_regex: Option<Pattern>,
+    /// Drop cluster names matching this.
+    pub exclude_regex: Option<Pattern>,
+    /// Sent as `vpcName` (exact match, done by NCP).
+    pub vpc_name: Option<String>,
+    /// Keep only clusters whose `serverStatus` is one of these.
+    pub statuses: Vec<String>,
+    /// `pageSize` of each `getClusterInfoList` call.
+    pub page_size: u32,
+    /// `getClusterInfoList` URL: gateway (default or override) + region path + operation path.
+    pub list_url: Url,
+    /// Precheck URL for the clusters this block discovers.
+    pub precheck_url: Url,
+}
+
+impl Discovery {
+    /// A short label for logs: `KR/prod`.
+    pub fn label(&self) -> String {
+        format!("{}/{}", self.region, self.account)
+    }
+}
+
+/// A compiled regular expression that compares by its source text.
+#[derive(Clone, Debug)]
+pub struct Pattern(pub regex::Regex);
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+impl Eq for Pattern {}
+impl std::hash::Hash for Pattern {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.as_str().hash(state);
+    }
 }
 
 /// A configuration error, located as precisely as the parser allows.
@@ -159,9 +252,80 @@ struct RawConfig {
     max_response_bytes: Option<u64>,
     api_gateway: Option<Gateway>,
     credentials: Option<RawCredentials>,
+    #[serde(default)]
+    accounts: BTreeMap<AccountName, RawCredentials>,
     gate: Option<RawGate>,
     #[serde(default)]
     clusters: Clusters,
+    #[serde(default)]
+    discovery: Vec<RawDiscovery>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDiscovery {
+    region: Region,
+    account: Option<AccountName>,
+    #[serde(default, deserialize_with = "de_refresh")]
+    refresh: Option<Duration>,
+    name_regex: Option<RegexField>,
+    exclude_regex: Option<RegexField>,
+    vpc_name: Option<String>,
+    statuses: Option<Vec<Status>>,
+    page_size: Option<u32>,
+    api_gateway: Option<Gateway>,
+}
+
+/// An account name: a map key and a reference.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct AccountName(String);
+
+impl<'de> Deserialize<'de> for AccountName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_scalar(d, "an account name", |s| {
+            if s.is_empty()
+                || s.len() > 64
+                || !s
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+            {
+                return Err(format!(
+                    "account name {s:?}: use 1 to 64 letters, digits, '_' and '-'"
+                ));
+            }
+            Ok(AccountName(s.to_string()))
+        })
+    }
+}
+
+struct RegexField(Pattern);
+
+impl<'de> Deserialize<'de> for RegexField {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_scalar(d, "a regular expression", |s| {
+            regex::Regex::new(s)
+                .map(|r| RegexField(Pattern(r)))
+                .map_err(|e| format!("not a valid regular expression: {e}"))
+        })
+    }
+}
+
+struct Status(String);
+
+impl<'de> Deserialize<'de> for Status {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_scalar(d, "a cluster status", |s| {
+            let lower = s.trim().to_ascii_lowercase();
+            if KNOWN_STATUSES.contains(&lower.as_str()) {
+                Ok(Status(lower))
+            } else {
+                Err(format!(
+                    "unknown status {s:?} (expected one of {})",
+                    KNOWN_STATUSES.join(", ")
+                ))
+            }
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -189,6 +353,7 @@ struct RawCluster {
     region: Region,
     service_group_instance_no: InstanceNo,
     api_gateway: Option<Gateway>,
+    account: Option<AccountName>,
 }
 
 /// `api_gateway`: scheme and host (and port) only; the region path is appended to it.
@@ -356,6 +521,10 @@ fn de_timeout<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Er
     de_duration(d, "timeout")
 }
 
+fn de_refresh<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    de_duration(d, "refresh")
+}
+
 fn de_max_age<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     de_duration(d, "gate.max_age")
 }
@@ -432,56 +601,123 @@ impl RawConfig {
                 format!("max_response_bytes: must be at least 1024, got {max_response_bytes}"),
             ));
         }
-        let credentials = match self.credentials {
+        let mut accounts = BTreeMap::new();
+        let default = match self.credentials {
             None => CredentialSource::default(),
-            Some(raw) => CredentialSource {
-                access_key: key_source(
-                    raw.access_key_env,
-                    raw.access_key_file,
-                    "access_key",
-                    DEFAULT_ACCESS_KEY_ENV,
-                )
-                .map_err(|m| err("credentials", m))?,
-                secret_key: key_source(
-                    raw.secret_key_env,
-                    raw.secret_key_file,
-                    "secret_key",
-                    DEFAULT_SECRET_KEY_ENV,
-                )
-                .map_err(|m| err("credentials", m))?,
-            },
+            Some(raw) => {
+                credential_source(raw, "credentials").map_err(|m| err("credentials", m))?
+            }
         };
-        if self.clusters.0.is_empty() {
+        accounts.insert(DEFAULT_ACCOUNT.to_string(), default);
+        for (name, raw) in self.accounts {
+            if name.0 == DEFAULT_ACCOUNT {
+                return Err(err(
+                    "accounts",
+                    format!(
+                        "accounts.{DEFAULT_ACCOUNT}: reserved; the default account is `credentials:`"
+                    ),
+                ));
+            }
+            let source = credential_source(raw, &format!("accounts.{}", name.0))
+                .map_err(|m| err("accounts", m))?;
+            accounts.insert(name.0, source);
+        }
+        let known_accounts = || accounts.keys().cloned().collect::<Vec<_>>().join(", ");
+        let account = |a: Option<AccountName>, at: &str| -> Result<String, ConfigError> {
+            let name = a.map_or_else(|| DEFAULT_ACCOUNT.to_string(), |a| a.0);
+            if accounts.contains_key(&name) {
+                Ok(name)
+            } else {
+                Err(err(
+                    at.split(['[', '.']).next().unwrap_or(at),
+                    format!(
+                        "{at}.account: unknown account {name:?} (configured: {})",
+                        known_accounts()
+                    ),
+                ))
+            }
+        };
+        if self.clusters.0.is_empty() && self.discovery.is_empty() {
             return Err(err(
                 "clusters",
-                "clusters: at least one cluster is required".into(),
+                "clusters: at least one cluster (or a discovery block) is required".into(),
             ));
         }
         let global_gateway = self.api_gateway;
-        let clusters = self
-            .clusters
-            .0
-            .into_iter()
-            .map(|c| {
-                let gateway = c
-                    .api_gateway
-                    .or_else(|| global_gateway.clone())
-                    .map_or_else(|| c.region.default_gateway().to_string(), |g| g.0);
-                let url = format!("{gateway}{}{PRECHECK_PATH}", c.region.base_path());
-                let precheck_url = Url::parse(&url).map_err(|e| {
-                    err(
-                        "clusters",
-                        format!("clusters: {}: bad URL {url}: {e}", c.name.0),
-                    )
-                })?;
-                Ok(Cluster {
-                    name: c.name.0,
-                    region: c.region,
-                    service_group_instance_no: c.service_group_instance_no.0,
-                    precheck_url,
-                })
-            })
-            .collect::<Result<Vec<_>, ConfigError>>()?;
+        let gateway_for = |own: Option<Gateway>, region: Region| {
+            own.or_else(|| global_gateway.clone())
+                .map_or_else(|| region.default_gateway().to_string(), |g| g.0)
+        };
+        let mut clusters = Vec::with_capacity(self.clusters.0.len());
+        for (i, c) in self.clusters.0.into_iter().enumerate() {
+            let url = format!(
+                "{}{}{PRECHECK_PATH}",
+                gateway_for(c.api_gateway, c.region),
+                c.region.base_path()
+            );
+            let precheck_url = Url::parse(&url)
+                .map_err(|e| err("clusters", format!("clusters[{i}]: bad URL {url}: {e}")))?;
+            clusters.push(Cluster {
+                account: account(c.account, &format!("clusters[{i}]"))?,
+                name: c.name.0,
+                region: c.region,
+                service_group_instance_no: c.service_group_instance_no.0,
+                precheck_url,
+                info: None,
+            });
+        }
+        let mut discovery = Vec::with_capacity(self.discovery.len());
+        for (i, d) in self.discovery.into_iter().enumerate() {
+            let at = format!("discovery[{i}]");
+            let refresh = d.refresh.unwrap_or(DEFAULT_REFRESH);
+            if refresh < MIN_REFRESH {
+                return Err(err(
+                    "discovery",
+                    format!(
+                        "{at}.refresh: must be at least {}",
+                        humantime::format_duration(MIN_REFRESH)
+                    ),
+                ));
+            }
+            let page_size = d.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
+            let gateway = gateway_for(d.api_gateway, d.region);
+            if !(1..=100).contains(&page_size) {
+                return Err(err(
+                    "discovery",
+                    format!("{at}.page_size: must be between 1 and 100, got {page_size}"),
+                ));
+            }
+            let block = Discovery {
+                account: account(d.account, &at)?,
+                region: d.region,
+                refresh,
+                name_regex: d.name_regex.map(|r| r.0),
+                exclude_regex: d.exclude_regex.map(|r| r.0),
+                vpc_name: d.vpc_name.filter(|v| !v.is_empty()),
+                statuses: d.statuses.map_or_else(
+                    || DEFAULT_STATUSES.iter().map(|s| s.to_string()).collect(),
+                    |v| v.into_iter().map(|s| s.0).collect(),
+                ),
+                page_size,
+                list_url: Url::parse(&format!(
+                    "{gateway}{}{CLUSTER_LIST_PATH}",
+                    d.region.base_path()
+                ))
+                .map_err(|e| err("discovery", format!("{at}: bad URL: {e}")))?,
+                precheck_url: Url::parse(&format!(
+                    "{gateway}{}{PRECHECK_PATH}",
+                    d.region.base_path()
+                ))
+                .map_err(|e| err("discovery", format!("{at}: bad URL: {e}")))?,
+            };
+            if discovery.contains(&block) {
+                return Err(err(
+                    "discovery",
+                    format!("{at}: the same block appears twice"),
+                ));
+            }
+            discovery.push(block);
+        }
         let raw_gate = self.gate.unwrap_or(RawGate {
             max_age: None,
             min_fresh_interval: None,
@@ -507,11 +743,31 @@ impl RawConfig {
             timeout,
             concurrency,
             max_response_bytes,
-            credentials,
+            accounts,
             clusters,
+            discovery,
             gate,
         })
     }
+}
+
+fn credential_source(raw: RawCredentials, at: &str) -> Result<CredentialSource, String> {
+    Ok(CredentialSource {
+        access_key: key_source(
+            raw.access_key_env,
+            raw.access_key_file,
+            "access_key",
+            DEFAULT_ACCESS_KEY_ENV,
+        )
+        .map_err(|m| m.replace("credentials", at))?,
+        secret_key: key_source(
+            raw.secret_key_env,
+            raw.secret_key_file,
+            "secret_key",
+            DEFAULT_SECRET_KEY_ENV,
+        )
+        .map_err(|m| m.replace("credentials", at))?,
+    })
 }
 
 fn key_source(
@@ -551,7 +807,8 @@ mod tests {
         assert_eq!(c.timeout, DEFAULT_TIMEOUT);
         assert_eq!(c.concurrency, DEFAULT_CONCURRENCY);
         assert_eq!(c.max_response_bytes, 1 << 20);
-        assert_eq!(c.credentials, CredentialSource::default());
+        assert_eq!(c.accounts[DEFAULT_ACCOUNT], CredentialSource::default());
+        assert_eq!(c.clusters[0].account, DEFAULT_ACCOUNT);
         assert_eq!(c.clusters[0].region, Region::Kr);
         assert_eq!(
             c.clusters[0].precheck_url.as_str(),
@@ -667,8 +924,14 @@ mod tests {
             "credentials:\n  access_key_file: /run/ak\n  secret_key_env: SK\n{MINIMAL}"
         ))
         .unwrap();
-        assert_eq!(c.credentials.access_key, KeySource::File("/run/ak".into()));
-        assert_eq!(c.credentials.secret_key, KeySource::Env("SK".into()));
+        assert_eq!(
+            c.accounts[DEFAULT_ACCOUNT].access_key,
+            KeySource::File("/run/ak".into())
+        );
+        assert_eq!(
+            c.accounts[DEFAULT_ACCOUNT].secret_key,
+            KeySource::Env("SK".into())
+        );
         let e = parse(&format!(
             "credentials:\n  access_key_file: /a\n  access_key_env: A\n{MINIMAL}"
         ))

@@ -1,9 +1,10 @@
 //! Where the NCP API keys come from, and loading them.
 //!
-//! Owns `CredentialSource` (what the config says: an env var or a file for each key) and
-//! `Credentials` (the loaded keys). The secret key is held as a [`Secret`] from the moment it is
+//! Owns `CredentialSource` (what the config says: an env var or a file for each key),
+//! `Credentials` (the loaded keys) and `Keyring` (loaded keys per account). The secret key is held as a [`Secret`] from the moment it is
 //! read. Errors name the env vars and files that were tried, never their contents.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -111,6 +112,48 @@ impl Credentials {
             access_key,
             secret_key: Secret::new(secret_key),
         })
+    }
+}
+
+/// Loaded keys for every account, by account name.
+#[derive(Clone, Debug, Default)]
+pub struct Keyring(pub BTreeMap<String, Credentials>);
+
+/// An account whose keys could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("account {account:?}: {source}")]
+pub struct AccountError {
+    /// The account name from the config.
+    pub account: String,
+    /// What went wrong.
+    pub source: CredentialsError,
+}
+
+impl Keyring {
+    /// Loads every account's keys from the process environment or files.
+    pub fn resolve(accounts: &BTreeMap<String, CredentialSource>) -> Result<Self, AccountError> {
+        accounts
+            .iter()
+            .map(|(name, source)| {
+                Credentials::resolve(source)
+                    .map(|c| (name.clone(), c))
+                    .map_err(|source| AccountError {
+                        account: name.clone(),
+                        source,
+                    })
+            })
+            .collect::<Result<_, _>>()
+            .map(Keyring)
+    }
+}
+
+impl From<Credentials> for Keyring {
+    /// A keyring with one account, the default one.
+    fn from(c: Credentials) -> Self {
+        Keyring(BTreeMap::from([(
+            crate::config::DEFAULT_ACCOUNT.to_string(),
+            c,
+        )]))
     }
 }
 

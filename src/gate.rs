@@ -140,27 +140,25 @@ pub fn evaluate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ncp::region::Region;
     use crate::outcome::Outcome;
     use crate::state::LastPrecheck;
     use std::time::SystemTime;
 
     fn status(outcome: Option<Outcome>, at: Instant) -> ClusterStatus {
-        ClusterStatus {
-            name: "orders".into(),
-            region: Region::Kr,
-            service_group_instance_no: 42,
-            last: outcome.map(|outcome| LastPrecheck {
-                outcome,
-                latency: Duration::from_millis(3),
-                at,
-                at_wall: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
-                request_id: Some("rid".into()),
-            }),
-            last_success: None,
-            runs_total: 1,
-            failures: Default::default(),
-        }
+        let config = crate::config::Config::parse(
+            "clusters:\n  - {name: orders, region: KR, service_group_instance_no: 42}\n",
+            std::path::Path::new("t"),
+        )
+        .unwrap();
+        let mut status = ClusterStatus::new(&config.clusters[0]);
+        status.last = outcome.map(|outcome| LastPrecheck {
+            outcome,
+            latency: Duration::from_millis(3),
+            at,
+            at_wall: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            request_id: Some("rid".into()),
+        });
+        status
     }
 
     #[tokio::test(start_paused = true)]

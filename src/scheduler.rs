@@ -13,15 +13,16 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex as StdMutex, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::{Mutex, Semaphore, SemaphorePermit, watch};
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 
 use crate::config::Cluster;
-use crate::ncp::cdss::{CdssClient, Precheck};
+use crate::ncp::cdss::{CdssClient, Precheck, SharedClients, failed};
+use crate::outcome::Outcome;
 use crate::state::State;
 
 /// Longest back-off after repeated 429s without `Retry-After`.
@@ -49,8 +50,27 @@ impl Prechecker for CdssClient {
     }
 }
 
+impl Prechecker for SharedClients {
+    fn precheck(&self, cluster: &Cluster) -> impl Future<Output = Precheck> + Send {
+        let clients = self.current();
+        let (account, url, no) = (
+            cluster.account.clone(),
+            cluster.precheck_url.clone(),
+            cluster.service_group_instance_no,
+        );
+        async move {
+            match clients.get(&account) {
+                Some(client) => client.precheck(&url, no).await,
+                None => failed(Outcome::ConnectionError {
+                    detail: format!("no credentials for account {account:?}"),
+                }),
+            }
+        }
+    }
+}
+
 /// What the scheduler needs from the config.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Schedule {
     /// Time between two prechecks of one cluster.
     pub interval: Duration,
@@ -95,19 +115,22 @@ pub fn backoff(retry_after: Option<Duration>, interval: Duration, streak: u32) -
         .min(MAX_BACKOFF)
 }
 
-/// Runs prechecks for a fixed set of clusters: the one place a precheck is started, whether by the
-/// schedule or by the gate's `?fresh=1`. It keeps the invariants: at most one precheck per
-/// cluster (a per-cluster lock), at most `concurrency` in flight (a semaphore, taken after the
-/// cluster lock so a waiting cluster never holds a permit), and every result recorded in `state`.
+/// Runs prechecks: the one place a precheck is started, whether by the schedule or by the gate's
+/// `?fresh=1`. It keeps the invariants: at most one precheck per cluster (a per-cluster lock), at
+/// most `concurrency` in flight (a semaphore, taken after the cluster lock so a waiting cluster
+/// never holds a permit), and every result recorded in `state`. Its cluster set follows the
+/// scheduler's [`Plan`].
 pub struct Runner<P> {
     /// What actually asks NCP.
     prechecker: P,
     /// Where results go.
     state: Arc<State>,
     /// Caps prechecks in flight across all clusters.
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
+    /// The semaphore's intended size (it changes on reload).
+    concurrency: StdMutex<usize>,
     /// One slot per cluster, by name.
-    slots: HashMap<String, Arc<Slot>>,
+    slots: RwLock<HashMap<String, Arc<Slot>>>,
 }
 
 struct Slot {
@@ -146,8 +169,25 @@ pub trait FreshPrecheck: Send + Sync {
 /// What [`FreshPrecheck::fresh`] returns.
 pub type FreshFuture = Pin<Box<dyn Future<Output = Option<FreshSource>> + Send>>;
 
+/// What the scheduler should be doing: which clusters, how often, how many at once.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// Every cluster to precheck (static and discovered), names unique.
+    pub clusters: Vec<Cluster>,
+    /// Interval and concurrency.
+    pub schedule: Schedule,
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl<P: Prechecker> Runner<P> {
-    /// A runner for `clusters`, recording into `state`.
+    /// A runner for `clusters` (which `state` must already hold), recording into `state`.
     pub fn new(
         clusters: Vec<Cluster>,
         prechecker: P,
@@ -169,14 +209,72 @@ impl<P: Prechecker> Runner<P> {
         Self {
             prechecker,
             state,
-            permits: Semaphore::new(concurrency),
-            slots,
+            permits: Arc::new(Semaphore::new(concurrency)),
+            concurrency: StdMutex::new(concurrency),
+            slots: RwLock::new(slots),
         }
     }
 
     /// Names of the clusters this runner knows.
-    pub fn cluster_names(&self) -> impl Iterator<Item = &str> {
-        self.slots.keys().map(String::as_str)
+    pub fn cluster_names(&self) -> Vec<String> {
+        read(&self.slots).keys().cloned().collect()
+    }
+
+    /// Makes the cluster set exactly `clusters` (state included). Returns the new slots and the
+    /// names removed; kept clusters keep their slot, state and rhythm.
+    fn apply(&self, clusters: &[Cluster]) -> (Vec<Arc<Slot>>, Vec<String>) {
+        self.state.sync(clusters);
+        let wanted: HashMap<&str, &Cluster> =
+            clusters.iter().map(|c| (c.name.as_str(), c)).collect();
+        let mut slots = write(&self.slots);
+        let removed: Vec<String> = slots
+            .values()
+            .filter(|s| {
+                !wanted
+                    .get(s.cluster.name.as_str())
+                    .is_some_and(|c| s.cluster.same_target(c))
+            })
+            .map(|s| s.cluster.name.clone())
+            .collect();
+        for name in &removed {
+            slots.remove(name);
+        }
+        let mut added = Vec::new();
+        for c in clusters {
+            if !slots.contains_key(&c.name) {
+                let slot = Arc::new(Slot {
+                    cluster: c.clone(),
+                    guard: Arc::default(),
+                });
+                slots.insert(c.name.clone(), slot.clone());
+                added.push(slot);
+            }
+        }
+        (added, removed)
+    }
+
+    /// Resizes the in-flight cap. Shrinking takes effect as running prechecks finish.
+    fn set_concurrency(&self, n: usize) {
+        let mut current = self
+            .concurrency
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if n > *current {
+            self.permits.add_permits(n - *current);
+        } else if n < *current {
+            let surplus = (*current - n) as u32;
+            let permits = self.permits.clone();
+            tokio::spawn(async move {
+                if let Ok(p) = permits.acquire_many_owned(surplus).await {
+                    p.forget();
+                }
+            });
+        }
+        *current = n;
+    }
+
+    fn slot(&self, name: &str) -> Option<Arc<Slot>> {
+        read(&self.slots).get(name).cloned()
     }
 
     /// Runs one precheck now; the caller holds the cluster's lock (`times`) and a permit.
@@ -202,7 +300,7 @@ impl<P: Prechecker> Runner<P> {
         name: String,
         min_interval: Duration,
     ) -> Option<FreshSource> {
-        let slot = self.slots.get(&name)?.clone();
+        let slot = self.slot(&name)?;
         let arrived = Instant::now();
         let mut times = slot.guard.clone().lock_owned().await;
         if times.last_finished.is_some_and(|t| t >= arrived) {
@@ -243,27 +341,105 @@ impl<P: Prechecker> FreshPrecheck for Runner<P> {
     }
 }
 
-/// Runs the schedule until `shutdown` turns true; returns once in-flight prechecks have ended.
+/// Runs a fixed schedule for the runner's clusters until `shutdown` turns true.
 pub async fn run<P: Prechecker>(
     runner: Arc<Runner<P>>,
     schedule: Schedule,
     shutdown: watch::Receiver<bool>,
 ) {
+    let clusters: Vec<Cluster> = read(&runner.slots)
+        .values()
+        .map(|s| s.cluster.clone())
+        .collect();
+    let (_keep, plan) = watch::channel(Plan { clusters, schedule });
+    run_plan(runner, plan, shutdown).await;
+}
+
+/// Runs the schedule, following every new [`Plan`] (clusters added start at once, removed ones
+/// stop at once, kept ones keep their rhythm), until `shutdown` turns true; then returns once
+/// in-flight prechecks have ended.
+pub async fn run_plan<P: Prechecker>(
+    runner: Arc<Runner<P>>,
+    mut plan: watch::Receiver<Plan>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let anchor = Instant::now();
     let mut tasks = JoinSet::new();
-    for slot in runner.slots.values() {
+    let mut handles: HashMap<String, AbortHandle> = HashMap::new();
+    let first = plan.borrow_and_update().clone();
+    let mut schedule = first.schedule;
+    runner.set_concurrency(schedule.concurrency);
+    runner.apply(&first.clusters);
+    let task_shutdown = shutdown.clone();
+    let spawn = |tasks: &mut JoinSet<()>, slot: Arc<Slot>, schedule: Schedule, wait_first: bool| {
         let task = ClusterTask {
             phase: phase(&slot.cluster.name, schedule.interval),
-            slot: slot.clone(),
+            slot,
             runner: runner.clone(),
             interval: schedule.interval,
             anchor,
+            wait_first,
         };
-        tasks.spawn(task.run(shutdown.clone()));
+        tasks.spawn(task.run(task_shutdown.clone()))
+    };
+    for slot in read(&runner.slots).values() {
+        handles.insert(
+            slot.cluster.name.clone(),
+            spawn(&mut tasks, slot.clone(), schedule, false),
+        );
+    }
+    let mut watching = true;
+    loop {
+        tokio::select! {
+            changed = plan.changed(), if watching => {
+                if changed.is_err() {
+                    watching = false;
+                    continue;
+                }
+                let next = plan.borrow_and_update().clone();
+                runner.set_concurrency(next.schedule.concurrency);
+                let (added, removed) = runner.apply(&next.clusters);
+                for name in &removed {
+                    if let Some(h) = handles.remove(name) {
+                        h.abort();
+                    }
+                }
+                if next.schedule.interval != schedule.interval {
+                    // A new interval moves every slot: restart every task, each waiting for its
+                    // next slot (clusters never checked yet go at once).
+                    for h in handles.values() {
+                        h.abort();
+                    }
+                    handles.clear();
+                    for slot in read(&runner.slots).values() {
+                        let checked = runner.state.get(&slot.cluster.name).is_some_and(|s| s.last.is_some());
+                        handles.insert(slot.cluster.name.clone(), spawn(&mut tasks, slot.clone(), next.schedule, checked));
+                    }
+                } else {
+                    for slot in added {
+                        handles.insert(slot.cluster.name.clone(), spawn(&mut tasks, slot, next.schedule, false));
+                    }
+                }
+                if !removed.is_empty() || next.clusters.len() != handles.len() {
+                    tracing::info!(clusters = handles.len(), removed = removed.len(), "cluster set updated");
+                }
+                schedule = next.schedule;
+            }
+            Some(joined) = tasks.join_next() => {
+                if let Err(e) = joined.map_err(|e| (e.is_cancelled(), e)) {
+                    if !e.0 {
+                        tracing::error!(error = %e.1, "a cluster's precheck task ended abnormally");
+                    }
+                }
+            }
+            _ = shutdown.changed() => break,
+        }
     }
     while let Some(joined) = tasks.join_next().await {
         if let Err(e) = joined {
-            tracing::error!(error = %e, "a cluster's precheck task ended abnormally");
+            if !e.is_cancelled() {
+                tracing::error!(error = %e, "a cluster's precheck task ended abnormally");
+            }
         }
     }
 }
@@ -274,12 +450,22 @@ struct ClusterTask<P> {
     runner: Arc<Runner<P>>,
     interval: Duration,
     anchor: Instant,
+    /// Wait for the first slot instead of prechecking at once (a restarted task whose cluster
+    /// already has a result).
+    wait_first: bool,
 }
 
 impl<P: Prechecker> ClusterTask<P> {
     async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut rate_limited_streak = 0u32;
         let name = &self.slot.cluster.name;
+        if self.wait_first {
+            let first = next_slot(self.anchor, self.phase, self.interval, Instant::now());
+            tokio::select! {
+                _ = tokio::time::sleep_until(first) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
         loop {
             if *shutdown.borrow() {
                 return;

@@ -8,6 +8,8 @@
 //!   `gate.max_age`, else 503; JSON either way; 404 for a cluster not in the config.
 //!   `?fresh=1` asks the scheduler's runner for a precheck now (shared, rate-limited).
 //!
+//! - `POST /-/reload`: reload the config file (500 with the error if it is bad; nothing changes).
+//!
 //! `HEAD` is accepted wherever `GET` is. Other methods get 405 with `Allow`; other paths 404.
 //! Connections are capped and slow header senders are cut off. This module reads `state`; it never
 //! writes it and never talks to NCP itself: the gate's fresh path goes through the runner, and
@@ -30,9 +32,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 
-use crate::config::{GateConfig, validate_name};
+use crate::config::validate_name;
 use crate::gate;
 use crate::metrics::{self, Exposition};
+use crate::reload::{LiveSettings, Reloader};
 use crate::scheduler::FreshPrecheck;
 use crate::state::State;
 
@@ -51,12 +54,12 @@ pub struct App {
     pub state: Arc<State>,
     /// Cached exposition.
     pub exposition: Exposition,
-    /// Precheck interval, shown on the landing page.
-    pub interval: Duration,
-    /// Gate settings.
-    pub gate: GateConfig,
+    /// Interval and gate settings; a reload may change them.
+    pub live: LiveSettings,
     /// Runs the gate's fresh prechecks (the scheduler's runner).
     pub fresh: Arc<dyn FreshPrecheck>,
+    /// Reloads the config file; `None` when there is none (e.g. `--demo`).
+    pub reloader: Option<Arc<Reloader>>,
 }
 
 type Resp = Response<Full<Bytes>>;
@@ -113,8 +116,12 @@ async fn handle(app: &App, req: Request<Incoming>) -> Resp {
     let allowed = match path {
         "/" | "/metrics" | "/-/healthy" | "/-/ready" => "GET, HEAD",
         p if p.starts_with("/gate/") => "GET, HEAD",
+        "/-/reload" => "POST",
         _ => return text(StatusCode::NOT_FOUND, "404 page not found\n"),
     };
+    if path == "/-/reload" {
+        return reload_response(app, req.method()).await;
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "405 method not allowed\n");
         r.headers_mut()
@@ -156,6 +163,39 @@ async fn handle(app: &App, req: Request<Incoming>) -> Resp {
     resp
 }
 
+async fn reload_response(app: &App, method: &Method) -> Resp {
+    if method != Method::POST {
+        let mut r = text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "405 method not allowed: use POST\n",
+        );
+        r.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("POST"));
+        return r;
+    }
+    let Some(reloader) = &app.reloader else {
+        return text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "reload is not available: the exporter was not started from a config file (--demo?)\n",
+        );
+    };
+    let mut r = match reloader.reload().await {
+        Ok(()) => Response::new(Full::new(Bytes::from_static(b"configuration reloaded\n"))),
+        Err(e) => {
+            let mut r = Response::new(Full::new(Bytes::from(format!(
+                "failed to reload config: {e}\n"
+            ))));
+            *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            r
+        }
+    };
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
 /// True when the query string asks for a fresh precheck (`fresh=1`, `fresh=true`, or bare `fresh`).
 fn wants_fresh(query: Option<&str>) -> bool {
     query.is_some_and(|q| {
@@ -182,7 +222,7 @@ async fn gate_response(app: &App, name: &str, query: Option<&str>) -> Resp {
     let fresh = if wants_fresh(query) {
         app.fresh
             .clone()
-            .fresh(name, app.gate.min_fresh_interval)
+            .fresh(name, app.live.get().gate.min_fresh_interval)
             .await
     } else {
         None
@@ -193,7 +233,7 @@ async fn gate_response(app: &App, name: &str, query: Option<&str>) -> Resp {
             serde_json::json!({"error": "no such cluster in the config"}).to_string(),
         );
     };
-    let answer = gate::evaluate(&status, Instant::now(), app.gate.max_age, fresh);
+    let answer = gate::evaluate(&status, Instant::now(), app.live.get().gate.max_age, fresh);
     let code = if answer.ready {
         StatusCode::OK
     } else {
@@ -288,6 +328,6 @@ fn landing_page(app: &App) -> String {
 {rows}</tbody></table>
 </body></html>
 "#,
-        interval = humantime::format_duration(app.interval),
+        interval = humantime::format_duration(app.live.get().interval),
     )
 }

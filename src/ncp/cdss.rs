@@ -4,13 +4,16 @@
 //! redirects. It never retries and never decides what an answer means beyond handing the bytes to
 //! `outcome::classify`. It keeps no state between calls apart from reqwest's connection pool.
 
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, DATE, HeaderMap, LOCATION, RETRY_AFTER};
 use reqwest::{Client, Url};
 use tokio::time::Instant;
 
-use crate::credentials::Credentials;
+use crate::credentials::{Credentials, Keyring};
+use crate::ncp::cluster_list::{self, ClusterPage, ListError, ListRequest};
 use crate::ncp::sign;
 use crate::outcome::{Outcome, classify};
 
@@ -101,6 +104,51 @@ impl CdssClient {
     }
 
     async fn call(&self, url: &Url, service_group_instance_no: u64) -> Precheck {
+        let body = format!("{{\"serviceGroupInstanceNo\":{service_group_instance_no}}}");
+        let answer = match self.post(url, body).await {
+            Ok(a) => a,
+            Err(outcome) => return failed(outcome),
+        };
+        let (outcome, request_id) = match answer.body {
+            Ok(body) => {
+                let (outcome, decoded) = classify(answer.status, answer.location.as_deref(), &body);
+                (outcome, decoded.request_id.or(answer.request_id))
+            }
+            Err(outcome) => (outcome, answer.request_id),
+        };
+        Precheck {
+            outcome,
+            latency: Duration::ZERO,
+            request_id,
+            retry_after: answer.retry_after,
+            server_date: answer.server_date,
+        }
+    }
+
+    /// One `getClusterInfoList` page. The whole call, body included, is bounded by the timeout.
+    pub async fn cluster_list_page(
+        &self,
+        url: &Url,
+        request: &ListRequest<'_>,
+    ) -> Result<ClusterPage, ListError> {
+        let body = serde_json::to_string(request).map_err(|e| ListError::Request(e.to_string()))?;
+        let answer = tokio::time::timeout(self.settings.timeout, async {
+            let answer = self.post(url, body).await.map_err(ListError::Transport)?;
+            let body = answer.body.map_err(ListError::Transport)?;
+            Ok::<_, ListError>((answer.status, body))
+        })
+        .await
+        .map_err(|_| {
+            ListError::Transport(Outcome::Timeout {
+                after: self.settings.timeout,
+            })
+        })??;
+        cluster_list::decode_page(answer.0, &answer.1)
+    }
+
+    /// Signs and sends one POST with a JSON body; reads the answer up to the body cap.
+    /// `Err` when no answer came at all.
+    async fn post(&self, url: &Url, body: String) -> Result<Answer, Outcome> {
         let timestamp_ms = now_ms();
         let uri = match url.query() {
             Some(q) => format!("{}?{q}", url.path()),
@@ -114,7 +162,6 @@ impl CdssClient {
             timestamp_ms,
             access_key,
         );
-        let body = format!("{{\"serviceGroupInstanceNo\":{service_group_instance_no}}}");
         let sent = self
             .http
             .post(url.clone())
@@ -125,67 +172,113 @@ impl CdssClient {
             .body(body)
             .send()
             .await;
-        let mut response = match sent {
-            Ok(r) => r,
-            Err(e) => {
-                return failed(Outcome::ConnectionError {
-                    detail: error_chain(&e),
-                });
-            }
-        };
+        let mut response = sent.map_err(|e| Outcome::ConnectionError {
+            detail: error_chain(&e),
+        })?;
         let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let header_request_id = header_str(&headers, HEADER_REQUEST_ID).map(str::to_owned);
-        let retry_after = header_str(&headers, RETRY_AFTER.as_str()).and_then(parse_retry_after);
-        let server_date =
-            header_str(&headers, DATE.as_str()).and_then(|d| httpdate::parse_http_date(d).ok());
+        let headers = response.headers();
+        let mut answer = Answer {
+            status,
+            location: header_str(headers, LOCATION.as_str()).map(str::to_owned),
+            request_id: header_str(headers, HEADER_REQUEST_ID).map(str::to_owned),
+            retry_after: header_str(headers, RETRY_AFTER.as_str()).and_then(parse_retry_after),
+            server_date: header_str(headers, DATE.as_str())
+                .and_then(|d| httpdate::parse_http_date(d).ok()),
+            body: Ok(Vec::new()),
+        };
         let limit = self.settings.max_response_bytes;
-
         let declared =
-            header_str(&headers, CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok());
-        let outcome_body = if declared.is_some_and(|n| n > limit) {
-            Err(Outcome::BodyTooLarge { limit })
-        } else {
-            let mut body = Vec::with_capacity(declared.unwrap_or(256).min(limit) as usize);
-            loop {
-                match response.chunk().await {
-                    Ok(Some(chunk)) => {
-                        if body.len() as u64 + chunk.len() as u64 > limit {
-                            break Err(Outcome::BodyTooLarge { limit });
-                        }
-                        body.extend_from_slice(&chunk);
+            header_str(headers, CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit) {
+            answer.body = Err(Outcome::BodyTooLarge { limit });
+            return Ok(answer);
+        }
+        let mut body = Vec::with_capacity(declared.unwrap_or(256).min(limit) as usize);
+        answer.body = loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() as u64 + chunk.len() as u64 > limit {
+                        break Err(Outcome::BodyTooLarge { limit });
                     }
-                    Ok(None) => break Ok(body),
-                    Err(e) => {
-                        break Err(Outcome::ConnectionError {
-                            detail: format!(
-                                "reading the body after HTTP {status}: {}",
-                                error_chain(&e)
-                            ),
-                        });
-                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break Ok(body),
+                Err(e) => {
+                    break Err(Outcome::ConnectionError {
+                        detail: format!(
+                            "reading the body after HTTP {status}: {}",
+                            error_chain(&e)
+                        ),
+                    });
                 }
             }
         };
-        let (outcome, request_id) = match outcome_body {
-            Ok(body) => {
-                let location = header_str(&headers, LOCATION.as_str());
-                let (outcome, decoded) = classify(status, location, &body);
-                (outcome, decoded.request_id.or(header_request_id))
-            }
-            Err(outcome) => (outcome, header_request_id),
-        };
-        Precheck {
-            outcome,
-            latency: Duration::ZERO,
-            request_id,
-            retry_after,
-            server_date,
-        }
+        Ok(answer)
     }
 }
 
-fn failed(outcome: Outcome) -> Precheck {
+/// A signed POST's answer: status, the headers we use, and the body (or why it was not read).
+struct Answer {
+    status: u16,
+    location: Option<String>,
+    request_id: Option<String>,
+    retry_after: Option<Duration>,
+    server_date: Option<SystemTime>,
+    body: Result<Vec<u8>, Outcome>,
+}
+
+/// One client per account, so each cluster's prechecks are signed with its account's keys.
+#[derive(Clone, Debug, Default)]
+pub struct Clients(HashMap<String, CdssClient>);
+
+impl Clients {
+    /// A client for every account in `keyring`.
+    pub fn new(keyring: &Keyring, settings: &ClientSettings) -> Result<Self, BuildError> {
+        keyring
+            .0
+            .iter()
+            .map(|(account, creds)| {
+                Ok((
+                    account.clone(),
+                    CdssClient::new(creds.clone(), settings.clone())?,
+                ))
+            })
+            .collect::<Result<_, BuildError>>()
+            .map(Clients)
+    }
+
+    /// The client for `account`, if the config defines it.
+    pub fn get(&self, account: &str) -> Option<&CdssClient> {
+        self.0.get(account)
+    }
+}
+
+/// The current [`Clients`], replaceable at reload while prechecks and discovery keep reading it.
+#[derive(Clone, Debug, Default)]
+pub struct SharedClients(Arc<RwLock<Arc<Clients>>>);
+
+impl SharedClients {
+    /// Shares `clients`.
+    pub fn new(clients: Clients) -> Self {
+        Self(Arc::new(RwLock::new(Arc::new(clients))))
+    }
+
+    /// The clients now in use.
+    pub fn current(&self) -> Arc<Clients> {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Swaps in new clients (after a reload); calls in flight finish with the old ones.
+    pub fn replace(&self, clients: Clients) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(clients);
+    }
+}
+
+/// A `Precheck` for a call that never went out.
+pub fn failed(outcome: Outcome) -> Precheck {
     Precheck {
         outcome,
         latency: Duration::ZERO,
