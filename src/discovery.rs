@@ -22,7 +22,7 @@ pub const MAX_PAGES: u32 = 10_000;
 
 /// Whether a listed cluster passes the block's filters.
 pub fn keep(block: &Discovery, c: &ListedCluster) -> bool {
-    block.statuses.iter().any(|s| *s == c.server_status)
+    block.statuses.contains(&c.server_status)
         && block
             .name_regex
             .as_ref()
@@ -67,9 +67,10 @@ pub async fn list(client: &CdssClient, block: &Discovery) -> Result<Vec<Cluster>
                 }),
             });
         }
+        // Stop on isLast, on totalPage, on an empty page (a gateway that never says "last"), or
+        // at MAX_PAGES.
         let last = page.is_last == Some(true)
             || page.total_page.is_some_and(|t| u64::from(page_no) >= t)
-            || (page.is_last.is_none() && page.total_page.is_none() && empty)
             || empty
             || page_no >= MAX_PAGES;
         if last {
