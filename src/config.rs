@@ -43,7 +43,7 @@ pub const DEFAULT_ACCOUNT: &str = "default";
 /// How often a discovery block lists clusters when the config does not say.
 pub const DEFAULT_REFRESH: Duration = Duration::from_secs(600);
 /// Shortest accepted discovery refresh.
-pub const MIN_REFRESH: Duration = Duration::from_secs(10);
+pub const MIN_REFRESH: Duration = Duration::from_secs(1);
 /// Clusters per `getClusterInfoList` page when the config does not say.
 pub const DEFAULT_PAGE_SIZE: u32 = 20;
 /// `serverStatus` values NCP documents.
@@ -150,6 +150,23 @@ pub struct Discovery {
 }
 
 impl Discovery {
+    /// Whether a cluster with this name, `serverStatus` and VPC passes the block's filters.
+    pub fn accepts(&self, name: &str, status: &str, vpc_name: &str) -> bool {
+        self.statuses.iter().any(|s| s == status)
+            && self.name_regex.as_ref().is_none_or(|r| r.0.is_match(name))
+            && !self.exclude_regex.as_ref().is_some_and(|r| r.0.is_match(name))
+            && self.vpc_name.as_ref().is_none_or(|v| v == vpc_name)
+    }
+
+    /// True when `other` lists the same clusters from the same place (only filters or refresh
+    /// differ), so its last listing can stand in for this block's until it lists itself.
+    pub fn same_source(&self, other: &Discovery) -> bool {
+        self.region == other.region
+            && self.account == other.account
+            && self.list_url == other.list_url
+            && self.precheck_url == other.precheck_url
+    }
+
     /// A short label for logs: `KR/prod`.
     pub fn label(&self) -> String {
         format!("{}/{}", self.region, self.account)

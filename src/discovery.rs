@@ -22,16 +22,7 @@ pub const MAX_PAGES: u32 = 10_000;
 
 /// Whether a listed cluster passes the block's filters.
 pub fn keep(block: &Discovery, c: &ListedCluster) -> bool {
-    block.statuses.contains(&c.server_status)
-        && block
-            .name_regex
-            .as_ref()
-            .is_none_or(|r| r.0.is_match(&c.cluster_name))
-        && !block
-            .exclude_regex
-            .as_ref()
-            .is_some_and(|r| r.0.is_match(&c.cluster_name))
-        && block.vpc_name.as_ref().is_none_or(|v| *v == c.vpc_name)
+    block.accepts(&c.cluster_name, &c.server_status, &c.vpc_name)
 }
 
 /// Lists every page and returns the filtered clusters (each cluster number once).

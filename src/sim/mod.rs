@@ -5,10 +5,11 @@
 //! authentication gets 401 `{"error":{"errorCode":"200","message":"Authentication Failed",...}}`.
 //! Each cluster number has a [`Behaviour`] that tests can change while it runs; numbers not in the
 //! table get CDSS error code 3, with HTTP 200 for even numbers and HTTP 400 for odd ones (both are
-//! seen in the wild). It counts calls per cluster number. It never talks to anything but its
-//! own listener.
+//! seen in the wild). It counts calls per cluster number. It also serves `getClusterInfoList`
+//! with real paging over a cluster set tests change at runtime, can fail it on purpose, and
+//! accepts more than one account. It never talks to anything but its own listener.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -26,6 +27,9 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::ncp::sign;
+
+mod listing;
+pub use listing::{LIST_PATHS, SimCluster};
 use crate::secret::Secret;
 
 /// The gateway's allowed distance between a request's timestamp and its own clock.
@@ -76,6 +80,14 @@ pub struct SimConfig {
 struct Shared {
     access_key: String,
     secret_key: Secret,
+    /// More accounts (access key → secret key), for multi-account tests.
+    extra_accounts: Mutex<HashMap<String, Secret>>,
+    /// What `getClusterInfoList` lists, by cluster number.
+    inventory: Mutex<BTreeMap<u64, SimCluster>>,
+    /// When set, `getClusterInfoList` answers like this instead (a discovery outage).
+    list_failure: Mutex<Option<Behaviour>>,
+    /// Authenticated `getClusterInfoList` calls.
+    list_calls: AtomicU64,
     behaviours: Mutex<HashMap<u64, Behaviour>>,
     calls: Mutex<HashMap<u64, u64>>,
     total_requests: AtomicU64,
@@ -98,6 +110,10 @@ impl SimGateway {
         let shared = Arc::new(Shared {
             access_key: config.access_key,
             secret_key: config.secret_key,
+            extra_accounts: Mutex::default(),
+            inventory: Mutex::default(),
+            list_failure: Mutex::default(),
+            list_calls: AtomicU64::new(0),
             behaviours: Mutex::new(config.clusters),
             calls: Mutex::new(HashMap::new()),
             total_requests: AtomicU64::new(0),
@@ -139,6 +155,41 @@ impl SimGateway {
     /// Requests rejected with 401.
     pub fn auth_failures(&self) -> u64 {
         self.shared.auth_failures.load(Ordering::Relaxed)
+    }
+
+    /// Accepts another access key with its own secret.
+    pub fn add_account(&self, access_key: &str, secret_key: Secret) {
+        lock(&self.shared.extra_accounts).insert(access_key.to_string(), secret_key);
+    }
+
+    /// Adds (or replaces) a cluster in what `getClusterInfoList` lists; its precheck answers
+    /// "ready" unless a behaviour was set for its number.
+    pub fn add_cluster(&self, instance_no: u64, cluster: SimCluster) {
+        lock(&self.shared.inventory).insert(instance_no, cluster);
+        lock(&self.shared.behaviours).entry(instance_no).or_insert(Behaviour::Ready);
+    }
+
+    /// Deletes a cluster: it is no longer listed, and its precheck answers code 3.
+    pub fn remove_cluster(&self, instance_no: u64) {
+        lock(&self.shared.inventory).remove(&instance_no);
+        lock(&self.shared.behaviours).remove(&instance_no);
+    }
+
+    /// Changes a listed cluster's `serverStatus`.
+    pub fn set_cluster_status(&self, instance_no: u64, status: &str) {
+        if let Some(c) = lock(&self.shared.inventory).get_mut(&instance_no) {
+            c.status = status.to_string();
+        }
+    }
+
+    /// Makes `getClusterInfoList` fail like `behaviour` (`None`: answer normally again).
+    pub fn set_list_failure(&self, behaviour: Option<Behaviour>) {
+        *lock(&self.shared.list_failure) = behaviour;
+    }
+
+    /// Authenticated `getClusterInfoList` calls received.
+    pub fn list_calls(&self) -> u64 {
+        self.shared.list_calls.load(Ordering::Relaxed)
     }
 
     /// Moves the gateway's clock (positive: the gateway is ahead of real time).
@@ -241,15 +292,17 @@ fn authenticate(shared: &Shared, req: &Request<Incoming>) -> Result<(), &'static
     if (now_ms - ts as i64).unsigned_abs() > TIMESTAMP_WINDOW.as_millis() as u64 {
         return Err("The timestamp is outside the allowed window.");
     }
-    if ak != shared.access_key {
-        return Err("Invalid access key.");
-    }
+    let secret = if ak == shared.access_key {
+        shared.secret_key.clone()
+    } else {
+        lock(&shared.extra_accounts).get(ak).cloned().ok_or("Invalid access key.")?
+    };
     let uri = req.uri().path_and_query().map_or_else(
         || req.uri().path().to_string(),
         |pq| pq.as_str().to_string(),
     );
     if !sign::verify(
-        shared.secret_key.expose(),
+        secret.expose(),
         req.method().as_str(),
         &uri,
         ts,
@@ -263,7 +316,9 @@ fn authenticate(shared: &Shared, req: &Request<Incoming>) -> Result<(), &'static
 
 async fn handle(shared: &Shared, req: Request<Incoming>) -> Result<Resp, Dropped> {
     let n = shared.total_requests.fetch_add(1, Ordering::Relaxed);
-    if !PRECHECK_PATHS.contains(&req.uri().path()) {
+    let path = req.uri().path().to_string();
+    let is_list = LIST_PATHS.contains(&path.as_str());
+    if !is_list && !PRECHECK_PATHS.contains(&path.as_str()) {
         return Ok(gateway_error(
             StatusCode::NOT_FOUND,
             "300",
@@ -304,6 +359,18 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Result<Resp, Dropped
             ));
         }
     };
+    if is_list {
+        shared.list_calls.fetch_add(1, Ordering::Relaxed);
+        let failure = lock(&shared.list_failure).clone();
+        if let Some(failure) = failure {
+            return respond(failure, n).await;
+        }
+        let Some(request) = serde_json::from_slice::<serde_json::Value>(&body).ok().filter(|_| is_json) else {
+            return Ok(cdss(StatusCode::BAD_REQUEST, 1, "a JSON body is required", serde_json::Value::Null, n));
+        };
+        let result = listing::page(&lock(&shared.inventory), &path, &request);
+        return Ok(cdss(StatusCode::OK, 0, "SUCCESS", result, n));
+    }
     let instance_no = if is_json {
         serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
