@@ -1,6 +1,7 @@
 //! The exporter's HTTP endpoints (hyper, HTTP/1.1).
 //!
-//! - `GET /metrics`: the exposition, from the last results; never calls NCP.
+//! - `GET /metrics`: the exposition, from the last results; never calls NCP. Gzipped when the
+//!   scraper sends `Accept-Encoding: gzip` (Prometheus does).
 //! - `GET /`: landing page: version, each cluster's state and age, links.
 //! - `GET /-/healthy`: 200 while the process is up.
 //! - `GET /-/ready`: 503 until the first round of prechecks has finished, then 200.
@@ -23,7 +24,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use hyper::header::{
+    ACCEPT_ENCODING, ALLOW, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue,
+    VARY,
+};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -34,7 +38,7 @@ use tokio::time::Instant;
 
 use crate::config::validate_name;
 use crate::gate;
-use crate::metrics::{self, Exposition};
+use crate::metrics::{self, Encoding, Exposition};
 use crate::reload::{LiveSettings, Reloader};
 use crate::scheduler::FreshPrecheck;
 use crate::state::State;
@@ -133,11 +137,22 @@ async fn handle(app: &App, req: Request<Incoming>) -> Resp {
             gate_response(app, &p["/gate/".len()..], req.uri().query()).await
         }
         "/metrics" => {
-            let mut r = Response::new(Full::new(app.exposition.body(&app.state)));
-            r.headers_mut().insert(
+            let wanted = if accepts_gzip(req.headers()) {
+                Encoding::Gzip
+            } else {
+                Encoding::Identity
+            };
+            let (body, encoding) = app.exposition.encoded(&app.state, wanted);
+            let mut r = Response::new(Full::new(body));
+            let headers = r.headers_mut();
+            headers.insert(
                 CONTENT_TYPE,
                 HeaderValue::from_static(metrics::CONTENT_TYPE),
             );
+            headers.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
+            if encoding == Encoding::Gzip {
+                headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            }
             r
         }
         "/-/healthy" => text(StatusCode::OK, "Healthy.\n"),
@@ -261,6 +276,29 @@ fn text(status: StatusCode, body: &'static str) -> Resp {
     r
 }
 
+/// True when `Accept-Encoding` allows gzip: `gzip` (or `x-gzip`) with a q-value above 0, or
+/// else `*` with a q-value above 0. An unreadable q-value counts as 0: the text is always safe.
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    let (mut gzip, mut any) = (None, None);
+    for value in headers.get_all(ACCEPT_ENCODING) {
+        let Ok(value) = value.to_str() else { continue };
+        for item in value.split(',') {
+            let mut parts = item.split(';');
+            let coding = parts.next().unwrap_or_default().trim();
+            let q = parts
+                .filter_map(|p| p.trim().split_once('='))
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+                .map_or(1.0, |(_, v)| v.trim().parse::<f32>().unwrap_or(0.0));
+            if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+                gzip = Some(q > 0.0);
+            } else if coding == "*" {
+                any = Some(q > 0.0);
+            }
+        }
+    }
+    gzip.or(any).unwrap_or(false)
+}
+
 /// Minimal HTML escaping for text we did not write (cluster names are restricted, messages are not).
 fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -330,4 +368,35 @@ fn landing_page(app: &App) -> String {
 "#,
         interval = humantime::format_duration(app.live.get().interval),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gz(values: &[&str]) -> bool {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(ACCEPT_ENCODING, HeaderValue::from_str(v).unwrap());
+        }
+        accepts_gzip(&h)
+    }
+
+    #[test]
+    fn accept_encoding_negotiation() {
+        // What Prometheus sends.
+        assert!(gz(&["gzip"]));
+        assert!(gz(&["deflate, GZIP;q=0.5"]));
+        assert!(gz(&["identity", "x-gzip"]));
+        assert!(gz(&["*"]));
+        assert!(gz(&["br;q=1.0, gzip ; Q=0.001"]));
+        assert!(!gz(&[]));
+        assert!(!gz(&["identity"]));
+        assert!(!gz(&["br, deflate"]));
+        assert!(!gz(&["gzip;q=0"]));
+        assert!(!gz(&["gzip;q=0.0, *"]), "an explicit refusal beats *");
+        assert!(!gz(&["*;q=0"]));
+        assert!(!gz(&["gzip;q=lots"]));
+        assert!(!gz(&["gzipped"]));
+    }
 }

@@ -275,3 +275,54 @@ async fn endpoints_statuses_and_landing_page() {
     );
     h.stop().await;
 }
+
+#[tokio::test]
+async fn metrics_are_gzipped_when_the_scraper_asks() {
+    use std::io::Read as _;
+    let clusters: Vec<Spec> = vec![
+        ("orders", "KR", 1, Some(Behaviour::Ready)),
+        ("legacy", "SGN", 3, None),
+    ];
+    // A long interval: after the first round nothing changes, so both scrapes see one state.
+    let h = Harness::start("interval: 1h\ntimeout: 2s", &clusters).await;
+    h.wait_ready(Duration::from_secs(5)).await;
+
+    let r = h
+        .http
+        .get(h.url("/metrics"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers().get("content-encoding").unwrap(), "gzip");
+    assert_eq!(r.headers().get("vary").unwrap(), "Accept-Encoding");
+    assert_eq!(
+        r.headers().get("content-type").unwrap(),
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let compressed = r.bytes().await.unwrap();
+    let mut unzipped = String::new();
+    flate2::read::GzDecoder::new(&compressed[..])
+        .read_to_string(&mut unzipped)
+        .expect("a valid gzip stream");
+
+    let r = h.http.get(h.url("/metrics")).send().await.unwrap();
+    assert!(r.headers().get("content-encoding").is_none());
+    assert_eq!(r.headers().get("vary").unwrap(), "Accept-Encoding");
+    let plain = r.text().await.unwrap();
+    assert_eq!(unzipped, plain);
+    assert_eq!(value(&plain, "cdss_precheck_ok", "orders"), Some(1.0));
+
+    // A scraper that refuses gzip gets the text.
+    let r = h
+        .http
+        .get(h.url("/metrics"))
+        .header("accept-encoding", "gzip;q=0, identity")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("content-encoding").is_none());
+    assert_eq!(r.text().await.unwrap(), plain);
+    h.stop().await;
+}
