@@ -154,7 +154,10 @@ impl Discovery {
     pub fn accepts(&self, name: &str, status: &str, vpc_name: &str) -> bool {
         self.statuses.iter().any(|s| s == status)
             && self.name_regex.as_ref().is_none_or(|r| r.0.is_match(name))
-            && !self.exclude_regex.as_ref().is_some_and(|r| r.0.is_match(name))
+            && !self
+                .exclude_regex
+                .as_ref()
+                .is_some_and(|r| r.0.is_match(name))
             && self.vpc_name.as_ref().is_none_or(|v| v == vpc_name)
     }
 

@@ -84,7 +84,20 @@ impl Inventory {
                         .iter()
                         .find(|(o, _)| o == b)
                         .and_then(|(_, c)| c.clone());
-                    (b.clone(), kept)
+                    // A block whose filters (or refresh) changed starts from the old block's
+                    // listing, filtered anew, so its unchanged clusters see no gap.
+                    let inherited = || {
+                        let (_, listing) =
+                            old.iter().find(|(o, c)| c.is_some() && o.same_source(b))?;
+                        let listing = listing.as_ref()?;
+                        let accepted = |c: &&Cluster| {
+                            c.info
+                                .as_ref()
+                                .is_some_and(|i| b.accepts(&c.name, &i.status, &i.vpc_name))
+                        };
+                        Some(listing.iter().filter(accepted).cloned().collect())
+                    };
+                    (b.clone(), kept.or_else(inherited))
                 })
                 .collect();
         });
@@ -215,5 +228,41 @@ mod tests {
         inv.set_config(c.clusters.clone(), schedule, &c.discovery[..1]);
         assert_eq!(rx.borrow_and_update().clusters.len(), 1);
         assert!(state.get("x").is_none(), "x and its series are gone");
+    }
+
+    #[test]
+    fn a_block_with_new_filters_starts_from_the_old_listing() {
+        let c = config();
+        let schedule = Schedule {
+            interval: Duration::from_secs(60),
+            concurrency: 4,
+        };
+        let state = Arc::new(State::new(&c.clusters));
+        let (inv, _rx) = Inventory::new(
+            c.clusters.clone(),
+            schedule,
+            &c.discovery[..1],
+            state.clone(),
+        );
+        let kr = &c.discovery[0];
+        let mut listed = discovered(kr, &[("orders-a", 10), ("orders-b", 11)]);
+        for (l, status) in listed.iter_mut().zip(["running", "changing"]) {
+            l.info = Some(crate::config::ClusterInfo {
+                kafka_version: "3".into(),
+                status: status.into(),
+                vpc_name: "v".into(),
+            });
+        }
+        inv.set_discovered(kr, listed);
+        assert_eq!(inv.plan().clusters.len(), 3);
+        let narrower = Config::parse(
+            "clusters:\n  - {name: a, region: KR, service_group_instance_no: 1}\ndiscovery:\n  - {region: KR, statuses: [running]}\n",
+            Path::new("t"),
+        )
+        .unwrap();
+        inv.set_config(narrower.clusters.clone(), schedule, &narrower.discovery);
+        let names: Vec<String> = inv.plan().clusters.into_iter().map(|c| c.name).collect();
+        assert_eq!(names, ["a", "orders-a"]);
+        assert!(state.get("orders-a").is_some());
     }
 }

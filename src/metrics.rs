@@ -11,6 +11,7 @@
 //! state's generation changes, so a scrape usually costs one `Bytes` clone; the gzipped body is
 //! made at most once per generation, on the first scrape that asks for it.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::{Mutex, PoisonError};
@@ -20,6 +21,7 @@ use bytes::Bytes;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 
+use crate::ncp::region::Region;
 use crate::outcome::FailureReason;
 use crate::state::{ClusterStatus, State};
 
@@ -123,6 +125,36 @@ const FAILURES: Family = Family {
     help: "Prechecks that got no answer from CDSS, by reason.",
     kind: "counter",
 };
+const CLUSTER_INFO: Family = Family {
+    name: "cdss_cluster_info",
+    help: "Always 1, one per prechecked cluster, labelled with what discovery reported (empty for static clusters); join on cluster and region.",
+    kind: "gauge",
+};
+const DISCOVERY_CLUSTERS: Family = Family {
+    name: "cdss_discovery_clusters",
+    help: "Clusters the discovery blocks of a region found on their last successful listing, after filters.",
+    kind: "gauge",
+};
+const DISCOVERY_LAST_SUCCESS: Family = Family {
+    name: "cdss_discovery_last_success_timestamp_seconds",
+    help: "Unix time of the last successful discovery listing in a region.",
+    kind: "gauge",
+};
+const DISCOVERY_FAILURES: Family = Family {
+    name: "cdss_discovery_failures_total",
+    help: "Discovery listings that failed in a region (the last known clusters were kept).",
+    kind: "counter",
+};
+const RELOAD_OK: Family = Family {
+    name: "cdss_exporter_config_last_reload_successful",
+    help: "1 if the last configuration reload succeeded (or none was tried), 0 if it failed and the previous configuration is still running.",
+    kind: "gauge",
+};
+const RELOAD_TIME: Family = Family {
+    name: "cdss_exporter_config_last_reload_success_timestamp_seconds",
+    help: "Unix time of the last successful configuration load (start-up counts).",
+    kind: "gauge",
+};
 const CLUSTERS: Family = Family {
     name: "cdss_exporter_clusters",
     help: "Clusters this exporter prechecks.",
@@ -221,6 +253,7 @@ impl Exposition {
         let mut last_success = String::with_capacity(hint);
         let mut runs = String::with_capacity(hint);
         let mut failures = String::new();
+        let mut info = String::with_capacity(2 * hint);
         // `{cluster="..",region=".."` without the closing brace, so a reason can follow.
         let mut labels = String::with_capacity(64);
         let mut clusters = 0u64;
@@ -261,6 +294,22 @@ impl Exposition {
                     sample(&mut failures, &FAILURES, &labels, &extra, Value::Uint(n));
                 }
             }
+            let mut extra = String::with_capacity(96);
+            let d = s.info.clone().unwrap_or_default();
+            extra.push_str(",service_group_instance_no=\"");
+            extra.push_str(itoa::Buffer::new().format(s.service_group_instance_no));
+            for (name, value) in [
+                ("kafka_version", &d.kafka_version),
+                ("status", &d.status),
+                ("vpc_name", &d.vpc_name),
+            ] {
+                extra.push_str("\",");
+                extra.push_str(name);
+                extra.push_str("=\"");
+                escape_label_value(&mut extra, value);
+            }
+            extra.push('"');
+            sample(&mut info, &CLUSTER_INFO, &labels, &extra, Value::Int(1));
         });
         let per_cluster = [
             (&OK, ok),
@@ -270,6 +319,7 @@ impl Exposition {
             (&LAST_SUCCESS, last_success),
             (&RUNS, runs),
             (&FAILURES, failures),
+            (&CLUSTER_INFO, info),
         ];
         let mut out =
             String::with_capacity(per_cluster.iter().map(|(_, b)| b.len()).sum::<usize>() + 2048);
@@ -281,6 +331,24 @@ impl Exposition {
                 out.push_str(body);
             }
         }
+        render_discovery(&mut out, state);
+        let reload = state.reload();
+        header(&mut out, &RELOAD_OK);
+        sample(
+            &mut out,
+            &RELOAD_OK,
+            "",
+            "",
+            Value::Int(i64::from(reload.successful)),
+        );
+        header(&mut out, &RELOAD_TIME);
+        sample(
+            &mut out,
+            &RELOAD_TIME,
+            "",
+            "",
+            Value::Float(unix(reload.last_success)),
+        );
         header(&mut out, &CLUSTERS);
         sample(&mut out, &CLUSTERS, "", "", Value::Uint(clusters));
         header(&mut out, &READY);
@@ -294,6 +362,49 @@ impl Exposition {
         build.push('"');
         sample(&mut out, &BUILD_INFO, &build, "", Value::Int(1));
         out
+    }
+}
+
+/// Discovery families, one sample per region (blocks of one region, e.g. for two accounts, add up).
+fn render_discovery(out: &mut String, state: &State) {
+    let mut by_region: BTreeMap<Region, (usize, Option<SystemTime>, u64)> = BTreeMap::new();
+    for d in state.discovery() {
+        let e = by_region.entry(d.region).or_default();
+        e.0 += d.clusters;
+        e.1 = e.1.max(d.last_success);
+        e.2 += d.failures;
+    }
+    if by_region.is_empty() {
+        return;
+    }
+    let label = |r: &Region| format!("{{region=\"{}\"", r.as_str());
+    header(out, &DISCOVERY_CLUSTERS);
+    for (r, (n, _, _)) in &by_region {
+        sample(
+            out,
+            &DISCOVERY_CLUSTERS,
+            &label(r),
+            "",
+            Value::Uint(*n as u64),
+        );
+    }
+    if by_region.values().any(|v| v.1.is_some()) {
+        header(out, &DISCOVERY_LAST_SUCCESS);
+        for (r, (_, t, _)) in &by_region {
+            if let Some(t) = t {
+                sample(
+                    out,
+                    &DISCOVERY_LAST_SUCCESS,
+                    &label(r),
+                    "",
+                    Value::Float(unix(*t)),
+                );
+            }
+        }
+    }
+    header(out, &DISCOVERY_FAILURES);
+    for (r, (_, _, f)) in &by_region {
+        sample(out, &DISCOVERY_FAILURES, &label(r), "", Value::Uint(*f));
     }
 }
 
@@ -430,6 +541,7 @@ mod tests {
             &LAST_SUCCESS,
             &RUNS,
             &FAILURES,
+            &CLUSTER_INFO,
         ];
         let mut samples: Vec<Vec<Metric>> = vec![Vec::new(); families.len()];
         state.for_each(|s| {
@@ -459,6 +571,16 @@ mod tests {
                     samples[6].push(metric(&FAILURES, l, n as f64));
                 }
             }
+            let d = s.info.clone().unwrap_or_default();
+            let mut l = labels();
+            l.push(label(
+                "service_group_instance_no",
+                &s.service_group_instance_no.to_string(),
+            ));
+            l.push(label("kafka_version", &d.kafka_version));
+            l.push(label("status", &d.status));
+            l.push(label("vpc_name", &d.vpc_name));
+            samples[7].push(metric(&CLUSTER_INFO, l, 1.0));
         });
         let clusters = samples[0].len() as f64;
         let ready = if state.is_ready() { 1.0 } else { 0.0 };
@@ -467,6 +589,14 @@ mod tests {
             label("version", build.version),
         ];
         let mut all: Vec<(&Family, Vec<Metric>)> = families.into_iter().zip(samples).collect();
+        let reload = state.reload();
+        let reload_ok = if reload.successful { 1.0 } else { 0.0 };
+        all.push((&RELOAD_OK, vec![metric(&RELOAD_OK, vec![], reload_ok)]));
+        let reload_time = unix(reload.last_success);
+        all.push((
+            &RELOAD_TIME,
+            vec![metric(&RELOAD_TIME, vec![], reload_time)],
+        ));
         all.push((&CLUSTERS, vec![metric(&CLUSTERS, vec![], clusters)]));
         all.push((&READY, vec![metric(&READY, vec![], ready)]));
         all.push((&BUILD_INFO, vec![metric(&BUILD_INFO, build_labels, 1.0)]));

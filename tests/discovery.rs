@@ -11,7 +11,9 @@ use std::time::Duration;
 use cdss_precheck_exporter::ncp::region::Region;
 use cdss_precheck_exporter::secret::Secret;
 use cdss_precheck_exporter::sim::{Behaviour, SimCluster, SimGateway};
-use common::{ACCESS_KEY, FileHarness, SECRET_KEY, metrics_until, series_of, start_sim, value, value_with};
+use common::{
+    ACCESS_KEY, FileHarness, SECRET_KEY, metrics_until, series_of, start_sim, value, value_with,
+};
 
 const HEAD: &str = "interval: 2s\ntimeout: 1s\ncredentials:\n  access_key_file: '{dir}/ak'\n  secret_key_file: '{dir}/sk'\napi_gateway: '{gateway}'\n";
 
@@ -26,14 +28,19 @@ async fn sim_with(clusters: &[(u64, &str, Region, &str)]) -> SimGateway {
 }
 
 fn ok_count(m: &str) -> usize {
-    m.lines().filter(|l| l.starts_with("cdss_precheck_ok{")).count()
+    m.lines()
+        .filter(|l| l.starts_with("cdss_precheck_ok{"))
+        .count()
 }
 
 #[tokio::test]
 async fn discovery_reads_every_page_once() {
     let names: Vec<String> = (1..=7).map(|i| format!("kafka-{i}")).collect();
-    let mut specs: Vec<(u64, &str, Region, &str)> =
-        names.iter().enumerate().map(|(i, n)| (100 + i as u64, n.as_str(), Region::Kr, "running")).collect();
+    let mut specs: Vec<(u64, &str, Region, &str)> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (100 + i as u64, n.as_str(), Region::Kr, "running"))
+        .collect();
     specs.push((200, "singapore-1", Region::Sgn, "running"));
     let sim = sim_with(&specs).await;
     let yaml = format!("{HEAD}discovery:\n  - region: KR\n    refresh: 1m\n    page_size: 2\n");
@@ -41,13 +48,41 @@ async fn discovery_reads_every_page_once() {
     h.inner.wait_ready(Duration::from_secs(10)).await;
     let m = h.inner.metrics().await;
     for n in &names {
-        let lines: Vec<&str> = m.lines().filter(|l| l.starts_with(&format!("cdss_precheck_ok{{cluster=\"{n}\","))).collect();
-        assert_eq!(lines, [format!("cdss_precheck_ok{{cluster=\"{n}\",region=\"KR\"}} 1")], "{n}\n{m}");
+        let lines: Vec<&str> = m
+            .lines()
+            .filter(|l| l.starts_with(&format!("cdss_precheck_ok{{cluster=\"{n}\",")))
+            .collect();
+        assert_eq!(
+            lines,
+            [format!(
+                "cdss_precheck_ok{{cluster=\"{n}\",region=\"KR\"}} 1"
+            )],
+            "{n}\n{m}"
+        );
     }
-    assert_eq!(ok_count(&m), 7, "the SGN cluster is not listed by a KR block\n{m}");
-    assert_eq!(h.inner.sim.list_calls(), 4, "7 clusters at 2 per page is 4 pages");
-    assert_eq!(value_with(&m, "cdss_discovery_clusters", "region=\"KR\""), Some(7.0), "{m}");
-    assert!(value_with(&m, "cdss_discovery_last_success_timestamp_seconds", "region=\"KR\"").is_some());
+    assert_eq!(
+        ok_count(&m),
+        7,
+        "the SGN cluster is not listed by a KR block\n{m}"
+    );
+    assert_eq!(
+        h.inner.sim.list_calls(),
+        4,
+        "7 clusters at 2 per page is 4 pages"
+    );
+    assert_eq!(
+        value_with(&m, "cdss_discovery_clusters", "region=\"KR\""),
+        Some(7.0),
+        "{m}"
+    );
+    assert!(
+        value_with(
+            &m,
+            "cdss_discovery_last_success_timestamp_seconds",
+            "region=\"KR\""
+        )
+        .is_some()
+    );
     assert!(
         m.contains("cdss_cluster_info{cluster=\"kafka-1\",region=\"KR\",service_group_instance_no=\"100\",kafka_version=\"3.5.1\",status=\"running\",vpc_name=\"prod-vpc\"} 1"),
         "{m}"
@@ -65,55 +100,103 @@ async fn filters_apply() {
         (5, "orders-c", Region::Kr, "changing"),
     ])
     .await;
-    let yaml = format!("{HEAD}discovery:\n  - region: KR\n    name_regex: '^orders-'\n    exclude_regex: '-tmp$'\n");
+    let yaml = format!(
+        "{HEAD}discovery:\n  - region: KR\n    name_regex: '^orders-'\n    exclude_regex: '-tmp$'\n"
+    );
     let h = FileHarness::start(sim, &yaml, None).await;
     h.inner.wait_ready(Duration::from_secs(10)).await;
     let m = h.inner.metrics().await;
     assert!(value(&m, "cdss_precheck_ok", "orders-a").is_some());
-    assert!(value(&m, "cdss_precheck_ok", "orders-c").is_some(), "changing is kept by default");
+    assert!(
+        value(&m, "cdss_precheck_ok", "orders-c").is_some(),
+        "changing is kept by default"
+    );
     for gone in ["orders-tmp", "payments", "orders-b"] {
-        assert!(series_of(&m, gone).is_empty(), "{gone} should be filtered out\n{m}");
+        assert!(
+            series_of(&m, gone).is_empty(),
+            "{gone} should be filtered out\n{m}"
+        );
     }
     // statuses: [running] drops the changing one too.
-    h.write_config(&format!("{HEAD}discovery:\n  - region: KR\n    name_regex: '^orders-'\n    statuses: [running]\n"));
+    h.write_config(&format!(
+        "{HEAD}discovery:\n  - region: KR\n    name_regex: '^orders-'\n    statuses: [running]\n"
+    ));
     assert_eq!(h.reload().await.0, 200);
     let before = h.inner.metrics().await;
-    let runs_a = value(&before, "cdss_precheck_runs_total", "orders-a").unwrap();
-    let m = metrics_until(&h.inner, Duration::from_secs(5), "orders-c to go, orders-tmp to come", |m| {
-        series_of(m, "orders-c").is_empty() && value(m, "cdss_precheck_ok", "orders-tmp").is_some()
-    })
+    let runs_a = value(&before, "cdss_precheck_runs_total", "orders-a")
+        .unwrap_or_else(|| panic!("{before}"));
+    let m = metrics_until(
+        &h.inner,
+        Duration::from_secs(5),
+        "orders-c to go, orders-tmp to come",
+        |m| {
+            series_of(m, "orders-c").is_empty()
+                && value(m, "cdss_precheck_ok", "orders-tmp").is_some()
+        },
+    )
     .await;
     // orders-a passed both filters: it kept its series, with no reset.
-    assert!(value(&m, "cdss_precheck_runs_total", "orders-a").unwrap() >= runs_a, "{m}");
+    assert!(
+        value(&m, "cdss_precheck_runs_total", "orders-a").unwrap() >= runs_a,
+        "{m}"
+    );
     h.inner.stop().await;
 }
 
 #[tokio::test]
 async fn deleted_cluster_loses_every_series_and_an_outage_keeps_the_set() {
-    let sim = sim_with(&[(1, "keep", Region::Kr, "running"), (2, "doomed", Region::Kr, "running")]).await;
+    let sim = sim_with(&[
+        (1, "keep", Region::Kr, "running"),
+        (2, "doomed", Region::Kr, "running"),
+    ])
+    .await;
     sim.set_behaviour(2, Behaviour::Http500Html);
     let yaml = format!("{HEAD}discovery:\n  - region: KR\n    refresh: 1s\n");
     let h = FileHarness::start(sim, &yaml, None).await;
     h.inner.wait_ready(Duration::from_secs(10)).await;
     let m = h.inner.metrics().await;
-    assert!(series_of(&m, "doomed").len() >= 5, "doomed has series, failures included:\n{m}");
+    assert!(
+        series_of(&m, "doomed").len() >= 5,
+        "doomed has series, failures included:\n{m}"
+    );
 
     h.inner.sim.remove_cluster(2);
-    let m = metrics_until(&h.inner, Duration::from_secs(5), "doomed to vanish", |m| series_of(m, "doomed").is_empty()).await;
+    let m = metrics_until(&h.inner, Duration::from_secs(5), "doomed to vanish", |m| {
+        series_of(m, "doomed").is_empty()
+    })
+    .await;
     assert_eq!(value(&m, "cdss_precheck_ok", "keep"), Some(1.0));
-    assert_eq!(value_with(&m, "cdss_discovery_clusters", "region=\"KR\""), Some(1.0));
+    assert_eq!(
+        value_with(&m, "cdss_discovery_clusters", "region=\"KR\""),
+        Some(1.0)
+    );
 
     // An outage: listings fail, the set stays, failures are counted.
     h.inner.sim.set_list_failure(Some(Behaviour::Http500Html));
-    let m = metrics_until(&h.inner, Duration::from_secs(5), "a discovery failure", |m| {
-        value_with(m, "cdss_discovery_failures_total", "region=\"KR\"").is_some_and(|v| v >= 2.0)
-    })
+    let m = metrics_until(
+        &h.inner,
+        Duration::from_secs(5),
+        "a discovery failure",
+        |m| {
+            value_with(m, "cdss_discovery_failures_total", "region=\"KR\"")
+                .is_some_and(|v| v >= 2.0)
+        },
+    )
     .await;
-    assert_eq!(value(&m, "cdss_precheck_ok", "keep"), Some(1.0), "the last known set is kept");
+    assert_eq!(
+        value(&m, "cdss_precheck_ok", "keep"),
+        Some(1.0),
+        "the last known set is kept"
+    );
     // Recovery picks up changes again.
     h.inner.sim.set_list_failure(None);
-    h.inner.sim.add_cluster(3, SimCluster::running("newcomer", Region::Kr));
-    metrics_until(&h.inner, Duration::from_secs(5), "newcomer", |m| value(m, "cdss_precheck_ok", "newcomer") == Some(1.0)).await;
+    h.inner
+        .sim
+        .add_cluster(3, SimCluster::running("newcomer", Region::Kr));
+    metrics_until(&h.inner, Duration::from_secs(5), "newcomer", |m| {
+        value(m, "cdss_precheck_ok", "newcomer") == Some(1.0)
+    })
+    .await;
     h.inner.stop().await;
 }
 
@@ -132,7 +215,11 @@ async fn two_accounts_with_different_secrets() {
     let h = FileHarness::start(sim, &yaml, None).await;
     h.inner.wait_ready(Duration::from_secs(10)).await;
     let m = h.inner.metrics().await;
-    assert_eq!(value(&m, "cdss_precheck_ok", "prod-kafka"), Some(1.0), "{m}");
+    assert_eq!(
+        value(&m, "cdss_precheck_ok", "prod-kafka"),
+        Some(1.0),
+        "{m}"
+    );
     assert_eq!(value(&m, "cdss_precheck_ok", "dev-kafka"), Some(1.0), "{m}");
     assert_eq!(h.inner.sim.auth_failures(), 0);
     h.inner.stop().await;
@@ -140,26 +227,56 @@ async fn two_accounts_with_different_secrets() {
 
 #[tokio::test]
 async fn http_reload_applies_good_configs_and_refuses_bad_ones() {
-    let sim = start_sim(&[("a", "KR", 1, Some(Behaviour::Ready)), ("b", "KR", 2, Some(Behaviour::Ready))]).await;
-    let two = format!("{HEAD}clusters:\n  - {{name: a, region: KR, service_group_instance_no: 1}}\n  - {{name: b, region: KR, service_group_instance_no: 2}}\n");
+    let sim = start_sim(&[
+        ("a", "KR", 1, Some(Behaviour::Ready)),
+        ("b", "KR", 2, Some(Behaviour::Ready)),
+    ])
+    .await;
+    let two = format!(
+        "{HEAD}clusters:\n  - {{name: a, region: KR, service_group_instance_no: 1}}\n  - {{name: b, region: KR, service_group_instance_no: 2}}\n"
+    );
     let h = FileHarness::start(sim, &two, None).await;
     h.inner.wait_ready(Duration::from_secs(5)).await;
     let m = h.inner.metrics().await;
-    assert!(m.contains("cdss_exporter_config_last_reload_successful 1"), "{m}");
+    assert!(
+        m.contains("cdss_exporter_config_last_reload_successful 1"),
+        "{m}"
+    );
 
-    assert_eq!(h.inner.http.get(h.inner.url("/-/reload")).send().await.unwrap().status().as_u16(), 405);
+    assert_eq!(
+        h.inner
+            .http
+            .get(h.inner.url("/-/reload"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        405
+    );
 
     // A broken file: 500 with the error, nothing changes, the metric says 0.
-    h.write_config(&format!("{HEAD}clusters:\n  - {{name: a, region: Mars, service_group_instance_no: 1}}\n"));
+    h.write_config(&format!(
+        "{HEAD}clusters:\n  - {{name: a, region: Mars, service_group_instance_no: 1}}\n"
+    ));
     let (status, body) = h.reload().await;
     assert_eq!(status, 500);
-    assert!(body.contains("config.yaml:8:") && body.contains("Mars"), "{body}");
+    assert!(
+        body.contains("config.yaml:8:") && body.contains("Mars"),
+        "{body}"
+    );
     let m = h.inner.metrics().await;
-    assert!(m.contains("cdss_exporter_config_last_reload_successful 0"), "{m}");
+    assert!(
+        m.contains("cdss_exporter_config_last_reload_successful 0"),
+        "{m}"
+    );
     let runs_b = value(&m, "cdss_precheck_runs_total", "b").unwrap();
-    metrics_until(&h.inner, Duration::from_secs(5), "b still prechecked", |m| {
-        value(m, "cdss_precheck_runs_total", "b").is_some_and(|v| v > runs_b)
-    })
+    metrics_until(
+        &h.inner,
+        Duration::from_secs(5),
+        "b still prechecked",
+        |m| value(m, "cdss_precheck_runs_total", "b").is_some_and(|v| v > runs_b),
+    )
     .await;
 
     // Missing credentials in the new file are refused too.
@@ -167,7 +284,10 @@ async fn http_reload_applies_good_configs_and_refuses_bad_ones() {
     let (status, body) = h.reload().await;
     assert_eq!(status, 500);
     assert!(body.contains("/nonexistent/ak"), "{body}");
-    assert!(value(&h.inner.metrics().await, "cdss_precheck_ok", "b").is_some(), "b is still there");
+    assert!(
+        value(&h.inner.metrics().await, "cdss_precheck_ok", "b").is_some(),
+        "b is still there"
+    );
 
     // A good file: b goes (every series at once), c comes, a keeps its counters.
     let runs_a = value(&h.inner.metrics().await, "cdss_precheck_runs_total", "a").unwrap();
@@ -178,31 +298,62 @@ async fn http_reload_applies_good_configs_and_refuses_bad_ones() {
     let m = h.inner.metrics().await;
     assert!(series_of(&m, "b").is_empty(), "b left series behind:\n{m}");
     assert!(m.contains("cdss_exporter_config_last_reload_successful 1"));
-    assert!(value(&m, "cdss_precheck_runs_total", "a").unwrap() >= runs_a, "a kept its state");
-    metrics_until(&h.inner, Duration::from_secs(5), "c checked", |m| value(m, "cdss_precheck_ok", "c") == Some(1.0)).await;
+    assert!(
+        value(&m, "cdss_precheck_runs_total", "a").unwrap() >= runs_a,
+        "a kept its state"
+    );
+    metrics_until(&h.inner, Duration::from_secs(5), "c checked", |m| {
+        value(m, "cdss_precheck_ok", "c") == Some(1.0)
+    })
+    .await;
     h.inner.stop().await;
 }
 
 #[tokio::test]
 async fn auto_reload_follows_file_changes() {
-    let sim = start_sim(&[("a", "KR", 1, Some(Behaviour::Ready)), ("z", "KR", 26, Some(Behaviour::Ready))]).await;
-    let one = format!("{HEAD}clusters:\n  - {{name: a, region: KR, service_group_instance_no: 1}}\n");
+    let sim = start_sim(&[
+        ("a", "KR", 1, Some(Behaviour::Ready)),
+        ("z", "KR", 26, Some(Behaviour::Ready)),
+    ])
+    .await;
+    let one =
+        format!("{HEAD}clusters:\n  - {{name: a, region: KR, service_group_instance_no: 1}}\n");
     let h = FileHarness::start(sim, &one, Some(Duration::from_millis(200))).await;
     h.inner.wait_ready(Duration::from_secs(5)).await;
-    h.write_config(&format!("{one}  - {{name: z, region: KR, service_group_instance_no: 26}}\n"));
-    metrics_until(&h.inner, Duration::from_secs(5), "z after the file changed", |m| value(m, "cdss_precheck_ok", "z") == Some(1.0)).await;
+    h.write_config(&format!(
+        "{one}  - {{name: z, region: KR, service_group_instance_no: 26}}\n"
+    ));
+    metrics_until(
+        &h.inner,
+        Duration::from_secs(5),
+        "z after the file changed",
+        |m| value(m, "cdss_precheck_ok", "z") == Some(1.0),
+    )
+    .await;
     h.inner.stop().await;
 }
 
 #[tokio::test]
 async fn sighup_reloads_the_real_binary() {
-    let sim = start_sim(&[("a", "KR", 1, Some(Behaviour::Ready)), ("b", "KR", 2, Some(Behaviour::Ready))]).await;
+    let sim = start_sim(&[
+        ("a", "KR", 1, Some(Behaviour::Ready)),
+        ("b", "KR", 2, Some(Behaviour::Ready)),
+    ])
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.yaml");
-    let one = format!("interval: 2s\ntimeout: 1s\napi_gateway: {}\nclusters:\n  - {{name: a, region: KR, service_group_instance_no: 1}}\n", sim.url());
+    let one = format!(
+        "interval: 2s\ntimeout: 1s\napi_gateway: {}\nclusters:\n  - {{name: a, region: KR, service_group_instance_no: 1}}\n",
+        sim.url()
+    );
     std::fs::write(&config, &one).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_cdss-precheck-exporter"))
-        .args(["--config.file", config.to_str().unwrap(), "--web.listen-address", "127.0.0.1:0"])
+        .args([
+            "--config.file",
+            config.to_str().unwrap(),
+            "--web.listen-address",
+            "127.0.0.1:0",
+        ])
         .env("NCLOUD_ACCESS_KEY", ACCESS_KEY)
         .env("NCLOUD_SECRET_KEY", SECRET_KEY)
         .env_remove("RUST_LOG")
@@ -220,15 +371,36 @@ async fn sighup_reloads_the_real_binary() {
     let drain = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let get = |http: reqwest::Client, addr: String| async move {
-        http.get(format!("http://{addr}/metrics")).send().await.unwrap().text().await.unwrap()
+        http.get(format!("http://{addr}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while value(&get(http.clone(), addr.clone()).await, "cdss_precheck_ok", "a") != Some(1.0) {
+    while value(
+        &get(http.clone(), addr.clone()).await,
+        "cdss_precheck_ok",
+        "a",
+    ) != Some(1.0)
+    {
         assert!(tokio::time::Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    std::fs::write(&config, format!("{one}  - {{name: b, region: KR, service_group_instance_no: 2}}\n")).unwrap();
-    assert!(Command::new("kill").args(["-HUP", &child.id().to_string()]).status().unwrap().success());
+    std::fs::write(
+        &config,
+        format!("{one}  - {{name: b, region: KR, service_group_instance_no: 2}}\n"),
+    )
+    .unwrap();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
         let m = get(http.clone(), addr.clone()).await;
@@ -236,10 +408,19 @@ async fn sighup_reloads_the_real_binary() {
             assert!(m.contains("cdss_exporter_config_last_reload_successful 1"));
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "SIGHUP did not reload:\n{m}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "SIGHUP did not reload:\n{m}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
     assert_eq!(child.wait().unwrap().code(), Some(0));
     let logs = drain.join().unwrap().join("\n");
     assert!(logs.contains("received SIGHUP"), "{logs}");

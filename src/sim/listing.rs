@@ -49,8 +49,16 @@ const DEFAULT_PAGE_SIZE: u64 = 10;
 /// The page `body` asks for, from `clusters` listed under `path`.
 pub fn page(clusters: &BTreeMap<u64, SimCluster>, path: &str, body: &Value) -> Value {
     let base = path.trim_end_matches("/cluster/getClusterInfoList");
-    let page_no = body.get("pageNo").and_then(Value::as_u64).filter(|n| *n > 0).unwrap_or(1);
-    let page_size = body.get("pageSize").and_then(Value::as_u64).filter(|n| *n > 0).unwrap_or(DEFAULT_PAGE_SIZE);
+    let page_no = body
+        .get("pageNo")
+        .and_then(Value::as_u64)
+        .filter(|n| *n > 0)
+        .unwrap_or(1);
+    let page_size = body
+        .get("pageSize")
+        .and_then(Value::as_u64)
+        .filter(|n| *n > 0)
+        .unwrap_or(DEFAULT_PAGE_SIZE);
     let vpc = body.get("vpcName").and_then(Value::as_str);
     let text = body.get("inputText").and_then(Value::as_str);
     let matching: Vec<(&u64, &SimCluster)> = clusters

@@ -29,8 +29,8 @@ use tokio::task::JoinHandle;
 use crate::ncp::sign;
 
 mod listing;
-pub use listing::{LIST_PATHS, SimCluster};
 use crate::secret::Secret;
+pub use listing::{LIST_PATHS, SimCluster};
 
 /// The gateway's allowed distance between a request's timestamp and its own clock.
 pub const TIMESTAMP_WINDOW: Duration = Duration::from_secs(5 * 60);
@@ -166,7 +166,9 @@ impl SimGateway {
     /// "ready" unless a behaviour was set for its number.
     pub fn add_cluster(&self, instance_no: u64, cluster: SimCluster) {
         lock(&self.shared.inventory).insert(instance_no, cluster);
-        lock(&self.shared.behaviours).entry(instance_no).or_insert(Behaviour::Ready);
+        lock(&self.shared.behaviours)
+            .entry(instance_no)
+            .or_insert(Behaviour::Ready);
     }
 
     /// Deletes a cluster: it is no longer listed, and its precheck answers code 3.
@@ -295,20 +297,16 @@ fn authenticate(shared: &Shared, req: &Request<Incoming>) -> Result<(), &'static
     let secret = if ak == shared.access_key {
         shared.secret_key.clone()
     } else {
-        lock(&shared.extra_accounts).get(ak).cloned().ok_or("Invalid access key.")?
+        lock(&shared.extra_accounts)
+            .get(ak)
+            .cloned()
+            .ok_or("Invalid access key.")?
     };
     let uri = req.uri().path_and_query().map_or_else(
         || req.uri().path().to_string(),
         |pq| pq.as_str().to_string(),
     );
-    if !sign::verify(
-        secret.expose(),
-        req.method().as_str(),
-        &uri,
-        ts,
-        ak,
-        sig,
-    ) {
+    if !sign::verify(secret.expose(), req.method().as_str(), &uri, ts, ak, sig) {
         return Err("Invalid signature.");
     }
     Ok(())
@@ -365,8 +363,17 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Result<Resp, Dropped
         if let Some(failure) = failure {
             return respond(failure, n).await;
         }
-        let Some(request) = serde_json::from_slice::<serde_json::Value>(&body).ok().filter(|_| is_json) else {
-            return Ok(cdss(StatusCode::BAD_REQUEST, 1, "a JSON body is required", serde_json::Value::Null, n));
+        let Some(request) = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .filter(|_| is_json)
+        else {
+            return Ok(cdss(
+                StatusCode::BAD_REQUEST,
+                1,
+                "a JSON body is required",
+                serde_json::Value::Null,
+                n,
+            ));
         };
         let result = listing::page(&lock(&shared.inventory), &path, &request);
         return Ok(cdss(StatusCode::OK, 0, "SUCCESS", result, n));

@@ -185,45 +185,83 @@ impl FileHarness {
         std::fs::write(dir.path().join("ak"), ACCESS_KEY).unwrap();
         std::fs::write(dir.path().join("sk"), SECRET_KEY).unwrap();
         let config_path = dir.path().join("config.yaml");
-        let yaml = yaml.replace("{dir}", &dir.path().display().to_string()).replace("{gateway}", &sim.url());
+        let yaml = yaml
+            .replace("{dir}", &dir.path().display().to_string())
+            .replace("{gateway}", &sim.url());
         std::fs::write(&config_path, &yaml).unwrap();
         let config = Config::load(&config_path).unwrap_or_else(|e| panic!("{e}"));
-        let keyring = cdss_precheck_exporter::credentials::Keyring::resolve(&config.accounts).unwrap();
+        let keyring =
+            cdss_precheck_exporter::credentials::Keyring::resolve(&config.accounts).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let reload = cdss_precheck_exporter::ReloadOptions { config_file: config_path.clone(), auto_reload_interval: auto_reload };
-        let task = tokio::spawn(cdss_precheck_exporter::run_with(listener, config, keyring, Some(reload), async {
-            let _ = stopped.await;
-        }));
+        let reload = cdss_precheck_exporter::ReloadOptions {
+            config_file: config_path.clone(),
+            auto_reload_interval: auto_reload,
+        };
+        let task = tokio::spawn(cdss_precheck_exporter::run_with(
+            listener,
+            config,
+            keyring,
+            Some(reload),
+            async {
+                let _ = stopped.await;
+            },
+        ));
         let http = reqwest::Client::builder().no_proxy().build().unwrap();
-        let inner = Harness { sim, addr, http, stop: Some(stop), task: Some(task) };
-        Self { inner, dir, config: config_path }
+        let inner = Harness {
+            sim,
+            addr,
+            http,
+            stop: Some(stop),
+            task: Some(task),
+        };
+        Self {
+            inner,
+            dir,
+            config: config_path,
+        }
     }
 
     /// Replaces the config file (same `{dir}`/`{gateway}` substitutions).
     pub fn write_config(&self, yaml: &str) {
-        let yaml = yaml.replace("{dir}", &self.dir.path().display().to_string()).replace("{gateway}", &self.inner.sim.url());
+        let yaml = yaml
+            .replace("{dir}", &self.dir.path().display().to_string())
+            .replace("{gateway}", &self.inner.sim.url());
         std::fs::write(&self.config, yaml).unwrap();
     }
 
     /// `POST /-/reload`: (status, body).
     pub async fn reload(&self) -> (u16, String) {
-        let r = self.inner.http.post(self.inner.url("/-/reload")).send().await.unwrap();
+        let r = self
+            .inner
+            .http
+            .post(self.inner.url("/-/reload"))
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         (status, r.text().await.unwrap())
     }
 }
 
 /// Polls `/metrics` until `pred` holds, for at most `limit`; returns that exposition.
-pub async fn metrics_until(h: &Harness, limit: Duration, what: &str, pred: impl Fn(&str) -> bool) -> String {
+pub async fn metrics_until(
+    h: &Harness,
+    limit: Duration,
+    what: &str,
+    pred: impl Fn(&str) -> bool,
+) -> String {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         let m = h.metrics().await;
         if pred(&m) {
             return m;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}:\n{m}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}:\n{m}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -231,5 +269,8 @@ pub async fn metrics_until(h: &Harness, limit: Duration, what: &str, pred: impl 
 /// Every sample line that mentions `cluster="NAME"`.
 pub fn series_of<'a>(metrics: &'a str, cluster: &str) -> Vec<&'a str> {
     let needle = format!("cluster=\"{cluster}\"");
-    metrics.lines().filter(|l| !l.starts_with('#') && l.contains(&needle)).collect()
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.contains(&needle))
+        .collect()
 }
