@@ -977,4 +977,60 @@ mod tests {
         let c = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
         assert!(c.clusters.len() >= 2);
     }
+
+    #[test]
+    fn accounts_and_discovery() {
+        let c = parse(
+            "accounts:\n  prod: {access_key_env: P_AK, secret_key_file: /p/sk}\nclusters:\n  - {name: a, region: KR, service_group_instance_no: 1, account: prod}\ndiscovery:\n  - {region: sgn, account: prod, refresh: 5m, name_regex: '^o', statuses: [Running], page_size: 7}\n",
+        )
+        .unwrap();
+        assert_eq!(c.accounts.len(), 2);
+        assert_eq!(c.accounts["prod"].access_key, KeySource::Env("P_AK".into()));
+        assert_eq!(c.clusters[0].account, "prod");
+        let d = &c.discovery[0];
+        assert_eq!(
+            (d.region, d.account.as_str(), d.refresh, d.page_size),
+            (Region::Sgn, "prod", Duration::from_secs(300), 7)
+        );
+        assert_eq!(d.statuses, ["running"]);
+        assert_eq!(
+            d.list_url.as_str(),
+            "https://clouddatastreamingservice.apigw.ntruss.com/api/sgn-v1/cluster/getClusterInfoList"
+        );
+        assert!(d.accepts("orders", "running", "any"));
+        assert!(!d.accepts("orders", "error", "any"));
+
+        // Discovery alone is enough; default statuses leave out deleting and return.
+        let c = parse("discovery:\n  - region: KR\n").unwrap();
+        assert!(c.clusters.is_empty());
+        assert_eq!(c.discovery[0].statuses, DEFAULT_STATUSES);
+    }
+
+    #[test]
+    fn account_and_discovery_errors() {
+        let e = parse(
+            "clusters:\n  - {name: a, region: KR, service_group_instance_no: 1, account: nope}\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.message
+                .contains("clusters[0].account: unknown account \"nope\" (configured: default)"),
+            "{e}"
+        );
+        let e = parse("accounts:\n  default: {access_key_env: A}\ndiscovery:\n  - region: KR\n")
+            .unwrap_err();
+        assert!(e.message.contains("reserved"), "{e}");
+        let e = parse("discovery:\n  - region: KR\n    name_regex: '(unclosed'\n").unwrap_err();
+        assert_eq!(e.location.map(|l| l.0), Some(3), "{e}");
+        assert!(e.message.contains("discovery[0].name_regex"), "{e}");
+        let e = parse("discovery:\n  - region: KR\n    statuses: [runing]\n").unwrap_err();
+        assert!(e.message.contains("unknown status \"runing\""), "{e}");
+        let e = parse("discovery:\n  - region: KR\n    page_size: 0\n").unwrap_err();
+        assert!(e.message.contains("page_size"), "{e}");
+        let e = parse("discovery:\n  - region: KR\n    refresh: 10ms\n").unwrap_err();
+        assert!(e.message.contains("refresh"), "{e}");
+        let e = parse("accounts:\n  'bad name': {access_key_env: A}\ndiscovery:\n  - region: KR\n")
+            .unwrap_err();
+        assert!(e.message.contains("account name"), "{e}");
+    }
 }
