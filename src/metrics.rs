@@ -155,6 +155,11 @@ const RELOAD_TIME: Family = Family {
     help: "Unix time of the last successful configuration load (start-up counts).",
     kind: "gauge",
 };
+const CLOCK_SKEW: Family = Family {
+    name: "cdss_exporter_clock_skew_seconds",
+    help: "The API gateway's clock (its Date header, 1 s resolution) minus this host's, from the last answer. NCP rejects requests more than 300 s off.",
+    kind: "gauge",
+};
 const CLUSTERS: Family = Family {
     name: "cdss_exporter_clusters",
     help: "Clusters this exporter prechecks.",
@@ -349,6 +354,10 @@ impl Exposition {
             "",
             Value::Float(unix(reload.last_success)),
         );
+        if let Some(skew) = state.clock_skew() {
+            header(&mut out, &CLOCK_SKEW);
+            sample(&mut out, &CLOCK_SKEW, "", "", Value::Float(skew));
+        }
         header(&mut out, &CLUSTERS);
         sample(&mut out, &CLUSTERS, "", "", Value::Uint(clusters));
         header(&mut out, &READY);
