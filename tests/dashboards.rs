@@ -1,8 +1,8 @@
 //! The Grafana dashboard, the alert rules and the files generated from them, checked without a
 //! running server: promtool's own rule checks and unit tests, the structure the README promises
 //! (every panel on `${datasource}` with a unit and a description, every alert with severity,
-//! summary, description and a runbook that exists), and the Kubernetes PrometheusRule in sync.
-//! `tests/prometheus.rs` runs the queries against a real Prometheus.
+//! summary, description and a runbook that exists). `tests/prometheus.rs` runs the queries
+//! against a real Prometheus; `tests/deploy.rs` checks the deployment files.
 
 mod tools;
 
@@ -328,23 +328,4 @@ fn substitution_follows_grafana() {
         parse_label_values(r#"label_values(up{job=~"$job"}, region)"#),
         (r#"up{job=~"$job"}"#.to_string(), "region".to_string())
     );
-}
-
-/// deploy/kubernetes/prometheusrule.yaml is what the script makes of alerts.yaml, byte for byte,
-/// and its spec is alerts.yaml.
-#[test]
-fn prometheusrule_is_generated_from_alerts_yaml() {
-    let (ok, generated) = run(Command::new("bash").arg("deploy/kubernetes/gen-prometheusrule.sh"));
-    assert!(ok, "gen-prometheusrule.sh failed:\n{generated}");
-    let committed = std::fs::read_to_string(repo_path("deploy/kubernetes/prometheusrule.yaml"))
-        .expect("prometheusrule.yaml");
-    assert!(
-        generated == committed,
-        "deploy/kubernetes/prometheusrule.yaml is out of date: run \
-         `bash deploy/kubernetes/gen-prometheusrule.sh > deploy/kubernetes/prometheusrule.yaml`"
-    );
-    let rule = yaml("deploy/kubernetes/prometheusrule.yaml");
-    assert_eq!(rule["apiVersion"], "monitoring.coreos.com/v1");
-    assert_eq!(rule["kind"], "PrometheusRule");
-    assert_eq!(rule["spec"], yaml("dashboards/alerts.yaml"));
 }
