@@ -494,35 +494,15 @@ async fn dashboard_queries_and_alert_rules_work_against_a_real_prometheus() {
             .unwrap_or_else(|e| panic!("alert {}: invalid expression {expr}: {e}", rule["alert"]));
     }
 
-    // Every dashboard query, with "All" selected and with a pick of two regions and clusters,
-    // is valid and returns data, as an instant query and as a range query.
-    let d = dashboard();
-    let queries = dashboard_queries(&d);
-    let all = variables(".*", ".*", ".*");
-    let picked = variables(JOB, "(KR|SGN)", "(payments-kafka|search-kafka)");
-    for (selection, values) in [("All", &all), ("picked", &picked)] {
-        for (title, expr) in &queries {
-            let q = substitute(expr, values);
-            let what = format!("panel {title:?} ({selection})");
-            eventually(&prom, &http, &q, &what, |r| !r.is_empty()).await;
-            let range = prom
-                .query_range(&http, &q, Duration::from_secs(30))
-                .await
-                .unwrap_or_else(|e| panic!("{what}: range query {q}: {e}"));
-            assert!(
-                !range.is_empty(),
-                "{what}: range query {q} returned nothing"
-            );
-        }
-    }
-
     // The variables' label_values queries find the demo's jobs, regions and clusters.
+    let d = dashboard();
+    let any = variables(".*", ".*", ".*");
     let now = unix_now();
     let (start, end) = (format!("{:.0}", now - 300.0), format!("{now:.0}"));
     let mut found: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (name, q) in variable_queries(&d) {
         let (selector, label) = parse_label_values(&q);
-        let selector = substitute(&selector, &all);
+        let selector = substitute(&selector, &any);
         let series = prom
             .api(
                 &http,
@@ -549,6 +529,33 @@ async fn dashboard_queries_and_alert_rules_work_against_a_real_prometheus() {
         ["GOV", "JPN", "KR", "SGN"].map(String::from).into()
     );
     assert_eq!(found["cluster"], demo_clusters);
+
+    // Every dashboard query, with "All" selected and with a pick of two regions and clusters,
+    // is valid and returns data, as an instant query and as a range query.
+    let queries = dashboard_queries(&d);
+    // "All": Grafana joins the job variable's values into a regex (it has no allValue), and
+    // uses `.*` for region and cluster.
+    let job_all = format!(
+        "({})",
+        found["job"].iter().cloned().collect::<Vec<_>>().join("|")
+    );
+    let all = variables(&job_all, ".*", ".*");
+    let picked = variables(JOB, "(KR|SGN)", "(payments-kafka|search-kafka)");
+    for (selection, values) in [("All", &all), ("picked", &picked)] {
+        for (title, expr) in &queries {
+            let q = substitute(expr, values);
+            let what = format!("panel {title:?} ({selection})");
+            eventually(&prom, &http, &q, &what, |r| !r.is_empty()).await;
+            let range = prom
+                .query_range(&http, &q, Duration::from_secs(30))
+                .await
+                .unwrap_or_else(|e| panic!("{what}: range query {q}: {e}"));
+            assert!(
+                !range.is_empty(),
+                "{what}: range query {q} returned nothing"
+            );
+        }
+    }
 
     // What some panels show for the demo, beyond "there is data".
     let panel_query = |title: &str| -> String {
@@ -617,6 +624,20 @@ async fn dashboard_queries_and_alert_rules_work_against_a_real_prometheus() {
         let a = age[&(good_i.clone(), cluster.into())];
         assert!((0.0..60.0).contains(&a), "{cluster}: last answer {a} s ago");
     }
+    let up = by_instance_and_cluster(
+        &prom
+            .query(&http, &panel_query("Exporter up"))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        up,
+        BTreeMap::from([
+            ((good_i.clone(), String::new()), 1.0),
+            ((bad_i.clone(), String::new()), 1.0),
+            ((dead_i.clone(), String::new()), 0.0),
+        ])
+    );
     // Until the exporter has config reload, the reload panel says "n/a" (-1) rather than nothing.
     let has_reload_metric = exposition.contains("cdss_exporter_config_last_reload_successful");
     for sample in prom
