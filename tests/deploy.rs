@@ -11,7 +11,7 @@ mod tools;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use cdss_precheck_exporter::config::Config;
+use cdss_precheck_exporter::config::{Config, DEFAULT_ACCOUNT};
 use cdss_precheck_exporter::credentials::KeySource;
 use serde_json::Value;
 use tools::{alert_rules, repo_path, yaml};
@@ -167,10 +167,8 @@ fn kubernetes_objects_point_at_each_other() {
     )
     .unwrap_or_else(|e| panic!("the ConfigMap's config: {e}"));
     assert!(volume("credentials")["secret"]["secretName"].is_string());
-    for key in [
-        &config.credentials.access_key,
-        &config.credentials.secret_key,
-    ] {
+    let keys = &config.accounts[DEFAULT_ACCOUNT];
+    for key in [&keys.access_key, &keys.secret_key] {
         match key {
             KeySource::File(path) => assert!(
                 path.starts_with(mount("credentials")),
