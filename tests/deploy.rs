@@ -213,6 +213,25 @@ fn dockerfile_is_multi_stage_and_runs_as_non_root() {
     assert_ne!(uid, 0, "non-root");
     assert!(final_stage.contains(&"EXPOSE 9787"));
     assert!(final_stage.iter().any(|l| l.starts_with("ENTRYPOINT [")));
+    // cargo reads every target Cargo.toml declares, so their directories must be in the image
+    // build (and not excluded from the context).
+    let ignore = text("deploy/Dockerfile.dockerignore");
+    for (section, dir) in [
+        ("[[bench]]", "benches"),
+        ("[[test]]", "tests"),
+        ("[[example]]", "examples"),
+    ] {
+        if text("Cargo.toml").lines().any(|l| l.trim() == section) {
+            assert!(
+                instructions.contains(&format!("COPY {dir} ./{dir}").as_str()),
+                "Cargo.toml declares {section}: the Dockerfile must COPY {dir}"
+            );
+            assert!(
+                ignore.lines().any(|l| l.trim() == format!("!{dir}/")),
+                "dockerignore lets {dir}/ in"
+            );
+        }
+    }
     // Nothing secret is baked in.
     assert!(
         !dockerfile.contains("NCLOUD_SECRET_KEY="),

@@ -22,7 +22,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use cdss_precheck_exporter::config::Config;
 use cdss_precheck_exporter::credentials::Credentials;
 use cdss_precheck_exporter::demo;
+use cdss_precheck_exporter::ncp::region::Region;
 use cdss_precheck_exporter::secret::Secret;
+use cdss_precheck_exporter::sim::SimCluster;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -386,6 +388,25 @@ async fn eventually(
     }
 }
 
+/// The cluster the first exporter finds through discovery, and its number.
+const DISCOVERED: &str = "discovered-kafka";
+const DISCOVERED_NO: u64 = 4_000_001;
+
+/// The demo's clusters at a 4 s interval, plus a discovery block for KR that keeps `DISCOVERED`.
+fn with_discovery(gateway: &str) -> Config {
+    let mut yaml = format!(
+        "interval: 4s\ntimeout: 3s\napi_gateway: {gateway}\n\
+         discovery:\n  - {{region: KR, refresh: 2s, name_regex: \"^{DISCOVERED}$\"}}\n\
+         clusters:\n"
+    );
+    for (name, region, no, _) in demo::clusters() {
+        yaml.push_str(&format!(
+            "  - {{name: {name}, region: {region}, service_group_instance_no: {no}}}\n"
+        ));
+    }
+    Config::parse(&yaml, Path::new("with-discovery.yaml")).unwrap()
+}
+
 /// Values for the dashboard's variables, as Grafana substitutes them.
 fn variables<'a>(job: &'a str, region: &'a str, cluster: &'a str) -> BTreeMap<&'a str, &'a str> {
     let mut v = builtin_values();
@@ -412,7 +433,10 @@ async fn dashboard_queries_and_alert_rules_work_against_a_real_prometheus() {
     let mut config = demo::config(&sim.url()).unwrap();
     config.interval = Duration::from_secs(4);
     config.timeout = Duration::from_secs(3);
-    let good = Exporter::start(config.clone(), credentials).await;
+    // The first exporter also discovers clusters (the demo has no discovery, so the dashboard's
+    // discovery panels are empty there): one more cluster, listed by the gateway, ready.
+    sim.add_cluster(DISCOVERED_NO, SimCluster::running(DISCOVERED, Region::Kr));
+    let good = Exporter::start(with_discovery(&sim.url()), credentials).await;
     // Same gateway and clusters, wrong secret key: every precheck gets gateway error 200.
     let bad = Exporter::start(
         config,
@@ -523,12 +547,14 @@ async fn dashboard_queries_and_alert_rules_work_against_a_real_prometheus() {
         .iter()
         .map(|(name, ..)| name.to_string())
         .collect();
+    let mut all_clusters = demo_clusters.clone();
+    all_clusters.insert(DISCOVERED.to_string());
     assert_eq!(found["job"], BTreeSet::from([JOB.to_string()]));
     assert_eq!(
         found["region"],
         ["GOV", "JPN", "KR", "SGN"].map(String::from).into()
     );
-    assert_eq!(found["cluster"], demo_clusters);
+    assert_eq!(found["cluster"], all_clusters);
 
     // Every dashboard query, with "All" selected and with a pick of two regions and clusters,
     // is valid and returns data, as an instant query and as a range query.
@@ -638,7 +664,14 @@ async fn dashboard_queries_and_alert_rules_work_against_a_real_prometheus() {
             ((dead_i.clone(), String::new()), 0.0),
         ])
     );
-    // Until the exporter has config reload, the reload panel says "n/a" (-1) rather than nothing.
+    let discovered = prom
+        .query(&http, &panel_query("Discovered clusters"))
+        .await
+        .unwrap();
+    assert_eq!(discovered.len(), 1, "{discovered:?}");
+    assert_eq!(discovered[0]["metric"]["region"], "KR");
+    assert_eq!(sample_value(&discovered[0]), 1.0, "{discovered:?}");
+    // The reload panel: 1 while no reload failed; "n/a" (-1) on versions without reload.
     let has_reload_metric = exposition.contains("cdss_exporter_config_last_reload_successful");
     for sample in prom
         .query(&http, &panel_query("Config reload"))
@@ -647,7 +680,7 @@ async fn dashboard_queries_and_alert_rules_work_against_a_real_prometheus() {
     {
         let v = sample_value(&sample);
         if has_reload_metric {
-            assert!(v == 0.0 || v == 1.0, "{sample}");
+            assert_eq!(v, 1.0, "no reload was tried: {sample}");
         } else {
             assert_eq!(v, -1.0, "{sample}");
         }
@@ -702,7 +735,8 @@ async fn dashboard_queries_and_alert_rules_work_against_a_real_prometheus() {
     for a in &alerts {
         let (instance, cluster) = (a.label("instance"), a.label("cluster"));
         assert!(
-            !(instance == good_i && ["orders-kafka", "analytics-kafka"].contains(&cluster)),
+            !(instance == good_i
+                && ["orders-kafka", "analytics-kafka", DISCOVERED].contains(&cluster)),
             "an alert for a healthy cluster: {a:#?}"
         );
         assert!(
