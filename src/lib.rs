@@ -121,7 +121,7 @@ pub async fn run_with(
     });
     let app = Arc::new(server::App {
         state: state.clone(),
-        exposition: Exposition::new(BuildInfo::current()),
+        exposition: Exposition::new(BuildInfo::current()).with_live(live.clone()),
         live,
         fresh: runner.clone(),
         reloader: reloader.clone(),

@@ -23,6 +23,7 @@ use flate2::write::GzEncoder;
 
 use crate::ncp::region::Region;
 use crate::outcome::FailureReason;
+use crate::reload::LiveSettings;
 use crate::state::{ClusterStatus, State};
 
 /// `Content-Type` of the text exposition format.
@@ -52,6 +53,10 @@ impl BuildInfo {
 pub struct Exposition {
     /// Static labels of `cdss_exporter_build_info`.
     build: BuildInfo,
+    /// The running config's interval, for `cdss_exporter_precheck_interval_seconds` (alert rules
+    /// count "no answer for 3 intervals" without hard-coding it). A reload bumps the state's
+    /// generation, so the cached body never shows an old interval.
+    live: Option<LiveSettings>,
     /// The last rendered body; replaced when the state's generation moves.
     cache: Mutex<Option<Cached>>,
     /// Held while rendering or compressing, so scrapes that arrive together after a change wait
@@ -170,6 +175,11 @@ const READY: Family = Family {
     help: "1 once every configured cluster has been prechecked at least once since start.",
     kind: "gauge",
 };
+const INTERVAL: Family = Family {
+    name: "cdss_exporter_precheck_interval_seconds",
+    help: "Configured interval between two periodic prechecks of one cluster.",
+    kind: "gauge",
+};
 const BUILD_INFO: Family = Family {
     name: "cdss_exporter_build_info",
     help: "A metric with a constant '1' value labeled by version and revision of cdss-precheck-exporter.",
@@ -186,9 +196,16 @@ impl Exposition {
     pub fn new(build: BuildInfo) -> Self {
         Self {
             build,
+            live: None,
             cache: Mutex::new(None),
             render: Mutex::new(()),
         }
+    }
+
+    /// Also exposes the interval of the running config.
+    pub fn with_live(mut self, live: LiveSettings) -> Self {
+        self.live = Some(live);
+        self
     }
 
     /// The current text exposition; rendered again only if the state changed since the last call.
@@ -363,6 +380,11 @@ impl Exposition {
         header(&mut out, &READY);
         let ready = i64::from(state.is_ready());
         sample(&mut out, &READY, "", "", Value::Int(ready));
+        if let Some(live) = &self.live {
+            header(&mut out, &INTERVAL);
+            let secs = live.get().interval.as_secs_f64();
+            sample(&mut out, &INTERVAL, "", "", Value::Float(secs));
+        }
         header(&mut out, &BUILD_INFO);
         let mut build = String::from("{revision=\"");
         escape_label_value(&mut build, self.build.revision);
