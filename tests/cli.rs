@@ -1,7 +1,9 @@
 //! The binary as a user runs it: exit codes, messages on stderr, signals.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
+
+mod common;
+use common::{Process, exporter_command};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cdss-precheck-exporter");
@@ -99,58 +101,27 @@ fn bad_flags_exit_2() {
     assert!(stderr.contains("notaport"), "{stderr}");
 }
 
-#[test]
-fn demo_serves_metrics_and_sigterm_exits_0() {
-    let mut child = Command::new(BIN)
-        .args([
-            "--demo",
-            "--web.listen-address",
-            "127.0.0.1:0",
-            "--log.format",
-            "logfmt",
-        ])
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("exporter exited before listening")
-            .unwrap();
-        if let Some(rest) = line.split("address=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
+#[tokio::test]
+async fn demo_serves_metrics_and_sigterm_exits_0() {
+    let p = Process::spawn(exporter_command(&[
+        "--demo",
+        "--web.listen-address",
+        "127.0.0.1:0",
+        "--log.format",
+        "logfmt",
+    ]));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        let body = p.get("/metrics").await;
+        if body.contains("cdss_precheck_last_error_code{cluster=\"legacy-kafka\"") {
+            break body;
         }
+        assert!(
+            Instant::now() < deadline,
+            "demo never produced results:\n{body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    // Keep draining stderr so the child never blocks on a full pipe.
-    let drain = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
-
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let body = rt.block_on(async {
-        let http = reqwest::Client::builder().no_proxy().build().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let body = http
-                .get(format!("http://{addr}/metrics"))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
-            if body.contains("cdss_precheck_last_error_code{cluster=\"legacy-kafka\"") {
-                return body;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "demo never produced results:\n{body}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    });
     assert!(
         body.contains("cdss_precheck_ok{cluster=\"orders-kafka\",region=\"KR\"} 1"),
         "{body}"
@@ -161,22 +132,12 @@ fn demo_serves_metrics_and_sigterm_exits_0() {
     );
 
     let started = Instant::now();
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = child.wait().unwrap();
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "SIGTERM must end the exporter cleanly"
-    );
+    let (code, logs) = p.terminate();
+    assert_eq!(code, Some(0), "SIGTERM must end the exporter cleanly");
     assert!(
         started.elapsed() < Duration::from_secs(8),
         "shutdown took {:?}",
         started.elapsed()
     );
-    let logs = drain.join().unwrap().join("\n");
     assert!(logs.contains("SIGTERM"), "{logs}");
 }

@@ -4,15 +4,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use cdss_precheck_exporter::ncp::region::Region;
 use cdss_precheck_exporter::secret::Secret;
 use cdss_precheck_exporter::sim::{Behaviour, SimCluster, SimGateway};
 use common::{
-    ACCESS_KEY, FileHarness, SECRET_KEY, metrics_until, series_of, start_sim, value, value_with,
+    FileHarness, Process, exporter_command, metrics_until, series_of, start_sim, value, value_with,
 };
 
 const HEAD: &str = "interval: 2s\ntimeout: 1s\ncredentials:\n  access_key_file: '{dir}/ak'\n  secret_key_file: '{dir}/sk'\napi_gateway: '{gateway}'\n";
@@ -347,81 +345,42 @@ async fn sighup_reloads_the_real_binary() {
         sim.url()
     );
     std::fs::write(&config, &one).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cdss-precheck-exporter"))
-        .args([
-            "--config.file",
-            config.to_str().unwrap(),
-            "--web.listen-address",
-            "127.0.0.1:0",
-        ])
-        .env("NCLOUD_ACCESS_KEY", ACCESS_KEY)
-        .env("NCLOUD_SECRET_KEY", SECRET_KEY)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("exited before listening").unwrap();
-        if let Some(rest) = line.split("address=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
+    let p = Process::spawn(exporter_command(&[
+        "--config.file",
+        config.to_str().unwrap(),
+        "--web.listen-address",
+        "127.0.0.1:0",
+    ]));
+    let until = |what: &'static str, pred: fn(&str) -> bool| {
+        let p = &p;
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            loop {
+                let m = p.get("/metrics").await;
+                if pred(&m) {
+                    return m;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "timed out waiting for {what}:\n{m}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
     };
-    let drain = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    let get = |http: reqwest::Client, addr: String| async move {
-        http.get(format!("http://{addr}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while value(
-        &get(http.clone(), addr.clone()).await,
-        "cdss_precheck_ok",
-        "a",
-    ) != Some(1.0)
-    {
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until("a", |m| value(m, "cdss_precheck_ok", "a") == Some(1.0)).await;
     std::fs::write(
         &config,
         format!("{one}  - {{name: b, region: KR, service_group_instance_no: 2}}\n"),
     )
     .unwrap();
-    assert!(
-        Command::new("kill")
-            .args(["-HUP", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let m = get(http.clone(), addr.clone()).await;
-        if value(&m, "cdss_precheck_ok", "b") == Some(1.0) {
-            assert!(m.contains("cdss_exporter_config_last_reload_successful 1"));
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "SIGHUP did not reload:\n{m}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    assert_eq!(child.wait().unwrap().code(), Some(0));
-    let logs = drain.join().unwrap().join("\n");
+    p.signal("HUP");
+    let m = until("b after SIGHUP", |m| {
+        value(m, "cdss_precheck_ok", "b") == Some(1.0)
+    })
+    .await;
+    assert!(m.contains("cdss_exporter_config_last_reload_successful 1"));
+    let (code, logs) = p.terminate();
+    assert_eq!(code, Some(0));
     assert!(logs.contains("received SIGHUP"), "{logs}");
 }

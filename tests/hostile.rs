@@ -2,42 +2,31 @@
 //! slowloris, oversized heads, a flood of idle connections, odd methods and paths. The exporter
 //! must cut them off and keep serving everyone else.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
+
+mod common;
+use common::{Process, exporter_command};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_cdss-precheck-exporter");
-
 struct Exporter {
-    child: Child,
+    process: Process,
     addr: String,
 }
 
 impl Exporter {
     fn start() -> Self {
-        let mut child = Command::new(BIN)
-            .args([
-                "--demo",
-                "--web.listen-address",
-                "127.0.0.1:0",
-                "--log.level",
-                "warn",
-            ])
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        // At warn level the "listening" line is not printed; find the port in /proc instead.
-        std::thread::spawn(move || while let Some(Ok(_)) = lines.next() {});
-        let addr = wait_for_listener(child.id());
-        Self { child, addr }
+        let process = Process::spawn(exporter_command(&[
+            "--demo",
+            "--web.listen-address",
+            "127.0.0.1:0",
+        ]));
+        let addr = process.addr.clone();
+        Self { process, addr }
     }
 
     fn fds(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+        std::fs::read_dir(format!("/proc/{}/fd", self.process.pid()))
             .map(|d| d.count())
             .unwrap_or(0)
     }
@@ -47,58 +36,6 @@ impl Exporter {
             &self.addr,
             &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
         )
-    }
-}
-
-impl Drop for Exporter {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The listening socket of `pid` on 127.0.0.1, from /proc/PID/net/tcp and its fds.
-fn wait_for_listener(pid: u32) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-            .map(|d| {
-                d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-                    .filter_map(|l| {
-                        Some(
-                            l.to_str()?
-                                .strip_prefix("socket:[")?
-                                .strip_suffix(']')?
-                                .to_owned(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let tcp = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap_or_default();
-        for line in tcp.lines().skip(1) {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            if f.len() > 9 && f[3] == "0A" && inodes.iter().any(|i| i == f[9]) {
-                if let Some(port) = f[1]
-                    .split(':')
-                    .nth(1)
-                    .and_then(|p| u16::from_str_radix(p, 16).ok())
-                {
-                    // The demo gateway listens too; ours is the one answering /-/healthy.
-                    let addr = format!("127.0.0.1:{port}");
-                    if raw(
-                        &addr,
-                        "GET /-/healthy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-                    )
-                    .0 == 200
-                    {
-                        return addr;
-                    }
-                }
-            }
-        }
-        assert!(Instant::now() < deadline, "the exporter never listened");
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::io::Read as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -13,7 +12,7 @@ use base64::Engine as _;
 use cdss_precheck_exporter::secret::Secret;
 use cdss_precheck_exporter::sim::faults::{FaultServer, TcpFault};
 use cdss_precheck_exporter::sim::{Behaviour, RawResponse};
-use common::{ACCESS_KEY, SECRET_KEY, Spec, start_sim};
+use common::{ACCESS_KEY, Process, SECRET_KEY, Spec, start_sim};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cdss-precheck-exporter");
 const OTHER_SECRET: &str = "second-account-secret-Qm9vbQ-never-print";
@@ -183,7 +182,7 @@ async fn the_secret_never_appears_anywhere() {
         .unwrap();
 
     for rust_log in [None, Some("trace")] {
-        let mut child = command(
+        let p = Process::spawn(command(
             &[
                 "--config.file",
                 cfg,
@@ -193,38 +192,8 @@ async fn the_secret_never_appears_anywhere() {
                 "trace",
             ],
             rust_log,
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let mut stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel::<String>();
-        let err_reader = std::thread::spawn(move || {
-            let mut all = String::new();
-            for line in
-                std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok)
-            {
-                let _ = tx.send(line.clone());
-                all.push_str(&line);
-                all.push('\n');
-            }
-            all
-        });
-        let out_reader = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = stdout.read_to_string(&mut s);
-            s
-        });
-        let addr = loop {
-            let line = rx
-                .recv_timeout(Duration::from_secs(10))
-                .expect("the exporter never said where it listens");
-            if let Some(rest) = line.split("address=").nth(1) {
-                break rest.split_whitespace().next().unwrap().to_string();
-            }
-        };
+        ));
+        let addr = p.addr.clone();
         let mut served = String::new();
         // Two rounds of every fault.
         tokio::time::sleep(Duration::from_secs(5)).await;
@@ -248,12 +217,8 @@ async fn the_secret_never_appears_anywhere() {
         served.push_str(&r.text().await.unwrap());
         std::fs::write(&config_path, config(dir.path(), &sim.url(), &faults.url())).unwrap();
         served.push_str(&scrape(&http, format!("http://{addr}/metrics")).await);
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert_eq!(child.wait().unwrap().code(), Some(0));
-        let logs = err_reader.join().unwrap() + &out_reader.join().unwrap();
+        let (code, logs) = p.terminate();
+        assert_eq!(code, Some(0));
         assert!(
             served.contains("reason=\"auth_error\""),
             "the wrong-secret account failed auth:\n{served}"

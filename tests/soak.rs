@@ -4,14 +4,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use cdss_precheck_exporter::sim::Behaviour;
-use common::{ACCESS_KEY, SECRET_KEY, Spec, config_yaml, start_sim};
+use cdss_precheck_exporter::sim::{Behaviour, fault_cycle};
+use common::{Process, Spec, config_yaml, exporter_command, start_sim};
 
 const CLUSTERS: usize = 300;
 const SCRAPERS: usize = 50;
@@ -35,13 +33,7 @@ fn fds(pid: u32) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scrapers_never_fail_and_nothing_grows() {
-    let faults = [
-        Behaviour::Http500Html,
-        Behaviour::MalformedJson,
-        Behaviour::Slow(Duration::from_secs(60), Box::new(Behaviour::Ready)),
-        Behaviour::RateLimited(Some(30)),
-        Behaviour::DropConnection,
-    ];
+    let faults = fault_cycle();
     let names: Vec<String> = (0..CLUSTERS).map(|i| format!("c{i:04}")).collect();
     let specs: Vec<Spec> = names
         .iter()
@@ -67,29 +59,13 @@ async fn scrapers_never_fail_and_nothing_grows() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cdss-precheck-exporter"))
-        .args([
-            "--config.file",
-            config.to_str().unwrap(),
-            "--web.listen-address",
-            "127.0.0.1:0",
-        ])
-        .env("NCLOUD_ACCESS_KEY", ACCESS_KEY)
-        .env("NCLOUD_SECRET_KEY", SECRET_KEY)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("exited before listening").unwrap();
-        if let Some(rest) = line.split("address=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+    let p = Process::spawn(exporter_command(&[
+        "--config.file",
+        config.to_str().unwrap(),
+        "--web.listen-address",
+        "127.0.0.1:0",
+    ]));
+    let (pid, addr) = (p.pid(), p.addr.clone());
 
     let url = format!("http://{addr}/metrics");
     let ok = Arc::new(AtomicU64::new(0));
@@ -127,11 +103,7 @@ async fn scrapers_never_fail_and_nothing_grows() {
     scrapers.join_all().await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (rss1, fd1) = (proc_status(pid, "VmRSS:"), fds(pid));
-    Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(p.terminate().0, Some(0));
 
     let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
     eprintln!(

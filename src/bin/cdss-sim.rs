@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use cdss_precheck_exporter::demo::{DEMO_ACCESS_KEY, DEMO_SECRET_KEY};
 use cdss_precheck_exporter::secret::Secret;
-use cdss_precheck_exporter::sim::{Behaviour, SimConfig, SimGateway};
+use cdss_precheck_exporter::sim::{Behaviour, SimConfig, SimGateway, fault_cycle};
 use clap::Parser;
 
 /// Simulated NCP API gateway for CDSS rollingRestartPreCheck.
@@ -44,13 +44,7 @@ async fn main() -> anyhow::Result<()> {
     } else {
         Behaviour::Slow(args.delay, Box::new(Behaviour::Ready))
     };
-    let faults = [
-        Behaviour::Http500Html,
-        Behaviour::MalformedJson,
-        Behaviour::Slow(Duration::from_secs(60), Box::new(Behaviour::Ready)),
-        Behaviour::RateLimited(Some(30)),
-        Behaviour::DropConnection,
-    ];
+    let faults = fault_cycle();
     let clusters: HashMap<u64, Behaviour> = (args.first..args.first + args.count)
         .map(|n| {
             let i = n - args.first;

@@ -69,6 +69,19 @@ pub enum Behaviour {
     Raw(RawResponse),
 }
 
+/// Five ways to fail, for "a share of the clusters misbehave" (`cdss-sim --misbehave-every`,
+/// soak tests): HTTP 500, malformed JSON, a 60 s hang, 429 with `Retry-After: 30`, and a
+/// dropped connection.
+pub fn fault_cycle() -> [Behaviour; 5] {
+    [
+        Behaviour::Http500Html,
+        Behaviour::MalformedJson,
+        Behaviour::Slow(Duration::from_secs(60), Box::new(Behaviour::Ready)),
+        Behaviour::RateLimited(Some(30)),
+        Behaviour::DropConnection,
+    ]
+}
+
 /// A response written as given, for faults the named behaviours do not cover.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RawResponse {

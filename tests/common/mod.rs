@@ -280,3 +280,109 @@ pub fn series_of<'a>(metrics: &'a str, cluster: &str) -> Vec<&'a str> {
         .filter(|l| !l.starts_with('#') && l.contains(&needle))
         .collect()
 }
+
+/// The real binary, running as a subprocess with stderr piped; its listening address is read
+/// from its `listening` log line (so it must log at `info` or more).
+pub struct Process {
+    pub child: std::process::Child,
+    pub addr: String,
+    logs: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Process {
+    /// Spawns `cmd` (which must listen on `127.0.0.1:0`) and waits until it listens.
+    pub fn spawn(mut cmd: std::process::Command) -> Self {
+        use std::io::BufRead as _;
+        let mut child = cmd
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        // Reads every line (so the child never blocks on a full pipe) and keeps them all.
+        let logs = std::thread::spawn(move || {
+            let mut all = String::new();
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line.clone());
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
+        });
+        let addr = loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(10))
+                .expect("the exporter exited or never said where it listens");
+            if let Some(rest) = line.split("address=").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_string();
+            }
+        };
+        Self {
+            child,
+            addr,
+            logs: Some(logs),
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal by name (`TERM`, `HUP`, `INT`).
+    pub fn signal(&self, name: &str) {
+        let ok = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    /// `GET http://ADDR{path}` body ("" when the request fails).
+    pub async fn get(&self, path: &str) -> String {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        match http.get(format!("http://{}{path}", self.addr)).send().await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+
+    /// SIGTERM, wait; returns the exit code and everything it logged.
+    pub fn terminate(mut self) -> (Option<i32>, String) {
+        self.signal("TERM");
+        let code = self.child.wait().unwrap().code();
+        let logs = self
+            .logs
+            .take()
+            .map(|t| t.join().unwrap())
+            .unwrap_or_default();
+        (code, logs)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The exporter binary with the test credentials in its environment and no RUST_LOG.
+pub fn exporter_command(args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cdss-precheck-exporter"));
+    cmd.args(args)
+        .env("NCLOUD_ACCESS_KEY", ACCESS_KEY)
+        .env("NCLOUD_SECRET_KEY", SECRET_KEY)
+        .env_remove("RUST_LOG");
+    cmd
+}
