@@ -568,10 +568,20 @@ impl ClientCertVerifier for AnyClientCert {
     }
 }
 
-/// The state of the files a config was loaded from: modification time and size of each (`None`
-/// when it could not be read). Comparing two costs one `stat` per file.
+/// The state of the files a config was loaded from (`None` for one that could not be read).
+/// Comparing costs one `stat` per file.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct Stamp(Vec<(PathBuf, Option<(SystemTime, u64)>)>);
+struct Stamp(Vec<(PathBuf, Option<FileState>)>);
+
+/// What tells a file's versions apart without reading it: modification time and size, and on
+/// Unix the inode, so a file replaced by rename (editors, config management, Kubernetes secret
+/// updates) counts as changed even within the file system's timestamp granularity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileState {
+    modified: SystemTime,
+    len: u64,
+    inode: u64,
+}
 
 impl Stamp {
     fn add(&mut self, path: &Path) {
@@ -586,9 +596,17 @@ impl Stamp {
     }
 }
 
-fn file_state(path: &Path) -> Option<(SystemTime, u64)> {
+fn file_state(path: &Path) -> Option<FileState> {
     let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len()))
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&m);
+    #[cfg(not(unix))]
+    let inode = 0;
+    Some(FileState {
+        modified: m.modified().ok()?,
+        len: m.len(),
+        inode,
+    })
 }
 
 /// A successful verification: the hash it was checked against and a digest of the password.
