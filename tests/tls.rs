@@ -199,12 +199,17 @@ async fn basic_auth_over_tls() {
     let client = tls_client(&ca.pem, None);
     let metrics = exporter.https("/metrics");
 
-    let r = get(&client, &metrics, Some(("alice", "s3cret"))).await.unwrap();
+    let r = get(&client, &metrics, Some(("alice", "s3cret")))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("cdss_exporter_build_info"));
     assert_eq!(status(&client, &metrics, Some(("bob", "other"))).await, 200);
     // The cached success is per user and password: it lets nothing else in.
-    assert_eq!(status(&client, &metrics, Some(("alice", "s3cret"))).await, 200);
+    assert_eq!(
+        status(&client, &metrics, Some(("alice", "s3cret"))).await,
+        200
+    );
 
     for (auth, what) in [
         (Some(("alice", "wrong")), "wrong password"),
@@ -277,7 +282,70 @@ async fn client_certificate_required_and_verified() {
     let prometheus = clients_ca.issue(&["prometheus"], ExtendedKeyUsagePurpose::ClientAuth);
     let client = tls_client(&ca.pem, Some(&prometheus));
     assert_eq!(status(&client, &url, None).await, 200);
-    assert_eq!(status(&client, &exporter.https("/-/healthy"), None).await, 200);
+    assert_eq!(
+        status(&client, &exporter.https("/-/healthy"), None).await,
+        200
+    );
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn other_client_auth_types() {
+    let ca = Ca::new("test server CA");
+    let clients_ca = Ca::new("test client CA");
+    let stranger =
+        Ca::new("someone else's CA").issue(&["stranger"], ExtendedKeyUsagePurpose::ClientAuth);
+    let known = clients_ca.issue(&["prometheus"], ExtendedKeyUsagePurpose::ClientAuth);
+    let tls = "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n";
+
+    // RequireAnyClientCert: some certificate is required, none is checked against a CA.
+    let (_dir, web) = web_dir(
+        &ca,
+        &format!("{tls}  client_auth_type: RequireAnyClientCert\n"),
+    );
+    let exporter = Exporter::start(&web).await;
+    let url = exporter.https("/metrics");
+    assert!(get(&tls_client(&ca.pem, None), &url, None).await.is_err());
+    assert_eq!(
+        status(&tls_client(&ca.pem, Some(&stranger)), &url, None).await,
+        200
+    );
+    exporter.stop().await;
+
+    // VerifyClientCertIfGiven: none is fine, but one that is sent must verify.
+    let (dir, web) = web_dir(
+        &ca,
+        &format!(
+            "{tls}  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: clients.crt\n"
+        ),
+    );
+    std::fs::write(dir.path().join("clients.crt"), &clients_ca.pem).unwrap();
+    let exporter = Exporter::start(&web).await;
+    let url = exporter.https("/metrics");
+    assert_eq!(status(&tls_client(&ca.pem, None), &url, None).await, 200);
+    assert!(
+        get(&tls_client(&ca.pem, Some(&stranger)), &url, None)
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        status(&tls_client(&ca.pem, Some(&known)), &url, None).await,
+        200
+    );
+    exporter.stop().await;
+
+    // RequestClientCert: asked for, never required nor checked.
+    let (_dir, web) = web_dir(
+        &ca,
+        &format!("{tls}  client_auth_type: RequestClientCert\n"),
+    );
+    let exporter = Exporter::start(&web).await;
+    let url = exporter.https("/metrics");
+    assert_eq!(status(&tls_client(&ca.pem, None), &url, None).await, 200);
+    assert_eq!(
+        status(&tls_client(&ca.pem, Some(&stranger)), &url, None).await,
+        200
+    );
     exporter.stop().await;
 }
 
@@ -304,7 +372,10 @@ async fn plain_http_on_the_tls_port_fails_cleanly() {
         .expect("the server closes the connection")
         .unwrap();
     let answer = String::from_utf8_lossy(&answer);
-    assert!(answer.starts_with("HTTP/1.0 400 Bad Request\r\n"), "{answer}");
+    assert!(
+        answer.starts_with("HTTP/1.0 400 Bad Request\r\n"),
+        "{answer}"
+    );
     assert!(
         answer.ends_with("Client sent an HTTP request to an HTTPS server.\n"),
         "{answer}"
@@ -325,16 +396,24 @@ async fn plain_http_on_the_tls_port_fails_cleanly() {
 
     // Bytes that are neither TLS nor HTTP: the connection is closed.
     let mut sock = tokio::net::TcpStream::connect(exporter.addr).await.unwrap();
-    sock.write_all(&[0x00, 0xff, 0x13, 0x37, 0x00, 0x00, 0x00, 0x05, 1, 2, 3, 4, 5])
-        .await
-        .unwrap();
+    sock.write_all(&[
+        0x00, 0xff, 0x13, 0x37, 0x00, 0x00, 0x00, 0x05, 1, 2, 3, 4, 5,
+    ])
+    .await
+    .unwrap();
     let mut rest = Vec::new();
     let closed = tokio::time::timeout(Duration::from_secs(5), sock.read_to_end(&mut rest)).await;
-    assert!(closed.is_ok(), "a garbage handshake is closed, not left open");
+    assert!(
+        closed.is_ok(),
+        "a garbage handshake is closed, not left open"
+    );
 
     // And the exporter keeps serving TLS.
     let client = tls_client(&ca.pem, None);
-    assert_eq!(status(&client, &exporter.https("/metrics"), None).await, 200);
+    assert_eq!(
+        status(&client, &exporter.https("/metrics"), None).await,
+        200
+    );
     exporter.stop().await;
 }
 
@@ -380,7 +459,10 @@ async fn web_config_changes_apply_without_restart() {
     // A broken version is refused; the running one stays in force.
     replace(
         &web,
-        &format!("{tls}basic_auth_users:\n  alice: {}\nbasic_auth_user: {{}}\n", hash("third")),
+        &format!(
+            "{tls}basic_auth_users:\n  alice: {}\nbasic_auth_user: {{}}\n",
+            hash("third")
+        ),
     );
     for _ in 0..3 {
         assert_eq!(status(&client, &url, Some(("alice", "second"))).await, 200);
@@ -388,7 +470,10 @@ async fn web_config_changes_apply_without_restart() {
     }
 
     // Switching TLS off needs a restart: refused, the port keeps speaking TLS.
-    replace(&web, &format!("basic_auth_users:\n  alice: {}\n", hash("fourth")));
+    replace(
+        &web,
+        &format!("basic_auth_users:\n  alice: {}\n", hash("fourth")),
+    );
     for _ in 0..3 {
         assert_eq!(status(&client, &url, Some(("alice", "second"))).await, 200);
     }
@@ -407,7 +492,9 @@ async fn web_config_changes_apply_without_restart() {
     until_status(&new_client, &url, ("alice", "fifth"), 200).await;
     let old_trust = tls_client(&ca.pem, None);
     assert!(
-        get(&old_trust, &url, Some(("alice", "fifth"))).await.is_err(),
+        get(&old_trust, &url, Some(("alice", "fifth")))
+            .await
+            .is_err(),
         "the old certificate is no longer served"
     );
     exporter.stop().await;
@@ -462,21 +549,35 @@ fn bad_web_config_exits_2_with_location() {
                 "--web.listen-address",
                 "127.0.0.1:0",
             ],
-            vec!["--config.check", "--config.file", example, "--web.config.file", p],
+            vec![
+                "--config.check",
+                "--config.file",
+                example,
+                "--web.config.file",
+                p,
+            ],
         ] {
             let (code, _, stderr) = run_binary(&args);
             assert_eq!(code, 2, "{name} {args:?}: {stderr}");
             assert!(
-                stderr.contains("invalid web configuration") && stderr.contains(&format!("{p}{expected}")),
+                stderr.contains("invalid web configuration")
+                    && stderr.contains(&format!("{p}{expected}")),
                 "{name}: expected {p}{expected} in:\n{stderr}"
             );
-            assert!(!stderr.contains("not-a-hash"), "hash values are never echoed");
+            assert!(
+                !stderr.contains("not-a-hash"),
+                "hash values are never echoed"
+            );
         }
     }
 
     // A good one passes --config.check and says what it enables.
     let good = dir.path().join("good.yml");
-    std::fs::write(&good, format!("basic_auth_users:\n  alice: {}\n", hash("x"))).unwrap();
+    std::fs::write(
+        &good,
+        format!("basic_auth_users:\n  alice: {}\n", hash("x")),
+    )
+    .unwrap();
     let (code, stdout, stderr) = run_binary(&[
         "--config.check",
         "--config.file",
@@ -582,7 +683,11 @@ async fn gateway_certificate_checks() {
         precheck_via_config(dir.path(), &sim, &with_ca).await,
         Outcome::Ready
     );
-    assert_eq!(sim.calls(100), 1, "only the trusted call reached the gateway");
+    assert_eq!(
+        sim.calls(100),
+        1,
+        "only the trusted call reached the gateway"
+    );
 
     // A certificate for another name, trusted through ca_file, still fails on the name.
     let (wrong_name, wrong_cert) = tls_sim(&["example.invalid"]).await;
@@ -621,6 +726,9 @@ fn ca_file_errors_are_config_errors() {
         .unwrap();
         let e = Config::load(&path).unwrap_err();
         assert_eq!(e.location, Some((2, 1)), "{e}");
-        assert!(e.message.starts_with("ca_file: ") && e.message.contains(expected), "{e}");
+        assert!(
+            e.message.starts_with("ca_file: ") && e.message.contains(expected),
+            "{e}"
+        );
     }
 }
