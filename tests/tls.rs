@@ -732,3 +732,29 @@ fn ca_file_errors_are_config_errors() {
         );
     }
 }
+
+#[test]
+fn readme_web_config_example_loads() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split("## TLS and basic auth")
+        .nth(1)
+        .expect("README has a TLS and basic auth section");
+    let example = section
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|s| s.split("```").next())
+        .expect("the section starts with a YAML example");
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("README CA");
+    let (cert, key) = ca.issue(&["127.0.0.1"], ExtendedKeyUsagePurpose::ServerAuth);
+    std::fs::write(dir.path().join("server.crt"), cert).unwrap();
+    std::fs::write(dir.path().join("server.key"), key).unwrap();
+    std::fs::write(dir.path().join("prometheus-ca.crt"), &ca.pem).unwrap();
+    let web = dir.path().join("web.yml");
+    std::fs::write(&web, example).unwrap();
+    let loaded = WebConfigWatch::load(&web).unwrap_or_else(|e| panic!("README example: {e}"));
+    let current = loaded.current();
+    assert!(current.tls().is_some() && current.requires_auth());
+}
