@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, TryLockError};
 use std::time::SystemTime;
 
 use base64::Engine as _;
@@ -613,7 +613,7 @@ fn file_state(path: &Path) -> Option<FileState> {
 struct Verified {
     /// The user's hash then; a new hash for the user makes the entry stale.
     hash: String,
-    /// SHA-256 of the password, compared in constant time.
+    /// [`password_digest`] of the password, compared in constant time.
     password: [u8; 32],
 }
 
@@ -673,8 +673,14 @@ impl WebConfigWatch {
         if current.stamp.unchanged() {
             return current;
         }
-        let mut failed = lock(&self.failed);
-        // Someone else may have re-read it while we waited.
+        // One caller re-reads; the others go on with the running config meanwhile rather than
+        // block an async thread.
+        let mut failed = match self.failed.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return current,
+        };
+        // Someone else may have re-read it just before.
         let current = read(&self.current);
         if current.stamp.unchanged() || failed.as_ref().is_some_and(Stamp::unchanged) {
             return current;
@@ -715,7 +721,8 @@ impl WebConfigWatch {
             return false;
         };
         let hash = config.users.get(&user);
-        let digest: [u8; 32] = Sha256::digest(&password).into();
+        let against = hash.map_or(UNKNOWN_USER_HASH, String::as_str).to_string();
+        let digest = password_digest(&against, &password);
         if let Some(hash) = hash {
             if let Some(v) = lock(&self.verified).get(&user) {
                 if v.hash == *hash && bool::from(v.password.ct_eq(&digest)) {
@@ -726,7 +733,6 @@ impl WebConfigWatch {
         let Ok(_one_at_a_time) = self.bcrypt.acquire().await else {
             return false;
         };
-        let against = hash.map_or(UNKNOWN_USER_HASH, String::as_str).to_string();
         let matches = tokio::task::spawn_blocking(move || {
             bcrypt::verify(&password, &against).unwrap_or(false)
         })
@@ -746,6 +752,16 @@ impl WebConfigWatch {
             _ => false,
         }
     }
+}
+
+/// SHA-256 of the bcrypt hash (which holds a random salt) and the password: what the cache keeps
+/// instead of the password.
+fn password_digest(hash: &str, password: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(hash.as_bytes());
+    h.update([0]);
+    h.update(password);
+    h.finalize().into()
 }
 
 /// User name and password from `Basic base64(user:password)`; `None` for anything else.
