@@ -267,6 +267,19 @@ pub async fn run(
         );
         tokio::time::sleep_until(next).await;
     };
+    for (p, at) in &results {
+        if p.outcome.failure_reason() == Some(crate::outcome::FailureReason::AuthError) {
+            if let Some(skew) = crate::outcome::clock_skew(p.server_date, *at)
+                .filter(|s| s.abs() > crate::outcome::CLOCK_SKEW_WARN_SECONDS)
+            {
+                eprintln!(
+                    "check: authentication failed and this host's clock is {:.0} s off the gateway's: clock skew is the likely cause (NCP rejects timestamps more than 300 s off)",
+                    skew.abs()
+                );
+                break;
+            }
+        }
+    }
     let reports: Vec<ClusterReport> = clusters
         .iter()
         .zip(&results)

@@ -172,7 +172,30 @@ fn load(
                 var: var.clone(),
                 key,
             }),
-        KeySource::File(path) => read_key_file(what, path),
+        KeySource::File(path) => {
+            if key == "secret_key" {
+                warn_if_readable_by_others(path);
+            }
+            read_key_file(what, path)
+        }
+    }
+}
+
+/// Logs a warning when a secret file can be read by users other than its owner and group.
+fn warn_if_readable_by_others(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o004 != 0 {
+                tracing::warn!(
+                    file = %path.display(),
+                    mode = %format!("{mode:o}"),
+                    "the secret key file is readable by other users; restrict it (chmod 600)"
+                );
+            }
+        }
     }
 }
 

@@ -137,6 +137,19 @@ pub fn evaluate(
     answer
 }
 
+/// The cluster name a `/gate/...` path asks about, and whether `?fresh=1` was asked for. `None`
+/// for anything that cannot be a configured cluster's name (slashes, encoded characters, `..`,
+/// overlong): the gate never looks further than the config.
+pub fn parse_request<'a>(path: &'a str, query: Option<&str>) -> Option<(&'a str, bool)> {
+    let name = path.strip_prefix("/gate/")?;
+    crate::config::validate_name(name).ok()?;
+    let fresh = query.is_some_and(|q| {
+        q.split('&')
+            .any(|kv| matches!(kv, "fresh" | "fresh=1" | "fresh=true" | "fresh=yes"))
+    });
+    Some((name, fresh))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -135,7 +135,7 @@ pub async fn run_secured(
     });
     let app = Arc::new(server::App {
         state: state.clone(),
-        exposition: Exposition::new(BuildInfo::current()),
+        exposition: Exposition::new(BuildInfo::current()).with_live(live.clone()),
         live,
         fresh: runner.clone(),
         reloader: reloader.clone(),

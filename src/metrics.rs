@@ -23,6 +23,7 @@ use flate2::write::GzEncoder;
 
 use crate::ncp::region::Region;
 use crate::outcome::FailureReason;
+use crate::reload::LiveSettings;
 use crate::state::{ClusterStatus, State};
 
 /// `Content-Type` of the text exposition format.
@@ -52,6 +53,10 @@ impl BuildInfo {
 pub struct Exposition {
     /// Static labels of `cdss_exporter_build_info`.
     build: BuildInfo,
+    /// The running config's interval, for `cdss_exporter_precheck_interval_seconds` (alert rules
+    /// count "no answer for 3 intervals" without hard-coding it). A reload bumps the state's
+    /// generation, so the cached body never shows an old interval.
+    live: Option<LiveSettings>,
     /// The last rendered body; replaced when the state's generation moves.
     cache: Mutex<Option<Cached>>,
     /// Held while rendering or compressing, so scrapes that arrive together after a change wait
@@ -155,6 +160,11 @@ const RELOAD_TIME: Family = Family {
     help: "Unix time of the last successful configuration load (start-up counts).",
     kind: "gauge",
 };
+const CLOCK_SKEW: Family = Family {
+    name: "cdss_exporter_clock_skew_seconds",
+    help: "The API gateway's clock (its Date header, 1 s resolution) minus this host's, from the last answer. NCP rejects requests more than 300 s off.",
+    kind: "gauge",
+};
 const CLUSTERS: Family = Family {
     name: "cdss_exporter_clusters",
     help: "Clusters this exporter prechecks.",
@@ -163,6 +173,11 @@ const CLUSTERS: Family = Family {
 const READY: Family = Family {
     name: "cdss_exporter_first_round_complete",
     help: "1 once every configured cluster has been prechecked at least once since start.",
+    kind: "gauge",
+};
+const INTERVAL: Family = Family {
+    name: "cdss_exporter_precheck_interval_seconds",
+    help: "Configured interval between two periodic prechecks of one cluster.",
     kind: "gauge",
 };
 const BUILD_INFO: Family = Family {
@@ -181,9 +196,16 @@ impl Exposition {
     pub fn new(build: BuildInfo) -> Self {
         Self {
             build,
+            live: None,
             cache: Mutex::new(None),
             render: Mutex::new(()),
         }
+    }
+
+    /// Also exposes the interval of the running config.
+    pub fn with_live(mut self, live: LiveSettings) -> Self {
+        self.live = Some(live);
+        self
     }
 
     /// The current text exposition; rendered again only if the state changed since the last call.
@@ -349,11 +371,20 @@ impl Exposition {
             "",
             Value::Float(unix(reload.last_success)),
         );
+        if let Some(skew) = state.clock_skew() {
+            header(&mut out, &CLOCK_SKEW);
+            sample(&mut out, &CLOCK_SKEW, "", "", Value::Float(skew));
+        }
         header(&mut out, &CLUSTERS);
         sample(&mut out, &CLUSTERS, "", "", Value::Uint(clusters));
         header(&mut out, &READY);
         let ready = i64::from(state.is_ready());
         sample(&mut out, &READY, "", "", Value::Int(ready));
+        if let Some(live) = &self.live {
+            header(&mut out, &INTERVAL);
+            let secs = live.get().interval.as_secs_f64();
+            sample(&mut out, &INTERVAL, "", "", Value::Float(secs));
+        }
         header(&mut out, &BUILD_INFO);
         let mut build = String::from("{revision=\"");
         escape_label_value(&mut build, self.build.revision);

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 
 use crate::config::Cluster;
 use crate::ncp::cdss::{CdssClient, Precheck, SharedClients, failed};
-use crate::outcome::Outcome;
+use crate::outcome::{CLOCK_SKEW_WARN_SECONDS, FailureReason, Outcome, clock_skew};
 use crate::state::State;
 
 /// Longest back-off after repeated 429s without `Retry-After`.
@@ -131,7 +131,12 @@ pub struct Runner<P> {
     concurrency: StdMutex<usize>,
     /// One slot per cluster, by name.
     slots: RwLock<HashMap<String, Arc<Slot>>>,
+    /// When the clock-skew warning was last logged.
+    last_skew_warning: StdMutex<Option<Instant>>,
 }
+
+/// How often the clock-skew warning may repeat.
+pub const SKEW_WARNING_EVERY: Duration = Duration::from_secs(600);
 
 struct Slot {
     cluster: Cluster,
@@ -212,6 +217,7 @@ impl<P: Prechecker> Runner<P> {
             permits: Arc::new(Semaphore::new(concurrency)),
             concurrency: StdMutex::new(concurrency),
             slots: RwLock::new(slots),
+            last_skew_warning: StdMutex::new(None),
         }
     }
 
@@ -273,6 +279,30 @@ impl<P: Prechecker> Runner<P> {
         *current = n;
     }
 
+    /// Logs a warning when the gateway's clock is more than a minute off ours, at most every
+    /// [`SKEW_WARNING_EVERY`].
+    fn warn_about_clock(&self, p: &Precheck, wall: SystemTime) {
+        let Some(skew) =
+            clock_skew(p.server_date, wall).filter(|s| s.abs() > CLOCK_SKEW_WARN_SECONDS)
+        else {
+            return;
+        };
+        let mut last = self
+            .last_skew_warning
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if last.is_some_and(|t| t.elapsed() < SKEW_WARNING_EVERY) {
+            return;
+        }
+        *last = Some(Instant::now());
+        tracing::warn!(
+            skew_seconds = skew,
+            "this host's clock is {:.0} s {} the API gateway's; NCP rejects requests more than 300 s off: check NTP",
+            skew.abs(),
+            if skew > 0.0 { "behind" } else { "ahead of" }
+        );
+    }
+
     fn slot(&self, name: &str) -> Option<Arc<Slot>> {
         read(&self.slots).get(name).cloned()
     }
@@ -289,9 +319,10 @@ impl<P: Prechecker> Runner<P> {
         drop(permit);
         let now = Instant::now();
         times.last_finished = Some(now);
-        log(&slot.cluster, &precheck);
-        self.state
-            .record(&slot.cluster.name, &precheck, now, SystemTime::now());
+        let wall = SystemTime::now();
+        log(&slot.cluster, &precheck, wall);
+        self.warn_about_clock(&precheck, wall);
+        self.state.record(&slot.cluster.name, &precheck, now, wall);
         precheck
     }
 
@@ -507,22 +538,30 @@ impl<P: Prechecker> ClusterTask<P> {
     }
 }
 
-fn log(c: &Cluster, p: &Precheck) {
+fn log(c: &Cluster, p: &Precheck, wall: SystemTime) {
     let request_id = p.request_id.as_deref().unwrap_or("");
     let latency_ms = p.latency.as_secs_f64() * 1e3;
-    if p.outcome.failure_reason().is_some() {
-        tracing::warn!(
-            cluster = %c.name, region = %c.region, verdict = p.outcome.verdict(),
-            code = p.outcome.error_code(), request_id, latency_ms,
-            "precheck failed: {}", p.outcome.message()
-        );
-    } else {
+    let Some(reason) = p.outcome.failure_reason() else {
         tracing::debug!(
             cluster = %c.name, region = %c.region, verdict = p.outcome.verdict(),
             code = p.outcome.error_code(), request_id, latency_ms,
             "precheck done"
         );
-    }
+        return;
+    };
+    let skew = clock_skew(p.server_date, wall).filter(|s| s.abs() > CLOCK_SKEW_WARN_SECONDS);
+    let hint = match (reason, skew) {
+        (FailureReason::AuthError, Some(s)) => format!(
+            "; this host's clock is {:.0} s off the gateway's, which is the likely cause (NCP rejects timestamps more than 300 s off)",
+            s.abs()
+        ),
+        _ => String::new(),
+    };
+    tracing::warn!(
+        cluster = %c.name, region = %c.region, verdict = p.outcome.verdict(),
+        code = p.outcome.error_code(), request_id, latency_ms,
+        "precheck failed: {}{hint}", p.outcome.message()
+    );
 }
 
 #[cfg(test)]

@@ -45,7 +45,6 @@ use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
-use crate::config::validate_name;
 use crate::gate;
 use crate::metrics::{self, Encoding, Exposition};
 use crate::reload::{LiveSettings, Reloader};
@@ -239,9 +238,7 @@ async fn handle(app: &App, req: Request<Incoming>) -> Resp {
         return r;
     }
     let mut resp = match path {
-        p if p.starts_with("/gate/") => {
-            gate_response(app, &p["/gate/".len()..], req.uri().query()).await
-        }
+        p if p.starts_with("/gate/") => gate_response(app, p, req.uri().query()).await,
         "/metrics" => {
             let wanted = if accepts_gzip(req.headers()) {
                 Encoding::Gzip
@@ -317,14 +314,6 @@ async fn reload_response(app: &App, method: &Method) -> Resp {
     r
 }
 
-/// True when the query string asks for a fresh precheck (`fresh=1`, `fresh=true`, or bare `fresh`).
-fn wants_fresh(query: Option<&str>) -> bool {
-    query.is_some_and(|q| {
-        q.split('&')
-            .any(|kv| matches!(kv, "fresh" | "fresh=1" | "fresh=true" | "fresh=yes"))
-    })
-}
-
 fn json(status: StatusCode, body: String) -> Resp {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
@@ -333,14 +322,18 @@ fn json(status: StatusCode, body: String) -> Resp {
     r
 }
 
-async fn gate_response(app: &App, name: &str, query: Option<&str>) -> Resp {
-    // Only names that could be in the config are looked up; anything else (slashes, encoded
-    // characters, overlong names) is simply not a configured cluster.
-    if validate_name(name).is_err() || app.state.get(name).is_none() {
+async fn gate_response(app: &App, path: &str, query: Option<&str>) -> Resp {
+    let not_found = || {
         let body = serde_json::json!({"error": "no such cluster in the config", "ready": false});
-        return json(StatusCode::NOT_FOUND, body.to_string());
+        json(StatusCode::NOT_FOUND, body.to_string())
+    };
+    let Some((name, wants_fresh)) = gate::parse_request(path, query) else {
+        return not_found();
+    };
+    if app.state.get(name).is_none() {
+        return not_found();
     }
-    let fresh = if wants_fresh(query) {
+    let fresh = if wants_fresh {
         app.fresh
             .clone()
             .fresh(name, app.live.get().gate.min_fresh_interval)
@@ -349,10 +342,7 @@ async fn gate_response(app: &App, name: &str, query: Option<&str>) -> Resp {
         None
     };
     let Some(status) = app.state.get(name) else {
-        return json(
-            StatusCode::NOT_FOUND,
-            serde_json::json!({"error": "no such cluster in the config"}).to_string(),
-        );
+        return not_found();
     };
     let answer = gate::evaluate(&status, Instant::now(), app.live.get().gate.max_age, fresh);
     let code = if answer.ready {

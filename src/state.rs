@@ -121,6 +121,8 @@ pub struct State {
     /// Latch: flips to true once every discovery block configured at start has reported once and
     /// every cluster known then has finished one precheck.
     ready: AtomicBool,
+    /// The gateway's clock minus ours, from the last answer with a `Date` header.
+    clock_skew: RwLock<Option<f64>>,
     /// Discovery blocks that have not reported yet (for the latch).
     pending_discovery: RwLock<Vec<String>>,
 }
@@ -142,6 +144,7 @@ impl State {
             generation: AtomicU64::new(0),
             ready: AtomicBool::new(false),
             pending_discovery: RwLock::default(),
+            clock_skew: RwLock::default(),
         };
         s.update_ready();
         s
@@ -167,6 +170,12 @@ impl State {
             match precheck.outcome.failure_reason() {
                 None => status.last_success = Some(at_wall),
                 Some(reason) => status.failures[reason.index()] += 1,
+            }
+            if let Some(skew) = crate::outcome::clock_skew(precheck.server_date, at_wall) {
+                *self
+                    .clock_skew
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(skew);
             }
             status.last = Some(LastPrecheck {
                 outcome: precheck.outcome.clone(),
@@ -292,6 +301,14 @@ impl State {
             .values()
             .cloned()
             .collect()
+    }
+
+    /// The gateway's clock minus ours, in seconds, from the last answer that had a `Date`.
+    pub fn clock_skew(&self) -> Option<f64> {
+        *self
+            .clock_skew
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Records a config reload's result.

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use crate::credentials::{Credentials, Keyring};
 use crate::ncp::cluster_list::{self, ClusterPage, ListError, ListRequest};
 use crate::ncp::sign;
-use crate::outcome::{Outcome, classify};
+use crate::outcome::{Outcome, classify, unexpected_content_type};
 
 /// `User-Agent` on every request.
 pub const USER_AGENT: &str = concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION"));
@@ -136,12 +136,15 @@ impl CdssClient {
             Ok(a) => a,
             Err(outcome) => return failed(outcome),
         };
-        let (outcome, request_id) = match answer.body {
-            Ok(body) => {
+        let content_type_problem =
+            unexpected_content_type(answer.status, answer.content_type.as_deref());
+        let (outcome, request_id) = match (answer.body, content_type_problem) {
+            (Ok(_), Some(problem)) => (problem, answer.request_id),
+            (Ok(body), None) => {
                 let (outcome, decoded) = classify(answer.status, answer.location.as_deref(), &body);
                 (outcome, decoded.request_id.or(answer.request_id))
             }
-            Err(outcome) => (outcome, answer.request_id),
+            (Err(outcome), _) => (outcome, answer.request_id),
         };
         Precheck {
             outcome,
@@ -207,6 +210,7 @@ impl CdssClient {
         let mut answer = Answer {
             status,
             location: header_str(headers, LOCATION.as_str()).map(str::to_owned),
+            content_type: header_str(headers, CONTENT_TYPE.as_str()).map(str::to_owned),
             request_id: header_str(headers, HEADER_REQUEST_ID).map(str::to_owned),
             retry_after: header_str(headers, RETRY_AFTER.as_str()).and_then(parse_retry_after),
             server_date: header_str(headers, DATE.as_str())
@@ -248,6 +252,7 @@ impl CdssClient {
 struct Answer {
     status: u16,
     location: Option<String>,
+    content_type: Option<String>,
     request_id: Option<String>,
     retry_after: Option<Duration>,
     server_date: Option<SystemTime>,

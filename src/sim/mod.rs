@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use hyper::header::{CONTENT_TYPE, DATE, HeaderName, HeaderValue, RETRY_AFTER};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -30,6 +30,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::ncp::sign;
 
+pub mod faults;
 mod listing;
 use crate::secret::Secret;
 pub use listing::{LIST_PATHS, SimCluster};
@@ -66,6 +67,36 @@ pub enum Behaviour {
     Oversized(usize),
     /// CDSS error code 3 "Invalid Service Group Instance No" with this HTTP status.
     UnknownNumber(u16),
+    /// Exactly this status, headers and body (5xx pages, redirects, wrong types, gzip bombs...).
+    Raw(RawResponse),
+}
+
+/// A response written as given, for faults the named behaviours do not cover.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers, in order (e.g. `Content-Type`, `Location`, `Content-Encoding`, `Retry-After`).
+    pub headers: Vec<(String, String)>,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    /// A response with one `Content-Type` header.
+    pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Self {
+        Self {
+            status,
+            headers: vec![("content-type".into(), content_type.into())],
+            body: body.into(),
+        }
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
 }
 
 /// Settings for a simulated gateway.
@@ -250,7 +281,20 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tls: Option<Tls
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let shared = shared.clone();
-                async move { handle(&shared, req).await }
+                async move {
+                    let mut resp = handle(&shared, req).await?;
+                    // The gateway's own clock, offset in clock-skew tests.
+                    let offset = shared.clock_offset_ms.load(Ordering::Relaxed);
+                    let now = if offset >= 0 {
+                        SystemTime::now() + Duration::from_millis(offset as u64)
+                    } else {
+                        SystemTime::now() - Duration::from_millis(offset.unsigned_abs())
+                    };
+                    if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(now)) {
+                        resp.headers_mut().insert(DATE, v);
+                    }
+                    Ok::<_, Dropped>(resp)
+                }
             });
             let http = http1::Builder::new();
             // An error here is how `DropConnection` closes the socket (or a client refused our
@@ -454,7 +498,22 @@ async fn respond(mut behaviour: Behaviour, n: u64) -> Result<Resp, Dropped> {
     Ok(match behaviour {
         Behaviour::Ready => cdss(StatusCode::OK, 0, "SUCCESS", true.into(), n),
         Behaviour::NotReady => cdss(StatusCode::OK, 0, "SUCCESS", false.into(), n),
-        Behaviour::Slow(..) => unreachable!("unwrapped above"),
+        // Unwrapped by the loop above; answered as ready if it ever got here.
+        Behaviour::Slow(..) => cdss(StatusCode::OK, 0, "SUCCESS", true.into(), n),
+        Behaviour::Raw(raw) => {
+            let mut r = Response::new(Full::new(Bytes::from(raw.body)));
+            *r.status_mut() =
+                StatusCode::from_u16(raw.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            for (name, value) in raw.headers {
+                if let (Ok(n), Ok(v)) = (
+                    HeaderName::from_bytes(name.as_bytes()),
+                    HeaderValue::from_str(&value),
+                ) {
+                    r.headers_mut().append(n, v);
+                }
+            }
+            r
+        }
         Behaviour::Http500Html => {
             let mut r = Response::new(Full::new(Bytes::from_static(
                 b"<html><head><title>500 Internal Server Error</title></head><body><h1>500 Internal Server Error</h1></body></html>",

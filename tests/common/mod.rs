@@ -66,12 +66,18 @@ impl Harness {
 
     /// Like `start`, but the exporter signs with `secret` (a wrong one tests auth failures).
     pub async fn start_with_secret(head: &str, clusters: &[Spec], secret: &str) -> Self {
+        Self::start_full(head, clusters, "", secret).await
+    }
+
+    /// Like `start`, with more cluster lines (YAML list items) appended to `clusters:`.
+    pub async fn start_with_extra(head: &str, clusters: &[Spec], extra: &str) -> Self {
+        Self::start_full(head, clusters, extra, SECRET_KEY).await
+    }
+
+    async fn start_full(head: &str, clusters: &[Spec], extra: &str, secret: &str) -> Self {
         let sim = start_sim(clusters).await;
-        let config = Config::parse(
-            &config_yaml(&sim.url(), head, clusters),
-            Path::new("test.yaml"),
-        )
-        .unwrap();
+        let yaml = config_yaml(&sim.url(), head, clusters) + extra;
+        let config = Config::parse(&yaml, Path::new("test.yaml")).unwrap_or_else(|e| panic!("{e}"));
         let creds = Credentials {
             access_key: ACCESS_KEY.into(),
             secret_key: Secret::new(secret),
