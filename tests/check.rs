@@ -326,7 +326,15 @@ async fn auth_failure_with_a_skewed_clock_names_the_clock() {
     let (code, stdout, stderr) = check(&s, &["--cluster", "orders"]).await;
     assert_eq!(code, 2, "{stdout}");
     assert!(stdout.contains("auth_error"), "{stdout}");
-    assert!(stderr.contains("clock skew is the likely cause"), "{stderr}");
-    let secs: f64 = stderr.split(" s off").next().and_then(|s| s.rsplit(' ').next()).and_then(|n| n.parse().ok()).unwrap();
+    assert!(
+        stderr.contains("clock skew is the likely cause"),
+        "{stderr}"
+    );
+    let secs: f64 = stderr
+        .split(" s off")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
     assert!((598.0..=602.0).contains(&secs), "{stderr}");
 }
