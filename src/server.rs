@@ -115,17 +115,25 @@ pub async fn serve_with(
             _ = shutdown.changed() => break,
         };
         let (app, web, watcher) = (app.clone(), web.clone(), graceful.watcher());
+        let mut stopping = shutdown.clone();
         tokio::spawn(async move {
             let tls = web.as_ref().and_then(|w| w.current().tls().cloned());
             let served = match tls {
                 None => serve_http(stream, app, web, watcher).await,
-                Some(acceptor) => match tls_handshake(stream, acceptor).await {
-                    Ok(stream) => serve_http(stream, app, web, watcher).await,
-                    Err(e) => {
-                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                        Ok(())
+                Some(acceptor) => {
+                    // A handshake still running at shutdown is dropped, not waited for.
+                    let handshake = tokio::select! {
+                        h = tls_handshake(stream, acceptor) => h,
+                        _ = stopping.wait_for(|stop| *stop) => Err("shutting down".to_string()),
+                    };
+                    match handshake {
+                        Ok(stream) => serve_http(stream, app, web, watcher).await,
+                        Err(e) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            Ok(())
+                        }
                     }
-                },
+                }
             };
             if let Err(e) = served {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
