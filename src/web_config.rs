@@ -58,7 +58,7 @@ pub struct WebConfig {
 
 impl fmt::Debug for WebConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Hashes stay out of Debug: they are password-equivalent for an offline attack.
+        // Hashes stay out of Debug: each one allows an offline guessing attack on a password.
         let mut users: Vec<&str> = self.users.keys().map(String::as_str).collect();
         users.sort_unstable();
         f.debug_struct("WebConfig")
