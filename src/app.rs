@@ -5,6 +5,7 @@
 //! config or missing credentials (clap uses 2 for bad flags too). `check` has its own codes.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
@@ -15,6 +16,7 @@ use crate::config::Config;
 use crate::credentials::Keyring;
 use crate::ncp::cdss::Clients;
 use crate::reload::client_settings;
+use crate::web_config::WebConfigWatch;
 
 /// Exit code for bad flags, config or credentials.
 pub const EXIT_CONFIG: u8 = 2;
@@ -27,7 +29,10 @@ pub async fn main(cli: Cli) -> ExitCode {
         return ExitCode::from(check(&cli, args).await);
     }
     if cli.demo {
-        return serve_demo(&cli).await;
+        return match web_config(&cli) {
+            Ok(web) => serve_demo(&cli, web).await,
+            Err(code) => code,
+        };
     }
     let config = match Config::load(&cli.config_file) {
         Ok(c) => c,
@@ -36,6 +41,10 @@ pub async fn main(cli: Cli) -> ExitCode {
             eprintln!("error: invalid configuration: {e}");
             return ExitCode::from(EXIT_CONFIG);
         }
+    };
+    let web = match web_config(&cli) {
+        Ok(web) => web,
+        Err(code) => return code,
     };
     if cli.config_check {
         println!(
@@ -46,6 +55,15 @@ pub async fn main(cli: Cli) -> ExitCode {
             config.accounts.len(),
             humantime::format_duration(config.interval)
         );
+        if let (Some(path), Some(web)) = (&cli.web_config_file, &web) {
+            let web = web.current();
+            println!(
+                "{}: OK (TLS {}, basic auth {})",
+                path.display(),
+                if web.tls().is_some() { "on" } else { "off" },
+                if web.requires_auth() { "on" } else { "off" }
+            );
+        }
         if let Err(e) = Keyring::resolve(&config.accounts) {
             eprintln!("warning: credentials are not available here: {e}");
         }
@@ -63,7 +81,22 @@ pub async fn main(cli: Cli) -> ExitCode {
         config_file: cli.config_file.clone(),
         auto_reload_interval: cli.auto_reload_interval.filter(|d| !d.is_zero()),
     };
-    report(serve(&cli.listen_address, config, keyring, Some(reload)).await)
+    report(serve(&cli.listen_address, config, keyring, Some(reload), web).await)
+}
+
+/// Loads `--web.config.file`, if given. `Err` is the exit code; the error is already printed.
+fn web_config(cli: &Cli) -> Result<Option<Arc<WebConfigWatch>>, ExitCode> {
+    let Some(path) = &cli.web_config_file else {
+        return Ok(None);
+    };
+    match WebConfigWatch::load(path) {
+        Ok(web) => Ok(Some(Arc::new(web))),
+        Err(e) => {
+            tracing::error!("invalid web configuration: {e}");
+            eprintln!("error: invalid web configuration: {e}");
+            Err(ExitCode::from(EXIT_CONFIG))
+        }
+    }
 }
 
 /// `check`: every failure to even ask is exit 2; Ctrl-C is 130, SIGTERM 143.
@@ -109,13 +142,13 @@ async fn check(cli: &Cli, args: &CheckArgs) -> u8 {
     }
 }
 
-async fn serve_demo(cli: &Cli) -> ExitCode {
+async fn serve_demo(cli: &Cli, web: Option<Arc<WebConfigWatch>>) -> ExitCode {
     let result = async {
         let (sim, config, credentials) = crate::demo::start()
             .await
             .context("starting the demo gateway")?;
         tracing::info!(gateway = %sim.url(), "demo mode: simulated NCP gateway with demo clusters and credentials");
-        serve(&cli.listen_address, config, credentials.into(), None).await
+        serve(&cli.listen_address, config, credentials.into(), None, web).await
     };
     report(result.await)
 }
@@ -125,11 +158,21 @@ async fn serve(
     config: Config,
     keyring: Keyring,
     reload: Option<crate::ReloadOptions>,
+    web: Option<Arc<WebConfigWatch>>,
 ) -> anyhow::Result<()> {
     let listener = bind(listen_address).await?;
     let addr = listener.local_addr().context("reading the bound address")?;
-    tracing::info!(address = %addr, clusters = config.clusters.len(), discovery = config.discovery.len(), interval = %humantime::format_duration(config.interval), "listening");
-    crate::run_with(listener, config, keyring, reload, crate::shutdown::signal()).await
+    let tls = web.as_ref().is_some_and(|w| w.current().tls().is_some());
+    tracing::info!(address = %addr, tls, clusters = config.clusters.len(), discovery = config.discovery.len(), interval = %humantime::format_duration(config.interval), "listening");
+    crate::run_secured(
+        listener,
+        config,
+        keyring,
+        reload,
+        web,
+        crate::shutdown::signal(),
+    )
+    .await
 }
 
 fn report(result: anyhow::Result<()>) -> ExitCode {

@@ -42,6 +42,11 @@ pub struct Cli {
     #[arg(long = "web.listen-address", value_name = "ADDR", default_value = DEFAULT_LISTEN_ADDRESS)]
     pub listen_address: String,
 
+    /// TLS and basic auth for the endpoints, in the Prometheus exporter-toolkit format
+    /// (tls_server_config, basic_auth_users). Re-read when it changes. See README.
+    #[arg(long = "web.config.file", value_name = "PATH")]
+    pub web_config_file: Option<PathBuf>,
+
     /// Start an embedded simulated NCP gateway with demo clusters and credentials, and export
     /// from it. Ignores --config.file. No NCP account needed.
     #[arg(long)]

@@ -72,6 +72,9 @@ pub struct Config {
     pub discovery: Vec<Discovery>,
     /// Settings of `GET /gate/{cluster}`.
     pub gate: GateConfig,
+    /// Extra CA certificates (PEM) trusted for the gateway's TLS, besides the system's: for a
+    /// TLS-intercepting proxy or a private gateway. Relative to the working directory.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Settings of the readiness gate (`GET /gate/{cluster}`).
@@ -215,14 +218,22 @@ impl fmt::Display for ConfigError {
 }
 
 impl Config {
-    /// Reads and validates a config file.
+    /// Reads and validates a config file, and checks that `ca_file` holds certificates.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: path.to_path_buf(),
             location: None,
             message: format!("cannot read config file: {e}"),
         })?;
-        Self::parse(&text, path)
+        let config = Self::parse(&text, path)?;
+        if let Some(ca_file) = &config.ca_file {
+            crate::ncp::cdss::read_ca_file(ca_file).map_err(|e| ConfigError {
+                file: path.to_path_buf(),
+                location: top_level_line(&text, "ca_file"),
+                message: format!("ca_file: {e}"),
+            })?;
+        }
+        Ok(config)
     }
 
     /// Parses and validates YAML text; `file` is only used in error messages.
@@ -232,7 +243,7 @@ impl Config {
     }
 }
 
-fn yaml_error(file: &Path, e: &yaml_serde::Error) -> ConfigError {
+pub(crate) fn yaml_error(file: &Path, e: &yaml_serde::Error) -> ConfigError {
     let location = e.location().map(|l| (l.line(), l.column()));
     let mut message = e.to_string();
     if let Some((line, col)) = location {
@@ -279,6 +290,7 @@ struct RawConfig {
     clusters: Clusters,
     #[serde(default)]
     discovery: Vec<RawDiscovery>,
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -391,7 +403,11 @@ impl<'de> Deserialize<'de> for Gateway {
 /// Parses a string scalar with `parse`. The error is raised while the parser is still on the
 /// scalar, so it carries the scalar's own line and column (an error raised after
 /// `String::deserialize` returns is only located at the enclosing mapping).
-fn parse_scalar<'de, D, T, F>(d: D, expecting: &'static str, parse: F) -> Result<T, D::Error>
+pub(crate) fn parse_scalar<'de, D, T, F>(
+    d: D,
+    expecting: &'static str,
+    parse: F,
+) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     F: FnOnce(&str) -> Result<T, String>,
@@ -758,6 +774,13 @@ impl RawConfig {
                 ),
             ));
         }
+        if self
+            .ca_file
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            return Err(err("ca_file", "ca_file: must not be empty".into()));
+        }
         Ok(Config {
             interval,
             timeout,
@@ -767,6 +790,7 @@ impl RawConfig {
             clusters,
             discovery,
             gate,
+            ca_file: self.ca_file,
         })
     }
 }

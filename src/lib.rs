@@ -11,7 +11,7 @@
 //! - [`scheduler`]: when each cluster is checked. [`state`]: latest results. [`reload`]: live reload.
 //! - [`metrics`]: exposition (no I/O). [`gate`]: the readiness gate's answer. [`server`]: HTTP endpoints.
 //! - [`sim`]: the simulated NCP gateway (tests, `--demo`). [`demo`]: the demo setup.
-//! - [`logging`], [`shutdown`]: process plumbing.
+//! - [`logging`], [`shutdown`]: process plumbing. [`web_config`]: TLS and basic auth (`--web.config.file`).
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -34,6 +34,7 @@ pub mod server;
 pub mod shutdown;
 pub mod sim;
 pub mod state;
+pub mod web_config;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -53,6 +54,7 @@ use crate::ncp::cdss::{Clients, SharedClients};
 use crate::reload::{Live, LiveSettings, Reloader, client_settings, schedule};
 use crate::scheduler::Runner;
 use crate::state::State;
+use crate::web_config::WebConfigWatch;
 
 /// Where the config came from, so it can be reloaded.
 #[derive(Clone, Debug)]
@@ -81,6 +83,18 @@ pub async fn run_with(
     config: Config,
     keyring: Keyring,
     reload: Option<ReloadOptions>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    run_secured(listener, config, keyring, reload, None, shutdown).await
+}
+
+/// [`run_with`], with TLS and basic auth on the endpoints from `--web.config.file` (`web`).
+pub async fn run_secured(
+    listener: TcpListener,
+    config: Config,
+    keyring: Keyring,
+    reload: Option<ReloadOptions>,
+    web: Option<Arc<WebConfigWatch>>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let clients = SharedClients::new(
@@ -127,7 +141,7 @@ pub async fn run_with(
         reloader: reloader.clone(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
-    let server = tokio::spawn(server::serve(listener, app, stop_rx.clone()));
+    let server = tokio::spawn(server::serve_with(listener, app, web, stop_rx.clone()));
     let scheduler = tokio::spawn(scheduler::run_plan(runner, plan, stop_rx));
     let mut triggers = Vec::new();
     if let Some(r) = &reloader {

@@ -62,6 +62,7 @@ pub fn client_settings(config: &Config) -> ClientSettings {
     ClientSettings {
         timeout: config.timeout,
         max_response_bytes: config.max_response_bytes,
+        ca_file: config.ca_file.clone(),
     }
 }
 

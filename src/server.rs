@@ -15,6 +15,11 @@
 //! Connections are capped and slow header senders are cut off. This module reads `state`; it never
 //! writes it and never talks to NCP itself: the gate's fresh path goes through the runner, and
 //! only for clusters in the config.
+//!
+//! With `--web.config.file` ([`crate::web_config`]): the TLS handshake runs per connection with a
+//! timeout (a plain-HTTP request on the TLS port gets a 400 and the connection is closed), and
+//! when users are configured every path, `/-/healthy` included, needs Basic auth (401 otherwise),
+//! as with exporter-toolkit.
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
@@ -25,22 +30,27 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{
-    ACCEPT_ENCODING, ALLOW, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue,
-    VARY,
+    ACCEPT_ENCODING, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE,
+    HeaderMap, HeaderValue, VARY, WWW_AUTHENTICATE,
 };
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use hyper_util::server::graceful::Watcher;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 
 use crate::gate;
 use crate::metrics::{self, Encoding, Exposition};
 use crate::reload::{LiveSettings, Reloader};
 use crate::scheduler::FreshPrecheck;
 use crate::state::State;
+use crate::web_config::{self, WebConfigWatch};
 
 /// Connections served at once; more wait in the accept queue.
 pub const MAX_CONNECTIONS: usize = 512;
@@ -50,6 +60,12 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// How long open connections get to finish at shutdown.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// A TLS client must finish its handshake within this time.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a plain-HTTP client on the TLS port may keep sending before it is cut off.
+const PLAIN_HTTP_DRAIN: Duration = Duration::from_secs(1);
+/// The answer to a plain-HTTP request on the TLS port (what Go's servers send).
+const PLAIN_HTTP_ON_TLS_PORT: &[u8] = b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
 
 /// What the endpoints read.
 pub struct App {
@@ -68,7 +84,17 @@ pub struct App {
 type Resp = Response<Full<Bytes>>;
 
 /// Serves until `shutdown` turns true, then gives open connections [`SHUTDOWN_GRACE`] to finish.
-pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: watch::Receiver<bool>) {
+    serve_with(listener, app, None, shutdown).await;
+}
+
+/// [`serve`], with TLS and basic auth from `web` (`--web.config.file`), re-read when it changes.
+pub async fn serve_with(
+    listener: TcpListener,
+    app: Arc<App>,
+    web: Option<Arc<WebConfigWatch>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
@@ -88,19 +114,28 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Re
             },
             _ = shutdown.changed() => break,
         };
-        let app = app.clone();
-        let service = service_fn(move |req| {
-            let app = app.clone();
-            async move { Ok::<_, Infallible>(handle(&app, req).await) }
-        });
-        let conn = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
-            .max_buf_size(MAX_HEADER_BYTES)
-            .serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
+        let (app, web, watcher) = (app.clone(), web.clone(), graceful.watcher());
+        let mut stopping = shutdown.clone();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let tls = web.as_ref().and_then(|w| w.current().tls().cloned());
+            let served = match tls {
+                None => serve_http(stream, app, web, watcher).await,
+                Some(acceptor) => {
+                    // A handshake still running at shutdown is dropped, not waited for.
+                    let handshake = tokio::select! {
+                        h = tls_handshake(stream, acceptor) => h,
+                        _ = stopping.wait_for(|stop| *stop) => Err("shutting down".to_string()),
+                    };
+                    match handshake {
+                        Ok(stream) => serve_http(stream, app, web, watcher).await,
+                        Err(e) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            Ok(())
+                        }
+                    }
+                }
+            };
+            if let Err(e) = served {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
             drop(permit);
@@ -112,6 +147,85 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Re
     {
         tracing::debug!("some HTTP connections were still open at shutdown");
     }
+}
+
+/// HTTP/1.1 on an accepted (and maybe TLS) connection, with Basic auth in front of [`handle`]
+/// when `web` configures users.
+async fn serve_http<S>(
+    io: S,
+    app: Arc<App>,
+    web: Option<Arc<WebConfigWatch>>,
+    watcher: Watcher,
+) -> Result<(), hyper::Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req: Request<Incoming>| {
+        let (app, web) = (app.clone(), web.clone());
+        async move {
+            if let Some(web) = web {
+                // Per request, so a changed password applies to kept-alive connections too.
+                let config = web.current();
+                let header = req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes);
+                if !web.authorize(&config, header).await {
+                    return Ok(unauthorized(req.method()));
+                }
+            }
+            Ok::<_, Infallible>(handle(&app, req).await)
+        }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_HEADER_BYTES)
+        .serve_connection(TokioIo::new(io), service);
+    watcher.watch(conn).await
+}
+
+/// The TLS handshake, bounded by [`TLS_HANDSHAKE_TIMEOUT`]. A client that speaks plain HTTP
+/// instead gets a 400 that says so, then the connection is closed.
+async fn tls_handshake(
+    mut stream: TcpStream,
+    acceptor: TlsAcceptor,
+) -> Result<TlsStream<TcpStream>, String> {
+    let handshake = async move {
+        let mut first = [0u8; 1];
+        if stream.peek(&mut first).await.map_err(|e| e.to_string())? == 0 {
+            return Err("closed before the TLS handshake".to_string());
+        }
+        // 0x16 starts a TLS handshake record; a letter starts an HTTP method.
+        if first[0].is_ascii_alphabetic() {
+            let _ = stream.write_all(PLAIN_HTTP_ON_TLS_PORT).await;
+            let _ = stream.shutdown().await;
+            // Read what the client is still sending, so closing does not reset the connection
+            // before it has read the answer.
+            let mut sink = [0u8; 4096];
+            let _ = tokio::time::timeout(PLAIN_HTTP_DRAIN, async {
+                while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+            })
+            .await;
+            return Err("plain HTTP request on the TLS port".to_string());
+        }
+        acceptor.accept(stream).await.map_err(|e| e.to_string())
+    };
+    tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake)
+        .await
+        .map_err(|_| "timed out".to_string())?
+}
+
+/// 401 with the Basic challenge, for every path when users are configured.
+fn unauthorized(method: &Method) -> Resp {
+    let mut r = text(StatusCode::UNAUTHORIZED, "401 Unauthorized\n");
+    let challenge = format!("Basic realm=\"{}\", charset=\"UTF-8\"", web_config::REALM);
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        r.headers_mut().insert(WWW_AUTHENTICATE, v);
+    }
+    r.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if method == Method::HEAD {
+        *r.body_mut() = Full::new(Bytes::new());
+    }
+    r
 }
 
 async fn handle(app: &App, req: Request<Incoming>) -> Resp {

@@ -5,11 +5,12 @@
 //! `outcome::classify`. It keeps no state between calls apart from reqwest's connection pool.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, DATE, HeaderMap, LOCATION, RETRY_AFTER};
-use reqwest::{Client, Url};
+use reqwest::{Certificate, Client, Url};
 use tokio::time::Instant;
 
 use crate::credentials::{Credentials, Keyring};
@@ -48,6 +49,8 @@ pub struct ClientSettings {
     pub timeout: Duration,
     /// Response bodies larger than this are not read.
     pub max_response_bytes: u64,
+    /// PEM file of extra CA certificates trusted for the gateway, besides the system's.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Signs and sends prechecks.
@@ -63,18 +66,42 @@ pub struct CdssClient {
 
 /// The client could not be built (TLS setup).
 #[derive(Debug, thiserror::Error)]
-#[error("cannot build the HTTP client: {0}")]
-pub struct BuildError(#[from] reqwest::Error);
+pub enum BuildError {
+    /// reqwest refused the settings.
+    #[error("cannot build the HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+    /// `ca_file` could not be read or holds no certificate.
+    #[error("ca_file: {0}")]
+    CaFile(String),
+}
+
+/// Reads the PEM certificates of `ca_file`; an error when there is none (a file with no PEM
+/// block would otherwise silently trust nothing extra).
+pub fn read_ca_file(path: &Path) -> Result<Vec<Certificate>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let certs = Certificate::from_pem_bundle(&pem)
+        .map_err(|e| format!("{}: not PEM certificates: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "{}: no PEM certificate (-----BEGIN CERTIFICATE-----) found",
+            path.display()
+        ));
+    }
+    Ok(certs)
+}
 
 impl CdssClient {
     /// A client that signs with `credentials`.
     pub fn new(credentials: Credentials, settings: ClientSettings) -> Result<Self, BuildError> {
-        let http = Client::builder()
+        let mut builder = Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(USER_AGENT)
             .connect_timeout(settings.timeout)
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .build()?;
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT);
+        if let Some(ca_file) = &settings.ca_file {
+            builder = builder.tls_certs_merge(read_ca_file(ca_file).map_err(BuildError::CaFile)?);
+        }
+        let http = builder.build()?;
         Ok(Self {
             http,
             credentials,

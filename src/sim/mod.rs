@@ -7,7 +7,8 @@
 //! table get CDSS error code 3, with HTTP 200 for even numbers and HTTP 400 for odd ones (both are
 //! seen in the wild). It counts calls per cluster number. It also serves `getClusterInfoList`
 //! with real paging over a cluster set tests change at runtime, can fail it on purpose, and
-//! accepts more than one account. It never talks to anything but its own listener.
+//! accepts more than one account. `start_tls` serves HTTPS, for the client's certificate checks. It
+//! never talks to anything but its own listener.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -25,6 +26,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 
 use crate::ncp::sign;
 
@@ -143,6 +145,8 @@ struct Shared {
 /// A running simulated gateway.
 pub struct SimGateway {
     addr: SocketAddr,
+    /// `https` when started with [`SimGateway::start_tls`].
+    scheme: &'static str,
     shared: Arc<Shared>,
     task: JoinHandle<()>,
 }
@@ -150,7 +154,25 @@ pub struct SimGateway {
 impl SimGateway {
     /// Serves on `listener` until dropped.
     pub fn start(listener: TcpListener, config: SimConfig) -> std::io::Result<Self> {
+        Self::start_with(listener, config, None)
+    }
+
+    /// Serves HTTPS on `listener` with `tls` (tests of the client's certificate checks).
+    pub fn start_tls(
+        listener: TcpListener,
+        config: SimConfig,
+        tls: Arc<rustls::ServerConfig>,
+    ) -> std::io::Result<Self> {
+        Self::start_with(listener, config, Some(TlsAcceptor::from(tls)))
+    }
+
+    fn start_with(
+        listener: TcpListener,
+        config: SimConfig,
+        tls: Option<TlsAcceptor>,
+    ) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let shared = Arc::new(Shared {
             access_key: config.access_key,
             secret_key: config.secret_key,
@@ -164,8 +186,13 @@ impl SimGateway {
             auth_failures: AtomicU64::new(0),
             clock_offset_ms: AtomicI64::new(0),
         });
-        let task = tokio::spawn(accept_loop(listener, shared.clone()));
-        Ok(Self { addr, shared, task })
+        let task = tokio::spawn(accept_loop(listener, shared.clone(), tls));
+        Ok(Self {
+            addr,
+            scheme,
+            shared,
+            task,
+        })
     }
 
     /// Where it listens.
@@ -173,9 +200,9 @@ impl SimGateway {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT`: what goes into `api_gateway`.
+    /// `http://127.0.0.1:PORT` (`https://` with TLS): what goes into `api_gateway`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// Changes (or adds) a cluster's behaviour while running.
@@ -256,13 +283,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tls: Option<TlsAcceptor>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
         let shared = shared.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let shared = shared.clone();
@@ -281,10 +309,19 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                     Ok::<_, Dropped>(resp)
                 }
             });
-            // An error here is how `DropConnection` closes the socket; nothing to report.
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let http = http1::Builder::new();
+            // An error here is how `DropConnection` closes the socket (or a client refused our
+            // certificate); nothing to report.
+            match tls {
+                None => {
+                    let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                }
+                Some(tls) => {
+                    if let Ok(stream) = tls.accept(stream).await {
+                        let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                    }
+                }
+            }
         });
     }
 }
