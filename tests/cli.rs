@@ -1,27 +1,8 @@
 //! The binary as a user runs it: exit codes, messages on stderr, signals.
 
-use std::process::Command;
-
 mod common;
-use common::{Process, exporter_command};
+use common::{Process, exporter_command, run_exporter};
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_cdss-precheck-exporter");
-
-fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .env_remove("NCLOUD_ACCESS_KEY")
-        .env_remove("NCLOUD_SECRET_KEY")
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[test]
 fn bad_config_exits_2_with_file_line_and_column() {
@@ -33,7 +14,7 @@ fn bad_config_exits_2_with_file_line_and_column() {
         vec!["--config.file", p],
         vec!["--config.check", "--config.file", p],
     ] {
-        let (code, _, stderr) = run(&args);
+        let (code, _, stderr) = run_exporter(&args);
         assert_eq!(code, 2, "{args:?}: {stderr}");
         assert!(
             stderr.contains(&format!("{p}:4:13: clusters[0].region: unknown region")),
@@ -51,7 +32,8 @@ fn unknown_key_is_reported_with_its_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("typo.yaml");
     std::fs::write(&path, "interval: 30s\ntimout: 5s\nclusters: []\n").unwrap();
-    let (code, _, stderr) = run(&["--config.check", "--config.file", path.to_str().unwrap()]);
+    let (code, _, stderr) =
+        run_exporter(&["--config.check", "--config.file", path.to_str().unwrap()]);
     assert_eq!(code, 2);
     assert!(
         stderr.contains("typo.yaml:2:1") && stderr.contains("timout"),
@@ -61,7 +43,7 @@ fn unknown_key_is_reported_with_its_line() {
 
 #[test]
 fn missing_config_file_exits_2() {
-    let (code, _, stderr) = run(&["--config.file", "/nonexistent/config.yaml"]);
+    let (code, _, stderr) = run_exporter(&["--config.file", "/nonexistent/config.yaml"]);
     assert_eq!(code, 2);
     assert!(
         stderr.contains("/nonexistent/config.yaml") && stderr.contains("cannot read"),
@@ -72,7 +54,7 @@ fn missing_config_file_exits_2() {
 #[test]
 fn example_config_checks_ok() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.yaml");
-    let (code, stdout, stderr) = run(&["--config.check", "--config.file", example]);
+    let (code, stdout, stderr) = run_exporter(&["--config.check", "--config.file", example]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("OK"), "{stdout}");
     // Credentials are not set in this test: that is a warning for --config.check, not a failure.
@@ -82,7 +64,7 @@ fn example_config_checks_ok() {
 #[test]
 fn missing_credentials_exit_2_naming_what_was_tried() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.yaml");
-    let (code, _, stderr) = run(&[
+    let (code, _, stderr) = run_exporter(&[
         "--config.file",
         example,
         "--web.listen-address",
@@ -94,9 +76,9 @@ fn missing_credentials_exit_2_naming_what_was_tried() {
 
 #[test]
 fn bad_flags_exit_2() {
-    let (code, _, stderr) = run(&["--log.level", "loud"]);
+    let (code, _, stderr) = run_exporter(&["--log.level", "loud"]);
     assert_eq!(code, 2, "{stderr}");
-    let (code, _, stderr) = run(&["--demo", "--web.listen-address", ":notaport"]);
+    let (code, _, stderr) = run_exporter(&["--demo", "--web.listen-address", ":notaport"]);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("notaport"), "{stderr}");
 }

@@ -10,7 +10,6 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +21,7 @@ use cdss_precheck_exporter::reload::client_settings;
 use cdss_precheck_exporter::secret::Secret;
 use cdss_precheck_exporter::sim::{Behaviour, SimConfig, SimGateway};
 use cdss_precheck_exporter::web_config::WebConfigWatch;
-use common::{ACCESS_KEY, SECRET_KEY, Spec};
+use common::{ACCESS_KEY, SECRET_KEY, Spec, run_exporter};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
@@ -34,7 +33,6 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-const BIN: &str = env!("CARGO_BIN_EXE_cdss-precheck-exporter");
 const FAST: &str = "interval: 2s\ntimeout: 1s";
 const CLUSTERS: [Spec; 1] = [("orders", "KR", 100, Some(Behaviour::Ready))];
 /// bcrypt cost for test hashes: the minimum, so the tests stay fast.
@@ -500,21 +498,6 @@ async fn web_config_changes_apply_without_restart() {
     exporter.stop().await;
 }
 
-fn run_binary(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .env_remove("NCLOUD_ACCESS_KEY")
-        .env_remove("NCLOUD_SECRET_KEY")
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn bad_web_config_exits_2_with_location() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.yaml");
@@ -557,7 +540,7 @@ fn bad_web_config_exits_2_with_location() {
                 p,
             ],
         ] {
-            let (code, _, stderr) = run_binary(&args);
+            let (code, _, stderr) = run_exporter(&args);
             assert_eq!(code, 2, "{name} {args:?}: {stderr}");
             assert!(
                 stderr.contains("invalid web configuration")
@@ -578,7 +561,7 @@ fn bad_web_config_exits_2_with_location() {
         format!("basic_auth_users:\n  alice: {}\n", hash("x")),
     )
     .unwrap();
-    let (code, stdout, stderr) = run_binary(&[
+    let (code, stdout, stderr) = run_exporter(&[
         "--config.check",
         "--config.file",
         example,

@@ -386,3 +386,20 @@ pub fn exporter_command(args: &[&str]) -> std::process::Command {
         .env_remove("RUST_LOG");
     cmd
 }
+
+/// Runs the exporter binary to completion with no credentials in its environment:
+/// (exit code, stdout, stderr).
+pub fn run_exporter(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cdss-precheck-exporter"))
+        .args(args)
+        .env_remove("NCLOUD_ACCESS_KEY")
+        .env_remove("NCLOUD_SECRET_KEY")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
