@@ -23,18 +23,23 @@ fds() { ls /proc/$pid/fd | wc -l; }
 wrk -t2 -c"$scrapers" -d"${duration}s" --latency -H 'Accept-Encoding: gzip' "http://127.0.0.1:$exp_port/metrics" > "$work/wrk.out" &
 wrk_pid=$!
 sleep "$warmup"
-rss0=$(rss); fd0=$(fds)
-samples=()
-while kill -0 $wrk_pid 2>/dev/null; do samples+=("$(rss)/$(fds)"); sleep 5; done
+fd0=$(fds)
+samples=(); rss_samples=()
+while kill -0 $wrk_pid 2>/dev/null; do r=$(rss); rss_samples+=("$r"); samples+=("$r/$(fds)"); sleep 5; done
 wait $wrk_pid || true
 sleep 3   # let the scrapers' connections close
-rss1=$(rss); fd1=$(fds)
+fd1=$(fds)
+# RSS moves by about a megabyte from sample to sample (bodies in flight, allocator), so growth
+# compares the peak of the first half of the samples after warm-up with the peak of the second.
+half=$(( ${#rss_samples[@]} / 2 ))
+rss0=$(printf '%s\n' "${rss_samples[@]:0:$half}" | sort -n | tail -1)
+rss1=$(printf '%s\n' "${rss_samples[@]:$half}" | sort -n | tail -1)
 cat "$work/wrk.out"
 errors=$(grep -Eo 'Socket errors: .*' "$work/wrk.out" || true)
 non2xx=$(grep -Eo 'Non-2xx or 3xx responses: [0-9]+' "$work/wrk.out" | grep -Eo '[0-9]+$' || echo 0)
 growth=$(awk -v a="$rss0" -v b="$rss1" 'BEGIN { printf "%.1f", (b - a) * 100 / a }')
 echo "clusters=$clusters scrapers=$scrapers duration=${duration}s machine: $(nproc) cores, $(uname -r), load: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "RSS after warm-up ${rss0} kB, at end ${rss1} kB (growth ${growth}%); fds after warm-up ${fd0}, at end ${fd1}"
+echo "RSS peak in the first half after warm-up ${rss0} kB, in the second half ${rss1} kB (growth ${growth}%); fds after warm-up ${fd0}, at end ${fd1}"
 echo "samples (RSS kB/fds every 5 s): ${samples[*]}"
 echo "socket errors: ${errors:-none}; non-2xx: ${non2xx}"
 fail=0
