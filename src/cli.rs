@@ -1,25 +1,31 @@
 //! Command-line flags (clap), named like the Prometheus exporters our users already run.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Default `--web.listen-address`. 9787: in the exporter range 9100–9999 (see README, "Port").
 pub const DEFAULT_LISTEN_ADDRESS: &str = ":9787";
 
 /// Prometheus exporter for NAVER Cloud CDSS (managed Kafka) rolling-restart prechecks.
 ///
-/// Runs rollingRestartPreCheck on a schedule for the clusters in --config.file and serves the
-/// results on /metrics. Exit codes: 0 clean shutdown, 1 runtime failure, 2 bad flags, config or
-/// credentials.
+/// Without a command: runs rollingRestartPreCheck on a schedule for the clusters in --config.file
+/// and serves the results on /metrics. Exit codes: 0 clean shutdown, 1 runtime failure, 2 bad
+/// flags, config or credentials. `check` asks NCP now, for maintenance pipelines.
 #[derive(Debug, Parser)]
 #[command(name = "cdss-precheck-exporter", version, about, long_about)]
 pub struct Cli {
+    /// What to do; without one, serve metrics.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Path to the YAML configuration file.
     #[arg(
         long = "config.file",
         value_name = "PATH",
-        default_value = "config.yaml"
+        default_value = "config.yaml",
+        global = true
     )]
     pub config_file: PathBuf,
 
@@ -27,9 +33,19 @@ pub struct Cli {
     #[arg(long = "config.check")]
     pub config_check: bool,
 
+    /// Re-read the config file this often and reload it when its content changed (e.g. 30s).
+    /// Off by default; SIGHUP and POST /-/reload always work.
+    #[arg(long = "config.auto-reload-interval", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub auto_reload_interval: Option<Duration>,
+
     /// Address to listen on for /metrics and the other endpoints (":PORT" means every interface).
     #[arg(long = "web.listen-address", value_name = "ADDR", default_value = DEFAULT_LISTEN_ADDRESS)]
     pub listen_address: String,
+
+    /// TLS and basic auth for the endpoints, in the Prometheus exporter-toolkit format
+    /// (tls_server_config, basic_auth_users). Re-read when it changes. See README.
+    #[arg(long = "web.config.file", value_name = "PATH")]
+    pub web_config_file: Option<PathBuf>,
 
     /// Start an embedded simulated NCP gateway with demo clusters and credentials, and export
     /// from it. Ignores --config.file. No NCP account needed.
@@ -37,12 +53,74 @@ pub struct Cli {
     pub demo: bool,
 
     /// Only log messages with the given severity or above (RUST_LOG, if set, overrides this).
-    #[arg(long = "log.level", value_enum, default_value_t = LogLevel::Info)]
+    #[arg(long = "log.level", value_enum, default_value_t = LogLevel::Info, global = true)]
     pub log_level: LogLevel,
 
     /// Output format of log messages (always to stderr).
-    #[arg(long = "log.format", value_enum, default_value_t = LogFormat::Logfmt)]
+    #[arg(long = "log.format", value_enum, default_value_t = LogFormat::Logfmt, global = true)]
     pub log_format: LogFormat,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Precheck clusters from the config NOW and answer go / no-go (for maintenance pipelines).
+    ///
+    /// Never uses a cached result. Prints a table (or --json) on stdout; logs and progress go to
+    /// stderr.
+    ///
+    /// Exit codes:
+    ///   0    every named cluster is ready
+    ///   1    at least one is not ready: `result` false, or a CDSS API error that says no
+    ///        (e.g. code 3, no such cluster)
+    ///   2    no decision could be made: bad flags or config, missing credentials, auth failure,
+    ///        rate limit, network error or timeout
+    ///   130  interrupted (Ctrl-C); 143 terminated (SIGTERM)
+    #[command(verbatim_doc_comment)]
+    Check(CheckArgs),
+}
+
+/// `check` flags.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// A cluster name from the config; repeat for several.
+    #[arg(
+        long = "cluster",
+        value_name = "NAME",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
+    pub clusters: Vec<String>,
+
+    /// Every cluster in the config.
+    #[arg(long)]
+    pub all: bool,
+
+    /// Print one JSON document instead of a table.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Poll until every named cluster is ready, for at most this long (e.g. 15m).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub wait: Option<Duration>,
+
+    /// Time between polls with --wait (a 429's Retry-After, if longer, wins).
+    #[arg(long, value_name = "DURATION", value_parser = parse_every, default_value = "30s", requires = "wait")]
+    pub every: Duration,
+}
+
+/// Minimum `--every`: polling faster only spends API quota.
+pub const MIN_EVERY: Duration = Duration::from_secs(1);
+
+fn parse_every(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d < MIN_EVERY {
+        return Err(format!(
+            "must be at least {}",
+            humantime::format_duration(MIN_EVERY)
+        ));
+    }
+    Ok(d)
 }
 
 /// `--log.level`.
@@ -108,5 +186,45 @@ mod tests {
         assert_eq!(cli.log_level, LogLevel::Debug);
         assert_eq!(cli.log_format, LogFormat::Json);
         assert!(Cli::try_parse_from(["x", "--log.level=loud"]).is_err());
+    }
+
+    #[test]
+    fn check_flags() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "check",
+            "--cluster",
+            "a",
+            "--cluster",
+            "b",
+            "--config.file",
+            "c.yaml",
+        ])
+        .unwrap();
+        let Some(Command::Check(args)) = cli.command else {
+            panic!("not check")
+        };
+        assert_eq!(args.clusters, ["a", "b"]);
+        assert_eq!(cli.config_file, PathBuf::from("c.yaml"));
+        assert!(
+            Cli::try_parse_from(["x", "check"]).is_err(),
+            "needs --cluster or --all"
+        );
+        assert!(Cli::try_parse_from(["x", "check", "--all", "--cluster", "a"]).is_err());
+        assert!(
+            Cli::try_parse_from(["x", "check", "--all", "--every", "5s"]).is_err(),
+            "--every needs --wait"
+        );
+        assert!(
+            Cli::try_parse_from(["x", "check", "--all", "--wait", "1m", "--every", "10ms"])
+                .is_err()
+        );
+        let cli = Cli::try_parse_from(["x", "check", "--all", "--wait", "15m", "--json"]).unwrap();
+        let Some(Command::Check(args)) = cli.command else {
+            panic!("not check")
+        };
+        assert_eq!(args.wait, Some(Duration::from_secs(900)));
+        assert_eq!(args.every, Duration::from_secs(30));
+        assert!(args.json && args.all);
     }
 }

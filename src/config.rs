@@ -4,7 +4,7 @@
 //! the line and column when the YAML parser knows them, and the field. Nothing here reads secrets:
 //! the config only says *where* credentials are (`credentials::CredentialSource`).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -32,8 +32,26 @@ pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
 pub const MAX_CONCURRENCY: usize = 1024;
 /// Longest accepted cluster name (it becomes a label value and a URL path segment).
 pub const MAX_NAME_LEN: usize = 128;
+/// `gate.min_fresh_interval` when the config does not say.
+pub const DEFAULT_MIN_FRESH_INTERVAL: Duration = Duration::from_secs(10);
 /// Path of the precheck operation below a region's base path.
 pub const PRECHECK_PATH: &str = "/cluster/rollingRestartPreCheck";
+/// Path of the cluster list operation below a region's base path.
+pub const CLUSTER_LIST_PATH: &str = "/cluster/getClusterInfoList";
+/// The account that `credentials:` (or the NCLOUD_* env vars) define.
+pub const DEFAULT_ACCOUNT: &str = "default";
+/// How often a discovery block lists clusters when the config does not say.
+pub const DEFAULT_REFRESH: Duration = Duration::from_secs(600);
+/// Shortest accepted discovery refresh.
+pub const MIN_REFRESH: Duration = Duration::from_secs(1);
+/// Clusters per `getClusterInfoList` page when the config does not say.
+pub const DEFAULT_PAGE_SIZE: u32 = 20;
+/// `serverStatus` values NCP documents.
+pub const KNOWN_STATUSES: [&str; 6] = [
+    "creating", "changing", "running", "error", "deleting", "return",
+];
+/// Statuses discovery keeps when the config does not say: all but deleting and return.
+pub const DEFAULT_STATUSES: [&str; 4] = ["creating", "changing", "running", "error"];
 
 /// A validated configuration.
 #[derive(Clone, Debug, PartialEq)]
@@ -46,10 +64,27 @@ pub struct Config {
     pub concurrency: usize,
     /// Response bodies larger than this are not read (a misbehaving proxy must not eat memory).
     pub max_response_bytes: u64,
-    /// Where the API keys come from.
-    pub credentials: CredentialSource,
-    /// The clusters to precheck, in config order; names are unique.
+    /// Where each account's API keys come from; [`DEFAULT_ACCOUNT`] is `credentials:`.
+    pub accounts: BTreeMap<String, CredentialSource>,
+    /// The static clusters, in config order; names are unique.
     pub clusters: Vec<Cluster>,
+    /// Discovery blocks: clusters listed through the API on a schedule.
+    pub discovery: Vec<Discovery>,
+    /// Settings of `GET /gate/{cluster}`.
+    pub gate: GateConfig,
+    /// Extra CA certificates (PEM) trusted for the gateway's TLS, besides the system's: for a
+    /// TLS-intercepting proxy or a private gateway. Relative to the working directory.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Settings of the readiness gate (`GET /gate/{cluster}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GateConfig {
+    /// A ready result older than this no longer opens the gate ("stale"). Default: 2 × interval.
+    pub max_age: Duration,
+    /// `?fresh=1` calls NCP at most once per cluster within this window; callers inside it get the
+    /// latest result, marked as such.
+    pub min_fresh_interval: Duration,
 }
 
 /// One cluster to precheck.
@@ -63,6 +98,101 @@ pub struct Cluster {
     pub service_group_instance_no: u64,
     /// Full precheck URL: gateway (default or override) + region path + operation path.
     pub precheck_url: Url,
+    /// Whose API keys sign its prechecks.
+    pub account: String,
+    /// What discovery reported about it (`None` for static clusters).
+    pub info: Option<ClusterInfo>,
+}
+
+/// What `getClusterInfoList` says about a discovered cluster, for `cdss_cluster_info`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ClusterInfo {
+    /// `kafkaVersion`.
+    pub kafka_version: String,
+    /// `serverStatus`.
+    pub status: String,
+    /// `vpcName`.
+    pub vpc_name: String,
+}
+
+impl Cluster {
+    /// True when `other` prechecks the same thing under the same labels: a change of anything
+    /// here makes it a different cluster (new series); a change of `info` alone does not.
+    pub fn same_target(&self, other: &Cluster) -> bool {
+        self.name == other.name
+            && self.region == other.region
+            && self.service_group_instance_no == other.service_group_instance_no
+            && self.precheck_url == other.precheck_url
+            && self.account == other.account
+    }
+}
+
+/// One `discovery:` block: list clusters of one region (and account) through the API.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Discovery {
+    /// Region listed; discovered clusters get it as their `region` label.
+    pub region: Region,
+    /// Whose API keys sign the calls (and the discovered clusters' prechecks).
+    pub account: String,
+    /// Time between two listings.
+    pub refresh: Duration,
+    /// Keep only cluster names matching this.
+    pub name_regex: Option<Pattern>,
+    /// Drop cluster names matching this.
+    pub exclude_regex: Option<Pattern>,
+    /// Sent as `vpcName` (exact match, done by NCP).
+    pub vpc_name: Option<String>,
+    /// Keep only clusters whose `serverStatus` is one of these.
+    pub statuses: Vec<String>,
+    /// `pageSize` of each `getClusterInfoList` call.
+    pub page_size: u32,
+    /// `getClusterInfoList` URL: gateway (default or override) + region path + operation path.
+    pub list_url: Url,
+    /// Precheck URL for the clusters this block discovers.
+    pub precheck_url: Url,
+}
+
+impl Discovery {
+    /// Whether a cluster with this name, `serverStatus` and VPC passes the block's filters.
+    pub fn accepts(&self, name: &str, status: &str, vpc_name: &str) -> bool {
+        self.statuses.iter().any(|s| s == status)
+            && self.name_regex.as_ref().is_none_or(|r| r.0.is_match(name))
+            && !self
+                .exclude_regex
+                .as_ref()
+                .is_some_and(|r| r.0.is_match(name))
+            && self.vpc_name.as_ref().is_none_or(|v| v == vpc_name)
+    }
+
+    /// True when `other` lists the same clusters from the same place (only filters or refresh
+    /// differ), so its last listing can stand in for this block's until it lists itself.
+    pub fn same_source(&self, other: &Discovery) -> bool {
+        self.region == other.region
+            && self.account == other.account
+            && self.list_url == other.list_url
+            && self.precheck_url == other.precheck_url
+    }
+
+    /// A short label for logs: `KR/prod`.
+    pub fn label(&self) -> String {
+        format!("{}/{}", self.region, self.account)
+    }
+}
+
+/// A compiled regular expression that compares by its source text.
+#[derive(Clone, Debug)]
+pub struct Pattern(pub regex::Regex);
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+impl Eq for Pattern {}
+impl std::hash::Hash for Pattern {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.as_str().hash(state);
+    }
 }
 
 /// A configuration error, located as precisely as the parser allows.
@@ -88,14 +218,22 @@ impl fmt::Display for ConfigError {
 }
 
 impl Config {
-    /// Reads and validates a config file.
+    /// Reads and validates a config file, and checks that `ca_file` holds certificates.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: path.to_path_buf(),
             location: None,
             message: format!("cannot read config file: {e}"),
         })?;
-        Self::parse(&text, path)
+        let config = Self::parse(&text, path)?;
+        if let Some(ca_file) = &config.ca_file {
+            crate::ncp::cdss::read_ca_file(ca_file).map_err(|e| ConfigError {
+                file: path.to_path_buf(),
+                location: top_level_line(&text, "ca_file"),
+                message: format!("ca_file: {e}"),
+            })?;
+        }
+        Ok(config)
     }
 
     /// Parses and validates YAML text; `file` is only used in error messages.
@@ -105,7 +243,7 @@ impl Config {
     }
 }
 
-fn yaml_error(file: &Path, e: &yaml_serde::Error) -> ConfigError {
+pub(crate) fn yaml_error(file: &Path, e: &yaml_serde::Error) -> ConfigError {
     let location = e.location().map(|l| (l.line(), l.column()));
     let mut message = e.to_string();
     if let Some((line, col)) = location {
@@ -146,7 +284,89 @@ struct RawConfig {
     api_gateway: Option<Gateway>,
     credentials: Option<RawCredentials>,
     #[serde(default)]
+    accounts: BTreeMap<AccountName, RawCredentials>,
+    gate: Option<RawGate>,
+    #[serde(default)]
     clusters: Clusters,
+    #[serde(default)]
+    discovery: Vec<RawDiscovery>,
+    ca_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDiscovery {
+    region: Region,
+    account: Option<AccountName>,
+    #[serde(default, deserialize_with = "de_refresh")]
+    refresh: Option<Duration>,
+    name_regex: Option<RegexField>,
+    exclude_regex: Option<RegexField>,
+    vpc_name: Option<String>,
+    statuses: Option<Vec<Status>>,
+    page_size: Option<u32>,
+    api_gateway: Option<Gateway>,
+}
+
+/// An account name: a map key and a reference.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct AccountName(String);
+
+impl<'de> Deserialize<'de> for AccountName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_scalar(d, "an account name", |s| {
+            if s.is_empty()
+                || s.len() > 64
+                || !s
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+            {
+                return Err(format!(
+                    "account name {s:?}: use 1 to 64 letters, digits, '_' and '-'"
+                ));
+            }
+            Ok(AccountName(s.to_string()))
+        })
+    }
+}
+
+struct RegexField(Pattern);
+
+impl<'de> Deserialize<'de> for RegexField {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_scalar(d, "a regular expression", |s| {
+            regex::Regex::new(s)
+                .map(|r| RegexField(Pattern(r)))
+                .map_err(|e| format!("not a valid regular expression: {e}"))
+        })
+    }
+}
+
+struct Status(String);
+
+impl<'de> Deserialize<'de> for Status {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_scalar(d, "a cluster status", |s| {
+            let lower = s.trim().to_ascii_lowercase();
+            if KNOWN_STATUSES.contains(&lower.as_str()) {
+                Ok(Status(lower))
+            } else {
+                Err(format!(
+                    "unknown status {s:?} (expected one of {})",
+                    KNOWN_STATUSES.join(", ")
+                ))
+            }
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGate {
+    #[serde(default, deserialize_with = "de_max_age")]
+    max_age: Option<Duration>,
+    #[serde(default, deserialize_with = "de_min_fresh_interval")]
+    min_fresh_interval: Option<Duration>,
 }
 
 #[derive(Deserialize)]
@@ -165,6 +385,7 @@ struct RawCluster {
     region: Region,
     service_group_instance_no: InstanceNo,
     api_gateway: Option<Gateway>,
+    account: Option<AccountName>,
 }
 
 /// `api_gateway`: scheme and host (and port) only; the region path is appended to it.
@@ -182,7 +403,11 @@ impl<'de> Deserialize<'de> for Gateway {
 /// Parses a string scalar with `parse`. The error is raised while the parser is still on the
 /// scalar, so it carries the scalar's own line and column (an error raised after
 /// `String::deserialize` returns is only located at the enclosing mapping).
-fn parse_scalar<'de, D, T, F>(d: D, expecting: &'static str, parse: F) -> Result<T, D::Error>
+pub(crate) fn parse_scalar<'de, D, T, F>(
+    d: D,
+    expecting: &'static str,
+    parse: F,
+) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     F: FnOnce(&str) -> Result<T, String>,
@@ -239,12 +464,17 @@ impl<'de> Deserialize<'de> for ClusterName {
     }
 }
 
-/// Checks a cluster name: 1 to 128 characters from `A-Z a-z 0-9 . _ -`.
+/// Checks a cluster name: 1 to 128 characters from `A-Z a-z 0-9 . _ -`, starting with a letter or digit.
 pub fn validate_name(s: &str) -> Result<(), String> {
     if s.is_empty() || s.len() > MAX_NAME_LEN {
         return Err(format!(
             "cluster name must be 1 to {MAX_NAME_LEN} characters, got {}",
             s.len()
+        ));
+    }
+    if !s.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err(format!(
+            "cluster name {s:?} must start with a letter or digit"
         ));
     }
     if let Some(c) = s
@@ -327,6 +557,18 @@ fn de_timeout<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Er
     de_duration(d, "timeout")
 }
 
+fn de_refresh<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    de_duration(d, "refresh")
+}
+
+fn de_max_age<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    de_duration(d, "gate.max_age")
+}
+
+fn de_min_fresh_interval<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    de_duration(d, "gate.min_fresh_interval")
+}
+
 fn de_duration<'de, D: Deserializer<'de>>(
     d: D,
     _field: &'static str,
@@ -395,65 +637,181 @@ impl RawConfig {
                 format!("max_response_bytes: must be at least 1024, got {max_response_bytes}"),
             ));
         }
-        let credentials = match self.credentials {
+        let mut accounts = BTreeMap::new();
+        let default = match self.credentials {
             None => CredentialSource::default(),
-            Some(raw) => CredentialSource {
-                access_key: key_source(
-                    raw.access_key_env,
-                    raw.access_key_file,
-                    "access_key",
-                    DEFAULT_ACCESS_KEY_ENV,
-                )
-                .map_err(|m| err("credentials", m))?,
-                secret_key: key_source(
-                    raw.secret_key_env,
-                    raw.secret_key_file,
-                    "secret_key",
-                    DEFAULT_SECRET_KEY_ENV,
-                )
-                .map_err(|m| err("credentials", m))?,
-            },
+            Some(raw) => {
+                credential_source(raw, "credentials").map_err(|m| err("credentials", m))?
+            }
         };
-        if self.clusters.0.is_empty() {
+        accounts.insert(DEFAULT_ACCOUNT.to_string(), default);
+        for (name, raw) in self.accounts {
+            if name.0 == DEFAULT_ACCOUNT {
+                return Err(err(
+                    "accounts",
+                    format!(
+                        "accounts.{DEFAULT_ACCOUNT}: reserved; the default account is `credentials:`"
+                    ),
+                ));
+            }
+            let source = credential_source(raw, &format!("accounts.{}", name.0))
+                .map_err(|m| err("accounts", m))?;
+            accounts.insert(name.0, source);
+        }
+        let known_accounts = || accounts.keys().cloned().collect::<Vec<_>>().join(", ");
+        let account = |a: Option<AccountName>, at: &str| -> Result<String, ConfigError> {
+            let name = a.map_or_else(|| DEFAULT_ACCOUNT.to_string(), |a| a.0);
+            if accounts.contains_key(&name) {
+                Ok(name)
+            } else {
+                Err(err(
+                    at.split(['[', '.']).next().unwrap_or(at),
+                    format!(
+                        "{at}.account: unknown account {name:?} (configured: {})",
+                        known_accounts()
+                    ),
+                ))
+            }
+        };
+        if self.clusters.0.is_empty() && self.discovery.is_empty() {
             return Err(err(
                 "clusters",
-                "clusters: at least one cluster is required".into(),
+                "clusters: at least one cluster (or a discovery block) is required".into(),
             ));
         }
         let global_gateway = self.api_gateway;
-        let clusters = self
-            .clusters
-            .0
-            .into_iter()
-            .map(|c| {
-                let gateway = c
-                    .api_gateway
-                    .or_else(|| global_gateway.clone())
-                    .map_or_else(|| c.region.default_gateway().to_string(), |g| g.0);
-                let url = format!("{gateway}{}{PRECHECK_PATH}", c.region.base_path());
-                let precheck_url = Url::parse(&url).map_err(|e| {
-                    err(
-                        "clusters",
-                        format!("clusters: {}: bad URL {url}: {e}", c.name.0),
-                    )
-                })?;
-                Ok(Cluster {
-                    name: c.name.0,
-                    region: c.region,
-                    service_group_instance_no: c.service_group_instance_no.0,
-                    precheck_url,
-                })
-            })
-            .collect::<Result<Vec<_>, ConfigError>>()?;
+        let gateway_for = |own: Option<Gateway>, region: Region| {
+            own.or_else(|| global_gateway.clone())
+                .map_or_else(|| region.default_gateway().to_string(), |g| g.0)
+        };
+        let mut clusters = Vec::with_capacity(self.clusters.0.len());
+        for (i, c) in self.clusters.0.into_iter().enumerate() {
+            let url = format!(
+                "{}{}{PRECHECK_PATH}",
+                gateway_for(c.api_gateway, c.region),
+                c.region.base_path()
+            );
+            let precheck_url = Url::parse(&url)
+                .map_err(|e| err("clusters", format!("clusters[{i}]: bad URL {url}: {e}")))?;
+            clusters.push(Cluster {
+                account: account(c.account, &format!("clusters[{i}]"))?,
+                name: c.name.0,
+                region: c.region,
+                service_group_instance_no: c.service_group_instance_no.0,
+                precheck_url,
+                info: None,
+            });
+        }
+        let mut discovery = Vec::with_capacity(self.discovery.len());
+        for (i, d) in self.discovery.into_iter().enumerate() {
+            let at = format!("discovery[{i}]");
+            let refresh = d.refresh.unwrap_or(DEFAULT_REFRESH);
+            if refresh < MIN_REFRESH {
+                return Err(err(
+                    "discovery",
+                    format!(
+                        "{at}.refresh: must be at least {}",
+                        humantime::format_duration(MIN_REFRESH)
+                    ),
+                ));
+            }
+            let page_size = d.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
+            let gateway = gateway_for(d.api_gateway, d.region);
+            if !(1..=100).contains(&page_size) {
+                return Err(err(
+                    "discovery",
+                    format!("{at}.page_size: must be between 1 and 100, got {page_size}"),
+                ));
+            }
+            let block = Discovery {
+                account: account(d.account, &at)?,
+                region: d.region,
+                refresh,
+                name_regex: d.name_regex.map(|r| r.0),
+                exclude_regex: d.exclude_regex.map(|r| r.0),
+                vpc_name: d.vpc_name.filter(|v| !v.is_empty()),
+                statuses: d.statuses.map_or_else(
+                    || DEFAULT_STATUSES.iter().map(|s| s.to_string()).collect(),
+                    |v| v.into_iter().map(|s| s.0).collect(),
+                ),
+                page_size,
+                list_url: Url::parse(&format!(
+                    "{gateway}{}{CLUSTER_LIST_PATH}",
+                    d.region.base_path()
+                ))
+                .map_err(|e| err("discovery", format!("{at}: bad URL: {e}")))?,
+                precheck_url: Url::parse(&format!(
+                    "{gateway}{}{PRECHECK_PATH}",
+                    d.region.base_path()
+                ))
+                .map_err(|e| err("discovery", format!("{at}: bad URL: {e}")))?,
+            };
+            if discovery.contains(&block) {
+                return Err(err(
+                    "discovery",
+                    format!("{at}: the same block appears twice"),
+                ));
+            }
+            discovery.push(block);
+        }
+        let raw_gate = self.gate.unwrap_or(RawGate {
+            max_age: None,
+            min_fresh_interval: None,
+        });
+        let gate = GateConfig {
+            max_age: raw_gate.max_age.unwrap_or(interval.saturating_mul(2)),
+            min_fresh_interval: raw_gate
+                .min_fresh_interval
+                .unwrap_or(DEFAULT_MIN_FRESH_INTERVAL),
+        };
+        if gate.max_age < interval {
+            return Err(err(
+                "gate",
+                format!(
+                    "gate.max_age: {} is shorter than interval {}: the gate would be closed most of the time",
+                    humantime::format_duration(gate.max_age),
+                    humantime::format_duration(interval)
+                ),
+            ));
+        }
+        if self
+            .ca_file
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            return Err(err("ca_file", "ca_file: must not be empty".into()));
+        }
         Ok(Config {
             interval,
             timeout,
             concurrency,
             max_response_bytes,
-            credentials,
+            accounts,
             clusters,
+            discovery,
+            gate,
+            ca_file: self.ca_file,
         })
     }
+}
+
+fn credential_source(raw: RawCredentials, at: &str) -> Result<CredentialSource, String> {
+    Ok(CredentialSource {
+        access_key: key_source(
+            raw.access_key_env,
+            raw.access_key_file,
+            "access_key",
+            DEFAULT_ACCESS_KEY_ENV,
+        )
+        .map_err(|m| m.replace("credentials", at))?,
+        secret_key: key_source(
+            raw.secret_key_env,
+            raw.secret_key_file,
+            "secret_key",
+            DEFAULT_SECRET_KEY_ENV,
+        )
+        .map_err(|m| m.replace("credentials", at))?,
+    })
 }
 
 fn key_source(
@@ -493,7 +851,8 @@ mod tests {
         assert_eq!(c.timeout, DEFAULT_TIMEOUT);
         assert_eq!(c.concurrency, DEFAULT_CONCURRENCY);
         assert_eq!(c.max_response_bytes, 1 << 20);
-        assert_eq!(c.credentials, CredentialSource::default());
+        assert_eq!(c.accounts[DEFAULT_ACCOUNT], CredentialSource::default());
+        assert_eq!(c.clusters[0].account, DEFAULT_ACCOUNT);
         assert_eq!(c.clusters[0].region, Region::Kr);
         assert_eq!(
             c.clusters[0].precheck_url.as_str(),
@@ -587,13 +946,36 @@ mod tests {
     }
 
     #[test]
+    fn gate_defaults_and_limits() {
+        let c = parse(&format!("interval: 30s\n{MINIMAL}")).unwrap();
+        assert_eq!(c.gate.max_age, Duration::from_secs(60));
+        assert_eq!(c.gate.min_fresh_interval, DEFAULT_MIN_FRESH_INTERVAL);
+        let c = parse(&format!(
+            "gate:\n  max_age: 5m\n  min_fresh_interval: 1s\n{MINIMAL}"
+        ))
+        .unwrap();
+        assert_eq!(c.gate.max_age, Duration::from_secs(300));
+        assert_eq!(c.gate.min_fresh_interval, Duration::from_secs(1));
+        let e = parse(&format!("gate:\n  max_age: 10s\n{MINIMAL}")).unwrap_err();
+        assert!(e.message.starts_with("gate.max_age:"), "{e}");
+        let e = parse(&format!("gate:\n  max_age: often\n{MINIMAL}")).unwrap_err();
+        assert_eq!(e.location, Some((2, 12)), "{e}");
+    }
+
+    #[test]
     fn credentials_env_or_file_not_both() {
         let c = parse(&format!(
             "credentials:\n  access_key_file: /run/ak\n  secret_key_env: SK\n{MINIMAL}"
         ))
         .unwrap();
-        assert_eq!(c.credentials.access_key, KeySource::File("/run/ak".into()));
-        assert_eq!(c.credentials.secret_key, KeySource::Env("SK".into()));
+        assert_eq!(
+            c.accounts[DEFAULT_ACCOUNT].access_key,
+            KeySource::File("/run/ak".into())
+        );
+        assert_eq!(
+            c.accounts[DEFAULT_ACCOUNT].secret_key,
+            KeySource::Env("SK".into())
+        );
         let e = parse(&format!(
             "credentials:\n  access_key_file: /a\n  access_key_env: A\n{MINIMAL}"
         ))
@@ -618,5 +1000,61 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.yaml");
         let c = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
         assert!(c.clusters.len() >= 2);
+    }
+
+    #[test]
+    fn accounts_and_discovery() {
+        let c = parse(
+            "accounts:\n  prod: {access_key_env: P_AK, secret_key_file: /p/sk}\nclusters:\n  - {name: a, region: KR, service_group_instance_no: 1, account: prod}\ndiscovery:\n  - {region: sgn, account: prod, refresh: 5m, name_regex: '^o', statuses: [Running], page_size: 7}\n",
+        )
+        .unwrap();
+        assert_eq!(c.accounts.len(), 2);
+        assert_eq!(c.accounts["prod"].access_key, KeySource::Env("P_AK".into()));
+        assert_eq!(c.clusters[0].account, "prod");
+        let d = &c.discovery[0];
+        assert_eq!(
+            (d.region, d.account.as_str(), d.refresh, d.page_size),
+            (Region::Sgn, "prod", Duration::from_secs(300), 7)
+        );
+        assert_eq!(d.statuses, ["running"]);
+        assert_eq!(
+            d.list_url.as_str(),
+            "https://clouddatastreamingservice.apigw.ntruss.com/api/sgn-v1/cluster/getClusterInfoList"
+        );
+        assert!(d.accepts("orders", "running", "any"));
+        assert!(!d.accepts("orders", "error", "any"));
+
+        // Discovery alone is enough; default statuses leave out deleting and return.
+        let c = parse("discovery:\n  - region: KR\n").unwrap();
+        assert!(c.clusters.is_empty());
+        assert_eq!(c.discovery[0].statuses, DEFAULT_STATUSES);
+    }
+
+    #[test]
+    fn account_and_discovery_errors() {
+        let e = parse(
+            "clusters:\n  - {name: a, region: KR, service_group_instance_no: 1, account: nope}\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.message
+                .contains("clusters[0].account: unknown account \"nope\" (configured: default)"),
+            "{e}"
+        );
+        let e = parse("accounts:\n  default: {access_key_env: A}\ndiscovery:\n  - region: KR\n")
+            .unwrap_err();
+        assert!(e.message.contains("reserved"), "{e}");
+        let e = parse("discovery:\n  - region: KR\n    name_regex: '(unclosed'\n").unwrap_err();
+        assert_eq!(e.location.map(|l| l.0), Some(3), "{e}");
+        assert!(e.message.contains("discovery[0].name_regex"), "{e}");
+        let e = parse("discovery:\n  - region: KR\n    statuses: [runing]\n").unwrap_err();
+        assert!(e.message.contains("unknown status \"runing\""), "{e}");
+        let e = parse("discovery:\n  - region: KR\n    page_size: 0\n").unwrap_err();
+        assert!(e.message.contains("page_size"), "{e}");
+        let e = parse("discovery:\n  - region: KR\n    refresh: 10ms\n").unwrap_err();
+        assert!(e.message.contains("refresh"), "{e}");
+        let e = parse("accounts:\n  'bad name': {access_key_env: A}\ndiscovery:\n  - region: KR\n")
+            .unwrap_err();
+        assert!(e.message.contains("account name"), "{e}");
     }
 }

@@ -1,9 +1,10 @@
 //! Where the NCP API keys come from, and loading them.
 //!
-//! Owns `CredentialSource` (what the config says: an env var or a file for each key) and
-//! `Credentials` (the loaded keys). The secret key is held as a [`Secret`] from the moment it is
+//! Owns `CredentialSource` (what the config says: an env var or a file for each key),
+//! `Credentials` (the loaded keys) and `Keyring` (loaded keys per account). The secret key is held as a [`Secret`] from the moment it is
 //! read. Errors name the env vars and files that were tried, never their contents.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -114,6 +115,48 @@ impl Credentials {
     }
 }
 
+/// Loaded keys for every account, by account name.
+#[derive(Clone, Debug, Default)]
+pub struct Keyring(pub BTreeMap<String, Credentials>);
+
+/// An account whose keys could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("account {account:?}: {source}")]
+pub struct AccountError {
+    /// The account name from the config.
+    pub account: String,
+    /// What went wrong.
+    pub source: CredentialsError,
+}
+
+impl Keyring {
+    /// Loads every account's keys from the process environment or files.
+    pub fn resolve(accounts: &BTreeMap<String, CredentialSource>) -> Result<Self, AccountError> {
+        accounts
+            .iter()
+            .map(|(name, source)| {
+                Credentials::resolve(source)
+                    .map(|c| (name.clone(), c))
+                    .map_err(|source| AccountError {
+                        account: name.clone(),
+                        source,
+                    })
+            })
+            .collect::<Result<_, _>>()
+            .map(Keyring)
+    }
+}
+
+impl From<Credentials> for Keyring {
+    /// A keyring with one account, the default one.
+    fn from(c: Credentials) -> Self {
+        Keyring(BTreeMap::from([(
+            crate::config::DEFAULT_ACCOUNT.to_string(),
+            c,
+        )]))
+    }
+}
+
 fn load(
     what: &'static str,
     key: &'static str,
@@ -129,7 +172,30 @@ fn load(
                 var: var.clone(),
                 key,
             }),
-        KeySource::File(path) => read_key_file(what, path),
+        KeySource::File(path) => {
+            if key == "secret_key" {
+                warn_if_readable_by_others(path);
+            }
+            read_key_file(what, path)
+        }
+    }
+}
+
+/// Logs a warning when a secret file can be read by users other than its owner and group.
+fn warn_if_readable_by_others(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o004 != 0 {
+                tracing::warn!(
+                    file = %path.display(),
+                    mode = %format!("{mode:o}"),
+                    "the secret key file is readable by other users; restrict it (chmod 600)"
+                );
+            }
+        }
     }
 }
 

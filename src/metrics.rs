@@ -12,6 +12,7 @@
 //! cost), so a scrape usually costs one `Bytes` clone; the gzipped body is made at most once per
 //! rendered body, on the first scrape that asks for it.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,7 +23,9 @@ use bytes::Bytes;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 
+use crate::ncp::region::Region;
 use crate::outcome::FailureReason;
+use crate::reload::LiveSettings;
 use crate::state::{ClusterStatus, State};
 
 /// `Content-Type` of the text exposition format.
@@ -52,6 +55,10 @@ impl BuildInfo {
 pub struct Exposition {
     /// Static labels of `cdss_exporter_build_info`.
     build: BuildInfo,
+    /// The running config's interval, for `cdss_exporter_precheck_interval_seconds` (alert rules
+    /// count "no answer for 3 intervals" without hard-coding it). A reload bumps the state's
+    /// generation, so the cached body shows an old interval for at most the render cool-down.
+    live: Option<LiveSettings>,
     /// The last rendered body; replaced when the state's generation moves.
     cache: Mutex<Option<Cached>>,
     /// Held while rendering or compressing, so scrapes that arrive together after a change wait
@@ -136,6 +143,41 @@ const FAILURES: Family = Family {
     help: "Prechecks that got no answer from CDSS, by reason.",
     kind: "counter",
 };
+const CLUSTER_INFO: Family = Family {
+    name: "cdss_cluster_info",
+    help: "Always 1, one per prechecked cluster, labelled with what discovery reported (empty for static clusters); join on cluster and region.",
+    kind: "gauge",
+};
+const DISCOVERY_CLUSTERS: Family = Family {
+    name: "cdss_discovery_clusters",
+    help: "Clusters the discovery blocks of a region found on their last successful listing, after filters.",
+    kind: "gauge",
+};
+const DISCOVERY_LAST_SUCCESS: Family = Family {
+    name: "cdss_discovery_last_success_timestamp_seconds",
+    help: "Unix time of the last successful discovery listing in a region.",
+    kind: "gauge",
+};
+const DISCOVERY_FAILURES: Family = Family {
+    name: "cdss_discovery_failures_total",
+    help: "Discovery listings that failed in a region (the last known clusters were kept).",
+    kind: "counter",
+};
+const RELOAD_OK: Family = Family {
+    name: "cdss_exporter_config_last_reload_successful",
+    help: "1 if the last configuration reload succeeded (or none was tried), 0 if it failed and the previous configuration is still running.",
+    kind: "gauge",
+};
+const RELOAD_TIME: Family = Family {
+    name: "cdss_exporter_config_last_reload_success_timestamp_seconds",
+    help: "Unix time of the last successful configuration load (start-up counts).",
+    kind: "gauge",
+};
+const CLOCK_SKEW: Family = Family {
+    name: "cdss_exporter_clock_skew_seconds",
+    help: "The API gateway's clock (its Date header, 1 s resolution) minus this host's, from the last answer. NCP rejects requests more than 300 s off.",
+    kind: "gauge",
+};
 const CLUSTERS: Family = Family {
     name: "cdss_exporter_clusters",
     help: "Clusters this exporter prechecks.",
@@ -144,6 +186,11 @@ const CLUSTERS: Family = Family {
 const READY: Family = Family {
     name: "cdss_exporter_first_round_complete",
     help: "1 once every configured cluster has been prechecked at least once since start.",
+    kind: "gauge",
+};
+const INTERVAL: Family = Family {
+    name: "cdss_exporter_precheck_interval_seconds",
+    help: "Configured interval between two periodic prechecks of one cluster.",
     kind: "gauge",
 };
 const BUILD_INFO: Family = Family {
@@ -162,10 +209,17 @@ impl Exposition {
     pub fn new(build: BuildInfo) -> Self {
         Self {
             build,
+            live: None,
             cache: Mutex::new(None),
             render: Mutex::new(()),
             last_len: AtomicUsize::new(0),
         }
+    }
+
+    /// Also exposes the interval of the running config.
+    pub fn with_live(mut self, live: LiveSettings) -> Self {
+        self.live = Some(live);
+        self
     }
 
     /// The current text exposition; rendered again only if the state changed since the last call.
@@ -240,28 +294,30 @@ impl Exposition {
         // scheduler never waits on the formatting), then write family after family into one
         // buffer sized from the last render, so the body is allocated once.
         let mut labels = String::new();
+        let mut info = String::new();
         let mut rows = Vec::with_capacity(state.len());
-        state.for_each(|s| rows.push(Row::new(s, &mut labels)));
+        state.for_each(|s| rows.push(Row::new(s, &mut labels, &mut info)));
         let ready = state.is_ready();
 
         let hint = self.last_len.load(Ordering::Relaxed);
         let mut out = String::with_capacity(if hint > 0 {
             hint + hint / 16 + 1024
         } else {
-            4096 + 480 * rows.len()
+            4096 + 640 * rows.len()
         });
-        let mut prefix = 0;
-        let with_labels: Vec<(&str, &Row)> = rows
+        let (mut at_label, mut at_info) = (0, 0);
+        let rows: Vec<(&str, &str, &Row)> = rows
             .iter()
             .map(|r| {
-                let l = &labels[prefix..r.labels_end];
-                prefix = r.labels_end;
-                (l, r)
+                let l = &labels[at_label..r.labels_end];
+                let i = &info[at_info..r.info_end];
+                (at_label, at_info) = (r.labels_end, r.info_end);
+                (l, i, r)
             })
             .collect();
         let family = |out: &mut String, f: &Family, value: &dyn Fn(&Row) -> Option<Value>| {
             let mut wrote_header = false;
-            for (l, r) in &with_labels {
+            for (l, _, r) in &rows {
                 if let Some(v) = value(r) {
                     if !wrote_header {
                         // Families without samples are left out: Prometheus accepts empty
@@ -281,9 +337,12 @@ impl Exposition {
             r.last_success.map(Value::Float)
         });
         family(&mut out, &RUNS, &|r| Some(Value::Uint(r.runs)));
-        if rows.iter().any(|r| r.failures.iter().any(|&n| n > 0)) {
+        if rows
+            .iter()
+            .any(|(_, _, r)| r.failures.iter().any(|&n| n > 0))
+        {
             header(&mut out, &FAILURES);
-            for (l, r) in &with_labels {
+            for (l, _, r) in &rows {
                 for reason in FailureReason::ALL {
                     let n = r.failures[reason.index()];
                     if n > 0 {
@@ -294,10 +353,43 @@ impl Exposition {
                 }
             }
         }
+        if !rows.is_empty() {
+            header(&mut out, &CLUSTER_INFO);
+            for (l, i, _) in &rows {
+                sample(&mut out, &CLUSTER_INFO, l, i, Value::Int(1));
+            }
+        }
+        render_discovery(&mut out, state);
+        let reload = state.reload();
+        header(&mut out, &RELOAD_OK);
+        sample(
+            &mut out,
+            &RELOAD_OK,
+            "",
+            "",
+            Value::Int(i64::from(reload.successful)),
+        );
+        header(&mut out, &RELOAD_TIME);
+        sample(
+            &mut out,
+            &RELOAD_TIME,
+            "",
+            "",
+            Value::Float(unix(reload.last_success)),
+        );
+        if let Some(skew) = state.clock_skew() {
+            header(&mut out, &CLOCK_SKEW);
+            sample(&mut out, &CLOCK_SKEW, "", "", Value::Float(skew));
+        }
         header(&mut out, &CLUSTERS);
         sample(&mut out, &CLUSTERS, "", "", Value::Uint(rows.len() as u64));
         header(&mut out, &READY);
         sample(&mut out, &READY, "", "", Value::Int(i64::from(ready)));
+        if let Some(live) = &self.live {
+            header(&mut out, &INTERVAL);
+            let secs = live.get().interval.as_secs_f64();
+            sample(&mut out, &INTERVAL, "", "", Value::Float(secs));
+        }
         header(&mut out, &BUILD_INFO);
         let mut build = String::from("{revision=\"");
         escape_label_value(&mut build, self.build.revision);
@@ -314,6 +406,8 @@ impl Exposition {
 struct Row {
     /// End of this cluster's `{cluster="..",region=".."` (unclosed) in the shared label buffer.
     labels_end: usize,
+    /// End of this cluster's extra `cdss_cluster_info` labels in the shared info buffer.
+    info_end: usize,
     /// `cdss_precheck_ok`.
     ok: bool,
     /// `cdss_precheck_runs_total`.
@@ -327,14 +421,29 @@ struct Row {
 }
 
 impl Row {
-    fn new(s: &ClusterStatus, labels: &mut String) -> Self {
+    fn new(s: &ClusterStatus, labels: &mut String, info: &mut String) -> Self {
         labels.push_str("{cluster=\"");
         escape_label_value(labels, &s.name);
         labels.push_str("\",region=\"");
         escape_label_value(labels, s.region.as_str());
         labels.push('"');
+        info.push_str(",service_group_instance_no=\"");
+        info.push_str(itoa::Buffer::new().format(s.service_group_instance_no));
+        let d = s.info.as_ref();
+        for (name, value) in [
+            ("kafka_version", d.map(|d| d.kafka_version.as_str())),
+            ("status", d.map(|d| d.status.as_str())),
+            ("vpc_name", d.map(|d| d.vpc_name.as_str())),
+        ] {
+            info.push_str("\",");
+            info.push_str(name);
+            info.push_str("=\"");
+            escape_label_value(info, value.unwrap_or_default());
+        }
+        info.push('"');
         Self {
             labels_end: labels.len(),
+            info_end: info.len(),
             ok: s.last.as_ref().is_some_and(|l| l.outcome.is_ready()),
             runs: s.runs_total,
             last: s.last.as_ref().map(|l| {
@@ -347,6 +456,49 @@ impl Row {
             last_success: s.last_success.map(unix),
             failures: s.failures,
         }
+    }
+}
+
+/// Discovery families, one sample per region (blocks of one region, e.g. for two accounts, add up).
+fn render_discovery(out: &mut String, state: &State) {
+    let mut by_region: BTreeMap<Region, (usize, Option<SystemTime>, u64)> = BTreeMap::new();
+    for d in state.discovery() {
+        let e = by_region.entry(d.region).or_default();
+        e.0 += d.clusters;
+        e.1 = e.1.max(d.last_success);
+        e.2 += d.failures;
+    }
+    if by_region.is_empty() {
+        return;
+    }
+    let label = |r: &Region| format!("{{region=\"{}\"", r.as_str());
+    header(out, &DISCOVERY_CLUSTERS);
+    for (r, (n, _, _)) in &by_region {
+        sample(
+            out,
+            &DISCOVERY_CLUSTERS,
+            &label(r),
+            "",
+            Value::Uint(*n as u64),
+        );
+    }
+    if by_region.values().any(|v| v.1.is_some()) {
+        header(out, &DISCOVERY_LAST_SUCCESS);
+        for (r, (_, t, _)) in &by_region {
+            if let Some(t) = t {
+                sample(
+                    out,
+                    &DISCOVERY_LAST_SUCCESS,
+                    &label(r),
+                    "",
+                    Value::Float(unix(*t)),
+                );
+            }
+        }
+    }
+    header(out, &DISCOVERY_FAILURES);
+    for (r, (_, _, f)) in &by_region {
+        sample(out, &DISCOVERY_FAILURES, &label(r), "", Value::Uint(*f));
     }
 }
 
@@ -483,6 +635,7 @@ mod tests {
             &LAST_SUCCESS,
             &RUNS,
             &FAILURES,
+            &CLUSTER_INFO,
         ];
         let mut samples: Vec<Vec<Metric>> = vec![Vec::new(); families.len()];
         state.for_each(|s| {
@@ -512,6 +665,16 @@ mod tests {
                     samples[6].push(metric(&FAILURES, l, n as f64));
                 }
             }
+            let d = s.info.clone().unwrap_or_default();
+            let mut l = labels();
+            l.push(label(
+                "service_group_instance_no",
+                &s.service_group_instance_no.to_string(),
+            ));
+            l.push(label("kafka_version", &d.kafka_version));
+            l.push(label("status", &d.status));
+            l.push(label("vpc_name", &d.vpc_name));
+            samples[7].push(metric(&CLUSTER_INFO, l, 1.0));
         });
         let clusters = samples[0].len() as f64;
         let ready = if state.is_ready() { 1.0 } else { 0.0 };
@@ -520,6 +683,14 @@ mod tests {
             label("version", build.version),
         ];
         let mut all: Vec<(&Family, Vec<Metric>)> = families.into_iter().zip(samples).collect();
+        let reload = state.reload();
+        let reload_ok = if reload.successful { 1.0 } else { 0.0 };
+        all.push((&RELOAD_OK, vec![metric(&RELOAD_OK, vec![], reload_ok)]));
+        let reload_time = unix(reload.last_success);
+        all.push((
+            &RELOAD_TIME,
+            vec![metric(&RELOAD_TIME, vec![], reload_time)],
+        ));
         all.push((&CLUSTERS, vec![metric(&CLUSTERS, vec![], clusters)]));
         all.push((&READY, vec![metric(&READY, vec![], ready)]));
         all.push((&BUILD_INFO, vec![metric(&BUILD_INFO, build_labels, 1.0)]));

@@ -123,6 +123,18 @@ impl FailureReason {
     }
 }
 
+/// What an answer means for someone who wants to start a rolling restart now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// CDSS said ready: go.
+    Go,
+    /// CDSS said no: `result` false, or a CDSS API error (e.g. code 3, no such cluster).
+    NoGo,
+    /// No decision could be made: auth, rate limit, gateway, network, timeout, unreadable answer.
+    Unknown,
+}
+
 /// `cdss_precheck_last_error_code` when no usable answer came.
 pub const NO_ANSWER_CODE: i64 = -1;
 
@@ -130,6 +142,15 @@ impl Outcome {
     /// True only for `Ready`: the one value that may read as "go".
     pub fn is_ready(&self) -> bool {
         matches!(self, Outcome::Ready)
+    }
+
+    /// Go, no-go, or "couldn't ask": what a maintenance pipeline branches on.
+    pub fn decision(&self) -> Decision {
+        match self {
+            Outcome::Ready => Decision::Go,
+            Outcome::NotReady | Outcome::ApiError { .. } => Decision::NoGo,
+            _ => Decision::Unknown,
+        }
     }
 
     /// `None` when CDSS gave an answer (ready or not ready); otherwise why not.
@@ -227,6 +248,37 @@ impl Outcome {
 pub struct Decoded {
     /// The CDSS `requestId`, when the body had one.
     pub request_id: Option<String>,
+}
+
+/// A 2xx answer that says it is not JSON (an HTML login page, a proxy's text) is not trusted,
+/// whatever its body looks like. A missing `Content-Type` is tolerated.
+pub fn unexpected_content_type(http_status: u16, content_type: Option<&str>) -> Option<Outcome> {
+    let ct = content_type?.trim().to_ascii_lowercase();
+    let json = ct.starts_with("application/json")
+        || ct
+            .split(';')
+            .next()
+            .is_some_and(|m| m.trim().ends_with("+json"));
+    ((200..300).contains(&http_status) && !json).then(|| Outcome::InvalidResponse {
+        http_status,
+        detail: format!("content type {ct:?}, expected application/json"),
+    })
+}
+
+/// Local clock minus the gateway's `Date`, in seconds, past which a warning is logged.
+pub const CLOCK_SKEW_WARN_SECONDS: f64 = 60.0;
+
+/// The gateway's clock minus ours, in seconds (positive: the gateway is ahead), from its `Date`
+/// header and the local time the answer arrived. `Date` has one-second resolution.
+pub fn clock_skew(
+    server_date: Option<std::time::SystemTime>,
+    local: std::time::SystemTime,
+) -> Option<f64> {
+    let server = server_date?;
+    Some(match server.duration_since(local) {
+        Ok(ahead) => ahead.as_secs_f64(),
+        Err(behind) => -behind.duration().as_secs_f64(),
+    })
 }
 
 /// Longest excerpt of a foreign body kept in an error message.
@@ -457,6 +509,70 @@ mod tests {
         );
         assert_eq!(o.error_code(), -1);
         assert_eq!(o.failure_reason(), Some(FailureReason::GatewayError));
+    }
+
+    #[test]
+    fn decisions_separate_no_from_could_not_ask() {
+        assert_eq!(Outcome::Ready.decision(), Decision::Go);
+        assert_eq!(Outcome::NotReady.decision(), Decision::NoGo);
+        assert_eq!(
+            c(
+                200,
+                r#"{"code":3,"message":"Invalid Service Group Instance No"}"#
+            )
+            .decision(),
+            Decision::NoGo
+        );
+        assert_eq!(
+            c(
+                401,
+                r#"{"error":{"errorCode":"200","message":"Authentication Failed"}}"#
+            )
+            .decision(),
+            Decision::Unknown
+        );
+        assert_eq!(
+            c(
+                429,
+                r#"{"error":{"errorCode":"420","message":"Rate Limited"}}"#
+            )
+            .decision(),
+            Decision::Unknown
+        );
+        assert_eq!(
+            Outcome::Timeout {
+                after: Duration::from_secs(1)
+            }
+            .decision(),
+            Decision::Unknown
+        );
+        assert_eq!(c(500, "<html/>").decision(), Decision::Unknown);
+    }
+
+    #[test]
+    fn content_type_must_be_json_on_success() {
+        assert!(unexpected_content_type(200, Some("text/html; charset=utf-8")).is_some());
+        assert!(unexpected_content_type(200, Some("application/json;charset=UTF-8")).is_none());
+        assert!(unexpected_content_type(200, Some("application/problem+json")).is_none());
+        assert!(unexpected_content_type(200, None).is_none());
+        assert!(
+            unexpected_content_type(503, Some("text/html")).is_none(),
+            "errors are classified by body"
+        );
+    }
+
+    #[test]
+    fn clock_skew_sign() {
+        let now = std::time::SystemTime::now();
+        assert_eq!(
+            clock_skew(Some(now + Duration::from_secs(600)), now),
+            Some(600.0)
+        );
+        assert_eq!(
+            clock_skew(Some(now - Duration::from_secs(90)), now),
+            Some(-90.0)
+        );
+        assert_eq!(clock_skew(None, now), None);
     }
 
     #[test]

@@ -3,21 +3,26 @@
 //! Every cluster is prechecked once at start, then on its own slot every `interval`. A cluster's
 //! slot is a fixed phase within the interval derived from a hash of its name, so 1,000 clusters
 //! never fire at once and a restart keeps each cluster's rhythm. A semaphore caps the prechecks in
-//! flight across all clusters; each cluster has its own task, so there is never more than one
-//! precheck per cluster and a hanging cluster only holds its own permit, until the timeout. After a
-//! 429 the cluster waits for `Retry-After` (or an exponential back-off) before its next slot.
+//! flight across all clusters; a per-cluster lock means there is never more than one precheck per
+//! cluster (periodic or the gate's fresh one), and a hanging cluster only holds its own permit,
+//! until the timeout. After a 429 the cluster waits for `Retry-After` (or an exponential back-off)
+//! before its next slot. The gate's `?fresh=1` goes through the same [`Runner`], which shares one
+//! upstream call among concurrent callers and rate-limits fresh calls per cluster.
 //! Time is tokio's, so tests drive all of this with a paused clock.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex as StdMutex, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{Semaphore, watch};
-use tokio::task::JoinSet;
+use tokio::sync::{Mutex, Semaphore, SemaphorePermit, watch};
+use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 
 use crate::config::Cluster;
-use crate::ncp::cdss::{CdssClient, Precheck};
+use crate::ncp::cdss::{CdssClient, Precheck, SharedClients, failed};
+use crate::outcome::{CLOCK_SKEW_WARN_SECONDS, FailureReason, Outcome, clock_skew};
 use crate::state::State;
 
 /// Longest back-off after repeated 429s without `Retry-After`.
@@ -27,6 +32,12 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 pub trait Prechecker: Send + Sync + 'static {
     /// One precheck; never fails, every failure is an `Outcome`.
     fn precheck(&self, cluster: &Cluster) -> impl Future<Output = Precheck> + Send;
+}
+
+impl<P: Prechecker> Prechecker for Arc<P> {
+    fn precheck(&self, cluster: &Cluster) -> impl Future<Output = Precheck> + Send {
+        P::precheck(self, cluster)
+    }
 }
 
 impl Prechecker for CdssClient {
@@ -39,8 +50,27 @@ impl Prechecker for CdssClient {
     }
 }
 
+impl Prechecker for SharedClients {
+    fn precheck(&self, cluster: &Cluster) -> impl Future<Output = Precheck> + Send {
+        let clients = self.current();
+        let (account, url, no) = (
+            cluster.account.clone(),
+            cluster.precheck_url.clone(),
+            cluster.service_group_instance_no,
+        );
+        async move {
+            match clients.get(&account) {
+                Some(client) => client.precheck(&url, no).await,
+                None => failed(Outcome::ConnectionError {
+                    detail: format!("no credentials for account {account:?}"),
+                }),
+            }
+        }
+    }
+}
+
 /// What the scheduler needs from the config.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Schedule {
     /// Time between two prechecks of one cluster.
     pub interval: Duration,
@@ -94,74 +124,417 @@ pub fn backoff(retry_after: Option<Duration>, interval: Duration, streak: u32) -
         .min(MAX_BACKOFF)
 }
 
-/// Runs the schedule until `shutdown` turns true; returns once in-flight prechecks have ended.
-pub async fn run<P: Prechecker>(
-    clusters: Vec<Cluster>,
-    prechecker: Arc<P>,
+/// Runs prechecks: the one place a precheck is started, whether by the schedule or by the gate's
+/// `?fresh=1`. It keeps the invariants: at most one precheck per cluster (a per-cluster lock), at
+/// most `concurrency` in flight (a semaphore, taken after the cluster lock so a waiting cluster
+/// never holds a permit), and every result recorded in `state`. Its cluster set follows the
+/// scheduler's [`Plan`].
+pub struct Runner<P> {
+    /// What actually asks NCP.
+    prechecker: P,
+    /// Where results go.
     state: Arc<State>,
+    /// Caps prechecks in flight across all clusters.
+    permits: Arc<Semaphore>,
+    /// The semaphore's intended size (it changes on reload).
+    concurrency: StdMutex<usize>,
+    /// One slot per cluster, by name.
+    slots: RwLock<HashMap<String, Arc<Slot>>>,
+    /// When the clock-skew warning was last logged.
+    last_skew_warning: StdMutex<Option<Instant>>,
+}
+
+/// How often the clock-skew warning may repeat.
+pub const SKEW_WARNING_EVERY: Duration = Duration::from_secs(600);
+
+struct Slot {
+    cluster: Cluster,
+    /// Held for the whole precheck; guards the timestamps below.
+    guard: Arc<Mutex<SlotTimes>>,
+}
+
+#[derive(Default)]
+struct SlotTimes {
+    /// When the last precheck of this cluster (periodic or fresh) finished.
+    last_finished: Option<Instant>,
+    /// When the last fresh (gate-triggered) precheck started, for `gate.min_fresh_interval`.
+    last_fresh_started: Option<Instant>,
+}
+
+/// Where a `?fresh=1` answer came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FreshSource {
+    /// A precheck that finished after the request arrived (this request's, or one it shared).
+    Fresh,
+    /// Inside `min_fresh_interval` of the last fresh precheck: the latest result, not a new one.
+    Recent {
+        /// How long until a fresh precheck would be made again.
+        retry_in: Duration,
+    },
+}
+
+/// The gate's view of the runner: fresh prechecks by cluster name, without the generic.
+pub trait FreshPrecheck: Send + Sync {
+    /// Runs (or joins, or declines within `min_interval`) a fresh precheck; `None` for an unknown
+    /// cluster. Recorded in the state like any precheck.
+    fn fresh(self: Arc<Self>, name: &str, min_interval: Duration) -> FreshFuture;
+}
+
+/// What [`FreshPrecheck::fresh`] returns.
+pub type FreshFuture = Pin<Box<dyn Future<Output = Option<FreshSource>> + Send>>;
+
+/// What the scheduler should be doing: which clusters, how often, how many at once.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// Every cluster to precheck (static and discovered), names unique.
+    pub clusters: Vec<Cluster>,
+    /// Interval and concurrency.
+    pub schedule: Schedule,
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<P: Prechecker> Runner<P> {
+    /// A runner for `clusters` (which `state` must already hold), recording into `state`.
+    pub fn new(
+        clusters: Vec<Cluster>,
+        prechecker: P,
+        state: Arc<State>,
+        concurrency: usize,
+    ) -> Self {
+        let slots = clusters
+            .into_iter()
+            .map(|c| {
+                (
+                    c.name.clone(),
+                    Arc::new(Slot {
+                        cluster: c,
+                        guard: Arc::default(),
+                    }),
+                )
+            })
+            .collect();
+        Self {
+            prechecker,
+            state,
+            permits: Arc::new(Semaphore::new(concurrency)),
+            concurrency: StdMutex::new(concurrency),
+            slots: RwLock::new(slots),
+            last_skew_warning: StdMutex::new(None),
+        }
+    }
+
+    /// Names of the clusters this runner knows.
+    pub fn cluster_names(&self) -> Vec<String> {
+        read(&self.slots).keys().cloned().collect()
+    }
+
+    /// Makes the cluster set exactly `clusters` (state included). Returns the new slots and the
+    /// names removed; kept clusters keep their slot, state and rhythm.
+    fn apply(&self, clusters: &[Cluster]) -> (Vec<Arc<Slot>>, Vec<String>) {
+        self.state.sync(clusters);
+        let wanted: HashMap<&str, &Cluster> =
+            clusters.iter().map(|c| (c.name.as_str(), c)).collect();
+        let mut slots = write(&self.slots);
+        let removed: Vec<String> = slots
+            .values()
+            .filter(|s| {
+                !wanted
+                    .get(s.cluster.name.as_str())
+                    .is_some_and(|c| s.cluster.same_target(c))
+            })
+            .map(|s| s.cluster.name.clone())
+            .collect();
+        for name in &removed {
+            slots.remove(name);
+        }
+        let mut added = Vec::new();
+        for c in clusters {
+            if !slots.contains_key(&c.name) {
+                let slot = Arc::new(Slot {
+                    cluster: c.clone(),
+                    guard: Arc::default(),
+                });
+                slots.insert(c.name.clone(), slot.clone());
+                added.push(slot);
+            }
+        }
+        (added, removed)
+    }
+
+    /// Resizes the in-flight cap. Shrinking takes effect as running prechecks finish.
+    fn set_concurrency(&self, n: usize) {
+        let mut current = self
+            .concurrency
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if n > *current {
+            self.permits.add_permits(n - *current);
+        } else if n < *current {
+            let surplus = (*current - n) as u32;
+            let permits = self.permits.clone();
+            tokio::spawn(async move {
+                if let Ok(p) = permits.acquire_many_owned(surplus).await {
+                    p.forget();
+                }
+            });
+        }
+        *current = n;
+    }
+
+    /// Logs a warning when the gateway's clock is more than a minute off ours, at most every
+    /// [`SKEW_WARNING_EVERY`].
+    fn warn_about_clock(&self, p: &Precheck, wall: SystemTime) {
+        let Some(skew) =
+            clock_skew(p.server_date, wall).filter(|s| s.abs() > CLOCK_SKEW_WARN_SECONDS)
+        else {
+            return;
+        };
+        let mut last = self
+            .last_skew_warning
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if last.is_some_and(|t| t.elapsed() < SKEW_WARNING_EVERY) {
+            return;
+        }
+        *last = Some(Instant::now());
+        tracing::warn!(
+            skew_seconds = skew,
+            "this host's clock is {:.0} s {} the API gateway's; NCP rejects requests more than 300 s off: check NTP",
+            skew.abs(),
+            if skew > 0.0 { "behind" } else { "ahead of" }
+        );
+    }
+
+    fn slot(&self, name: &str) -> Option<Arc<Slot>> {
+        read(&self.slots).get(name).cloned()
+    }
+
+    /// Runs one precheck now; the caller holds the cluster's lock (`times`) and a permit.
+    /// Records and logs the result.
+    async fn precheck_locked(
+        &self,
+        slot: &Slot,
+        times: &mut SlotTimes,
+        permit: SemaphorePermit<'_>,
+    ) -> Precheck {
+        // Boxed: the HTTP call's state is large and only alive during the call, while a cluster's
+        // task lives (asleep) for the whole run; inline, it would cost every cluster ~1 KiB.
+        let precheck = Box::pin(self.prechecker.precheck(&slot.cluster)).await;
+        drop(permit);
+        let now = Instant::now();
+        times.last_finished = Some(now);
+        let wall = SystemTime::now();
+        log(&slot.cluster, &precheck, wall);
+        self.warn_about_clock(&precheck, wall);
+        self.state.record(&slot.cluster.name, &precheck, now, wall);
+        precheck
+    }
+
+    async fn fresh_inner(
+        self: Arc<Self>,
+        name: String,
+        min_interval: Duration,
+    ) -> Option<FreshSource> {
+        let slot = self.slot(&name)?;
+        let arrived = Instant::now();
+        let mut times = slot.guard.clone().lock_owned().await;
+        if times.last_finished.is_some_and(|t| t >= arrived) {
+            // A precheck finished while we waited for the lock: share it.
+            return Some(FreshSource::Fresh);
+        }
+        if let Some(started) = times.last_fresh_started {
+            let since = arrived.saturating_duration_since(started);
+            if since < min_interval {
+                return Some(FreshSource::Recent {
+                    retry_in: min_interval - since,
+                });
+            }
+        }
+        times.last_fresh_started = Some(arrived);
+        // In its own task, so a caller that hangs up does not cancel the call others are waiting on.
+        let runner = self.clone();
+        let call = tokio::spawn(async move {
+            let mut times = times;
+            // The semaphore is never closed, so acquire cannot fail.
+            if let Ok(permit) = runner.permits.acquire().await {
+                runner.precheck_locked(&slot, &mut times, permit).await;
+            }
+        });
+        match call.await {
+            Ok(()) => Some(FreshSource::Fresh),
+            Err(e) => {
+                tracing::error!(cluster = %name, error = %e, "fresh precheck task failed");
+                None
+            }
+        }
+    }
+}
+
+impl<P: Prechecker> FreshPrecheck for Runner<P> {
+    fn fresh(self: Arc<Self>, name: &str, min_interval: Duration) -> FreshFuture {
+        Box::pin(self.fresh_inner(name.to_string(), min_interval))
+    }
+}
+
+/// Runs a fixed schedule for the runner's clusters until `shutdown` turns true.
+pub async fn run<P: Prechecker>(
+    runner: Arc<Runner<P>>,
     schedule: Schedule,
     shutdown: watch::Receiver<bool>,
 ) {
-    let permits = Arc::new(Semaphore::new(schedule.concurrency));
+    let clusters: Vec<Cluster> = read(&runner.slots)
+        .values()
+        .map(|s| s.cluster.clone())
+        .collect();
+    let (_keep, plan) = watch::channel(Plan { clusters, schedule });
+    run_plan(runner, plan, shutdown).await;
+}
+
+/// Runs the schedule, following every new [`Plan`] (clusters added start at once, removed ones
+/// stop at once, kept ones keep their rhythm), until `shutdown` turns true; then returns once
+/// in-flight prechecks have ended.
+pub async fn run_plan<P: Prechecker>(
+    runner: Arc<Runner<P>>,
+    mut plan: watch::Receiver<Plan>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let anchor = Instant::now();
     let mut tasks = JoinSet::new();
-    for cluster in clusters {
-        let ctx = ClusterTask {
-            phase: phase(&cluster.name, schedule.interval),
-            cluster,
-            prechecker: prechecker.clone(),
-            state: state.clone(),
-            permits: permits.clone(),
+    let mut handles: HashMap<String, AbortHandle> = HashMap::new();
+    let first = plan.borrow_and_update().clone();
+    let mut schedule = first.schedule;
+    runner.set_concurrency(schedule.concurrency);
+    runner.apply(&first.clusters);
+    let task_shutdown = shutdown.clone();
+    let spawn = |tasks: &mut JoinSet<()>, slot: Arc<Slot>, schedule: Schedule, wait_first: bool| {
+        let task = ClusterTask {
+            phase: phase(&slot.cluster.name, schedule.interval),
+            slot,
+            runner: runner.clone(),
             interval: schedule.interval,
             anchor,
+            wait_first,
         };
-        tasks.spawn(ctx.run(shutdown.clone()));
+        tasks.spawn(task.run(task_shutdown.clone()))
+    };
+    for slot in read(&runner.slots).values() {
+        handles.insert(
+            slot.cluster.name.clone(),
+            spawn(&mut tasks, slot.clone(), schedule, false),
+        );
+    }
+    let mut watching = true;
+    loop {
+        tokio::select! {
+            changed = plan.changed(), if watching => {
+                if changed.is_err() {
+                    watching = false;
+                    continue;
+                }
+                let next = plan.borrow_and_update().clone();
+                runner.set_concurrency(next.schedule.concurrency);
+                let (added, removed) = runner.apply(&next.clusters);
+                for name in &removed {
+                    if let Some(h) = handles.remove(name) {
+                        h.abort();
+                    }
+                }
+                if next.schedule.interval != schedule.interval {
+                    // A new interval moves every slot: restart every task, each waiting for its
+                    // next slot (clusters never checked yet go at once).
+                    for h in handles.values() {
+                        h.abort();
+                    }
+                    handles.clear();
+                    for slot in read(&runner.slots).values() {
+                        let checked = runner.state.get(&slot.cluster.name).is_some_and(|s| s.last.is_some());
+                        handles.insert(slot.cluster.name.clone(), spawn(&mut tasks, slot.clone(), next.schedule, checked));
+                    }
+                } else {
+                    for slot in added {
+                        handles.insert(slot.cluster.name.clone(), spawn(&mut tasks, slot, next.schedule, false));
+                    }
+                }
+                if !removed.is_empty() || next.clusters.len() != handles.len() {
+                    tracing::info!(clusters = handles.len(), removed = removed.len(), "cluster set updated");
+                }
+                schedule = next.schedule;
+            }
+            Some(joined) = tasks.join_next() => {
+                if let Err(e) = joined.map_err(|e| (e.is_cancelled(), e)) {
+                    if !e.0 {
+                        tracing::error!(error = %e.1, "a cluster's precheck task ended abnormally");
+                    }
+                }
+            }
+            _ = shutdown.changed() => break,
+        }
     }
     while let Some(joined) = tasks.join_next().await {
         if let Err(e) = joined {
-            tracing::error!(error = %e, "a cluster's precheck task ended abnormally");
+            if !e.is_cancelled() {
+                tracing::error!(error = %e, "a cluster's precheck task ended abnormally");
+            }
         }
     }
 }
 
 struct ClusterTask<P> {
-    cluster: Cluster,
+    slot: Arc<Slot>,
     phase: Duration,
-    prechecker: Arc<P>,
-    state: Arc<State>,
-    permits: Arc<Semaphore>,
+    runner: Arc<Runner<P>>,
     interval: Duration,
     anchor: Instant,
+    /// Wait for the first slot instead of prechecking at once (a restarted task whose cluster
+    /// already has a result).
+    wait_first: bool,
 }
 
 impl<P: Prechecker> ClusterTask<P> {
     async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut rate_limited_streak = 0u32;
+        let name = &self.slot.cluster.name;
+        if self.wait_first {
+            let first = next_slot(self.anchor, self.phase, self.interval, Instant::now());
+            tokio::select! {
+                _ = tokio::time::sleep_until(first) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
         loop {
             if *shutdown.borrow() {
                 return;
             }
-            let permit = tokio::select! {
-                p = self.permits.acquire() => match p { Ok(p) => p, Err(_) => return },
+            // Waiting for the cluster's lock or a permit ends at shutdown...
+            let mut times = tokio::select! {
+                t = self.slot.guard.lock() => t,
                 _ = shutdown.changed() => return,
             };
-            // Not cancelled by shutdown: an in-flight precheck ends on its own, within the timeout.
-            // Boxed: the HTTP call's state is large and only alive during the call, while this
-            // task lives (asleep) for the whole run; inline, it would cost every cluster ~1 KiB.
-            let precheck = Box::pin(self.prechecker.precheck(&self.cluster)).await;
-            drop(permit);
+            let permit = tokio::select! {
+                p = self.runner.permits.acquire() => match p { Ok(p) => p, Err(_) => return },
+                _ = shutdown.changed() => return,
+            };
+            // ...but a precheck in flight is not cancelled: it ends on its own, within the timeout.
+            let precheck = self
+                .runner
+                .precheck_locked(&self.slot, &mut times, permit)
+                .await;
+            drop(times);
             let now = Instant::now();
-            self.log(&precheck);
-            self.state
-                .record(&self.cluster.name, &precheck, now, SystemTime::now());
-
             let mut next = next_slot(self.anchor, self.phase, self.interval, now);
             if precheck.outcome.is_rate_limited() {
                 rate_limited_streak = rate_limited_streak.saturating_add(1);
                 let wait = backoff(precheck.retry_after, self.interval, rate_limited_streak);
                 next = next.max(now + wait);
                 tracing::warn!(
-                    cluster = %self.cluster.name,
+                    cluster = %name,
                     backoff = %humantime::format_duration(wait),
                     "rate limited by the API gateway; backing off"
                 );
@@ -174,25 +547,32 @@ impl<P: Prechecker> ClusterTask<P> {
             }
         }
     }
+}
 
-    fn log(&self, p: &Precheck) {
-        let c = &self.cluster;
-        let request_id = p.request_id.as_deref().unwrap_or("");
-        let latency_ms = p.latency.as_secs_f64() * 1e3;
-        if p.outcome.failure_reason().is_some() {
-            tracing::warn!(
-                cluster = %c.name, region = %c.region, verdict = p.outcome.verdict(),
-                code = p.outcome.error_code(), request_id, latency_ms,
-                "precheck failed: {}", p.outcome.message()
-            );
-        } else {
-            tracing::debug!(
-                cluster = %c.name, region = %c.region, verdict = p.outcome.verdict(),
-                code = p.outcome.error_code(), request_id, latency_ms,
-                "precheck done"
-            );
-        }
-    }
+fn log(c: &Cluster, p: &Precheck, wall: SystemTime) {
+    let request_id = p.request_id.as_deref().unwrap_or("");
+    let latency_ms = p.latency.as_secs_f64() * 1e3;
+    let Some(reason) = p.outcome.failure_reason() else {
+        tracing::debug!(
+            cluster = %c.name, region = %c.region, verdict = p.outcome.verdict(),
+            code = p.outcome.error_code(), request_id, latency_ms,
+            "precheck done"
+        );
+        return;
+    };
+    let skew = clock_skew(p.server_date, wall).filter(|s| s.abs() > CLOCK_SKEW_WARN_SECONDS);
+    let hint = match (reason, skew) {
+        (FailureReason::AuthError, Some(s)) => format!(
+            "; this host's clock is {:.0} s off the gateway's, which is the likely cause (NCP rejects timestamps more than 300 s off)",
+            s.abs()
+        ),
+        _ => String::new(),
+    };
+    tracing::warn!(
+        cluster = %c.name, region = %c.region, verdict = p.outcome.verdict(),
+        code = p.outcome.error_code(), request_id, latency_ms,
+        "precheck failed: {}{hint}", p.outcome.message()
+    );
 }
 
 #[cfg(test)]
@@ -281,7 +661,8 @@ mod tests {
     ) -> Arc<State> {
         let state = Arc::new(State::new(&cs));
         let (tx, rx) = watch::channel(false);
-        let handle = tokio::spawn(run(cs, fake, state.clone(), schedule, rx));
+        let runner = Arc::new(Runner::new(cs, fake, state.clone(), schedule.concurrency));
+        let handle = tokio::spawn(run(runner, schedule, rx));
         tokio::time::sleep(dur).await;
         tx.send(true).unwrap();
         handle.await.unwrap();
@@ -474,7 +855,13 @@ mod tests {
             interval: Duration::from_secs(60),
             concurrency: 1,
         };
-        let handle = tokio::spawn(run(cs, fake.clone(), state.clone(), schedule, rx));
+        let runner = Arc::new(Runner::new(
+            cs,
+            fake.clone(),
+            state.clone(),
+            schedule.concurrency,
+        ));
+        let handle = tokio::spawn(run(runner, schedule, rx));
         tokio::time::sleep(Duration::from_secs(1)).await;
         tx.send(true).unwrap();
         handle.await.unwrap();
@@ -484,5 +871,88 @@ mod tests {
             "the in-flight precheck was recorded"
         );
         assert_eq!(calls_of(&fake, "c0").len(), 1, "nothing new was scheduled");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fresh_calls_are_shared_and_rate_limited() {
+        let mut fake = Fake::default();
+        fake.delay.insert("c0".into(), Duration::from_millis(500));
+        let fake = Arc::new(fake);
+        let cs = clusters(1);
+        let state = Arc::new(State::new(&cs));
+        let runner = Arc::new(Runner::new(cs, fake.clone(), state.clone(), 4));
+        let min = Duration::from_secs(10);
+        let mut callers = JoinSet::new();
+        for _ in 0..20 {
+            let r = runner.clone();
+            callers.spawn(async move { r.fresh("c0", min).await });
+        }
+        let answers = callers.join_all().await;
+        assert!(
+            answers.iter().all(|a| *a == Some(FreshSource::Fresh)),
+            "{answers:?}"
+        );
+        assert_eq!(
+            calls_of(&fake, "c0").len(),
+            1,
+            "20 concurrent callers share one upstream call"
+        );
+        assert_eq!(
+            state.get("c0").unwrap().runs_total,
+            1,
+            "the fresh result is recorded"
+        );
+
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        match runner.clone().fresh("c0", min).await {
+            Some(FreshSource::Recent { retry_in }) => {
+                assert!(retry_in <= Duration::from_secs(7), "{retry_in:?}")
+            }
+            other => panic!("inside the window: {other:?}"),
+        }
+        assert_eq!(calls_of(&fake, "c0").len(), 1);
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        assert_eq!(
+            runner.clone().fresh("c0", min).await,
+            Some(FreshSource::Fresh)
+        );
+        assert_eq!(calls_of(&fake, "c0").len(), 2);
+        assert_eq!(
+            runner.clone().fresh("nope", min).await,
+            None,
+            "only configured clusters"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fresh_and_periodic_prechecks_never_overlap_for_one_cluster() {
+        let mut fake = Fake::default();
+        fake.delay.insert("c0".into(), Duration::from_secs(2));
+        let fake = Arc::new(fake);
+        let cs = clusters(1);
+        let state = Arc::new(State::new(&cs));
+        let runner = Arc::new(Runner::new(cs, fake.clone(), state.clone(), 4));
+        let (tx, rx) = watch::channel(false);
+        let schedule = Schedule {
+            interval: Duration::from_secs(5),
+            concurrency: 4,
+        };
+        let sched = tokio::spawn(run(runner.clone(), schedule, rx));
+        for _ in 0..10 {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            let _ = runner.clone().fresh("c0", Duration::ZERO).await;
+        }
+        tx.send(true).unwrap();
+        sched.await.unwrap();
+        assert_eq!(
+            fake.in_flight.lock().unwrap().1,
+            1,
+            "two prechecks of one cluster overlapped"
+        );
+        // Every precheck, periodic or fresh, was recorded.
+        assert_eq!(
+            state.get("c0").unwrap().runs_total as usize,
+            calls_of(&fake, "c0").len()
+        );
     }
 }

@@ -1,8 +1,11 @@
 //! The latest precheck result per cluster: what the server and the metrics read.
 //!
-//! Owns the per-cluster record (last `Outcome`, timestamps, counters) and the readiness latch
-//! ("the first round has finished"). Writers are the scheduler only; readers never wait on I/O.
-//! A generation number changes on every write, so readers can cache what they derive.
+//! Owns the per-cluster record (last `Outcome`, timestamps, counters), the readiness latch
+//! ("the first round has finished"), and the status of discovery and of config reloads. The set
+//! of clusters follows `sync`: a removed cluster's record goes at once, so all its series vanish
+//! together; a kept one keeps its record. Writers are the scheduler, discovery and reload;
+//! readers never wait on I/O. A generation number changes on every write, so readers can cache
+//! what they derive.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -11,7 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use crate::config::Cluster;
+use crate::config::{Cluster, ClusterInfo};
 use crate::ncp::cdss::Precheck;
 use crate::ncp::region::Region;
 use crate::outcome::{FailureReason, Outcome};
@@ -40,6 +43,10 @@ pub struct ClusterStatus {
     pub region: Region,
     /// The cluster number the precheck asks about.
     pub service_group_instance_no: u64,
+    /// What discovery says about it, for `cdss_cluster_info` (`None` for static clusters).
+    pub info: Option<ClusterInfo>,
+    /// Account and URL: a change makes it a different cluster.
+    target: (String, String),
     /// `None` until the first precheck finishes: "never checked", which never reads as ok.
     pub last: Option<LastPrecheck>,
     /// Wall time of the last precheck that got an answer from CDSS (ready or not ready).
@@ -51,11 +58,21 @@ pub struct ClusterStatus {
 }
 
 impl ClusterStatus {
-    fn new(c: &Cluster) -> Self {
+    /// True when this record is about `c` (same labels and target).
+    fn matches(&self, c: &Cluster) -> bool {
+        self.region == c.region
+            && self.service_group_instance_no == c.service_group_instance_no
+            && self.target == target_of(c)
+    }
+
+    /// A never-checked record for `c`.
+    pub fn new(c: &Cluster) -> Self {
         Self {
             name: c.name.clone(),
             region: c.region,
             service_group_instance_no: c.service_group_instance_no,
+            info: c.info.clone(),
+            target: target_of(c),
             last: None,
             last_success: None,
             runs_total: 0,
@@ -64,15 +81,50 @@ impl ClusterStatus {
     }
 }
 
-/// Shared state: one `ClusterStatus` per configured cluster.
+fn target_of(c: &Cluster) -> (String, String) {
+    (c.account.clone(), c.precheck_url.to_string())
+}
+
+/// What one discovery block last did.
+#[derive(Clone, Debug)]
+pub struct DiscoveryStatus {
+    /// The region it lists.
+    pub region: Region,
+    /// Clusters it found on its last successful listing (after filters).
+    pub clusters: usize,
+    /// Wall time of its last successful listing.
+    pub last_success: Option<SystemTime>,
+    /// Listings that failed (the last known set was kept).
+    pub failures: u64,
+}
+
+/// The outcome of the last config reload.
+#[derive(Clone, Copy, Debug)]
+pub struct ReloadStatus {
+    /// False after a failed reload, until the next successful one.
+    pub successful: bool,
+    /// Wall time of the last successful (re)load; start-up counts.
+    pub last_success: SystemTime,
+}
+
+/// Shared state: one `ClusterStatus` per cluster being prechecked.
 #[derive(Debug)]
 pub struct State {
     /// Sorted by name so the exposition and the landing page are stable.
     clusters: RwLock<BTreeMap<String, ClusterStatus>>,
+    /// By discovery block label (`KR/prod`).
+    discovery: RwLock<BTreeMap<String, DiscoveryStatus>>,
+    /// The last reload.
+    reload: RwLock<ReloadStatus>,
     /// Bumped on every change; lets readers cache derived output.
     generation: AtomicU64,
-    /// Latch: flips to true once every cluster configured at start has finished one precheck.
+    /// Latch: flips to true once every discovery block configured at start has reported once and
+    /// every cluster known then has finished one precheck.
     ready: AtomicBool,
+    /// The gateway's clock minus ours, from the last answer with a `Date` header.
+    clock_skew: RwLock<Option<f64>>,
+    /// Discovery blocks that have not reported yet (for the latch).
+    pending_discovery: RwLock<Vec<String>>,
 }
 
 impl State {
@@ -84,8 +136,15 @@ impl State {
             .collect();
         let s = Self {
             clusters: RwLock::new(map),
+            discovery: RwLock::default(),
+            reload: RwLock::new(ReloadStatus {
+                successful: true,
+                last_success: SystemTime::now(),
+            }),
             generation: AtomicU64::new(0),
             ready: AtomicBool::new(false),
+            pending_discovery: RwLock::default(),
+            clock_skew: RwLock::default(),
         };
         s.update_ready();
         s
@@ -112,6 +171,12 @@ impl State {
                 None => status.last_success = Some(at_wall),
                 Some(reason) => status.failures[reason.index()] += 1,
             }
+            if let Some(skew) = crate::outcome::clock_skew(precheck.server_date, at_wall) {
+                *self
+                    .clock_skew
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(skew);
+            }
             status.last = Some(LastPrecheck {
                 outcome: precheck.outcome.clone(),
                 latency: precheck.latency,
@@ -129,11 +194,138 @@ impl State {
         if self.ready.load(Ordering::Acquire) {
             return;
         }
+        if !self
+            .pending_discovery
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
+        {
+            return;
+        }
         let map = self.clusters.read().unwrap_or_else(PoisonError::into_inner);
         if map.values().all(|s| s.last.is_some()) {
             self.ready.store(true, Ordering::Release);
             self.generation.fetch_add(1, Ordering::Release);
         }
+    }
+
+    /// Makes the cluster set exactly `clusters`: new ones start unchecked, removed ones are gone
+    /// (with all their series), kept ones keep their record; a changed target (region, number,
+    /// URL, account) counts as removed and added. Returns (added, removed) names.
+    pub fn sync(&self, clusters: &[Cluster]) -> (Vec<String>, Vec<String>) {
+        let (added, removed) = {
+            let mut map = self
+                .clusters
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            let wanted: BTreeMap<&str, &Cluster> =
+                clusters.iter().map(|c| (c.name.as_str(), c)).collect();
+            let removed: Vec<String> = map
+                .values()
+                .filter(|s| !wanted.get(s.name.as_str()).is_some_and(|c| s.matches(c)))
+                .map(|s| s.name.clone())
+                .collect();
+            for name in &removed {
+                map.remove(name);
+            }
+            let mut added = Vec::new();
+            for c in clusters {
+                match map.get_mut(&c.name) {
+                    Some(status) => status.info.clone_from(&c.info),
+                    None => {
+                        map.insert(c.name.clone(), ClusterStatus::new(c));
+                        added.push(c.name.clone());
+                    }
+                }
+            }
+            (added, removed)
+        };
+        self.generation.fetch_add(1, Ordering::Release);
+        self.update_ready();
+        (added, removed)
+    }
+
+    /// Holds the readiness latch until each of these discovery blocks has reported once.
+    pub fn expect_discovery(&self, labels: Vec<String>) {
+        *self
+            .pending_discovery
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = labels;
+        self.ready.store(false, Ordering::Release);
+        self.update_ready();
+    }
+
+    /// Records a discovery listing: `Ok(n)` clusters found, or a failure (the set is kept).
+    pub fn record_discovery(&self, label: &str, region: Region, result: Result<usize, ()>) {
+        self.pending_discovery
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|l| l != label);
+        {
+            let mut map = self
+                .discovery
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            let entry = map.entry(label.to_string()).or_insert(DiscoveryStatus {
+                region,
+                clusters: 0,
+                last_success: None,
+                failures: 0,
+            });
+            match result {
+                Ok(n) => {
+                    entry.clusters = n;
+                    entry.last_success = Some(SystemTime::now());
+                }
+                Err(()) => entry.failures += 1,
+            }
+        }
+        self.generation.fetch_add(1, Ordering::Release);
+        self.update_ready();
+    }
+
+    /// Forgets discovery blocks that are no longer configured.
+    pub fn retain_discovery(&self, labels: &[String]) {
+        self.discovery
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|k, _| labels.contains(k));
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// A copy of every discovery block's status.
+    pub fn discovery(&self) -> Vec<DiscoveryStatus> {
+        self.discovery
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// The gateway's clock minus ours, in seconds, from the last answer that had a `Date`.
+    pub fn clock_skew(&self) -> Option<f64> {
+        *self
+            .clock_skew
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records a config reload's result.
+    pub fn record_reload(&self, successful: bool) {
+        {
+            let mut r = self.reload.write().unwrap_or_else(PoisonError::into_inner);
+            r.successful = successful;
+            if successful {
+                r.last_success = SystemTime::now();
+            }
+        }
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// The last reload's result.
+    pub fn reload(&self) -> ReloadStatus {
+        *self.reload.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// True once the first round of prechecks has finished (and forever after).

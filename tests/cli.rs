@@ -1,25 +1,8 @@
 //! The binary as a user runs it: exit codes, messages on stderr, signals.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod common;
+use common::{Process, exporter_command, run_exporter};
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_cdss-precheck-exporter");
-
-fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .env_remove("NCLOUD_ACCESS_KEY")
-        .env_remove("NCLOUD_SECRET_KEY")
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[test]
 fn bad_config_exits_2_with_file_line_and_column() {
@@ -31,7 +14,7 @@ fn bad_config_exits_2_with_file_line_and_column() {
         vec!["--config.file", p],
         vec!["--config.check", "--config.file", p],
     ] {
-        let (code, _, stderr) = run(&args);
+        let (code, _, stderr) = run_exporter(&args);
         assert_eq!(code, 2, "{args:?}: {stderr}");
         assert!(
             stderr.contains(&format!("{p}:4:13: clusters[0].region: unknown region")),
@@ -49,7 +32,8 @@ fn unknown_key_is_reported_with_its_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("typo.yaml");
     std::fs::write(&path, "interval: 30s\ntimout: 5s\nclusters: []\n").unwrap();
-    let (code, _, stderr) = run(&["--config.check", "--config.file", path.to_str().unwrap()]);
+    let (code, _, stderr) =
+        run_exporter(&["--config.check", "--config.file", path.to_str().unwrap()]);
     assert_eq!(code, 2);
     assert!(
         stderr.contains("typo.yaml:2:1") && stderr.contains("timout"),
@@ -59,7 +43,7 @@ fn unknown_key_is_reported_with_its_line() {
 
 #[test]
 fn missing_config_file_exits_2() {
-    let (code, _, stderr) = run(&["--config.file", "/nonexistent/config.yaml"]);
+    let (code, _, stderr) = run_exporter(&["--config.file", "/nonexistent/config.yaml"]);
     assert_eq!(code, 2);
     assert!(
         stderr.contains("/nonexistent/config.yaml") && stderr.contains("cannot read"),
@@ -70,7 +54,7 @@ fn missing_config_file_exits_2() {
 #[test]
 fn example_config_checks_ok() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.yaml");
-    let (code, stdout, stderr) = run(&["--config.check", "--config.file", example]);
+    let (code, stdout, stderr) = run_exporter(&["--config.check", "--config.file", example]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("OK"), "{stdout}");
     // Credentials are not set in this test: that is a warning for --config.check, not a failure.
@@ -80,7 +64,7 @@ fn example_config_checks_ok() {
 #[test]
 fn missing_credentials_exit_2_naming_what_was_tried() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.yaml");
-    let (code, _, stderr) = run(&[
+    let (code, _, stderr) = run_exporter(&[
         "--config.file",
         example,
         "--web.listen-address",
@@ -92,65 +76,34 @@ fn missing_credentials_exit_2_naming_what_was_tried() {
 
 #[test]
 fn bad_flags_exit_2() {
-    let (code, _, stderr) = run(&["--log.level", "loud"]);
+    let (code, _, stderr) = run_exporter(&["--log.level", "loud"]);
     assert_eq!(code, 2, "{stderr}");
-    let (code, _, stderr) = run(&["--demo", "--web.listen-address", ":notaport"]);
+    let (code, _, stderr) = run_exporter(&["--demo", "--web.listen-address", ":notaport"]);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("notaport"), "{stderr}");
 }
 
-#[test]
-fn demo_serves_metrics_and_sigterm_exits_0() {
-    let mut child = Command::new(BIN)
-        .args([
-            "--demo",
-            "--web.listen-address",
-            "127.0.0.1:0",
-            "--log.format",
-            "logfmt",
-        ])
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("exporter exited before listening")
-            .unwrap();
-        if let Some(rest) = line.split("address=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
+#[tokio::test]
+async fn demo_serves_metrics_and_sigterm_exits_0() {
+    let p = Process::spawn(exporter_command(&[
+        "--demo",
+        "--web.listen-address",
+        "127.0.0.1:0",
+        "--log.format",
+        "logfmt",
+    ]));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        let body = p.get("/metrics").await;
+        if body.contains("cdss_precheck_last_error_code{cluster=\"legacy-kafka\"") {
+            break body;
         }
+        assert!(
+            Instant::now() < deadline,
+            "demo never produced results:\n{body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    // Keep draining stderr so the child never blocks on a full pipe.
-    let drain = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
-
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let body = rt.block_on(async {
-        let http = reqwest::Client::builder().no_proxy().build().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let body = http
-                .get(format!("http://{addr}/metrics"))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
-            if body.contains("cdss_precheck_last_error_code{cluster=\"legacy-kafka\"") {
-                return body;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "demo never produced results:\n{body}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    });
     assert!(
         body.contains("cdss_precheck_ok{cluster=\"orders-kafka\",region=\"KR\"} 1"),
         "{body}"
@@ -161,22 +114,12 @@ fn demo_serves_metrics_and_sigterm_exits_0() {
     );
 
     let started = Instant::now();
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = child.wait().unwrap();
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "SIGTERM must end the exporter cleanly"
-    );
+    let (code, logs) = p.terminate();
+    assert_eq!(code, Some(0), "SIGTERM must end the exporter cleanly");
     assert!(
         started.elapsed() < Duration::from_secs(8),
         "shutdown took {:?}",
         started.elapsed()
     );
-    let logs = drain.join().unwrap().join("\n");
     assert!(logs.contains("SIGTERM"), "{logs}");
 }

@@ -23,6 +23,7 @@ fn client() -> CdssClient {
         ClientSettings {
             timeout: Duration::from_secs(3),
             max_response_bytes: 1 << 20,
+            ca_file: None,
         },
     )
     .unwrap()

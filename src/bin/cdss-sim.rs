@@ -1,7 +1,8 @@
 //! `cdss-sim`: the simulated NCP gateway as its own process, for benchmarks and manual testing.
 //!
-//! Serves cluster numbers `--first` .. `--first + --count - 1` as ready (after `--delay`); any other
-//! number answers CDSS code 3. Keys come from NCLOUD_ACCESS_KEY / NCLOUD_SECRET_KEY, or the demo
+//! Serves cluster numbers `--first` .. `--first + --count - 1` as ready (after `--delay`), except
+//! every `--misbehave-every`th, which fails in one of five ways; any other number answers CDSS
+//! code 3. Keys come from NCLOUD_ACCESS_KEY / NCLOUD_SECRET_KEY, or the demo
 //! keys when unset. Listens on loopback by default and prints its address on stdout.
 #![forbid(unsafe_code)]
 
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use cdss_precheck_exporter::demo::{DEMO_ACCESS_KEY, DEMO_SECRET_KEY};
 use cdss_precheck_exporter::secret::Secret;
-use cdss_precheck_exporter::sim::{Behaviour, SimConfig, SimGateway};
+use cdss_precheck_exporter::sim::{Behaviour, SimConfig, SimGateway, fault_cycle};
 use clap::Parser;
 
 /// Simulated NCP API gateway for CDSS rollingRestartPreCheck.
@@ -29,6 +30,10 @@ struct Args {
     /// Delay before each answer (humantime, e.g. 50ms).
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     delay: Duration,
+    /// Make every Nth cluster misbehave (0: none), cycling through HTTP 500, malformed JSON,
+    /// a 60 s hang, 429 with Retry-After: 30, and a dropped connection.
+    #[arg(long, default_value_t = 0)]
+    misbehave_every: u64,
 }
 
 #[tokio::main]
@@ -39,8 +44,19 @@ async fn main() -> anyhow::Result<()> {
     } else {
         Behaviour::Slow(args.delay, Box::new(Behaviour::Ready))
     };
+    let faults = fault_cycle();
     let clusters: HashMap<u64, Behaviour> = (args.first..args.first + args.count)
-        .map(|n| (n, behaviour.clone()))
+        .map(|n| {
+            let i = n - args.first;
+            if args.misbehave_every > 0 && i % args.misbehave_every == 0 {
+                (
+                    n,
+                    faults[((i / args.misbehave_every) % faults.len() as u64) as usize].clone(),
+                )
+            } else {
+                (n, behaviour.clone())
+            }
+        })
         .collect();
     let access_key = std::env::var("NCLOUD_ACCESS_KEY").unwrap_or_else(|_| DEMO_ACCESS_KEY.into());
     let secret_key =

@@ -5,10 +5,12 @@
 //! authentication gets 401 `{"error":{"errorCode":"200","message":"Authentication Failed",...}}`.
 //! Each cluster number has a [`Behaviour`] that tests can change while it runs; numbers not in the
 //! table get CDSS error code 3, with HTTP 200 for even numbers and HTTP 400 for odd ones (both are
-//! seen in the wild). It counts calls per cluster number. It never talks to anything but its
-//! own listener.
+//! seen in the wild). It counts calls per cluster number. It also serves `getClusterInfoList`
+//! with real paging over a cluster set tests change at runtime, can fail it on purpose, and
+//! accepts more than one account. `start_tls` serves HTTPS, for the client's certificate checks. It
+//! never talks to anything but its own listener.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -17,16 +19,21 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use hyper::header::{CONTENT_TYPE, DATE, HeaderName, HeaderValue, RETRY_AFTER};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 
 use crate::ncp::sign;
+
+pub mod faults;
+mod listing;
 use crate::secret::Secret;
+pub use listing::{LIST_PATHS, SimCluster};
 
 /// The gateway's allowed distance between a request's timestamp and its own clock.
 pub const TIMESTAMP_WINDOW: Duration = Duration::from_secs(5 * 60);
@@ -60,6 +67,49 @@ pub enum Behaviour {
     Oversized(usize),
     /// CDSS error code 3 "Invalid Service Group Instance No" with this HTTP status.
     UnknownNumber(u16),
+    /// Exactly this status, headers and body (5xx pages, redirects, wrong types, gzip bombs...).
+    Raw(RawResponse),
+}
+
+/// Five ways to fail, for "a share of the clusters misbehave" (`cdss-sim --misbehave-every`,
+/// soak tests): HTTP 500, malformed JSON, a 60 s hang, 429 with `Retry-After: 30`, and a
+/// dropped connection.
+pub fn fault_cycle() -> [Behaviour; 5] {
+    [
+        Behaviour::Http500Html,
+        Behaviour::MalformedJson,
+        Behaviour::Slow(Duration::from_secs(60), Box::new(Behaviour::Ready)),
+        Behaviour::RateLimited(Some(30)),
+        Behaviour::DropConnection,
+    ]
+}
+
+/// A response written as given, for faults the named behaviours do not cover.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers, in order (e.g. `Content-Type`, `Location`, `Content-Encoding`, `Retry-After`).
+    pub headers: Vec<(String, String)>,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    /// A response with one `Content-Type` header.
+    pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Self {
+        Self {
+            status,
+            headers: vec![("content-type".into(), content_type.into())],
+            body: body.into(),
+        }
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
 }
 
 /// Settings for a simulated gateway.
@@ -76,6 +126,14 @@ pub struct SimConfig {
 struct Shared {
     access_key: String,
     secret_key: Secret,
+    /// More accounts (access key → secret key), for multi-account tests.
+    extra_accounts: Mutex<HashMap<String, Secret>>,
+    /// What `getClusterInfoList` lists, by cluster number.
+    inventory: Mutex<BTreeMap<u64, SimCluster>>,
+    /// When set, `getClusterInfoList` answers like this instead (a discovery outage).
+    list_failure: Mutex<Option<Behaviour>>,
+    /// Authenticated `getClusterInfoList` calls.
+    list_calls: AtomicU64,
     behaviours: Mutex<HashMap<u64, Behaviour>>,
     calls: Mutex<HashMap<u64, u64>>,
     total_requests: AtomicU64,
@@ -87,6 +145,8 @@ struct Shared {
 /// A running simulated gateway.
 pub struct SimGateway {
     addr: SocketAddr,
+    /// `https` when started with [`SimGateway::start_tls`].
+    scheme: &'static str,
     shared: Arc<Shared>,
     task: JoinHandle<()>,
 }
@@ -94,18 +154,45 @@ pub struct SimGateway {
 impl SimGateway {
     /// Serves on `listener` until dropped.
     pub fn start(listener: TcpListener, config: SimConfig) -> std::io::Result<Self> {
+        Self::start_with(listener, config, None)
+    }
+
+    /// Serves HTTPS on `listener` with `tls` (tests of the client's certificate checks).
+    pub fn start_tls(
+        listener: TcpListener,
+        config: SimConfig,
+        tls: Arc<rustls::ServerConfig>,
+    ) -> std::io::Result<Self> {
+        Self::start_with(listener, config, Some(TlsAcceptor::from(tls)))
+    }
+
+    fn start_with(
+        listener: TcpListener,
+        config: SimConfig,
+        tls: Option<TlsAcceptor>,
+    ) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let shared = Arc::new(Shared {
             access_key: config.access_key,
             secret_key: config.secret_key,
+            extra_accounts: Mutex::default(),
+            inventory: Mutex::default(),
+            list_failure: Mutex::default(),
+            list_calls: AtomicU64::new(0),
             behaviours: Mutex::new(config.clusters),
             calls: Mutex::new(HashMap::new()),
             total_requests: AtomicU64::new(0),
             auth_failures: AtomicU64::new(0),
             clock_offset_ms: AtomicI64::new(0),
         });
-        let task = tokio::spawn(accept_loop(listener, shared.clone()));
-        Ok(Self { addr, shared, task })
+        let task = tokio::spawn(accept_loop(listener, shared.clone(), tls));
+        Ok(Self {
+            addr,
+            scheme,
+            shared,
+            task,
+        })
     }
 
     /// Where it listens.
@@ -113,9 +200,9 @@ impl SimGateway {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT`: what goes into `api_gateway`.
+    /// `http://127.0.0.1:PORT` (`https://` with TLS): what goes into `api_gateway`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// Changes (or adds) a cluster's behaviour while running.
@@ -141,6 +228,43 @@ impl SimGateway {
         self.shared.auth_failures.load(Ordering::Relaxed)
     }
 
+    /// Accepts another access key with its own secret.
+    pub fn add_account(&self, access_key: &str, secret_key: Secret) {
+        lock(&self.shared.extra_accounts).insert(access_key.to_string(), secret_key);
+    }
+
+    /// Adds (or replaces) a cluster in what `getClusterInfoList` lists; its precheck answers
+    /// "ready" unless a behaviour was set for its number.
+    pub fn add_cluster(&self, instance_no: u64, cluster: SimCluster) {
+        lock(&self.shared.inventory).insert(instance_no, cluster);
+        lock(&self.shared.behaviours)
+            .entry(instance_no)
+            .or_insert(Behaviour::Ready);
+    }
+
+    /// Deletes a cluster: it is no longer listed, and its precheck answers code 3.
+    pub fn remove_cluster(&self, instance_no: u64) {
+        lock(&self.shared.inventory).remove(&instance_no);
+        lock(&self.shared.behaviours).remove(&instance_no);
+    }
+
+    /// Changes a listed cluster's `serverStatus`.
+    pub fn set_cluster_status(&self, instance_no: u64, status: &str) {
+        if let Some(c) = lock(&self.shared.inventory).get_mut(&instance_no) {
+            c.status = status.to_string();
+        }
+    }
+
+    /// Makes `getClusterInfoList` fail like `behaviour` (`None`: answer normally again).
+    pub fn set_list_failure(&self, behaviour: Option<Behaviour>) {
+        *lock(&self.shared.list_failure) = behaviour;
+    }
+
+    /// Authenticated `getClusterInfoList` calls received.
+    pub fn list_calls(&self) -> u64 {
+        self.shared.list_calls.load(Ordering::Relaxed)
+    }
+
     /// Moves the gateway's clock (positive: the gateway is ahead of real time).
     pub fn set_clock_offset(&self, offset_ms: i64) {
         self.shared
@@ -159,22 +283,45 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tls: Option<TlsAcceptor>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
         let shared = shared.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let shared = shared.clone();
-                async move { handle(&shared, req).await }
+                async move {
+                    let mut resp = handle(&shared, req).await?;
+                    // The gateway's own clock, offset in clock-skew tests.
+                    let offset = shared.clock_offset_ms.load(Ordering::Relaxed);
+                    let now = if offset >= 0 {
+                        SystemTime::now() + Duration::from_millis(offset as u64)
+                    } else {
+                        SystemTime::now() - Duration::from_millis(offset.unsigned_abs())
+                    };
+                    if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(now)) {
+                        resp.headers_mut().insert(DATE, v);
+                    }
+                    Ok::<_, Dropped>(resp)
+                }
             });
-            // An error here is how `DropConnection` closes the socket; nothing to report.
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let http = http1::Builder::new();
+            // An error here is how `DropConnection` closes the socket (or a client refused our
+            // certificate); nothing to report.
+            match tls {
+                None => {
+                    let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                }
+                Some(tls) => {
+                    if let Ok(stream) = tls.accept(stream).await {
+                        let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                    }
+                }
+            }
         });
     }
 }
@@ -241,21 +388,19 @@ fn authenticate(shared: &Shared, req: &Request<Incoming>) -> Result<(), &'static
     if (now_ms - ts as i64).unsigned_abs() > TIMESTAMP_WINDOW.as_millis() as u64 {
         return Err("The timestamp is outside the allowed window.");
     }
-    if ak != shared.access_key {
-        return Err("Invalid access key.");
-    }
+    let secret = if ak == shared.access_key {
+        shared.secret_key.clone()
+    } else {
+        lock(&shared.extra_accounts)
+            .get(ak)
+            .cloned()
+            .ok_or("Invalid access key.")?
+    };
     let uri = req.uri().path_and_query().map_or_else(
         || req.uri().path().to_string(),
         |pq| pq.as_str().to_string(),
     );
-    if !sign::verify(
-        shared.secret_key.expose(),
-        req.method().as_str(),
-        &uri,
-        ts,
-        ak,
-        sig,
-    ) {
+    if !sign::verify(secret.expose(), req.method().as_str(), &uri, ts, ak, sig) {
         return Err("Invalid signature.");
     }
     Ok(())
@@ -263,7 +408,9 @@ fn authenticate(shared: &Shared, req: &Request<Incoming>) -> Result<(), &'static
 
 async fn handle(shared: &Shared, req: Request<Incoming>) -> Result<Resp, Dropped> {
     let n = shared.total_requests.fetch_add(1, Ordering::Relaxed);
-    if !PRECHECK_PATHS.contains(&req.uri().path()) {
+    let path = req.uri().path().to_string();
+    let is_list = LIST_PATHS.contains(&path.as_str());
+    if !is_list && !PRECHECK_PATHS.contains(&path.as_str()) {
         return Ok(gateway_error(
             StatusCode::NOT_FOUND,
             "300",
@@ -304,6 +451,27 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Result<Resp, Dropped
             ));
         }
     };
+    if is_list {
+        shared.list_calls.fetch_add(1, Ordering::Relaxed);
+        let failure = lock(&shared.list_failure).clone();
+        if let Some(failure) = failure {
+            return respond(failure, n).await;
+        }
+        let Some(request) = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .filter(|_| is_json)
+        else {
+            return Ok(cdss(
+                StatusCode::BAD_REQUEST,
+                1,
+                "a JSON body is required",
+                serde_json::Value::Null,
+                n,
+            ));
+        };
+        let result = listing::page(&lock(&shared.inventory), &path, &request);
+        return Ok(cdss(StatusCode::OK, 0, "SUCCESS", result, n));
+    }
     let instance_no = if is_json {
         serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
@@ -343,7 +511,22 @@ async fn respond(mut behaviour: Behaviour, n: u64) -> Result<Resp, Dropped> {
     Ok(match behaviour {
         Behaviour::Ready => cdss(StatusCode::OK, 0, "SUCCESS", true.into(), n),
         Behaviour::NotReady => cdss(StatusCode::OK, 0, "SUCCESS", false.into(), n),
-        Behaviour::Slow(..) => unreachable!("unwrapped above"),
+        // Unwrapped by the loop above; answered as ready if it ever got here.
+        Behaviour::Slow(..) => cdss(StatusCode::OK, 0, "SUCCESS", true.into(), n),
+        Behaviour::Raw(raw) => {
+            let mut r = Response::new(Full::new(Bytes::from(raw.body)));
+            *r.status_mut() =
+                StatusCode::from_u16(raw.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            for (name, value) in raw.headers {
+                if let (Ok(n), Ok(v)) = (
+                    HeaderName::from_bytes(name.as_bytes()),
+                    HeaderValue::from_str(&value),
+                ) {
+                    r.headers_mut().append(n, v);
+                }
+            }
+            r
+        }
         Behaviour::Http500Html => {
             let mut r = Response::new(Full::new(Bytes::from_static(
                 b"<html><head><title>500 Internal Server Error</title></head><body><h1>500 Internal Server Error</h1></body></html>",

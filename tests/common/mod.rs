@@ -66,12 +66,18 @@ impl Harness {
 
     /// Like `start`, but the exporter signs with `secret` (a wrong one tests auth failures).
     pub async fn start_with_secret(head: &str, clusters: &[Spec], secret: &str) -> Self {
+        Self::start_full(head, clusters, "", secret).await
+    }
+
+    /// Like `start`, with more cluster lines (YAML list items) appended to `clusters:`.
+    pub async fn start_with_extra(head: &str, clusters: &[Spec], extra: &str) -> Self {
+        Self::start_full(head, clusters, extra, SECRET_KEY).await
+    }
+
+    async fn start_full(head: &str, clusters: &[Spec], extra: &str, secret: &str) -> Self {
         let sim = start_sim(clusters).await;
-        let config = Config::parse(
-            &config_yaml(&sim.url(), head, clusters),
-            Path::new("test.yaml"),
-        )
-        .unwrap();
+        let yaml = config_yaml(&sim.url(), head, clusters) + extra;
+        let config = Config::parse(&yaml, Path::new("test.yaml")).unwrap_or_else(|e| panic!("{e}"));
         let creds = Credentials {
             access_key: ACCESS_KEY.into(),
             secret_key: Secret::new(secret),
@@ -152,4 +158,248 @@ pub fn value_with(metrics: &str, name: &str, labels_fragment: &str) -> Option<f6
         .find(|l| l.starts_with(&format!("{name}{{")) && l.contains(labels_fragment))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
+}
+
+/// Sends `GET {path}` exactly as written (no client-side normalisation of `..` or `%2F`) and
+/// returns the status code.
+pub async fn raw_get_status(addr: SocketAddr, path: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    sock.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    sock.read_to_end(&mut buf).await.unwrap();
+    let head = String::from_utf8_lossy(&buf);
+    head.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// An exporter started from a config *file* (so it can be reloaded), with credentials in files.
+pub struct FileHarness {
+    pub inner: Harness,
+    pub dir: tempfile::TempDir,
+    pub config: std::path::PathBuf,
+}
+
+impl FileHarness {
+    /// Writes `yaml` (which may refer to `{dir}`, replaced by the temp dir) and the default
+    /// account's key files (`{dir}/ak`, `{dir}/sk`), then starts the exporter with reload on.
+    pub async fn start(sim: SimGateway, yaml: &str, auto_reload: Option<Duration>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ak"), ACCESS_KEY).unwrap();
+        std::fs::write(dir.path().join("sk"), SECRET_KEY).unwrap();
+        let config_path = dir.path().join("config.yaml");
+        let yaml = yaml
+            .replace("{dir}", &dir.path().display().to_string())
+            .replace("{gateway}", &sim.url());
+        std::fs::write(&config_path, &yaml).unwrap();
+        let config = Config::load(&config_path).unwrap_or_else(|e| panic!("{e}"));
+        let keyring =
+            cdss_precheck_exporter::credentials::Keyring::resolve(&config.accounts).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let reload = cdss_precheck_exporter::ReloadOptions {
+            config_file: config_path.clone(),
+            auto_reload_interval: auto_reload,
+        };
+        let task = tokio::spawn(cdss_precheck_exporter::run_with(
+            listener,
+            config,
+            keyring,
+            Some(reload),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let inner = Harness {
+            sim,
+            addr,
+            http,
+            stop: Some(stop),
+            task: Some(task),
+        };
+        Self {
+            inner,
+            dir,
+            config: config_path,
+        }
+    }
+
+    /// Replaces the config file (same `{dir}`/`{gateway}` substitutions).
+    pub fn write_config(&self, yaml: &str) {
+        let yaml = yaml
+            .replace("{dir}", &self.dir.path().display().to_string())
+            .replace("{gateway}", &self.inner.sim.url());
+        std::fs::write(&self.config, yaml).unwrap();
+    }
+
+    /// `POST /-/reload`: (status, body).
+    pub async fn reload(&self) -> (u16, String) {
+        let r = self
+            .inner
+            .http
+            .post(self.inner.url("/-/reload"))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.text().await.unwrap())
+    }
+}
+
+/// Polls `/metrics` until `pred` holds, for at most `limit`; returns that exposition.
+pub async fn metrics_until(
+    h: &Harness,
+    limit: Duration,
+    what: &str,
+    pred: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let m = h.metrics().await;
+        if pred(&m) {
+            return m;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}:\n{m}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every sample line that mentions `cluster="NAME"`.
+pub fn series_of<'a>(metrics: &'a str, cluster: &str) -> Vec<&'a str> {
+    let needle = format!("cluster=\"{cluster}\"");
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.contains(&needle))
+        .collect()
+}
+
+/// The real binary, running as a subprocess with stderr piped; its listening address is read
+/// from its `listening` log line (so it must log at `info` or more).
+pub struct Process {
+    pub child: std::process::Child,
+    pub addr: String,
+    logs: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Process {
+    /// Spawns `cmd` (which must listen on `127.0.0.1:0`) and waits until it listens.
+    pub fn spawn(mut cmd: std::process::Command) -> Self {
+        use std::io::BufRead as _;
+        let mut child = cmd
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        // Reads every line (so the child never blocks on a full pipe) and keeps them all.
+        let logs = std::thread::spawn(move || {
+            let mut all = String::new();
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line.clone());
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
+        });
+        let addr = loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(10))
+                .expect("the exporter exited or never said where it listens");
+            if let Some(rest) = line.split("address=").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_string();
+            }
+        };
+        Self {
+            child,
+            addr,
+            logs: Some(logs),
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal by name (`TERM`, `HUP`, `INT`).
+    pub fn signal(&self, name: &str) {
+        let ok = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    /// `GET http://ADDR{path}` body ("" when the request fails).
+    pub async fn get(&self, path: &str) -> String {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        match http.get(format!("http://{}{path}", self.addr)).send().await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+
+    /// SIGTERM, wait; returns the exit code and everything it logged.
+    pub fn terminate(mut self) -> (Option<i32>, String) {
+        self.signal("TERM");
+        let code = self.child.wait().unwrap().code();
+        let logs = self
+            .logs
+            .take()
+            .map(|t| t.join().unwrap())
+            .unwrap_or_default();
+        (code, logs)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The exporter binary with the test credentials in its environment and no RUST_LOG.
+pub fn exporter_command(args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cdss-precheck-exporter"));
+    cmd.args(args)
+        .env("NCLOUD_ACCESS_KEY", ACCESS_KEY)
+        .env("NCLOUD_SECRET_KEY", SECRET_KEY)
+        .env_remove("RUST_LOG");
+    cmd
+}
+
+/// Runs the exporter binary to completion with no credentials in its environment:
+/// (exit code, stdout, stderr).
+pub fn run_exporter(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cdss-precheck-exporter"))
+        .args(args)
+        .env_remove("NCLOUD_ACCESS_KEY")
+        .env_remove("NCLOUD_SECRET_KEY")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

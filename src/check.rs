@@ -1,0 +1,384 @@
+//! `cdss-precheck-exporter check`: ask NCP now whether clusters may be rolling-restarted, and
+//! answer with an exit code a pipeline can branch on.
+//!
+//! Owns target selection, polling (`--wait`/`--every`, honouring `Retry-After`), the aggregate
+//! decision, and the table/JSON report. Every precheck goes through the same `CdssClient` and
+//! `Outcome` as the exporter; nothing is cached. Results go to stdout, progress to stderr.
+
+use std::io::Write;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::cli::CheckArgs;
+use crate::config::{Cluster, Config};
+use crate::ncp::cdss::{Clients, Precheck, failed};
+use crate::outcome::{Decision, Outcome};
+
+/// Every named cluster is ready.
+pub const EXIT_GO: u8 = 0;
+/// At least one named cluster said no.
+pub const EXIT_NO_GO: u8 = 1;
+/// No decision could be made.
+pub const EXIT_UNKNOWN: u8 = 2;
+
+/// Picks the clusters `args` names, in the order named. A name that is not a static cluster is
+/// looked up through the config's discovery blocks (one listing each); an unknown name is an
+/// error that lists the known ones.
+pub async fn select(
+    config: &Config,
+    args: &CheckArgs,
+    clients: &Clients,
+) -> Result<Vec<Cluster>, String> {
+    let needs_discovery = !config.discovery.is_empty()
+        && (args.all
+            || args
+                .clusters
+                .iter()
+                .any(|n| !config.clusters.iter().any(|c| &c.name == n)));
+    let known: Vec<Cluster> = if needs_discovery {
+        let mut found = Vec::new();
+        for block in &config.discovery {
+            let client = clients
+                .get(&block.account)
+                .ok_or_else(|| format!("no credentials for account {:?}", block.account))?;
+            let listed = crate::discovery::list(client, block)
+                .await
+                .map_err(|e| format!("discovery {} failed: {e}", block.label()))?;
+            found.push((block, listed));
+        }
+        crate::inventory::merge(
+            &config.clusters,
+            found.iter().map(|(b, c)| (*b, c.as_slice())),
+        )
+    } else {
+        config.clusters.clone()
+    };
+    if args.all {
+        return Ok(known);
+    }
+    let mut picked: Vec<Cluster> = Vec::new();
+    for name in &args.clusters {
+        let Some(c) = known.iter().find(|c| &c.name == name) else {
+            let names: Vec<&str> = known.iter().map(|c| c.name.as_str()).collect();
+            return Err(format!(
+                "unknown cluster {name:?}; the config has: {}",
+                names.join(", ")
+            ));
+        };
+        if !picked.iter().any(|p| p.name == c.name) {
+            picked.push(c.clone());
+        }
+    }
+    Ok(picked)
+}
+
+/// The aggregate: any no → no-go (a definite no, even if others could not be asked); else any
+/// unknown → unknown; else go.
+pub fn aggregate(decisions: impl IntoIterator<Item = Decision>) -> Decision {
+    let (mut any, mut no, mut unknown) = (false, false, false);
+    for d in decisions {
+        any = true;
+        match d {
+            Decision::Go => {}
+            Decision::NoGo => no = true,
+            Decision::Unknown => unknown = true,
+        }
+    }
+    match (any, no, unknown) {
+        (false, _, _) => Decision::Unknown,
+        (_, true, _) => Decision::NoGo,
+        (_, _, true) => Decision::Unknown,
+        _ => Decision::Go,
+    }
+}
+
+/// Exit code for an aggregate decision.
+pub fn exit_code(decision: Decision) -> u8 {
+    match decision {
+        Decision::Go => EXIT_GO,
+        Decision::NoGo => EXIT_NO_GO,
+        Decision::Unknown => EXIT_UNKNOWN,
+    }
+}
+
+/// One cluster's line in the report.
+#[derive(Debug, Serialize)]
+pub struct ClusterReport {
+    /// Cluster name.
+    pub cluster: String,
+    /// Region label.
+    pub region: String,
+    /// CDSS cluster number.
+    pub service_group_instance_no: u64,
+    /// True only for a ready answer.
+    pub ready: bool,
+    /// go / no_go / unknown.
+    pub decision: Decision,
+    /// ready, not_ready, api_error, auth_error, rate_limited, timeout, ...
+    pub verdict: &'static str,
+    /// As `cdss_precheck_last_error_code`.
+    pub code: i64,
+    /// The CDSS or gateway message, or what went wrong.
+    pub message: String,
+    /// Precheck latency.
+    pub latency_seconds: f64,
+    /// NCP's request id.
+    pub request_id: Option<String>,
+    /// When the precheck finished (RFC 3339).
+    pub checked_at: String,
+}
+
+/// The whole report (`--json`).
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// True when every named cluster is ready.
+    pub ready: bool,
+    /// The aggregate decision.
+    pub decision: Decision,
+    /// The process exit code.
+    pub exit_code: u8,
+    /// Rounds of prechecks made (1 without --wait).
+    pub attempts: u32,
+    /// The last answer per cluster.
+    pub clusters: Vec<ClusterReport>,
+}
+
+fn cluster_report(c: &Cluster, p: &Precheck, at: SystemTime) -> ClusterReport {
+    ClusterReport {
+        cluster: c.name.clone(),
+        region: c.region.to_string(),
+        service_group_instance_no: c.service_group_instance_no,
+        ready: p.outcome.is_ready(),
+        decision: p.outcome.decision(),
+        verdict: p.outcome.verdict(),
+        code: p.outcome.error_code(),
+        message: p.outcome.message(),
+        latency_seconds: (p.latency.as_secs_f64() * 1e4).round() / 1e4,
+        request_id: p.request_id.clone(),
+        checked_at: humantime::format_rfc3339_millis(at).to_string(),
+    }
+}
+
+/// Prechecks every cluster once (each with its account's client), at most `concurrency` at a
+/// time; results in input order.
+async fn round(
+    clients: &Clients,
+    clusters: &[Cluster],
+    concurrency: usize,
+) -> Vec<(Precheck, SystemTime)> {
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    let mut tasks = JoinSet::new();
+    for (i, c) in clusters.iter().enumerate() {
+        let client = clients.get(&c.account).cloned();
+        let c = c.clone();
+        let permits = permits.clone();
+        tasks.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            let p = match client {
+                Some(client) => {
+                    client
+                        .precheck(&c.precheck_url, c.service_group_instance_no)
+                        .await
+                }
+                None => failed(Outcome::ConnectionError {
+                    detail: format!("no credentials for account {:?}", c.account),
+                }),
+            };
+            (i, p, SystemTime::now())
+        });
+    }
+    let mut out: Vec<Option<(Precheck, SystemTime)>> = vec![None; clusters.len()];
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((i, p, at)) => out[i] = Some((p, at)),
+            Err(e) => tracing::error!(error = %e, "a precheck task failed"),
+        }
+    }
+    out.into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                (
+                    failed(Outcome::ConnectionError {
+                        detail: "precheck task failed".into(),
+                    }),
+                    SystemTime::now(),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Runs `check`: prechecks (and polls, with `--wait`), writes the report to `out`, and returns
+/// the exit code.
+pub async fn run(
+    args: &CheckArgs,
+    clusters: &[Cluster],
+    clients: &Clients,
+    concurrency: usize,
+    out: &mut impl Write,
+) -> u8 {
+    let started = Instant::now();
+    let deadline = args.wait.map(|w| started + w);
+    let mut attempts = 0u32;
+    let results = loop {
+        attempts += 1;
+        let results = round(clients, clusters, concurrency).await;
+        let decision = aggregate(results.iter().map(|(p, _)| p.outcome.decision()));
+        let Some(deadline) = deadline else {
+            break results;
+        };
+        if decision == Decision::Go {
+            break results;
+        }
+        let now = Instant::now();
+        let retry_after = results
+            .iter()
+            .filter_map(|(p, _)| p.retry_after)
+            .max()
+            .unwrap_or_default();
+        let pause = args.every.max(retry_after);
+        if now >= deadline || (retry_after > Duration::ZERO && now + retry_after > deadline) {
+            break results;
+        }
+        let next = (now + pause).min(deadline);
+        let waiting: Vec<String> = clusters
+            .iter()
+            .zip(&results)
+            .filter(|(_, (p, _))| !p.outcome.is_ready())
+            .map(|(c, (p, _))| {
+                format!(
+                    "{} {} (code {})",
+                    c.name,
+                    p.outcome.verdict(),
+                    p.outcome.error_code()
+                )
+            })
+            .collect();
+        let ready = clusters.len() - waiting.len();
+        eprintln!(
+            "check: {ready}/{} ready; waiting on {}; next check in {}, {} left",
+            clusters.len(),
+            waiting.join(", "),
+            humantime::format_duration(secs(next - now)),
+            humantime::format_duration(secs(deadline.saturating_duration_since(now))),
+        );
+        tokio::time::sleep_until(next).await;
+    };
+    for (p, at) in &results {
+        if p.outcome.failure_reason() == Some(crate::outcome::FailureReason::AuthError) {
+            if let Some(skew) = crate::outcome::clock_skew(p.server_date, *at)
+                .filter(|s| s.abs() > crate::outcome::CLOCK_SKEW_WARN_SECONDS)
+            {
+                eprintln!(
+                    "check: authentication failed and this host's clock is {:.0} s off the gateway's: clock skew is the likely cause (NCP rejects timestamps more than 300 s off)",
+                    skew.abs()
+                );
+                break;
+            }
+        }
+    }
+    let reports: Vec<ClusterReport> = clusters
+        .iter()
+        .zip(&results)
+        .map(|(c, (p, at))| cluster_report(c, p, *at))
+        .collect();
+    let decision = aggregate(reports.iter().map(|r| r.decision));
+    let report = Report {
+        ready: decision == Decision::Go,
+        decision,
+        exit_code: exit_code(decision),
+        attempts,
+        clusters: reports,
+    };
+    let written = if args.json {
+        serde_json::to_string_pretty(&report)
+            .map_err(std::io::Error::other)
+            .and_then(|j| writeln!(out, "{j}"))
+    } else {
+        write_table(out, &report)
+    };
+    if let Err(e) = written {
+        eprintln!("error: cannot write the report: {e}");
+    }
+    report.exit_code
+}
+
+/// Whole seconds, for progress lines.
+fn secs(d: Duration) -> Duration {
+    Duration::from_secs(d.as_secs_f64().round() as u64)
+}
+
+fn write_table(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
+    let header = [
+        "CLUSTER",
+        "REGION",
+        "VERDICT",
+        "CODE",
+        "LATENCY",
+        "REQUEST ID",
+        "MESSAGE",
+    ];
+    let rows: Vec<[String; 7]> = report
+        .clusters
+        .iter()
+        .map(|r| {
+            [
+                r.cluster.clone(),
+                r.region.clone(),
+                r.verdict.to_string(),
+                r.code.to_string(),
+                format!("{:.0}ms", r.latency_seconds * 1e3),
+                r.request_id.clone().unwrap_or_else(|| "-".into()),
+                r.message.clone(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        let mut s = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(cell);
+            } else {
+                s.push_str(&format!("{cell:<width$}  ", width = widths[i]));
+            }
+        }
+        s
+    };
+    writeln!(out, "{}", line(&header.map(String::from)))?;
+    for row in &rows {
+        writeln!(out, "{}", line(row))?;
+    }
+    let verdict = match report.decision {
+        Decision::Go => "GO: every cluster is ready for a rolling restart",
+        Decision::NoGo => "NO-GO: at least one cluster is not ready",
+        Decision::Unknown => "UNKNOWN: no decision could be made (see messages)",
+    };
+    writeln!(out, "{verdict}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_definite_no_wins_over_unknown() {
+        use Decision::*;
+        assert_eq!(aggregate([Go, Go]), Go);
+        assert_eq!(aggregate([Go, NoGo]), NoGo);
+        assert_eq!(aggregate([Go, Unknown]), Unknown);
+        assert_eq!(aggregate([Unknown, NoGo, Go]), NoGo);
+        assert_eq!(aggregate([]), Unknown);
+        assert_eq!(exit_code(Go), 0);
+        assert_eq!(exit_code(NoGo), 1);
+        assert_eq!(exit_code(Unknown), 2);
+    }
+}

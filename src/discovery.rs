@@ -1,0 +1,210 @@
+//! Cluster discovery: list every page of `getClusterInfoList` for each `discovery:` block on its
+//! `refresh`, filter, and hand the result to the inventory.
+//!
+//! A failed listing (any page) keeps the last known set, counts a failure, and is retried at the
+//! next refresh; it never empties the set. Malformed items are logged by index and skipped; the
+//! good ones are kept. The [`Supervisor`] starts, keeps or stops one task per block as reloads
+//! change the config.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::task::JoinHandle;
+
+use crate::config::{Cluster, ClusterInfo, Discovery};
+use crate::inventory::Inventory;
+use crate::ncp::cdss::{CdssClient, SharedClients};
+use crate::ncp::cluster_list::{ListError, ListRequest, ListedCluster};
+use crate::state::State;
+
+/// Most pages read in one listing: a guard against a gateway that never says "last page".
+pub const MAX_PAGES: u32 = 10_000;
+
+/// Whether a listed cluster passes the block's filters.
+pub fn keep(block: &Discovery, c: &ListedCluster) -> bool {
+    block.accepts(&c.cluster_name, &c.server_status, &c.vpc_name)
+}
+
+/// Lists every page and returns the filtered clusters (each cluster number once).
+pub async fn list(client: &CdssClient, block: &Discovery) -> Result<Vec<Cluster>, ListError> {
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    let mut page_no = 1;
+    loop {
+        let request = ListRequest {
+            vpc_name: block.vpc_name.as_deref(),
+            page_no,
+            page_size: block.page_size,
+        };
+        let page = client.cluster_list_page(&block.list_url, &request).await?;
+        for problem in &page.malformed {
+            tracing::warn!(discovery = %block.label(), page = page_no, "skipping a malformed cluster: {problem}");
+        }
+        let empty = page.clusters.is_empty() && page.malformed.is_empty();
+        for c in page.clusters {
+            if !seen.insert(c.service_group_instance_no) || !keep(block, &c) {
+                continue;
+            }
+            out.push(Cluster {
+                name: c.cluster_name,
+                region: block.region,
+                service_group_instance_no: c.service_group_instance_no,
+                precheck_url: block.precheck_url.clone(),
+                account: block.account.clone(),
+                info: Some(ClusterInfo {
+                    kafka_version: c.kafka_version,
+                    status: c.server_status,
+                    vpc_name: c.vpc_name,
+                }),
+            });
+        }
+        // Stop on isLast, on totalPage, on an empty page (a gateway that never says "last"), or
+        // at MAX_PAGES.
+        let last = page.is_last == Some(true)
+            || page.total_page.is_some_and(|t| u64::from(page_no) >= t)
+            || empty
+            || page_no >= MAX_PAGES;
+        if last {
+            return Ok(out);
+        }
+        page_no += 1;
+    }
+}
+
+async fn run_block(
+    block: Discovery,
+    clients: SharedClients,
+    inventory: Arc<Inventory>,
+    state: Arc<State>,
+) {
+    let label = block.label();
+    loop {
+        let clients_now = clients.current();
+        let result = match clients_now.get(&block.account) {
+            Some(client) => list(client, &block).await,
+            None => Err(ListError::Request(format!(
+                "no credentials for account {:?}",
+                block.account
+            ))),
+        };
+        match result {
+            Ok(clusters) => {
+                tracing::info!(discovery = %label, clusters = clusters.len(), "discovery listed clusters");
+                let n = clusters.len();
+                // Inventory first: the state must know the new clusters before the readiness
+                // latch hears that this block has reported.
+                inventory.set_discovered(&block, clusters);
+                state.record_discovery(&label, block.region, Ok(n));
+            }
+            Err(e) => {
+                tracing::warn!(discovery = %label, error = %e, "discovery failed; keeping the last known clusters");
+                state.record_discovery(&label, block.region, Err(()));
+            }
+        }
+        tokio::time::sleep(block.refresh).await;
+    }
+}
+
+/// One discovery task per configured block.
+pub struct Supervisor {
+    clients: SharedClients,
+    inventory: Arc<Inventory>,
+    state: Arc<State>,
+    tasks: Mutex<HashMap<Discovery, JoinHandle<()>>>,
+}
+
+impl Supervisor {
+    /// A supervisor with no blocks yet.
+    pub fn new(clients: SharedClients, inventory: Arc<Inventory>, state: Arc<State>) -> Self {
+        Self {
+            clients,
+            inventory,
+            state,
+            tasks: Mutex::default(),
+        }
+    }
+
+    /// Runs exactly `blocks`: unchanged blocks keep running, removed ones stop, new ones start
+    /// (and list at once).
+    pub fn set_blocks(&self, blocks: &[Discovery]) {
+        let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
+        tasks.retain(|b, handle| {
+            let keep = blocks.contains(b);
+            if !keep {
+                handle.abort();
+            }
+            keep
+        });
+        for b in blocks {
+            if !tasks.contains_key(b) {
+                let task = run_block(
+                    b.clone(),
+                    self.clients.clone(),
+                    self.inventory.clone(),
+                    self.state.clone(),
+                );
+                tasks.insert(b.clone(), tokio::spawn(task));
+            }
+        }
+        self.state
+            .retain_discovery(&blocks.iter().map(Discovery::label).collect::<Vec<_>>());
+    }
+
+    /// Stops every block.
+    pub fn stop(&self) {
+        for (_, handle) in self
+            .tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain()
+        {
+            handle.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use std::path::Path;
+
+    fn block(extra: &str) -> Discovery {
+        Config::parse(
+            &format!("discovery:\n  - region: KR\n{extra}"),
+            Path::new("t"),
+        )
+        .unwrap()
+        .discovery
+        .remove(0)
+    }
+
+    fn listed(name: &str, status: &str) -> ListedCluster {
+        ListedCluster {
+            service_group_instance_no: 1,
+            cluster_name: name.into(),
+            server_status: status.into(),
+            kafka_version: "3.5.1".into(),
+            vpc_name: "prod-vpc".into(),
+        }
+    }
+
+    #[test]
+    fn filters() {
+        let b = block("    name_regex: '^orders-'\n    exclude_regex: '-tmp$'\n");
+        assert!(keep(&b, &listed("orders-kafka", "running")));
+        assert!(!keep(&b, &listed("payments-kafka", "running")));
+        assert!(!keep(&b, &listed("orders-tmp", "running")));
+        assert!(
+            !keep(&b, &listed("orders-kafka", "deleting")),
+            "default statuses drop deleting"
+        );
+        assert!(!keep(&b, &listed("orders-kafka", "return")));
+        assert!(keep(&b, &listed("orders-kafka", "changing")));
+        let b = block("    statuses: [running]\n    vpc_name: other-vpc\n");
+        assert!(!keep(&b, &listed("x", "running")), "vpc must match");
+        let b = block("    statuses: [Running]\n");
+        assert!(keep(&b, &listed("x", "running")));
+        assert!(!keep(&b, &listed("x", "error")));
+    }
+}

@@ -1,0 +1,252 @@
+//! The readiness gate's answer for one cluster: open (200) or closed (503), with a JSON body a
+//! maintenance pipeline can log.
+//!
+//! Pure: from a cluster's status, the clock and the gate settings to an answer. It decides
+//! nothing about the precheck itself (that is `Outcome`), only whether that outcome, at its age,
+//! opens the gate. It never starts a precheck; the server asks the scheduler's runner for that.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::scheduler::FreshSource;
+use crate::state::ClusterStatus;
+
+/// Why the gate is closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClosedReason {
+    /// CDSS answered: not every node is available.
+    NotReady,
+    /// The last precheck got no usable "ready" answer (API error, auth, rate limit, network...).
+    Error,
+    /// The last ready answer is older than `gate.max_age`.
+    Stale,
+    /// No precheck has finished yet.
+    NeverChecked,
+}
+
+/// Where the answer's result came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// The last periodic (or earlier fresh) result; no fresh precheck was asked for.
+    Latest,
+    /// A precheck that finished after this request arrived.
+    Fresh,
+    /// `?fresh=1` inside `gate.min_fresh_interval`: the latest result, not a new one.
+    FreshRateLimited,
+}
+
+/// The JSON body of `/gate/{cluster}`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GateAnswer {
+    /// The `cluster` label.
+    pub cluster: String,
+    /// The `region` label.
+    pub region: String,
+    /// The cluster number that was prechecked.
+    pub service_group_instance_no: u64,
+    /// True only when the gate is open (HTTP 200).
+    pub ready: bool,
+    /// Why the gate is closed; absent when open.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<ClosedReason>,
+    /// The precheck's verdict (`ready`, `not_ready`, `api_error`, `timeout`, ...), null if never checked.
+    pub verdict: Option<&'static str>,
+    /// `cdss_precheck_last_error_code` of that precheck, null if never checked.
+    pub code: Option<i64>,
+    /// The CDSS or gateway message, or what went wrong.
+    pub message: String,
+    /// When that precheck finished (RFC 3339, UTC), null if never checked.
+    pub checked_at: Option<String>,
+    /// Its age in seconds at the time of this answer.
+    pub age_seconds: Option<f64>,
+    /// NCP's request id, for support tickets.
+    pub request_id: Option<String>,
+    /// Where the result came from.
+    pub source: Source,
+    /// With `fresh_rate_limited`: seconds until `?fresh=1` calls NCP again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fresh_retry_in_seconds: Option<f64>,
+    /// `gate.max_age`, so a reader knows what "stale" means here.
+    pub max_age_seconds: f64,
+}
+
+impl Source {
+    /// The answer's source for a fresh call's outcome (`None`: no fresh call was asked for).
+    pub fn from_fresh(fresh: Option<FreshSource>) -> (Source, Option<Duration>) {
+        match fresh {
+            None => (Source::Latest, None),
+            Some(FreshSource::Fresh) => (Source::Fresh, None),
+            Some(FreshSource::Recent { retry_in }) => (Source::FreshRateLimited, Some(retry_in)),
+        }
+    }
+}
+
+/// Evaluates the gate for `status` at `now`.
+pub fn evaluate(
+    status: &ClusterStatus,
+    now: Instant,
+    max_age: Duration,
+    fresh: Option<FreshSource>,
+) -> GateAnswer {
+    let (source, retry_in) = Source::from_fresh(fresh);
+    let mut answer = GateAnswer {
+        cluster: status.name.clone(),
+        region: status.region.to_string(),
+        service_group_instance_no: status.service_group_instance_no,
+        ready: false,
+        reason: Some(ClosedReason::NeverChecked),
+        verdict: None,
+        code: None,
+        message: "no precheck has finished yet".into(),
+        checked_at: None,
+        age_seconds: None,
+        request_id: None,
+        source,
+        fresh_retry_in_seconds: retry_in.map(|d| d.as_secs_f64()),
+        max_age_seconds: max_age.as_secs_f64(),
+    };
+    let Some(last) = &status.last else {
+        return answer;
+    };
+    let age = now.saturating_duration_since(last.at);
+    answer.verdict = Some(last.outcome.verdict());
+    answer.code = Some(last.outcome.error_code());
+    answer.message = last.outcome.message();
+    answer.checked_at = Some(humantime::format_rfc3339_millis(last.at_wall).to_string());
+    answer.age_seconds = Some((age.as_secs_f64() * 1000.0).round() / 1000.0);
+    answer.request_id = last.request_id.clone();
+    answer.reason = if last.outcome.is_ready() {
+        (age > max_age).then_some(ClosedReason::Stale)
+    } else if last.outcome.failure_reason().is_none() {
+        Some(ClosedReason::NotReady)
+    } else {
+        Some(ClosedReason::Error)
+    };
+    if answer.reason == Some(ClosedReason::Stale) {
+        answer.message = format!(
+            "last ready answer is {}s old, older than gate.max_age {}s",
+            age.as_secs(),
+            max_age.as_secs()
+        );
+    }
+    answer.ready = answer.reason.is_none();
+    answer
+}
+
+/// The cluster name a `/gate/...` path asks about, and whether `?fresh=1` was asked for. `None`
+/// for anything that cannot be a configured cluster's name (slashes, encoded characters, `..`,
+/// overlong): the gate never looks further than the config.
+pub fn parse_request<'a>(path: &'a str, query: Option<&str>) -> Option<(&'a str, bool)> {
+    let name = path.strip_prefix("/gate/")?;
+    crate::config::validate_name(name).ok()?;
+    let fresh = query.is_some_and(|q| {
+        q.split('&')
+            .any(|kv| matches!(kv, "fresh" | "fresh=1" | "fresh=true" | "fresh=yes"))
+    });
+    Some((name, fresh))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::Outcome;
+    use crate::state::LastPrecheck;
+    use std::time::SystemTime;
+
+    fn status(outcome: Option<Outcome>, at: Instant) -> ClusterStatus {
+        let config = crate::config::Config::parse(
+            "clusters:\n  - {name: orders, region: KR, service_group_instance_no: 42}\n",
+            std::path::Path::new("t"),
+        )
+        .unwrap();
+        let mut status = ClusterStatus::new(&config.clusters[0]);
+        status.last = outcome.map(|outcome| LastPrecheck {
+            outcome,
+            latency: Duration::from_millis(3),
+            at,
+            at_wall: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            request_id: Some("rid".into()),
+        });
+        status
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn open_only_when_ready_and_young() {
+        let t0 = Instant::now();
+        let max_age = Duration::from_secs(120);
+        let a = evaluate(
+            &status(Some(Outcome::Ready), t0),
+            t0 + Duration::from_secs(5),
+            max_age,
+            None,
+        );
+        assert!(a.ready);
+        assert_eq!(a.reason, None);
+        assert_eq!(a.code, Some(0));
+        assert_eq!(a.age_seconds, Some(5.0));
+        assert_eq!(a.checked_at.as_deref(), Some("2023-11-14T22:13:20.000Z"));
+        assert_eq!(a.request_id.as_deref(), Some("rid"));
+        assert_eq!(a.source, Source::Latest);
+
+        let a = evaluate(
+            &status(Some(Outcome::Ready), t0),
+            t0 + Duration::from_secs(121),
+            max_age,
+            None,
+        );
+        assert!(!a.ready);
+        assert_eq!(a.reason, Some(ClosedReason::Stale));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn closed_reasons() {
+        let t0 = Instant::now();
+        let max_age = Duration::from_secs(120);
+        let reason = |o: Option<Outcome>| evaluate(&status(o, t0), t0, max_age, None).reason;
+        assert_eq!(reason(None), Some(ClosedReason::NeverChecked));
+        assert_eq!(
+            reason(Some(Outcome::NotReady)),
+            Some(ClosedReason::NotReady)
+        );
+        let api = Outcome::ApiError {
+            http_status: 400,
+            code: 3,
+            message: "Invalid Service Group Instance No".into(),
+        };
+        assert_eq!(reason(Some(api)), Some(ClosedReason::Error));
+        assert_eq!(
+            reason(Some(Outcome::Timeout {
+                after: Duration::from_secs(1)
+            })),
+            Some(ClosedReason::Error)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn json_shape() {
+        let t0 = Instant::now();
+        let fresh = Some(FreshSource::Recent {
+            retry_in: Duration::from_secs(4),
+        });
+        let a = evaluate(
+            &status(Some(Outcome::NotReady), t0),
+            t0,
+            Duration::from_secs(60),
+            fresh,
+        );
+        let v: serde_json::Value = serde_json::to_value(&a).unwrap();
+        assert_eq!(v["cluster"], "orders");
+        assert_eq!(v["region"], "KR");
+        assert_eq!(v["ready"], false);
+        assert_eq!(v["reason"], "not_ready");
+        assert_eq!(v["source"], "fresh_rate_limited");
+        assert_eq!(v["fresh_retry_in_seconds"], 4.0);
+        for key in ["code", "message", "checked_at", "age_seconds", "request_id"] {
+            assert!(v.get(key).is_some(), "{key} missing");
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! `getClusterInfoList`: the request body and the decoding of one page.
+//!
+//! Pure: bytes in, a page out. A malformed item (say, a `serviceGroupInstanceNo` that is not a
+//! number) is reported by index and skipped; the good items of the page are kept. Error shapes
+//! (gateway errors, CDSS `code` != 0, HTML pages) are classified by `outcome::classify`, like a
+//! precheck's.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::config::validate_name;
+use crate::outcome::{Outcome, classify};
+
+/// The request body. `inputText` is not sent: name filtering is done locally with a regex.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListRequest<'a> {
+    /// Exact VPC name filter, done by NCP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vpc_name: Option<&'a str>,
+    /// 1-based page number.
+    pub page_no: u32,
+    /// Items per page.
+    pub page_size: u32,
+}
+
+/// One cluster as listed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListedCluster {
+    /// The cluster number (a string in this API, parsed here).
+    pub service_group_instance_no: u64,
+    /// `clusterName`: becomes the `cluster` label.
+    pub cluster_name: String,
+    /// `serverStatus`: creating, changing, running, error, deleting, return.
+    pub server_status: String,
+    /// `kafkaVersion`, for `cdss_cluster_info`.
+    pub kafka_version: String,
+    /// `vpcName`, for `cdss_cluster_info`.
+    pub vpc_name: String,
+}
+
+/// One decoded page.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ClusterPage {
+    /// `currentPage` (when present).
+    pub current_page: Option<u64>,
+    /// `isLast` (when present).
+    pub is_last: Option<bool>,
+    /// `totalPage` (when present).
+    pub total_page: Option<u64>,
+    /// `totalCount` (when present).
+    pub total_count: Option<u64>,
+    /// The good items of `allowedClusters`.
+    pub clusters: Vec<ListedCluster>,
+    /// One message per malformed item, naming its index.
+    pub malformed: Vec<String>,
+}
+
+/// Why a page could not be had.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ListError {
+    /// The request body could not be built.
+    #[error("cannot build the request: {0}")]
+    Request(String),
+    /// No answer: connection, timeout, body too large.
+    #[error("{}", .0.message())]
+    Transport(Outcome),
+    /// The gateway or CDSS said no, or answered with something that is not a list.
+    #[error("{}", .0.message())]
+    Rejected(Outcome),
+}
+
+impl ListError {
+    /// The outcome behind the error, for rate-limit handling.
+    pub fn outcome(&self) -> Option<&Outcome> {
+        match self {
+            ListError::Request(_) => None,
+            ListError::Transport(o) | ListError::Rejected(o) => Some(o),
+        }
+    }
+}
+
+fn str_or_number(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn item(index: usize, v: &Value) -> Result<ListedCluster, String> {
+    let at = format!("allowedClusters[{index}]");
+    let obj = v
+        .as_object()
+        .ok_or_else(|| format!("{at}: not an object"))?;
+    let raw_no = str_or_number(obj.get("serviceGroupInstanceNo"))
+        .ok_or_else(|| format!("{at}: serviceGroupInstanceNo is missing"))?;
+    let service_group_instance_no = raw_no
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| {
+            format!("{at}: serviceGroupInstanceNo {raw_no:?} is not a positive integer")
+        })?;
+    let cluster_name = obj
+        .get("clusterName")
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("{at}: clusterName is missing"))?
+        .to_string();
+    validate_name(&cluster_name).map_err(|e| format!("{at}: {e}"))?;
+    let text = |key: &str| {
+        obj.get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    Ok(ListedCluster {
+        service_group_instance_no,
+        cluster_name,
+        server_status: text("serverStatus").to_ascii_lowercase(),
+        kafka_version: text("kafkaVersion"),
+        vpc_name: text("vpcName"),
+    })
+}
+
+/// Decodes one answer of `getClusterInfoList`.
+pub fn decode_page(http_status: u16, body: &[u8]) -> Result<ClusterPage, ListError> {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let result = parsed
+        .as_ref()
+        .filter(|v| {
+            v.get("code").and_then(Value::as_i64) == Some(0) && (200..300).contains(&http_status)
+        })
+        .and_then(|v| v.get("result"))
+        .and_then(Value::as_object);
+    let Some(result) = result else {
+        let (outcome, _) = classify(http_status, None, body);
+        // A well-formed "code 0" answer without a result object still is not a list.
+        let outcome = match outcome {
+            Outcome::Ready | Outcome::NotReady => Outcome::InvalidResponse {
+                http_status,
+                detail: "`result` is not a cluster list".into(),
+            },
+            other => other,
+        };
+        return Err(ListError::Rejected(outcome));
+    };
+    let number = |key: &str| result.get(key).and_then(Value::as_u64);
+    let mut page = ClusterPage {
+        current_page: number("currentPage"),
+        is_last: result.get("isLast").and_then(Value::as_bool),
+        total_page: number("totalPage"),
+        total_count: number("totalCount"),
+        ..ClusterPage::default()
+    };
+    match result.get("allowedClusters") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(items)) => {
+            for (i, v) in items.iter().enumerate() {
+                match item(i, v) {
+                    Ok(c) => page.clusters.push(c),
+                    Err(e) => page.malformed.push(e),
+                }
+            }
+        }
+        Some(other) => page
+            .malformed
+            .push(format!("allowedClusters is not a list: {other}")),
+    }
+    Ok(page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::FailureReason;
+
+    #[test]
+    fn decodes_a_page_and_keeps_good_items_when_some_are_malformed() {
+        let body = br#"{"code":0,"message":"SUCCESS","requestId":"r","result":{
+            "currentPage":2,"isFirst":false,"isLast":false,"pageSize":3,"totalCount":7,"totalPage":3,
+            "allowedClusters":[
+              {"serviceGroupInstanceNo":"3432149","clusterName":"orders-kafka","serverStatus":"running","kafkaVersion":"3.5.1","vpcName":"prod-vpc","brokerNodeCount":3},
+              {"serviceGroupInstanceNo":"abc","clusterName":"broken","serverStatus":"running"},
+              {"serviceGroupInstanceNo":42,"clusterName":"numeric-no","serverStatus":"Changing"},
+              {"serviceGroupInstanceNo":"7","clusterName":"bad name!","serverStatus":"running"}
+            ],"disallowedClusters":[]}}"#;
+        let page = decode_page(200, body).unwrap();
+        assert_eq!(page.current_page, Some(2));
+        assert_eq!(page.is_last, Some(false));
+        assert_eq!(page.total_page, Some(3));
+        assert_eq!(page.clusters.len(), 2);
+        assert_eq!(page.clusters[0].service_group_instance_no, 3432149);
+        assert_eq!(page.clusters[0].kafka_version, "3.5.1");
+        assert_eq!(page.clusters[1].server_status, "changing");
+        assert_eq!(page.malformed.len(), 2);
+        assert!(
+            page.malformed[0].starts_with("allowedClusters[1]: serviceGroupInstanceNo \"abc\""),
+            "{:?}",
+            page.malformed
+        );
+        assert!(
+            page.malformed[1].starts_with("allowedClusters[3]:"),
+            "{:?}",
+            page.malformed
+        );
+    }
+
+    #[test]
+    fn errors_are_classified() {
+        let e = decode_page(
+            401,
+            br#"{"error":{"errorCode":"200","message":"Authentication Failed"}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.outcome().unwrap().failure_reason(),
+            Some(FailureReason::AuthError)
+        );
+        let e = decode_page(500, b"<html>oops</html>").unwrap_err();
+        assert_eq!(
+            e.outcome().unwrap().failure_reason(),
+            Some(FailureReason::HttpError)
+        );
+        let e = decode_page(200, br#"{"code":0,"result":true}"#).unwrap_err();
+        assert_eq!(
+            e.outcome().unwrap().failure_reason(),
+            Some(FailureReason::InvalidResponse)
+        );
+        let e = decode_page(200, br#"{"code":11,"message":"nope","result":null}"#).unwrap_err();
+        assert_eq!(e.outcome().unwrap().error_code(), 11);
+    }
+
+    #[test]
+    fn request_body_uses_ncp_names() {
+        let r = ListRequest {
+            vpc_name: Some("prod-vpc"),
+            page_no: 2,
+            page_size: 10,
+        };
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"vpcName":"prod-vpc","pageNo":2,"pageSize":10}"#
+        );
+        let r = ListRequest {
+            vpc_name: None,
+            page_no: 1,
+            page_size: 10,
+        };
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"pageNo":1,"pageSize":10}"#
+        );
+    }
+}

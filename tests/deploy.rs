@@ -1,0 +1,276 @@
+//! The deployment files under `deploy/` agree with each other and with the exporter: the
+//! Kubernetes objects point at each other by the right names and ports, the ConfigMap holds a
+//! config the exporter accepts with keys where the Secret is mounted, the PrometheusRule is
+//! generated from `dashboards/alerts.yaml`, the image runs as non-root, and the systemd unit
+//! hands over the credentials the way its comment tells the config to read them.
+//! Schema validation (kubernetes-validate, the prometheus-operator CRD schemas, hadolint,
+//! systemd-analyze) is `scripts/validate.sh`, which CI runs.
+
+mod tools;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use cdss_precheck_exporter::config::{Config, DEFAULT_ACCOUNT};
+use cdss_precheck_exporter::credentials::KeySource;
+use serde_json::Value;
+use tools::{alert_rules, repo_path, yaml};
+
+fn text(rel: &str) -> String {
+    std::fs::read_to_string(repo_path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+/// deploy/kubernetes/prometheusrule.yaml is what the script makes of alerts.yaml, byte for byte,
+/// and its spec is alerts.yaml.
+#[test]
+fn prometheusrule_is_generated_from_alerts_yaml() {
+    let out = Command::new("bash")
+        .arg(repo_path("deploy/kubernetes/gen-prometheusrule.sh"))
+        .output()
+        .expect("bash");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stdout == text("deploy/kubernetes/prometheusrule.yaml").as_bytes(),
+        "deploy/kubernetes/prometheusrule.yaml is out of date: run \
+         `bash deploy/kubernetes/gen-prometheusrule.sh > deploy/kubernetes/prometheusrule.yaml`"
+    );
+    let rule = yaml("deploy/kubernetes/prometheusrule.yaml");
+    assert_eq!(rule["apiVersion"], "monitoring.coreos.com/v1");
+    assert_eq!(rule["kind"], "PrometheusRule");
+    assert_eq!(rule["spec"], yaml("dashboards/alerts.yaml"));
+}
+
+#[test]
+fn kustomization_lists_every_manifest() {
+    let k = yaml("deploy/kubernetes/kustomization.yaml");
+    let mut listed: Vec<String> = k["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .map(|r| r.as_str().expect("resource").to_string())
+        .collect();
+    listed.sort();
+    let mut files: Vec<String> = std::fs::read_dir(repo_path("deploy/kubernetes"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".yaml") && n != "kustomization.yaml")
+        .collect();
+    files.sort();
+    assert_eq!(listed, files);
+}
+
+#[test]
+fn kubernetes_objects_point_at_each_other() {
+    let deployment = yaml("deploy/kubernetes/deployment.yaml");
+    let service = yaml("deploy/kubernetes/service.yaml");
+    let monitor = yaml("deploy/kubernetes/servicemonitor.yaml");
+    let configmap = yaml("deploy/kubernetes/configmap.yaml");
+
+    let pod = &deployment["spec"]["template"];
+    let selector = &deployment["spec"]["selector"]["matchLabels"];
+    for (k, v) in selector.as_object().expect("selector") {
+        assert_eq!(&pod["metadata"]["labels"][k], v, "deployment selector {k}");
+        assert_eq!(&service["spec"]["selector"][k], v, "service selector {k}");
+    }
+    for (k, v) in monitor["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .expect("servicemonitor selector")
+    {
+        assert_eq!(
+            &service["metadata"]["labels"][k], v,
+            "servicemonitor selects the service by {k}"
+        );
+    }
+
+    let container = &pod["spec"]["containers"][0];
+    let port = &container["ports"][0];
+    assert_eq!(port["containerPort"], 9787, "the exporter's default port");
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], port["name"]);
+    assert_eq!(
+        monitor["spec"]["endpoints"][0]["port"],
+        service["spec"]["ports"][0]["name"]
+    );
+    for probe in ["readinessProbe", "livenessProbe"] {
+        assert_eq!(container[probe]["httpGet"]["port"], port["name"], "{probe}");
+    }
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/-/ready");
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/-/healthy");
+
+    // Prometheus names the job after the Service; the alert rules expect that job.
+    let job = service["metadata"]["name"].as_str().expect("service name");
+    let down = alert_rules()
+        .into_iter()
+        .find(|r| r["alert"] == "CdssExporterDown")
+        .expect("CdssExporterDown");
+    assert!(
+        down["expr"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("up{{job=\"{job}\"}}")),
+        "CdssExporterDown watches job {job:?}"
+    );
+
+    // Non-root, read-only, no privilege escalation.
+    let pod_security = &pod["spec"]["securityContext"];
+    assert_eq!(pod_security["runAsNonRoot"], true);
+    assert!(pod_security["runAsUser"].as_u64().is_some_and(|u| u != 0));
+    assert_eq!(
+        container["securityContext"]["allowPrivilegeEscalation"],
+        false
+    );
+    assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+
+    // The config in the ConfigMap is mounted where --config.file points, the exporter accepts
+    // it, and its key files are in the mounted Secret.
+    let mount = |volume: &str| -> PathBuf {
+        let m = container["volumeMounts"]
+            .as_array()
+            .expect("volumeMounts")
+            .iter()
+            .find(|m| m["name"] == volume)
+            .unwrap_or_else(|| panic!("no mount of volume {volume}"));
+        PathBuf::from(m["mountPath"].as_str().expect("mountPath"))
+    };
+    let volume = |name: &str| -> Value {
+        pod["spec"]["volumes"]
+            .as_array()
+            .expect("volumes")
+            .iter()
+            .find(|v| v["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no volume {name}"))
+    };
+    assert_eq!(
+        volume("config")["configMap"]["name"],
+        configmap["metadata"]["name"]
+    );
+    let config_file = container["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .find_map(|a| a.as_str()?.strip_prefix("--config.file="))
+        .expect("--config.file");
+    assert_eq!(
+        Path::new(config_file),
+        mount("config").join("config.yaml"),
+        "--config.file is the mounted ConfigMap key"
+    );
+    let config = Config::parse(
+        configmap["data"]["config.yaml"]
+            .as_str()
+            .expect("config.yaml"),
+        Path::new("configmap.yaml"),
+    )
+    .unwrap_or_else(|e| panic!("the ConfigMap's config: {e}"));
+    assert!(volume("credentials")["secret"]["secretName"].is_string());
+    let keys = &config.accounts[DEFAULT_ACCOUNT];
+    for key in [&keys.access_key, &keys.secret_key] {
+        match key {
+            KeySource::File(path) => assert!(
+                path.starts_with(mount("credentials")),
+                "{} is not in the mounted Secret",
+                path.display()
+            ),
+            other => panic!("the ConfigMap should read keys from the Secret's files, not {other}"),
+        }
+    }
+}
+
+#[test]
+fn dockerfile_is_multi_stage_and_runs_as_non_root() {
+    let dockerfile = text("deploy/Dockerfile");
+    let instructions: Vec<&str> = dockerfile
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    let stages = instructions
+        .iter()
+        .filter(|l| l.starts_with("FROM "))
+        .count();
+    assert!(stages >= 2, "multi-stage: {stages} FROM");
+    let last_stage = instructions
+        .iter()
+        .rposition(|l| l.starts_with("FROM "))
+        .unwrap();
+    let final_stage = &instructions[last_stage..];
+    assert!(final_stage.iter().any(|l| l.starts_with("COPY --from=")));
+    let user = final_stage
+        .iter()
+        .rev()
+        .find_map(|l| l.strip_prefix("USER "))
+        .expect("the final stage sets USER");
+    let uid: u32 = user
+        .split(':')
+        .next()
+        .unwrap()
+        .parse()
+        .expect("numeric USER");
+    assert_ne!(uid, 0, "non-root");
+    assert!(final_stage.contains(&"EXPOSE 9787"));
+    assert!(final_stage.iter().any(|l| l.starts_with("ENTRYPOINT [")));
+    // cargo reads every target Cargo.toml declares, so their directories must be in the image
+    // build (and not excluded from the context).
+    let ignore = text("deploy/Dockerfile.dockerignore");
+    for (section, dir) in [
+        ("[[bench]]", "benches"),
+        ("[[test]]", "tests"),
+        ("[[example]]", "examples"),
+    ] {
+        if text("Cargo.toml").lines().any(|l| l.trim() == section) {
+            assert!(
+                instructions.contains(&format!("COPY {dir} ./{dir}").as_str()),
+                "Cargo.toml declares {section}: the Dockerfile must COPY {dir}"
+            );
+            assert!(
+                ignore.lines().any(|l| l.trim() == format!("!{dir}/")),
+                "dockerignore lets {dir}/ in"
+            );
+        }
+    }
+    // Nothing secret is baked in.
+    assert!(
+        !dockerfile.contains("NCLOUD_SECRET_KEY="),
+        "no secrets in the image"
+    );
+}
+
+#[test]
+fn systemd_unit_is_hardened_and_hands_over_the_credentials() {
+    let unit = text("deploy/systemd/cdss-precheck-exporter.service");
+    let settings: Vec<(&str, &str)> = unit
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .collect();
+    let has = |k: &str, v: &str| settings.iter().any(|(kk, vv)| *kk == k && *vv == v);
+    for (k, v) in [
+        ("DynamicUser", "yes"),
+        ("NoNewPrivileges", "yes"),
+        ("ProtectSystem", "strict"),
+        ("ProtectHome", "yes"),
+        ("PrivateTmp", "yes"),
+        ("CapabilityBoundingSet", ""),
+        ("RestartPreventExitStatus", "2"),
+    ] {
+        assert!(has(k, v), "{k}={v}");
+    }
+    // Each LoadCredential= name is the file the unit's comment tells the config to read.
+    let names: Vec<&str> = settings
+        .iter()
+        .filter(|(k, _)| *k == "LoadCredential")
+        .map(|(_, v)| v.split(':').next().unwrap())
+        .collect();
+    assert_eq!(names, ["access_key", "secret_key"]);
+    for name in names {
+        let path = format!("/run/credentials/cdss-precheck-exporter.service/{name}");
+        assert!(
+            unit.contains(&format!("{name}_file: {path}")),
+            "config line for {path}"
+        );
+    }
+}

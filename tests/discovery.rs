@@ -1,0 +1,386 @@
+//! Discovery, several accounts and live reload, over loopback against the simulated gateway:
+//! every page is read, filters apply, deleted clusters lose every series, an outage keeps the
+//! set, and reloads (HTTP, SIGHUP, file change) apply good configs and refuse bad ones.
+
+mod common;
+
+use std::time::Duration;
+
+use cdss_precheck_exporter::ncp::region::Region;
+use cdss_precheck_exporter::secret::Secret;
+use cdss_precheck_exporter::sim::{Behaviour, SimCluster, SimGateway};
+use common::{
+    FileHarness, Process, exporter_command, metrics_until, series_of, start_sim, value, value_with,
+};
+
+const HEAD: &str = "interval: 2s\ntimeout: 1s\ncredentials:\n  access_key_file: '{dir}/ak'\n  secret_key_file: '{dir}/sk'\napi_gateway: '{gateway}'\n";
+
+async fn sim_with(clusters: &[(u64, &str, Region, &str)]) -> SimGateway {
+    let sim = start_sim(&[]).await;
+    for (no, name, region, status) in clusters {
+        let mut c = SimCluster::running(name, *region);
+        c.status = status.to_string();
+        sim.add_cluster(*no, c);
+    }
+    sim
+}
+
+fn ok_count(m: &str) -> usize {
+    m.lines()
+        .filter(|l| l.starts_with("cdss_precheck_ok{"))
+        .count()
+}
+
+#[tokio::test]
+async fn discovery_reads_every_page_once() {
+    let names: Vec<String> = (1..=7).map(|i| format!("kafka-{i}")).collect();
+    let mut specs: Vec<(u64, &str, Region, &str)> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (100 + i as u64, n.as_str(), Region::Kr, "running"))
+        .collect();
+    specs.push((200, "singapore-1", Region::Sgn, "running"));
+    let sim = sim_with(&specs).await;
+    let yaml = format!("{HEAD}discovery:\n  - region: KR\n    refresh: 1m\n    page_size: 2\n");
+    let h = FileHarness::start(sim, &yaml, None).await;
+    h.inner.wait_ready(Duration::from_secs(10)).await;
+    let m = h.inner.metrics().await;
+    for n in &names {
+        let lines: Vec<&str> = m
+            .lines()
+            .filter(|l| l.starts_with(&format!("cdss_precheck_ok{{cluster=\"{n}\",")))
+            .collect();
+        assert_eq!(
+            lines,
+            [format!(
+                "cdss_precheck_ok{{cluster=\"{n}\",region=\"KR\"}} 1"
+            )],
+            "{n}\n{m}"
+        );
+    }
+    assert_eq!(
+        ok_count(&m),
+        7,
+        "the SGN cluster is not listed by a KR block\n{m}"
+    );
+    assert_eq!(
+        h.inner.sim.list_calls(),
+        4,
+        "7 clusters at 2 per page is 4 pages"
+    );
+    assert_eq!(
+        value_with(&m, "cdss_discovery_clusters", "region=\"KR\""),
+        Some(7.0),
+        "{m}"
+    );
+    assert!(
+        value_with(
+            &m,
+            "cdss_discovery_last_success_timestamp_seconds",
+            "region=\"KR\""
+        )
+        .is_some()
+    );
+    assert!(
+        m.contains("cdss_cluster_info{cluster=\"kafka-1\",region=\"KR\",service_group_instance_no=\"100\",kafka_version=\"3.5.1\",status=\"running\",vpc_name=\"prod-vpc\"} 1"),
+        "{m}"
+    );
+    h.inner.stop().await;
+}
+
+#[tokio::test]
+async fn filters_apply() {
+    let sim = sim_with(&[
+        (1, "orders-a", Region::Kr, "running"),
+        (2, "orders-tmp", Region::Kr, "running"),
+        (3, "payments", Region::Kr, "running"),
+        (4, "orders-b", Region::Kr, "deleting"),
+        (5, "orders-c", Region::Kr, "changing"),
+    ])
+    .await;
+    let yaml = format!(
+        "{HEAD}discovery:\n  - region: KR\n    name_regex: '^orders-'\n    exclude_regex: '-tmp$'\n"
+    );
+    let h = FileHarness::start(sim, &yaml, None).await;
+    h.inner.wait_ready(Duration::from_secs(10)).await;
+    let m = h.inner.metrics().await;
+    assert!(value(&m, "cdss_precheck_ok", "orders-a").is_some());
+    assert!(
+        value(&m, "cdss_precheck_ok", "orders-c").is_some(),
+        "changing is kept by default"
+    );
+    for gone in ["orders-tmp", "payments", "orders-b"] {
+        assert!(
+            series_of(&m, gone).is_empty(),
+            "{gone} should be filtered out\n{m}"
+        );
+    }
+    // statuses: [running] drops the changing one too.
+    h.write_config(&format!(
+        "{HEAD}discovery:\n  - region: KR\n    name_regex: '^orders-'\n    statuses: [running]\n"
+    ));
+    assert_eq!(h.reload().await.0, 200);
+    let before = h.inner.metrics().await;
+    let runs_a = value(&before, "cdss_precheck_runs_total", "orders-a")
+        .unwrap_or_else(|| panic!("{before}"));
+    let m = metrics_until(
+        &h.inner,
+        Duration::from_secs(5),
+        "orders-c to go, orders-tmp to come",
+        |m| {
+            series_of(m, "orders-c").is_empty()
+                && value(m, "cdss_precheck_ok", "orders-tmp").is_some()
+        },
+    )
+    .await;
+    // orders-a passed both filters: it kept its series, with no reset.
+    assert!(
+        value(&m, "cdss_precheck_runs_total", "orders-a").unwrap() >= runs_a,
+        "{m}"
+    );
+    h.inner.stop().await;
+}
+
+#[tokio::test]
+async fn deleted_cluster_loses_every_series_and_an_outage_keeps_the_set() {
+    let sim = sim_with(&[
+        (1, "keep", Region::Kr, "running"),
+        (2, "doomed", Region::Kr, "running"),
+    ])
+    .await;
+    sim.set_behaviour(2, Behaviour::Http500Html);
+    let yaml = format!("{HEAD}discovery:\n  - region: KR\n    refresh: 1s\n");
+    let h = FileHarness::start(sim, &yaml, None).await;
+    h.inner.wait_ready(Duration::from_secs(10)).await;
+    let m = h.inner.metrics().await;
+    assert!(
+        series_of(&m, "doomed").len() >= 5,
+        "doomed has series, failures included:\n{m}"
+    );
+
+    h.inner.sim.remove_cluster(2);
+    let m = metrics_until(&h.inner, Duration::from_secs(5), "doomed to vanish", |m| {
+        series_of(m, "doomed").is_empty()
+    })
+    .await;
+    assert_eq!(value(&m, "cdss_precheck_ok", "keep"), Some(1.0));
+    assert_eq!(
+        value_with(&m, "cdss_discovery_clusters", "region=\"KR\""),
+        Some(1.0)
+    );
+
+    // An outage: listings fail, the set stays, failures are counted.
+    h.inner.sim.set_list_failure(Some(Behaviour::Http500Html));
+    let m = metrics_until(
+        &h.inner,
+        Duration::from_secs(5),
+        "a discovery failure",
+        |m| {
+            value_with(m, "cdss_discovery_failures_total", "region=\"KR\"")
+                .is_some_and(|v| v >= 2.0)
+        },
+    )
+    .await;
+    assert_eq!(
+        value(&m, "cdss_precheck_ok", "keep"),
+        Some(1.0),
+        "the last known set is kept"
+    );
+    // Recovery picks up changes again.
+    h.inner.sim.set_list_failure(None);
+    h.inner
+        .sim
+        .add_cluster(3, SimCluster::running("newcomer", Region::Kr));
+    metrics_until(&h.inner, Duration::from_secs(5), "newcomer", |m| {
+        value(m, "cdss_precheck_ok", "newcomer") == Some(1.0)
+    })
+    .await;
+    h.inner.stop().await;
+}
+
+#[tokio::test]
+async fn two_accounts_with_different_secrets() {
+    let sim = sim_with(&[(1, "dev-kafka", Region::Sgn, "running")]).await;
+    sim.add_account("DEV-AK", Secret::new("dev-secret-entirely-different"));
+    sim.set_behaviour(50, Behaviour::Ready);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("dev_ak"), "DEV-AK\n").unwrap();
+    std::fs::write(dir.path().join("dev_sk"), "dev-secret-entirely-different\n").unwrap();
+    let d = dir.path().display();
+    let yaml = format!(
+        "{HEAD}accounts:\n  dev: {{access_key_file: '{d}/dev_ak', secret_key_file: '{d}/dev_sk'}}\nclusters:\n  - {{name: prod-kafka, region: KR, service_group_instance_no: 50}}\ndiscovery:\n  - {{region: SGN, account: dev}}\n"
+    );
+    let h = FileHarness::start(sim, &yaml, None).await;
+    h.inner.wait_ready(Duration::from_secs(10)).await;
+    let m = h.inner.metrics().await;
+    assert_eq!(
+        value(&m, "cdss_precheck_ok", "prod-kafka"),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(value(&m, "cdss_precheck_ok", "dev-kafka"), Some(1.0), "{m}");
+    assert_eq!(h.inner.sim.auth_failures(), 0);
+    h.inner.stop().await;
+}
+
+#[tokio::test]
+async fn http_reload_applies_good_configs_and_refuses_bad_ones() {
+    let sim = start_sim(&[
+        ("a", "KR", 1, Some(Behaviour::Ready)),
+        ("b", "KR", 2, Some(Behaviour::Ready)),
+    ])
+    .await;
+    let two = format!(
+        "{HEAD}clusters:\n  - {{name: a, region: KR, service_group_instance_no: 1}}\n  - {{name: b, region: KR, service_group_instance_no: 2}}\n"
+    );
+    let h = FileHarness::start(sim, &two, None).await;
+    h.inner.wait_ready(Duration::from_secs(5)).await;
+    let m = h.inner.metrics().await;
+    assert!(
+        m.contains("cdss_exporter_config_last_reload_successful 1"),
+        "{m}"
+    );
+
+    assert_eq!(
+        h.inner
+            .http
+            .get(h.inner.url("/-/reload"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        405
+    );
+
+    // A broken file: 500 with the error, nothing changes, the metric says 0.
+    h.write_config(&format!(
+        "{HEAD}clusters:\n  - {{name: a, region: Mars, service_group_instance_no: 1}}\n"
+    ));
+    let (status, body) = h.reload().await;
+    assert_eq!(status, 500);
+    assert!(
+        body.contains("config.yaml:8:") && body.contains("Mars"),
+        "{body}"
+    );
+    let m = h.inner.metrics().await;
+    assert!(
+        m.contains("cdss_exporter_config_last_reload_successful 0"),
+        "{m}"
+    );
+    let runs_b = value(&m, "cdss_precheck_runs_total", "b").unwrap();
+    metrics_until(
+        &h.inner,
+        Duration::from_secs(5),
+        "b still prechecked",
+        |m| value(m, "cdss_precheck_runs_total", "b").is_some_and(|v| v > runs_b),
+    )
+    .await;
+
+    // Missing credentials in the new file are refused too.
+    h.write_config(&format!("{HEAD}accounts:\n  x: {{access_key_file: /nonexistent/ak, secret_key_file: /nonexistent/sk}}\nclusters:\n  - {{name: a, region: KR, service_group_instance_no: 1, account: x}}\n"));
+    let (status, body) = h.reload().await;
+    assert_eq!(status, 500);
+    assert!(body.contains("/nonexistent/ak"), "{body}");
+    assert!(
+        value(&h.inner.metrics().await, "cdss_precheck_ok", "b").is_some(),
+        "b is still there"
+    );
+
+    // A good file: b goes (every series at once), c comes, a keeps its counters.
+    let runs_a = value(&h.inner.metrics().await, "cdss_precheck_runs_total", "a").unwrap();
+    h.inner.sim.set_behaviour(3, Behaviour::Ready);
+    h.write_config(&format!("{HEAD}clusters:\n  - {{name: a, region: KR, service_group_instance_no: 1}}\n  - {{name: c, region: SGN, service_group_instance_no: 3}}\n"));
+    let (status, body) = h.reload().await;
+    assert_eq!((status, body.as_str()), (200, "configuration reloaded\n"));
+    let m = h.inner.metrics().await;
+    assert!(series_of(&m, "b").is_empty(), "b left series behind:\n{m}");
+    assert!(m.contains("cdss_exporter_config_last_reload_successful 1"));
+    assert!(
+        value(&m, "cdss_precheck_runs_total", "a").unwrap() >= runs_a,
+        "a kept its state"
+    );
+    metrics_until(&h.inner, Duration::from_secs(5), "c checked", |m| {
+        value(m, "cdss_precheck_ok", "c") == Some(1.0)
+    })
+    .await;
+    h.inner.stop().await;
+}
+
+#[tokio::test]
+async fn auto_reload_follows_file_changes() {
+    let sim = start_sim(&[
+        ("a", "KR", 1, Some(Behaviour::Ready)),
+        ("z", "KR", 26, Some(Behaviour::Ready)),
+    ])
+    .await;
+    let one =
+        format!("{HEAD}clusters:\n  - {{name: a, region: KR, service_group_instance_no: 1}}\n");
+    let h = FileHarness::start(sim, &one, Some(Duration::from_millis(200))).await;
+    h.inner.wait_ready(Duration::from_secs(5)).await;
+    h.write_config(&format!(
+        "{one}  - {{name: z, region: KR, service_group_instance_no: 26}}\n"
+    ));
+    metrics_until(
+        &h.inner,
+        Duration::from_secs(5),
+        "z after the file changed",
+        |m| value(m, "cdss_precheck_ok", "z") == Some(1.0),
+    )
+    .await;
+    h.inner.stop().await;
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_real_binary() {
+    let sim = start_sim(&[
+        ("a", "KR", 1, Some(Behaviour::Ready)),
+        ("b", "KR", 2, Some(Behaviour::Ready)),
+    ])
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    let one = format!(
+        "interval: 2s\ntimeout: 1s\napi_gateway: {}\nclusters:\n  - {{name: a, region: KR, service_group_instance_no: 1}}\n",
+        sim.url()
+    );
+    std::fs::write(&config, &one).unwrap();
+    let p = Process::spawn(exporter_command(&[
+        "--config.file",
+        config.to_str().unwrap(),
+        "--web.listen-address",
+        "127.0.0.1:0",
+    ]));
+    let until = |what: &'static str, pred: fn(&str) -> bool| {
+        let p = &p;
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            loop {
+                let m = p.get("/metrics").await;
+                if pred(&m) {
+                    return m;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "timed out waiting for {what}:\n{m}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    until("a", |m| value(m, "cdss_precheck_ok", "a") == Some(1.0)).await;
+    std::fs::write(
+        &config,
+        format!("{one}  - {{name: b, region: KR, service_group_instance_no: 2}}\n"),
+    )
+    .unwrap();
+    p.signal("HUP");
+    let m = until("b after SIGHUP", |m| {
+        value(m, "cdss_precheck_ok", "b") == Some(1.0)
+    })
+    .await;
+    assert!(m.contains("cdss_exporter_config_last_reload_successful 1"));
+    let (code, logs) = p.terminate();
+    assert_eq!(code, Some(0));
+    assert!(logs.contains("received SIGHUP"), "{logs}");
+}

@@ -1,0 +1,208 @@
+//! The README's "Gate maintenance on the precheck" examples, run for real: the shell step, the
+//! Kubernetes Job's init-container command, and the GitHub Actions step, against the simulated
+//! gateway. The README must show each example file verbatim, so the docs cannot drift.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use cdss_precheck_exporter::sim::Behaviour;
+use common::{ACCESS_KEY, Harness, SECRET_KEY, Spec, config_yaml};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const BIN: &str = env!("CARGO_BIN_EXE_cdss-precheck-exporter");
+
+fn example(name: &str) -> String {
+    std::fs::read_to_string(Path::new(ROOT).join("examples/gate").join(name)).unwrap()
+}
+
+fn specs() -> Vec<Spec> {
+    vec![
+        ("orders-kafka", "KR", 1, Some(Behaviour::Ready)),
+        ("payments-kafka", "SGN", 2, Some(Behaviour::NotReady)),
+    ]
+}
+
+/// PATH with the freshly built binary first, as if it were installed.
+fn path_with_binary() -> String {
+    let dir = Path::new(BIN).parent().unwrap().display().to_string();
+    format!("{dir}:{}", std::env::var("PATH").unwrap_or_default())
+}
+
+fn sh(shell: &[&str], script: &str, cwd: &Path, envs: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(shell[0]);
+    cmd.args(&shell[1..])
+        .arg(script)
+        .current_dir(cwd)
+        .env("PATH", path_with_binary());
+    cmd.env("NCLOUD_ACCESS_KEY", ACCESS_KEY)
+        .env("NCLOUD_SECRET_KEY", SECRET_KEY)
+        .env_remove("RUST_LOG");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn readme_shows_every_example_verbatim() {
+    let readme = std::fs::read_to_string(Path::new(ROOT).join("README.md")).unwrap();
+    for name in [
+        "restart-when-ready.sh",
+        "k8s-job.yaml",
+        "github-actions.yaml",
+    ] {
+        assert!(
+            readme.contains(example(name).trim_end()),
+            "README does not show examples/gate/{name} verbatim"
+        );
+    }
+}
+
+struct Workspace {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+fn workspace(gateway: &str) -> Workspace {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, config_yaml(gateway, "timeout: 2s", &specs())).unwrap();
+    // The "rolling restart" the examples start: it only leaves a mark.
+    let restart = dir.path().join("start-rolling-restart.sh");
+    std::fs::write(&restart, "#!/bin/sh\necho \"$1\" >> restarted.txt\n").unwrap();
+    Command::new("chmod")
+        .arg("+x")
+        .arg(&restart)
+        .status()
+        .unwrap();
+    Workspace { dir, config }
+}
+
+fn restarted(w: &Workspace) -> String {
+    std::fs::read_to_string(w.dir.path().join("restarted.txt")).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shell_step_restarts_only_when_ready() {
+    let sim = common::start_sim(&specs()).await;
+    let w = workspace(&sim.url());
+    let script = Path::new(ROOT).join("examples/gate/restart-when-ready.sh");
+    let run = |cluster: &str| {
+        let config = w.config.display().to_string();
+        let script = format!("{} {cluster}", script.display());
+        sh(
+            &["sh", "-c"],
+            &script,
+            w.dir.path(),
+            &[
+                ("CONFIG", &config),
+                ("WAIT", "2s"),
+                ("RESTART", "./start-rolling-restart.sh"),
+            ],
+        )
+    };
+    let out = tokio::task::block_in_place(|| run("orders-kafka"));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(restarted(&w), "orders-kafka\n");
+    let out = tokio::task::block_in_place(|| run("payments-kafka"));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        restarted(&w),
+        "orders-kafka\n",
+        "a not-ready cluster must not be restarted"
+    );
+}
+
+fn yaml(name: &str) -> serde_json::Value {
+    let v: yaml_serde::Value = yaml_serde::from_str(&example(name)).unwrap();
+    serde_json::to_value(v).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kubernetes_init_container_waits_on_the_gate() {
+    let h = Harness::start(
+        "interval: 60s\ntimeout: 2s\ngate:\n  min_fresh_interval: 1s",
+        &specs(),
+    )
+    .await;
+    h.wait_ready(Duration::from_secs(5)).await;
+    let job = yaml("k8s-job.yaml");
+    let init = &job["spec"]["template"]["spec"]["initContainers"][0];
+    assert_eq!(init["command"], serde_json::json!(["sh", "-c"]));
+    let command = init["args"][0]
+        .as_str()
+        .unwrap()
+        .replace("http://cdss-precheck-exporter.monitoring:9787", &h.url(""));
+    let dir = tempfile::tempdir().unwrap();
+
+    let calls_before = h.sim.calls(1);
+    let out = tokio::task::block_in_place(|| sh(&["sh", "-c"], &command, dir.path(), &[]));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"ready\":true"));
+    assert_eq!(h.sim.calls(1), calls_before + 1, "?fresh=1 asked NCP");
+
+    // A cluster that is not ready keeps the init container waiting until its timeout.
+    let waiting = command
+        .replace("orders-kafka", "payments-kafka")
+        .replace("timeout 900", "timeout 3");
+    let started = Instant::now();
+    let out = tokio::task::block_in_place(|| sh(&["sh", "-c"], &waiting, dir.path(), &[]));
+    assert_ne!(out.status.code(), Some(0));
+    assert!(started.elapsed() >= Duration::from_secs(3));
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn github_actions_step_gates_the_restart() {
+    let sim = common::start_sim(&specs()).await;
+    let w = workspace(&sim.url());
+    let workflow = yaml("github-actions.yaml");
+    let steps = workflow["jobs"]["rolling-restart"]["steps"]
+        .as_array()
+        .unwrap();
+    let gate = steps
+        .iter()
+        .find_map(|s| {
+            s["run"]
+                .as_str()
+                .filter(|r| r.contains("cdss-precheck-exporter check"))
+        })
+        .unwrap();
+    let gate = gate.replace("ops/cdss-precheck.yaml", &w.config.display().to_string());
+    // GitHub runs `run:` with bash -e -o pipefail, so `| tee` keeps check's exit code.
+    let bash = ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c"];
+    let out = tokio::task::block_in_place(|| sh(&bash, &gate, w.dir.path(), &[]));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(w.dir.path().join("precheck.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["ready"], true);
+
+    let not_ready = gate
+        .replace("orders-kafka", "payments-kafka")
+        .replace("--wait 15m", "--wait 2s");
+    let out = tokio::task::block_in_place(|| sh(&bash, &not_ready, w.dir.path(), &[]));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the step fails, so the restart step never runs"
+    );
+}

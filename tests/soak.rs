@@ -1,0 +1,119 @@
+//! Soak, quick mode: concurrent scrapers hammer `/metrics` of the real binary while a third of
+//! the clusters misbehave. Zero failed scrapes, RSS growth under 10% after warm-up, no
+//! file-descriptor growth. `scripts/soak.sh` is the full version (wrk, 200 scrapers, 60 s).
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use cdss_precheck_exporter::sim::{Behaviour, fault_cycle};
+use common::{Process, Spec, config_yaml, exporter_command, start_sim};
+
+const CLUSTERS: usize = 300;
+const SCRAPERS: usize = 50;
+const WARMUP: Duration = Duration::from_secs(3);
+const RUN: Duration = Duration::from_secs(8);
+
+fn proc_status(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrapers_never_fail_and_nothing_grows() {
+    let faults = fault_cycle();
+    let names: Vec<String> = (0..CLUSTERS).map(|i| format!("c{i:04}")).collect();
+    let specs: Vec<Spec> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let b = if i % 3 == 0 {
+                faults[(i / 3) % faults.len()].clone()
+            } else {
+                Behaviour::Ready
+            };
+            (&*n.clone().leak(), "KR", i as u64 + 1, Some(b))
+        })
+        .collect();
+    let sim = start_sim(&specs).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        config_yaml(
+            &sim.url(),
+            "interval: 2s\ntimeout: 1s\nconcurrency: 32",
+            &specs,
+        ),
+    )
+    .unwrap();
+    let p = Process::spawn(exporter_command(&[
+        "--config.file",
+        config.to_str().unwrap(),
+        "--web.listen-address",
+        "127.0.0.1:0",
+    ]));
+    let (pid, addr) = (p.pid(), p.addr.clone());
+
+    let url = format!("http://{addr}/metrics");
+    let ok = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + WARMUP + RUN;
+    let mut scrapers = tokio::task::JoinSet::new();
+    for i in 0..SCRAPERS {
+        let (url, ok, failed) = (url.clone(), ok.clone(), failed.clone());
+        scrapers.spawn(async move {
+            let mut builder = reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(5));
+            if i % 2 == 0 {
+                // Half of them come back on a new connection each time.
+                builder = builder.pool_max_idle_per_host(0);
+            }
+            let http = builder.build().unwrap();
+            while Instant::now() < deadline {
+                let good = match http.get(&url).send().await {
+                    Ok(r) if r.status().is_success() => {
+                        r.bytes().await.is_ok_and(|b| b.len() > 1000)
+                    }
+                    _ => false,
+                };
+                if good {
+                    ok.fetch_add(1, Ordering::Relaxed)
+                } else {
+                    failed.fetch_add(1, Ordering::Relaxed)
+                };
+            }
+        });
+    }
+    tokio::time::sleep(WARMUP).await;
+    let (rss0, fd0) = (proc_status(pid, "VmRSS:"), fds(pid));
+    scrapers.join_all().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (rss1, fd1) = (proc_status(pid, "VmRSS:"), fds(pid));
+    assert_eq!(p.terminate().0, Some(0));
+
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    eprintln!(
+        "soak quick: {ok} scrapes, {failed} failed; RSS {rss0} → {rss1} kB; fds {fd0} → {fd1}"
+    );
+    assert_eq!(failed, 0, "{failed} of {} scrapes failed", ok + failed);
+    assert!(ok > 500, "only {ok} scrapes");
+    assert!(
+        rss1 * 10 < rss0 * 11,
+        "RSS grew from {rss0} kB to {rss1} kB after warm-up"
+    );
+    assert!(fd1 <= fd0, "fds grew from {fd0} to {fd1}");
+}
