@@ -145,7 +145,7 @@ const FAILURES: Family = Family {
 };
 const CLUSTER_INFO: Family = Family {
     name: "cdss_cluster_info",
-    help: "Always 1, one per prechecked cluster, labelled with what discovery reported (empty for static clusters); join on cluster and region.",
+    help: "Always 1, one per discovered cluster, labelled with what discovery reported (Kafka version, status, VPC); join on cluster and region.",
     kind: "gauge",
 };
 const DISCOVERY_CLUSTERS: Family = Family {
@@ -353,9 +353,9 @@ impl Exposition {
                 }
             }
         }
-        if !rows.is_empty() {
+        if rows.iter().any(|(_, _, r)| r.discovered) {
             header(&mut out, &CLUSTER_INFO);
-            for (l, i, _) in &rows {
+            for (l, i, _) in rows.iter().filter(|(_, _, r)| r.discovered) {
                 sample(&mut out, &CLUSTER_INFO, l, i, Value::Int(1));
             }
         }
@@ -408,6 +408,8 @@ struct Row {
     labels_end: usize,
     /// End of this cluster's extra `cdss_cluster_info` labels in the shared info buffer.
     info_end: usize,
+    /// Found by discovery: only those have a `cdss_cluster_info` line.
+    discovered: bool,
     /// `cdss_precheck_ok`.
     ok: bool,
     /// `cdss_precheck_runs_total`.
@@ -444,6 +446,7 @@ impl Row {
         Self {
             labels_end: labels.len(),
             info_end: info.len(),
+            discovered: s.info.is_some(),
             ok: s.last.as_ref().is_some_and(|l| l.outcome.is_ready()),
             runs: s.runs_total,
             last: s.last.as_ref().map(|l| {
@@ -665,7 +668,7 @@ mod tests {
                     samples[6].push(metric(&FAILURES, l, n as f64));
                 }
             }
-            let d = s.info.clone().unwrap_or_default();
+            let Some(d) = s.info.clone() else { return };
             let mut l = labels();
             l.push(label(
                 "service_group_instance_no",

@@ -150,12 +150,12 @@ fn a_flood_of_idle_connections_is_capped_and_drained() {
     let during = e.fds();
     // At most MAX_CONNECTIONS (512) are accepted; the rest wait in the kernel's queue.
     assert!(
-        during <= before + 512 + 8,
+        during <= before + 512 + 32, // the demo's own prechecks hold a few sockets (both ends)
         "{during} fds with 600 idle connections (was {before})"
     );
     drop(idle);
     let deadline = Instant::now() + Duration::from_secs(15);
-    while e.fds() > before + 8 {
+    while e.fds() > before + 32 {
         assert!(
             Instant::now() < deadline,
             "connections were not released: {} fds",
