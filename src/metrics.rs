@@ -145,7 +145,7 @@ const FAILURES: Family = Family {
 };
 const CLUSTER_INFO: Family = Family {
     name: "cdss_cluster_info",
-    help: "Always 1, one per discovered cluster, labelled with what discovery reported (Kafka version, status, VPC); join on cluster and region.",
+    help: "Always 1, one per prechecked cluster, labelled with what discovery reported (Kafka version, status, VPC; absent for static clusters); join on cluster and region.",
     kind: "gauge",
 };
 const DISCOVERY_CLUSTERS: Family = Family {
@@ -353,9 +353,9 @@ impl Exposition {
                 }
             }
         }
-        if rows.iter().any(|(_, _, r)| r.discovered) {
+        if !rows.is_empty() {
             header(&mut out, &CLUSTER_INFO);
-            for (l, i, _) in rows.iter().filter(|(_, _, r)| r.discovered) {
+            for (l, i, _) in &rows {
                 sample(&mut out, &CLUSTER_INFO, l, i, Value::Int(1));
             }
         }
@@ -408,8 +408,6 @@ struct Row {
     labels_end: usize,
     /// End of this cluster's extra `cdss_cluster_info` labels in the shared info buffer.
     info_end: usize,
-    /// Found by discovery: only those have a `cdss_cluster_info` line.
-    discovered: bool,
     /// `cdss_precheck_ok`.
     ok: bool,
     /// `cdss_precheck_runs_total`.
@@ -431,22 +429,26 @@ impl Row {
         labels.push('"');
         info.push_str(",service_group_instance_no=\"");
         info.push_str(itoa::Buffer::new().format(s.service_group_instance_no));
-        let d = s.info.as_ref();
-        for (name, value) in [
-            ("kafka_version", d.map(|d| d.kafka_version.as_str())),
-            ("status", d.map(|d| d.status.as_str())),
-            ("vpc_name", d.map(|d| d.vpc_name.as_str())),
-        ] {
-            info.push_str("\",");
-            info.push_str(name);
-            info.push_str("=\"");
-            escape_label_value(info, value.unwrap_or_default());
+        // What discovery reported; static clusters have none, and an empty label is the same
+        // as no label to Prometheus, so those are left out.
+        if let Some(d) = s.info.as_ref() {
+            for (name, value) in [
+                ("kafka_version", d.kafka_version.as_str()),
+                ("status", d.status.as_str()),
+                ("vpc_name", d.vpc_name.as_str()),
+            ] {
+                if !value.is_empty() {
+                    info.push_str("\",");
+                    info.push_str(name);
+                    info.push_str("=\"");
+                    escape_label_value(info, value);
+                }
+            }
         }
         info.push('"');
         Self {
             labels_end: labels.len(),
             info_end: info.len(),
-            discovered: s.info.is_some(),
             ok: s.last.as_ref().is_some_and(|l| l.outcome.is_ready()),
             runs: s.runs_total,
             last: s.last.as_ref().map(|l| {
@@ -668,15 +670,21 @@ mod tests {
                     samples[6].push(metric(&FAILURES, l, n as f64));
                 }
             }
-            let Some(d) = s.info.clone() else { return };
+            let d = s.info.clone().unwrap_or_default();
             let mut l = labels();
             l.push(label(
                 "service_group_instance_no",
                 &s.service_group_instance_no.to_string(),
             ));
-            l.push(label("kafka_version", &d.kafka_version));
-            l.push(label("status", &d.status));
-            l.push(label("vpc_name", &d.vpc_name));
+            for (name, value) in [
+                ("kafka_version", &d.kafka_version),
+                ("status", &d.status),
+                ("vpc_name", &d.vpc_name),
+            ] {
+                if !value.is_empty() {
+                    l.push(label(name, value));
+                }
+            }
             samples[7].push(metric(&CLUSTER_INFO, l, 1.0));
         });
         let clusters = samples[0].len() as f64;
