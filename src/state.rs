@@ -62,7 +62,8 @@ impl ClusterStatus {
     fn matches(&self, c: &Cluster) -> bool {
         self.region == c.region
             && self.service_group_instance_no == c.service_group_instance_no
-            && self.target == target_of(c)
+            && self.target.0 == c.account
+            && self.target.1 == c.precheck_url.as_str()
     }
 
     /// A never-checked record for `c`.
