@@ -309,3 +309,37 @@ fn value_plain(m: &str, name: &str) -> Option<f64> {
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
 }
+
+#[tokio::test]
+async fn the_exporter_log_names_the_clock_on_auth_failures() {
+    let specs: Vec<Spec> = vec![("orders", "KR", 1, Some(Behaviour::Ready))];
+    let sim = common::start_sim(&specs).await;
+    sim.set_clock_offset(10 * 60 * 1000);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        common::config_yaml(&sim.url(), "interval: 2s\ntimeout: 1s", &specs),
+    )
+    .unwrap();
+    let p = common::Process::spawn(common::exporter_command(&[
+        "--config.file",
+        config.to_str().unwrap(),
+        "--web.listen-address",
+        "127.0.0.1:0",
+    ]));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while value(
+        &p.get("/metrics").await,
+        "cdss_precheck_last_error_code",
+        "orders",
+    ) != Some(200.0)
+    {
+        assert!(tokio::time::Instant::now() < deadline, "no auth failure");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (code, logs) = p.terminate();
+    assert_eq!(code, Some(0));
+    assert!(logs.contains("which is the likely cause"), "{logs}");
+    assert!(logs.contains("check NTP"), "the skew warning: {logs}");
+}
