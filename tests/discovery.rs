@@ -351,34 +351,21 @@ async fn sighup_reloads_the_real_binary() {
         "--web.listen-address",
         "127.0.0.1:0",
     ]));
-    let until = |what: &'static str, pred: fn(&str) -> bool| {
-        let p = &p;
-        async move {
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-            loop {
-                let m = p.get("/metrics").await;
-                if pred(&m) {
-                    return m;
-                }
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "timed out waiting for {what}:\n{m}"
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    };
-    until("a", |m| value(m, "cdss_precheck_ok", "a") == Some(1.0)).await;
+    p.metrics_until(Duration::from_secs(5), "a", |m| {
+        value(m, "cdss_precheck_ok", "a") == Some(1.0)
+    })
+    .await;
     std::fs::write(
         &config,
         format!("{one}  - {{name: b, region: KR, service_group_instance_no: 2}}\n"),
     )
     .unwrap();
     p.signal("HUP");
-    let m = until("b after SIGHUP", |m| {
-        value(m, "cdss_precheck_ok", "b") == Some(1.0)
-    })
-    .await;
+    let m = p
+        .metrics_until(Duration::from_secs(5), "b after SIGHUP", |m| {
+            value(m, "cdss_precheck_ok", "b") == Some(1.0)
+        })
+        .await;
     assert!(m.contains("cdss_exporter_config_last_reload_successful 1"));
     let (code, logs) = p.terminate();
     assert_eq!(code, Some(0));

@@ -328,16 +328,10 @@ async fn the_exporter_log_names_the_clock_on_auth_failures() {
         "--web.listen-address",
         "127.0.0.1:0",
     ]));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while value(
-        &p.get("/metrics").await,
-        "cdss_precheck_last_error_code",
-        "orders",
-    ) != Some(200.0)
-    {
-        assert!(tokio::time::Instant::now() < deadline, "no auth failure");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    p.metrics_until(Duration::from_secs(5), "an auth failure", |m| {
+        value(m, "cdss_precheck_last_error_code", "orders") == Some(200.0)
+    })
+    .await;
     let (code, logs) = p.terminate();
     assert_eq!(code, Some(0));
     assert!(logs.contains("which is the likely cause"), "{logs}");

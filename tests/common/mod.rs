@@ -258,15 +258,29 @@ pub async fn metrics_until(
     what: &str,
     pred: impl Fn(&str) -> bool,
 ) -> String {
+    poll_until(limit, what, || h.metrics(), pred).await
+}
+
+/// Calls `fetch` every 50 ms until its text satisfies `pred`, for at most `limit`.
+pub async fn poll_until<F, Fut>(
+    limit: Duration,
+    what: &str,
+    fetch: F,
+    pred: impl Fn(&str) -> bool,
+) -> String
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = String>,
+{
     let deadline = tokio::time::Instant::now() + limit;
     loop {
-        let m = h.metrics().await;
-        if pred(&m) {
-            return m;
+        let text = fetch().await;
+        if pred(&text) {
+            return text;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}:\n{m}"
+            "timed out waiting for {what}:\n{text}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -355,6 +369,16 @@ impl Process {
             Ok(r) => r.text().await.unwrap_or_default(),
             Err(_) => String::new(),
         }
+    }
+
+    /// Polls its `/metrics` until `pred` holds, for at most `limit`.
+    pub async fn metrics_until(
+        &self,
+        limit: Duration,
+        what: &str,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
+        poll_until(limit, what, || self.get("/metrics"), pred).await
     }
 
     /// SIGTERM, wait; returns the exit code and everything it logged.
