@@ -6,6 +6,7 @@
 //! `Outcome` as the exporter; nothing is cached. Results go to stdout, progress to stderr.
 
 use std::io::Write;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
@@ -31,14 +32,14 @@ pub async fn select(
     config: &Config,
     args: &CheckArgs,
     clients: &Clients,
-) -> Result<Vec<Cluster>, String> {
+) -> Result<Vec<Arc<Cluster>>, String> {
     let needs_discovery = !config.discovery.is_empty()
         && (args.all
             || args
                 .clusters
                 .iter()
                 .any(|n| !config.clusters.iter().any(|c| &c.name == n)));
-    let known: Vec<Cluster> = if needs_discovery {
+    let known: Vec<Arc<Cluster>> = if needs_discovery {
         let mut found = Vec::new();
         for block in &config.discovery {
             let client = clients
@@ -59,7 +60,7 @@ pub async fn select(
     if args.all {
         return Ok(known);
     }
-    let mut picked: Vec<Cluster> = Vec::new();
+    let mut picked: Vec<Arc<Cluster>> = Vec::new();
     for name in &args.clusters {
         let Some(c) = known.iter().find(|c| &c.name == name) else {
             let names: Vec<&str> = known.iter().map(|c| c.name.as_str()).collect();
@@ -166,7 +167,7 @@ fn cluster_report(c: &Cluster, p: &Precheck, at: SystemTime) -> ClusterReport {
 /// time; results in input order.
 async fn round(
     clients: &Clients,
-    clusters: &[Cluster],
+    clusters: &[Arc<Cluster>],
     concurrency: usize,
 ) -> Vec<(Precheck, SystemTime)> {
     let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
@@ -215,7 +216,7 @@ async fn round(
 /// the exit code.
 pub async fn run(
     args: &CheckArgs,
-    clusters: &[Cluster],
+    clusters: &[Arc<Cluster>],
     clients: &Clients,
     concurrency: usize,
     out: &mut impl Write,

@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Url;
@@ -66,8 +67,9 @@ pub struct Config {
     pub max_response_bytes: u64,
     /// Where each account's API keys come from; [`DEFAULT_ACCOUNT`] is `credentials:`.
     pub accounts: BTreeMap<String, CredentialSource>,
-    /// The static clusters, in config order; names are unique.
-    pub clusters: Vec<Cluster>,
+    /// The static clusters, in config order; names are unique. Shared (`Arc`) with the inventory,
+    /// the scheduler and the state, so 10,000 clusters are held once, not once per component.
+    pub clusters: Vec<Arc<Cluster>>,
     /// Discovery blocks: clusters listed through the API on a schedule.
     pub discovery: Vec<Discovery>,
     /// Settings of `GET /gate/{cluster}`.
@@ -693,14 +695,14 @@ impl RawConfig {
             );
             let precheck_url = Url::parse(&url)
                 .map_err(|e| err("clusters", format!("clusters[{i}]: bad URL {url}: {e}")))?;
-            clusters.push(Cluster {
+            clusters.push(Arc::new(Cluster {
                 account: account(c.account, &format!("clusters[{i}]"))?,
                 name: c.name.0,
                 region: c.region,
                 service_group_instance_no: c.service_group_instance_no.0,
                 precheck_url,
                 info: None,
-            });
+            }));
         }
         let mut discovery = Vec::with_capacity(self.discovery.len());
         for (i, d) in self.discovery.into_iter().enumerate() {

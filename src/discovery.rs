@@ -26,7 +26,7 @@ pub fn keep(block: &Discovery, c: &ListedCluster) -> bool {
 }
 
 /// Lists every page and returns the filtered clusters (each cluster number once).
-pub async fn list(client: &CdssClient, block: &Discovery) -> Result<Vec<Cluster>, ListError> {
+pub async fn list(client: &CdssClient, block: &Discovery) -> Result<Vec<Arc<Cluster>>, ListError> {
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     let mut page_no = 1;
@@ -45,7 +45,7 @@ pub async fn list(client: &CdssClient, block: &Discovery) -> Result<Vec<Cluster>
             if !seen.insert(c.service_group_instance_no) || !keep(block, &c) {
                 continue;
             }
-            out.push(Cluster {
+            out.push(Arc::new(Cluster {
                 name: c.cluster_name,
                 region: block.region,
                 service_group_instance_no: c.service_group_instance_no,
@@ -56,7 +56,7 @@ pub async fn list(client: &CdssClient, block: &Discovery) -> Result<Vec<Cluster>
                     status: c.server_status,
                     vpc_name: c.vpc_name,
                 }),
-            });
+            }));
         }
         // Stop on isLast, on totalPage, on an empty page (a gateway that never says "last"), or
         // at MAX_PAGES.

@@ -94,9 +94,9 @@ pub fn evaluate(
 ) -> GateAnswer {
     let (source, retry_in) = Source::from_fresh(fresh);
     let mut answer = GateAnswer {
-        cluster: status.name.clone(),
-        region: status.region.to_string(),
-        service_group_instance_no: status.service_group_instance_no,
+        cluster: status.cluster.name.clone(),
+        region: status.cluster.region.to_string(),
+        service_group_instance_no: status.cluster.service_group_instance_no,
         ready: false,
         reason: Some(ClosedReason::NeverChecked),
         verdict: None,

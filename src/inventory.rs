@@ -25,16 +25,16 @@ pub struct Inventory {
 }
 
 struct Inner {
-    statics: Vec<Cluster>,
+    statics: Vec<Arc<Cluster>>,
     schedule: Schedule,
     /// Discovery blocks in config order, with their last good listing (if any).
-    discovered: Vec<(Discovery, Option<Vec<Cluster>>)>,
+    discovered: Vec<(Discovery, Option<Vec<Arc<Cluster>>>)>,
 }
 
 impl Inventory {
     /// An inventory of the static `statics`, with `blocks` still to report.
     pub fn new(
-        statics: Vec<Cluster>,
+        statics: Vec<Arc<Cluster>>,
         schedule: Schedule,
         blocks: &[Discovery],
         state: Arc<State>,
@@ -72,7 +72,7 @@ impl Inventory {
 
     /// After a reload: new static clusters, schedule and discovery blocks. Blocks that are still
     /// configured keep their last listing; removed blocks' clusters go.
-    pub fn set_config(&self, statics: Vec<Cluster>, schedule: Schedule, blocks: &[Discovery]) {
+    pub fn set_config(&self, statics: Vec<Arc<Cluster>>, schedule: Schedule, blocks: &[Discovery]) {
         self.update(|inner| {
             inner.statics = statics;
             inner.schedule = schedule;
@@ -90,7 +90,7 @@ impl Inventory {
                         let (_, listing) =
                             old.iter().find(|(o, c)| c.is_some() && o.same_source(b))?;
                         let listing = listing.as_ref()?;
-                        let accepted = |c: &&Cluster| {
+                        let accepted = |c: &&Arc<Cluster>| {
                             c.info
                                 .as_ref()
                                 .is_some_and(|i| b.accepts(&c.name, &i.status, &i.vpc_name))
@@ -104,7 +104,7 @@ impl Inventory {
     }
 
     /// A block's new listing.
-    pub fn set_discovered(&self, block: &Discovery, clusters: Vec<Cluster>) {
+    pub fn set_discovered(&self, block: &Discovery, clusters: Vec<Arc<Cluster>>) {
         self.update(|inner| {
             if let Some(entry) = inner.discovered.iter_mut().find(|(b, _)| b == block) {
                 entry.1 = Some(clusters);
@@ -133,10 +133,10 @@ impl Inner {
 
 /// Static clusters first, then discovered ones whose names are not taken yet.
 pub fn merge<'a>(
-    statics: &[Cluster],
-    discovered: impl IntoIterator<Item = (&'a Discovery, &'a [Cluster])>,
-) -> Vec<Cluster> {
-    let mut out: Vec<Cluster> = statics.to_vec();
+    statics: &[Arc<Cluster>],
+    discovered: impl IntoIterator<Item = (&'a Discovery, &'a [Arc<Cluster>])>,
+) -> Vec<Arc<Cluster>> {
+    let mut out: Vec<Arc<Cluster>> = statics.to_vec();
     let static_names: HashSet<&str> = statics.iter().map(|c| c.name.as_str()).collect();
     let mut taken: HashSet<String> = static_names.iter().map(|s| s.to_string()).collect();
     for (block, clusters) in discovered {
@@ -171,16 +171,18 @@ mod tests {
         .unwrap()
     }
 
-    fn discovered(block: &Discovery, names: &[(&str, u64)]) -> Vec<Cluster> {
+    fn discovered(block: &Discovery, names: &[(&str, u64)]) -> Vec<Arc<Cluster>> {
         names
             .iter()
-            .map(|(n, no)| Cluster {
-                name: n.to_string(),
-                region: block.region,
-                service_group_instance_no: *no,
-                precheck_url: block.precheck_url.clone(),
-                account: block.account.clone(),
-                info: None,
+            .map(|(n, no)| {
+                Arc::new(Cluster {
+                    name: n.to_string(),
+                    region: block.region,
+                    service_group_instance_no: *no,
+                    precheck_url: block.precheck_url.clone(),
+                    account: block.account.clone(),
+                    info: None,
+                })
             })
             .collect()
     }
@@ -247,7 +249,7 @@ mod tests {
         let kr = &c.discovery[0];
         let mut listed = discovered(kr, &[("orders-a", 10), ("orders-b", 11)]);
         for (l, status) in listed.iter_mut().zip(["running", "changing"]) {
-            l.info = Some(crate::config::ClusterInfo {
+            Arc::make_mut(l).info = Some(crate::config::ClusterInfo {
                 kafka_version: "3".into(),
                 status: status.into(),
                 vpc_name: "v".into(),
@@ -261,7 +263,12 @@ mod tests {
         )
         .unwrap();
         inv.set_config(narrower.clusters.clone(), schedule, &narrower.discovery);
-        let names: Vec<String> = inv.plan().clusters.into_iter().map(|c| c.name).collect();
+        let names: Vec<String> = inv
+            .plan()
+            .clusters
+            .into_iter()
+            .map(|c| c.name.clone())
+            .collect();
         assert_eq!(names, ["a", "orders-a"]);
         assert!(state.get("orders-a").is_some());
     }

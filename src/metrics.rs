@@ -423,15 +423,16 @@ struct Row {
 impl Row {
     fn new(s: &ClusterStatus, labels: &mut String, info: &mut String) -> Self {
         labels.push_str("{cluster=\"");
-        escape_label_value(labels, &s.name);
+        let c = &s.cluster;
+        escape_label_value(labels, &c.name);
         labels.push_str("\",region=\"");
-        escape_label_value(labels, s.region.as_str());
+        escape_label_value(labels, c.region.as_str());
         labels.push('"');
         info.push_str(",service_group_instance_no=\"");
-        info.push_str(itoa::Buffer::new().format(s.service_group_instance_no));
+        info.push_str(itoa::Buffer::new().format(c.service_group_instance_no));
         // What discovery reported; static clusters have none, and an empty label is the same
         // as no label to Prometheus, so those are left out.
-        if let Some(d) = s.info.as_ref() {
+        if let Some(d) = c.info.as_ref() {
             for (name, value) in [
                 ("kafka_version", d.kafka_version.as_str()),
                 ("status", d.status.as_str()),
@@ -646,8 +647,8 @@ mod tests {
         state.for_each(|s| {
             let labels = || {
                 vec![
-                    label("cluster", &s.name),
-                    label("region", s.region.as_str()),
+                    label("cluster", &s.cluster.name),
+                    label("region", s.cluster.region.as_str()),
                 ]
             };
             let ready = s.last.as_ref().is_some_and(|l| l.outcome.is_ready());
@@ -670,11 +671,11 @@ mod tests {
                     samples[6].push(metric(&FAILURES, l, n as f64));
                 }
             }
-            let d = s.info.clone().unwrap_or_default();
+            let d = s.cluster.info.clone().unwrap_or_default();
             let mut l = labels();
             l.push(label(
                 "service_group_instance_no",
-                &s.service_group_instance_no.to_string(),
+                &s.cluster.service_group_instance_no.to_string(),
             ));
             for (name, value) in [
                 ("kafka_version", &d.kafka_version),

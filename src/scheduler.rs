@@ -31,17 +31,17 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 /// Something that can precheck a cluster (the real client, or a fake in tests).
 pub trait Prechecker: Send + Sync + 'static {
     /// One precheck; never fails, every failure is an `Outcome`.
-    fn precheck(&self, cluster: &Cluster) -> impl Future<Output = Precheck> + Send;
+    fn precheck(&self, cluster: &Arc<Cluster>) -> impl Future<Output = Precheck> + Send;
 }
 
 impl<P: Prechecker> Prechecker for Arc<P> {
-    fn precheck(&self, cluster: &Cluster) -> impl Future<Output = Precheck> + Send {
+    fn precheck(&self, cluster: &Arc<Cluster>) -> impl Future<Output = Precheck> + Send {
         P::precheck(self, cluster)
     }
 }
 
 impl Prechecker for CdssClient {
-    fn precheck(&self, cluster: &Cluster) -> impl Future<Output = Precheck> + Send {
+    fn precheck(&self, cluster: &Arc<Cluster>) -> impl Future<Output = Precheck> + Send {
         CdssClient::precheck(
             self,
             &cluster.precheck_url,
@@ -51,18 +51,18 @@ impl Prechecker for CdssClient {
 }
 
 impl Prechecker for SharedClients {
-    fn precheck(&self, cluster: &Cluster) -> impl Future<Output = Precheck> + Send {
+    fn precheck(&self, cluster: &Arc<Cluster>) -> impl Future<Output = Precheck> + Send {
         let clients = self.current();
-        let (account, url, no) = (
-            cluster.account.clone(),
-            cluster.precheck_url.clone(),
-            cluster.service_group_instance_no,
-        );
+        let cluster = cluster.clone();
         async move {
-            match clients.get(&account) {
-                Some(client) => client.precheck(&url, no).await,
+            match clients.get(&cluster.account) {
+                Some(client) => {
+                    client
+                        .precheck(&cluster.precheck_url, cluster.service_group_instance_no)
+                        .await
+                }
                 None => failed(Outcome::ConnectionError {
-                    detail: format!("no credentials for account {account:?}"),
+                    detail: format!("no credentials for account {:?}", cluster.account),
                 }),
             }
         }
@@ -148,7 +148,7 @@ pub struct Runner<P> {
 pub const SKEW_WARNING_EVERY: Duration = Duration::from_secs(600);
 
 struct Slot {
-    cluster: Cluster,
+    cluster: Arc<Cluster>,
     /// Held for the whole precheck; guards the timestamps below.
     guard: Arc<Mutex<SlotTimes>>,
 }
@@ -187,7 +187,7 @@ pub type FreshFuture = Pin<Box<dyn Future<Output = Option<FreshSource>> + Send>>
 #[derive(Clone, Debug, PartialEq)]
 pub struct Plan {
     /// Every cluster to precheck (static and discovered), names unique.
-    pub clusters: Vec<Cluster>,
+    pub clusters: Vec<Arc<Cluster>>,
     /// Interval and concurrency.
     pub schedule: Schedule,
 }
@@ -203,7 +203,7 @@ fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 impl<P: Prechecker> Runner<P> {
     /// A runner for `clusters` (which `state` must already hold), recording into `state`.
     pub fn new(
-        clusters: Vec<Cluster>,
+        clusters: Vec<Arc<Cluster>>,
         prechecker: P,
         state: Arc<State>,
         concurrency: usize,
@@ -237,10 +237,10 @@ impl<P: Prechecker> Runner<P> {
 
     /// Makes the cluster set exactly `clusters` (state included). Returns the new slots and the
     /// names removed; kept clusters keep their slot, state and rhythm.
-    fn apply(&self, clusters: &[Cluster]) -> (Vec<Arc<Slot>>, Vec<String>) {
+    fn apply(&self, clusters: &[Arc<Cluster>]) -> (Vec<Arc<Slot>>, Vec<String>) {
         self.state.sync(clusters);
         let wanted: HashMap<&str, &Cluster> =
-            clusters.iter().map(|c| (c.name.as_str(), c)).collect();
+            clusters.iter().map(|c| (c.name.as_str(), &**c)).collect();
         let mut slots = write(&self.slots);
         let removed: Vec<String> = slots
             .values()
@@ -389,7 +389,7 @@ pub async fn run<P: Prechecker>(
     schedule: Schedule,
     shutdown: watch::Receiver<bool>,
 ) {
-    let clusters: Vec<Cluster> = read(&runner.slots)
+    let clusters: Vec<Arc<Cluster>> = read(&runner.slots)
         .values()
         .map(|s| s.cluster.clone())
         .collect();
@@ -594,7 +594,7 @@ mod tests {
     }
 
     impl Prechecker for Fake {
-        async fn precheck(&self, c: &Cluster) -> Precheck {
+        async fn precheck(&self, c: &Arc<Cluster>) -> Precheck {
             self.calls
                 .lock()
                 .unwrap()
@@ -632,7 +632,7 @@ mod tests {
         }
     }
 
-    fn clusters(n: usize) -> Vec<Cluster> {
+    fn clusters(n: usize) -> Vec<Arc<Cluster>> {
         let mut yaml = String::from("clusters:\n");
         for i in 0..n {
             yaml.push_str(&format!(
@@ -655,7 +655,7 @@ mod tests {
 
     async fn run_for(
         fake: Arc<Fake>,
-        cs: Vec<Cluster>,
+        cs: Vec<Arc<Cluster>>,
         schedule: Schedule,
         dur: Duration,
     ) -> Arc<State> {

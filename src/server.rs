@@ -437,14 +437,14 @@ fn landing_page(app: &App) -> String {
         let _ = writeln!(
             rows,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{class}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td><a href=\"gate/{name}\">gate</a></td></tr>",
-            esc(&s.name),
-            s.region,
-            s.service_group_instance_no,
+            esc(&s.cluster.name),
+            s.cluster.region,
+            s.cluster.service_group_instance_no,
             esc(&verdict),
             esc(&code),
             age,
             esc(&message),
-            name = esc(&s.name),
+            name = esc(&s.cluster.name),
         );
     });
     let ready = if app.state.is_ready() {

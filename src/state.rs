@@ -9,12 +9,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use crate::config::{Cluster, ClusterInfo};
+use crate::config::Cluster;
 use crate::ncp::cdss::Precheck;
 use crate::ncp::region::Region;
 use crate::outcome::{FailureReason, Outcome};
@@ -37,16 +37,9 @@ pub struct LastPrecheck {
 /// Everything known about one cluster.
 #[derive(Clone, Debug)]
 pub struct ClusterStatus {
-    /// The `cluster` label.
-    pub name: String,
-    /// The `region` label.
-    pub region: Region,
-    /// The cluster number the precheck asks about.
-    pub service_group_instance_no: u64,
-    /// What discovery says about it, for `cdss_cluster_info` (`None` for static clusters).
-    pub info: Option<ClusterInfo>,
-    /// Account and URL: a change makes it a different cluster.
-    target: (String, String),
+    /// The cluster as planned: labels, number, target, and what discovery says about it (for
+    /// `cdss_cluster_info`). Shared with the inventory and the scheduler, never copied.
+    pub cluster: Arc<Cluster>,
     /// `None` until the first precheck finishes: "never checked", which never reads as ok.
     pub last: Option<LastPrecheck>,
     /// Wall time of the last precheck that got an answer from CDSS (ready or not ready).
@@ -58,32 +51,16 @@ pub struct ClusterStatus {
 }
 
 impl ClusterStatus {
-    /// True when this record is about `c` (same labels and target).
-    fn matches(&self, c: &Cluster) -> bool {
-        self.region == c.region
-            && self.service_group_instance_no == c.service_group_instance_no
-            && self.target.0 == c.account
-            && self.target.1 == c.precheck_url.as_str()
-    }
-
     /// A never-checked record for `c`.
-    pub fn new(c: &Cluster) -> Self {
+    pub fn new(c: &Arc<Cluster>) -> Self {
         Self {
-            name: c.name.clone(),
-            region: c.region,
-            service_group_instance_no: c.service_group_instance_no,
-            info: c.info.clone(),
-            target: target_of(c),
+            cluster: c.clone(),
             last: None,
             last_success: None,
             runs_total: 0,
             failures: [0; FailureReason::ALL.len()],
         }
     }
-}
-
-fn target_of(c: &Cluster) -> (String, String) {
-    (c.account.clone(), c.precheck_url.to_string())
 }
 
 /// What one discovery block last did.
@@ -130,7 +107,7 @@ pub struct State {
 
 impl State {
     /// State for these clusters, none of them checked yet.
-    pub fn new(clusters: &[Cluster]) -> Self {
+    pub fn new(clusters: &[Arc<Cluster>]) -> Self {
         let map = clusters
             .iter()
             .map(|c| (c.name.clone(), ClusterStatus::new(c)))
@@ -213,18 +190,22 @@ impl State {
     /// Makes the cluster set exactly `clusters`: new ones start unchecked, removed ones are gone
     /// (with all their series), kept ones keep their record; a changed target (region, number,
     /// URL, account) counts as removed and added. Returns (added, removed) names.
-    pub fn sync(&self, clusters: &[Cluster]) -> (Vec<String>, Vec<String>) {
+    pub fn sync(&self, clusters: &[Arc<Cluster>]) -> (Vec<String>, Vec<String>) {
         let (added, removed) = {
             let mut map = self
                 .clusters
                 .write()
                 .unwrap_or_else(PoisonError::into_inner);
             let wanted: BTreeMap<&str, &Cluster> =
-                clusters.iter().map(|c| (c.name.as_str(), c)).collect();
+                clusters.iter().map(|c| (c.name.as_str(), &**c)).collect();
             let removed: Vec<String> = map
                 .values()
-                .filter(|s| !wanted.get(s.name.as_str()).is_some_and(|c| s.matches(c)))
-                .map(|s| s.name.clone())
+                .filter(|s| {
+                    !wanted
+                        .get(s.cluster.name.as_str())
+                        .is_some_and(|c| s.cluster.same_target(c))
+                })
+                .map(|s| s.cluster.name.clone())
                 .collect();
             for name in &removed {
                 map.remove(name);
@@ -232,7 +213,12 @@ impl State {
             let mut added = Vec::new();
             for c in clusters {
                 match map.get_mut(&c.name) {
-                    Some(status) => status.info.clone_from(&c.info),
+                    Some(status) => {
+                        // Same target; only what discovery says about it may have changed.
+                        if !Arc::ptr_eq(&status.cluster, c) {
+                            status.cluster = c.clone();
+                        }
+                    }
                     None => {
                         map.insert(c.name.clone(), ClusterStatus::new(c));
                         added.push(c.name.clone());
@@ -374,7 +360,7 @@ mod tests {
     use crate::config::Config;
     use std::path::Path;
 
-    fn clusters() -> Vec<Cluster> {
+    fn clusters() -> Vec<Arc<Cluster>> {
         Config::parse(
             "clusters:\n  - {name: b, region: KR, service_group_instance_no: 2}\n  - {name: a, region: SGN, service_group_instance_no: 1}\n",
             Path::new("t"),
@@ -445,7 +431,7 @@ mod tests {
         assert_eq!(a.failures[FailureReason::Timeout.index()], 1);
         assert!(a.last_success.is_some());
         let mut names = vec![];
-        s.for_each(|c| names.push(c.name.clone()));
+        s.for_each(|c| names.push(c.cluster.name.clone()));
         assert_eq!(names, ["a", "b"]);
     }
 }
