@@ -9,13 +9,14 @@
 //! - [`outcome`]: the one classification of an answer.
 //! - [`discovery`]: clusters listed through the API. [`inventory`]: static + discovered → plan.
 //! - [`scheduler`]: when each cluster is checked. [`state`]: latest results. [`reload`]: live reload.
-//! - [`metrics`]: exposition (no I/O). [`gate`]: the readiness gate's answer. [`server`]: HTTP endpoints.
+//! - [`metrics`]: exposition (no I/O); [`chunks`]: bodies in 64 KiB pieces. [`gate`]: the readiness gate's answer. [`server`]: HTTP endpoints.
 //! - [`sim`]: the simulated NCP gateway (tests, `--demo`). [`demo`]: the demo setup.
 //! - [`logging`], [`shutdown`]: process plumbing. [`web_config`]: TLS and basic auth (`--web.config.file`).
 #![forbid(unsafe_code)]
 
 pub mod app;
 pub mod check;
+pub mod chunks;
 pub mod cli;
 pub mod config;
 pub mod credentials;

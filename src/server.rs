@@ -27,7 +27,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{
     ACCEPT_ENCODING, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE,
@@ -45,6 +44,7 @@ use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
+use crate::chunks::Stream;
 use crate::gate;
 use crate::metrics::{self, Encoding, Exposition};
 use crate::reload::{LiveSettings, Reloader};
@@ -81,7 +81,7 @@ pub struct App {
     pub reloader: Option<Arc<Reloader>>,
 }
 
-type Resp = Response<Full<Bytes>>;
+type Resp = Response<Stream>;
 
 /// Serves until `shutdown` turns true, then gives open connections [`SHUTDOWN_GRACE`] to finish.
 pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: watch::Receiver<bool>) {
@@ -223,7 +223,7 @@ fn unauthorized(method: &Method) -> Resp {
     r.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if method == Method::HEAD {
-        *r.body_mut() = Full::new(Bytes::new());
+        *r.body_mut() = Stream::from(Bytes::new());
     }
     r
 }
@@ -254,7 +254,7 @@ async fn handle(app: &App, req: Request<Incoming>) -> Resp {
                 Encoding::Identity
             };
             let (body, encoding) = app.exposition.encoded(&app.state, wanted);
-            let mut r = Response::new(Full::new(body));
+            let mut r = Response::new(body.stream());
             let headers = r.headers_mut();
             headers.insert(
                 CONTENT_TYPE,
@@ -273,7 +273,7 @@ async fn handle(app: &App, req: Request<Incoming>) -> Resp {
             "Not ready: the first round of prechecks has not finished.\n",
         ),
         _ => {
-            let mut r = Response::new(Full::new(Bytes::from(landing_page(app))));
+            let mut r = Response::new(Stream::from(Bytes::from(landing_page(app))));
             r.headers_mut().insert(
                 CONTENT_TYPE,
                 HeaderValue::from_static("text/html; charset=utf-8"),
@@ -284,7 +284,7 @@ async fn handle(app: &App, req: Request<Incoming>) -> Resp {
     resp.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if req.method() == Method::HEAD {
-        *resp.body_mut() = Full::new(Bytes::new());
+        *resp.body_mut() = Stream::from(Bytes::new());
     }
     resp
 }
@@ -306,9 +306,11 @@ async fn reload_response(app: &App, method: &Method) -> Resp {
         );
     };
     let mut r = match reloader.reload().await {
-        Ok(()) => Response::new(Full::new(Bytes::from_static(b"configuration reloaded\n"))),
+        Ok(()) => Response::new(Stream::from(Bytes::from_static(
+            b"configuration reloaded\n",
+        ))),
         Err(e) => {
-            let mut r = Response::new(Full::new(Bytes::from(format!(
+            let mut r = Response::new(Stream::from(Bytes::from(format!(
                 "failed to reload config: {e}\n"
             ))));
             *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
@@ -323,7 +325,7 @@ async fn reload_response(app: &App, method: &Method) -> Resp {
 }
 
 fn json(status: StatusCode, body: String) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let mut r = Response::new(Stream::from(Bytes::from(body)));
     *r.status_mut() = status;
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -371,7 +373,7 @@ async fn gate_response(app: &App, path: &str, query: Option<&str>) -> Resp {
 }
 
 fn text(status: StatusCode, body: &'static str) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    let mut r = Response::new(Stream::from(Bytes::from_static(body.as_bytes())));
     *r.status_mut() = status;
     r.headers_mut().insert(
         CONTENT_TYPE,
