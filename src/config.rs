@@ -4,7 +4,7 @@
 //! the line and column when the YAML parser knows them, and the field. Nothing here reads secrets:
 //! the config only says *where* credentials are (`credentials::CredentialSource`).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -661,13 +661,15 @@ impl RawConfig {
             accounts.insert(name.0, source);
         }
         let known_accounts = || accounts.keys().cloned().collect::<Vec<_>>().join(", ");
-        let account = |a: Option<AccountName>, at: &str| -> Result<String, ConfigError> {
+        // `at` names the entry in an error; made only when there is one.
+        let account = |a: Option<AccountName>, at: &dyn Fn() -> String| {
             let name = a.map_or_else(|| DEFAULT_ACCOUNT.to_string(), |a| a.0);
             if accounts.contains_key(&name) {
                 Ok(name)
             } else {
+                let at = at();
                 Err(err(
-                    at.split(['[', '.']).next().unwrap_or(at),
+                    at.split(['[', '.']).next().unwrap_or(&at),
                     format!(
                         "{at}.account: unknown account {name:?} (configured: {})",
                         known_accounts()
@@ -687,16 +689,23 @@ impl RawConfig {
                 .map_or_else(|| region.default_gateway().to_string(), |g| g.0)
         };
         let mut clusters = Vec::with_capacity(self.clusters.0.len());
+        // Most clusters share a few gateway + region pairs: parse each URL once.
+        let mut urls: HashMap<(String, Region), Url> = HashMap::new();
         for (i, c) in self.clusters.0.into_iter().enumerate() {
-            let url = format!(
-                "{}{}{PRECHECK_PATH}",
-                gateway_for(c.api_gateway, c.region),
-                c.region.base_path()
-            );
-            let precheck_url = Url::parse(&url)
-                .map_err(|e| err("clusters", format!("clusters[{i}]: bad URL {url}: {e}")))?;
+            let gateway = gateway_for(c.api_gateway, c.region);
+            let precheck_url = match urls.get(&(gateway.clone(), c.region)) {
+                Some(url) => url.clone(),
+                None => {
+                    let url = format!("{gateway}{}{PRECHECK_PATH}", c.region.base_path());
+                    let parsed = Url::parse(&url).map_err(|e| {
+                        err("clusters", format!("clusters[{i}]: bad URL {url}: {e}"))
+                    })?;
+                    urls.insert((gateway, c.region), parsed.clone());
+                    parsed
+                }
+            };
             clusters.push(Arc::new(Cluster {
-                account: account(c.account, &format!("clusters[{i}]"))?,
+                account: account(c.account, &|| format!("clusters[{i}]"))?,
                 name: c.name.0,
                 region: c.region,
                 service_group_instance_no: c.service_group_instance_no.0,
@@ -726,7 +735,7 @@ impl RawConfig {
                 ));
             }
             let block = Discovery {
-                account: account(d.account, &at)?,
+                account: account(d.account, &|| at.clone())?,
                 region: d.region,
                 refresh,
                 name_regex: d.name_regex.map(|r| r.0),

@@ -137,11 +137,18 @@ pub fn merge<'a>(
     discovered: impl IntoIterator<Item = (&'a Discovery, &'a [Arc<Cluster>])>,
 ) -> Vec<Arc<Cluster>> {
     let mut out: Vec<Arc<Cluster>> = statics.to_vec();
+    let mut discovered = discovered
+        .into_iter()
+        .filter(|(_, c)| !c.is_empty())
+        .peekable();
+    if discovered.peek().is_none() {
+        return out;
+    }
     let static_names: HashSet<&str> = statics.iter().map(|c| c.name.as_str()).collect();
-    let mut taken: HashSet<String> = static_names.iter().map(|s| s.to_string()).collect();
+    let mut taken: HashSet<&str> = static_names.clone();
     for (block, clusters) in discovered {
         for c in clusters {
-            if taken.contains(&c.name) {
+            if taken.contains(c.name.as_str()) {
                 if static_names.contains(c.name.as_str()) {
                     tracing::warn!(cluster = %c.name, discovery = %block.label(), "discovered cluster has the name of a static cluster; the static entry wins");
                 } else {
@@ -149,7 +156,7 @@ pub fn merge<'a>(
                 }
                 continue;
             }
-            taken.insert(c.name.clone());
+            taken.insert(&c.name);
             out.push(c.clone());
         }
     }

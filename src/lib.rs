@@ -98,9 +98,12 @@ pub async fn run_secured(
     web: Option<Arc<WebConfigWatch>>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let clients = SharedClients::new(
-        Clients::new(&keyring, &client_settings(&config)).context("starting the CDSS clients")?,
-    );
+    // Building the HTTP clients reads the system's CA certificates (milliseconds): on a blocking
+    // thread while the state, inventory and runner are set up. Nothing can precheck before
+    // `replace` below: the scheduler, discovery and the server start after it.
+    let settings = client_settings(&config);
+    let building = tokio::task::spawn_blocking(move || Clients::new(&keyring, &settings));
+    let clients = SharedClients::new(Clients::default());
     let state = Arc::new(State::new(&config.clusters));
     state.expect_discovery(config.discovery.iter().map(|d| d.label()).collect());
     let (inventory, plan) = Inventory::new(
@@ -121,6 +124,12 @@ pub async fn run_secured(
         inventory.clone(),
         state.clone(),
     ));
+    clients.replace(
+        building
+            .await
+            .context("starting the CDSS clients")?
+            .context("starting the CDSS clients")?,
+    );
     discovery.set_blocks(&config.discovery);
     let live = LiveSettings::new(Live::of(&config));
     let reloader = reload.as_ref().map(|r| {

@@ -144,6 +144,9 @@ pub struct Runner<P> {
     last_skew_warning: StdMutex<Option<Instant>>,
 }
 
+/// Cluster tasks spawned at start between two yields to the runtime.
+const SPAWN_BATCH: usize = 500;
+
 /// How often the clock-skew warning may repeat.
 pub const SKEW_WARNING_EVERY: Duration = Duration::from_secs(600);
 
@@ -424,10 +427,15 @@ pub async fn run_plan<P: Prechecker>(
         };
         tasks.spawn(task.run(task_shutdown.clone()))
     };
-    for slot in read(&runner.slots).values() {
+    let slots: Vec<Arc<Slot>> = read(&runner.slots).values().cloned().collect();
+    for (i, slot) in slots.into_iter().enumerate() {
+        if i % SPAWN_BATCH == SPAWN_BATCH - 1 {
+            // 10,000 clusters take milliseconds to spawn: let the server answer meanwhile.
+            tokio::task::yield_now().await;
+        }
         handles.insert(
             slot.cluster.name.clone(),
-            spawn(&mut tasks, slot.clone(), schedule, false),
+            spawn(&mut tasks, slot, schedule, false),
         );
     }
     let mut watching = true;
