@@ -37,7 +37,6 @@ P_PY=$((PORT_BASE + 4)) P_BB=$((PORT_BASE + 5))
 AK=DEMO-ACCESS-KEY
 SK=demo-secret-key-for-the-simulated-gateway
 export NCLOUD_ACCESS_KEY=$AK NCLOUD_SECRET_KEY=$SK
-TCK=$(getconf CLK_TCK)
 EXPORTER=target/release/cdss-precheck-exporter
 SIM=target/release/cdss-sim
 STATIC=target/release/examples/static_server
@@ -108,7 +107,19 @@ wait_http() {
   return 1
 }
 
-cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+# cpu_ms PID: CPU time of every thread of PID in ms, from /proc/PID/task/*/schedstat (nanoseconds;
+# utime+stime in /proc/PID/stat count 10 ms ticks, too coarse for a 60 s window of ~0.1 ms
+# prechecks). Threads that exit between two readings would be missed: cpu_window warns then.
+cpu_ms() { cat /proc/"$1"/task/*/schedstat | awk '{ s += $1 } END { printf "%.3f\n", s / 1e6 }'; }
+threads() { ls /proc/"$1"/task | sort | tr '\n' ' '; }
+# cpu_begin PID / cpu_end PID: sets CPU_MS, the CPU used in between.
+cpu_begin() { CPU_T0=$(threads "$1") CPU_C0=$(cpu_ms "$1"); }
+cpu_end() {
+  local c1
+  c1=$(cpu_ms "$1")
+  CPU_MS=$(calc '%.3f' "$c1 - $CPU_C0")
+  [[ $(threads "$1") == "$CPU_T0" ]] || say "  warning: pid $1's threads changed during the CPU window; CPU may be under-counted"
+}
 hwm_kb() { awk '/^VmHWM/ { print $2 }' "/proc/$1/status"; }
 time_rss_kb() { awk -F': ' '/Maximum resident set size/ { print $2 }' "$1"; }
 mib() { calc '%.1f' "$1 / 1024"; }
@@ -261,12 +272,12 @@ row "| /metrics with Accept-Encoding: gzip, same setup | $GZ_RPS req/s, p99 $GZ_
 
 say "  CPU per precheck: ${CPU_SECONDS}s without scrapes"
 r0=$(metric_sum "$URL" cdss_precheck_runs_total)
-c0=$(cpu_ticks "$EXP_PID")
+cpu_begin "$EXP_PID"
 sleep "$CPU_SECONDS"
-c1=$(cpu_ticks "$EXP_PID")
+cpu_end "$EXP_PID"
 r1=$(metric_sum "$URL" cdss_precheck_runs_total)
-EXP_CPU=$(calc '%.4f' "($c1 - $c0) * 1000 / $TCK / ($r1 - $r0)")
-say "  $((r1 - r0)) prechecks, $((c1 - c0)) ticks: $EXP_CPU ms each"
+EXP_CPU=$(calc '%.4f' "$CPU_MS / ($r1 - $r0)")
+say "  $((r1 - r0)) prechecks, $CPU_MS ms CPU: $EXP_CPU ms each"
 EXP_HWM=$(hwm_kb "$EXP_PID")
 stop "$EXP_PID"
 EXP_TIME_RSS=$(time_rss_kb "$OUT/exporter1k.time")
@@ -278,13 +289,13 @@ EXP_PID=$LAST_PID
 wait_http "http://127.0.0.1:$P_EXP/-/ready"
 sleep 2
 r0=$(metric_sum "$URL" cdss_precheck_runs_total)
-c0=$(cpu_ticks "$EXP_PID")
+cpu_begin "$EXP_PID"
 sleep "$((CPU_SECONDS / 2))"
-c1=$(cpu_ticks "$EXP_PID")
+cpu_end "$EXP_PID"
 r1=$(metric_sum "$URL" cdss_precheck_runs_total)
-EXP_CPU_FAST=$(calc '%.4f' "($c1 - $c0) * 1000 / $TCK / ($r1 - $r0)")
+EXP_CPU_FAST=$(calc '%.4f' "$CPU_MS / ($r1 - $r0)")
 FAST_RATE=$(calc '%.0f' "($r1 - $r0) / ($CPU_SECONDS / 2)")
-say "  $((r1 - r0)) prechecks, $((c1 - c0)) ticks: $EXP_CPU_FAST ms each"
+say "  $((r1 - r0)) prechecks, $CPU_MS ms CPU: $EXP_CPU_FAST ms each"
 stop "$EXP_PID"
 
 say "--- 4. Python peer, $N_SMALL clusters every ${SMALL_INTERVAL}s"
@@ -299,12 +310,12 @@ if command -v python3 >/dev/null && python3 -c 'import prometheus_client, reques
   wrk_run python "$PURL"
   PY_RPS=$RPS PY_P99=$P99 PY_ERRS=$ERRS
   r0=$(metric_sum "$PURL" cdss_precheck_runs_total)
-  c0=$(cpu_ticks "$PY_PID")
+  cpu_begin "$PY_PID"
   sleep "$CPU_SECONDS"
-  c1=$(cpu_ticks "$PY_PID")
+  cpu_end "$PY_PID"
   r1=$(metric_sum "$PURL" cdss_precheck_runs_total)
-  PY_CPU=$(calc '%.4f' "($c1 - $c0) * 1000 / $TCK / ($r1 - $r0)")
-  say "  $((r1 - r0)) prechecks, $((c1 - c0)) ticks: $PY_CPU ms each"
+  PY_CPU=$(calc '%.4f' "$CPU_MS / ($r1 - $r0)")
+  say "  $((r1 - r0)) prechecks, $CPU_MS ms CPU: $PY_CPU ms each"
   PY_HWM=$(hwm_kb "$PY_PID")
   stop "$PY_PID"
   PY_NOTE="python $(python3 -c 'import platform, prometheus_client as p, requests as r; print(platform.python_version(), "prometheus_client", __import__("importlib.metadata").metadata.version("prometheus_client"), "requests", r.__version__)' 2>/dev/null)"
@@ -335,17 +346,17 @@ EOF
   BURL="http://127.0.0.1:$P_BB/probe?module=cdss&target=http://127.0.0.1:$P_SIM$PRE"
   wait_http "http://127.0.0.1:$P_BB/-/healthy"
   curl -s "$BURL" | grep -q '^probe_success 1' || { say "blackbox probe does not succeed"; curl -s "$BURL" >&2; exit 1; }
-  c0=$(cpu_ticks "$BB_PID")
+  cpu_begin "$BB_PID"
   wrk_run blackbox "$BURL"
-  c1=$(cpu_ticks "$BB_PID")
+  cpu_end "$BB_PID"
   BB_RPS=$RPS
-  BB_CPU_MAX=$(calc '%.4f' "($c1 - $c0) * 1000 / $TCK / $REQS")
+  BB_CPU_MAX=$(calc '%.4f' "$CPU_MS / $REQS")
   # The same rate as the exporter's prechecks: 16 connections, each pausing 160 ms.
   printf 'function delay()\n  return 160\nend\n' >"$OUT/paced.lua"
-  c0=$(cpu_ticks "$BB_PID")
+  cpu_begin "$BB_PID"
   WRK_SECONDS=$CPU_SECONDS wrk_run blackbox-paced "$BURL" -s "$OUT/paced.lua"
-  c1=$(cpu_ticks "$BB_PID")
-  BB_CPU=$(calc '%.4f' "($c1 - $c0) * 1000 / $TCK / $REQS")
+  cpu_end "$BB_PID"
+  BB_CPU=$(calc '%.4f' "$CPU_MS / $REQS")
   BB_PACED_RPS=$RPS
   BB_HWM=$(hwm_kb "$BB_PID")
   stop "$BB_PID"
@@ -353,7 +364,7 @@ EOF
   say "  $BB_RPS probes/s, $BB_CPU_MAX ms CPU per probe at full speed, $BB_CPU ms at $BB_PACED_RPS probes/s"
 fi
 
-row "| CPU per precheck, $N_SMALL clusters every ${SMALL_INTERVAL}s (≤ 0.1 ms, ≥ 8× below blackbox) | $EXP_CPU ms (process utime+stime / prechecks over ${CPU_SECONDS}s) | Python peer ${PY_CPU:-n/a} ms$([[ -n ${PY_CPU:-} ]] && echo " (**$(calc '%.1f' "$PY_CPU / $EXP_CPU")×**)"); blackbox ${BB_CPU:-n/a} ms per probe at ${BB_PACED_RPS:-?} probes/s$([[ -n ${BB_CPU:-} ]] && echo " (**$(calc '%.1f' "$BB_CPU / $EXP_CPU")×**)") |"
+row "| CPU per precheck, $N_SMALL clusters every ${SMALL_INTERVAL}s (≤ 0.1 ms, ≥ 8× below blackbox) | $EXP_CPU ms (CPU time of all threads from /proc/PID/task/*/schedstat / prechecks, over ${CPU_SECONDS}s) | Python peer ${PY_CPU:-n/a} ms$([[ -n ${PY_CPU:-} ]] && echo " (**$(calc '%.1f' "$PY_CPU / $EXP_CPU")×**)"); blackbox ${BB_CPU:-n/a} ms per probe at ${BB_PACED_RPS:-?} probes/s$([[ -n ${BB_CPU:-} ]] && echo " (**$(calc '%.1f' "$BB_CPU / $EXP_CPU")×**)") |"
 row "| CPU per precheck at $FAST_RATE prechecks/s ($N_SMALL clusters every 1 s) | $EXP_CPU_FAST ms | blackbox at full speed (${BB_RPS:-?} probes/s): ${BB_CPU_MAX:-n/a} ms per probe$([[ -n ${BB_CPU_MAX:-} ]] && echo " (**$(calc '%.1f' "$BB_CPU_MAX / $EXP_CPU_FAST")×**)") |"
 row "| Peak RSS, $N_SMALL clusters (≤ 16 MiB) | VmHWM $(mib "$EXP_HWM") MiB; /usr/bin/time max RSS $(mib "$EXP_TIME_RSS") MiB | Python peer ${PY_HWM:+$(mib "$PY_HWM") MiB}; blackbox ${BB_HWM:+$(mib "$BB_HWM") MiB} |"
 [[ -n ${PY_RPS:-} ]] && row "| Python peer /metrics, $N_SMALL clusters, wrk -c16 | $PY_RPS req/s, p99 $PY_P99 ms${PY_ERRS:+ $PY_ERRS} | exporter **$(calc '%.0f' "$EXP_RPS / $PY_RPS")×** the req/s |"
@@ -384,7 +395,7 @@ t_a=$(calc '%.3f' "$t_ready + 2 * $LARGE_INTERVAL + 5")
 while (($(calc '%d' "$(now) < $t_a"))); do scrape "$OUT/scrape.txt"; sleep 5; done
 scrape "$OUT/scrape-a.txt"
 ta=$SCRAPE_T
-sim_c0=$(cpu_ticks "$SIM50_PID") exp_c0=$(cpu_ticks "$EXP_PID")
+sim_c0=$(cpu_ms "$SIM50_PID") exp_c0=$(cpu_ms "$EXP_PID")
 t_b=$(calc '%.3f' "$ta + $SCALE_WINDOW")
 while (($(calc '%d' "$(now) + 5 < $t_b"))); do
   sleep 5
@@ -394,7 +405,7 @@ done
 sleep "$(calc '%.3f' "$t_b - $(now)")"
 scrape "$OUT/scrape-b.txt"
 tb=$SCRAPE_T
-sim_c1=$(cpu_ticks "$SIM50_PID") exp_c1=$(cpu_ticks "$EXP_PID")
+sim_c1=$(cpu_ms "$SIM50_PID") exp_c1=$(cpu_ms "$EXP_PID")
 # Per cluster: prechecks inside the window (a whole number of intervals: that many each, give or
 # take one for a cluster whose slot falls within a precheck's 50 ms of the window's edges), and
 # the mean gap between its prechecks (last-run time moved / prechecks done): one interval when
@@ -425,8 +436,8 @@ spread=$(awk -v iv="$LARGE_INTERVAL" '
     printf "per 1 s bucket: mean %.1f, min %d, max %d, CV %.1f%% (uniform random placement: %.1f%%)",
       mean, min, max, 100 * sqrt(ss / iv) / mean, 100 / sqrt(mean) }' "$OUT/scrape-b.txt")
 window_rate=$(calc '%.1f' "($(awk 'index($0, "cdss_precheck_runs_total{") == 1 { s += $NF } END { print s }' "$OUT/scrape-b.txt") - $(awk 'index($0, "cdss_precheck_runs_total{") == 1 { s += $NF } END { print s }' "$OUT/scrape-a.txt")) / ($tb - $ta)")
-sim_cpu=$(calc '%.1f' "100 * ($sim_c1 - $sim_c0) / $TCK / ($tb - $ta)")
-exp_cpu=$(calc '%.1f' "100 * ($exp_c1 - $exp_c0) / $TCK / ($tb - $ta)")
+sim_cpu=$(calc '%.1f' "($sim_c1 - $sim_c0) / 10 / ($tb - $ta)")
+exp_cpu=$(calc '%.1f' "($exp_c1 - $exp_c0) / 10 / ($tb - $ta)")
 say "  per cluster: $per_round; $spread; max age $max_age s over $scrapes scrapes"
 wrk_run exporter10k "$URL"
 L_RPS=$RPS L_P99=$P99
