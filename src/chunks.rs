@@ -37,17 +37,31 @@ impl Chunks {
     }
 
     /// Appends `s`.
+    #[inline]
     pub fn push_str(&mut self, s: &str) {
         self.push_bytes(s.as_bytes());
     }
 
     /// Appends `c`.
+    #[inline]
     pub fn push(&mut self, c: char) {
         self.push_str(c.encode_utf8(&mut [0; 4]));
     }
 
     /// Appends `b`, starting a new piece whenever the current one is full.
-    pub fn push_bytes(&mut self, mut b: &[u8]) {
+    #[inline]
+    pub fn push_bytes(&mut self, b: &[u8]) {
+        // The common case, a short string that fits in the current piece without filling it.
+        if self.current.capacity() - self.current.len() > b.len() {
+            self.current.extend_from_slice(b);
+            self.len += b.len();
+        } else {
+            self.push_across(b);
+        }
+    }
+
+    #[cold]
+    fn push_across(&mut self, mut b: &[u8]) {
         self.len += b.len();
         while !b.is_empty() {
             if self.current.capacity() == 0 {

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Side-by-side comparison of two or more exporter binaries (A/B), run alternately in one session
+# so they see the same machine. For checking one change at a time; scripts/bench.sh is the full
+# run against the targets and the peers.
+#
+# Usage: scripts/ab.sh BIN_A BIN_B [BIN...]
+#   e.g. git worktree add /tmp/old HEAD~1 && (cd /tmp/old && cargo build --release)
+#        scripts/ab.sh /tmp/old/target/release/cdss-precheck-exporter target/release/cdss-precheck-exporter
+# Knobs: ROUNDS (2), WRK_SECONDS (5), CPU_SECONDS (60), STARTUP_RUNS (7), PORT_BASE (19300)
+# Per binary and round it prints:
+#   mem:     VmHWM at 10,000 clusters (gateway answering in 5 ms) at start, after the first round,
+#            after one plain and one gzip scrape, and after wrk -c16 on /metrics;
+#   tput:    /metrics req/s and p99 at 1,000 clusters every 10 s, wrk -c16, and VmHWM after it;
+#   cpu:     CPU per precheck at 1,000 clusters every 10 s (all threads' schedstat, no scrapes);
+#   startup: ms from launch to the first /metrics answer at 10,000 clusters (gateway 50 ms).
+# Everything listens on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export LC_ALL=C
+(($# >= 2)) || { echo "usage: $0 BIN_A BIN_B [BIN...]" >&2; exit 2; }
+ROUNDS=${ROUNDS:-2} WRK_SECONDS=${WRK_SECONDS:-5} CPU_SECONDS=${CPU_SECONDS:-60}
+STARTUP_RUNS=${STARTUP_RUNS:-7} PORT_BASE=${PORT_BASE:-19300}
+P_SIM=$PORT_BASE P_SIM50=$((PORT_BASE + 1)) P_EXP=$((PORT_BASE + 2))
+export NCLOUD_ACCESS_KEY=DEMO-ACCESS-KEY NCLOUD_SECRET_KEY=demo-secret-key-for-the-simulated-gateway
+OUT=$(mktemp -d)
+cargo build --release --locked --bin cdss-sim 2>&1 | tail -1
+target/release/cdss-sim --listen "127.0.0.1:$P_SIM" --count 10000 --delay 5ms >/dev/null 2>&1 &
+SIM=$!
+target/release/cdss-sim --listen "127.0.0.1:$P_SIM50" --count 10000 --delay 50ms >/dev/null 2>&1 &
+SIM50=$!
+trap 'kill $SIM $SIM50 2>/dev/null; rm -rf "$OUT"' EXIT
+sleep 0.3
+scripts/gen-config.sh 10000 "http://127.0.0.1:$P_SIM" 60s 16 >"$OUT/mem.yaml"
+scripts/gen-config.sh 1000 "http://127.0.0.1:$P_SIM" 10s 16 | sed 's/^timeout: .*/timeout: 5s/' >"$OUT/1k.yaml"
+scripts/gen-config.sh 10000 "http://127.0.0.1:$P_SIM50" 60s 16 >"$OUT/startup.yaml"
+URL="http://127.0.0.1:$P_EXP/metrics"
+
+hwm() { awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+cpu_ms() { cat /proc/"$1"/task/*/schedstat | awk '{ s += $1 } END { printf "%.3f", s / 1e6 }'; }
+runs() { curl -s "$URL" | awk 'index($0, "cdss_precheck_runs_total{") == 1 { s += $NF } END { printf "%d", s }'; }
+launch() { "$1" --config.file "$2" --web.listen-address "127.0.0.1:$P_EXP" >/dev/null 2>&1 & PID=$!; }
+finish() { kill "$PID"; wait "$PID" 2>/dev/null || true; }
+ready() { until curl -sf -o /dev/null "http://127.0.0.1:$P_EXP/-/ready"; do sleep 0.2; done; }
+wrk_line() { wrk -t2 -c16 -d"${WRK_SECONDS}s" --latency "$URL" | awk '/^Requests\/sec/ { r = $2 } $1 == "99%" { p = $2 } END { printf "%s req/s, p99 %s", r, p }'; }
+
+mem() {
+  local line
+  launch "$1" "$OUT/mem.yaml"
+  sleep 0.2
+  line="start $(hwm "$PID")"
+  ready
+  line+=", ready $(hwm "$PID")"
+  curl -s "$URL" -o /dev/null
+  curl -s -H 'Accept-Encoding: gzip' "$URL" -o /dev/null
+  line+=", scraped $(hwm "$PID")"
+  line+=", wrk ($(wrk_line)) $(hwm "$PID") MiB"
+  finish
+  echo "  mem     $1: $line"
+}
+
+tput() {
+  launch "$1" "$OUT/1k.yaml"
+  ready
+  echo "  tput    $1: $(wrk_line), VmHWM $(hwm "$PID") MiB"
+  finish
+}
+
+cpu() {
+  local r0 r1 c0 c1
+  launch "$1" "$OUT/1k.yaml"
+  ready
+  sleep 2
+  r0=$(runs) c0=$(cpu_ms "$PID")
+  sleep "$CPU_SECONDS"
+  c1=$(cpu_ms "$PID") r1=$(runs)
+  finish
+  echo "  cpu     $1: $((r1 - r0)) prechecks, $(awk "BEGIN { printf \"%.4f\", ($c1 - $c0) / ($r1 - $r0) }") ms CPU each"
+}
+
+startup() {
+  local t0 t1 line sl times=()
+  for ((i = 0; i < STARTUP_RUNS; i++)); do
+    exec {sl}<> <(:)
+    t0=$EPOCHREALTIME
+    launch "$1" "$OUT/startup.yaml"
+    while :; do
+      if { printf 'GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n' >&3 && IFS= read -r line <&3 &&
+        t1=$EPOCHREALTIME && cat <&3 >/dev/null; } 2>/dev/null 3<>"/dev/tcp/127.0.0.1/$P_EXP"; then
+        break
+      fi
+      read -rt 0.0005 -u "$sl" || true
+    done
+    exec {sl}<&-
+    finish
+    [[ $line == *" 200 "* ]] || { echo "first answer: $line" >&2; exit 1; }
+    times+=("$(awk "BEGIN { printf \"%.1f\", ($t1 - $t0) * 1000 }")")
+  done
+  echo "  startup $1: median $(printf '%s\n' "${times[@]}" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }') ms (${times[*]})"
+}
+
+echo "load: $(uptime | sed 's/.*load average/load average/')"
+for ((round = 1; round <= ROUNDS; round++)); do
+  echo "round $round"
+  for test in mem tput cpu startup; do
+    for bin in "$@"; do "$test" "$bin"; done
+  done
+done
+echo "load: $(uptime | sed 's/.*load average/load average/')"
