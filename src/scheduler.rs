@@ -78,12 +78,15 @@ pub struct Schedule {
     pub concurrency: usize,
 }
 
-/// Phases are whole multiples of this (or of a hundredth of the interval, if that is shorter), so
-/// clusters whose slots fall close together are prechecked on one timer wake-up: at 1,000 clusters
-/// every 10 s that is ~10 prechecks per wake-up instead of one, which cut the process's CPU time per
-/// precheck by about a third (BENCHMARKS.md). Still 100+ distinct slots per interval: the spread
-/// stays even at any scale a dashboard shows.
-pub const SLOT_QUANTUM: Duration = Duration::from_millis(100);
+/// Phases are whole multiples of this (or of a twentieth of the interval, if that is shorter), so
+/// clusters whose slots fall close together are prechecked in one burst, on one timer wake-up.
+/// What a precheck costs in CPU is dominated by waking the process from idle (threads, caches),
+/// so bursts matter: at 1,000 clusters every 10 s, one cluster per wake-up cost ~0.12 ms per
+/// precheck, a 100 ms quantum (~10 per wake-up) ~0.085 ms, and this 500 ms quantum (~50 per
+/// wake-up) ~0.045 ms (BENCHMARKS.md). The bursts stay bounded by `concurrency`, and with at least
+/// 20 slots per interval (120 at 60 s) start times stay even at the 1 s resolution a dashboard
+/// shows.
+pub const SLOT_QUANTUM: Duration = Duration::from_millis(500);
 
 /// A cluster's fixed phase within the interval: FNV-1a of its name, finished with MurmurHash3's
 /// 64-bit mixer (FNV alone leaves the high bits of similar names clustered), scaled to the interval
@@ -101,7 +104,7 @@ pub fn phase(name: &str, interval: Duration) -> Duration {
     h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
     h ^= h >> 33;
     let nanos = (u128::from(h) * interval.as_nanos()) >> 64;
-    let quantum = SLOT_QUANTUM.min(interval / 100).as_nanos().max(1);
+    let quantum = SLOT_QUANTUM.min(interval / 20).as_nanos().max(1);
     Duration::from_nanos((nanos / quantum * quantum) as u64)
 }
 
@@ -696,11 +699,12 @@ mod tests {
             assert_eq!(p.as_nanos() % SLOT_QUANTUM.as_nanos(), 0, "{p:?}");
             distinct.insert(p);
         }
-        assert!(distinct.len() > 450, "{} distinct slots", distinct.len());
-        // Short intervals get a finer quantum: a hundredth of the interval.
+        // 60 s / 500 ms = 120 slots, nearly all of them used by 1,000 names.
+        assert!(distinct.len() > 110, "{} distinct slots", distinct.len());
+        // Short intervals get a finer quantum: a twentieth of the interval.
         let short = Duration::from_secs(2);
         let p = phase("orders", short);
-        assert_eq!(p.as_nanos() % (short / 100).as_nanos(), 0);
+        assert_eq!(p.as_nanos() % (short / 20).as_nanos(), 0);
         assert!(p < short);
     }
 
@@ -769,19 +773,21 @@ mod tests {
                 c.name,
                 calls[0] - start
             );
+            // A slot at 0 (phase 0) is the start-up precheck itself.
             let ph = phase(&c.name, schedule.interval);
-            let slots = (0..10)
-                .filter(|k| ph + schedule.interval * *k < run_time)
-                .count();
+            let slots: Vec<Duration> = (0..10)
+                .map(|k| ph + schedule.interval * k)
+                .filter(|t| !t.is_zero() && *t < run_time)
+                .collect();
             assert_eq!(
                 calls.len(),
-                1 + slots,
+                1 + slots.len(),
                 "{}: {} calls, phase {ph:?}",
                 c.name,
                 calls.len()
             );
-            for (k, t) in calls[1..].iter().enumerate() {
-                let slot = start + ph + schedule.interval * k as u32;
+            for (k, (t, slot)) in calls[1..].iter().zip(&slots).enumerate() {
+                let slot = start + *slot;
                 assert!(
                     *t >= slot && *t - slot <= Duration::from_millis(130),
                     "{}: call {k} off its slot",
