@@ -191,6 +191,11 @@ impl State {
     /// (with all their series), kept ones keep their record; a changed target (region, number,
     /// URL, account) counts as removed and added. Returns (added, removed) names.
     pub fn sync(&self, clusters: &[Arc<Cluster>]) -> (Vec<String>, Vec<String>) {
+        if self.holds_exactly(clusters) {
+            // Nothing to change (the scheduler's first plan, an unchanged discovery listing):
+            // checked under the read lock, so renders and the gate never wait on it.
+            return (Vec::new(), Vec::new());
+        }
         let (added, removed) = {
             let mut map = self
                 .clusters
@@ -230,6 +235,16 @@ impl State {
         self.generation.fetch_add(1, Ordering::Release);
         self.update_ready();
         (added, removed)
+    }
+
+    /// True when the records are for exactly these clusters (the same shared `Cluster`s).
+    fn holds_exactly(&self, clusters: &[Arc<Cluster>]) -> bool {
+        let map = self.clusters.read().unwrap_or_else(PoisonError::into_inner);
+        map.len() == clusters.len()
+            && clusters.iter().all(|c| {
+                map.get(c.name.as_str())
+                    .is_some_and(|s| Arc::ptr_eq(&s.cluster, c))
+            })
     }
 
     /// Holds the readiness latch until each of these discovery blocks has reported once.
@@ -407,6 +422,42 @@ mod tests {
             Instant::now(),
             SystemTime::now()
         ));
+    }
+
+    #[test]
+    fn sync_changes_only_what_changed() {
+        let cs = clusters();
+        let s = State::new(&cs);
+        let g0 = s.generation();
+        assert_eq!(s.sync(&cs), (vec![], vec![]));
+        assert_eq!(
+            s.generation(),
+            g0,
+            "the same clusters: no change, no new generation"
+        );
+
+        // What discovery says about "a" changed: same target, new record content.
+        let mut a = (*cs[1]).clone();
+        a.info = Some(crate::config::ClusterInfo {
+            kafka_version: "3.5.1".into(),
+            status: "running".into(),
+            vpc_name: "v".into(),
+        });
+        let changed = vec![cs[0].clone(), Arc::new(a)];
+        assert_eq!(s.sync(&changed), (vec![], vec![]));
+        assert!(s.generation() > g0);
+        let info = s.get("a").unwrap().cluster.info.clone().unwrap();
+        assert_eq!(info.kafka_version, "3.5.1");
+
+        // "b" dropped, "c" added.
+        let mut c = (*cs[0]).clone();
+        c.name = "c".into();
+        let next = vec![changed[1].clone(), Arc::new(c)];
+        assert_eq!(
+            s.sync(&next),
+            (vec!["c".to_string()], vec!["b".to_string()])
+        );
+        assert!(s.get("b").is_none() && s.get("c").is_some());
     }
 
     #[tokio::test]
