@@ -117,7 +117,8 @@ pub fn evaluate(
     answer.code = Some(last.outcome.error_code());
     answer.message = last.outcome.message();
     answer.checked_at = Some(humantime::format_rfc3339_millis(last.at_wall).to_string());
-    answer.age_seconds = Some((age.as_secs_f64() * 1000.0).round() / 1000.0);
+    // Rounded up to the millisecond, so a stale answer never shows an age equal to max_age.
+    answer.age_seconds = Some((age.as_secs_f64() * 1000.0).ceil() / 1000.0);
     answer.request_id = last.request_id.clone();
     answer.reason = if last.outcome.is_ready() {
         (age > max_age).then_some(ClosedReason::Stale)
@@ -191,6 +192,20 @@ mod tests {
         assert_eq!(a.checked_at.as_deref(), Some("2023-11-14T22:13:20.000Z"));
         assert_eq!(a.request_id.as_deref(), Some("rid"));
         assert_eq!(a.source, Source::Latest);
+
+        // Just past max_age: stale, and the age shown is above max_age, not rounded down to it.
+        let a = evaluate(
+            &status(Some(Outcome::Ready), t0),
+            t0 + max_age + Duration::from_micros(400),
+            max_age,
+            None,
+        );
+        assert_eq!(a.reason, Some(ClosedReason::Stale));
+        assert!(
+            a.age_seconds.unwrap() > a.max_age_seconds,
+            "{:?}",
+            a.age_seconds
+        );
 
         let a = evaluate(
             &status(Some(Outcome::Ready), t0),
