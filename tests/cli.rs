@@ -93,9 +93,13 @@ async fn demo_serves_metrics_and_sigterm_exits_0() {
         "logfmt",
     ]));
     let deadline = Instant::now() + Duration::from_secs(10);
+    // The demo's clusters are prechecked concurrently at start: wait until the ready one and the
+    // API-error one have both answered (one finishing says nothing about the other).
     let body = loop {
         let body = p.get("/metrics").await;
-        if body.contains("cdss_precheck_last_error_code{cluster=\"legacy-kafka\"") {
+        if body.contains("cdss_precheck_last_error_code{cluster=\"legacy-kafka\"")
+            && body.contains("cdss_precheck_last_error_code{cluster=\"orders-kafka\"")
+        {
             break body;
         }
         assert!(
