@@ -6,7 +6,7 @@
 //! yet contributes nothing; a block whose listing fails keeps its last set (discovery simply does
 //! not call `set_discovered`). Owns no I/O: discovery and reload call in, the scheduler watches.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::watch;
@@ -129,6 +129,25 @@ impl Inner {
             schedule: self.schedule,
         }
     }
+}
+
+/// The names among `current` that `plan` drops, or keeps under a different target (a new
+/// region, number, URL or account makes it a new cluster: its series and rhythm start over).
+/// The state and the scheduler both follow a new plan with it.
+pub fn dropped<'a>(
+    current: impl IntoIterator<Item = &'a Cluster>,
+    plan: &[Arc<Cluster>],
+) -> Vec<String> {
+    let wanted: HashMap<&str, &Cluster> = plan.iter().map(|c| (c.name.as_str(), &**c)).collect();
+    current
+        .into_iter()
+        .filter(|c| {
+            !wanted
+                .get(c.name.as_str())
+                .is_some_and(|w| c.same_target(w))
+        })
+        .map(|c| c.name.clone())
+        .collect()
 }
 
 /// Static clusters first, then discovered ones whose names are not taken yet.

@@ -245,18 +245,8 @@ impl<P: Prechecker> Runner<P> {
     /// names removed; kept clusters keep their slot, state and rhythm.
     fn apply(&self, clusters: &[Arc<Cluster>]) -> (Vec<Arc<Slot>>, Vec<String>) {
         self.state.sync(clusters);
-        let wanted: HashMap<&str, &Cluster> =
-            clusters.iter().map(|c| (c.name.as_str(), &**c)).collect();
         let mut slots = write(&self.slots);
-        let removed: Vec<String> = slots
-            .values()
-            .filter(|s| {
-                !wanted
-                    .get(s.cluster.name.as_str())
-                    .is_some_and(|c| s.cluster.same_target(c))
-            })
-            .map(|s| s.cluster.name.clone())
-            .collect();
+        let removed = crate::inventory::dropped(slots.values().map(|s| &*s.cluster), clusters);
         for name in &removed {
             slots.remove(name);
         }

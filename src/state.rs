@@ -201,17 +201,7 @@ impl State {
                 .clusters
                 .write()
                 .unwrap_or_else(PoisonError::into_inner);
-            let wanted: BTreeMap<&str, &Cluster> =
-                clusters.iter().map(|c| (c.name.as_str(), &**c)).collect();
-            let removed: Vec<String> = map
-                .values()
-                .filter(|s| {
-                    !wanted
-                        .get(s.cluster.name.as_str())
-                        .is_some_and(|c| s.cluster.same_target(c))
-                })
-                .map(|s| s.cluster.name.clone())
-                .collect();
+            let removed = crate::inventory::dropped(map.values().map(|s| &*s.cluster), clusters);
             for name in &removed {
                 map.remove(name);
             }
