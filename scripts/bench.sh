@@ -112,6 +112,19 @@ wait_http() {
 # prechecks). Threads that exit between two readings would be missed: cpu_window warns then.
 cpu_ms() { cat /proc/"$1"/task/*/schedstat | awk '{ s += $1 } END { printf "%.3f\n", s / 1e6 }'; }
 threads() { ls /proc/"$1"/task | sort | tr '\n' ' '; }
+# cpu_per_precheck URL PID SECONDS: CPU per precheck of PID (ms) over a window of SECONDS, from the
+# rise of sum(cdss_precheck_runs_total) at URL. Sets PER_PRECHECK and PRECHECKS; logs both.
+cpu_per_precheck() {
+  local r0 r1
+  r0=$(metric_sum "$1" cdss_precheck_runs_total)
+  cpu_begin "$2"
+  sleep "$3"
+  cpu_end "$2"
+  r1=$(metric_sum "$1" cdss_precheck_runs_total)
+  PRECHECKS=$((r1 - r0))
+  PER_PRECHECK=$(calc '%.4f' "$CPU_MS / $PRECHECKS")
+  say "  $PRECHECKS prechecks, $CPU_MS ms CPU: $PER_PRECHECK ms each"
+}
 # cpu_begin PID / cpu_end PID: sets CPU_MS, the CPU used in between.
 cpu_begin() { CPU_T0=$(threads "$1") CPU_C0=$(cpu_ms "$1"); }
 cpu_end() {
@@ -271,13 +284,8 @@ row "| /metrics p99, same run (< 5 ms) | $EXP_P99 ms | limit $STATIC_P99 ms |"
 row "| /metrics with Accept-Encoding: gzip, same setup | $GZ_RPS req/s, p99 $GZ_P99 ms; body $(wc -c <"$OUT/body-1k.txt") → $gz_size bytes | |"
 
 say "  CPU per precheck: ${CPU_SECONDS}s without scrapes"
-r0=$(metric_sum "$URL" cdss_precheck_runs_total)
-cpu_begin "$EXP_PID"
-sleep "$CPU_SECONDS"
-cpu_end "$EXP_PID"
-r1=$(metric_sum "$URL" cdss_precheck_runs_total)
-EXP_CPU=$(calc '%.4f' "$CPU_MS / ($r1 - $r0)")
-say "  $((r1 - r0)) prechecks, $CPU_MS ms CPU: $EXP_CPU ms each"
+cpu_per_precheck "$URL" "$EXP_PID" "$CPU_SECONDS"
+EXP_CPU=$PER_PRECHECK
 EXP_HWM=$(hwm_kb "$EXP_PID")
 stop "$EXP_PID"
 EXP_TIME_RSS=$(time_rss_kb "$OUT/exporter1k.time")
@@ -288,14 +296,9 @@ start exporter1k-1s "$EXPORTER" --config.file "$OUT/small-1s.yaml" --web.listen-
 EXP_PID=$LAST_PID
 wait_http "http://127.0.0.1:$P_EXP/-/ready"
 sleep 2
-r0=$(metric_sum "$URL" cdss_precheck_runs_total)
-cpu_begin "$EXP_PID"
-sleep "$((CPU_SECONDS / 2))"
-cpu_end "$EXP_PID"
-r1=$(metric_sum "$URL" cdss_precheck_runs_total)
-EXP_CPU_FAST=$(calc '%.4f' "$CPU_MS / ($r1 - $r0)")
-FAST_RATE=$(calc '%.0f' "($r1 - $r0) / ($CPU_SECONDS / 2)")
-say "  $((r1 - r0)) prechecks, $CPU_MS ms CPU: $EXP_CPU_FAST ms each"
+cpu_per_precheck "$URL" "$EXP_PID" "$((CPU_SECONDS / 2))"
+EXP_CPU_FAST=$PER_PRECHECK
+FAST_RATE=$(calc '%.0f' "$PRECHECKS / ($CPU_SECONDS / 2)")
 stop "$EXP_PID"
 
 say "--- 4. Python peer, $N_SMALL clusters every ${SMALL_INTERVAL}s"
@@ -309,13 +312,8 @@ if command -v python3 >/dev/null && python3 -c 'import prometheus_client, reques
   wait_runs "$PURL" "$N_SMALL"
   wrk_run python "$PURL"
   PY_RPS=$RPS PY_P99=$P99 PY_ERRS=$ERRS
-  r0=$(metric_sum "$PURL" cdss_precheck_runs_total)
-  cpu_begin "$PY_PID"
-  sleep "$CPU_SECONDS"
-  cpu_end "$PY_PID"
-  r1=$(metric_sum "$PURL" cdss_precheck_runs_total)
-  PY_CPU=$(calc '%.4f' "$CPU_MS / ($r1 - $r0)")
-  say "  $((r1 - r0)) prechecks, $CPU_MS ms CPU: $PY_CPU ms each"
+  cpu_per_precheck "$PURL" "$PY_PID" "$CPU_SECONDS"
+  PY_CPU=$PER_PRECHECK
   PY_HWM=$(hwm_kb "$PY_PID")
   stop "$PY_PID"
   PY_NOTE="python $(python3 -c 'import platform, prometheus_client as p, requests as r; print(platform.python_version(), "prometheus_client", __import__("importlib.metadata").metadata.version("prometheus_client"), "requests", r.__version__)' 2>/dev/null)"

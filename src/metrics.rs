@@ -543,10 +543,7 @@ enum Value {
 /// Where text is appended: the body being rendered, or a scratch label buffer.
 trait Out {
     fn push_str(&mut self, s: &str);
-
-    fn push(&mut self, c: char) {
-        self.push_str(c.encode_utf8(&mut [0; 4]));
-    }
+    fn push(&mut self, c: char);
 }
 
 impl Out for String {
@@ -562,6 +559,10 @@ impl Out for String {
 impl Out for Chunks {
     fn push_str(&mut self, s: &str) {
         Chunks::push_str(self, s);
+    }
+
+    fn push(&mut self, c: char) {
+        Chunks::push(self, c);
     }
 }
 
