@@ -1,22 +1,37 @@
-//! From parsed flags to a running exporter: load config and credentials, bind, run, and map every
-//! failure to an exit code with a message that says what to fix.
+//! From parsed flags to a running exporter: load config and credentials, bind, [`run`], and map
+//! every failure to an exit code with a message that says what to fix.
+//!
+//! [`run`] is the wiring, and the one entry point tests use: config → inventory (the cluster set)
+//! → scheduler (runner, tasks) → ncp → outcome → state → exposition / server; discovery feeds the
+//! inventory, reload swaps the config in.
 //!
 //! Exit codes: 0 clean shutdown or valid config; 1 runtime failure (e.g. cannot bind); 2 bad
 //! config or missing credentials (clap uses 2 for bad flags too). `check` has its own codes.
 
+use std::future::Future;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::check;
 use crate::cli::{CheckArgs, Cli, Command};
 use crate::config::Config;
 use crate::credentials::Keyring;
-use crate::ncp::cdss::Clients;
-use crate::reload::client_settings;
-use crate::web_config::WebConfigWatch;
+use crate::discovery::Supervisor;
+use crate::exposition::{BuildInfo, Exposition};
+use crate::inventory::Inventory;
+use crate::ncp::client::{ClientSettings, Clients, SharedClients};
+use crate::plan::Schedule;
+use crate::reload::{Live, LiveSettings, Reloader};
+use crate::scheduler::Runner;
+use crate::server;
+use crate::state::State;
+use crate::web::WebConfigWatch;
 
 /// Exit code for bad flags, config or credentials.
 pub const EXIT_CONFIG: u8 = 2;
@@ -77,11 +92,16 @@ pub async fn main(cli: Cli) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let reload = crate::ReloadOptions {
+    let reload = ReloadOptions {
         config_file: cli.config_file.clone(),
         auto_reload_interval: cli.auto_reload_interval.filter(|d| !d.is_zero()),
     };
-    report(serve(&cli.listen_address, config, keyring, Some(reload), web).await)
+    let options = Options {
+        reload: Some(reload),
+        web,
+        ..Options::new(config, keyring)
+    };
+    report(serve(&cli.listen_address, options).await)
 }
 
 /// Loads `--web.config.file`, if given. `Err` is the exit code; the error is already printed.
@@ -115,7 +135,7 @@ async fn check(cli: &Cli, args: &CheckArgs) -> u8 {
             return check::EXIT_UNKNOWN;
         }
     };
-    let clients = match Clients::new(&keyring, &client_settings(&config)) {
+    let clients = match Clients::new(&keyring, &ClientSettings::of(&config)) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -131,7 +151,7 @@ async fn check(cli: &Cli, args: &CheckArgs) -> u8 {
             }
         };
         let mut stdout = std::io::stdout();
-        check::run(args, &clusters, &clients, config.concurrency, &mut stdout).await
+        check::run(args, &clusters, clients, config.concurrency, &mut stdout).await
     };
     tokio::select! {
         code = run => code,
@@ -148,31 +168,25 @@ async fn serve_demo(cli: &Cli, web: Option<Arc<WebConfigWatch>>) -> ExitCode {
             .await
             .context("starting the demo gateway")?;
         tracing::info!(gateway = %sim.url(), "demo mode: simulated NCP gateway with demo clusters and credentials");
-        serve(&cli.listen_address, config, credentials.into(), None, web).await
+        let options = Options {
+            web,
+            ..Options::new(config, credentials)
+        };
+        serve(&cli.listen_address, options).await
     };
     report(result.await)
 }
 
-async fn serve(
-    listen_address: &str,
-    config: Config,
-    keyring: Keyring,
-    reload: Option<crate::ReloadOptions>,
-    web: Option<Arc<WebConfigWatch>>,
-) -> anyhow::Result<()> {
+async fn serve(listen_address: &str, options: Options) -> anyhow::Result<()> {
     let listener = bind(listen_address).await?;
     let addr = listener.local_addr().context("reading the bound address")?;
-    let tls = web.as_ref().is_some_and(|w| w.current().tls().is_some());
+    let tls = options
+        .web
+        .as_ref()
+        .is_some_and(|w| w.current().tls().is_some());
+    let config = &options.config;
     tracing::info!(address = %addr, tls, clusters = config.clusters.len(), discovery = config.discovery.len(), interval = %humantime::format_duration(config.interval), "listening");
-    crate::run_secured(
-        listener,
-        config,
-        keyring,
-        reload,
-        web,
-        crate::shutdown::signal(),
-    )
-    .await
+    run(listener, options, crate::shutdown::signal()).await
 }
 
 fn report(result: anyhow::Result<()>) -> ExitCode {
@@ -203,4 +217,133 @@ pub async fn bind(address: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(address)
         .await
         .with_context(|| format!("cannot listen on --web.listen-address {address:?}"))
+}
+
+/// Where the config came from, so it can be reloaded.
+#[derive(Clone, Debug)]
+pub struct ReloadOptions {
+    /// The file SIGHUP, `POST /-/reload` and auto-reload re-read.
+    pub config_file: PathBuf,
+    /// Re-read the file this often and reload when its content changed (`None`: off).
+    pub auto_reload_interval: Option<Duration>,
+}
+
+/// What [`run`] runs.
+#[derive(Debug)]
+pub struct Options {
+    /// The validated config.
+    pub config: Config,
+    /// Every account's keys.
+    pub keyring: Keyring,
+    /// Live reload from a file (SIGHUP, `POST /-/reload`, auto-reload); `None`: off.
+    pub reload: Option<ReloadOptions>,
+    /// TLS and basic auth on the endpoints (`--web.config.file`); `None`: plain HTTP, no auth.
+    pub web: Option<Arc<WebConfigWatch>>,
+}
+
+impl Options {
+    /// `config` with `keyring` (a single `Credentials` converts into the default account), no
+    /// reload and no web config.
+    pub fn new(config: Config, keyring: impl Into<Keyring>) -> Self {
+        Self {
+            config,
+            keyring: keyring.into(),
+            reload: None,
+            web: None,
+        }
+    }
+}
+
+/// Runs the exporter on an already-bound `listener` until `shutdown` resolves: prechecks on the
+/// schedule, discovery, reload, endpoints on the listener. Returns after in-flight prechecks
+/// have ended.
+pub async fn run(
+    listener: TcpListener,
+    options: Options,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let Options {
+        config,
+        keyring,
+        reload,
+        web,
+    } = options;
+    // Building the HTTP clients reads the system's CA certificates (milliseconds): on a blocking
+    // thread while the state, inventory and runner are set up. Nothing can precheck before
+    // `replace` below: the scheduler, discovery and the server start after it.
+    let settings = ClientSettings::of(&config);
+    let building = tokio::task::spawn_blocking(move || Clients::new(&keyring, &settings));
+    let clients = SharedClients::new(Clients::default());
+    // The state starts with the static clusters, as the inventory's first plan has them.
+    let state = Arc::new(State::new(&config.clusters));
+    let (inventory, plan) = Inventory::new(
+        config.clusters.clone(),
+        Schedule::of(&config),
+        &config.discovery,
+        state.clone(),
+    );
+    let inventory = Arc::new(inventory);
+    let runner = Arc::new(Runner::new(
+        config.clusters.clone(),
+        clients.clone(),
+        state.clone(),
+        config.concurrency,
+    ));
+    let discovery = Arc::new(Supervisor::new(
+        &config.discovery,
+        clients.clone(),
+        inventory.clone(),
+        state.clone(),
+    ));
+    clients.replace(
+        building
+            .await
+            .context("starting the CDSS clients")?
+            .context("starting the CDSS clients")?,
+    );
+    discovery.set_blocks(&config.discovery);
+    let live = LiveSettings::new(Live::of(&config));
+    let reloader = reload.as_ref().map(|r| {
+        Arc::new(Reloader {
+            path: r.config_file.clone(),
+            clients: clients.clone(),
+            inventory: inventory.clone(),
+            discovery: discovery.clone(),
+            state: state.clone(),
+            live: live.clone(),
+            lock: tokio::sync::Mutex::new(()),
+        })
+    });
+    let app = Arc::new(server::App {
+        state: state.clone(),
+        exposition: Exposition::new(BuildInfo::current()).with_live(live.clone()),
+        live,
+        fresh: runner.clone(),
+        reloader: reloader.clone(),
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut triggers = Vec::new();
+    if let Some(web) = &web {
+        triggers.push(tokio::spawn(web.clone().watch(crate::web::WATCH_EVERY)));
+    }
+    let server = tokio::spawn(server::serve(listener, app, web, stop_rx.clone()));
+    let scheduler = tokio::spawn(crate::scheduler::run_plan(runner, plan, stop_rx));
+    if let Some(r) = &reloader {
+        triggers.push(tokio::spawn(r.clone().on_sighup()));
+        if let Some(every) = reload.as_ref().and_then(|o| o.auto_reload_interval) {
+            triggers.push(tokio::spawn(r.clone().watch_file(every)));
+        }
+    }
+
+    shutdown.await;
+    tracing::info!("stopping: no new prechecks; waiting for in-flight ones");
+    for t in &triggers {
+        t.abort();
+    }
+    discovery.stop();
+    // The receivers live in the tasks, so this cannot fail while they run.
+    let _ = stop_tx.send(true);
+    scheduler.await.context("scheduler task")?;
+    server.await.context("server task")?;
+    Ok(())
 }

@@ -2,8 +2,9 @@
 //! answer with an exit code a pipeline can branch on.
 //!
 //! Owns target selection, polling (`--wait`/`--every`, honouring `Retry-After`), the aggregate
-//! decision, and the table/JSON report. Every precheck goes through the same `CdssClient` and
-//! `Outcome` as the exporter; nothing is cached. Results go to stdout, progress to stderr.
+//! decision, and the table/JSON report. Every precheck goes through the exporter's own runner
+//! (its concurrency cap and single flight), client and `Outcome`; nothing is cached. Results go
+//! to stdout, progress to stderr.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -14,9 +15,14 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::cli::CheckArgs;
-use crate::config::{Cluster, Config};
-use crate::ncp::cdss::{Clients, Precheck, failed};
-use crate::outcome::{Decision, Outcome};
+use crate::config::Config;
+use crate::model::Cluster;
+use crate::ncp::client::Clients;
+use crate::ncp::cluster_list::ListError;
+use crate::ncp::precheck::Precheck;
+use crate::outcome::{Decision, FailureReason, Outcome};
+use crate::scheduler::Runner;
+use crate::state::State;
 
 /// Every named cluster is ready.
 pub const EXIT_GO: u8 = 0;
@@ -25,6 +31,27 @@ pub const EXIT_NO_GO: u8 = 1;
 /// No decision could be made.
 pub const EXIT_UNKNOWN: u8 = 2;
 
+/// Why `check` could not pick its clusters.
+#[derive(Debug, thiserror::Error)]
+pub enum SelectError {
+    /// A name that is neither a static nor a discovered cluster.
+    #[error("unknown cluster {name:?}; the config has: {}", known.join(", "))]
+    UnknownCluster {
+        /// The name asked for.
+        name: String,
+        /// Every cluster the config has (static and discovered).
+        known: Vec<String>,
+    },
+    /// A discovery block needed to find a name could not list.
+    #[error("discovery {block} failed: {source}")]
+    Discovery {
+        /// The block's label (`KR/prod`).
+        block: String,
+        /// Why.
+        source: ListError,
+    },
+}
+
 /// Picks the clusters `args` names, in the order named. A name that is not a static cluster is
 /// looked up through the config's discovery blocks (one listing each); an unknown name is an
 /// error that lists the known ones.
@@ -32,7 +59,7 @@ pub async fn select(
     config: &Config,
     args: &CheckArgs,
     clients: &Clients,
-) -> Result<Vec<Arc<Cluster>>, String> {
+) -> Result<Vec<Arc<Cluster>>, SelectError> {
     let needs_discovery = !config.discovery.is_empty()
         && (args.all
             || args
@@ -42,15 +69,15 @@ pub async fn select(
     let known: Vec<Arc<Cluster>> = if needs_discovery {
         let mut found = Vec::new();
         for block in &config.discovery {
-            let client = clients
-                .get(&block.account)
-                .ok_or_else(|| format!("no credentials for account {:?}", block.account))?;
-            let listed = crate::discovery::list(client, block)
+            let listed = crate::discovery::list(clients, block)
                 .await
-                .map_err(|e| format!("discovery {} failed: {e}", block.label()))?;
+                .map_err(|source| SelectError::Discovery {
+                    block: block.label(),
+                    source,
+                })?;
             found.push((block, listed));
         }
-        crate::inventory::merge(
+        crate::plan::merge(
             &config.clusters,
             found.iter().map(|(b, c)| (*b, c.as_slice())),
         )
@@ -63,11 +90,10 @@ pub async fn select(
     let mut picked: Vec<Arc<Cluster>> = Vec::new();
     for name in &args.clusters {
         let Some(c) = known.iter().find(|c| &c.name == name) else {
-            let names: Vec<&str> = known.iter().map(|c| c.name.as_str()).collect();
-            return Err(format!(
-                "unknown cluster {name:?}; the config has: {}",
-                names.join(", ")
-            ));
+            return Err(SelectError::UnknownCluster {
+                name: name.clone(),
+                known: known.iter().map(|c| c.name.clone()).collect(),
+            });
         };
         if !picked.iter().any(|p| p.name == c.name) {
             picked.push(c.clone());
@@ -163,38 +189,26 @@ fn cluster_report(c: &Cluster, p: &Precheck, at: SystemTime) -> ClusterReport {
     }
 }
 
-/// Prechecks every cluster once (each with its account's client), at most `concurrency` at a
-/// time; results in input order.
+/// Prechecks every cluster once through `runner` (its concurrency cap, its client lookup);
+/// results in input order.
 async fn round(
-    clients: &Clients,
+    runner: &Arc<Runner<Clients>>,
     clusters: &[Arc<Cluster>],
-    concurrency: usize,
 ) -> Vec<(Precheck, SystemTime)> {
-    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
     let mut tasks = JoinSet::new();
     for (i, c) in clusters.iter().enumerate() {
-        let client = clients.get(&c.account).cloned();
-        let c = c.clone();
-        let permits = permits.clone();
+        let runner = runner.clone();
+        let name = c.name.clone();
         tasks.spawn(async move {
-            let _permit = permits.acquire_owned().await;
-            let p = match client {
-                Some(client) => {
-                    client
-                        .precheck(&c.precheck_url, c.service_group_instance_no)
-                        .await
-                }
-                None => failed(Outcome::ConnectionError {
-                    detail: format!("no credentials for account {:?}", c.account),
-                }),
-            };
+            let p = runner.precheck_now(&name).await;
             (i, p, SystemTime::now())
         });
     }
     let mut out: Vec<Option<(Precheck, SystemTime)>> = vec![None; clusters.len()];
     while let Some(joined) = tasks.join_next().await {
         match joined {
-            Ok((i, p, at)) => out[i] = Some((p, at)),
+            Ok((i, Some(p), at)) => out[i] = Some((p, at)),
+            Ok((_, None, _)) => {}
             Err(e) => tracing::error!(error = %e, "a precheck task failed"),
         }
     }
@@ -202,7 +216,7 @@ async fn round(
         .map(|r| {
             r.unwrap_or_else(|| {
                 (
-                    failed(Outcome::ConnectionError {
+                    Precheck::failed(Outcome::ConnectionError {
                         detail: "precheck task failed".into(),
                     }),
                     SystemTime::now(),
@@ -217,16 +231,18 @@ async fn round(
 pub async fn run(
     args: &CheckArgs,
     clusters: &[Arc<Cluster>],
-    clients: &Clients,
+    clients: Clients,
     concurrency: usize,
     out: &mut impl Write,
 ) -> u8 {
+    let state = Arc::new(State::new(clusters));
+    let runner = Arc::new(Runner::new(clusters.to_vec(), clients, state, concurrency));
     let started = Instant::now();
     let deadline = args.wait.map(|w| started + w);
     let mut attempts = 0u32;
     let results = loop {
         attempts += 1;
-        let results = round(clients, clusters, concurrency).await;
+        let results = round(&runner, clusters).await;
         let decision = aggregate(results.iter().map(|(p, _)| p.outcome.decision()));
         let Some(deadline) = deadline else {
             break results;
@@ -268,9 +284,10 @@ pub async fn run(
         );
         tokio::time::sleep_until(next).await;
     };
-    for (p, at) in &results {
-        if p.outcome.failure_reason() == Some(crate::outcome::FailureReason::AuthError) {
-            if let Some(skew) = crate::outcome::clock_skew(p.server_date, *at)
+    for (p, _) in &results {
+        if p.outcome.failure_reason() == Some(FailureReason::AuthError) {
+            if let Some(skew) = p
+                .clock_skew
                 .filter(|s| s.abs() > crate::outcome::CLOCK_SKEW_WARN_SECONDS)
             {
                 eprintln!(

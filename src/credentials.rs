@@ -151,7 +151,7 @@ impl From<Credentials> for Keyring {
     /// A keyring with one account, the default one.
     fn from(c: Credentials) -> Self {
         Keyring(BTreeMap::from([(
-            crate::config::DEFAULT_ACCOUNT.to_string(),
+            crate::model::DEFAULT_ACCOUNT.to_string(),
             c,
         )]))
     }

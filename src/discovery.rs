@@ -4,17 +4,19 @@
 //! A failed listing (any page) keeps the last known set, counts a failure, and is retried at the
 //! next refresh; it never empties the set. Malformed items are logged by index and skipped; the
 //! good ones are kept. The [`Supervisor`] starts, keeps or stops one task per block as reloads
-//! change the config.
+//! change the config. Discovery writes only what it owns in the state (which blocks are expected,
+//! what each last listed); the cluster set changes through the inventory.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::task::JoinHandle;
 
-use crate::config::{Cluster, ClusterInfo, Discovery};
+use crate::config::Discovery;
 use crate::inventory::Inventory;
-use crate::ncp::cdss::{CdssClient, SharedClients};
-use crate::ncp::cluster_list::{ListError, ListRequest, ListedCluster};
+use crate::model::{Cluster, ClusterInfo};
+use crate::ncp::client::{Clients, SharedClients};
+use crate::ncp::cluster_list::{self, ListError, ListRequest, ListedCluster};
 use crate::state::State;
 
 /// Most pages read in one listing: a guard against a gateway that never says "last page".
@@ -26,7 +28,7 @@ pub fn keep(block: &Discovery, c: &ListedCluster) -> bool {
 }
 
 /// Lists every page and returns the filtered clusters (each cluster number once).
-pub async fn list(client: &CdssClient, block: &Discovery) -> Result<Vec<Arc<Cluster>>, ListError> {
+pub async fn list(clients: &Clients, block: &Discovery) -> Result<Vec<Arc<Cluster>>, ListError> {
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     let mut page_no = 1;
@@ -36,7 +38,7 @@ pub async fn list(client: &CdssClient, block: &Discovery) -> Result<Vec<Arc<Clus
             page_no,
             page_size: block.page_size,
         };
-        let page = client.cluster_list_page(&block.list_url, &request).await?;
+        let page = cluster_list::page(clients, &block.account, &block.endpoint, &request).await?;
         for problem in &page.malformed {
             tracing::warn!(discovery = %block.label(), page = page_no, "skipping a malformed cluster: {problem}");
         }
@@ -49,7 +51,7 @@ pub async fn list(client: &CdssClient, block: &Discovery) -> Result<Vec<Arc<Clus
                 name: c.cluster_name,
                 region: block.region,
                 service_group_instance_no: c.service_group_instance_no,
-                precheck_url: block.precheck_url.clone(),
+                endpoint: block.endpoint.clone(),
                 account: block.account.clone(),
                 info: Some(ClusterInfo {
                     kafka_version: c.kafka_version,
@@ -79,14 +81,7 @@ async fn run_block(
 ) {
     let label = block.label();
     loop {
-        let clients_now = clients.current();
-        let result = match clients_now.get(&block.account) {
-            Some(client) => list(client, &block).await,
-            None => Err(ListError::Request(format!(
-                "no credentials for account {:?}",
-                block.account
-            ))),
-        };
+        let result = list(&clients.current(), &block).await;
         match result {
             Ok(clusters) => {
                 tracing::info!(discovery = %label, clusters = clusters.len(), "discovery listed clusters");
@@ -106,6 +101,7 @@ async fn run_block(
 }
 
 /// One discovery task per configured block.
+#[derive(Debug)]
 pub struct Supervisor {
     clients: SharedClients,
     inventory: Arc<Inventory>,
@@ -114,8 +110,15 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    /// A supervisor with no blocks yet.
-    pub fn new(clients: SharedClients, inventory: Arc<Inventory>, state: Arc<State>) -> Self {
+    /// A supervisor with no blocks running yet; the state's readiness waits for each of
+    /// `blocks` to report once.
+    pub fn new(
+        blocks: &[Discovery],
+        clients: SharedClients,
+        inventory: Arc<Inventory>,
+        state: Arc<State>,
+    ) -> Self {
+        state.expect_discovery(blocks.iter().map(Discovery::label).collect());
         Self {
             clients,
             inventory,

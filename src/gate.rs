@@ -143,7 +143,7 @@ pub fn evaluate(
 /// overlong): the gate never looks further than the config.
 pub fn parse_request<'a>(path: &'a str, query: Option<&str>) -> Option<(&'a str, bool)> {
     let name = path.strip_prefix("/gate/")?;
-    crate::config::validate_name(name).ok()?;
+    crate::model::validate_name(name).ok()?;
     let fresh = query.is_some_and(|q| {
         q.split('&')
             .any(|kv| matches!(kv, "fresh" | "fresh=1" | "fresh=true" | "fresh=yes"))

@@ -1,21 +1,25 @@
 //! Which clusters to precheck: the static ones from the config plus what each discovery block
 //! found, merged into one [`Plan`] for the scheduler.
 //!
+//! The only writer of the cluster set: a new plan is synced into the state (so `/metrics` and
+//! readiness see new clusters, never checked, and removed ones vanish with all their series)
+//! and then published to the scheduler, which follows it. Nobody else adds or removes a cluster.
 //! Static entries win a name clash with discovered ones (and a warning is logged); among
 //! discovery blocks, the first in config order wins. A block that has not listed successfully
 //! yet contributes nothing; a block whose listing fails keeps its last set (discovery simply does
 //! not call `set_discovered`). Owns no I/O: discovery and reload call in, the scheduler watches.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::watch;
 
-use crate::config::{Cluster, Discovery};
-use crate::scheduler::{Plan, Schedule};
+use crate::config::Discovery;
+use crate::model::Cluster;
+use crate::plan::{Plan, Schedule, merge};
 use crate::state::State;
 
 /// The merged cluster set, published to the scheduler on every change.
+#[derive(Debug)]
 pub struct Inventory {
     inner: Mutex<Inner>,
     plan: watch::Sender<Plan>,
@@ -24,6 +28,7 @@ pub struct Inventory {
     state: Arc<State>,
 }
 
+#[derive(Debug)]
 struct Inner {
     statics: Vec<Arc<Cluster>>,
     schedule: Schedule,
@@ -59,15 +64,13 @@ impl Inventory {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         f(&mut inner);
         let plan = inner.plan();
+        if *self.plan.borrow() == plan {
+            // An unchanged listing or reload: nothing to sync, nothing to publish.
+            return;
+        }
+        // The state first: the runner records only clusters the state holds.
         self.state.sync(&plan.clusters);
-        self.plan.send_if_modified(|current| {
-            if *current == plan {
-                false
-            } else {
-                *current = plan;
-                true
-            }
-        });
+        self.plan.send_replace(plan);
     }
 
     /// After a reload: new static clusters, schedule and discovery blocks. Blocks that are still
@@ -131,61 +134,11 @@ impl Inner {
     }
 }
 
-/// The names among `current` that `plan` drops, or keeps under a different target (a new
-/// region, number, URL or account makes it a new cluster: its series and rhythm start over).
-/// The state and the scheduler both follow a new plan with it.
-pub fn dropped<'a>(
-    current: impl IntoIterator<Item = &'a Cluster>,
-    plan: &[Arc<Cluster>],
-) -> Vec<String> {
-    let wanted: HashMap<&str, &Cluster> = plan.iter().map(|c| (c.name.as_str(), &**c)).collect();
-    current
-        .into_iter()
-        .filter(|c| {
-            !wanted
-                .get(c.name.as_str())
-                .is_some_and(|w| c.same_target(w))
-        })
-        .map(|c| c.name.clone())
-        .collect()
-}
-
-/// Static clusters first, then discovered ones whose names are not taken yet.
-pub fn merge<'a>(
-    statics: &[Arc<Cluster>],
-    discovered: impl IntoIterator<Item = (&'a Discovery, &'a [Arc<Cluster>])>,
-) -> Vec<Arc<Cluster>> {
-    let mut out: Vec<Arc<Cluster>> = statics.to_vec();
-    let mut discovered = discovered
-        .into_iter()
-        .filter(|(_, c)| !c.is_empty())
-        .peekable();
-    if discovered.peek().is_none() {
-        return out;
-    }
-    let static_names: HashSet<&str> = statics.iter().map(|c| c.name.as_str()).collect();
-    let mut taken: HashSet<&str> = static_names.clone();
-    for (block, clusters) in discovered {
-        for c in clusters {
-            if taken.contains(c.name.as_str()) {
-                if static_names.contains(c.name.as_str()) {
-                    tracing::warn!(cluster = %c.name, discovery = %block.label(), "discovered cluster has the name of a static cluster; the static entry wins");
-                } else {
-                    tracing::warn!(cluster = %c.name, discovery = %block.label(), "cluster name found by two discovery blocks; the first block wins");
-                }
-                continue;
-            }
-            taken.insert(&c.name);
-            out.push(c.clone());
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::plan::merge;
     use std::path::Path;
     use std::time::Duration;
 
@@ -205,7 +158,7 @@ mod tests {
                     name: n.to_string(),
                     region: block.region,
                     service_group_instance_no: *no,
-                    precheck_url: block.precheck_url.clone(),
+                    endpoint: block.endpoint.clone(),
                     account: block.account.clone(),
                     info: None,
                 })
@@ -275,7 +228,7 @@ mod tests {
         let kr = &c.discovery[0];
         let mut listed = discovered(kr, &[("orders-a", 10), ("orders-b", 11)]);
         for (l, status) in listed.iter_mut().zip(["running", "changing"]) {
-            Arc::make_mut(l).info = Some(crate::config::ClusterInfo {
+            Arc::make_mut(l).info = Some(crate::model::ClusterInfo {
                 kafka_version: "3".into(),
                 status: status.into(),
                 vpc_name: "v".into(),

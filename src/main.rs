@@ -1,5 +1,4 @@
 //! The `cdss-precheck-exporter` binary: flags → logging → runtime → `app::main`.
-#![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 

@@ -4,19 +4,38 @@
 //! changes until the new file has parsed, validated and every account's keys have loaded; a bad
 //! config leaves the running one in place and sets `cdss_exporter_config_last_reload_successful`
 //! to 0. On success, clients, static clusters, schedule, discovery blocks and gate settings are
-//! swapped; unchanged clusters keep their state and rhythm (see `scheduler::run_plan`).
+//! swapped; unchanged clusters keep their state and rhythm (see `scheduler::run_plan`). Files,
+//! keys and CA certificates are read on a blocking thread, off the async runtime. Reload writes
+//! only its own result into the state; the cluster set changes through the inventory.
 
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use crate::config::{Config, GateConfig};
-use crate::credentials::Keyring;
+use crate::config::{Config, ConfigError, GateConfig};
+use crate::credentials::{AccountError, Keyring};
 use crate::discovery::Supervisor;
 use crate::inventory::Inventory;
-use crate::ncp::cdss::{ClientSettings, Clients, SharedClients};
-use crate::scheduler::Schedule;
+use crate::ncp::client::{BuildError, ClientSettings, Clients, SharedClients};
+use crate::plan::Schedule;
 use crate::state::State;
+
+/// Why a reload changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The file does not parse or validate.
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    /// An account's keys cannot be loaded.
+    #[error("cannot load credentials: {0}")]
+    Credentials(#[from] AccountError),
+    /// The HTTP clients cannot be built (the CA file, TLS setup).
+    #[error("{0}")]
+    Clients(#[from] BuildError),
+    /// The blocking reader thread failed.
+    #[error("the reload task failed: {0}")]
+    Task(String),
+}
 
 /// Settings the endpoints read that a reload may change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,24 +76,8 @@ impl LiveSettings {
     }
 }
 
-/// The client settings a config asks for.
-pub fn client_settings(config: &Config) -> ClientSettings {
-    ClientSettings {
-        timeout: config.timeout,
-        max_response_bytes: config.max_response_bytes,
-        ca_file: config.ca_file.clone(),
-    }
-}
-
-/// The schedule a config asks for.
-pub fn schedule(config: &Config) -> Schedule {
-    Schedule {
-        interval: config.interval,
-        concurrency: config.concurrency,
-    }
-}
-
 /// Applies new configs to the running exporter.
+#[derive(Debug)]
 pub struct Reloader {
     /// The file to re-read.
     pub path: PathBuf,
@@ -93,10 +96,10 @@ pub struct Reloader {
 }
 
 impl Reloader {
-    /// Reloads the file. `Err` carries the message for the log and the HTTP 500 body.
-    pub async fn reload(&self) -> Result<(), String> {
+    /// Reloads the file. `Err` says why nothing changed (for the log and the HTTP 500 body).
+    pub async fn reload(&self) -> Result<(), ReloadError> {
         let _one_at_a_time = self.lock.lock().await;
-        let result = self.try_reload();
+        let result = self.try_reload().await;
         self.state.record_reload(result.is_ok());
         match &result {
             Ok(()) => tracing::info!(file = %self.path.display(), "configuration reloaded"),
@@ -107,17 +110,16 @@ impl Reloader {
         result
     }
 
-    fn try_reload(&self) -> Result<(), String> {
-        let config = Config::load(&self.path).map_err(|e| e.to_string())?;
-        let keyring = Keyring::resolve(&config.accounts)
-            .map_err(|e| format!("cannot load credentials: {e}"))?;
-        let clients =
-            Clients::new(&keyring, &client_settings(&config)).map_err(|e| e.to_string())?;
+    async fn try_reload(&self) -> Result<(), ReloadError> {
+        let path = self.path.clone();
+        let (config, clients) = tokio::task::spawn_blocking(move || load(&path))
+            .await
+            .map_err(|e| ReloadError::Task(e.to_string()))??;
         // Everything is valid: apply.
         self.clients.replace(clients);
         self.inventory.set_config(
             config.clusters.clone(),
-            schedule(&config),
+            Schedule::of(&config),
             &config.discovery,
         );
         self.discovery.set_blocks(&config.discovery);
@@ -147,12 +149,18 @@ impl Reloader {
     /// Reloads whenever the file's content changes, checking every `every`. A content that
     /// failed to load is not retried until it changes again.
     pub async fn watch_file(self: Arc<Self>, every: Duration) {
-        let mut last = std::fs::read(&self.path).ok();
+        let read = |path: PathBuf| async move {
+            tokio::task::spawn_blocking(move || std::fs::read(path).ok())
+                .await
+                .ok()
+                .flatten()
+        };
+        let mut last = read(self.path.clone()).await;
         let mut ticker = tokio::time::interval(every);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
-            let now = std::fs::read(&self.path).ok();
+            let now = read(self.path.clone()).await;
             if now.is_some() && now != last {
                 tracing::info!(file = %self.path.display(), "configuration file changed, reloading");
                 let _ = self.reload().await;
@@ -160,4 +168,13 @@ impl Reloader {
             }
         }
     }
+}
+
+/// Reads and validates the config, loads every account's keys and builds the clients: all the
+/// blocking work of a reload or a start-up.
+pub fn load(path: &std::path::Path) -> Result<(Config, Clients), ReloadError> {
+    let config = Config::load(path)?;
+    let keyring = Keyring::resolve(&config.accounts)?;
+    let clients = Clients::new(&keyring, &ClientSettings::of(&config))?;
+    Ok((config, clients))
 }

@@ -1,10 +1,16 @@
-//! The latest precheck result per cluster: what the server and the metrics read.
+//! The latest results: what the server, the gate and the exposition read.
 //!
-//! Owns the per-cluster record (last `Outcome`, timestamps, counters), the readiness latch
-//! ("the first round has finished"), and the status of discovery and of config reloads. The set
-//! of clusters follows `sync`: a removed cluster's record goes at once, so all its series vanish
-//! together; a kept one keeps its record. Writers are the scheduler, discovery and reload;
-//! readers never wait on I/O. A generation number changes on every write, so readers can cache
+//! Holds the per-cluster record (last `Outcome`, timestamps, counters), the readiness latch
+//! ("the first round has finished"), and the status of discovery and of config reloads. Each
+//! fact has one writer, and everyone else only reads:
+//! - the set of clusters: the inventory ([`State::sync`]); a removed cluster's record goes at
+//!   once, so all its series vanish together; a kept one keeps its record;
+//! - precheck results and the clock skew they show: the scheduler's runner ([`State::record`]);
+//! - discovery listings: discovery ([`State::expect_discovery`], [`State::record_discovery`],
+//!   [`State::retain_discovery`]);
+//! - reload results: reload ([`State::record_reload`]).
+//!
+//! Readers never wait on I/O. A generation number changes on every write, so readers can cache
 //! what they derive.
 
 use std::collections::BTreeMap;
@@ -14,8 +20,8 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use crate::config::Cluster;
-use crate::ncp::cdss::Precheck;
+use crate::model::Cluster;
+use crate::ncp::precheck::Precheck;
 use crate::ncp::region::Region;
 use crate::outcome::{FailureReason, Outcome};
 
@@ -149,7 +155,7 @@ impl State {
                 None => status.last_success = Some(at_wall),
                 Some(reason) => status.failures[reason.index()] += 1,
             }
-            if let Some(skew) = crate::outcome::clock_skew(precheck.server_date, at_wall) {
+            if let Some(skew) = precheck.clock_skew {
                 *self
                     .clock_skew
                     .write()
@@ -191,17 +197,13 @@ impl State {
     /// (with all their series), kept ones keep their record; a changed target (region, number,
     /// URL, account) counts as removed and added. Returns (added, removed) names.
     pub fn sync(&self, clusters: &[Arc<Cluster>]) -> (Vec<String>, Vec<String>) {
-        if self.holds_exactly(clusters) {
-            // Nothing to change (the scheduler's first plan, an unchanged discovery listing):
-            // checked under the read lock, so renders and the gate never wait on it.
-            return (Vec::new(), Vec::new());
-        }
+        let mut changed = false;
         let (added, removed) = {
             let mut map = self
                 .clusters
                 .write()
                 .unwrap_or_else(PoisonError::into_inner);
-            let removed = crate::inventory::dropped(map.values().map(|s| &*s.cluster), clusters);
+            let removed = crate::plan::dropped(map.values().map(|s| &*s.cluster), clusters);
             for name in &removed {
                 map.remove(name);
             }
@@ -210,8 +212,9 @@ impl State {
                 match map.get_mut(&c.name) {
                     Some(status) => {
                         // Same target; only what discovery says about it may have changed.
-                        if !Arc::ptr_eq(&status.cluster, c) {
+                        if *status.cluster != **c {
                             status.cluster = c.clone();
+                            changed = true;
                         }
                     }
                     None => {
@@ -222,19 +225,11 @@ impl State {
             }
             (added, removed)
         };
-        self.generation.fetch_add(1, Ordering::Release);
-        self.update_ready();
+        if changed || !added.is_empty() || !removed.is_empty() {
+            self.generation.fetch_add(1, Ordering::Release);
+            self.update_ready();
+        }
         (added, removed)
-    }
-
-    /// True when the records are for exactly these clusters (the same shared `Cluster`s).
-    fn holds_exactly(&self, clusters: &[Arc<Cluster>]) -> bool {
-        let map = self.clusters.read().unwrap_or_else(PoisonError::into_inner);
-        map.len() == clusters.len()
-            && clusters.iter().all(|c| {
-                map.get(c.name.as_str())
-                    .is_some_and(|s| Arc::ptr_eq(&s.cluster, c))
-            })
     }
 
     /// Holds the readiness latch until each of these discovery blocks has reported once.
@@ -380,7 +375,7 @@ mod tests {
             latency: Duration::from_millis(5),
             request_id: None,
             retry_after: None,
-            server_date: None,
+            clock_skew: None,
         }
     }
 
@@ -428,7 +423,7 @@ mod tests {
 
         // What discovery says about "a" changed: same target, new record content.
         let mut a = (*cs[1]).clone();
-        a.info = Some(crate::config::ClusterInfo {
+        a.info = Some(crate::model::ClusterInfo {
             kafka_version: "3.5.1".into(),
             status: "running".into(),
             vpc_name: "v".into(),

@@ -4,7 +4,6 @@
 //! every `--misbehave-every`th, which fails in one of five ways; any other number answers CDSS
 //! code 3. Keys come from NCLOUD_ACCESS_KEY / NCLOUD_SECRET_KEY, or the demo
 //! keys when unset. Listens on loopback by default and prints its address on stdout.
-#![forbid(unsafe_code)]
 
 use std::collections::HashMap;
 use std::time::Duration;

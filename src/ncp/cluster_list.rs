@@ -1,15 +1,19 @@
-//! `getClusterInfoList`: the request body and the decoding of one page.
+//! `getClusterInfoList`: the request for one page, and the decoding of its `result`.
 //!
-//! Pure: bytes in, a page out. A malformed item (say, a `serviceGroupInstanceNo` that is not a
-//! number) is reported by index and skipped; the good items of the page are kept. Error shapes
-//! (gateway errors, CDSS `code` != 0, HTML pages) are classified by `outcome::classify`, like a
-//! precheck's.
+//! The call goes through [`Clients::call`] like every other, and its envelope is opened by
+//! `envelope`, like a precheck's (gateway errors, CDSS `code` != 0, HTML pages). A malformed
+//! item (say, a `serviceGroupInstanceNo` that is not a number) is reported by index and skipped;
+//! the good items of the page are kept.
 
+use reqwest::Method;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::config::validate_name;
-use crate::outcome::{Outcome, classify};
+use crate::model::validate_name;
+use crate::ncp::client::{Clients, Request};
+use crate::ncp::envelope::{self, Opened};
+use crate::ncp::region::Endpoint;
+use crate::outcome::Outcome;
 
 /// The request body. `inputText` is not sent: name filtering is done locally with a regex.
 #[derive(Debug, Serialize)]
@@ -56,28 +60,39 @@ pub struct ClusterPage {
     pub malformed: Vec<String>,
 }
 
-/// Why a page could not be had.
+/// Why a page could not be had: no answer, or one that is not a list. Its outcome is the same
+/// classification a precheck's failure gets.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum ListError {
-    /// The request body could not be built.
-    #[error("cannot build the request: {0}")]
-    Request(String),
-    /// No answer: connection, timeout, body too large.
-    #[error("{}", .0.message())]
-    Transport(Outcome),
-    /// The gateway or CDSS said no, or answered with something that is not a list.
-    #[error("{}", .0.message())]
-    Rejected(Outcome),
-}
+#[error("{}", .0.message())]
+pub struct ListError(pub Outcome);
 
 impl ListError {
     /// The outcome behind the error, for rate-limit handling.
-    pub fn outcome(&self) -> Option<&Outcome> {
-        match self {
-            ListError::Request(_) => None,
-            ListError::Transport(o) | ListError::Rejected(o) => Some(o),
-        }
+    pub fn outcome(&self) -> &Outcome {
+        &self.0
     }
+}
+
+/// Reads one page through `endpoint`, signed with `account`'s keys.
+pub async fn page(
+    clients: &Clients,
+    account: &str,
+    endpoint: &Endpoint,
+    request: &ListRequest<'_>,
+) -> Result<ClusterPage, ListError> {
+    // Serialising this struct of strings and numbers cannot fail.
+    let body = serde_json::to_string(request).unwrap_or_default();
+    let reply = clients
+        .call(
+            account,
+            Request {
+                method: &Method::POST,
+                url: &endpoint.cluster_list,
+                body: Some(&body),
+            },
+        )
+        .await;
+    decode(reply.opened)
 }
 
 fn str_or_number(v: Option<&Value>) -> Option<String> {
@@ -124,27 +139,20 @@ fn item(index: usize, v: &Value) -> Result<ListedCluster, String> {
     })
 }
 
-/// Decodes one answer of `getClusterInfoList`.
+/// Decodes one answer of `getClusterInfoList` (status and body, no `Content-Type`).
 pub fn decode_page(http_status: u16, body: &[u8]) -> Result<ClusterPage, ListError> {
-    let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    let result = parsed
-        .as_ref()
-        .filter(|v| {
-            v.get("code").and_then(Value::as_i64) == Some(0) && (200..300).contains(&http_status)
-        })
-        .and_then(|v| v.get("result"))
-        .and_then(Value::as_object);
-    let Some(result) = result else {
-        let (outcome, _) = classify(http_status, None, body);
+    decode(envelope::open(http_status, None, None, body))
+}
+
+fn decode(opened: Opened) -> Result<ClusterPage, ListError> {
+    let http_status = opened.http_status;
+    let value = opened.result.map_err(ListError)?;
+    let Some(result) = value.as_object() else {
         // A well-formed "code 0" answer without a result object still is not a list.
-        let outcome = match outcome {
-            Outcome::Ready | Outcome::NotReady => Outcome::InvalidResponse {
-                http_status,
-                detail: "`result` is not a cluster list".into(),
-            },
-            other => other,
-        };
-        return Err(ListError::Rejected(outcome));
+        return Err(ListError(Outcome::InvalidResponse {
+            http_status,
+            detail: "`result` is not a cluster list".into(),
+        }));
     };
     let number = |key: &str| result.get(key).and_then(Value::as_u64);
     let mut page = ClusterPage {
@@ -214,22 +222,16 @@ mod tests {
             br#"{"error":{"errorCode":"200","message":"Authentication Failed"}}"#,
         )
         .unwrap_err();
-        assert_eq!(
-            e.outcome().unwrap().failure_reason(),
-            Some(FailureReason::AuthError)
-        );
+        assert_eq!(e.outcome().failure_reason(), Some(FailureReason::AuthError));
         let e = decode_page(500, b"<html>oops</html>").unwrap_err();
-        assert_eq!(
-            e.outcome().unwrap().failure_reason(),
-            Some(FailureReason::HttpError)
-        );
+        assert_eq!(e.outcome().failure_reason(), Some(FailureReason::HttpError));
         let e = decode_page(200, br#"{"code":0,"result":true}"#).unwrap_err();
         assert_eq!(
-            e.outcome().unwrap().failure_reason(),
+            e.outcome().failure_reason(),
             Some(FailureReason::InvalidResponse)
         );
         let e = decode_page(200, br#"{"code":11,"message":"nope","result":null}"#).unwrap_err();
-        assert_eq!(e.outcome().unwrap().error_code(), 11);
+        assert_eq!(e.outcome().error_code(), 11);
     }
 
     #[test]

@@ -1,6 +1,15 @@
-//! Talking to NCP: request signing, regions, and the CDSS calls.
+//! Talking to NCP. A call flows top to bottom through these modules:
+//!
+//! - [`precheck`], [`cluster_list`]: what each operation sends, and how its `result` is read;
+//! - [`client`]: the one call path (the account's keys, signing, sending, the body cap, the
+//!   timeout, the reply's headers);
+//! - [`sign`]: signature v2, a pure function;
+//! - [`envelope`]: what every answer's envelope says (gateway errors, CDSS codes), pure;
+//! - [`region`]: where each region's API lives (at the bottom, beside `model`).
 
-pub mod cdss;
+pub mod client;
 pub mod cluster_list;
+pub mod envelope;
+pub mod precheck;
 pub mod region;
 pub mod sign;

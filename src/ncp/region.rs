@@ -1,10 +1,19 @@
 //! NCP regions that serve CDSS, and where each one's API lives.
 //!
-//! Owns the table of default gateway hosts and regional path prefixes from `ncp-api.md`, and the
-//! parsing of region names (case-insensitive in, upper-case out). No I/O.
+//! Owns the table of default gateway hosts and regional path prefixes from `ncp-api.md`, the
+//! operation paths below them, and the parsing of region names (case-insensitive in, upper-case
+//! out). An [`Endpoint`] is one region's API at one gateway, with every operation's URL parsed
+//! once. Pure, and at the bottom of the crate with [`crate::model`]: it imports nothing of ours.
 
 use std::fmt;
 use std::str::FromStr;
+
+use reqwest::Url;
+
+/// Path of the precheck operation below a region's base path.
+pub const PRECHECK_PATH: &str = "/cluster/rollingRestartPreCheck";
+/// Path of the cluster list operation below a region's base path.
+pub const CLUSTER_LIST_PATH: &str = "/cluster/getClusterInfoList";
 
 /// A CDSS region. Its upper-case name is the `region` label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -63,6 +72,34 @@ impl Region {
     }
 }
 
+/// One region's API at one gateway (NCP's own, or an `api_gateway` override): the URL of every
+/// operation, parsed once.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Endpoint {
+    /// The region it serves.
+    pub region: Region,
+    /// `POST .../cluster/rollingRestartPreCheck`.
+    pub precheck: Url,
+    /// `POST .../cluster/getClusterInfoList`.
+    pub cluster_list: Url,
+}
+
+impl Endpoint {
+    /// The API of `region` at `gateway` (scheme, host and port; `None`: NCP's own).
+    pub fn new(gateway: Option<&str>, region: Region) -> Result<Self, url::ParseError> {
+        let base = format!(
+            "{}{}",
+            gateway.unwrap_or(region.default_gateway()),
+            region.base_path()
+        );
+        Ok(Self {
+            region,
+            precheck: Url::parse(&format!("{base}{PRECHECK_PATH}"))?,
+            cluster_list: Url::parse(&format!("{base}{CLUSTER_LIST_PATH}"))?,
+        })
+    }
+}
+
 impl fmt::Display for Region {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -110,5 +147,19 @@ mod tests {
             "https://fin-clouddatastreamingservice.apigw.fin-ntruss.com"
         );
         assert_eq!(Region::Kr.base_path(), "/api/v1");
+    }
+
+    #[test]
+    fn endpoint_urls() {
+        let e = Endpoint::new(None, Region::Sgn).unwrap();
+        assert_eq!(
+            e.precheck.as_str(),
+            "https://clouddatastreamingservice.apigw.ntruss.com/api/sgn-v1/cluster/rollingRestartPreCheck"
+        );
+        let e = Endpoint::new(Some("http://127.0.0.1:18080"), Region::Kr).unwrap();
+        assert_eq!(
+            e.cluster_list.as_str(),
+            "http://127.0.0.1:18080/api/v1/cluster/getClusterInfoList"
+        );
     }
 }

@@ -39,6 +39,7 @@ pub enum TcpFault {
 }
 
 /// A running fault responder.
+#[derive(Debug)]
 pub struct FaultServer {
     addr: SocketAddr,
     faults: Arc<Mutex<HashMap<u64, TcpFault>>>,

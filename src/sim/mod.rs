@@ -151,6 +151,15 @@ pub struct SimGateway {
     task: JoinHandle<()>,
 }
 
+impl std::fmt::Debug for SimGateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimGateway")
+            .field("addr", &self.addr)
+            .field("scheme", &self.scheme)
+            .finish_non_exhaustive()
+    }
+}
+
 impl SimGateway {
     /// Serves on `listener` until dropped.
     pub fn start(listener: TcpListener, config: SimConfig) -> std::io::Result<Self> {

@@ -1,22 +1,28 @@
-//! The CDSS API client: one signed `rollingRestartPreCheck` call → one [`Precheck`].
+//! The one path every NCP call takes: pick the account's client, sign, send, read the answer
+//! under the body cap and the timeout, and open its envelope.
 //!
-//! Owns the HTTP details of the call: headers, signing, the body cap, the timeout, never following
-//! redirects. It never retries and never decides what an answer means beyond handing the bytes to
-//! `outcome::classify`. It keeps no state between calls apart from reqwest's connection pool.
+//! [`Clients::call`] is that path, for every operation (the schedule's and the gate's prechecks,
+//! `check`, discovery's listings). It owns the HTTP details: headers, signing (`sign`), the body
+//! cap, one timeout for the whole call, never following a redirect, the `Retry-After` and `Date`
+//! headers, and the clock skew they show. It never retries and never decides what an answer
+//! means beyond `envelope`; each operation decodes its own `result`. It keeps no state between
+//! calls apart from reqwest's connection pool.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, DATE, HeaderMap, LOCATION, RETRY_AFTER};
-use reqwest::{Certificate, Client, Url};
+use reqwest::{Client, Method, Url};
 use tokio::time::Instant;
 
+use crate::ca_file::CaFileError;
+use crate::config::Config;
 use crate::credentials::{Credentials, Keyring};
-use crate::ncp::cluster_list::{self, ClusterPage, ListError, ListRequest};
+use crate::ncp::envelope::{self, Opened};
 use crate::ncp::sign;
-use crate::outcome::{Outcome, classify, unexpected_content_type};
+use crate::outcome::Outcome;
 
 /// `User-Agent` on every request.
 pub const USER_AGENT: &str = concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION"));
@@ -27,22 +33,7 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 /// How long an idle pooled connection to the gateway is kept.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// The result of one precheck call.
-#[derive(Clone, Debug)]
-pub struct Precheck {
-    /// The one classification of the answer.
-    pub outcome: Outcome,
-    /// Time from sending to the last body byte (or to the timeout).
-    pub latency: Duration,
-    /// `requestId` from the body, else `x-ncp-apigw-request-id`.
-    pub request_id: Option<String>,
-    /// `Retry-After` of a 429, clamped to [`MAX_RETRY_AFTER`].
-    pub retry_after: Option<Duration>,
-    /// The gateway's `Date` header, for clock-skew diagnosis.
-    pub server_date: Option<SystemTime>,
-}
-
-/// What the client needs to know; everything else comes per call.
+/// What the clients need to know; everything else comes per call.
 #[derive(Clone, Debug)]
 pub struct ClientSettings {
     /// Whole-call timeout: connect, headers and body.
@@ -53,9 +44,61 @@ pub struct ClientSettings {
     pub ca_file: Option<PathBuf>,
 }
 
-/// Signs and sends prechecks.
+impl ClientSettings {
+    /// The settings `config` asks for.
+    pub fn of(config: &Config) -> Self {
+        Self {
+            timeout: config.timeout,
+            max_response_bytes: config.max_response_bytes,
+            ca_file: config.ca_file.clone(),
+        }
+    }
+}
+
+/// One call to make.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    /// `POST` or `GET`; signed.
+    pub method: &'a Method,
+    /// The operation's URL (an [`crate::ncp::region::Endpoint`]'s); its path is signed.
+    pub url: &'a Url,
+    /// The JSON body, if any (not signed).
+    pub body: Option<&'a str>,
+}
+
+/// What one call brought back. Every failure is in `opened.result`; nothing here is an error.
 #[derive(Clone, Debug)]
-pub struct CdssClient {
+pub struct Reply {
+    /// The envelope, opened; `Err` also for calls that got no answer (timeout, connection, body
+    /// too large, no keys).
+    pub opened: Opened,
+    /// Time from sending to the last body byte (or to the timeout).
+    pub latency: Duration,
+    /// `requestId` from the body, else `x-ncp-apigw-request-id`.
+    pub request_id: Option<String>,
+    /// `Retry-After` (seconds or a date), clamped to [`MAX_RETRY_AFTER`].
+    pub retry_after: Option<Duration>,
+    /// The gateway's clock minus ours, in seconds (positive: the gateway is ahead), from its
+    /// `Date` header when the answer arrived. `Date` has one-second resolution.
+    pub clock_skew: Option<f64>,
+}
+
+impl Reply {
+    /// A reply for a call that never got an answer.
+    pub fn failed(outcome: Outcome, latency: Duration) -> Self {
+        Self {
+            opened: Opened::failed(0, outcome),
+            latency,
+            request_id: None,
+            retry_after: None,
+            clock_skew: None,
+        }
+    }
+}
+
+/// Signs with one account's keys and sends.
+#[derive(Clone, Debug)]
+struct CdssClient {
     /// Pooled HTTP client; redirects off.
     http: Client,
     /// The API keys.
@@ -64,7 +107,7 @@ pub struct CdssClient {
     settings: ClientSettings,
 }
 
-/// The client could not be built (TLS setup).
+/// The clients could not be built (TLS setup).
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     /// reqwest refused the settings.
@@ -72,34 +115,22 @@ pub enum BuildError {
     Http(#[from] reqwest::Error),
     /// `ca_file` could not be read or holds no certificate.
     #[error("ca_file: {0}")]
-    CaFile(String),
-}
-
-/// Reads the PEM certificates of `ca_file`; an error when there is none (a file with no PEM
-/// block would otherwise silently trust nothing extra).
-pub fn read_ca_file(path: &Path) -> Result<Vec<Certificate>, String> {
-    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let certs = Certificate::from_pem_bundle(&pem)
-        .map_err(|e| format!("{}: not PEM certificates: {e}", path.display()))?;
-    if certs.is_empty() {
-        return Err(format!(
-            "{}: no PEM certificate (-----BEGIN CERTIFICATE-----) found",
-            path.display()
-        ));
-    }
-    Ok(certs)
+    CaFile(#[from] CaFileError),
 }
 
 impl CdssClient {
-    /// A client that signs with `credentials`.
-    pub fn new(credentials: Credentials, settings: ClientSettings) -> Result<Self, BuildError> {
+    fn new(
+        credentials: Credentials,
+        settings: ClientSettings,
+        extra_roots: &[reqwest::Certificate],
+    ) -> Result<Self, BuildError> {
         let mut builder = Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(USER_AGENT)
             .connect_timeout(settings.timeout)
             .pool_idle_timeout(POOL_IDLE_TIMEOUT);
-        if let Some(ca_file) = &settings.ca_file {
-            builder = builder.tls_certs_merge(read_ca_file(ca_file).map_err(BuildError::CaFile)?);
+        if !extra_roots.is_empty() {
+            builder = builder.tls_certs_merge(extra_roots.to_vec());
         }
         let http = builder.build()?;
         Ok(Self {
@@ -109,76 +140,40 @@ impl CdssClient {
         })
     }
 
-    /// Runs one precheck of `service_group_instance_no` at `url`. Never fails: every failure is an
-    /// `Outcome`.
-    pub async fn precheck(&self, url: &Url, service_group_instance_no: u64) -> Precheck {
+    async fn call(&self, request: Request<'_>) -> Reply {
         let started = Instant::now();
-        let call = self.call(url, service_group_instance_no);
-        let mut precheck = match tokio::time::timeout(self.settings.timeout, call).await {
-            Ok(p) => p,
-            Err(_) => Precheck {
-                outcome: Outcome::Timeout {
-                    after: self.settings.timeout,
-                },
-                latency: Duration::ZERO,
-                request_id: None,
-                retry_after: None,
-                server_date: None,
-            },
-        };
-        precheck.latency = started.elapsed();
-        precheck
-    }
-
-    async fn call(&self, url: &Url, service_group_instance_no: u64) -> Precheck {
-        let body = format!("{{\"serviceGroupInstanceNo\":{service_group_instance_no}}}");
-        let answer = match self.post(url, body).await {
-            Ok(a) => a,
-            Err(outcome) => return failed(outcome),
-        };
-        let content_type_problem =
-            unexpected_content_type(answer.status, answer.content_type.as_deref());
-        let (outcome, request_id) = match (answer.body, content_type_problem) {
-            (Ok(_), Some(problem)) => (problem, answer.request_id),
-            (Ok(body), None) => {
-                let (outcome, decoded) = classify(answer.status, answer.location.as_deref(), &body);
-                (outcome, decoded.request_id.or(answer.request_id))
+        let exchange = tokio::time::timeout(self.settings.timeout, self.exchange(request)).await;
+        let latency = started.elapsed();
+        let answer = match exchange {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(outcome)) => return Reply::failed(outcome, latency),
+            Err(_) => {
+                let after = self.settings.timeout;
+                return Reply::failed(Outcome::Timeout { after }, latency);
             }
-            (Err(outcome), _) => (outcome, answer.request_id),
         };
-        Precheck {
-            outcome,
-            latency: Duration::ZERO,
-            request_id,
+        let opened = match &answer.body {
+            Ok(body) => envelope::open(
+                answer.status,
+                answer.location.as_deref(),
+                answer.content_type.as_deref(),
+                body,
+            ),
+            Err(outcome) => Opened::failed(answer.status, outcome.clone()),
+        };
+        Reply {
+            request_id: opened.request_id.clone().or(answer.request_id),
+            opened,
+            latency,
             retry_after: answer.retry_after,
-            server_date: answer.server_date,
+            clock_skew: answer.clock_skew,
         }
     }
 
-    /// One `getClusterInfoList` page. The whole call, body included, is bounded by the timeout.
-    pub async fn cluster_list_page(
-        &self,
-        url: &Url,
-        request: &ListRequest<'_>,
-    ) -> Result<ClusterPage, ListError> {
-        let body = serde_json::to_string(request).map_err(|e| ListError::Request(e.to_string()))?;
-        let answer = tokio::time::timeout(self.settings.timeout, async {
-            let answer = self.post(url, body).await.map_err(ListError::Transport)?;
-            let body = answer.body.map_err(ListError::Transport)?;
-            Ok::<_, ListError>((answer.status, body))
-        })
-        .await
-        .map_err(|_| {
-            ListError::Transport(Outcome::Timeout {
-                after: self.settings.timeout,
-            })
-        })??;
-        cluster_list::decode_page(answer.0, &answer.1)
-    }
-
-    /// Signs and sends one POST with a JSON body; reads the answer up to the body cap.
-    /// `Err` when no answer came at all.
-    async fn post(&self, url: &Url, body: String) -> Result<Answer, Outcome> {
+    /// Signs and sends one request; reads the answer up to the body cap. `Err` when no answer
+    /// came at all.
+    async fn exchange(&self, request: Request<'_>) -> Result<Answer, Outcome> {
+        let url = request.url;
         let timestamp_ms = now_ms();
         let uri = match url.query() {
             Some(q) => format!("{}?{q}", url.path()),
@@ -187,21 +182,23 @@ impl CdssClient {
         let access_key = &self.credentials.access_key;
         let signature = sign::sign(
             self.credentials.secret_key.expose(),
-            "POST",
+            request.method.as_str(),
             &uri,
             timestamp_ms,
             access_key,
         );
-        let sent = self
+        let mut builder = self
             .http
-            .post(url.clone())
+            .request(request.method.clone(), url.clone())
             .header(sign::HEADER_TIMESTAMP, timestamp_ms.to_string())
             .header(sign::HEADER_ACCESS_KEY, access_key.as_str())
-            .header(sign::HEADER_SIGNATURE, signature)
-            .header(CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await;
+            .header(sign::HEADER_SIGNATURE, signature);
+        if let Some(body) = request.body {
+            builder = builder
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.to_owned());
+        }
+        let sent = builder.send().await;
         let mut response = sent.map_err(|e| Outcome::ConnectionError {
             detail: error_chain(&e),
         })?;
@@ -213,8 +210,9 @@ impl CdssClient {
             content_type: header_str(headers, CONTENT_TYPE.as_str()).map(str::to_owned),
             request_id: header_str(headers, HEADER_REQUEST_ID).map(str::to_owned),
             retry_after: header_str(headers, RETRY_AFTER.as_str()).and_then(parse_retry_after),
-            server_date: header_str(headers, DATE.as_str())
-                .and_then(|d| httpdate::parse_http_date(d).ok()),
+            clock_skew: header_str(headers, DATE.as_str())
+                .and_then(|d| httpdate::parse_http_date(d).ok())
+                .map(|server| skew(server, SystemTime::now())),
             body: Ok(Vec::new()),
         };
         let limit = self.settings.max_response_bytes;
@@ -248,40 +246,59 @@ impl CdssClient {
     }
 }
 
-/// A signed POST's answer: status, the headers we use, and the body (or why it was not read).
+/// An answer: status, the headers we use, and the body (or why it was not read).
 struct Answer {
     status: u16,
     location: Option<String>,
     content_type: Option<String>,
     request_id: Option<String>,
     retry_after: Option<Duration>,
-    server_date: Option<SystemTime>,
+    clock_skew: Option<f64>,
     body: Result<Vec<u8>, Outcome>,
 }
 
-/// One client per account, so each cluster's prechecks are signed with its account's keys.
+/// One client per account, so each cluster's calls are signed with its account's keys.
 #[derive(Clone, Debug, Default)]
 pub struct Clients(HashMap<String, CdssClient>);
 
 impl Clients {
-    /// A client for every account in `keyring`.
+    /// A client for every account in `keyring`. Reads `ca_file` (blocking: call it off the async
+    /// runtime, as start-up and reload do).
     pub fn new(keyring: &Keyring, settings: &ClientSettings) -> Result<Self, BuildError> {
+        let extra_roots = match &settings.ca_file {
+            Some(path) => crate::ca_file::read(path)?,
+            None => Vec::new(),
+        };
         keyring
             .0
             .iter()
             .map(|(account, creds)| {
                 Ok((
                     account.clone(),
-                    CdssClient::new(creds.clone(), settings.clone())?,
+                    CdssClient::new(creds.clone(), settings.clone(), &extra_roots)?,
                 ))
             })
             .collect::<Result<_, BuildError>>()
             .map(Clients)
     }
 
-    /// The client for `account`, if the config defines it.
-    pub fn get(&self, account: &str) -> Option<&CdssClient> {
-        self.0.get(account)
+    /// True when `account` has keys.
+    pub fn has(&self, account: &str) -> bool {
+        self.0.contains_key(account)
+    }
+
+    /// Makes one call signed with `account`'s keys: the one path of every NCP call. Never
+    /// fails: a missing account, a timeout or a refused connection is an `Outcome` in the reply.
+    pub async fn call(&self, account: &str, request: Request<'_>) -> Reply {
+        match self.0.get(account) {
+            Some(client) => client.call(request).await,
+            None => Reply::failed(
+                Outcome::NoCredentials {
+                    account: account.to_string(),
+                },
+                Duration::ZERO,
+            ),
+        }
     }
 }
 
@@ -309,14 +326,11 @@ impl SharedClients {
     }
 }
 
-/// A `Precheck` for a call that never went out.
-pub fn failed(outcome: Outcome) -> Precheck {
-    Precheck {
-        outcome,
-        latency: Duration::ZERO,
-        request_id: None,
-        retry_after: None,
-        server_date: None,
+/// The gateway's clock minus ours, in seconds (positive: the gateway is ahead).
+fn skew(server: SystemTime, local: SystemTime) -> f64 {
+    match server.duration_since(local) {
+        Ok(ahead) => ahead.as_secs_f64(),
+        Err(behind) => -behind.duration().as_secs_f64(),
     }
 }
 
@@ -373,6 +387,13 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn clock_skew_sign() {
+        let now = SystemTime::now();
+        assert_eq!(skew(now + Duration::from_secs(600), now), 600.0);
+        assert_eq!(skew(now - Duration::from_secs(90), now), -90.0);
     }
 
     #[test]

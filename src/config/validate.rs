@@ -1,0 +1,330 @@
+//! From the file as written ([`RawConfig`]) to a [`Config`]: defaults, limits and cross-field
+//! checks, one function per section. Errors name the field and, where the text shows it, the
+//! line of its section.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::raw::{AccountName, Gateway, RawConfig, RawCredentials, RawDiscovery, RawGate};
+use super::yaml::{ConfigError, top_level_line};
+use super::*;
+use crate::credentials::{
+    CredentialSource, DEFAULT_ACCESS_KEY_ENV, DEFAULT_SECRET_KEY_ENV, KeySource,
+};
+use crate::model::{Cluster, DEFAULT_ACCOUNT};
+use crate::ncp::region::{Endpoint, Region};
+
+/// Builds errors located at a top-level section of `text`.
+struct At<'a> {
+    text: &'a str,
+    file: &'a Path,
+}
+
+impl At<'_> {
+    fn err(&self, section: &str, message: String) -> ConfigError {
+        ConfigError {
+            file: self.file.to_path_buf(),
+            location: top_level_line(self.text, section),
+            message,
+        }
+    }
+}
+
+/// Every gateway + region pair's [`Endpoint`], parsed once and shared by the clusters and blocks
+/// that use it (most of 10,000 clusters share a handful).
+struct Endpoints {
+    global: Option<Gateway>,
+    parsed: HashMap<(Option<String>, Region), Arc<Endpoint>>,
+}
+
+impl Endpoints {
+    fn get(&mut self, own: Option<Gateway>, region: Region) -> Result<Arc<Endpoint>, String> {
+        let gateway = own.or_else(|| self.global.clone()).map(|g| g.0);
+        if let Some(e) = self.parsed.get(&(gateway.clone(), region)) {
+            return Ok(e.clone());
+        }
+        let endpoint = Arc::new(
+            Endpoint::new(gateway.as_deref(), region).map_err(|e| format!("bad URL: {e}"))?,
+        );
+        self.parsed.insert((gateway, region), endpoint.clone());
+        Ok(endpoint)
+    }
+}
+
+/// The validated config of `raw`; `text` and `file` locate errors.
+pub(super) fn config(raw: RawConfig, text: &str, file: &Path) -> Result<Config, ConfigError> {
+    let at = At { text, file };
+    let (interval, timeout) = timing(raw.interval, raw.timeout, &at)?;
+    let concurrency = concurrency(raw.concurrency, &at)?;
+    let max_response_bytes = max_response_bytes(raw.max_response_bytes, &at)?;
+    let accounts = accounts(raw.credentials, raw.accounts, &at)?;
+    if raw.clusters.0.is_empty() && raw.discovery.is_empty() {
+        return Err(at.err(
+            "clusters",
+            "clusters: at least one cluster (or a discovery block) is required".into(),
+        ));
+    }
+    let mut endpoints = Endpoints {
+        global: raw.api_gateway,
+        parsed: HashMap::new(),
+    };
+    let clusters = clusters(raw.clusters, &accounts, &mut endpoints, &at)?;
+    let discovery = discovery(raw.discovery, &accounts, &mut endpoints, &at)?;
+    let gate = gate(raw.gate.unwrap_or_default(), interval, &at)?;
+    if raw
+        .ca_file
+        .as_ref()
+        .is_some_and(|p| p.as_os_str().is_empty())
+    {
+        return Err(at.err("ca_file", "ca_file: must not be empty".into()));
+    }
+    Ok(Config {
+        interval,
+        timeout,
+        concurrency,
+        max_response_bytes,
+        accounts,
+        clusters,
+        discovery,
+        gate,
+        ca_file: raw.ca_file,
+    })
+}
+
+/// `interval` and `timeout`: the timeout must fit inside the interval.
+fn timing(
+    interval: Option<Duration>,
+    timeout: Option<Duration>,
+    at: &At,
+) -> Result<(Duration, Duration), ConfigError> {
+    let interval = interval.unwrap_or(DEFAULT_INTERVAL);
+    let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
+    if interval < MIN_INTERVAL {
+        return Err(at.err(
+            "interval",
+            format!(
+                "interval: must be at least {}",
+                humantime::format_duration(MIN_INTERVAL)
+            ),
+        ));
+    }
+    if timeout.is_zero() {
+        return Err(at.err("timeout", "timeout: must be greater than zero".into()));
+    }
+    if timeout >= interval {
+        return Err(at.err(
+            "timeout",
+            format!(
+                "timeout: {} must be shorter than interval {}",
+                humantime::format_duration(timeout),
+                humantime::format_duration(interval)
+            ),
+        ));
+    }
+    Ok((interval, timeout))
+}
+
+fn concurrency(raw: Option<usize>, at: &At) -> Result<usize, ConfigError> {
+    let concurrency = raw.unwrap_or(DEFAULT_CONCURRENCY);
+    if !(1..=MAX_CONCURRENCY).contains(&concurrency) {
+        return Err(at.err(
+            "concurrency",
+            format!("concurrency: must be between 1 and {MAX_CONCURRENCY}, got {concurrency}"),
+        ));
+    }
+    Ok(concurrency)
+}
+
+fn max_response_bytes(raw: Option<u64>, at: &At) -> Result<u64, ConfigError> {
+    let n = raw.unwrap_or(DEFAULT_MAX_RESPONSE_BYTES);
+    if n < 1024 {
+        return Err(at.err(
+            "max_response_bytes",
+            format!("max_response_bytes: must be at least 1024, got {n}"),
+        ));
+    }
+    Ok(n)
+}
+
+/// `credentials:` (the default account) and `accounts:`.
+fn accounts(
+    credentials: Option<RawCredentials>,
+    raw: BTreeMap<AccountName, RawCredentials>,
+    at: &At,
+) -> Result<BTreeMap<String, CredentialSource>, ConfigError> {
+    let mut accounts = BTreeMap::new();
+    let default = match credentials {
+        None => CredentialSource::default(),
+        Some(raw) => credential_source(raw, "credentials").map_err(|m| at.err("credentials", m))?,
+    };
+    accounts.insert(DEFAULT_ACCOUNT.to_string(), default);
+    for (name, raw) in raw {
+        if name.0 == DEFAULT_ACCOUNT {
+            return Err(at.err(
+                "accounts",
+                format!(
+                    "accounts.{DEFAULT_ACCOUNT}: reserved; the default account is `credentials:`"
+                ),
+            ));
+        }
+        let source = credential_source(raw, &format!("accounts.{}", name.0))
+            .map_err(|m| at.err("accounts", m))?;
+        accounts.insert(name.0, source);
+    }
+    Ok(accounts)
+}
+
+/// The account an entry names (default: [`DEFAULT_ACCOUNT`]), which must be configured.
+/// `entry` names the entry in an error; it is made only when there is one.
+fn account(
+    named: Option<AccountName>,
+    accounts: &BTreeMap<String, CredentialSource>,
+    entry: &dyn Fn() -> String,
+    at: &At,
+) -> Result<String, ConfigError> {
+    let name = named.map_or_else(|| DEFAULT_ACCOUNT.to_string(), |a| a.0);
+    if accounts.contains_key(&name) {
+        return Ok(name);
+    }
+    let entry = entry();
+    let known = accounts.keys().cloned().collect::<Vec<_>>().join(", ");
+    Err(at.err(
+        entry.split(['[', '.']).next().unwrap_or(&entry),
+        format!("{entry}.account: unknown account {name:?} (configured: {known})"),
+    ))
+}
+
+fn clusters(
+    raw: super::raw::Clusters,
+    accounts: &BTreeMap<String, CredentialSource>,
+    endpoints: &mut Endpoints,
+    at: &At,
+) -> Result<Vec<Arc<Cluster>>, ConfigError> {
+    let mut clusters = Vec::with_capacity(raw.0.len());
+    for (i, c) in raw.0.into_iter().enumerate() {
+        let endpoint = endpoints
+            .get(c.api_gateway, c.region)
+            .map_err(|e| at.err("clusters", format!("clusters[{i}]: {e}")))?;
+        clusters.push(Arc::new(Cluster {
+            account: account(c.account, accounts, &|| format!("clusters[{i}]"), at)?,
+            name: c.name.0,
+            region: c.region,
+            service_group_instance_no: c.service_group_instance_no.0,
+            endpoint,
+            info: None,
+        }));
+    }
+    Ok(clusters)
+}
+
+fn discovery(
+    raw: Vec<RawDiscovery>,
+    accounts: &BTreeMap<String, CredentialSource>,
+    endpoints: &mut Endpoints,
+    at: &At,
+) -> Result<Vec<Discovery>, ConfigError> {
+    let mut blocks = Vec::with_capacity(raw.len());
+    for (i, d) in raw.into_iter().enumerate() {
+        let entry = format!("discovery[{i}]");
+        let refresh = d.refresh.unwrap_or(DEFAULT_REFRESH);
+        if refresh < MIN_REFRESH {
+            return Err(at.err(
+                "discovery",
+                format!(
+                    "{entry}.refresh: must be at least {}",
+                    humantime::format_duration(MIN_REFRESH)
+                ),
+            ));
+        }
+        let page_size = d.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
+        if !(1..=100).contains(&page_size) {
+            return Err(at.err(
+                "discovery",
+                format!("{entry}.page_size: must be between 1 and 100, got {page_size}"),
+            ));
+        }
+        let block = Discovery {
+            account: account(d.account, accounts, &|| entry.clone(), at)?,
+            region: d.region,
+            refresh,
+            name_regex: d.name_regex.map(|r| r.0),
+            exclude_regex: d.exclude_regex.map(|r| r.0),
+            vpc_name: d.vpc_name.filter(|v| !v.is_empty()),
+            statuses: d.statuses.map_or_else(
+                || DEFAULT_STATUSES.iter().map(|s| s.to_string()).collect(),
+                |v| v.into_iter().map(|s| s.0).collect(),
+            ),
+            page_size,
+            endpoint: endpoints
+                .get(d.api_gateway, d.region)
+                .map_err(|e| at.err("discovery", format!("{entry}: {e}")))?,
+        };
+        if blocks.contains(&block) {
+            return Err(at.err(
+                "discovery",
+                format!("{entry}: the same block appears twice"),
+            ));
+        }
+        blocks.push(block);
+    }
+    Ok(blocks)
+}
+
+/// `gate:`; `max_age` defaults to twice the interval and may not be shorter than it.
+fn gate(raw: RawGate, interval: Duration, at: &At) -> Result<GateConfig, ConfigError> {
+    let gate = GateConfig {
+        max_age: raw.max_age.unwrap_or(interval.saturating_mul(2)),
+        min_fresh_interval: raw.min_fresh_interval.unwrap_or(DEFAULT_MIN_FRESH_INTERVAL),
+    };
+    if gate.max_age < interval {
+        return Err(at.err(
+            "gate",
+            format!(
+                "gate.max_age: {} is shorter than interval {}: the gate would be closed most of the time",
+                humantime::format_duration(gate.max_age),
+                humantime::format_duration(interval)
+            ),
+        ));
+    }
+    Ok(gate)
+}
+
+fn credential_source(raw: RawCredentials, entry: &str) -> Result<CredentialSource, String> {
+    Ok(CredentialSource {
+        access_key: key_source(
+            raw.access_key_env,
+            raw.access_key_file,
+            "access_key",
+            DEFAULT_ACCESS_KEY_ENV,
+        )
+        .map_err(|m| m.replace("credentials", entry))?,
+        secret_key: key_source(
+            raw.secret_key_env,
+            raw.secret_key_file,
+            "secret_key",
+            DEFAULT_SECRET_KEY_ENV,
+        )
+        .map_err(|m| m.replace("credentials", entry))?,
+    })
+}
+
+fn key_source(
+    env: Option<String>,
+    file: Option<std::path::PathBuf>,
+    key: &str,
+    default_env: &str,
+) -> Result<KeySource, String> {
+    match (env, file) {
+        (Some(_), Some(_)) => Err(format!(
+            "credentials: set {key}_env or {key}_file, not both"
+        )),
+        (Some(e), None) if e.trim().is_empty() => {
+            Err(format!("credentials.{key}_env: must not be empty"))
+        }
+        (Some(e), None) => Ok(KeySource::Env(e)),
+        (None, Some(f)) => Ok(KeySource::File(f)),
+        (None, None) => Ok(KeySource::Env(default_env.to_string())),
+    }
+}

@@ -1,0 +1,126 @@
+//! The catalogue: every metric family the exporter exposes, with its help text and type, in
+//! the order they are rendered. The README's metric table and the dashboards name these.
+
+/// One metric family: name, help and type, as the `# HELP` and `# TYPE` lines give them.
+#[derive(Debug)]
+pub struct Family {
+    /// The metric name.
+    pub name: &'static str,
+    /// The `# HELP` text.
+    pub help: &'static str,
+    /// `gauge` or `counter`, as written on the `# TYPE` line.
+    pub kind: &'static str,
+}
+
+pub const OK: Family = Family {
+    name: "cdss_precheck_ok",
+    help: "1 if the last periodic rollingRestartPreCheck said every node is ready (code 0, result true), else 0. 0 before the first precheck.",
+    kind: "gauge",
+};
+pub const DURATION: Family = Family {
+    name: "cdss_precheck_duration_seconds",
+    help: "Latency of the last periodic precheck, from sending the request to the last byte or the timeout.",
+    kind: "gauge",
+};
+pub const ERROR_CODE: Family = Family {
+    name: "cdss_precheck_last_error_code",
+    help: "Code of the last periodic precheck: the CDSS code (0 on ready and not ready), the API gateway errorCode (e.g. 200 auth, 420 rate limited), or -1 when no usable answer came.",
+    kind: "gauge",
+};
+pub const LAST_RUN: Family = Family {
+    name: "cdss_precheck_last_run_timestamp_seconds",
+    help: "Unix time the last periodic precheck finished, whatever its outcome.",
+    kind: "gauge",
+};
+pub const LAST_SUCCESS: Family = Family {
+    name: "cdss_precheck_last_success_timestamp_seconds",
+    help: "Unix time of the last periodic precheck that got an answer from CDSS (ready or not ready).",
+    kind: "gauge",
+};
+pub const RUNS: Family = Family {
+    name: "cdss_precheck_runs_total",
+    help: "Prechecks finished (each one is one API call).",
+    kind: "counter",
+};
+pub const FAILURES: Family = Family {
+    name: "cdss_precheck_failures_total",
+    help: "Prechecks that got no answer from CDSS, by reason.",
+    kind: "counter",
+};
+pub const CLUSTER_INFO: Family = Family {
+    name: "cdss_cluster_info",
+    help: "Always 1, one per prechecked cluster, labelled with what discovery reported (Kafka version, status, VPC; absent for static clusters); join on cluster and region.",
+    kind: "gauge",
+};
+pub const DISCOVERY_CLUSTERS: Family = Family {
+    name: "cdss_discovery_clusters",
+    help: "Clusters the discovery blocks of a region found on their last successful listing, after filters.",
+    kind: "gauge",
+};
+pub const DISCOVERY_LAST_SUCCESS: Family = Family {
+    name: "cdss_discovery_last_success_timestamp_seconds",
+    help: "Unix time of the last successful discovery listing in a region.",
+    kind: "gauge",
+};
+pub const DISCOVERY_FAILURES: Family = Family {
+    name: "cdss_discovery_failures_total",
+    help: "Discovery listings that failed in a region (the last known clusters were kept).",
+    kind: "counter",
+};
+pub const RELOAD_OK: Family = Family {
+    name: "cdss_exporter_config_last_reload_successful",
+    help: "1 if the last configuration reload succeeded (or none was tried), 0 if it failed and the previous configuration is still running.",
+    kind: "gauge",
+};
+pub const RELOAD_TIME: Family = Family {
+    name: "cdss_exporter_config_last_reload_success_timestamp_seconds",
+    help: "Unix time of the last successful configuration load (start-up counts).",
+    kind: "gauge",
+};
+pub const CLOCK_SKEW: Family = Family {
+    name: "cdss_exporter_clock_skew_seconds",
+    help: "The API gateway's clock (its Date header, 1 s resolution) minus this host's, from the last answer. NCP rejects requests more than 300 s off.",
+    kind: "gauge",
+};
+pub const CLUSTERS: Family = Family {
+    name: "cdss_exporter_clusters",
+    help: "Clusters this exporter prechecks.",
+    kind: "gauge",
+};
+pub const READY: Family = Family {
+    name: "cdss_exporter_first_round_complete",
+    help: "1 once every configured cluster has been prechecked at least once since start.",
+    kind: "gauge",
+};
+pub const INTERVAL: Family = Family {
+    name: "cdss_exporter_precheck_interval_seconds",
+    help: "Configured interval between two periodic prechecks of one cluster.",
+    kind: "gauge",
+};
+pub const BUILD_INFO: Family = Family {
+    name: "cdss_exporter_build_info",
+    help: "A metric with a constant '1' value labeled by version and revision of cdss-precheck-exporter.",
+    kind: "gauge",
+};
+
+/// Every family, in render order (the specification test checks each one).
+pub const ALL: [&Family; 18] = [
+    &OK,
+    &DURATION,
+    &ERROR_CODE,
+    &LAST_RUN,
+    &LAST_SUCCESS,
+    &RUNS,
+    &FAILURES,
+    &CLUSTER_INFO,
+    &DISCOVERY_CLUSTERS,
+    &DISCOVERY_LAST_SUCCESS,
+    &DISCOVERY_FAILURES,
+    &RELOAD_OK,
+    &RELOAD_TIME,
+    &CLOCK_SKEW,
+    &CLUSTERS,
+    &READY,
+    &INTERVAL,
+    &BUILD_INFO,
+];

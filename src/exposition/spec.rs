@@ -1,0 +1,238 @@
+//! The specification of the hand-written exposition: the `prometheus` crate's `TextEncoder`,
+//! compared byte for byte, for every family of the catalogue.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::{Encoder, TextEncoder};
+
+use super::families::*;
+use super::tests::{record, state, text, varied_state};
+use super::{BuildInfo, Exposition};
+use crate::ncp::precheck::Precheck;
+use crate::ncp::region::Region;
+use crate::outcome::{FailureReason, Outcome};
+use crate::reload::{Live, LiveSettings};
+use crate::state::State;
+
+/// A state in which every family has samples.
+fn every_family_state() -> State {
+    let s = varied_state();
+    s.expect_discovery(vec![
+        "KR/default".into(),
+        "KR/prod".into(),
+        "SGN/default".into(),
+    ]);
+    s.record_discovery("KR/default", Region::Kr, Ok(3));
+    s.record_discovery("KR/prod", Region::Kr, Err(()));
+    s.record_discovery("KR/prod", Region::Kr, Ok(2));
+    s.record_discovery("SGN/default", Region::Sgn, Err(()));
+    let p = Precheck {
+        outcome: Outcome::Ready,
+        latency: Duration::from_millis(42),
+        request_id: None,
+        retry_after: None,
+        clock_skew: Some(-1.5),
+    };
+    assert!(s.record("c-001", &p, tokio::time::Instant::now(), SystemTime::now()));
+    record(&s, "c-002", Outcome::NotReady, Duration::from_millis(7), 9);
+    s
+}
+
+/// The exposition as the `prometheus` crate's proto structs and `TextEncoder` write it, built
+/// from the state without the renderer's code: every family of the catalogue.
+fn reference(build: &BuildInfo, state: &State, interval: Option<Duration>) -> String {
+    fn label(name: &str, value: &str) -> LabelPair {
+        let mut l = LabelPair::default();
+        l.set_name(name.to_string());
+        l.set_value(value.to_string());
+        l
+    }
+    fn metric(f: &Family, labels: Vec<LabelPair>, value: f64) -> Metric {
+        let mut m = Metric::from_label(labels);
+        if f.kind == "counter" {
+            let mut c = Counter::default();
+            c.set_value(value);
+            m.set_counter(c);
+        } else {
+            let mut g = Gauge::default();
+            g.set_value(value);
+            m.set_gauge(g);
+        }
+        m
+    }
+    let families = [
+        &OK,
+        &DURATION,
+        &ERROR_CODE,
+        &LAST_RUN,
+        &LAST_SUCCESS,
+        &RUNS,
+        &FAILURES,
+        &CLUSTER_INFO,
+    ];
+    let unix = |t: SystemTime| {
+        t.duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64())
+    };
+    let mut samples: Vec<Vec<Metric>> = vec![Vec::new(); families.len()];
+    state.for_each(|s| {
+        let labels = || {
+            vec![
+                label("cluster", &s.cluster.name),
+                label("region", s.cluster.region.as_str()),
+            ]
+        };
+        let ready = s.last.as_ref().is_some_and(|l| l.outcome.is_ready());
+        samples[0].push(metric(&OK, labels(), if ready { 1.0 } else { 0.0 }));
+        samples[5].push(metric(&RUNS, labels(), s.runs_total as f64));
+        if let Some(last) = &s.last {
+            let code = last.outcome.error_code() as f64;
+            samples[1].push(metric(&DURATION, labels(), last.latency.as_secs_f64()));
+            samples[2].push(metric(&ERROR_CODE, labels(), code));
+            samples[3].push(metric(&LAST_RUN, labels(), unix(last.at_wall)));
+        }
+        if let Some(t) = s.last_success {
+            samples[4].push(metric(&LAST_SUCCESS, labels(), unix(t)));
+        }
+        for reason in FailureReason::ALL {
+            let n = s.failures[reason.index()];
+            if n > 0 {
+                let mut l = labels();
+                l.push(label("reason", reason.as_str()));
+                samples[6].push(metric(&FAILURES, l, n as f64));
+            }
+        }
+        let d = s.cluster.info.clone().unwrap_or_default();
+        let mut l = labels();
+        l.push(label(
+            "service_group_instance_no",
+            &s.cluster.service_group_instance_no.to_string(),
+        ));
+        for (name, value) in [
+            ("kafka_version", &d.kafka_version),
+            ("status", &d.status),
+            ("vpc_name", &d.vpc_name),
+        ] {
+            if !value.is_empty() {
+                l.push(label(name, value));
+            }
+        }
+        samples[7].push(metric(&CLUSTER_INFO, l, 1.0));
+    });
+    let clusters = samples[0].len() as f64;
+    let ready = if state.is_ready() { 1.0 } else { 0.0 };
+    let build_labels = vec![
+        label("revision", build.revision),
+        label("version", build.version),
+    ];
+    let mut all: Vec<(&Family, Vec<Metric>)> = families.into_iter().zip(samples).collect();
+    // Discovery: one sample per region, blocks of one region added up.
+    let mut regions: Vec<Region> = state.discovery().iter().map(|d| d.region).collect();
+    regions.sort();
+    regions.dedup();
+    let per_region = |f: &Family, value: &dyn Fn(Region) -> Option<f64>| {
+        regions
+            .iter()
+            .filter_map(|r| value(*r).map(|v| metric(f, vec![label("region", r.as_str())], v)))
+            .collect::<Vec<_>>()
+    };
+    let blocks = |r: Region| state.discovery().into_iter().filter(move |d| d.region == r);
+    all.push((
+        &DISCOVERY_CLUSTERS,
+        per_region(&DISCOVERY_CLUSTERS, &|r| {
+            Some(blocks(r).map(|d| d.clusters as f64).sum())
+        }),
+    ));
+    all.push((
+        &DISCOVERY_LAST_SUCCESS,
+        per_region(&DISCOVERY_LAST_SUCCESS, &|r| {
+            blocks(r).filter_map(|d| d.last_success).max().map(unix)
+        }),
+    ));
+    all.push((
+        &DISCOVERY_FAILURES,
+        per_region(&DISCOVERY_FAILURES, &|r| {
+            Some(blocks(r).map(|d| d.failures as f64).sum())
+        }),
+    ));
+    let reload = state.reload();
+    let reload_ok = if reload.successful { 1.0 } else { 0.0 };
+    all.push((&RELOAD_OK, vec![metric(&RELOAD_OK, vec![], reload_ok)]));
+    let reload_time = unix(reload.last_success);
+    all.push((
+        &RELOAD_TIME,
+        vec![metric(&RELOAD_TIME, vec![], reload_time)],
+    ));
+    let skew = state.clock_skew().map(|s| metric(&CLOCK_SKEW, vec![], s));
+    all.push((&CLOCK_SKEW, skew.into_iter().collect()));
+    all.push((&CLUSTERS, vec![metric(&CLUSTERS, vec![], clusters)]));
+    all.push((&READY, vec![metric(&READY, vec![], ready)]));
+    let interval = interval.map(|i| metric(&INTERVAL, vec![], i.as_secs_f64()));
+    all.push((&INTERVAL, interval.into_iter().collect()));
+    all.push((&BUILD_INFO, vec![metric(&BUILD_INFO, build_labels, 1.0)]));
+    let mfs: Vec<MetricFamily> = all
+        .into_iter()
+        .filter(|(_, m)| !m.is_empty())
+        .map(|(f, m)| {
+            let mut mf = MetricFamily::default();
+            mf.set_name(f.name.to_string());
+            mf.set_help(f.help.to_string());
+            mf.set_field_type(if f.kind == "counter" {
+                MetricType::COUNTER
+            } else {
+                MetricType::GAUGE
+            });
+            mf.set_metric(m);
+            mf
+        })
+        .collect();
+    let mut out = Vec::new();
+    TextEncoder::new().encode(&mfs, &mut out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn same_bytes_as_the_prometheus_text_encoder() {
+    let build = BuildInfo {
+        version: "1.2.3",
+        revision: "odd \"rev\\ision\"\nline",
+    };
+    let e = Exposition::new(build.clone());
+    // 1,000 clusters make a body of several 64 KiB pieces; rendering twice reuses the scratch.
+    for s in [state(0), state(3), varied_state(), state(1000), state(3)] {
+        assert_eq!(text(&e.render(&s)), reference(&build, &s, None));
+    }
+    assert!(e.render(&state(1000)).parts().len() > 2);
+    // Everything at once: discovery in two regions (two blocks in one), a clock skew, the
+    // interval of a running config.
+    let s = every_family_state();
+    let interval = Duration::from_secs(20);
+    let live = LiveSettings::new(Live {
+        interval,
+        gate: crate::config::GateConfig {
+            max_age: interval * 2,
+            min_fresh_interval: interval,
+        },
+    });
+    let e = Exposition::new(build.clone()).with_live(live);
+    let full = text(&e.render(&s));
+    assert_eq!(full, reference(&build, &s, Some(interval)));
+    for f in ALL {
+        assert!(
+            full.contains(&format!("# TYPE {} {}\n", f.name, f.kind)),
+            "{} is not covered",
+            f.name
+        );
+    }
+    let s = varied_state();
+    let text = text(&e.render(&s));
+    assert!(
+        text.contains(
+            "cdss_precheck_failures_total{cluster=\"c-000\",region=\"KR\",reason=\"timeout\"} 1\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("cdss_precheck_ok{cluster=\"c-011\",region=\"SGN\"} 0\n"));
+    assert!(text.contains("revision=\"odd \\\"rev\\\\ision\\\"\\nline\""));
+}

@@ -1,0 +1,93 @@
+//! What the scheduler should be doing, and how two versions of that differ.
+//!
+//! A [`Plan`] is every cluster to precheck (static and discovered, names unique) and the
+//! [`Schedule`] (interval, concurrency). [`merge`] builds the cluster list from the static
+//! clusters and the discovery listings; [`dropped`] says which clusters a new plan drops. The
+//! inventory makes plans, the runner and the state follow them. Pure: below all three, it
+//! imports only `model` and the config's block type.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{Config, Discovery};
+use crate::model::Cluster;
+
+/// Interval and concurrency, as the config asks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Schedule {
+    /// Time between two prechecks of one cluster.
+    pub interval: Duration,
+    /// Prechecks in flight at once.
+    pub concurrency: usize,
+}
+
+impl Schedule {
+    /// The schedule `config` asks for.
+    pub fn of(config: &Config) -> Self {
+        Self {
+            interval: config.interval,
+            concurrency: config.concurrency,
+        }
+    }
+}
+
+/// What the scheduler should be doing: which clusters, how often, how many at once.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// Every cluster to precheck (static and discovered), names unique.
+    pub clusters: Vec<Arc<Cluster>>,
+    /// Interval and concurrency.
+    pub schedule: Schedule,
+}
+
+/// The names among `current` that `plan` drops, or keeps under a different target (a new
+/// region, number, URL or account makes it a new cluster: its series and rhythm start over).
+/// The state and the runner both follow a new plan with it.
+pub fn dropped<'a>(
+    current: impl IntoIterator<Item = &'a Cluster>,
+    plan: &[Arc<Cluster>],
+) -> Vec<String> {
+    let wanted: HashMap<&str, &Cluster> = plan.iter().map(|c| (c.name.as_str(), &**c)).collect();
+    current
+        .into_iter()
+        .filter(|c| {
+            !wanted
+                .get(c.name.as_str())
+                .is_some_and(|w| c.same_target(w))
+        })
+        .map(|c| c.name.clone())
+        .collect()
+}
+
+/// Static clusters first, then discovered ones whose names are not taken yet.
+pub fn merge<'a>(
+    statics: &[Arc<Cluster>],
+    discovered: impl IntoIterator<Item = (&'a Discovery, &'a [Arc<Cluster>])>,
+) -> Vec<Arc<Cluster>> {
+    let mut out: Vec<Arc<Cluster>> = statics.to_vec();
+    let mut discovered = discovered
+        .into_iter()
+        .filter(|(_, c)| !c.is_empty())
+        .peekable();
+    if discovered.peek().is_none() {
+        return out;
+    }
+    let static_names: HashSet<&str> = statics.iter().map(|c| c.name.as_str()).collect();
+    let mut taken: HashSet<&str> = static_names.clone();
+    for (block, clusters) in discovered {
+        for c in clusters {
+            if taken.contains(c.name.as_str()) {
+                if static_names.contains(c.name.as_str()) {
+                    tracing::warn!(cluster = %c.name, discovery = %block.label(), "discovered cluster has the name of a static cluster; the static entry wins");
+                } else {
+                    tracing::warn!(cluster = %c.name, discovery = %block.label(), "cluster name found by two discovery blocks; the first block wins");
+                }
+                continue;
+            }
+            taken.insert(&c.name);
+            out.push(c.clone());
+        }
+    }
+    out
+}

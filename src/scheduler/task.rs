@@ -1,0 +1,79 @@
+//! One cluster's task: wait for its slot, precheck through the runner, back off after a 429.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::runner::{Flight, Prechecker, Runner};
+use super::slot::{backoff, next_slot};
+
+/// One cluster's periodic prechecks: on its slot every interval, backed off after a 429.
+pub(super) struct ClusterTask<P> {
+    /// The cluster's single-flight record in the runner.
+    pub(super) flight: Arc<Flight>,
+    /// Its slot within the interval.
+    pub(super) phase: Duration,
+    /// Where prechecks run.
+    pub(super) runner: Arc<Runner<P>>,
+    /// Time between two slots.
+    pub(super) interval: Duration,
+    /// The instant slots are counted from (see [`wall_anchor`](super::slot::wall_anchor)).
+    pub(super) anchor: Instant,
+    /// Wait for the first slot instead of prechecking at once (a restarted task whose cluster
+    /// already has a result).
+    pub(super) wait_first: bool,
+}
+
+impl<P: Prechecker> ClusterTask<P> {
+    pub(super) async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut rate_limited_streak = 0u32;
+        let name = &self.flight.cluster.name;
+        if self.wait_first {
+            let first = next_slot(self.anchor, self.phase, self.interval, Instant::now());
+            tokio::select! {
+                _ = tokio::time::sleep_until(first) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            // Waiting for the cluster's lock or a permit ends at shutdown...
+            let mut times = tokio::select! {
+                t = self.flight.guard.lock() => t,
+                _ = shutdown.changed() => return,
+            };
+            let permit = tokio::select! {
+                p = self.runner.permits.acquire() => match p { Ok(p) => p, Err(_) => return },
+                _ = shutdown.changed() => return,
+            };
+            // ...but a precheck in flight is not cancelled: it ends on its own, within the timeout.
+            let precheck = self
+                .runner
+                .precheck_locked(&self.flight, &mut times, permit)
+                .await;
+            drop(times);
+            let now = Instant::now();
+            let mut next = next_slot(self.anchor, self.phase, self.interval, now);
+            if precheck.outcome.is_rate_limited() {
+                rate_limited_streak = rate_limited_streak.saturating_add(1);
+                let wait = backoff(precheck.retry_after, self.interval, rate_limited_streak);
+                next = next.max(now + wait);
+                tracing::warn!(
+                    cluster = %name,
+                    backoff = %humantime::format_duration(wait),
+                    "rate limited by the API gateway; backing off"
+                );
+            } else {
+                rate_limited_streak = 0;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(next) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! The web config file as written, in exporter-toolkit's format: every setting checked while it
+//! is parsed (so its error has its own line and column), and the toolkit's settings this exporter
+//! does not implement refused by name rather than ignored.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+
+use crate::config::yaml::parse_scalar;
+
+/// The file as written.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWebConfig {
+    pub tls_server_config: Option<RawTls>,
+    pub basic_auth_users: Option<HashMap<UserName, BcryptHash>>,
+    #[allow(dead_code)] // parsed only to be refused
+    http_server_config: Option<Unsupported>,
+    #[allow(dead_code)] // parsed only to be refused
+    rate_limit: Option<Unsupported>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTls {
+    pub cert_file: Option<FileName>,
+    pub key_file: Option<FileName>,
+    pub client_ca_file: Option<FileName>,
+    pub client_auth_type: Option<ClientAuth>,
+    pub min_version: Option<TlsVersion>,
+    pub max_version: Option<TlsVersion>,
+    #[allow(dead_code)] // parsed only to be refused
+    cert: Option<Unsupported>,
+    #[allow(dead_code)] // parsed only to be refused
+    key: Option<Unsupported>,
+    #[allow(dead_code)] // parsed only to be refused
+    client_ca: Option<Unsupported>,
+    #[allow(dead_code)] // parsed only to be refused
+    cipher_suites: Option<Unsupported>,
+    #[allow(dead_code)] // parsed only to be refused
+    prefer_server_cipher_suites: Option<Unsupported>,
+    #[allow(dead_code)] // parsed only to be refused
+    curve_preferences: Option<Unsupported>,
+    #[allow(dead_code)] // parsed only to be refused
+    client_allowed_sans: Option<Unsupported>,
+}
+
+/// An exporter-toolkit setting this exporter does not implement: an error, never ignored.
+struct Unsupported;
+
+impl<'de> Deserialize<'de> for Unsupported {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        const WHY: &str = "an exporter-toolkit setting cdss-precheck-exporter does not support; remove it (see README, \"TLS and basic auth\")";
+        impl<'de> Visitor<'de> for V {
+            type Value = Unsupported;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(WHY)
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Unsupported, E> {
+                Err(E::custom(WHY))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Unsupported, E> {
+                Err(E::custom(WHY))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Unsupported, E> {
+                Err(E::custom(WHY))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Unsupported, E> {
+                Err(E::custom(WHY))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Unsupported, E> {
+                Err(E::custom(WHY))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Unsupported, E> {
+                Err(E::custom(WHY))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<Unsupported, A::Error> {
+                Err(de::Error::custom(WHY))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, _: A) -> Result<Unsupported, A::Error> {
+                Err(de::Error::custom(WHY))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A non-empty path.
+pub(super) struct FileName(pub PathBuf);
+
+impl<'de> Deserialize<'de> for FileName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_scalar(d, "a file name", |s| {
+            if s.trim().is_empty() {
+                Err("must not be empty".into())
+            } else {
+                Ok(FileName(PathBuf::from(s)))
+            }
+        })
+    }
+}
+
+/// A basic-auth user name: not empty, and no `:` (Basic auth could not send it).
+#[derive(PartialEq, Eq, Hash)]
+pub(super) struct UserName(pub String);
+
+impl<'de> Deserialize<'de> for UserName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_scalar(d, "a user name", |s| {
+            if s.is_empty() || s.contains(':') {
+                Err(format!(
+                    "user name {s:?}: must be non-empty and without ':'"
+                ))
+            } else {
+                Ok(UserName(s.to_string()))
+            }
+        })
+    }
+}
+
+/// A bcrypt hash (`$2a$`, `$2b$`, `$2x$` or `$2y$`), checked for form, never echoed.
+pub(super) struct BcryptHash(pub String);
+
+impl<'de> Deserialize<'de> for BcryptHash {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_scalar(d, "a bcrypt hash", |s| {
+            let s = s.trim();
+            s.parse::<bcrypt::HashParts>()
+                .map(|_| BcryptHash(s.to_string()))
+                .map_err(|_| {
+                    "not a bcrypt hash (like $2y$10$ followed by 53 characters; make one with `htpasswd -nbBC 10 USER PASSWORD`)".to_string()
+                })
+        })
+    }
+}
+
+/// `client_auth_type`, named as Go's `tls.ClientAuthType`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// No client certificate is asked for (the default).
+    NoClientCert,
+    /// One is asked for but not required, and not verified.
+    RequestClientCert,
+    /// One is required but not verified against a CA (only proof of its key).
+    RequireAnyClientCert,
+    /// One is optional, but verified against `client_ca_file` when sent.
+    VerifyClientCertIfGiven,
+    /// One is required and verified against `client_ca_file`: real client authentication.
+    RequireAndVerifyClientCert,
+}
+
+impl ClientAuth {
+    const ALL: [(&'static str, ClientAuth); 5] = [
+        ("NoClientCert", ClientAuth::NoClientCert),
+        ("RequestClientCert", ClientAuth::RequestClientCert),
+        ("RequireAnyClientCert", ClientAuth::RequireAnyClientCert),
+        (
+            "VerifyClientCertIfGiven",
+            ClientAuth::VerifyClientCertIfGiven,
+        ),
+        (
+            "RequireAndVerifyClientCert",
+            ClientAuth::RequireAndVerifyClientCert,
+        ),
+    ];
+
+    pub(super) fn verifies(self) -> bool {
+        matches!(
+            self,
+            ClientAuth::VerifyClientCertIfGiven | ClientAuth::RequireAndVerifyClientCert
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for ClientAuth {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_scalar(d, "a client auth type", |s| {
+            ClientAuth::ALL
+                .iter()
+                .find(|(name, _)| *name == s.trim())
+                .map(|(_, v)| *v)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = ClientAuth::ALL.iter().map(|(n, _)| *n).collect();
+                    format!(
+                        "unknown client auth type {s:?} (expected one of {})",
+                        names.join(", ")
+                    )
+                })
+        })
+    }
+}
+
+/// `min_version` / `max_version`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+impl<'de> Deserialize<'de> for TlsVersion {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_scalar(d, "a TLS version", |s| match s.trim() {
+            "TLS12" => Ok(TlsVersion::Tls12),
+            "TLS13" => Ok(TlsVersion::Tls13),
+            "TLS10" | "TLS11" => Err(format!(
+                "{s}: TLS 1.0 and 1.1 are not supported; use TLS12 or TLS13"
+            )),
+            _ => Err(format!(
+                "unknown TLS version {s:?} (expected TLS12 or TLS13)"
+            )),
+        })
+    }
+}

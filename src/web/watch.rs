@@ -1,0 +1,170 @@
+//! Noticing that the web config changed: its file, or a certificate, key or CA file it names
+//! (a rotated certificate is picked up without a restart). A watcher task looks every
+//! [`WATCH_EVERY`](super::WATCH_EVERY), off the request path, as the config's auto-reload does.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, TryLockError};
+use std::time::{Duration, SystemTime};
+
+use super::WebConfig;
+use super::auth::Authenticator;
+use crate::config::yaml::ConfigError;
+
+/// The state of the files a config was loaded from (`None` for one that could not be read).
+/// Comparing costs one `stat` per file.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Stamp(Vec<(PathBuf, Option<FileState>)>);
+
+/// What tells a file's versions apart without reading it: modification time and size, and on
+/// Unix the inode, so a file replaced by rename (editors, config management, Kubernetes secret
+/// updates) counts as changed even within the file system's timestamp granularity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileState {
+    modified: SystemTime,
+    len: u64,
+    inode: u64,
+}
+
+impl Stamp {
+    pub(crate) fn add(&mut self, path: &Path) {
+        self.0.push((path.to_path_buf(), file_state(path)));
+    }
+
+    /// True when every file is as it was.
+    pub(crate) fn unchanged(&self) -> bool {
+        self.0
+            .iter()
+            .all(|(path, state)| file_state(path) == *state)
+    }
+}
+
+fn file_state(path: &Path) -> Option<FileState> {
+    let m = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&m);
+    #[cfg(not(unix))]
+    let inode = 0;
+    Some(FileState {
+        modified: m.modified().ok()?,
+        len: m.len(),
+        inode,
+    })
+}
+
+/// The web config in force, re-read by a watcher when its file (or a certificate, key or CA file
+/// it names) changes, and the basic-auth check with its cache.
+pub struct WebConfigWatch {
+    /// The `--web.config.file`.
+    path: PathBuf,
+    /// The config in force.
+    current: RwLock<Arc<WebConfig>>,
+    /// The files of the last version that failed to load (or was refused), so it is reported
+    /// once and not re-read on every connection; held while re-reading, so one caller does it.
+    failed: Mutex<Option<Stamp>>,
+    /// Basic auth against the config in force.
+    auth: Authenticator,
+}
+
+impl fmt::Debug for WebConfigWatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebConfigWatch")
+            .field("path", &self.path)
+            .field("current", &*read(&self.current))
+            .finish_non_exhaustive()
+    }
+}
+
+fn read<T: Clone>(l: &RwLock<T>) -> T {
+    l.read().unwrap_or_else(PoisonError::into_inner).clone()
+}
+
+impl WebConfigWatch {
+    /// Loads `path`; an error here is a start-up error (exit 2).
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let config = WebConfig::load(path)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            current: RwLock::new(Arc::new(config)),
+            failed: Mutex::new(None),
+            auth: Authenticator::default(),
+        })
+    }
+
+    /// The config in force (what the last [`refresh`](Self::refresh) found).
+    pub fn current(&self) -> Arc<WebConfig> {
+        read(&self.current)
+    }
+
+    /// Looks at the files the config was loaded from (one `stat` each); when one changed, the
+    /// file is re-read and, if valid, replaces the running config (logged either way). A bad new
+    /// version keeps the running one and is not re-read until its files change again. Blocking:
+    /// the watcher runs it off the async threads.
+    pub fn refresh(&self) -> Arc<WebConfig> {
+        let current = read(&self.current);
+        if current.stamp.unchanged() {
+            return current;
+        }
+        // One caller re-reads; another one goes on with the running config meanwhile.
+        let mut failed = match self.failed.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return current,
+        };
+        // Someone else may have re-read it just before.
+        let current = read(&self.current);
+        if current.stamp.unchanged() || failed.as_ref().is_some_and(Stamp::unchanged) {
+            return current;
+        }
+        let mut stamp = Stamp::default();
+        match WebConfig::load_stamped(&self.path, &mut stamp) {
+            Ok(new) if new.tls().is_some() != current.tls().is_some() => {
+                tracing::error!(
+                    file = %self.path.display(),
+                    "web config changed TLS on or off; that needs a restart, keeping the running web config"
+                );
+                *failed = Some(stamp);
+                current
+            }
+            Ok(new) => {
+                tracing::info!(file = %self.path.display(), tls = new.tls().is_some(), users = new.users.len(), "web config reloaded");
+                let new = Arc::new(new);
+                *self.current.write().unwrap_or_else(PoisonError::into_inner) = new.clone();
+                *failed = None;
+                new
+            }
+            Err(e) => {
+                tracing::error!("web config reload failed, keeping the running web config: {e}");
+                *failed = Some(stamp);
+                current
+            }
+        }
+    }
+
+    /// Refreshes every `every` until the task is aborted.
+    pub async fn watch(self: Arc<Self>, every: Duration) {
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let this = self.clone();
+            if tokio::task::spawn_blocking(move || this.refresh())
+                .await
+                .is_err()
+            {
+                tracing::error!("the web config watcher failed");
+            }
+        }
+    }
+
+    /// Whether a request with this `Authorization` header value may proceed under `config`
+    /// (see [`Authenticator::authorize`]).
+    pub async fn authorize(&self, config: &WebConfig, authorization: Option<&[u8]>) -> bool {
+        self.auth.authorize(config, authorization).await
+    }
+
+    /// The basic-auth checker.
+    pub fn auth(&self) -> &Authenticator {
+        &self.auth
+    }
+}
