@@ -1,7 +1,7 @@
 //! Criterion benchmarks of the per-precheck and per-scrape hot paths: signing, classifying an
 //! answer, recording it, and rendering (and gzipping) the exposition at 10, 1,000 and 10,000
 //! clusters. Whole-process figures (RSS, CPU per precheck, `/metrics` under wrk) are in
-//! `scripts/bench.sh`; results of both are in BENCHMARKS.md.
+//! `scripts/bench/bench.sh`; results of both are in BENCHMARKS.md.
 //!
 //! CI runs this in a quick mode (`cargo bench --bench hot_paths -- --quick`) only to prove it
 //! still builds and runs; its timings there mean nothing.
@@ -11,10 +11,10 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cdss_precheck_exporter::config::Config;
-use cdss_precheck_exporter::metrics::{BuildInfo, Encoding, Exposition};
-use cdss_precheck_exporter::ncp::cdss::Precheck;
+use cdss_precheck_exporter::exposition::{BuildInfo, Encoding, Exposition};
+use cdss_precheck_exporter::ncp::precheck::{Precheck, classify};
 use cdss_precheck_exporter::ncp::sign;
-use cdss_precheck_exporter::outcome::{Outcome, classify};
+use cdss_precheck_exporter::outcome::Outcome;
 use cdss_precheck_exporter::state::State;
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use tokio::time::Instant;
@@ -67,7 +67,7 @@ fn decoding(c: &mut Criterion) {
     g.finish();
 }
 
-/// A state of `n` clusters as `scripts/gen-config.sh` names them, every one checked once, a tenth
+/// A state of `n` clusters as `scripts/bench/gen-config.sh` names them, every one checked once, a tenth
 /// of them with a failure, so every family has samples.
 fn checked_state(n: usize) -> State {
     let regions = ["KR", "SGN", "JPN", "GOV", "FIN"];
@@ -101,7 +101,7 @@ fn precheck(outcome: Outcome, i: usize) -> Precheck {
         latency: Duration::from_micros(1_000 + 37 * i as u64),
         request_id: Some(format!("sim-{i:08x}-0000-4000-8000-000000000000")),
         retry_after: None,
-        server_date: None,
+        clock_skew: None,
     }
 }
 

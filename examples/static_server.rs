@@ -1,6 +1,6 @@
 //! The "limit" for `/metrics` throughput: a minimal hyper server that answers every request with
 //! the same bytes from memory, on the same stack as the exporter (tokio multi-thread runtime,
-//! hyper HTTP/1.1, one task per connection). `scripts/bench.sh` feeds it a body saved from the
+//! hyper HTTP/1.1, one task per connection). `scripts/bench/bench.sh` feeds it a body saved from the
 //! exporter's `/metrics` and compares the two under the same wrk load.
 //!
 //! An example rather than a `src/bin`: it is a measuring tool, not something we ship, yet

@@ -3,7 +3,7 @@
 //! Owns the table of default gateway hosts and regional path prefixes from `ncp-api.md`, the
 //! operation paths below them, and the parsing of region names (case-insensitive in, upper-case
 //! out). An [`Endpoint`] is one region's API at one gateway, with every operation's URL parsed
-//! once. Pure, and at the bottom of the crate with [`crate::model`]: it imports nothing of ours.
+//! once. Pure, and at the bottom of the crate with `model`: it imports nothing of ours.
 
 use std::fmt;
 use std::str::FromStr;

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Side-by-side comparison of two or more exporter binaries (A/B), run alternately in one session
-# so they see the same machine. For checking one change at a time; scripts/bench.sh is the full
+# so they see the same machine. For checking one change at a time; scripts/bench/bench.sh is the full
 # run against the targets and the peers.
 #
-# Usage: scripts/ab.sh BIN_A BIN_B [BIN...]
+# Usage: scripts/bench/ab.sh BIN_A BIN_B [BIN...]
 #   e.g. git worktree add /tmp/old HEAD~1 && (cd /tmp/old && cargo build --release)
-#        scripts/ab.sh /tmp/old/target/release/cdss-precheck-exporter target/release/cdss-precheck-exporter
+#        scripts/bench/ab.sh /tmp/old/target/release/cdss-precheck-exporter target/release/cdss-precheck-exporter
 # Knobs: ROUNDS (2), WRK_SECONDS (5), CPU_SECONDS (60), STARTUP_RUNS (7), PORT_BASE (19300)
 # Per binary and round it prints:
 #   mem:     VmHWM at 10,000 clusters (gateway answering in 5 ms) at start, after the first round,
@@ -15,7 +15,7 @@
 #   startup: ms from launch to the first /metrics answer at 10,000 clusters (gateway 50 ms).
 # Everything listens on 127.0.0.1.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 export LC_ALL=C
 (($# >= 2)) || { echo "usage: $0 BIN_A BIN_B [BIN...]" >&2; exit 2; }
 ROUNDS=${ROUNDS:-2} WRK_SECONDS=${WRK_SECONDS:-5} CPU_SECONDS=${CPU_SECONDS:-60}
@@ -30,9 +30,9 @@ target/release/cdss-sim --listen "127.0.0.1:$P_SIM50" --count 10000 --delay 50ms
 SIM50=$!
 trap 'kill $SIM $SIM50 2>/dev/null; rm -rf "$OUT"' EXIT
 sleep 0.3
-scripts/gen-config.sh 10000 "http://127.0.0.1:$P_SIM" 60s 16 >"$OUT/mem.yaml"
-scripts/gen-config.sh 1000 "http://127.0.0.1:$P_SIM" 10s 16 | sed 's/^timeout: .*/timeout: 5s/' >"$OUT/1k.yaml"
-scripts/gen-config.sh 10000 "http://127.0.0.1:$P_SIM50" 60s 16 >"$OUT/startup.yaml"
+scripts/bench/gen-config.sh 10000 "http://127.0.0.1:$P_SIM" 60s 16 >"$OUT/mem.yaml"
+scripts/bench/gen-config.sh 1000 "http://127.0.0.1:$P_SIM" 10s 16 | sed 's/^timeout: .*/timeout: 5s/' >"$OUT/1k.yaml"
+scripts/bench/gen-config.sh 10000 "http://127.0.0.1:$P_SIM50" 60s 16 >"$OUT/startup.yaml"
 URL="http://127.0.0.1:$P_EXP/metrics"
 
 hwm() { awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Writes an exporter config with N clusters (numbers 1..N, regions rotating) pointed at GATEWAY.
-# Usage: scripts/gen-config.sh N GATEWAY [INTERVAL] [CONCURRENCY] > config.yaml
+# Usage: scripts/bench/gen-config.sh N GATEWAY [INTERVAL] [CONCURRENCY] > config.yaml
 set -euo pipefail
 n=${1:?N}; gw=${2:?GATEWAY}; interval=${3:-60s}; conc=${4:-16}
 regions=(KR SGN JPN GOV FIN)

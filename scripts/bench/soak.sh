@@ -2,9 +2,9 @@
 # Soak: SCRAPERS concurrent scrapers hit /metrics for DURATION at CLUSTERS clusters while a third
 # of the clusters misbehave (500, malformed JSON, hangs, 429, dropped connections).
 # Pass: zero failed scrapes, RSS growth under 10% after warm-up, no file-descriptor growth.
-# Everything runs on 127.0.0.1. Usage: scripts/soak.sh [CLUSTERS] [SCRAPERS] [DURATION_SECONDS]
+# Everything runs on 127.0.0.1. Usage: scripts/bench/soak.sh [CLUSTERS] [SCRAPERS] [DURATION_SECONDS]
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 clusters=${1:-1000}; scrapers=${2:-200}; duration=${3:-60}; warmup=10
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 cargo build --release --quiet --bins
@@ -12,7 +12,7 @@ work=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EX
 sim_port=$((20000 + RANDOM % 10000)); exp_port=$((sim_port + 1))
 ./target/release/cdss-sim --listen 127.0.0.1:$sim_port --count "$clusters" --misbehave-every 3 > "$work/sim.out" &
 sleep 0.5
-scripts/gen-config.sh "$clusters" "http://127.0.0.1:$sim_port" 10s 32 | sed 's/^timeout: 10s/timeout: 2s/' > "$work/config.yaml"
+scripts/bench/gen-config.sh "$clusters" "http://127.0.0.1:$sim_port" 10s 32 | sed 's/^timeout: 10s/timeout: 2s/' > "$work/config.yaml"
 export NCLOUD_ACCESS_KEY=DEMO-ACCESS-KEY NCLOUD_SECRET_KEY=demo-secret-key-for-the-simulated-gateway
 ./target/release/cdss-precheck-exporter --config.file "$work/config.yaml" \
   --web.listen-address 127.0.0.1:$exp_port --log.level error 2> "$work/exporter.err" &

@@ -4,18 +4,18 @@
 #   2. start-up to the first /metrics answer, at 1,000 and 10,000 clusters;
 #   3. 1,000 clusters every 10 s: /metrics under wrk -c16 while prechecks run, against the
 #      "limit" (examples/static_server.rs serving the same bytes), CPU per precheck, peak RSS;
-#   4. the Python peer (scripts/python_peer.py) in the same setup, when python3 has
+#   4. the Python peer (scripts/bench/python_peer.py) in the same setup, when python3 has
 #      prometheus_client and requests;
 #   5. blackbox_exporter's HTTP POST probe, when prometheus-blackbox-exporter is installed;
 #   6. scale: 10,000 clusters every 60 s against a gateway answering in 50 ms: every cluster
 #      checked every round, spread of start times, no round missed, peak RSS, gateway CPU.
 # Everything listens on 127.0.0.1 only. Results: $OUT/results.md (a table) and $OUT/*.log.
 #
-# Usage: scripts/bench.sh            (about 10 minutes)
-#        QUICK=1 scripts/bench.sh    (shorter windows, for trying the script out; noisier)
+# Usage: scripts/bench/bench.sh            (about 10 minutes)
+#        QUICK=1 scripts/bench/bench.sh    (shorter windows, for trying the script out; noisier)
 # Knobs: WRK_SECONDS CPU_SECONDS SCALE_WINDOW STARTUP_RUNS PORT_BASE OUT
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 export LC_ALL=C
 
 if [[ -n "${QUICK:-}" ]]; then
@@ -221,9 +221,9 @@ SIM_PID=$LAST_PID
 start sim50 "$SIM" --listen "127.0.0.1:$P_SIM50" --count "$N_LARGE" --delay 50ms
 SIM50_PID=$LAST_PID
 sleep 0.3
-scripts/gen-config.sh "$N_SMALL" "http://127.0.0.1:$P_SIM" "${SMALL_INTERVAL}s" 16 >"$OUT/small.yaml"
-scripts/gen-config.sh "$N_SMALL" "http://127.0.0.1:$P_SIM50" "${SMALL_INTERVAL}s" 16 >"$OUT/small50.yaml"
-scripts/gen-config.sh "$N_LARGE" "http://127.0.0.1:$P_SIM50" "${LARGE_INTERVAL}s" 16 >"$OUT/large50.yaml"
+scripts/bench/gen-config.sh "$N_SMALL" "http://127.0.0.1:$P_SIM" "${SMALL_INTERVAL}s" 16 >"$OUT/small.yaml"
+scripts/bench/gen-config.sh "$N_SMALL" "http://127.0.0.1:$P_SIM50" "${SMALL_INTERVAL}s" 16 >"$OUT/small50.yaml"
+scripts/bench/gen-config.sh "$N_LARGE" "http://127.0.0.1:$P_SIM50" "${LARGE_INTERVAL}s" 16 >"$OUT/large50.yaml"
 # The timeout must be shorter than the interval.
 sed -i 's/^timeout: .*/timeout: 5s/' "$OUT/small.yaml" "$OUT/small50.yaml"
 
@@ -304,7 +304,7 @@ stop "$EXP_PID"
 say "--- 4. Python peer, $N_SMALL clusters every ${SMALL_INTERVAL}s"
 PY_NOTE="not run: python3 with prometheus_client and requests not found"
 if command -v python3 >/dev/null && python3 -c 'import prometheus_client, requests' 2>/dev/null; then
-  timed python python3 scripts/python_peer.py --clusters "$N_SMALL" --gateway "http://127.0.0.1:$P_SIM" \
+  timed python python3 scripts/bench/python_peer.py --clusters "$N_SMALL" --gateway "http://127.0.0.1:$P_SIM" \
     --port "$P_PY" --interval "$SMALL_INTERVAL"
   PY_PID=$LAST_PID
   PURL="http://127.0.0.1:$P_PY/metrics"

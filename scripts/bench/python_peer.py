@@ -2,11 +2,11 @@
 """The Python peer: the quick exporter users write instead of cdss-precheck-exporter.
 
 prometheus_client + requests, one thread pool polling every cluster every interval with NCP
-signature v2, the same metric names. Used only by scripts/bench.sh for a side-by-side comparison;
+signature v2, the same metric names. Used only by scripts/bench/bench.sh for a side-by-side comparison;
 it is a fair version of the usual script (pooled HTTP sessions, one per worker thread), not a
 straw man.
 
-Clusters are named and numbered as scripts/gen-config.sh writes them: cluster-00001..N, numbers
+Clusters are named and numbered as scripts/bench/gen-config.sh writes them: cluster-00001..N, numbers
 1..N, regions rotating. Keys come from NCLOUD_ACCESS_KEY / NCLOUD_SECRET_KEY.
 
 Usage: python_peer.py --clusters N --gateway http://127.0.0.1:PORT --port 9xxx [--interval 10]
