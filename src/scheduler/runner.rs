@@ -69,6 +69,8 @@ pub struct Runner<P> {
     last_skew_warning: StdMutex<Option<Instant>>,
     /// The wall clock slots are anchored to (`SystemTime::now`; tests pin it).
     pub(super) wall_clock: fn() -> SystemTime,
+    /// Log each result and the clock-skew warning (off for `check`, which reports them itself).
+    logs: bool,
 }
 
 /// How often the clock-skew warning may repeat.
@@ -151,7 +153,14 @@ impl<P: Prechecker> Runner<P> {
             flights: RwLock::new(flights),
             last_skew_warning: StdMutex::new(None),
             wall_clock: SystemTime::now,
+            logs: true,
         }
+    }
+
+    /// The same runner without its own log lines, for a caller that reports every result.
+    pub fn without_logs(mut self) -> Self {
+        self.logs = false;
+        self
     }
 
     /// The same runner with slots anchored to `wall_clock` instead of the system's (tests).
@@ -255,8 +264,10 @@ impl<P: Prechecker> Runner<P> {
         drop(permit);
         let now = Instant::now();
         times.last_finished = Some(now);
-        log(&flight.cluster, &precheck);
-        self.warn_about_clock(&precheck);
+        if self.logs {
+            log(&flight.cluster, &precheck);
+            self.warn_about_clock(&precheck);
+        }
         self.state
             .record(&flight.cluster.name, &precheck, now, SystemTime::now());
         precheck

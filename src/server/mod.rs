@@ -24,9 +24,9 @@
 //! when users are configured every path, `/-/healthy` included, needs Basic auth (401 otherwise),
 //! as with exporter-toolkit.
 
-pub mod body;
-pub mod landing;
-pub mod routes;
+mod body;
+mod landing;
+mod routes;
 mod tls;
 
 use std::convert::Infallible;
