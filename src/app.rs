@@ -316,7 +316,9 @@ pub async fn run(
     });
     let app = Arc::new(server::App {
         state: state.clone(),
-        exposition: Exposition::new(BuildInfo::current()).with_live(live.clone()),
+        exposition: Exposition::new(BuildInfo::current())
+            .with_live(live.clone())
+            .with_usage(clients.usage()),
         live,
         fresh: runner.clone(),
         reloader: reloader.clone(),

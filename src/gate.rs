@@ -35,7 +35,8 @@ pub enum Source {
     Latest,
     /// A precheck that finished after this request arrived.
     Fresh,
-    /// `?fresh=1` inside `gate.min_fresh_interval`: the latest result, not a new one.
+    /// `?fresh=1` inside `gate.min_fresh_interval`, or over `gate.fresh_budget`: the latest
+    /// result, not a new one.
     FreshRateLimited,
 }
 

@@ -190,6 +190,7 @@ mod tests {
         let schedule = Schedule {
             interval: Duration::from_secs(60),
             concurrency: 4,
+            timeout: Duration::from_secs(5),
         };
         let state = Arc::new(State::new(&c.clusters));
         let (inv, mut rx) =
@@ -217,6 +218,7 @@ mod tests {
         let schedule = Schedule {
             interval: Duration::from_secs(60),
             concurrency: 4,
+            timeout: Duration::from_secs(5),
         };
         let state = Arc::new(State::new(&c.clusters));
         let (inv, _rx) = Inventory::new(

@@ -18,8 +18,10 @@ use crate::model::Cluster;
 pub struct Schedule {
     /// Time between two prechecks of one cluster.
     pub interval: Duration,
-    /// Prechecks in flight at once.
+    /// Answering prechecks in flight at once, per account and regional gateway.
     pub concurrency: usize,
+    /// Per-request timeout: a precheck this slow is not a healthy one (see `scheduler::budget`).
+    pub timeout: Duration,
 }
 
 impl Schedule {
@@ -28,6 +30,7 @@ impl Schedule {
         Self {
             interval: config.interval,
             concurrency: config.concurrency,
+            timeout: config.timeout,
         }
     }
 }

@@ -38,7 +38,7 @@ pub enum ReloadError {
 }
 
 /// Settings the endpoints read that a reload may change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Live {
     /// Precheck interval (landing page).
     pub interval: Duration,

@@ -54,6 +54,8 @@ pub struct ClusterStatus {
     pub runs_total: u64,
     /// Prechecks that got no answer from CDSS, by reason (indexed by `FailureReason::index`).
     pub failures: [u64; FailureReason::ALL.len()],
+    /// How late the last periodic precheck started against its slot (`None` before the first).
+    pub schedule_lag: Option<Duration>,
 }
 
 impl ClusterStatus {
@@ -65,6 +67,7 @@ impl ClusterStatus {
             last_success: None,
             runs_total: 0,
             failures: [0; FailureReason::ALL.len()],
+            schedule_lag: None,
         }
     }
 }
@@ -142,6 +145,19 @@ impl State {
         at: Instant,
         at_wall: SystemTime,
     ) -> bool {
+        self.record_run(name, precheck, at, at_wall, None)
+    }
+
+    /// [`record`](Self::record), with how late a periodic precheck started against its slot
+    /// (`None` for fresh and `check` prechecks, which have no slot).
+    pub fn record_run(
+        &self,
+        name: &str,
+        precheck: &Precheck,
+        at: Instant,
+        at_wall: SystemTime,
+        lag: Option<Duration>,
+    ) -> bool {
         {
             let mut map = self
                 .clusters
@@ -151,6 +167,9 @@ impl State {
                 return false;
             };
             status.runs_total += 1;
+            if lag.is_some() {
+                status.schedule_lag = lag;
+            }
             match precheck.outcome.failure_reason() {
                 None => status.last_success = Some(at_wall),
                 Some(reason) => status.failures[reason.index()] += 1,

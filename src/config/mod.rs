@@ -70,13 +70,33 @@ pub struct Config {
 }
 
 /// Settings of the readiness gate (`GET /gate/{cluster}`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct GateConfig {
     /// A ready result older than this no longer opens the gate ("stale"). Default: 2 × interval.
     pub max_age: Duration,
     /// `?fresh=1` calls NCP at most once per cluster within this window; callers inside it get the
     /// latest result, marked as such.
     pub min_fresh_interval: Duration,
+    /// All `?fresh=1` calls together, across clusters, draw from this budget; over it, callers
+    /// get the latest result, marked as such, with a retry hint.
+    pub fresh_budget: FreshBudget,
+}
+
+/// A token bucket for the gate's fresh prechecks: `burst` at once, refilled at `per_second`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FreshBudget {
+    /// Tokens added per second.
+    pub per_second: f64,
+    /// Most tokens held (and so fresh prechecks at once).
+    pub burst: u32,
+}
+
+impl FreshBudget {
+    /// `gate.fresh_budget` when the config does not say: 1 per second, a burst of 10.
+    pub const DEFAULT: FreshBudget = FreshBudget {
+        per_second: 1.0,
+        burst: 10,
+    };
 }
 
 /// One `discovery:` block: list clusters of one region (and account) through the API.

@@ -67,6 +67,15 @@ pub(super) struct RawGate {
     pub max_age: Option<Duration>,
     #[serde(default, deserialize_with = "duration")]
     pub min_fresh_interval: Option<Duration>,
+    pub fresh_budget: Option<RawFreshBudget>,
+}
+
+/// `gate.fresh_budget`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFreshBudget {
+    pub per_second: Option<f64>,
+    pub burst: Option<u32>,
 }
 
 /// `credentials:` or one `accounts.NAME:`.

@@ -274,9 +274,34 @@ fn discovery(
 
 /// `gate:`; `max_age` defaults to twice the interval and may not be shorter than it.
 fn gate(raw: RawGate, interval: Duration, at: &At) -> Result<GateConfig, ConfigError> {
+    let budget = raw
+        .fresh_budget
+        .map_or(FreshBudget::DEFAULT, |b| FreshBudget {
+            per_second: b.per_second.unwrap_or(FreshBudget::DEFAULT.per_second),
+            burst: b.burst.unwrap_or(FreshBudget::DEFAULT.burst),
+        });
+    if !(budget.per_second > 0.0 && budget.per_second <= 1000.0) {
+        return Err(at.err(
+            "gate",
+            format!(
+                "gate.fresh_budget.per_second: must be above 0 and at most 1000, got {}",
+                budget.per_second
+            ),
+        ));
+    }
+    if !(1..=10_000).contains(&budget.burst) {
+        return Err(at.err(
+            "gate",
+            format!(
+                "gate.fresh_budget.burst: must be between 1 and 10000, got {}",
+                budget.burst
+            ),
+        ));
+    }
     let gate = GateConfig {
         max_age: raw.max_age.unwrap_or(interval.saturating_mul(2)),
         min_fresh_interval: raw.min_fresh_interval.unwrap_or(DEFAULT_MIN_FRESH_INTERVAL),
+        fresh_budget: budget,
     };
     if gate.max_age < interval {
         return Err(at.err(

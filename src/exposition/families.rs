@@ -42,6 +42,11 @@ pub const RUNS: Family = Family {
     help: "Prechecks finished (each one is one API call).",
     kind: "counter",
 };
+pub const SCHEDULE_LAG: Family = Family {
+    name: "cdss_precheck_schedule_lag_seconds",
+    help: "How late the last periodic precheck started against its slot (waiting for a budget). Near 0 when the schedule keeps up.",
+    kind: "gauge",
+};
 pub const FAILURES: Family = Family {
     name: "cdss_precheck_failures_total",
     help: "Prechecks that got no answer from CDSS, by reason.",
@@ -65,6 +70,11 @@ pub const DISCOVERY_LAST_SUCCESS: Family = Family {
 pub const DISCOVERY_FAILURES: Family = Family {
     name: "cdss_discovery_failures_total",
     help: "Discovery listings that failed in a region (the last known clusters were kept).",
+    kind: "counter",
+};
+pub const API_REQUESTS: Family = Family {
+    name: "cdss_exporter_api_requests_total",
+    help: "Calls made to the NCP API, by account, operation and result (ok, or the failure reason).",
     kind: "counter",
 };
 pub const RELOAD_OK: Family = Family {
@@ -104,18 +114,20 @@ pub const BUILD_INFO: Family = Family {
 };
 
 /// Every family, in render order (the specification test checks each one).
-pub const ALL: [&Family; 18] = [
+pub const ALL: [&Family; 20] = [
     &OK,
     &DURATION,
     &ERROR_CODE,
     &LAST_RUN,
     &LAST_SUCCESS,
     &RUNS,
+    &SCHEDULE_LAG,
     &FAILURES,
     &CLUSTER_INFO,
     &DISCOVERY_CLUSTERS,
     &DISCOVERY_LAST_SUCCESS,
     &DISCOVERY_FAILURES,
+    &API_REQUESTS,
     &RELOAD_OK,
     &RELOAD_TIME,
     &CLOCK_SKEW,

@@ -23,7 +23,7 @@ mod spec;
 mod text;
 
 use std::io::Write as _;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use flate2::Compression;
@@ -31,6 +31,7 @@ use flate2::write::GzEncoder;
 
 use self::body::{Body, Chunks};
 use self::render::Scratch;
+use crate::ncp::usage::ApiUsage;
 use crate::reload::LiveSettings;
 use crate::state::State;
 
@@ -65,6 +66,8 @@ pub struct Exposition {
     /// count "no answer for 3 intervals" without hard-coding it). A reload bumps the state's
     /// generation, so the cached body shows an old interval for at most the render cool-down.
     live: Option<LiveSettings>,
+    /// The NCP calls made, for `cdss_exporter_api_requests_total`.
+    usage: Option<Arc<ApiUsage>>,
     /// The last rendered body; replaced when the state's generation moves.
     cache: Mutex<Option<Cached>>,
     /// Held while rendering or compressing, so scrapes that arrive together after a change wait
@@ -112,6 +115,7 @@ impl Exposition {
         Self {
             build,
             live: None,
+            usage: None,
             cache: Mutex::new(None),
             render: Mutex::default(),
         }
@@ -123,6 +127,12 @@ impl Exposition {
         self
     }
 
+    /// Also exposes the API calls counted in `usage`.
+    pub fn with_usage(mut self, usage: Arc<ApiUsage>) -> Self {
+        self.usage = Some(usage);
+        self
+    }
+
     /// The current exposition in `wanted` encoding, and the encoding it is actually in (gzip
     /// falls back to the text in the unlikely case compression fails).
     pub fn encoded(&self, state: &State, wanted: Encoding) -> (Body, Encoding) {
@@ -131,12 +141,12 @@ impl Exposition {
 
     /// `encoded`, with the clock passed in.
     fn encoded_at(&self, state: &State, wanted: Encoding, now: Instant) -> (Body, Encoding) {
-        if let Some(hit) = self.lookup(state.generation(), wanted, now) {
+        if let Some(hit) = self.lookup(self.generation(state), wanted, now) {
             return hit;
         }
         let mut scratch = lock(&self.render);
         // Read again: another scrape may have rendered a newer state while this one waited.
-        let generation = state.generation();
+        let generation = self.generation(state);
         if let Some(hit) = self.lookup(generation, wanted, now) {
             return hit;
         }
@@ -191,7 +201,14 @@ impl Exposition {
 
     fn render_into(&self, scratch: &mut Scratch, state: &State) -> Body {
         let interval = self.live.as_ref().map(|l| l.get().interval);
-        render::render(scratch, state, &self.build, interval)
+        render::render(scratch, state, &self.build, interval, self.usage.as_deref())
+    }
+
+    /// What identifies the content: the state's generation and the API usage's.
+    fn generation(&self, state: &State) -> u64 {
+        state
+            .generation()
+            .wrapping_add(self.usage.as_ref().map_or(0, |u| u.generation()))
     }
 }
 

@@ -13,6 +13,7 @@ use super::body::{Body, Chunks};
 use super::families::*;
 use super::text::{Value, escape_label_value, header, sample};
 use crate::ncp::region::Region;
+use crate::ncp::usage::ApiUsage;
 use crate::outcome::FailureReason;
 use crate::state::{ClusterStatus, State};
 
@@ -39,6 +40,7 @@ pub(super) fn render(
     state: &State,
     build: &BuildInfo,
     interval: Option<Duration>,
+    usage: Option<&ApiUsage>,
 ) -> Body {
     // Copy the numbers out under the state's read lock (a consistent snapshot, and the
     // scheduler never waits on the formatting), then write family after family.
@@ -74,6 +76,9 @@ pub(super) fn render(
         r.last_success.map(Value::Float)
     });
     family(&mut out, &RUNS, &|r| Some(Value::Uint(r.runs)));
+    family(&mut out, &SCHEDULE_LAG, &|r| {
+        r.schedule_lag.map(Value::Float)
+    });
     if rows.iter().any(|r| r.failures.iter().any(|&n| n > 0)) {
         header(&mut out, &FAILURES);
         for r in rows {
@@ -96,6 +101,9 @@ pub(super) fn render(
         }
     }
     render_discovery(&mut out, state);
+    if let Some(usage) = usage {
+        render_usage(&mut out, usage);
+    }
     let reload = state.reload();
     header(&mut out, &RELOAD_OK);
     sample(
@@ -151,6 +159,8 @@ pub(super) struct Row {
     last: Option<(f64, i64, f64)>,
     /// Unix time of the last answer from CDSS.
     last_success: Option<f64>,
+    /// `cdss_precheck_schedule_lag_seconds`: `None` before the first periodic precheck.
+    schedule_lag: Option<f64>,
     /// `cdss_precheck_failures_total` by `FailureReason::index`.
     failures: [u64; FailureReason::ALL.len()],
 }
@@ -197,6 +207,7 @@ impl Row {
             }),
             last_success: s.last_success.map(unix),
             failures: s.failures,
+            schedule_lag: s.schedule_lag.map(|d| d.as_secs_f64()),
         }
     }
 }
@@ -241,5 +252,27 @@ fn render_discovery(out: &mut Chunks, state: &State) {
     header(out, &DISCOVERY_FAILURES);
     for (r, (_, _, f)) in &by_region {
         sample(out, &DISCOVERY_FAILURES, &label(r), "", Value::Uint(*f));
+    }
+}
+
+/// `cdss_exporter_api_requests_total`: one sample per account, operation and result seen.
+fn render_usage(out: &mut Chunks, usage: &ApiUsage) {
+    let counts = usage.snapshot();
+    if counts.is_empty() {
+        return;
+    }
+    header(out, &API_REQUESTS);
+    let mut labels = String::new();
+    for (account, operation, result, n) in counts {
+        labels.clear();
+        labels.push_str("{account=\"");
+        // Account names are restricted to letters, digits, `_` and `-`; escaped all the same.
+        escape_label_value(&mut labels, &account);
+        labels.push_str("\",operation=\"");
+        labels.push_str(operation.as_str());
+        labels.push_str("\",result=\"");
+        labels.push_str(result);
+        labels.push('"');
+        sample(out, &API_REQUESTS, &labels, "", Value::Uint(n));
     }
 }

@@ -11,9 +11,11 @@ use super::tests::{record, state, text, varied_state};
 use super::{BuildInfo, Exposition};
 use crate::ncp::precheck::Precheck;
 use crate::ncp::region::Region;
+use crate::ncp::usage::{ApiUsage, Operation};
 use crate::outcome::{FailureReason, Outcome};
 use crate::reload::{Live, LiveSettings};
 use crate::state::State;
+use std::sync::Arc;
 
 /// A state in which every family has samples.
 fn every_family_state() -> State {
@@ -36,12 +38,32 @@ fn every_family_state() -> State {
     };
     assert!(s.record("c-001", &p, tokio::time::Instant::now(), SystemTime::now()));
     record(&s, "c-002", Outcome::NotReady, Duration::from_millis(7), 9);
+    let late = Duration::from_millis(1250);
+    assert!(s.record_run(
+        "c-003",
+        &p,
+        tokio::time::Instant::now(),
+        SystemTime::now(),
+        Some(late)
+    ));
+    assert!(s.record_run(
+        "c-004",
+        &p,
+        tokio::time::Instant::now(),
+        SystemTime::now(),
+        Some(Duration::ZERO)
+    ));
     s
 }
 
 /// The exposition as the `prometheus` crate's proto structs and `TextEncoder` write it, built
 /// from the state without the renderer's code: every family of the catalogue.
-fn reference(build: &BuildInfo, state: &State, interval: Option<Duration>) -> String {
+fn reference(
+    build: &BuildInfo,
+    state: &State,
+    interval: Option<Duration>,
+    usage: Option<&ApiUsage>,
+) -> String {
     fn label(name: &str, value: &str) -> LabelPair {
         let mut l = LabelPair::default();
         l.set_name(name.to_string());
@@ -68,6 +90,7 @@ fn reference(build: &BuildInfo, state: &State, interval: Option<Duration>) -> St
         &LAST_RUN,
         &LAST_SUCCESS,
         &RUNS,
+        &SCHEDULE_LAG,
         &FAILURES,
         &CLUSTER_INFO,
     ];
@@ -86,6 +109,9 @@ fn reference(build: &BuildInfo, state: &State, interval: Option<Duration>) -> St
         let ready = s.last.as_ref().is_some_and(|l| l.outcome.is_ready());
         samples[0].push(metric(&OK, labels(), if ready { 1.0 } else { 0.0 }));
         samples[5].push(metric(&RUNS, labels(), s.runs_total as f64));
+        if let Some(lag) = s.schedule_lag {
+            samples[6].push(metric(&SCHEDULE_LAG, labels(), lag.as_secs_f64()));
+        }
         if let Some(last) = &s.last {
             let code = last.outcome.error_code() as f64;
             samples[1].push(metric(&DURATION, labels(), last.latency.as_secs_f64()));
@@ -100,7 +126,7 @@ fn reference(build: &BuildInfo, state: &State, interval: Option<Duration>) -> St
             if n > 0 {
                 let mut l = labels();
                 l.push(label("reason", reason.as_str()));
-                samples[6].push(metric(&FAILURES, l, n as f64));
+                samples[7].push(metric(&FAILURES, l, n as f64));
             }
         }
         let d = s.cluster.info.clone().unwrap_or_default();
@@ -118,7 +144,7 @@ fn reference(build: &BuildInfo, state: &State, interval: Option<Duration>) -> St
                 l.push(label(name, value));
             }
         }
-        samples[7].push(metric(&CLUSTER_INFO, l, 1.0));
+        samples[8].push(metric(&CLUSTER_INFO, l, 1.0));
     });
     let clusters = samples[0].len() as f64;
     let ready = if state.is_ready() { 1.0 } else { 0.0 };
@@ -155,6 +181,21 @@ fn reference(build: &BuildInfo, state: &State, interval: Option<Duration>) -> St
         per_region(&DISCOVERY_FAILURES, &|r| {
             Some(blocks(r).map(|d| d.failures as f64).sum())
         }),
+    ));
+    let calls = usage.map(|u| u.snapshot()).unwrap_or_default();
+    all.push((
+        &API_REQUESTS,
+        calls
+            .iter()
+            .map(|(account, op, result, n)| {
+                let l = vec![
+                    label("account", account),
+                    label("operation", op.as_str()),
+                    label("result", result),
+                ];
+                metric(&API_REQUESTS, l, *n as f64)
+            })
+            .collect(),
     ));
     let reload = state.reload();
     let reload_ok = if reload.successful { 1.0 } else { 0.0 };
@@ -201,7 +242,7 @@ fn same_bytes_as_the_prometheus_text_encoder() {
     let e = Exposition::new(build.clone());
     // 1,000 clusters make a body of several 64 KiB pieces; rendering twice reuses the scratch.
     for s in [state(0), state(3), varied_state(), state(1000), state(3)] {
-        assert_eq!(text(&e.render(&s)), reference(&build, &s, None));
+        assert_eq!(text(&e.render(&s)), reference(&build, &s, None, None));
     }
     assert!(e.render(&state(1000)).parts().len() > 2);
     // Everything at once: discovery in two regions (two blocks in one), a clock skew, the
@@ -213,11 +254,19 @@ fn same_bytes_as_the_prometheus_text_encoder() {
         gate: crate::config::GateConfig {
             max_age: interval * 2,
             min_fresh_interval: interval,
+            fresh_budget: crate::config::FreshBudget::DEFAULT,
         },
     });
-    let e = Exposition::new(build.clone()).with_live(live);
+    let usage = Arc::new(ApiUsage::default());
+    usage.count("default", Operation::Precheck, "ok");
+    usage.count("default", Operation::Precheck, "ok");
+    usage.count("default", Operation::Precheck, "timeout");
+    usage.count("prod-1", Operation::ClusterList, "auth_error");
+    let e = Exposition::new(build.clone())
+        .with_live(live)
+        .with_usage(usage.clone());
     let full = text(&e.render(&s));
-    assert_eq!(full, reference(&build, &s, Some(interval)));
+    assert_eq!(full, reference(&build, &s, Some(interval), Some(&usage)));
     for f in ALL {
         assert!(
             full.contains(&format!("# TYPE {} {}\n", f.name, f.kind)),

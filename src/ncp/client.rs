@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::credentials::{Credentials, Keyring};
 use crate::ncp::envelope::{self, Opened};
 use crate::ncp::sign;
+use crate::ncp::usage::{ApiUsage, Operation};
 use crate::outcome::Outcome;
 
 /// `User-Agent` on every request.
@@ -58,6 +59,8 @@ impl ClientSettings {
 /// One call to make.
 #[derive(Clone, Copy, Debug)]
 pub struct Request<'a> {
+    /// Which operation (the `operation` label of the usage counter).
+    pub operation: Operation,
     /// `POST` or `GET`; signed.
     pub method: &'a Method,
     /// The operation's URL (an [`crate::ncp::region::Endpoint`]'s); its path is signed.
@@ -259,7 +262,11 @@ struct Answer {
 
 /// One client per account, so each cluster's calls are signed with its account's keys.
 #[derive(Clone, Debug, Default)]
-pub struct Clients(HashMap<String, CdssClient>);
+pub struct Clients {
+    by_account: HashMap<String, CdssClient>,
+    /// Every call is counted here.
+    usage: Arc<ApiUsage>,
+}
 
 impl Clients {
     /// A client for every account in `keyring`. Reads `ca_file` (blocking: call it off the async
@@ -279,50 +286,74 @@ impl Clients {
                 ))
             })
             .collect::<Result<_, BuildError>>()
-            .map(Clients)
+            .map(|by_account| Clients {
+                by_account,
+                usage: Arc::default(),
+            })
     }
 
-    /// True when `account` has keys.
-    pub fn has(&self, account: &str) -> bool {
-        self.0.contains_key(account)
+    /// What these clients have spent.
+    pub fn usage(&self) -> &Arc<ApiUsage> {
+        &self.usage
     }
 
     /// Makes one call signed with `account`'s keys: the one path of every NCP call. Never
     /// fails: a missing account, a timeout or a refused connection is an `Outcome` in the reply.
     pub async fn call(&self, account: &str, request: Request<'_>) -> Reply {
-        match self.0.get(account) {
-            Some(client) => client.call(request).await,
-            None => Reply::failed(
+        let Some(client) = self.by_account.get(account) else {
+            // Nothing is sent, so nothing is counted.
+            return Reply::failed(
                 Outcome::NoCredentials {
                     account: account.to_string(),
                 },
                 Duration::ZERO,
-            ),
-        }
+            );
+        };
+        let reply = client.call(request).await;
+        let result = match &reply.opened.result {
+            Ok(_) => "ok",
+            Err(o) => o.failure_reason().map_or("ok", |r| r.as_str()),
+        };
+        self.usage.count(account, request.operation, result);
+        reply
     }
 }
 
 /// The current [`Clients`], replaceable at reload while prechecks and discovery keep reading it.
+/// Every set of clients it holds counts into the same [`ApiUsage`].
 #[derive(Clone, Debug, Default)]
-pub struct SharedClients(Arc<RwLock<Arc<Clients>>>);
+pub struct SharedClients {
+    current: Arc<RwLock<Arc<Clients>>>,
+    usage: Arc<ApiUsage>,
+}
 
 impl SharedClients {
     /// Shares `clients`.
     pub fn new(clients: Clients) -> Self {
-        Self(Arc::new(RwLock::new(Arc::new(clients))))
+        let usage = clients.usage.clone();
+        Self {
+            current: Arc::new(RwLock::new(Arc::new(clients))),
+            usage,
+        }
     }
 
     /// The clients now in use.
     pub fn current(&self) -> Arc<Clients> {
-        self.0
+        self.current
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
 
     /// Swaps in new clients (after a reload); calls in flight finish with the old ones.
-    pub fn replace(&self, clients: Clients) {
-        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(clients);
+    pub fn replace(&self, mut clients: Clients) {
+        clients.usage = self.usage.clone();
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(clients);
+    }
+
+    /// What every set of clients has spent.
+    pub fn usage(&self) -> Arc<ApiUsage> {
+        self.usage.clone()
     }
 }
 

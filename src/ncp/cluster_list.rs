@@ -13,6 +13,7 @@ use crate::model::validate_name;
 use crate::ncp::client::{Clients, Request};
 use crate::ncp::envelope::{self, Opened};
 use crate::ncp::region::Endpoint;
+use crate::ncp::usage::Operation;
 use crate::outcome::Outcome;
 
 /// The request body. `inputText` is not sent: name filtering is done locally with a regex.
@@ -86,6 +87,7 @@ pub async fn page(
         .call(
             account,
             Request {
+                operation: Operation::ClusterList,
                 method: &Method::POST,
                 url: &endpoint.cluster_list,
                 body: Some(&body),

@@ -5,7 +5,8 @@
 //!   timeout, the reply's headers);
 //! - [`sign`]: signature v2, a pure function;
 //! - [`envelope`]: what every answer's envelope says (gateway errors, CDSS codes), pure;
-//! - [`region`]: where each region's API lives (at the bottom, beside `model`).
+//! - [`region`]: where each region's API lives (at the bottom, beside `model`);
+//! - [`usage`]: every call counted, by account, operation and result.
 
 pub mod client;
 pub mod cluster_list;
@@ -13,3 +14,4 @@ pub mod envelope;
 pub mod precheck;
 pub mod region;
 pub mod sign;
+pub mod usage;

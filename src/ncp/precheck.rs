@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::model::Cluster;
 use crate::ncp::client::{Clients, Reply, Request};
 use crate::ncp::envelope;
+use crate::ncp::usage::Operation;
 use crate::outcome::Outcome;
 
 /// The result of one precheck call.
@@ -55,6 +56,7 @@ pub async fn precheck(clients: &Clients, cluster: &Cluster) -> Precheck {
         cluster.service_group_instance_no
     );
     let request = Request {
+        operation: Operation::Precheck,
         method: &Method::POST,
         url: &cluster.endpoint.precheck,
         body: Some(&body),

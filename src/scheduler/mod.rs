@@ -12,6 +12,7 @@
 //! `Retry-After` (or an exponential back-off) before its next slot. Time is tokio's, so tests
 //! drive all of this with a paused clock (and pin the wall clock slots are anchored to).
 
+pub mod budget;
 pub mod runner;
 pub mod slot;
 mod task;
@@ -24,7 +25,7 @@ use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 
 use self::runner::Flight;
-pub use self::runner::{FreshFuture, FreshPrecheck, FreshSource, Prechecker, Runner};
+pub use self::runner::{FreshFuture, FreshPolicy, FreshPrecheck, FreshSource, Prechecker, Runner};
 use self::slot::{phase, wall_anchor};
 use self::task::ClusterTask;
 use crate::model::Cluster;
@@ -58,7 +59,7 @@ pub async fn run_plan<P: Prechecker>(
     let mut schedule = first.schedule;
     let anchor = |interval| wall_anchor(Instant::now(), (runner.wall_clock)(), interval);
     let mut slots_from = anchor(schedule.interval);
-    runner.set_concurrency(schedule.concurrency);
+    runner.set_schedule(&schedule);
     runner.apply(&first.clusters);
     let task_shutdown = shutdown.clone();
     let spawn = |tasks: &mut JoinSet<()>,
@@ -95,7 +96,7 @@ pub async fn run_plan<P: Prechecker>(
                     continue;
                 }
                 let next = plan.borrow_and_update().clone();
-                runner.set_concurrency(next.schedule.concurrency);
+                runner.set_schedule(&next.schedule);
                 let (added, removed) = runner.apply(&next.clusters);
                 for name in &removed {
                     if let Some(h) = handles.remove(name) {
@@ -163,6 +164,23 @@ mod tests {
         calls: Mutex<Vec<(String, Instant)>>,
         in_flight: Mutex<(usize, usize)>,
         per_cluster: Mutex<HashMap<String, (usize, usize)>>,
+        /// These clusters (or every cluster behind this gateway host) hang until the timeout.
+        hang: std::collections::HashSet<String>,
+        hang_host: Option<String>,
+    }
+
+    /// The timeout of the isolation tests: what a hanging precheck costs.
+    const HANG: Duration = Duration::from_secs(5);
+
+    /// Fresh prechecks limited only per cluster (the shared budget is tested on its own).
+    fn unlimited(min_interval: Duration) -> FreshPolicy {
+        FreshPolicy {
+            min_interval,
+            budget: crate::config::FreshBudget {
+                per_second: 1000.0,
+                burst: 10_000,
+            },
+        }
     }
 
     /// Slots anchored at a whole multiple of every interval, so they fall at `start + phase`.
@@ -194,11 +212,16 @@ mod tests {
                 one.0 += 1;
                 one.1 = one.1.max(one.0);
             }
-            let delay = self
-                .delay
-                .get(&c.name)
-                .copied()
-                .unwrap_or(Duration::from_millis(10));
+            let hangs = self.hang.contains(&c.name)
+                || self.hang_host.as_deref() == c.endpoint.precheck.host_str();
+            let delay = if hangs {
+                HANG
+            } else {
+                self.delay
+                    .get(&c.name)
+                    .copied()
+                    .unwrap_or(Duration::from_millis(10))
+            };
             tokio::time::sleep(delay).await;
             self.in_flight.lock().unwrap().0 -= 1;
             self.per_cluster.lock().unwrap().get_mut(&c.name).unwrap().0 -= 1;
@@ -211,6 +234,7 @@ mod tests {
                     },
                     *ra,
                 ),
+                None if hangs => (Outcome::Timeout { after: HANG }, None),
                 None => (Outcome::Ready, None),
             };
             Precheck {
@@ -268,6 +292,7 @@ mod tests {
         let schedule = Schedule {
             interval: Duration::from_secs(60),
             concurrency: 4,
+            timeout: Duration::from_secs(5),
         };
         let run_time = Duration::from_secs(60 * 5 + 1);
         let state = run_for(fake.clone(), cs.clone(), schedule, run_time).await;
@@ -316,6 +341,7 @@ mod tests {
         let schedule = Schedule {
             interval: Duration::from_secs(20),
             concurrency: 3,
+            timeout: Duration::from_secs(5),
         };
         let state = Arc::new(State::new(&cs));
         let runner = runner(cs.clone(), fake.clone(), state, schedule.concurrency);
@@ -324,12 +350,14 @@ mod tests {
         // While c0 hangs past its next slots, the gate asks for it too: both must wait for the
         // one precheck in flight.
         tokio::time::sleep(Duration::from_secs(5)).await;
-        let fresh = tokio::spawn(runner.clone().fresh("c0", Duration::ZERO));
+        let fresh = tokio::spawn(runner.clone().fresh("c0", unlimited(Duration::ZERO)));
         tokio::time::sleep(Duration::from_secs(110)).await;
         tx.send(true).unwrap();
         sched.await.unwrap();
         assert_eq!(fresh.await.unwrap(), Some(FreshSource::Fresh));
-        assert!(fake.in_flight.lock().unwrap().1 <= 3);
+        // 3 answering prechecks at most, plus c0, which gave its answering permit back once it
+        // was clearly slow (`budget::suspect_after`) and went on under the hard cap.
+        assert!(fake.in_flight.lock().unwrap().1 <= 3 + 1);
         for c in &cs[1..] {
             let calls = calls_of(&fake, &c.name);
             // 19 quick clusters share the 2 permits c0 leaves free: all done within 0.2 s.
@@ -372,6 +400,7 @@ mod tests {
         let schedule = Schedule {
             interval: Duration::from_secs(60),
             concurrency: 4,
+            timeout: Duration::from_secs(5),
         };
         run_for(fake.clone(), cs, schedule, Duration::from_secs(601)).await;
         let c0 = calls_of(&fake, "c0");
@@ -402,6 +431,7 @@ mod tests {
         let schedule = Schedule {
             interval: Duration::from_secs(60),
             concurrency: 1,
+            timeout: Duration::from_secs(5),
         };
         let runner = runner(cs, fake.clone(), state.clone(), schedule.concurrency);
         let handle = tokio::spawn(run(runner, schedule, rx));
@@ -428,7 +458,7 @@ mod tests {
         let mut callers = JoinSet::new();
         for _ in 0..20 {
             let r = runner.clone();
-            callers.spawn(async move { r.fresh("c0", min).await });
+            callers.spawn(async move { r.fresh("c0", unlimited(min)).await });
         }
         let answers = callers.join_all().await;
         assert!(
@@ -447,7 +477,7 @@ mod tests {
         );
 
         tokio::time::sleep(Duration::from_secs(3)).await;
-        match runner.clone().fresh("c0", min).await {
+        match runner.clone().fresh("c0", unlimited(min)).await {
             Some(FreshSource::Recent { retry_in }) => {
                 assert!(retry_in <= Duration::from_secs(7), "{retry_in:?}")
             }
@@ -456,12 +486,12 @@ mod tests {
         assert_eq!(calls_of(&fake, "c0").len(), 1);
         tokio::time::sleep(Duration::from_secs(8)).await;
         assert_eq!(
-            runner.clone().fresh("c0", min).await,
+            runner.clone().fresh("c0", unlimited(min)).await,
             Some(FreshSource::Fresh)
         );
         assert_eq!(calls_of(&fake, "c0").len(), 2);
         assert_eq!(
-            runner.clone().fresh("nope", min).await,
+            runner.clone().fresh("nope", unlimited(min)).await,
             None,
             "only configured clusters"
         );
@@ -479,11 +509,12 @@ mod tests {
         let schedule = Schedule {
             interval: Duration::from_secs(5),
             concurrency: 4,
+            timeout: Duration::from_secs(5),
         };
         let sched = tokio::spawn(run(runner.clone(), schedule, rx));
         for _ in 0..10 {
             tokio::time::sleep(Duration::from_millis(700)).await;
-            let _ = runner.clone().fresh("c0", Duration::ZERO).await;
+            let _ = runner.clone().fresh("c0", unlimited(Duration::ZERO)).await;
         }
         tx.send(true).unwrap();
         sched.await.unwrap();
@@ -497,5 +528,178 @@ mod tests {
             state.get("c0").unwrap().runs_total as usize,
             calls_of(&fake, "c0").len()
         );
+    }
+
+    /// Clusters on two gateways (`a.example`, `b.example`), named `a0..` and `b0..`.
+    fn clusters_on_two_gateways(n: usize) -> Vec<Arc<Cluster>> {
+        let mut yaml = String::from("clusters:\n");
+        for i in 0..n {
+            for (g, off) in [("a", 0), ("b", n)] {
+                yaml.push_str(&format!(
+                    "  - {{name: {g}{i}, region: KR, service_group_instance_no: {}, api_gateway: 'http://{g}.example'}}\n",
+                    i + off + 1
+                ));
+            }
+        }
+        Config::parse(&yaml, Path::new("t")).unwrap().clusters
+    }
+
+    /// Every healthy cluster was asked at least once per `interval` (plus `slack`) from its first
+    /// answer to the end of the run, and its first answer came within `first_within`.
+    fn assert_fresh(
+        fake: &Fake,
+        healthy: &[Arc<Cluster>],
+        start: Instant,
+        end: Instant,
+        interval: Duration,
+        slack: Duration,
+        first_within: Duration,
+    ) {
+        let mut worst = Duration::ZERO;
+        for c in healthy {
+            let calls = calls_of(fake, &c.name);
+            assert!(!calls.is_empty(), "{} never prechecked", c.name);
+            assert!(
+                calls[0] - start <= first_within,
+                "{}: first precheck after {:?}",
+                c.name,
+                calls[0] - start
+            );
+            let mut gaps: Vec<Duration> = calls.windows(2).map(|w| w[1] - w[0]).collect();
+            gaps.push(end - calls[calls.len() - 1]);
+            let most = gaps.into_iter().max().unwrap_or_default();
+            worst = worst.max(most);
+            assert!(
+                most <= interval + slack,
+                "{}: {most:?} without a precheck (interval {interval:?})",
+                c.name
+            );
+        }
+        assert!(
+            worst > interval / 2,
+            "the run covered several slots: {worst:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn half_the_clusters_hanging_never_starve_the_healthy_half() {
+        // 300 clusters, every other one hangs until the 5 s timeout; the healthy ones answer in
+        // 20-80 ms, spread out as NCP's answers are. Concurrency 4, interval 20 s.
+        let cs = clusters(300);
+        let mut fake = Fake::default();
+        for (i, c) in cs.iter().enumerate() {
+            if i % 2 == 0 {
+                fake.hang.insert(c.name.clone());
+            } else {
+                let ms = 20 + (i as u64 * 37) % 61;
+                fake.delay.insert(c.name.clone(), Duration::from_millis(ms));
+            }
+        }
+        let fake = Arc::new(fake);
+        let schedule = Schedule {
+            interval: Duration::from_secs(20),
+            concurrency: 4,
+            timeout: HANG,
+        };
+        let start = Instant::now();
+        let run_time = Duration::from_secs(200);
+        run_for(fake.clone(), cs.clone(), schedule, run_time).await;
+        let healthy: Vec<Arc<Cluster>> = cs.iter().skip(1).step_by(2).cloned().collect();
+        // Even in the first round, before anyone knows which clusters hang, a hanging precheck
+        // holds an answering permit for 0.25 s at most (150 × 0.25 s / 4 ≈ 9.4 s, plus the
+        // healthy answers and the account's hard cap): the first round fits in one interval.
+        let first_within = schedule.interval;
+        assert_fresh(
+            &fake,
+            &healthy,
+            start,
+            start + run_time,
+            schedule.interval,
+            Duration::from_secs(1),
+            first_within,
+        );
+        // The hanging ones are still asked, in their own lane, and never more than one at a time
+        // per cluster.
+        let hanging_calls: usize = cs
+            .iter()
+            .step_by(2)
+            .map(|c| calls_of(&fake, &c.name).len())
+            .sum();
+        assert!(hanging_calls >= 150, "{hanging_calls}");
+        assert!(fake.per_cluster.lock().unwrap().values().all(|v| v.1 == 1));
+        // In flight: at most 4 answering + the hard cap of 16 × 4.
+        assert!(
+            fake.in_flight.lock().unwrap().1 <= 4 * 16,
+            "{:?}",
+            fake.in_flight
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hanging_gateway_costs_only_its_own_clusters() {
+        // 100 clusters behind a.example answer; all 100 behind b.example hang.
+        let cs = clusters_on_two_gateways(100);
+        let fake = Arc::new(Fake {
+            hang_host: Some("b.example".into()),
+            ..Fake::default()
+        });
+        let schedule = Schedule {
+            interval: Duration::from_secs(20),
+            concurrency: 4,
+            timeout: HANG,
+        };
+        let start = Instant::now();
+        let run_time = Duration::from_secs(120);
+        run_for(fake.clone(), cs.clone(), schedule, run_time).await;
+        let healthy: Vec<Arc<Cluster>> = cs
+            .iter()
+            .filter(|c| c.name.starts_with('a'))
+            .cloned()
+            .collect();
+        // b's clusters never wait in a's lanes: a's first round is as quick as on its own.
+        assert_fresh(
+            &fake,
+            &healthy,
+            start,
+            start + run_time,
+            schedule.interval,
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fresh_prechecks_share_one_budget() {
+        let cs = clusters(50);
+        let fake = Arc::new(Fake::default());
+        let state = Arc::new(State::new(&cs));
+        let runner = runner(cs.clone(), fake.clone(), state, 4);
+        let policy = FreshPolicy {
+            min_interval: Duration::from_secs(10),
+            budget: crate::config::FreshBudget {
+                per_second: 1.0,
+                burst: 10,
+            },
+        };
+        // Someone hammers every cluster's gate with ?fresh=1 for 20 s, 10 times a second.
+        let mut answers = Vec::new();
+        for round in 0..200 {
+            let c = &cs[round % cs.len()];
+            answers.push(runner.clone().fresh(&c.name, policy).await);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let upstream = fake.calls.lock().unwrap().len();
+        // The burst of 10, then 1 per second for the ~20 s: never more.
+        assert!((10..=31).contains(&upstream), "{upstream} upstream calls");
+        let fresh = answers
+            .iter()
+            .filter(|a| **a == Some(FreshSource::Fresh))
+            .count();
+        let declined = answers
+            .iter()
+            .filter(|a| matches!(a, Some(FreshSource::Recent { .. })))
+            .count();
+        assert_eq!(fresh + declined, 200, "every caller got an answer");
+        assert_eq!(fresh, upstream, "each fresh answer is one upstream call");
     }
 }

@@ -1,11 +1,13 @@
 //! The runner: the one place a precheck is started, with its budgets.
 //!
 //! Owns the per-cluster single flight (a lock held for the whole precheck, so a cluster never has
-//! two at once, periodic, fresh or `check`), the cap on prechecks in flight (a semaphore), the
-//! gate's fresh prechecks (shared among concurrent callers, at most one per cluster per
-//! `min_fresh_interval`), logging each result and the clock-skew warning. It alone records
-//! outcomes in the state. What asks NCP is a [`Prechecker`]: the real clients, or a fake in
-//! tests.
+//! two at once, periodic, fresh or `check`), admission to the in-flight budgets (`budget`: per
+//! account and gateway, a lane for answering clusters and one for suspect ones, a hard cap per
+//! account), the gate's fresh prechecks (shared among concurrent callers, at most one per cluster
+//! per `min_fresh_interval`, and all of them within one token bucket, `gate.fresh_budget`),
+//! logging each result and the clock-skew warning. It alone records outcomes (and how late a
+//! periodic precheck started against its slot) in the state. What asks NCP is a
+//! [`Prechecker`]: the real clients, or a fake in tests.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -13,9 +15,11 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex as StdMutex, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{Mutex, Semaphore, SemaphorePermit};
+use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+use super::budget::{Admission, BudgetKey, Budgets, LaneKind, suspect_after};
+use crate::config::FreshBudget;
 use crate::model::Cluster;
 use crate::ncp::client::{Clients, SharedClients};
 use crate::ncp::precheck::{Precheck, precheck};
@@ -50,19 +54,22 @@ impl Prechecker for Clients {
 
 /// Runs prechecks: the one place a precheck is started, whether by the schedule, by the gate's
 /// `?fresh=1` or by `check`. It keeps the invariants: at most one precheck per cluster (a
-/// per-cluster lock), at most `concurrency` in flight (a semaphore, taken after the cluster lock
-/// so a waiting cluster never holds a permit), and every result recorded in `state`. Its cluster
-/// set follows the scheduler's [`Plan`](crate::plan::Plan).
+/// per-cluster lock), the in-flight budgets (taken after the cluster lock, so a waiting cluster
+/// never holds a permit), and every result recorded in `state`. Its cluster set follows the
+/// scheduler's [`Plan`](crate::plan::Plan).
 #[derive(Debug)]
 pub struct Runner<P> {
     /// What actually asks NCP.
     prechecker: P,
     /// Where results go.
     pub(super) state: Arc<State>,
-    /// Caps prechecks in flight across all clusters.
-    pub(super) permits: Arc<Semaphore>,
-    /// The semaphore's intended size (it changes on reload).
-    concurrency: StdMutex<usize>,
+    /// Caps prechecks in flight, per account and gateway and lane.
+    budgets: Budgets,
+    /// How long a precheck may hold an answering-lane permit without an answer (from the
+    /// timeout; it changes on reload).
+    suspect_after: StdMutex<Duration>,
+    /// Every fresh precheck, across all clusters, draws a token from here.
+    fresh_tokens: StdMutex<TokenBucket>,
     /// One flight record per cluster, by name.
     flights: RwLock<HashMap<String, Arc<Flight>>>,
     /// When the clock-skew warning was last logged.
@@ -81,6 +88,8 @@ pub const SKEW_WARNING_EVERY: Duration = Duration::from_secs(600);
 pub(super) struct Flight {
     /// The cluster, as planned.
     pub(super) cluster: Arc<Cluster>,
+    /// The budget its prechecks draw from.
+    budget: BudgetKey,
     /// Held for the whole precheck, periodic or fresh; guards the timestamps below.
     pub(super) guard: Arc<Mutex<FlightTimes>>,
 }
@@ -88,15 +97,48 @@ pub(super) struct Flight {
 impl Flight {
     fn new(cluster: Arc<Cluster>) -> Arc<Self> {
         Arc::new(Self {
+            budget: BudgetKey::of(&cluster),
             cluster,
             guard: Arc::default(),
         })
     }
 }
 
-/// When a cluster's prechecks last ran.
+/// A token bucket on the tokio clock: `burst` tokens, refilled at `per_second`.
+#[derive(Debug, Default)]
+struct TokenBucket {
+    /// Tokens left at `at`.
+    tokens: f64,
+    /// When `tokens` was last brought up to date; `None`: never used (full).
+    at: Option<Instant>,
+}
+
+impl TokenBucket {
+    /// Takes one token, or says how long until one is there.
+    fn take(&mut self, budget: FreshBudget, now: Instant) -> Result<(), Duration> {
+        let burst = f64::from(budget.burst);
+        let tokens = match self.at {
+            None => burst,
+            Some(at) => (self.tokens
+                + now.saturating_duration_since(at).as_secs_f64() * budget.per_second)
+                .min(burst),
+        };
+        self.at = Some(now);
+        if tokens >= 1.0 {
+            self.tokens = tokens - 1.0;
+            Ok(())
+        } else {
+            self.tokens = tokens;
+            Err(Duration::from_secs_f64((1.0 - tokens) / budget.per_second))
+        }
+    }
+}
+
+/// When a cluster's prechecks last ran, and which lane the next one waits in.
 #[derive(Debug, Default)]
 pub(super) struct FlightTimes {
+    /// Suspect after a timeout or a refused connection; answering again after an answer.
+    lane: Option<LaneKind>,
     /// When the last precheck of this cluster (periodic or fresh) finished.
     last_finished: Option<Instant>,
     /// When the last fresh (gate-triggered) precheck started, for `gate.min_fresh_interval`.
@@ -108,7 +150,8 @@ pub(super) struct FlightTimes {
 pub enum FreshSource {
     /// A precheck that finished after the request arrived (this request's, or one it shared).
     Fresh,
-    /// Inside `min_fresh_interval` of the last fresh precheck: the latest result, not a new one.
+    /// Inside `min_fresh_interval` of the last fresh precheck, or over the fresh budget: the
+    /// latest result, not a new one.
     Recent {
         /// How long until a fresh precheck would be made again.
         retry_in: Duration,
@@ -117,9 +160,18 @@ pub enum FreshSource {
 
 /// The gate's view of the runner: fresh prechecks by cluster name, without the generic.
 pub trait FreshPrecheck: Send + Sync + std::fmt::Debug {
-    /// Runs (or joins, or declines within `min_interval`) a fresh precheck; `None` for an unknown
-    /// cluster. Recorded in the state like any precheck.
-    fn fresh(self: Arc<Self>, name: &str, min_interval: Duration) -> FreshFuture;
+    /// Runs (or joins, or declines within `min_interval` or over `budget`) a fresh precheck;
+    /// `None` for an unknown cluster. Recorded in the state like any precheck.
+    fn fresh(self: Arc<Self>, name: &str, policy: FreshPolicy) -> FreshFuture;
+}
+
+/// What limits the gate's fresh prechecks (from `gate:`; a reload may change it).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FreshPolicy {
+    /// At most one fresh precheck per cluster in this window.
+    pub min_interval: Duration,
+    /// All fresh prechecks together, across clusters.
+    pub budget: FreshBudget,
 }
 
 /// What [`FreshPrecheck::fresh`] returns.
@@ -148,8 +200,9 @@ impl<P: Prechecker> Runner<P> {
         Self {
             prechecker,
             state,
-            permits: Arc::new(Semaphore::new(concurrency)),
-            concurrency: StdMutex::new(concurrency),
+            budgets: Budgets::new(concurrency),
+            suspect_after: StdMutex::new(super::budget::SUSPECT_AFTER),
+            fresh_tokens: StdMutex::default(),
             flights: RwLock::new(flights),
             last_skew_warning: StdMutex::new(None),
             wall_clock: SystemTime::now,
@@ -193,24 +246,14 @@ impl<P: Prechecker> Runner<P> {
         read(&self.flights).values().cloned().collect()
     }
 
-    /// Resizes the in-flight cap. Shrinking takes effect as running prechecks finish.
-    pub(super) fn set_concurrency(&self, n: usize) {
-        let mut current = self
-            .concurrency
+    /// Follows a new schedule: lane sizes from `concurrency`, how long a precheck may hold an
+    /// answering permit from `timeout`. Shrinking takes effect as running prechecks finish.
+    pub(super) fn set_schedule(&self, schedule: &crate::plan::Schedule) {
+        self.budgets.set_concurrency(schedule.concurrency);
+        *self
+            .suspect_after
             .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if n > *current {
-            self.permits.add_permits(n - *current);
-        } else if n < *current {
-            let surplus = (*current - n) as u32;
-            let permits = self.permits.clone();
-            tokio::spawn(async move {
-                if let Ok(p) = permits.acquire_many_owned(surplus).await {
-                    p.forget();
-                }
-            });
-        }
-        *current = n;
+            .unwrap_or_else(PoisonError::into_inner) = suspect_after(schedule.timeout);
     }
 
     /// Logs a warning when the gateway's clock is more than a minute off ours, at most every
@@ -245,39 +288,70 @@ impl<P: Prechecker> Runner<P> {
     pub async fn precheck_now(&self, name: &str) -> Option<Precheck> {
         let flight = self.flight(name)?;
         let mut times = flight.guard.lock().await;
-        // The semaphore is never closed, so acquire cannot fail.
-        let permit = self.permits.acquire().await.ok()?;
-        Some(self.precheck_locked(&flight, &mut times, permit).await)
+        let admission = self.admit(&flight, &times).await?;
+        Some(
+            self.precheck_locked(&flight, &mut times, admission, None)
+                .await,
+        )
     }
 
-    /// Runs one precheck now; the caller holds the cluster's lock (`times`) and a permit.
-    /// Records and logs the result.
+    /// Waits for the cluster's budget (the caller holds its lock, `times`). `None` only if the
+    /// budgets were closed, which they never are.
+    pub(super) async fn admit(&self, flight: &Flight, times: &FlightTimes) -> Option<Admission> {
+        let lane = times.lane.unwrap_or(LaneKind::Answering);
+        self.budgets.admit(&flight.budget, lane).await
+    }
+
+    /// Runs one precheck now; the caller holds the cluster's lock (`times`) and its admission.
+    /// `slot` is when a periodic precheck was due (how late it starts is recorded). Records and
+    /// logs the result.
     pub(super) async fn precheck_locked(
         &self,
         flight: &Flight,
         times: &mut FlightTimes,
-        permit: SemaphorePermit<'_>,
+        mut admission: Admission,
+        slot: Option<Instant>,
     ) -> Precheck {
+        let started = Instant::now();
         // Boxed: the HTTP call's state is large and only alive during the call, while a cluster's
         // task lives (asleep) for the whole run; inline, it would cost every cluster ~1 KiB.
-        let precheck = Box::pin(self.prechecker.precheck(&flight.cluster)).await;
-        drop(permit);
+        let mut call = Box::pin(self.prechecker.precheck(&flight.cluster));
+        let precheck = if admission.kind == LaneKind::Answering {
+            let patience = *self
+                .suspect_after
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            tokio::select! {
+                p = &mut call => p,
+                () = tokio::time::sleep(patience) => {
+                    // No answer yet: give the answering lane back, go on under the hard cap.
+                    admission.leave_lane();
+                    call.await
+                }
+            }
+        } else {
+            call.await
+        };
+        drop(admission);
         let now = Instant::now();
         times.last_finished = Some(now);
+        times.lane = Some(LaneKind::after(&precheck.outcome));
         if self.logs {
             log(&flight.cluster, &precheck);
             self.warn_about_clock(&precheck);
         }
+        let lag = slot.map(|due| started.saturating_duration_since(due));
         self.state
-            .record(&flight.cluster.name, &precheck, now, SystemTime::now());
+            .record_run(&flight.cluster.name, &precheck, now, SystemTime::now(), lag);
         precheck
     }
 
     async fn fresh_inner(
         self: Arc<Self>,
         name: String,
-        min_interval: Duration,
+        policy: FreshPolicy,
     ) -> Option<FreshSource> {
+        let min_interval = policy.min_interval;
         let flight = self.flight(&name)?;
         let arrived = Instant::now();
         let mut times = flight.guard.clone().lock_owned().await;
@@ -293,14 +367,23 @@ impl<P: Prechecker> Runner<P> {
                 });
             }
         }
+        let over_budget = self
+            .fresh_tokens
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take(policy.budget, Instant::now());
+        if let Err(retry_in) = over_budget {
+            return Some(FreshSource::Recent { retry_in });
+        }
         times.last_fresh_started = Some(arrived);
         // In its own task, so a caller that hangs up does not cancel the call others are waiting on.
         let runner = self.clone();
         let call = tokio::spawn(async move {
             let mut times = times;
-            // The semaphore is never closed, so acquire cannot fail.
-            if let Ok(permit) = runner.permits.acquire().await {
-                runner.precheck_locked(&flight, &mut times, permit).await;
+            if let Some(admission) = runner.admit(&flight, &times).await {
+                runner
+                    .precheck_locked(&flight, &mut times, admission, None)
+                    .await;
             }
         });
         match call.await {
@@ -314,8 +397,8 @@ impl<P: Prechecker> Runner<P> {
 }
 
 impl<P: Prechecker> FreshPrecheck for Runner<P> {
-    fn fresh(self: Arc<Self>, name: &str, min_interval: Duration) -> FreshFuture {
-        Box::pin(self.fresh_inner(name.to_string(), min_interval))
+    fn fresh(self: Arc<Self>, name: &str, policy: FreshPolicy) -> FreshFuture {
+        Box::pin(self.fresh_inner(name.to_string(), policy))
     }
 }
 

@@ -30,10 +30,12 @@ impl<P: Prechecker> ClusterTask<P> {
     pub(super) async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut rate_limited_streak = 0u32;
         let name = &self.flight.cluster.name;
+        // When the next precheck is due: at once, or on the first slot.
+        let mut due = Instant::now();
         if self.wait_first {
-            let first = next_slot(self.anchor, self.phase, self.interval, Instant::now());
+            due = next_slot(self.anchor, self.phase, self.interval, due);
             tokio::select! {
-                _ = tokio::time::sleep_until(first) => {}
+                _ = tokio::time::sleep_until(due) => {}
                 _ = shutdown.changed() => return,
             }
         }
@@ -41,19 +43,19 @@ impl<P: Prechecker> ClusterTask<P> {
             if *shutdown.borrow() {
                 return;
             }
-            // Waiting for the cluster's lock or a permit ends at shutdown...
+            // Waiting for the cluster's lock or its budget ends at shutdown...
             let mut times = tokio::select! {
                 t = self.flight.guard.lock() => t,
                 _ = shutdown.changed() => return,
             };
-            let permit = tokio::select! {
-                p = self.runner.permits.acquire() => match p { Ok(p) => p, Err(_) => return },
+            let admission = tokio::select! {
+                a = self.runner.admit(&self.flight, &times) => match a { Some(a) => a, None => return },
                 _ = shutdown.changed() => return,
             };
             // ...but a precheck in flight is not cancelled: it ends on its own, within the timeout.
             let precheck = self
                 .runner
-                .precheck_locked(&self.flight, &mut times, permit)
+                .precheck_locked(&self.flight, &mut times, admission, Some(due))
                 .await;
             drop(times);
             let now = Instant::now();
@@ -70,6 +72,7 @@ impl<P: Prechecker> ClusterTask<P> {
             } else {
                 rate_limited_streak = 0;
             }
+            due = next;
             tokio::select! {
                 _ = tokio::time::sleep_until(next) => {}
                 _ = shutdown.changed() => return,

@@ -17,6 +17,7 @@ use super::App;
 use super::body::Stream;
 use crate::exposition::{self, Encoding};
 use crate::gate;
+use crate::scheduler::FreshPolicy;
 
 type Resp = Response<Stream>;
 
@@ -233,10 +234,17 @@ async fn gate_response(app: &App, path: &str, query: Option<&str>) -> Resp {
     if app.state.get(name).is_none() {
         return not_found();
     }
+    let gate = app.live.get().gate;
     let fresh = if wants_fresh {
         app.fresh
             .clone()
-            .fresh(name, app.live.get().gate.min_fresh_interval)
+            .fresh(
+                name,
+                FreshPolicy {
+                    min_interval: gate.min_fresh_interval,
+                    budget: gate.fresh_budget,
+                },
+            )
             .await
     } else {
         None
@@ -244,7 +252,7 @@ async fn gate_response(app: &App, path: &str, query: Option<&str>) -> Resp {
     let Some(status) = app.state.get(name) else {
         return not_found();
     };
-    let answer = gate::evaluate(&status, Instant::now(), app.live.get().gate.max_age, fresh);
+    let answer = gate::evaluate(&status, Instant::now(), gate.max_age, fresh);
     let code = if answer.ready {
         StatusCode::OK
     } else {

@@ -1,0 +1,296 @@
+//! In-flight budgets: how many prechecks may be waiting on NCP at once, and who waits for whom.
+//!
+//! A slow or hanging cluster must cost only its own freshness, so the budget is split where
+//! failures stay together:
+//! - per account and regional gateway ([`BudgetKey`]): a gateway that hangs or refuses
+//!   connections, or an account that is rate limited, drains only its own budget;
+//! - in each, two lanes of `concurrency` permits: [`LaneKind::Answering`] for clusters whose last
+//!   precheck got an answer (or that were never checked), [`LaneKind::Suspect`] for clusters
+//!   whose last precheck timed out or could not connect. Hanging clusters wait for each other,
+//!   never for a healthy one, and a healthy one never waits for them;
+//! - a precheck in the answering lane that has no answer after [`suspect_after`] gives its
+//!   permit back and goes on under the account's hard cap alone, so even in the first round,
+//!   before anyone knows which clusters hang, hanging requests cannot hold the answering lane;
+//! - per account, a hard cap ([`HARD_CAP_FACTOR`] × `concurrency`) on requests in flight,
+//!   whatever their lane: NCP never sees more from one account at once.
+//!
+//! Lanes are made on first use and resized when `concurrency` changes. No I/O; tokio's
+//! semaphores, so tests run on the paused clock.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::model::Cluster;
+use crate::outcome::Outcome;
+
+/// Requests in flight per account, at most, as a multiple of `concurrency`.
+pub const HARD_CAP_FACTOR: usize = 16;
+/// Longest a precheck holds an answering-lane permit without an answer.
+/// A few times what a healthy NCP answer takes (tens of milliseconds), and short enough that a
+/// first round with many hanging clusters still fits in an interval (BENCHMARKS.md).
+pub const SUSPECT_AFTER: Duration = Duration::from_millis(250);
+
+/// How long a precheck holds its answering-lane permit at most: [`SUSPECT_AFTER`], or a tenth of
+/// the timeout if that is shorter (an answer that slow is not a healthy one).
+pub fn suspect_after(timeout: Duration) -> Duration {
+    SUSPECT_AFTER
+        .min(timeout / 10)
+        .max(Duration::from_millis(1))
+}
+
+/// Which lane a cluster's next precheck waits in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LaneKind {
+    /// The last precheck got an answer, or there was none yet.
+    Answering,
+    /// The last precheck timed out or could not connect.
+    Suspect,
+}
+
+impl LaneKind {
+    /// The lane after a precheck that ended with `outcome`.
+    pub fn after(outcome: &Outcome) -> Self {
+        match outcome {
+            Outcome::Timeout { .. } | Outcome::ConnectionError { .. } => LaneKind::Suspect,
+            _ => LaneKind::Answering,
+        }
+    }
+}
+
+/// Whose budget a cluster's prechecks draw from: its account at its regional gateway.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BudgetKey {
+    /// The account name.
+    pub account: String,
+    /// The precheck URL's scheme, host, port and region path (one regional gateway).
+    pub endpoint: String,
+}
+
+impl BudgetKey {
+    /// The budget `cluster` draws from.
+    pub fn of(cluster: &Cluster) -> Self {
+        Self {
+            account: cluster.account.clone(),
+            endpoint: cluster.endpoint.precheck.as_str().to_string(),
+        }
+    }
+}
+
+/// A semaphore whose size can change while permits are out.
+#[derive(Debug)]
+struct Pool {
+    sem: Arc<Semaphore>,
+    size: Mutex<usize>,
+}
+
+impl Pool {
+    fn new(size: usize) -> Self {
+        Self {
+            sem: Arc::new(Semaphore::new(size)),
+            size: Mutex::new(size),
+        }
+    }
+
+    /// Grows at once; shrinks as permits come back.
+    fn resize(&self, n: usize) {
+        let mut size = self.size.lock().unwrap_or_else(PoisonError::into_inner);
+        if n > *size {
+            self.sem.add_permits(n - *size);
+        } else if n < *size {
+            let surplus = (*size - n) as u32;
+            let sem = self.sem.clone();
+            tokio::spawn(async move {
+                if let Ok(p) = sem.acquire_many_owned(surplus).await {
+                    p.forget();
+                }
+            });
+        }
+        *size = n;
+    }
+
+    async fn acquire(&self) -> Option<OwnedSemaphorePermit> {
+        // The semaphores are never closed.
+        self.sem.clone().acquire_owned().await.ok()
+    }
+}
+
+/// One account's budgets: its hard cap, and two lanes per regional gateway.
+#[derive(Debug)]
+struct Account {
+    hard_cap: Pool,
+    lanes: HashMap<(String, LaneKind), Arc<Pool>>,
+}
+
+/// Every budget; shared by all prechecks of one runner.
+#[derive(Debug)]
+pub struct Budgets {
+    concurrency: Mutex<usize>,
+    accounts: Mutex<HashMap<String, Account>>,
+}
+
+/// Permits held by one precheck in flight.
+#[derive(Debug)]
+pub struct Admission {
+    /// The lane permit; dropped early (see [`Admission::leave_lane`]) when the precheck turns
+    /// out slow.
+    lane: Option<OwnedSemaphorePermit>,
+    /// The lane it was admitted to.
+    pub kind: LaneKind,
+    /// The account's hard-cap permit, held to the end.
+    _hard: OwnedSemaphorePermit,
+}
+
+impl Admission {
+    /// Gives the answering-lane permit back while the precheck goes on (under the hard cap).
+    pub fn leave_lane(&mut self) {
+        self.lane = None;
+    }
+}
+
+impl Budgets {
+    /// Budgets of `concurrency` permits per lane.
+    pub fn new(concurrency: usize) -> Self {
+        Self {
+            concurrency: Mutex::new(concurrency.max(1)),
+            accounts: Mutex::default(),
+        }
+    }
+
+    /// Resizes every lane (and hard cap) to a new `concurrency`.
+    pub fn set_concurrency(&self, n: usize) {
+        let n = n.max(1);
+        *self
+            .concurrency
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = n;
+        let accounts = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
+        for a in accounts.values() {
+            a.hard_cap.resize(n * HARD_CAP_FACTOR);
+            for lane in a.lanes.values() {
+                lane.resize(n);
+            }
+        }
+    }
+
+    /// The lane and hard cap of `key`'s account, made on first use.
+    fn pools(&self, key: &BudgetKey, kind: LaneKind) -> (Arc<Pool>, Arc<Semaphore>) {
+        let n = *self
+            .concurrency
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut accounts = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
+        let account = accounts
+            .entry(key.account.clone())
+            .or_insert_with(|| Account {
+                hard_cap: Pool::new(n * HARD_CAP_FACTOR),
+                lanes: HashMap::new(),
+            });
+        let lane = account
+            .lanes
+            .entry((key.endpoint.clone(), kind))
+            .or_insert_with(|| Arc::new(Pool::new(n)))
+            .clone();
+        (lane, account.hard_cap.sem.clone())
+    }
+
+    /// Waits for a permit in `kind`'s lane of `key`, then for the account's hard cap.
+    pub async fn admit(&self, key: &BudgetKey, kind: LaneKind) -> Option<Admission> {
+        let (lane, hard) = self.pools(key, kind);
+        let lane = lane.acquire().await?;
+        let hard = hard.acquire_owned().await.ok()?;
+        Some(Admission {
+            lane: Some(lane),
+            kind,
+            _hard: hard,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(account: &str, endpoint: &str) -> BudgetKey {
+        BudgetKey {
+            account: account.into(),
+            endpoint: endpoint.into(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn lanes_and_gateways_do_not_share_permits() {
+        let b = Budgets::new(2);
+        let a = key("default", "http://a/api/v1/x");
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            held.push(b.admit(&a, LaneKind::Suspect).await.unwrap());
+        }
+        // The suspect lane of `a` is full; its answering lane and another gateway are not.
+        let wait = tokio::time::timeout(Duration::from_secs(1), b.admit(&a, LaneKind::Suspect));
+        assert!(wait.await.is_err(), "a third suspect waits");
+        assert!(b.admit(&a, LaneKind::Answering).await.is_some());
+        let other = key("default", "http://b/api/v1/x");
+        assert!(b.admit(&other, LaneKind::Suspect).await.is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn leaving_the_lane_frees_it_but_the_hard_cap_holds() {
+        let b = Budgets::new(1);
+        let a = key("default", "http://a/api/v1/x");
+        let mut slow = Vec::new();
+        for _ in 0..HARD_CAP_FACTOR {
+            let mut adm = b.admit(&a, LaneKind::Answering).await.unwrap();
+            adm.leave_lane();
+            slow.push(adm);
+        }
+        // 16 requests in flight for the account: the next one waits, in any lane, any gateway.
+        let other = key("default", "http://b/api/v1/x");
+        let wait =
+            tokio::time::timeout(Duration::from_secs(1), b.admit(&other, LaneKind::Answering));
+        assert!(wait.await.is_err(), "the account's hard cap is reached");
+        // Another account has its own.
+        assert!(
+            b.admit(&key("prod", "http://b/api/v1/x"), LaneKind::Answering)
+                .await
+                .is_some()
+        );
+        slow.pop();
+        assert!(b.admit(&other, LaneKind::Answering).await.is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn resizing_changes_every_lane() {
+        let b = Budgets::new(1);
+        let a = key("default", "http://a/api/v1/x");
+        let first = b.admit(&a, LaneKind::Answering).await.unwrap();
+        b.set_concurrency(2);
+        assert!(b.admit(&a, LaneKind::Answering).await.is_some());
+        drop(first);
+    }
+
+    #[test]
+    fn lane_after_an_outcome() {
+        assert_eq!(
+            LaneKind::after(&Outcome::Timeout {
+                after: Duration::from_secs(1)
+            }),
+            LaneKind::Suspect
+        );
+        assert_eq!(
+            LaneKind::after(&Outcome::ConnectionError {
+                detail: "refused".into()
+            }),
+            LaneKind::Suspect
+        );
+        assert_eq!(LaneKind::after(&Outcome::NotReady), LaneKind::Answering);
+        assert_eq!(suspect_after(Duration::from_secs(10)), SUSPECT_AFTER);
+        assert_eq!(
+            suspect_after(Duration::from_secs(1)),
+            Duration::from_millis(100)
+        );
+        assert_eq!(suspect_after(Duration::from_secs(5)), SUSPECT_AFTER);
+    }
+}
