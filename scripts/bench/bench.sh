@@ -8,7 +8,12 @@
 #      prometheus_client and requests;
 #   5. blackbox_exporter's HTTP POST probe, when prometheus-blackbox-exporter is installed;
 #   6. scale: 10,000 clusters every 60 s against a gateway answering in 50 ms: every cluster
-#      checked every round, spread of start times, no round missed, peak RSS, gateway CPU.
+#      checked every round, spread of start times, no round missed, peak RSS, gateway CPU;
+#   7. degraded: 300 clusters every 20 s, concurrency 4, a third hang until the 5 s timeout: how
+#      fresh the healthy clusters stay, and the request rate to the gateway.
+# The gateway of 1, 3, 4, 5 and 7 answers in 20-80 ms, a different time for each request, as NCP's
+# would (cdss-sim --delay 20ms --jitter 60ms): answers that all arrive at once from loopback would
+# flatter the CPU figure. Section 1 measures a gateway without delay.
 # Everything listens on 127.0.0.1 only. Results: $OUT/results.md (a table) and $OUT/*.log.
 #
 # Usage: scripts/bench/bench.sh            (about 10 minutes)
@@ -33,7 +38,9 @@ mkdir -p "$OUT"
 rm -f "$OUT"/*.log "$OUT"/results.md
 
 P_SIM=$PORT_BASE P_SIM50=$((PORT_BASE + 1)) P_EXP=$((PORT_BASE + 2)) P_STATIC=$((PORT_BASE + 3))
-P_PY=$((PORT_BASE + 4)) P_BB=$((PORT_BASE + 5))
+P_PY=$((PORT_BASE + 4)) P_BB=$((PORT_BASE + 5)) P_SIM0=$((PORT_BASE + 6))
+P_DEG=$((PORT_BASE + 7)) P_EXPD=$((PORT_BASE + 8))
+DEG_WINDOW=${DEG_WINDOW:-120}  # degraded scenario: window after one interval of warm-up
 AK=DEMO-ACCESS-KEY
 SK=demo-secret-key-for-the-simulated-gateway
 export NCLOUD_ACCESS_KEY=$AK NCLOUD_SECRET_KEY=$SK
@@ -216,8 +223,10 @@ median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] 
 } >"$OUT/results.md"
 
 say "--- gateways"
-start sim "$SIM" --listen "127.0.0.1:$P_SIM" --count "$N_LARGE"
+start sim "$SIM" --listen "127.0.0.1:$P_SIM" --count "$N_LARGE" --delay 20ms --jitter 60ms
 SIM_PID=$LAST_PID
+start sim0 "$SIM" --listen "127.0.0.1:$P_SIM0" --count "$N_LARGE"
+SIM0_PID=$LAST_PID
 start sim50 "$SIM" --listen "127.0.0.1:$P_SIM50" --count "$N_LARGE" --delay 50ms
 SIM50_PID=$LAST_PID
 sleep 0.3
@@ -230,7 +239,7 @@ sed -i 's/^timeout: .*/timeout: 5s/' "$OUT/small.yaml" "$OUT/small50.yaml"
 say "--- 1. gateway headroom (signed POSTs straight at cdss-sim)"
 PRE=/api/v1/cluster/rollingRestartPreCheck
 mapfile -t H < <(signed_headers "$PRE")
-check=$(curl -s -X POST "http://127.0.0.1:$P_SIM$PRE" -H "${H[0]}" -H "${H[1]}" -H "${H[2]}" \
+check=$(curl -s -X POST "http://127.0.0.1:$P_SIM0$PRE" -H "${H[0]}" -H "${H[1]}" -H "${H[2]}" \
   -H 'Content-Type: application/json' -d '{"serviceGroupInstanceNo":1}')
 [[ $check == *'"result":true'* ]] || { say "the simulator did not accept the signed request: $check"; exit 1; }
 cat >"$OUT/post.lua" <<EOF
@@ -241,7 +250,8 @@ wrk.headers["x-ncp-apigw-timestamp"] = "${H[0]#*: }"
 wrk.headers["x-ncp-iam-access-key"] = "${H[1]#*: }"
 wrk.headers["x-ncp-apigw-signature-v2"] = "${H[2]#*: }"
 EOF
-wrk_run sim "http://127.0.0.1:$P_SIM$PRE" -s "$OUT/post.lua"
+wrk_run sim "http://127.0.0.1:$P_SIM0$PRE" -s "$OUT/post.lua"
+stop "$SIM0_PID"
 SIM_RPS=$RPS
 row "| Simulated gateway headroom (wrk -c16, signed POST, no delay) | $SIM_RPS answers/s, p99 $P99 ms${ERRS:+ ($ERRS)} | $(calc '%.0f' "$SIM_RPS / ($N_LARGE / $LARGE_INTERVAL)")× the 10k/60 s scale load, $(calc '%.0f' "$SIM_RPS / ($N_SMALL / $SMALL_INTERVAL)")× the 1k/10 s load |"
 
@@ -349,8 +359,9 @@ EOF
   cpu_end "$BB_PID"
   BB_RPS=$RPS
   BB_CPU_MAX=$(calc '%.4f' "$CPU_MS / $REQS")
-  # The same rate as the exporter's prechecks: 16 connections, each pausing 160 ms.
-  printf 'function delay()\n  return 160\nend\n' >"$OUT/paced.lua"
+  # About the exporter's rate of prechecks: 16 connections, each waiting ~50 ms for the gateway,
+  # then pausing 110 ms.
+  printf 'function delay()\n  return 110\nend\n' >"$OUT/paced.lua"
   cpu_begin "$BB_PID"
   WRK_SECONDS=$CPU_SECONDS wrk_run blackbox-paced "$BURL" -s "$OUT/paced.lua"
   cpu_end "$BB_PID"
@@ -455,6 +466,47 @@ row "| Scale: no round missed | oldest last precheck over $scrapes scrapes from 
 row "| Scale: CPU in the window | exporter $exp_cpu% of one core (incl. a scrape every 5 s); simulated gateway $sim_cpu% of one core | |"
 row "| /metrics, $N_LARGE clusters, wrk -c16, prechecks running (informational) | $L_RPS req/s, p99 $L_P99 ms; body $(wc -c <"$OUT/body-10k.txt") bytes | limit $RPS req/s, p99 $P99 ms: **$(calc '%.0f' "100 * $L_RPS / $RPS")%** |"
 row "| Peak RSS, $N_LARGE clusters (≤ 64 MiB) | VmHWM $(mib "$L_HWM") MiB; /usr/bin/time max RSS $(mib "$L_TIME_RSS") MiB (after scrapes, gzip and ${WRK_SECONDS}s of wrk at $L_RPS req/s) | |"
+say "--- 7. degraded: 300 clusters every 20 s, concurrency 4, a third hang until the 5 s timeout"
+start simdeg "$SIM" --listen "127.0.0.1:$P_DEG" --count 300 --delay 20ms --jitter 60ms --hang-every 3
+SIMD_PID=$LAST_PID
+sleep 0.3
+scripts/bench/gen-config.sh 300 "http://127.0.0.1:$P_DEG" 20s 4 | sed 's/^timeout: .*/timeout: 5s/; s/region: [A-Z]*/region: KR/' >"$OUT/degraded.yaml"
+start exporterdeg "$EXPORTER" --config.file "$OUT/degraded.yaml" --web.listen-address "127.0.0.1:$P_EXPD"
+EXPD_PID=$LAST_PID
+DURL="http://127.0.0.1:$P_EXPD/metrics"
+t_start=$(now)
+wait_http "http://127.0.0.1:$P_EXPD/-/ready"
+first_round=$(calc '%.1f' "$(now) - $t_start")
+sleep 20
+calls0=$(metric_sum "$DURL" cdss_exporter_api_requests_total)
+t0=$(now)
+deg_max=0 deg_scrapes=0 healthy=0
+while (($(calc '%d' "$(now) - $t0 < $DEG_WINDOW"))); do
+  # Oldest last precheck among clusters that answer (code 0); the hanging ones have code -1.
+  read -r age n < <(curl -s "$DURL" | awk -v now="$(now)" '
+    /^cdss_precheck_last_error_code\{/ { split($1, a, "}"); code[a[1]] = $2 }
+    /^cdss_precheck_last_run_timestamp_seconds\{/ { split($1, a, "}"); run[a[1]] = $2 }
+    END {
+      m = 0; n = 0
+      for (k in code) {
+        sub(/^cdss_precheck_last_error_code/, "", k)
+        if (code["cdss_precheck_last_error_code" k] == 0) {
+          n++; age = now - run["cdss_precheck_last_run_timestamp_seconds" k]; if (age > m) m = age
+        }
+      }
+      printf "%.2f %d\n", m, n
+    }')
+  deg_scrapes=$((deg_scrapes + 1)) healthy=$n
+  deg_max=$(calc '%.2f' "($age > $deg_max) ? $age : $deg_max")
+  sleep 2
+done
+t1=$(now)
+calls1=$(metric_sum "$DURL" cdss_exporter_api_requests_total)
+deg_rate=$(calc '%.2f' "($calls1 - $calls0) / ($t1 - $t0)")
+curl -s "$DURL" | grep -E '^cdss_exporter_api_requests_total' >"$OUT/degraded-requests.txt" || true
+stop "$EXPD_PID"
+stop "$SIMD_PID"
+row "| Degraded: 300 clusters every 20 s, concurrency 4, a third hang until the 5 s timeout: healthy clusters stay fresh | oldest answer of the $healthy answering clusters over $deg_scrapes scrapes in ${DEG_WINDOW}s: $deg_max s (interval 20 s, gate max_age 40 s); first round (to /-/ready) $first_round s | gateway requests $deg_rate/s (the schedule needs 300 / 20 s = 15/s; hanging clusters are retried in their own lane) |"
 row ""
 row "- load after: $(uptime | sed 's/.*load average/load average/')"
 row "- peers: ${PY_NOTE}; ${BB_NOTE}"

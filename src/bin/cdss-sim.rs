@@ -1,8 +1,9 @@
 //! `cdss-sim`: the simulated NCP gateway as its own process, for benchmarks and manual testing.
 //!
-//! Serves cluster numbers `--first` .. `--first + --count - 1` as ready (after `--delay`), except
-//! every `--misbehave-every`th, which fails in one of five ways; any other number answers CDSS
-//! code 3. Keys come from NCLOUD_ACCESS_KEY / NCLOUD_SECRET_KEY, or the demo
+//! Serves cluster numbers `--first` .. `--first + --count - 1` as ready (after `--delay`, plus up
+//! to `--jitter` more, a different time for each request), except every `--misbehave-every`th,
+//! which fails in one of five ways, and every `--hang-every`th, which answers only after 10
+//! minutes; any other number answers CDSS code 3. Keys come from NCLOUD_ACCESS_KEY / NCLOUD_SECRET_KEY, or the demo
 //! keys when unset. Listens on loopback by default and prints its address on stdout.
 
 use std::collections::HashMap;
@@ -29,25 +30,40 @@ struct Args {
     /// Delay before each answer (humantime, e.g. 50ms).
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     delay: Duration,
+    /// Up to this much more delay per answer, spread evenly over requests (humantime).
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    jitter: Duration,
     /// Make every Nth cluster misbehave (0: none), cycling through HTTP 500, malformed JSON,
     /// a 60 s hang, 429 with Retry-After: 30, and a dropped connection.
     #[arg(long, default_value_t = 0)]
     misbehave_every: u64,
+    /// Make every Nth cluster (counting from the first) hang for 10 minutes (0: none).
+    #[arg(long, default_value_t = 0)]
+    hang_every: u64,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let behaviour = if args.delay.is_zero() {
+    let behaviour = if !args.jitter.is_zero() {
+        Behaviour::Jittered(
+            args.delay,
+            args.delay + args.jitter,
+            Box::new(Behaviour::Ready),
+        )
+    } else if args.delay.is_zero() {
         Behaviour::Ready
     } else {
         Behaviour::Slow(args.delay, Box::new(Behaviour::Ready))
     };
+    let hang = Behaviour::Slow(Duration::from_secs(600), Box::new(Behaviour::Ready));
     let faults = fault_cycle();
     let clusters: HashMap<u64, Behaviour> = (args.first..args.first + args.count)
         .map(|n| {
             let i = n - args.first;
-            if args.misbehave_every > 0 && i % args.misbehave_every == 0 {
+            if args.hang_every > 0 && i % args.hang_every == 0 {
+                (n, hang.clone())
+            } else if args.misbehave_every > 0 && i % args.misbehave_every == 0 {
                 (
                     n,
                     faults[((i / args.misbehave_every) % faults.len() as u64) as usize].clone(),

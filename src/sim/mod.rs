@@ -55,6 +55,10 @@ pub enum Behaviour {
     NotReady,
     /// Waits, then answers as the inner behaviour.
     Slow(Duration, Box<Behaviour>),
+    /// Waits between the two durations, a different time for each request (spread evenly, from
+    /// the request count), then answers as the inner behaviour: NCP's answers do not all take
+    /// the same time, so they do not arrive together either.
+    Jittered(Duration, Duration, Box<Behaviour>),
     /// HTTP 500 with an HTML page.
     Http500Html,
     /// HTTP 429 with gateway error 420 and, when given, `Retry-After` in seconds.
@@ -512,16 +516,37 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Result<Resp, Dropped
     respond(behaviour, n).await
 }
 
+/// A delay between `min` and `max` for request number `n`: SplitMix64 of `n`, scaled.
+fn jitter(min: Duration, max: Duration, n: u64) -> Duration {
+    let mut z = n.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    let spread = max.saturating_sub(min).as_nanos();
+    min + Duration::from_nanos(((u128::from(z) * spread) >> 64) as u64)
+}
+
 async fn respond(mut behaviour: Behaviour, n: u64) -> Result<Resp, Dropped> {
-    while let Behaviour::Slow(delay, inner) = behaviour {
-        tokio::time::sleep(delay).await;
-        behaviour = *inner;
-    }
+    let behaviour = loop {
+        match behaviour {
+            Behaviour::Slow(delay, inner) => {
+                tokio::time::sleep(delay).await;
+                behaviour = *inner;
+            }
+            Behaviour::Jittered(min, max, inner) => {
+                tokio::time::sleep(jitter(min, max, n)).await;
+                behaviour = *inner;
+            }
+            other => break other,
+        }
+    };
     Ok(match behaviour {
         Behaviour::Ready => cdss(StatusCode::OK, 0, "SUCCESS", true.into(), n),
         Behaviour::NotReady => cdss(StatusCode::OK, 0, "SUCCESS", false.into(), n),
-        // Unwrapped by the loop above; answered as ready if it ever got here.
-        Behaviour::Slow(..) => cdss(StatusCode::OK, 0, "SUCCESS", true.into(), n),
+        // Unwrapped by the loop above; answered as ready if they ever got here.
+        Behaviour::Slow(..) | Behaviour::Jittered(..) => {
+            cdss(StatusCode::OK, 0, "SUCCESS", true.into(), n)
+        }
         Behaviour::Raw(raw) => {
             let mut r = Response::new(Full::new(Bytes::from(raw.body)));
             *r.status_mut() =
@@ -577,4 +602,23 @@ async fn respond(mut behaviour: Behaviour, n: u64) -> Result<Resp, Dropped> {
             n,
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_spreads_answers_between_the_bounds() {
+        let (min, max) = (Duration::from_millis(20), Duration::from_millis(80));
+        let delays: Vec<Duration> = (0..1000).map(|n| jitter(min, max, n)).collect();
+        assert!(delays.iter().all(|d| *d >= min && *d < max));
+        // Spread out: every 10 ms bucket of the 60 ms range gets a share.
+        for k in 0..6u32 {
+            let lo = min + Duration::from_millis(10) * k;
+            let hi = lo + Duration::from_millis(10);
+            let n = delays.iter().filter(|d| **d >= lo && **d < hi).count();
+            assert!((100..=240).contains(&n), "{lo:?}..{hi:?}: {n}");
+        }
+    }
 }
