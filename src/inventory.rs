@@ -191,6 +191,7 @@ mod tests {
             interval: Duration::from_secs(60),
             concurrency: 4,
             timeout: Duration::from_secs(5),
+            diagnose_every_round: false,
         };
         let state = Arc::new(State::new(&c.clusters));
         let (inv, mut rx) =
@@ -219,6 +220,7 @@ mod tests {
             interval: Duration::from_secs(60),
             concurrency: 4,
             timeout: Duration::from_secs(5),
+            diagnose_every_round: false,
         };
         let state = Arc::new(State::new(&c.clusters));
         let (inv, _rx) = Inventory::new(

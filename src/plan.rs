@@ -22,6 +22,8 @@ pub struct Schedule {
     pub concurrency: usize,
     /// Per-request timeout: a precheck this slow is not a healthy one (see `scheduler::budget`).
     pub timeout: Duration,
+    /// Read `getClusterStatus` after every precheck that got an answer, not only failing ones.
+    pub diagnose_every_round: bool,
 }
 
 impl Schedule {
@@ -31,6 +33,7 @@ impl Schedule {
             interval: config.interval,
             concurrency: config.concurrency,
             timeout: config.timeout,
+            diagnose_every_round: config.diagnosis.every_round,
         }
     }
 }

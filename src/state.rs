@@ -5,7 +5,8 @@
 //! fact has one writer, and everyone else only reads:
 //! - the set of clusters: the inventory ([`State::sync`]); a removed cluster's record goes at
 //!   once, so all its series vanish together; a kept one keeps its record;
-//! - precheck results and the clock skew they show: the scheduler's runner ([`State::record`]);
+//! - precheck results, the clock skew they show, and what `getClusterStatus` said: the
+//!   scheduler's runner ([`State::record`], [`State::record_diagnosis`]);
 //! - discovery listings: discovery ([`State::expect_discovery`], [`State::record_discovery`],
 //!   [`State::retain_discovery`]);
 //! - reload results: reload ([`State::record_reload`]).
@@ -21,6 +22,7 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
 use crate::model::Cluster;
+use crate::ncp::cluster_status::Diagnosis;
 use crate::ncp::precheck::Precheck;
 use crate::ncp::region::Region;
 use crate::outcome::{FailureReason, Outcome};
@@ -56,6 +58,8 @@ pub struct ClusterStatus {
     pub failures: [u64; FailureReason::ALL.len()],
     /// How late the last periodic precheck started against its slot (`None` before the first).
     pub schedule_lag: Option<Duration>,
+    /// What `getClusterStatus` last said, and when (`None`: not read, or ready again since).
+    pub diagnosis: Option<(Diagnosis, SystemTime)>,
 }
 
 impl ClusterStatus {
@@ -68,6 +72,7 @@ impl ClusterStatus {
             runs_total: 0,
             failures: [0; FailureReason::ALL.len()],
             schedule_lag: None,
+            diagnosis: None,
         }
     }
 }
@@ -191,6 +196,37 @@ impl State {
         self.generation.fetch_add(1, Ordering::Release);
         self.update_ready();
         true
+    }
+
+    /// Records what `getClusterStatus` said about a cluster.
+    pub fn record_diagnosis(&self, name: &str, diagnosis: Diagnosis, at_wall: SystemTime) {
+        self.update_cluster(name, |s| s.diagnosis = Some((diagnosis, at_wall)));
+    }
+
+    /// Forgets a cluster's diagnosis (it is ready again): its node series go.
+    pub fn clear_diagnosis(&self, name: &str) {
+        let had = self
+            .clusters
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .is_some_and(|s| s.diagnosis.is_some());
+        if had {
+            self.update_cluster(name, |s| s.diagnosis = None);
+        }
+    }
+
+    fn update_cluster(&self, name: &str, f: impl FnOnce(&mut ClusterStatus)) {
+        let found = {
+            let mut map = self
+                .clusters
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            map.get_mut(name).map(f).is_some()
+        };
+        if found {
+            self.generation.fetch_add(1, Ordering::Release);
+        }
     }
 
     fn update_ready(&self) {

@@ -64,9 +64,19 @@ pub struct Config {
     pub discovery: Vec<Discovery>,
     /// Settings of `GET /gate/{cluster}`.
     pub gate: GateConfig,
+    /// When `getClusterStatus` is read.
+    pub diagnosis: DiagnosisConfig,
     /// Extra CA certificates (PEM) trusted for the gateway's TLS, besides the system's: for a
     /// TLS-intercepting proxy or a private gateway. Relative to the working directory.
     pub ca_file: Option<PathBuf>,
+}
+
+/// `diagnosis:`: when `getClusterStatus` says why a cluster is not ready.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DiagnosisConfig {
+    /// Read it after every precheck that got an answer, for node-level dashboards; by default
+    /// only after one that says no (at most once per interval per cluster either way).
+    pub every_round: bool,
 }
 
 /// Settings of the readiness gate (`GET /gate/{cluster}`).

@@ -36,6 +36,7 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub accounts: BTreeMap<AccountName, RawCredentials>,
     pub gate: Option<RawGate>,
+    pub diagnosis: Option<RawDiagnosis>,
     #[serde(default)]
     pub clusters: Clusters,
     #[serde(default)]
@@ -57,6 +58,13 @@ pub(super) struct RawDiscovery {
     pub statuses: Option<Vec<Status>>,
     pub page_size: Option<u32>,
     pub api_gateway: Option<Gateway>,
+}
+
+/// `diagnosis:`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDiagnosis {
+    pub every_round: Option<bool>,
 }
 
 /// `gate:`.

@@ -89,6 +89,9 @@ pub(super) fn config(raw: RawConfig, text: &str, file: &Path) -> Result<Config, 
         clusters,
         discovery,
         gate,
+        diagnosis: DiagnosisConfig {
+            every_round: raw.diagnosis.and_then(|d| d.every_round).unwrap_or(false),
+        },
         ca_file: raw.ca_file,
     })
 }

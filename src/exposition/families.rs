@@ -57,6 +57,41 @@ pub const CLUSTER_INFO: Family = Family {
     help: "Always 1, one per prechecked cluster, labelled with what discovery reported (Kafka version, status, VPC; absent for static clusters); join on cluster and region.",
     kind: "gauge",
 };
+pub const BROKERS_UP: Family = Family {
+    name: "cdss_cluster_brokers_up",
+    help: "Broker nodes up (getClusterStatus brokerNumber), when its status was read.",
+    kind: "gauge",
+};
+pub const BROKERS: Family = Family {
+    name: "cdss_cluster_brokers",
+    help: "Broker nodes in all (getClusterStatus brokerNodeTotalNumber), when its status was read.",
+    kind: "gauge",
+};
+pub const ZOOKEEPERS_UP: Family = Family {
+    name: "cdss_cluster_zookeepers_up",
+    help: "ZooKeeper nodes up (getClusterStatus zookeeperNumber), when its status was read.",
+    kind: "gauge",
+};
+pub const ZOOKEEPERS: Family = Family {
+    name: "cdss_cluster_zookeepers",
+    help: "ZooKeeper nodes in all (getClusterStatus zookeeperTotalNumber), when its status was read.",
+    kind: "gauge",
+};
+pub const ROLE_STATUS: Family = Family {
+    name: "cdss_cluster_role_status",
+    help: "Always 1: the overall status of the brokers, ZooKeeper and CMAK (green, yellow, orange, red, gray, or as it came), when the cluster's status was read.",
+    kind: "gauge",
+};
+pub const NODE_STATUS: Family = Family {
+    name: "cdss_cluster_node_status",
+    help: "Always 1: one per broker or ZooKeeper node getClusterStatus listed, with its status as it came.",
+    kind: "gauge",
+};
+pub const STATUS_READ: Family = Family {
+    name: "cdss_cluster_status_last_read_timestamp_seconds",
+    help: "When getClusterStatus was last read for the cluster (only after a failing precheck, unless diagnosis.every_round).",
+    kind: "gauge",
+};
 pub const DISCOVERY_CLUSTERS: Family = Family {
     name: "cdss_discovery_clusters",
     help: "Clusters the discovery blocks of a region found on their last successful listing, after filters.",
@@ -114,7 +149,7 @@ pub const BUILD_INFO: Family = Family {
 };
 
 /// Every family, in render order (the specification test checks each one).
-pub const ALL: [&Family; 20] = [
+pub const ALL: [&Family; 27] = [
     &OK,
     &DURATION,
     &ERROR_CODE,
@@ -124,6 +159,13 @@ pub const ALL: [&Family; 20] = [
     &SCHEDULE_LAG,
     &FAILURES,
     &CLUSTER_INFO,
+    &BROKERS_UP,
+    &BROKERS,
+    &ZOOKEEPERS_UP,
+    &ZOOKEEPERS,
+    &ROLE_STATUS,
+    &NODE_STATUS,
+    &STATUS_READ,
     &DISCOVERY_CLUSTERS,
     &DISCOVERY_LAST_SUCCESS,
     &DISCOVERY_FAILURES,

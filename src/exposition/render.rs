@@ -12,6 +12,7 @@ use super::BuildInfo;
 use super::body::{Body, Chunks};
 use super::families::*;
 use super::text::{Value, escape_label_value, header, sample};
+use crate::ncp::cluster_status::Diagnosis;
 use crate::ncp::region::Region;
 use crate::ncp::usage::ApiUsage;
 use crate::outcome::FailureReason;
@@ -100,6 +101,7 @@ pub(super) fn render(
             sample(&mut out, &CLUSTER_INFO, l, i, Value::Int(1));
         }
     }
+    render_diagnoses(&mut out, rows, labels);
     render_discovery(&mut out, state);
     if let Some(usage) = usage {
         render_usage(&mut out, usage);
@@ -161,6 +163,8 @@ pub(super) struct Row {
     last_success: Option<f64>,
     /// `cdss_precheck_schedule_lag_seconds`: `None` before the first periodic precheck.
     schedule_lag: Option<f64>,
+    /// What `getClusterStatus` said, and when (Unix time).
+    diagnosis: Option<(Diagnosis, f64)>,
     /// `cdss_precheck_failures_total` by `FailureReason::index`.
     failures: [u64; FailureReason::ALL.len()],
 }
@@ -208,6 +212,7 @@ impl Row {
             last_success: s.last_success.map(unix),
             failures: s.failures,
             schedule_lag: s.schedule_lag.map(|d| d.as_secs_f64()),
+            diagnosis: s.diagnosis.as_ref().map(|(d, at)| (d.clone(), unix(*at))),
         }
     }
 }
@@ -274,5 +279,88 @@ fn render_usage(out: &mut Chunks, usage: &ApiUsage) {
         labels.push_str(result);
         labels.push('"');
         sample(out, &API_REQUESTS, &labels, "", Value::Uint(n));
+    }
+}
+
+/// The families from `getClusterStatus`, for the clusters whose status was read. A missing count
+/// or colour has no sample (never 0); node and colour values are kept as they came.
+fn render_diagnoses(out: &mut Chunks, rows: &[Row], labels: &str) {
+    let read: Vec<(&str, &Diagnosis, f64)> = rows
+        .iter()
+        .filter_map(|r| {
+            let (d, at) = r.diagnosis.as_ref()?;
+            Some((&labels[r.labels.clone()], d, *at))
+        })
+        .collect();
+    if read.is_empty() {
+        return;
+    }
+    let counts: [(&Family, fn(&Diagnosis) -> Option<i64>); 4] = [
+        (&BROKERS_UP, |d| d.brokers.up),
+        (&BROKERS, |d| d.brokers.total),
+        (&ZOOKEEPERS_UP, |d| d.zookeeper.up),
+        (&ZOOKEEPERS, |d| d.zookeeper.total),
+    ];
+    for (f, value) in counts {
+        if read.iter().any(|(_, d, _)| value(d).is_some()) {
+            header(out, f);
+            for (l, d, _) in &read {
+                if let Some(v) = value(d) {
+                    sample(out, f, l, "", Value::Int(v));
+                }
+            }
+        }
+    }
+    let mut extra = String::new();
+    let roles = |d: &Diagnosis| {
+        [
+            ("broker", d.brokers.colour.clone()),
+            ("zookeeper", d.zookeeper.colour.clone()),
+            ("cmak", d.cmak.clone()),
+        ]
+    };
+    if read
+        .iter()
+        .any(|(_, d, _)| roles(d).iter().any(|(_, s)| s.is_some()))
+    {
+        header(out, &ROLE_STATUS);
+        for (l, d, _) in &read {
+            for (role, status) in roles(d) {
+                if let Some(status) = status {
+                    extra.clear();
+                    extra.push_str(",role=\"");
+                    extra.push_str(role);
+                    extra.push_str("\",status=\"");
+                    escape_label_value(&mut extra, &status);
+                    extra.push('"');
+                    sample(out, &ROLE_STATUS, l, &extra, Value::Int(1));
+                }
+            }
+        }
+    }
+    if read
+        .iter()
+        .any(|(_, d, _)| d.roles().iter().any(|(_, r)| !r.nodes.is_empty()))
+    {
+        header(out, &NODE_STATUS);
+        for (l, d, _) in &read {
+            for (role, r) in d.roles() {
+                for n in &r.nodes {
+                    extra.clear();
+                    extra.push_str(",role=\"");
+                    extra.push_str(role);
+                    extra.push_str("\",hostname=\"");
+                    escape_label_value(&mut extra, &n.hostname);
+                    extra.push_str("\",status=\"");
+                    escape_label_value(&mut extra, &n.status);
+                    extra.push('"');
+                    sample(out, &NODE_STATUS, l, &extra, Value::Int(1));
+                }
+            }
+        }
+    }
+    header(out, &STATUS_READ);
+    for (l, _, at) in &read {
+        sample(out, &STATUS_READ, l, "", Value::Float(*at));
     }
 }

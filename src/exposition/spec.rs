@@ -38,6 +38,20 @@ fn every_family_state() -> State {
     };
     assert!(s.record("c-001", &p, tokio::time::Instant::now(), SystemTime::now()));
     record(&s, "c-002", Outcome::NotReady, Duration::from_millis(7), 9);
+    let diagnosis =
+        |json: &str| crate::ncp::cluster_status::decode_answer(200, json.as_bytes()).unwrap();
+    s.record_diagnosis(
+        "c-001",
+        diagnosis(
+            r#"{"code":0,"result":{"brokerNodeTotalNumber":3,"brokerNumber":2,"brokerStatus":"red","brokerStatusPerNode":[{"hostname":"kafka-1","status":"green"},{"hostname":"kafka-\"2\"","status":"red"}],"zookeeperTotalNumber":3,"zookeeperNumber":3,"zookeeperStatus":"green","cmakStatus":"purple"}}"#,
+        ),
+        UNIX_EPOCH + Duration::from_millis(1_754_000_000_500),
+    );
+    s.record_diagnosis(
+        "c-002",
+        diagnosis(r#"{"code":0,"result":{"zookeeperNumber":2}}"#),
+        UNIX_EPOCH + Duration::from_secs(1_754_000_001),
+    );
     let late = Duration::from_millis(1250);
     assert!(s.record_run(
         "c-003",
@@ -182,6 +196,68 @@ fn reference(
             Some(blocks(r).map(|d| d.failures as f64).sum())
         }),
     ));
+    // getClusterStatus, for the clusters whose status was read.
+    let mut diag: Vec<Vec<Metric>> = vec![Vec::new(); 7];
+    state.for_each(|s| {
+        let Some((d, at)) = &s.diagnosis else { return };
+        let labels = || {
+            vec![
+                label("cluster", &s.cluster.name),
+                label("region", s.cluster.region.as_str()),
+            ]
+        };
+        for (i, (f, v)) in [
+            (&BROKERS_UP, d.brokers.up),
+            (&BROKERS, d.brokers.total),
+            (&ZOOKEEPERS_UP, d.zookeeper.up),
+            (&ZOOKEEPERS, d.zookeeper.total),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            if let Some(v) = v {
+                diag[i].push(metric(f, labels(), v as f64));
+            }
+        }
+        for (role, status) in [
+            ("broker", &d.brokers.colour),
+            ("zookeeper", &d.zookeeper.colour),
+            ("cmak", &d.cmak),
+        ] {
+            if let Some(status) = status {
+                let mut l = labels();
+                l.push(label("role", role));
+                l.push(label("status", status));
+                diag[4].push(metric(&ROLE_STATUS, l, 1.0));
+            }
+        }
+        for (role, r) in [("broker", &d.brokers), ("zookeeper", &d.zookeeper)] {
+            for n in &r.nodes {
+                let mut l = labels();
+                l.push(label("role", role));
+                l.push(label("hostname", &n.hostname));
+                l.push(label("status", &n.status));
+                diag[5].push(metric(&NODE_STATUS, l, 1.0));
+            }
+        }
+        diag[6].push(metric(&STATUS_READ, labels(), unix(*at)));
+    });
+    for f in [
+        &BROKERS_UP,
+        &BROKERS,
+        &ZOOKEEPERS_UP,
+        &ZOOKEEPERS,
+        &ROLE_STATUS,
+        &NODE_STATUS,
+        &STATUS_READ,
+    ]
+    .into_iter()
+    .zip(diag)
+    .enumerate()
+    {
+        // Right after the per-cluster families, before discovery.
+        all.insert(9 + f.0, (f.1.0, f.1.1));
+    }
     let calls = usage.map(|u| u.snapshot()).unwrap_or_default();
     all.push((
         &API_REQUESTS,

@@ -1,6 +1,7 @@
 //! Talking to NCP. A call flows top to bottom through these modules:
 //!
-//! - [`precheck`], [`cluster_list`]: what each operation sends, and how its `result` is read;
+//! - [`precheck`], [`cluster_list`], [`cluster_status`]: what each operation sends, and how its
+//!   `result` is read;
 //! - [`client`]: the one call path (the account's keys, signing, sending, the body cap, the
 //!   timeout, the reply's headers);
 //! - [`sign`]: signature v2, a pure function;
@@ -10,6 +11,7 @@
 
 pub mod client;
 pub mod cluster_list;
+pub mod cluster_status;
 pub mod envelope;
 pub mod precheck;
 pub mod region;

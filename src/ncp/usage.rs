@@ -15,6 +15,8 @@ pub enum Operation {
     Precheck,
     /// `getClusterInfoList`.
     ClusterList,
+    /// `getClusterStatus`.
+    ClusterStatus,
 }
 
 impl Operation {
@@ -23,6 +25,7 @@ impl Operation {
         match self {
             Operation::Precheck => "precheck",
             Operation::ClusterList => "cluster_list",
+            Operation::ClusterStatus => "cluster_status",
         }
     }
 }

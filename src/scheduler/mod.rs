@@ -148,6 +148,7 @@ pub async fn run_plan<P: Prechecker>(
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::ncp::cluster_status::Diagnosis;
     use crate::ncp::precheck::Precheck;
     use crate::outcome::Outcome;
     use crate::state::State;
@@ -167,6 +168,11 @@ mod tests {
         /// These clusters (or every cluster behind this gateway host) hang until the timeout.
         hang: std::collections::HashSet<String>,
         hang_host: Option<String>,
+        /// These clusters answer "not ready".
+        not_ready: std::collections::HashSet<String>,
+        /// getClusterStatus calls, by cluster, and whether they fail.
+        status_calls: Mutex<Vec<String>>,
+        status_fails: bool,
     }
 
     /// The timeout of the isolation tests: what a hanging precheck costs.
@@ -235,6 +241,7 @@ mod tests {
                     *ra,
                 ),
                 None if hangs => (Outcome::Timeout { after: HANG }, None),
+                None if self.not_ready.contains(&c.name) => (Outcome::NotReady, None),
                 None => (Outcome::Ready, None),
             };
             Precheck {
@@ -244,6 +251,22 @@ mod tests {
                 retry_after,
                 clock_skew: None,
             }
+        }
+
+        async fn cluster_status(&self, c: &Arc<Cluster>) -> Result<Diagnosis, Outcome> {
+            self.status_calls.lock().unwrap().push(c.name.clone());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            if self.status_fails {
+                return Err(Outcome::GatewayError {
+                    http_status: 401,
+                    code: Some(200),
+                    message: "Authentication Failed".into(),
+                });
+            }
+            Ok(Diagnosis {
+                cmak: Some("green".into()),
+                ..Diagnosis::default()
+            })
         }
     }
 
@@ -293,6 +316,7 @@ mod tests {
             interval: Duration::from_secs(60),
             concurrency: 4,
             timeout: Duration::from_secs(5),
+            diagnose_every_round: false,
         };
         let run_time = Duration::from_secs(60 * 5 + 1);
         let state = run_for(fake.clone(), cs.clone(), schedule, run_time).await;
@@ -342,6 +366,7 @@ mod tests {
             interval: Duration::from_secs(20),
             concurrency: 3,
             timeout: Duration::from_secs(5),
+            diagnose_every_round: false,
         };
         let state = Arc::new(State::new(&cs));
         let runner = runner(cs.clone(), fake.clone(), state, schedule.concurrency);
@@ -401,6 +426,7 @@ mod tests {
             interval: Duration::from_secs(60),
             concurrency: 4,
             timeout: Duration::from_secs(5),
+            diagnose_every_round: false,
         };
         run_for(fake.clone(), cs, schedule, Duration::from_secs(601)).await;
         let c0 = calls_of(&fake, "c0");
@@ -432,6 +458,7 @@ mod tests {
             interval: Duration::from_secs(60),
             concurrency: 1,
             timeout: Duration::from_secs(5),
+            diagnose_every_round: false,
         };
         let runner = runner(cs, fake.clone(), state.clone(), schedule.concurrency);
         let handle = tokio::spawn(run(runner, schedule, rx));
@@ -510,6 +537,7 @@ mod tests {
             interval: Duration::from_secs(5),
             concurrency: 4,
             timeout: Duration::from_secs(5),
+            diagnose_every_round: false,
         };
         let sched = tokio::spawn(run(runner.clone(), schedule, rx));
         for _ in 0..10 {
@@ -600,6 +628,7 @@ mod tests {
             interval: Duration::from_secs(20),
             concurrency: 4,
             timeout: HANG,
+            diagnose_every_round: false,
         };
         let start = Instant::now();
         let run_time = Duration::from_secs(200);
@@ -647,6 +676,7 @@ mod tests {
             interval: Duration::from_secs(20),
             concurrency: 4,
             timeout: HANG,
+            diagnose_every_round: false,
         };
         let start = Instant::now();
         let run_time = Duration::from_secs(120);
@@ -701,5 +731,77 @@ mod tests {
             .count();
         assert_eq!(fresh + declined, 200, "every caller got an answer");
         assert_eq!(fresh, upstream, "each fresh answer is one upstream call");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn status_is_read_only_for_failing_clusters_once_per_interval() {
+        let cs = clusters(3);
+        let fake = Arc::new(Fake {
+            not_ready: ["c1".to_string()].into(),
+            ..Fake::default()
+        });
+        let schedule = Schedule {
+            interval: Duration::from_secs(10),
+            concurrency: 4,
+            timeout: Duration::from_secs(5),
+            diagnose_every_round: false,
+        };
+        let state = run_for(fake.clone(), cs, schedule, Duration::from_secs(45)).await;
+        let calls = fake.status_calls.lock().unwrap().clone();
+        // c1: at start, then at most once per 10 s interval; c0 and c2 are ready: never.
+        assert!(calls.iter().all(|c| c == "c1"), "{calls:?}");
+        let c1_prechecks = calls_of(&fake, "c1").len();
+        assert!(
+            (4..=c1_prechecks).contains(&calls.len()),
+            "{} status calls for {c1_prechecks} prechecks",
+            calls.len()
+        );
+        assert!(state.get("c1").unwrap().diagnosis.is_some());
+        assert!(state.get("c0").unwrap().diagnosis.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_status_read_leaves_the_precheck_alone() {
+        let cs = clusters(1);
+        let fake = Arc::new(Fake {
+            not_ready: ["c0".to_string()].into(),
+            status_fails: true,
+            ..Fake::default()
+        });
+        let schedule = Schedule {
+            interval: Duration::from_secs(10),
+            concurrency: 4,
+            timeout: Duration::from_secs(5),
+            diagnose_every_round: false,
+        };
+        let state = run_for(fake.clone(), cs, schedule, Duration::from_secs(5)).await;
+        let c0 = state.get("c0").unwrap();
+        assert_eq!(c0.last.unwrap().outcome, Outcome::NotReady);
+        assert_eq!(
+            c0.failures.iter().sum::<u64>(),
+            0,
+            "the precheck did not fail"
+        );
+        assert!(c0.diagnosis.is_none());
+        assert_eq!(fake.status_calls.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_round_reads_healthy_clusters_too() {
+        let cs = clusters(2);
+        let fake = Arc::new(Fake::default());
+        let schedule = Schedule {
+            interval: Duration::from_secs(10),
+            concurrency: 4,
+            timeout: Duration::from_secs(5),
+            diagnose_every_round: true,
+        };
+        let state = run_for(fake.clone(), cs, schedule, Duration::from_secs(25)).await;
+        let calls = fake.status_calls.lock().unwrap().len();
+        assert!(calls >= 4, "{calls}");
+        assert!(
+            state.get("c0").unwrap().diagnosis.is_some(),
+            "kept while ready"
+        );
     }
 }

@@ -22,19 +22,32 @@ use super::budget::{Admission, BudgetKey, Budgets, LaneKind, suspect_after};
 use crate::config::FreshBudget;
 use crate::model::Cluster;
 use crate::ncp::client::{Clients, SharedClients};
+use crate::ncp::cluster_status::{Diagnosis, cluster_status};
 use crate::ncp::precheck::{Precheck, precheck};
-use crate::outcome::{CLOCK_SKEW_WARN_SECONDS, FailureReason};
+use crate::outcome::{CLOCK_SKEW_WARN_SECONDS, FailureReason, Outcome};
 use crate::state::State;
 
-/// Something that can precheck a cluster (the real clients, or a fake in tests).
+/// Something that can precheck a cluster and read its status (the real clients, or a fake in
+/// tests).
 pub trait Prechecker: Send + Sync + std::fmt::Debug + 'static {
     /// One precheck; never fails, every failure is an `Outcome`.
     fn precheck(&self, cluster: &Arc<Cluster>) -> impl Future<Output = Precheck> + Send;
+    /// One `getClusterStatus`; `Err` is the outcome of a call without a usable answer.
+    fn cluster_status(
+        &self,
+        cluster: &Arc<Cluster>,
+    ) -> impl Future<Output = Result<Diagnosis, Outcome>> + Send;
 }
 
 impl<P: Prechecker> Prechecker for Arc<P> {
     fn precheck(&self, cluster: &Arc<Cluster>) -> impl Future<Output = Precheck> + Send {
         P::precheck(self, cluster)
+    }
+    fn cluster_status(
+        &self,
+        cluster: &Arc<Cluster>,
+    ) -> impl Future<Output = Result<Diagnosis, Outcome>> + Send {
+        P::cluster_status(self, cluster)
     }
 }
 
@@ -44,11 +57,35 @@ impl Prechecker for SharedClients {
         let cluster = cluster.clone();
         async move { precheck(&clients, &cluster).await }
     }
+    fn cluster_status(
+        &self,
+        cluster: &Arc<Cluster>,
+    ) -> impl Future<Output = Result<Diagnosis, Outcome>> + Send {
+        let clients = self.current();
+        let cluster = cluster.clone();
+        async move { cluster_status(&clients, &cluster).await }
+    }
 }
 
 impl Prechecker for Clients {
     fn precheck(&self, cluster: &Arc<Cluster>) -> impl Future<Output = Precheck> + Send {
         precheck(self, cluster)
+    }
+    fn cluster_status(
+        &self,
+        cluster: &Arc<Cluster>,
+    ) -> impl Future<Output = Result<Diagnosis, Outcome>> + Send {
+        cluster_status(self, cluster)
+    }
+}
+
+/// Whether an outcome calls for `getClusterStatus`: CDSS said no, or answered with an error
+/// other than "no such cluster" (code 3: there are no nodes to ask about).
+pub fn worth_diagnosing(outcome: &Outcome) -> bool {
+    match outcome {
+        Outcome::NotReady => true,
+        Outcome::ApiError { code, .. } => *code != 3,
+        _ => false,
     }
 }
 
@@ -70,6 +107,8 @@ pub struct Runner<P> {
     suspect_after: StdMutex<Duration>,
     /// Every fresh precheck, across all clusters, draws a token from here.
     fresh_tokens: StdMutex<TokenBucket>,
+    /// When to read `getClusterStatus` (from the schedule; a reload may change it).
+    diagnosis: StdMutex<DiagnosisPolicy>,
     /// One flight record per cluster, by name.
     flights: RwLock<HashMap<String, Arc<Flight>>>,
     /// When the clock-skew warning was last logged.
@@ -102,6 +141,15 @@ impl Flight {
             guard: Arc::default(),
         })
     }
+}
+
+/// When the runner reads `getClusterStatus` after a precheck.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct DiagnosisPolicy {
+    /// After every precheck that got an answer, not only the failing ones.
+    every_round: bool,
+    /// At most once per cluster in this window (the interval).
+    at_most_every: Duration,
 }
 
 /// A token bucket on the tokio clock: `burst` tokens, refilled at `per_second`.
@@ -139,6 +187,8 @@ impl TokenBucket {
 pub(super) struct FlightTimes {
     /// Suspect after a timeout or a refused connection; answering again after an answer.
     lane: Option<LaneKind>,
+    /// When `getClusterStatus` was last called for this cluster.
+    last_status: Option<Instant>,
     /// When the last precheck of this cluster (periodic or fresh) finished.
     last_finished: Option<Instant>,
     /// When the last fresh (gate-triggered) precheck started, for `gate.min_fresh_interval`.
@@ -203,6 +253,10 @@ impl<P: Prechecker> Runner<P> {
             budgets: Budgets::new(concurrency),
             suspect_after: StdMutex::new(super::budget::SUSPECT_AFTER),
             fresh_tokens: StdMutex::default(),
+            diagnosis: StdMutex::new(DiagnosisPolicy {
+                every_round: false,
+                at_most_every: crate::config::DEFAULT_INTERVAL,
+            }),
             flights: RwLock::new(flights),
             last_skew_warning: StdMutex::new(None),
             wall_clock: SystemTime::now,
@@ -254,6 +308,13 @@ impl<P: Prechecker> Runner<P> {
             .suspect_after
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = suspect_after(schedule.timeout);
+        *self
+            .diagnosis
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = DiagnosisPolicy {
+            every_round: schedule.diagnose_every_round,
+            at_most_every: schedule.interval,
+        };
     }
 
     /// Logs a warning when the gateway's clock is more than a minute off ours, at most every
@@ -343,7 +404,53 @@ impl<P: Prechecker> Runner<P> {
         let lag = slot.map(|due| started.saturating_duration_since(due));
         self.state
             .record_run(&flight.cluster.name, &precheck, now, SystemTime::now(), lag);
+        self.diagnose(flight, times, &precheck.outcome).await;
         precheck
+    }
+
+    /// Reads `getClusterStatus` after a precheck when it helps (or every round, if asked), at
+    /// most once per interval per cluster, within the cluster's budget like the precheck. A
+    /// failed read leaves the precheck's result and the last diagnosis as they are (the call is
+    /// counted with the others). A ready cluster's diagnosis goes, unless it is read every round.
+    async fn diagnose(&self, flight: &Flight, times: &mut FlightTimes, outcome: &Outcome) {
+        let policy = *self
+            .diagnosis
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let answered = outcome.failure_reason().is_none();
+        let wanted = worth_diagnosing(outcome) || (policy.every_round && answered);
+        let name = &flight.cluster.name;
+        if !wanted {
+            if outcome.is_ready() && !policy.every_round {
+                self.state.clear_diagnosis(name);
+            }
+            return;
+        }
+        let now = Instant::now();
+        if times
+            .last_status
+            .is_some_and(|t| now.saturating_duration_since(t) < policy.at_most_every)
+        {
+            return;
+        }
+        times.last_status = Some(now);
+        let Some(_admission) = self.admit(flight, times).await else {
+            return;
+        };
+        match Box::pin(self.prechecker.cluster_status(&flight.cluster)).await {
+            Ok(diagnosis) => {
+                if self.logs {
+                    tracing::info!(cluster = %name, region = %flight.cluster.region, "cluster status: {}", diagnosis.summary());
+                }
+                self.state
+                    .record_diagnosis(name, diagnosis, SystemTime::now());
+            }
+            Err(failure) => {
+                if self.logs {
+                    tracing::warn!(cluster = %name, region = %flight.cluster.region, verdict = failure.verdict(), "getClusterStatus failed: {}", failure.message());
+                }
+            }
+        }
     }
 
     async fn fresh_inner(
