@@ -18,6 +18,7 @@ pub mod app;
 pub mod check;
 pub mod chunks;
 pub mod cli;
+pub mod completions;
 pub mod config;
 pub mod credentials;
 pub mod demo;
