@@ -40,6 +40,9 @@ pub const EXIT_FAILURE: u8 = 1;
 
 /// Runs what the flags ask for and returns the process exit code.
 pub async fn main(cli: Cli) -> ExitCode {
+    if let Some(code) = crate::completions::dispatch(&cli) {
+        return code;
+    }
     if let Some(Command::Check(args)) = &cli.command {
         return ExitCode::from(check(&cli, args).await);
     }

@@ -78,6 +78,23 @@ pub enum Command {
     ///   130  interrupted (Ctrl-C); 143 terminated (SIGTERM)
     #[command(verbatim_doc_comment)]
     Check(CheckArgs),
+
+    /// Print a shell completion script on stdout (bash, zsh, fish, elvish, powershell).
+    ///
+    /// For example: `cdss-precheck-exporter completions bash > ~/.local/share/bash-completion/completions/cdss-precheck-exporter`.
+    /// The Debian package installs the bash, zsh and fish scripts.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
+    /// Print a man page (roff) on stdout: `cdss-precheck-exporter man | man -l -`.
+    Man {
+        /// A command's page instead of the program's (e.g. `check`).
+        #[arg(value_name = "COMMAND")]
+        command: Option<String>,
+    },
 }
 
 /// `check` flags.

@@ -4,7 +4,7 @@
 //! owns and who else may change it):
 //!
 //! 1. [`app`]: flags → a running exporter ([`app::run`]), exit codes. [`cli`], [`logging`],
-//!    [`shutdown`]: process plumbing.
+//!    [`shutdown`]: process plumbing. [`completions`]: man pages and shell completions.
 //! 2. [`config`]: YAML → a validated `Config`. [`credentials`], [`secret`]: API keys, never
 //!    printed. [`ca_file`]: extra CA certificates for the gateway.
 //! 3. [`discovery`] lists clusters; [`inventory`] merges static + discovered into a [`plan`],
@@ -26,6 +26,7 @@ pub mod app;
 pub mod ca_file;
 pub mod check;
 pub mod cli;
+pub mod completions;
 pub mod config;
 pub mod credentials;
 pub mod demo;
