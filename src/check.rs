@@ -16,6 +16,7 @@ use tokio::time::Instant;
 
 use crate::cli::CheckArgs;
 use crate::config::Config;
+use crate::gate::DiagnosisView;
 use crate::model::Cluster;
 use crate::ncp::client::Clients;
 use crate::ncp::cluster_list::ListError;
@@ -156,6 +157,9 @@ pub struct ClusterReport {
     pub request_id: Option<String>,
     /// When the precheck finished (RFC 3339).
     pub checked_at: String,
+    /// What `getClusterStatus` said, for a cluster that is not ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diagnosis: Option<DiagnosisView>,
 }
 
 /// The whole report (`--json`).
@@ -173,7 +177,12 @@ pub struct Report {
     pub clusters: Vec<ClusterReport>,
 }
 
-fn cluster_report(c: &Cluster, p: &Precheck, at: SystemTime) -> ClusterReport {
+fn cluster_report(
+    c: &Cluster,
+    p: &Precheck,
+    at: SystemTime,
+    diagnosis: Option<DiagnosisView>,
+) -> ClusterReport {
     ClusterReport {
         cluster: c.name.clone(),
         region: c.region.to_string(),
@@ -186,6 +195,7 @@ fn cluster_report(c: &Cluster, p: &Precheck, at: SystemTime) -> ClusterReport {
         latency_seconds: (p.latency.as_secs_f64() * 1e4).round() / 1e4,
         request_id: p.request_id.clone(),
         checked_at: humantime::format_rfc3339_millis(at).to_string(),
+        diagnosis,
     }
 }
 
@@ -302,7 +312,15 @@ pub async fn run(
     let reports: Vec<ClusterReport> = clusters
         .iter()
         .zip(&results)
-        .map(|(c, (p, at))| cluster_report(c, p, *at))
+        .map(|(c, (p, at))| {
+            let diagnosis = runner
+                .state()
+                .get(&c.name)
+                .and_then(|s| s.diagnosis)
+                .filter(|_| !p.outcome.is_ready())
+                .map(|(d, read)| DiagnosisView::of(&d, read));
+            cluster_report(c, p, *at, diagnosis)
+        })
         .collect();
     let decision = aggregate(reports.iter().map(|r| r.decision));
     let report = Report {
@@ -351,7 +369,10 @@ fn write_table(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
                 r.code.to_string(),
                 format!("{:.0}ms", r.latency_seconds * 1e3),
                 r.request_id.clone().unwrap_or_else(|| "-".into()),
-                r.message.clone(),
+                match &r.diagnosis {
+                    Some(d) => format!("{} ({})", r.message, d.summary),
+                    None => r.message.clone(),
+                },
             ]
         })
         .collect();

@@ -1,5 +1,6 @@
 //! `--demo`: the simulated gateway in-process, a handful of clusters that show every kind of
-//! answer, and demo credentials. A new user sees real metrics without an NCP account.
+//! answer (the not-ready one with its node status), a discovery block that finds two more, and
+//! demo credentials. A new user sees every feature without an NCP account.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -10,7 +11,8 @@ use tokio::net::TcpListener;
 use crate::config::{Config, ConfigError};
 use crate::credentials::Credentials;
 use crate::secret::Secret;
-use crate::sim::{Behaviour, SimConfig, SimGateway};
+use crate::ncp::region::Region;
+use crate::sim::{Behaviour, SimCluster, SimConfig, SimGateway};
 
 /// Access key the demo gateway accepts.
 pub const DEMO_ACCESS_KEY: &str = "DEMO-ACCESS-KEY";
@@ -42,6 +44,9 @@ pub fn clusters() -> Vec<(&'static str, &'static str, u64, Option<Behaviour>)> {
     ]
 }
 
+/// The clusters the demo's discovery block finds in KR: (name, instance number), both ready.
+pub const DISCOVERED: [(&str, u64); 2] = [("stream-kafka", 3432160), ("metrics-kafka", 3432161)];
+
 /// The demo config, pointed at a gateway at `gateway_url`.
 pub fn config(gateway_url: &str) -> Result<Config, ConfigError> {
     let mut yaml = format!(
@@ -52,6 +57,7 @@ pub fn config(gateway_url: &str) -> Result<Config, ConfigError> {
             "  - {{name: {name}, region: {region}, service_group_instance_no: {no}}}\n"
         ));
     }
+    yaml.push_str("discovery:\n  - {region: KR, refresh: 1m}\n");
     Config::parse(&yaml, Path::new("<demo>"))
 }
 
@@ -78,6 +84,9 @@ pub async fn start() -> anyhow::Result<(SimGateway, Config, Credentials)> {
             clusters: table,
         },
     )?;
+    for (name, no) in DISCOVERED {
+        sim.add_cluster(no, SimCluster::running(name, Region::Kr));
+    }
     let config = config(&sim.url())?;
     Ok((sim, config, credentials()))
 }

@@ -3,13 +3,15 @@
 //!
 //! Pure: from a cluster's status, the clock and the gate settings to an answer. It decides
 //! nothing about the precheck itself (that is `Outcome`), only whether that outcome, at its age,
-//! opens the gate. It never starts a precheck; the server asks the scheduler's runner for that.
+//! opens the gate, and shows what `getClusterStatus` said about the nodes (a `diagnosis`). It
+//! never starts a precheck; the server asks the scheduler's runner for that.
 
 use std::time::Duration;
 
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::ncp::cluster_status::Diagnosis;
 use crate::scheduler::FreshSource;
 use crate::state::ClusterStatus;
 
@@ -73,6 +75,78 @@ pub struct GateAnswer {
     pub fresh_retry_in_seconds: Option<f64>,
     /// `gate.max_age`, so a reader knows what "stale" means here.
     pub max_age_seconds: f64,
+    /// Why the cluster is not ready, node by node, when `getClusterStatus` was read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diagnosis: Option<DiagnosisView>,
+}
+
+/// What `getClusterStatus` said, as the gate and `check --json` show it. Missing counts and
+/// colours are absent, never 0.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DiagnosisView {
+    /// Brokers up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub brokers_up: Option<i64>,
+    /// Brokers in all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub brokers: Option<i64>,
+    /// ZooKeeper nodes up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zookeepers_up: Option<i64>,
+    /// ZooKeeper nodes in all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zookeepers: Option<i64>,
+    /// The brokers' colour, as it came.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broker_status: Option<String>,
+    /// ZooKeeper's colour, as it came.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zookeeper_status: Option<String>,
+    /// CMAK's status, as it came.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cmak_status: Option<String>,
+    /// Every node whose status is not a healthy one.
+    pub failing_nodes: Vec<FailingNode>,
+    /// One line, as the landing page and the alert say it.
+    pub summary: String,
+    /// When it was read (RFC 3339, UTC).
+    pub read_at: String,
+}
+
+/// One failing node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FailingNode {
+    /// `broker` or `zookeeper`.
+    pub role: &'static str,
+    /// As listed.
+    pub hostname: String,
+    /// As listed.
+    pub status: String,
+}
+
+impl DiagnosisView {
+    /// The view of a diagnosis read at `read_at`.
+    pub fn of(d: &Diagnosis, read_at: std::time::SystemTime) -> Self {
+        Self {
+            brokers_up: d.brokers.up,
+            brokers: d.brokers.total,
+            zookeepers_up: d.zookeeper.up,
+            zookeepers: d.zookeeper.total,
+            broker_status: d.brokers.colour.clone(),
+            zookeeper_status: d.zookeeper.colour.clone(),
+            cmak_status: d.cmak.clone(),
+            failing_nodes: d
+                .failing_nodes()
+                .map(|(role, n)| FailingNode {
+                    role,
+                    hostname: n.hostname.clone(),
+                    status: n.status.clone(),
+                })
+                .collect(),
+            summary: d.summary(),
+            read_at: humantime::format_rfc3339_millis(read_at).to_string(),
+        }
+    }
 }
 
 impl Source {
@@ -109,6 +183,10 @@ pub fn evaluate(
         source,
         fresh_retry_in_seconds: retry_in.map(|d| d.as_secs_f64()),
         max_age_seconds: max_age.as_secs_f64(),
+        diagnosis: status
+            .diagnosis
+            .as_ref()
+            .map(|(d, at)| DiagnosisView::of(d, *at)),
     };
     let Some(last) = &status.last else {
         return answer;

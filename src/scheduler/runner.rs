@@ -264,6 +264,11 @@ impl<P: Prechecker> Runner<P> {
         }
     }
 
+    /// Where the runner records.
+    pub fn state(&self) -> &Arc<State> {
+        &self.state
+    }
+
     /// The same runner without its own log lines, for a caller that reports every result.
     pub fn without_logs(mut self) -> Self {
         self.logs = false;

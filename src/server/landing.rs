@@ -39,9 +39,13 @@ pub fn page(app: &App) -> String {
                 format!("{}s", now.saturating_duration_since(l.at).as_secs()),
             ),
         };
+        // Why it is not ready, next to the verdict: what getClusterStatus said about the nodes.
+        let nodes = s.diagnosis.as_ref().map_or_else(String::new, |(d, _)| {
+            format!("<br><span class=\"nodes\">{}</span>", esc(&d.summary()))
+        });
         let _ = writeln!(
             rows,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{class}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td><a href=\"gate/{name}\">gate</a></td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{class}\">{}{nodes}</td><td>{}</td><td>{}</td><td>{}</td><td><a href=\"gate/{name}\">gate</a></td></tr>",
             esc(&s.cluster.name),
             s.cluster.region,
             s.cluster.service_group_instance_no,
@@ -60,7 +64,7 @@ pub fn page(app: &App) -> String {
     format!(
         r#"<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>CDSS precheck exporter</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}.ok{{color:#1a7f37;font-weight:bold}}.bad{{color:#cf222e;font-weight:bold}}.unknown{{color:#6e7781}}</style>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}.ok{{color:#1a7f37;font-weight:bold}}.bad{{color:#cf222e;font-weight:bold}}.unknown{{color:#6e7781}}.nodes{{font-weight:normal;color:#57606a}}</style>
 </head><body>
 <h1>CDSS precheck exporter</h1>
 <p>Version {version}. Status: {ready}. Each cluster is prechecked every {interval}; values below are from the last periodic run.</p>

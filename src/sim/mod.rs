@@ -32,8 +32,10 @@ use crate::ncp::sign;
 
 pub mod faults;
 mod listing;
+mod status;
 use crate::secret::Secret;
 pub use listing::{LIST_PATHS, SimCluster};
+pub use status::STATUS_PATHS;
 
 /// The gateway's allowed distance between a request's timestamp and its own clock.
 pub const TIMESTAMP_WINDOW: Duration = Duration::from_secs(5 * 60);
@@ -138,6 +140,10 @@ struct Shared {
     list_failure: Mutex<Option<Behaviour>>,
     /// Authenticated `getClusterInfoList` calls.
     list_calls: AtomicU64,
+    /// Authenticated `getClusterStatus` calls, by cluster number.
+    status_calls: Mutex<HashMap<u64, u64>>,
+    /// When set for a number, its `getClusterStatus` answers like this instead.
+    status_failures: Mutex<HashMap<u64, Behaviour>>,
     behaviours: Mutex<HashMap<u64, Behaviour>>,
     calls: Mutex<HashMap<u64, u64>>,
     total_requests: AtomicU64,
@@ -193,6 +199,8 @@ impl SimGateway {
             inventory: Mutex::default(),
             list_failure: Mutex::default(),
             list_calls: AtomicU64::new(0),
+            status_calls: Mutex::default(),
+            status_failures: Mutex::default(),
             behaviours: Mutex::new(config.clusters),
             calls: Mutex::new(HashMap::new()),
             total_requests: AtomicU64::new(0),
@@ -271,6 +279,24 @@ impl SimGateway {
     /// Makes `getClusterInfoList` fail like `behaviour` (`None`: answer normally again).
     pub fn set_list_failure(&self, behaviour: Option<Behaviour>) {
         *lock(&self.shared.list_failure) = behaviour;
+    }
+
+    /// Authenticated `getClusterStatus` calls received for this cluster number.
+    pub fn status_calls(&self, instance_no: u64) -> u64 {
+        lock(&self.shared.status_calls)
+            .get(&instance_no)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Makes `getClusterStatus` of this number answer like `behaviour` (`None`: follow the
+    /// precheck's behaviour again).
+    pub fn set_status_failure(&self, instance_no: u64, behaviour: Option<Behaviour>) {
+        let mut failures = lock(&self.shared.status_failures);
+        match behaviour {
+            Some(b) => failures.insert(instance_no, b),
+            None => failures.remove(&instance_no),
+        };
     }
 
     /// Authenticated `getClusterInfoList` calls received.
@@ -423,7 +449,8 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Result<Resp, Dropped
     let n = shared.total_requests.fetch_add(1, Ordering::Relaxed);
     let path = req.uri().path().to_string();
     let is_list = LIST_PATHS.contains(&path.as_str());
-    if !is_list && !PRECHECK_PATHS.contains(&path.as_str()) {
+    let status_of = status::instance_no(&path);
+    if !is_list && status_of.is_none() && !PRECHECK_PATHS.contains(&path.as_str()) {
         return Ok(gateway_error(
             StatusCode::NOT_FOUND,
             "300",
@@ -439,6 +466,17 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Result<Resp, Dropped
             "Authentication Failed",
             details,
         ));
+    }
+    if let Some(instance_no) = status_of {
+        if req.method() != Method::GET {
+            return Ok(gateway_error(
+                StatusCode::NOT_FOUND,
+                "300",
+                "Not Found",
+                "Use GET.",
+            ));
+        }
+        return cluster_status(shared, instance_no, n).await;
     }
     if req.method() != Method::POST {
         return Ok(gateway_error(
@@ -524,6 +562,55 @@ fn jitter(min: Duration, max: Duration, n: u64) -> Duration {
     z ^= z >> 31;
     let spread = max.saturating_sub(min).as_nanos();
     min + Duration::from_nanos(((u128::from(z) * spread) >> 64) as u64)
+}
+
+/// `getClusterStatus` for `instance_no` (`None`: not a number in the path).
+async fn cluster_status(shared: &Shared, instance_no: Option<u64>, n: u64) -> Result<Resp, Dropped> {
+    let Some(instance_no) = instance_no else {
+        return Ok(cdss(
+            StatusCode::BAD_REQUEST,
+            1,
+            "serviceGroupInstanceNo must be a number in the path",
+            serde_json::Value::Null,
+            n,
+        ));
+    };
+    *lock(&shared.status_calls).entry(instance_no).or_default() += 1;
+    let failure = lock(&shared.status_failures).get(&instance_no).cloned();
+    if let Some(failure) = failure {
+        return respond(failure, n).await;
+    }
+    let behaviour = lock(&shared.behaviours).get(&instance_no).cloned();
+    let Some(behaviour) = behaviour else {
+        return respond(Behaviour::UnknownNumber(400), n).await;
+    };
+    match status::answers(&behaviour) {
+        Some(ready) => {
+            // The same delays as the precheck, then the nodes.
+            let mut b = &behaviour;
+            loop {
+                match b {
+                    Behaviour::Slow(d, inner) => {
+                        tokio::time::sleep(*d).await;
+                        b = inner;
+                    }
+                    Behaviour::Jittered(min, max, inner) => {
+                        tokio::time::sleep(jitter(*min, *max, n)).await;
+                        b = inner;
+                    }
+                    _ => break,
+                }
+            }
+            Ok(cdss(
+                StatusCode::OK,
+                0,
+                "SUCCESS",
+                status::result(instance_no, ready),
+                n,
+            ))
+        }
+        None => respond(behaviour, n).await,
+    }
 }
 
 async fn respond(mut behaviour: Behaviour, n: u64) -> Result<Resp, Dropped> {

@@ -1,0 +1,77 @@
+//! The simulator's `getClusterStatus`: per-node states that follow each cluster's behaviour.
+//!
+//! A ready cluster's nodes are all green; a not-ready one has one red broker (2 of 3 up); a
+//! cluster that fails its precheck (5xx, bad JSON, slow, dropped) fails this call the same way,
+//! and an unknown number is code 3. Tests can make the status call alone fail
+//! (`SimGateway::set_status_failure`).
+
+use serde_json::{Value, json};
+
+use super::Behaviour;
+
+/// Regional paths of `getClusterStatus`, without the cluster number.
+pub const STATUS_PATHS: [&str; 3] = [
+    "/api/v1/cluster/getClusterStatus/",
+    "/api/sgn-v1/cluster/getClusterStatus/",
+    "/api/jpn-v1/cluster/getClusterStatus/",
+];
+
+/// The cluster number of a `getClusterStatus` path; `None` for any other path.
+pub fn instance_no(path: &str) -> Option<Option<u64>> {
+    let rest = STATUS_PATHS.iter().find_map(|p| path.strip_prefix(p))?;
+    Some(rest.parse::<u64>().ok().filter(|n| *n > 0))
+}
+
+/// The `result` for a cluster whose precheck answers `ready` (all green) or not (one red
+/// broker).
+pub fn result(instance_no: u64, ready: bool) -> Value {
+    let broker = |i: u64| {
+        let red = !ready && i == 2;
+        json!({"hostname": format!("kafka-{i}"), "status": if red { "red" } else { "green" }})
+    };
+    let zk = |i: u64| json!({"hostname": format!("zk-{i}"), "status": "green"});
+    json!({
+        "clusterName": format!("cluster-{instance_no}"),
+        "brokerNodeTotalNumber": 3,
+        "brokerNumber": if ready { 3 } else { 2 },
+        "brokerStatus": if ready { "green" } else { "red" },
+        "brokerStatusPerNode": [broker(1), broker(2), broker(3)],
+        "zookeeperTotalNumber": 3,
+        "zookeeperNumber": 3,
+        "zookeeperStatus": "green",
+        "zookeeperStatusPerNode": [zk(1), zk(2), zk(3)],
+        "cmakStatus": "green",
+    })
+}
+
+/// Whether a precheck behaviour is a CDSS answer (ready or not) after any delays; `None` for a
+/// failure, which the status call repeats.
+pub fn answers(behaviour: &Behaviour) -> Option<bool> {
+    match behaviour {
+        Behaviour::Ready => Some(true),
+        Behaviour::NotReady => Some(false),
+        Behaviour::Slow(_, inner) | Behaviour::Jittered(_, _, inner) => answers(inner),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_and_states() {
+        assert_eq!(
+            instance_no("/api/sgn-v1/cluster/getClusterStatus/42"),
+            Some(Some(42))
+        );
+        assert_eq!(instance_no("/api/v1/cluster/getClusterStatus/x"), Some(None));
+        assert_eq!(instance_no("/api/v1/cluster/rollingRestartPreCheck"), None);
+        let r = result(7, false);
+        assert_eq!(r["brokerNumber"], 2);
+        assert_eq!(r["brokerStatusPerNode"][1]["status"], "red");
+        assert_eq!(result(7, true)["brokerStatus"], "green");
+        assert_eq!(answers(&Behaviour::Slow(std::time::Duration::ZERO, Box::new(Behaviour::NotReady))), Some(false));
+        assert_eq!(answers(&Behaviour::Http500Html), None);
+    }
+}
