@@ -10,8 +10,8 @@ use tokio::net::TcpListener;
 
 use crate::config::{Config, ConfigError};
 use crate::credentials::Credentials;
-use crate::secret::Secret;
 use crate::ncp::region::Region;
+use crate::secret::Secret;
 use crate::sim::{Behaviour, SimCluster, SimConfig, SimGateway};
 
 /// Access key the demo gateway accepts.

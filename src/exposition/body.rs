@@ -2,11 +2,12 @@
 //! `fmt::Write`, gzip output with `io::Write`), and shared by every response that serves it
 //! (the server sends it without a copy: `server::body`).
 //!
-//! Why pieces: at 10,000 clusters the exposition is ~5.6 MB and is rebuilt many times a minute.
+//! Why pieces: at 10,000 clusters the exposition is megabytes and is rebuilt many times a minute.
 //! One contiguous buffer per render made glibc's allocator raise its mmap threshold (it does that
 //! whenever a large mapped block is freed), after which every body landed in the heap arenas and
-//! was never given back: VmHWM grew by ~30 MiB under `wrk` (BENCHMARKS.md). Pieces below the
-//! allocator's default 128 KiB threshold are reused from its free lists render after render.
+//! was never given back, and peak memory grew under load (measured in BENCHMARKS.md). Pieces
+//! below the allocator's default 128 KiB threshold are reused from its free lists render after
+//! render.
 
 use std::fmt;
 use std::io;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 /// Size of a full piece: well below glibc's default mmap threshold (128 KiB), large enough that
-/// a 5.6 MB body is ~90 pieces.
+/// a 10,000-cluster body is well under a hundred pieces.
 pub const CHUNK: usize = 64 * 1024;
 
 /// Appends bytes into pieces of [`CHUNK`] bytes; [`Chunks::finish`] makes the [`Body`].

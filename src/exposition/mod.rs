@@ -101,7 +101,8 @@ pub enum Encoding {
 /// After a render that took `t`, the body is served for `RENDER_COOL_DOWN · t` more even if the
 /// state changes, so rendering takes at most about a tenth of one core however often the state
 /// changes and however many scrapers ask. With few clusters this is microseconds; at 10,000
-/// clusters (a ~4 ms render) a body is at most ~50 ms older than the state. It also bounds how
+/// clusters (a render of milliseconds, BENCHMARKS.md) a body is at most tens of milliseconds
+/// older than the state. It also bounds how
 /// many different bodies scrapes in flight hold at once, which is what peak memory depends on.
 const RENDER_COOL_DOWN: u32 = 10;
 

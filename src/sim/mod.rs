@@ -565,7 +565,11 @@ fn jitter(min: Duration, max: Duration, n: u64) -> Duration {
 }
 
 /// `getClusterStatus` for `instance_no` (`None`: not a number in the path).
-async fn cluster_status(shared: &Shared, instance_no: Option<u64>, n: u64) -> Result<Resp, Dropped> {
+async fn cluster_status(
+    shared: &Shared,
+    instance_no: Option<u64>,
+    n: u64,
+) -> Result<Resp, Dropped> {
     let Some(instance_no) = instance_no else {
         return Ok(cdss(
             StatusCode::BAD_REQUEST,

@@ -65,13 +65,22 @@ mod tests {
             instance_no("/api/sgn-v1/cluster/getClusterStatus/42"),
             Some(Some(42))
         );
-        assert_eq!(instance_no("/api/v1/cluster/getClusterStatus/x"), Some(None));
+        assert_eq!(
+            instance_no("/api/v1/cluster/getClusterStatus/x"),
+            Some(None)
+        );
         assert_eq!(instance_no("/api/v1/cluster/rollingRestartPreCheck"), None);
         let r = result(7, false);
         assert_eq!(r["brokerNumber"], 2);
         assert_eq!(r["brokerStatusPerNode"][1]["status"], "red");
         assert_eq!(result(7, true)["brokerStatus"], "green");
-        assert_eq!(answers(&Behaviour::Slow(std::time::Duration::ZERO, Box::new(Behaviour::NotReady))), Some(false));
+        assert_eq!(
+            answers(&Behaviour::Slow(
+                std::time::Duration::ZERO,
+                Box::new(Behaviour::NotReady)
+            )),
+            Some(false)
+        );
         assert_eq!(answers(&Behaviour::Http500Html), None);
     }
 }
