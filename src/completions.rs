@@ -88,20 +88,25 @@ pub fn man_page(command: Option<&str>) -> Option<Vec<u8>> {
         }
     };
     let mut out = Vec::new();
+    // Rendering into a Vec cannot fail; if it ever did, there is no page.
     clap_mangen::Man::new(cmd)
         .source(format!("{BIN} {}", env!("CARGO_PKG_VERSION")))
         .render(&mut out)
-        .expect("rendering into a Vec cannot fail");
+        .ok()?;
     Some(out)
 }
 
 /// Every generated file the Debian package installs: its path under `deploy/debian/generated/`
 /// and its content. Man pages first (`man/NAME.1`), then the completion scripts.
 pub fn packaged_assets() -> Vec<(String, Vec<u8>)> {
-    let mut assets = vec![(format!("man/{BIN}.1"), man_page(None).expect("main page"))];
+    let mut assets: Vec<(String, Vec<u8>)> = man_page(None)
+        .map(|page| (format!("man/{BIN}.1"), page))
+        .into_iter()
+        .collect();
     for name in subcommands() {
-        let page = man_page(Some(&name)).expect("listed command");
-        assets.push((format!("man/{BIN}-{name}.1"), page));
+        if let Some(page) = man_page(Some(&name)) {
+            assets.push((format!("man/{BIN}-{name}.1"), page));
+        }
     }
     for (shell, path) in PACKAGED_SHELLS {
         assets.push((path.to_string(), completion(shell)));

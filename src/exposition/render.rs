@@ -295,7 +295,8 @@ fn render_diagnoses(out: &mut Chunks, rows: &[Row], labels: &str) {
     if read.is_empty() {
         return;
     }
-    let counts: [(&Family, fn(&Diagnosis) -> Option<i64>); 4] = [
+    type Count = (&'static Family, fn(&Diagnosis) -> Option<i64>);
+    let counts: [Count; 4] = [
         (&BROKERS_UP, |d| d.brokers.up),
         (&BROKERS, |d| d.brokers.total),
         (&ZOOKEEPERS_UP, |d| d.zookeeper.up),
