@@ -1,14 +1,12 @@
 //! `cdss-precheck-exporter check`, run as a subprocess as a pipeline would, against the simulated
 //! gateway: every exit code, --json, --wait, Ctrl-C.
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use crate::support::{ACCESS_KEY, SECRET_KEY, Spec, config_yaml, start_sim};
 use cdss_precheck_exporter::sim::{Behaviour, SimGateway};
-use common::{ACCESS_KEY, SECRET_KEY, Spec, config_yaml, start_sim};
 use tokio::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_cdss-precheck-exporter");

@@ -1,13 +1,11 @@
 //! `GET /gate/{cluster}` over loopback: every status and reason, staleness, `?fresh=1` sharing one
 //! upstream call among concurrent callers, and its rate limit.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::support::{Harness, Spec, raw_get_status, value};
 use cdss_precheck_exporter::scheduler::phase;
 use cdss_precheck_exporter::sim::Behaviour;
-use common::{Harness, Spec, raw_get_status, value};
 use serde_json::Value;
 
 async fn gate(h: &Harness, path: &str) -> (u16, Value) {

@@ -2,14 +2,12 @@
 //! the clusters misbehave. Zero failed scrapes, RSS growth under 10% after warm-up, no
 //! file-descriptor growth. `scripts/soak.sh` is the full version (wrk, 200 scrapers, 60 s).
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::support::{Process, Spec, config_yaml, exporter_command, start_sim};
 use cdss_precheck_exporter::sim::{Behaviour, fault_cycle};
-use common::{Process, Spec, config_yaml, exporter_command, start_sim};
 
 const CLUSTERS: usize = 300;
 const SCRAPERS: usize = 50;

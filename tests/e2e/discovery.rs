@@ -2,16 +2,14 @@
 //! every page is read, filters apply, deleted clusters lose every series, an outage keeps the
 //! set, and reloads (HTTP, SIGHUP, file change) apply good configs and refuse bad ones.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::support::{
+    FileHarness, Process, exporter_command, metrics_until, series_of, start_sim, value, value_with,
+};
 use cdss_precheck_exporter::ncp::region::Region;
 use cdss_precheck_exporter::secret::Secret;
 use cdss_precheck_exporter::sim::{Behaviour, SimCluster, SimGateway};
-use common::{
-    FileHarness, Process, exporter_command, metrics_until, series_of, start_sim, value, value_with,
-};
 
 const HEAD: &str = "interval: 2s\ntimeout: 1s\ncredentials:\n  access_key_file: '{dir}/ak'\n  secret_key_file: '{dir}/sk'\napi_gateway: '{gateway}'\n";
 

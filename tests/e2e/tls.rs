@@ -6,13 +6,12 @@
 //! - the gateway client against the simulated gateway over HTTPS: a self-signed certificate is
 //!   refused unless `ca_file` trusts it, and a certificate for another name is refused.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::{ACCESS_KEY, SECRET_KEY, Spec, run_exporter};
 use cdss_precheck_exporter::config::Config;
 use cdss_precheck_exporter::credentials::{Credentials, Keyring};
 use cdss_precheck_exporter::ncp::cdss::Clients;
@@ -21,7 +20,6 @@ use cdss_precheck_exporter::reload::client_settings;
 use cdss_precheck_exporter::secret::Secret;
 use cdss_precheck_exporter::sim::{Behaviour, SimConfig, SimGateway};
 use cdss_precheck_exporter::web_config::WebConfigWatch;
-use common::{ACCESS_KEY, SECRET_KEY, Spec, run_exporter};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
@@ -92,9 +90,9 @@ struct Exporter {
 
 impl Exporter {
     async fn start(web_file: &Path) -> Self {
-        let sim = common::start_sim(&CLUSTERS).await;
+        let sim = crate::support::start_sim(&CLUSTERS).await;
         let config = Config::parse(
-            &common::config_yaml(&sim.url(), FAST, &CLUSTERS),
+            &crate::support::config_yaml(&sim.url(), FAST, &CLUSTERS),
             Path::new("test.yaml"),
         )
         .unwrap();

@@ -1,6 +1,5 @@
 //! Shared test harness: a simulated gateway plus the exporter's library entry point, both on
 //! 127.0.0.1:0, and helpers to read `/metrics` as a user would.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

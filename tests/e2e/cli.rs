@@ -1,7 +1,6 @@
 //! The binary as a user runs it: exit codes, messages on stderr, signals.
 
-mod common;
-use common::{Process, exporter_command, run_exporter};
+use crate::support::{Process, exporter_command, run_exporter};
 use std::time::{Duration, Instant};
 
 #[test]

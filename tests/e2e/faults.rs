@@ -2,14 +2,12 @@
 //! stays up, `/metrics` keeps answering, the cluster shows ok 0 with the documented code and
 //! reason, and the next healthy answer recovers it. Plus clock skew.
 
-mod common;
-
 use std::io::Write as _;
 use std::time::Duration;
 
+use crate::support::{Harness, Spec, metrics_until, value};
 use cdss_precheck_exporter::sim::faults::{FaultServer, TcpFault};
 use cdss_precheck_exporter::sim::{Behaviour, RawResponse};
-use common::{Harness, Spec, metrics_until, value};
 
 fn gzip_bomb() -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
@@ -313,16 +311,16 @@ fn value_plain(m: &str, name: &str) -> Option<f64> {
 #[tokio::test]
 async fn the_exporter_log_names_the_clock_on_auth_failures() {
     let specs: Vec<Spec> = vec![("orders", "KR", 1, Some(Behaviour::Ready))];
-    let sim = common::start_sim(&specs).await;
+    let sim = crate::support::start_sim(&specs).await;
     sim.set_clock_offset(10 * 60 * 1000);
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.yaml");
     std::fs::write(
         &config,
-        common::config_yaml(&sim.url(), "interval: 2s\ntimeout: 1s", &specs),
+        crate::support::config_yaml(&sim.url(), "interval: 2s\ntimeout: 1s", &specs),
     )
     .unwrap();
-    let p = common::Process::spawn(common::exporter_command(&[
+    let p = crate::support::Process::spawn(crate::support::exporter_command(&[
         "--config.file",
         config.to_str().unwrap(),
         "--web.listen-address",

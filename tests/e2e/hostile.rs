@@ -4,8 +4,7 @@
 
 use std::io::{Read, Write};
 
-mod common;
-use common::{Process, exporter_command};
+use crate::support::{Process, exporter_command};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 

@@ -2,14 +2,12 @@
 //! Kubernetes Job's init-container command, and the GitHub Actions step, against the simulated
 //! gateway. The README must show each example file verbatim, so the docs cannot drift.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use crate::support::{ACCESS_KEY, Harness, SECRET_KEY, Spec, config_yaml};
 use cdss_precheck_exporter::sim::Behaviour;
-use common::{ACCESS_KEY, Harness, SECRET_KEY, Spec, config_yaml};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const BIN: &str = env!("CARGO_BIN_EXE_cdss-precheck-exporter");
@@ -87,7 +85,7 @@ fn restarted(w: &Workspace) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn shell_step_restarts_only_when_ready() {
-    let sim = common::start_sim(&specs()).await;
+    let sim = crate::support::start_sim(&specs()).await;
     let w = workspace(&sim.url());
     let script = Path::new(ROOT).join("examples/gate/restart-when-ready.sh");
     let run = |cluster: &str| {
@@ -167,7 +165,7 @@ async fn kubernetes_init_container_waits_on_the_gate() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn github_actions_step_gates_the_restart() {
-    let sim = common::start_sim(&specs()).await;
+    let sim = crate::support::start_sim(&specs()).await;
     let w = workspace(&sim.url());
     let workflow = yaml("github-actions.yaml");
     let steps = workflow["jobs"]["rolling-restart"]["steps"]

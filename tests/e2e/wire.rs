@@ -1,8 +1,6 @@
 //! What goes over the wire, byte for byte: a raw TCP listener captures the request the client
 //! sends, and redirects are shown never to be followed.
 
-mod common;
-
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cdss_precheck_exporter::credentials::Credentials;

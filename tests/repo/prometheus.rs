@@ -10,8 +10,6 @@
 //!
 //! The Prometheus child is killed when its guard drops, also when the test panics.
 
-mod tools;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -19,6 +17,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::support::{
+    alert_rules, builtin_values, dashboard, dashboard_queries, parse_label_values, repo_path,
+    substitute, tool, variable_queries,
+};
 use cdss_precheck_exporter::config::Config;
 use cdss_precheck_exporter::credentials::Credentials;
 use cdss_precheck_exporter::demo;
@@ -29,10 +31,6 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tools::{
-    alert_rules, builtin_values, dashboard, dashboard_queries, parse_label_values, repo_path,
-    substitute, tool, variable_queries,
-};
 
 /// Prometheus's job name: the one the alert rules and the README's scrape config use.
 const JOB: &str = "cdss-precheck";

@@ -2,17 +2,15 @@
 //! RUST_LOG=trace) through the fault matrix, a failing reload, `check` and `--config.check`;
 //! every byte it prints or serves is searched for the secret and its base64 forms.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::support::{ACCESS_KEY, Process, SECRET_KEY, Spec, start_sim};
 use base64::Engine as _;
 use cdss_precheck_exporter::secret::Secret;
 use cdss_precheck_exporter::sim::faults::{FaultServer, TcpFault};
 use cdss_precheck_exporter::sim::{Behaviour, RawResponse};
-use common::{ACCESS_KEY, Process, SECRET_KEY, Spec, start_sim};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cdss-precheck-exporter");
 const OTHER_SECRET: &str = "second-account-secret-Qm9vbQ-never-print";

@@ -1,12 +1,10 @@
 //! End-to-end: the exporter's library entry point against the simulated gateway, over loopback,
 //! asserting on what a user sees: `/metrics` lines and HTTP statuses.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::support::{Harness, SECRET_KEY, Spec, value, value_with};
 use cdss_precheck_exporter::sim::Behaviour;
-use common::{Harness, SECRET_KEY, Spec, value, value_with};
 
 const FAST: &str = "interval: 2s\ntimeout: 1s\nconcurrency: 4";
 
