@@ -113,14 +113,26 @@ async fn filters_apply() {
             "{gone} should be filtered out\n{m}"
         );
     }
+    // The baseline is read before the reload, and after two runs: a reset to zero followed by
+    // the new series' first run would read 1, below it.
+    let before = metrics_until(
+        &h.inner,
+        Duration::from_secs(15),
+        "orders-a to have run twice",
+        |m| value(m, "cdss_precheck_runs_total", "orders-a").is_some_and(|v| v >= 2.0),
+    )
+    .await;
+    let runs_a = value(&before, "cdss_precheck_runs_total", "orders-a").unwrap();
     // statuses: [running] drops the changing one too.
     h.write_config(&format!(
         "{HEAD}discovery:\n  - region: KR\n    name_regex: '^orders-'\n    statuses: [running]\n"
     ));
     assert_eq!(h.reload().await.0, 200);
-    let before = h.inner.metrics().await;
-    let runs_a = value(&before, "cdss_precheck_runs_total", "orders-a")
-        .unwrap_or_else(|| panic!("{before}"));
+    let right_after = h.inner.metrics().await;
+    assert!(
+        value(&right_after, "cdss_precheck_runs_total", "orders-a").is_some_and(|v| v >= runs_a),
+        "orders-a was reset by the reload (before: {runs_a})\n{right_after}"
+    );
     let m = metrics_until(
         &h.inner,
         Duration::from_secs(5),
