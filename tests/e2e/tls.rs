@@ -417,7 +417,13 @@ async fn plain_http_on_the_tls_port_fails_cleanly() {
 
 /// Polls until `GET url` with `auth` answers `want`, for at most 30 s (room for a loaded
 /// machine; it returns as soon as the change is seen).
-async fn until_status(client: &reqwest::Client, url: &str, auth: (&str, &str), want: u16) {
+async fn until_status(
+    what: &str,
+    client: &reqwest::Client,
+    url: &str,
+    auth: (&str, &str),
+    want: u16,
+) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(r) = get(client, url, Some(auth)).await {
@@ -427,7 +433,7 @@ async fn until_status(client: &reqwest::Client, url: &str, auth: (&str, &str), w
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "{url} with {auth:?} never answered {want}"
+            "{what}: {url} with {auth:?} never answered {want}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -452,7 +458,7 @@ async fn web_config_changes_apply_without_restart() {
         &web,
         &format!("{tls}basic_auth_users:\n  alice: {}\n", hash("second")),
     );
-    until_status(&client, &url, ("alice", "second"), 200).await;
+    until_status("new password", &client, &url, ("alice", "second"), 200).await;
     assert_eq!(status(&client, &url, Some(("alice", "first"))).await, 401);
 
     // A broken version is refused; the running one stays in force.
@@ -482,7 +488,14 @@ async fn web_config_changes_apply_without_restart() {
         &web,
         &format!("{tls}basic_auth_users:\n  alice: {}\n", hash("fifth")),
     );
-    until_status(&client, &url, ("alice", "fifth"), 200).await;
+    until_status(
+        "TLS config restored",
+        &client,
+        &url,
+        ("alice", "fifth"),
+        200,
+    )
+    .await;
 
     // Certificate rotation: a new certificate (from a new CA) in the same files is picked up
     // by new connections. Only the certificate and key change; the web config file does not.
@@ -492,7 +505,14 @@ async fn web_config_changes_apply_without_restart() {
     replace(&dir.path().join("server.key"), &key);
     replace(&dir.path().join("server.crt"), &cert);
     let new_client = tls_client(&new_ca.pem, None);
-    until_status(&new_client, &url, ("alice", "fifth"), 200).await;
+    until_status(
+        "rotated certificate",
+        &new_client,
+        &url,
+        ("alice", "fifth"),
+        200,
+    )
+    .await;
     assert_eq!(std::fs::read(&web).unwrap(), web_before);
     let old_trust = tls_client(&ca.pem, None);
     let e = get(&old_trust, &url, Some(("alice", "fifth")))
