@@ -9,13 +9,21 @@ use crate::support::{Harness, Spec, metrics_until, value};
 use cdss_precheck_exporter::sim::faults::{FaultServer, TcpFault};
 use cdss_precheck_exporter::sim::{Behaviour, RawResponse};
 
+/// The body cap the fault matrix runs with (`max_response_bytes`).
+const BODY_CAP: usize = 65536;
+
+/// 16 MiB of zeros, gzipped to about 16 kB: the compressed body is a quarter of the body cap
+/// (so it is not cut off as too large), the inflated one 256 times it. The exporter does not
+/// inflate, so it reads gzip bytes where JSON should be: an invalid response.
 fn gzip_bomb() -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     let zeros = vec![0u8; 1 << 20];
-    for _ in 0..64 {
+    for _ in 0..16 {
         enc.write_all(&zeros).unwrap();
     }
-    enc.finish().unwrap()
+    let bomb = enc.finish().unwrap();
+    assert!(bomb.len() * 3 < BODY_CAP, "{} bytes", bomb.len());
+    bomb
 }
 
 fn gateway_json(code: &str, message: &str) -> Vec<u8> {
@@ -220,7 +228,7 @@ async fn every_fault_shows_ok_0_with_its_code_and_reason_then_recovers() {
     }
     yaml_extra.push_str(&format!("  - {{name: connection-refused, region: KR, service_group_instance_no: 3000, api_gateway: '{closed}'}}\n"));
     let h = Harness::start_with_extra(
-        "interval: 3s\ntimeout: 2s\nconcurrency: 16\nmax_response_bytes: 65536",
+        &format!("interval: 3s\ntimeout: 2s\nconcurrency: 16\nmax_response_bytes: {BODY_CAP}"),
         &specs,
         &yaml_extra,
     )
