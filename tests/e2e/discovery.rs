@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use crate::support::{
-    FileHarness, Process, exporter_command, metrics_until, series_of, start_sim, value, value_with,
+    ACCESS_KEY, FileHarness, Process, SECRET_KEY, exporter_command, metrics_until, series_of,
+    start_sim, unix_now, value, value_plain, value_with,
 };
 use cdss_precheck_exporter::ncp::region::Region;
 use cdss_precheck_exporter::secret::Secret;
@@ -380,4 +381,151 @@ async fn sighup_reloads_the_real_binary() {
     let (code, logs) = p.terminate();
     assert_eq!(code, Some(0));
     assert!(logs.contains("received SIGHUP"), "{logs}");
+}
+
+/// README, reload: unchanged clusters keep their series with no gap, a new `interval` applies,
+/// removed clusters go, added ones come, the reload timestamp moves, and a key file that became
+/// readable by others is warned about on reload too. The real binary, so its log is seen.
+#[tokio::test]
+async fn reload_keeps_unchanged_clusters_applies_interval_and_warns_on_readable_keys() {
+    let sim = start_sim(&[
+        ("a", "KR", 1, Some(Behaviour::Ready)),
+        ("b", "KR", 2, Some(Behaviour::Ready)),
+        ("c", "KR", 3, Some(Behaviour::Ready)),
+    ])
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    std::fs::write(dir.path().join("ak"), ACCESS_KEY).unwrap();
+    let sk = dir.path().join("sk");
+    std::fs::write(&sk, SECRET_KEY).unwrap();
+    std::process::Command::new("chmod")
+        .arg("600")
+        .arg(&sk)
+        .status()
+        .unwrap();
+    let config = dir.path().join("config.yaml");
+    let yaml = |interval: &str, concurrency: u32, clusters: &[(&str, u64)]| {
+        let mut y = format!(
+            "interval: {interval}\ntimeout: 500ms\nconcurrency: {concurrency}\napi_gateway: {}\ncredentials:\n  access_key_file: '{d}/ak'\n  secret_key_file: '{d}/sk'\nclusters:\n",
+            sim.url()
+        );
+        for (name, no) in clusters {
+            y.push_str(&format!(
+                "  - {{name: {name}, region: KR, service_group_instance_no: {no}}}\n"
+            ));
+        }
+        y
+    };
+    std::fs::write(&config, yaml("3s", 2, &[("a", 1), ("b", 2)])).unwrap();
+    let p = Process::spawn(exporter_command(&[
+        "--config.file",
+        config.to_str().unwrap(),
+        "--web.listen-address",
+        "127.0.0.1:0",
+    ]));
+    let before = p
+        .metrics_until(Duration::from_secs(20), "a and b answered", |m| {
+            value(m, "cdss_precheck_ok", "a") == Some(1.0)
+                && value(m, "cdss_precheck_ok", "b") == Some(1.0)
+        })
+        .await;
+    assert_eq!(
+        value_plain(&before, "cdss_exporter_precheck_interval_seconds"),
+        Some(3.0)
+    );
+    let loaded = value_plain(
+        &before,
+        "cdss_exporter_config_last_reload_success_timestamp_seconds",
+    )
+    .unwrap_or_else(|| panic!("start-up counts as a load:\n{before}"));
+    assert!(
+        (unix_now() - loaded).abs() < 60.0,
+        "start-up load at {loaded}"
+    );
+    let runs_a = value(&before, "cdss_precheck_runs_total", "a").unwrap();
+    let last_run_a = value(&before, "cdss_precheck_last_run_timestamp_seconds", "a").unwrap();
+
+    // Whole seconds apart, so the reload timestamp must move.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    std::process::Command::new("chmod")
+        .arg("644")
+        .arg(&sk)
+        .status()
+        .unwrap();
+    std::fs::write(&config, yaml("1s", 1, &[("a", 1), ("c", 3)])).unwrap();
+    let reload_started = unix_now();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let r = http
+        .post(format!("http://{}/-/reload", p.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+
+    // Right after the reload: a is unchanged and kept everything (no gap, no reset), b is gone.
+    let m = p.get("/metrics").await;
+    assert!(
+        value(&m, "cdss_precheck_runs_total", "a").is_some_and(|v| v >= runs_a),
+        "a was reset (runs were {runs_a})\n{m}"
+    );
+    assert!(
+        value(&m, "cdss_precheck_last_run_timestamp_seconds", "a").is_some_and(|v| v >= last_run_a),
+        "{m}"
+    );
+    assert_eq!(value(&m, "cdss_precheck_ok", "a"), Some(1.0), "{m}");
+    assert!(series_of(&m, "b").is_empty(), "b was removed\n{m}");
+    assert_eq!(
+        value_plain(&m, "cdss_exporter_precheck_interval_seconds"),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        value_plain(&m, "cdss_exporter_config_last_reload_successful"),
+        Some(1.0)
+    );
+    let reloaded = value_plain(
+        &m,
+        "cdss_exporter_config_last_reload_success_timestamp_seconds",
+    )
+    .unwrap();
+    assert!(
+        reloaded > loaded && reloaded >= reload_started.floor() - 1.0,
+        "reload at {reloaded}, start-up at {loaded}, asked at {reload_started}"
+    );
+    let m = p
+        .metrics_until(Duration::from_secs(20), "c added", |m| {
+            value(m, "cdss_precheck_ok", "c") == Some(1.0)
+        })
+        .await;
+    // The new interval in practice: four more calls for a take about 3 s at 1 s; at the old
+    // 3 s they would take at least 9 s. 8 s leaves room for a loaded machine.
+    let calls = sim.calls(1);
+    let started = std::time::Instant::now();
+    while sim.calls(1) < calls + 4 {
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "a is not checked every second: {} calls in {:?}",
+            sim.calls(1) - calls,
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let last_run = value(&m, "cdss_precheck_last_run_timestamp_seconds", "a").unwrap();
+    assert!(
+        (unix_now() - last_run) < 30.0 && last_run >= last_run_a,
+        "last run {last_run}"
+    );
+    let (code, logs) = p.terminate();
+    assert_eq!(code, Some(0));
+    assert!(logs.contains("configuration reloaded"), "{logs}");
+    let warnings: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains(" level=warn ") && l.contains("readable by other users"))
+        .collect();
+    assert_eq!(
+        warnings.len(),
+        1,
+        "one warning, from the reload (the file was 0600 at start):\n{logs}"
+    );
 }

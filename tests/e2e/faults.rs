@@ -5,7 +5,7 @@
 use std::io::Write as _;
 use std::time::Duration;
 
-use crate::support::{Harness, Spec, metrics_until, value};
+use crate::support::{Harness, Spec, metrics_until, value, value_plain};
 use cdss_precheck_exporter::sim::faults::{FaultServer, TcpFault};
 use cdss_precheck_exporter::sim::{Behaviour, RawResponse};
 
@@ -307,13 +307,6 @@ async fn clock_skew_is_exposed_and_named_as_the_likely_cause() {
     let skew = value_plain(&m, "cdss_exporter_clock_skew_seconds").unwrap();
     assert!((598.0..=602.0).contains(&skew), "skew {skew}");
     h.stop().await;
-}
-
-fn value_plain(m: &str, name: &str) -> Option<f64> {
-    m.lines()
-        .find(|l| l.starts_with(&format!("{name} ")))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
 }
 
 #[tokio::test]

@@ -149,6 +149,23 @@ pub fn value(metrics: &str, name: &str, cluster: &str) -> Option<f64> {
     value_with(metrics, name, &format!("cluster=\"{cluster}\""))
 }
 
+/// The value of `name` where it has no labels.
+pub fn value_plain(metrics: &str, name: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(&format!("{name} ")))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
 /// The value of the first sample of `name` whose label set contains `labels_fragment`.
 pub fn value_with(metrics: &str, name: &str, labels_fragment: &str) -> Option<f64> {
     metrics
