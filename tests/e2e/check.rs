@@ -6,7 +6,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::support::{ACCESS_KEY, SECRET_KEY, Spec, config_yaml, start_sim};
-use cdss_precheck_exporter::sim::{Behaviour, SimGateway};
+use cdss_precheck_exporter::ncp::region::Region;
+use cdss_precheck_exporter::sim::{Behaviour, SimCluster, SimGateway};
 use tokio::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_cdss-precheck-exporter");
@@ -432,4 +433,51 @@ async fn auth_failure_with_a_skewed_clock_names_the_clock() {
         .and_then(|n| n.parse().ok())
         .unwrap();
     assert!((598.0..=602.0).contains(&secs), "{stderr}");
+}
+
+/// README: `check` takes discovered clusters by name, as the exporter would see them.
+#[tokio::test]
+async fn check_on_a_discovered_cluster() {
+    let sim = start_sim(&[]).await;
+    sim.add_cluster(500, SimCluster::running("found-kafka", Region::Kr));
+    sim.add_cluster(501, SimCluster::running("other-kafka", Region::Kr));
+    sim.set_behaviour(501, Behaviour::NotReady);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "interval: 60s\ntimeout: 5s\napi_gateway: {}\ndiscovery:\n  - region: KR\n",
+            sim.url()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = command(&config, SECRET_KEY, args);
+        async move { cmd.output().await.unwrap() }
+    };
+    let out = run(&["--cluster", "found-kafka"]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (rows, verdict) = table(&stdout);
+    assert_eq!(
+        verdicts(&rows),
+        [["found-kafka", "KR", "ready", "0"]],
+        "{stdout}"
+    );
+    assert_eq!(verdict, GO);
+    assert_eq!(sim.calls(500), 1, "the discovered number was prechecked");
+    assert_eq!(sim.calls(501), 0, "only the named cluster");
+    assert!(sim.list_calls() >= 1, "the list was read");
+
+    let out = run(&["--cluster", "other-kafka"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let out = run(&["--cluster", "missing-kafka"]).await;
+    assert_eq!(out.status.code(), Some(2), "not discovered → could not ask");
+    assert_eq!(sim.calls(500), 1);
 }

@@ -102,6 +102,22 @@ fn http_faults() -> Vec<(&'static str, Behaviour, i64, &'static str)> {
             "gateway_error",
         ),
         (
+            "forbidden-403",
+            raw(403, "application/json", gateway_json("230", "Forbidden")),
+            230,
+            "auth_error",
+        ),
+        (
+            "permission-denied-401",
+            raw(
+                401,
+                "application/json",
+                gateway_json("210", "Permission Denied"),
+            ),
+            210,
+            "auth_error",
+        ),
+        (
             "json-502",
             raw(
                 502,
