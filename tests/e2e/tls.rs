@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::support::{ACCESS_KEY, SECRET_KEY, Spec, run_exporter};
+use crate::support::{ACCESS_KEY, Process, SECRET_KEY, Spec, exporter_command, run_exporter};
 use cdss_precheck_exporter::config::Config;
 use cdss_precheck_exporter::credentials::{Credentials, Keyring};
 use cdss_precheck_exporter::ncp::cdss::Clients;
@@ -521,6 +521,70 @@ async fn web_config_changes_apply_without_restart() {
         .expect_err("the old certificate is no longer served");
     assert!(e.contains("UnknownIssuer"), "not a trust failure: {e}");
     exporter.stop().await;
+}
+
+/// The real binary with a valid `--web.config.file`: TLS and basic auth on its port, a clean
+/// exit on SIGTERM.
+#[tokio::test]
+async fn the_binary_serves_tls_and_basic_auth_from_a_valid_web_config() {
+    let ca = Ca::new("test server CA");
+    let (_dir, web) = web_dir(
+        &ca,
+        &format!(
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\nbasic_auth_users:\n  alice: {}\n",
+            hash("s3cret")
+        ),
+    );
+    let p = Process::spawn(exporter_command(&[
+        "--demo",
+        "--web.listen-address",
+        "127.0.0.1:0",
+        "--web.config.file",
+        web.to_str().unwrap(),
+    ]));
+    let client = tls_client(&ca.pem, None);
+    let url = format!("https://{}/metrics", p.addr);
+    // The demo's ready cluster shows up over TLS, with the password.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = get(&client, &url, Some(("alice", "s3cret"))).await.unwrap();
+        assert_eq!(r.status(), 200);
+        let body = r.text().await.unwrap();
+        if body
+            .lines()
+            .any(|l| l == "cdss_precheck_ok{cluster=\"orders-kafka\",region=\"KR\"} 1")
+        {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status(&client, &url, None).await, 401);
+    assert_eq!(status(&client, &url, Some(("alice", "wrong"))).await, 401);
+    // Plain HTTP on that port is told it speaks TLS; a client that trusts another CA refuses it.
+    let plain = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let r = plain
+        .get(format!("http://{}/metrics", p.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let e = get(&tls_client(&Ca::new("other").pem, None), &url, None)
+        .await
+        .map(|r| r.status())
+        .expect_err("an untrusted server certificate");
+    assert!(e.contains("UnknownIssuer"), "{e}");
+    let (code, logs) = p.terminate();
+    assert_eq!(code, Some(0), "{logs}");
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("message=listening") && l.contains("tls=true")),
+        "{logs}"
+    );
 }
 
 #[test]
