@@ -1,6 +1,7 @@
 //! The binary as a user runs it: exit codes, messages on stderr, signals.
 
-use crate::support::{Process, exporter_command, run_exporter};
+use crate::support::{Process, config_yaml, exporter_command, run_exporter, start_sim};
+use cdss_precheck_exporter::sim::Behaviour;
 use std::time::{Duration, Instant};
 
 #[test]
@@ -273,4 +274,51 @@ async fn demo_serves_metrics_and_sigterm_exits_0() {
         started.elapsed()
     );
     assert!(logs.contains("SIGTERM"), "{logs}");
+}
+
+/// README: on SIGINT the exporter lets the precheck in flight finish (bounded by `timeout`)
+/// and exits 0.
+#[tokio::test]
+async fn sigint_with_a_precheck_in_flight_exits_0() {
+    let specs = [(
+        "hangs",
+        "KR",
+        7,
+        Some(Behaviour::Slow(
+            Duration::from_secs(60),
+            Box::new(Behaviour::Ready),
+        )),
+    )];
+    let sim = start_sim(&specs).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        config_yaml(&sim.url(), "interval: 30s\ntimeout: 3s", &specs),
+    )
+    .unwrap();
+    let p = Process::spawn(exporter_command(&[
+        "--config.file",
+        config.to_str().unwrap(),
+        "--web.listen-address",
+        "127.0.0.1:0",
+    ]));
+    // In flight: the gateway has the call, the exporter has no result yet.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sim.calls(7) == 0 {
+        assert!(Instant::now() < deadline, "the precheck never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let m = p.get("/metrics").await;
+    assert!(
+        m.contains("cdss_precheck_runs_total{cluster=\"hangs\",region=\"KR\"} 0"),
+        "{m}"
+    );
+    let started = Instant::now();
+    let (code, logs) = p.stop_with("INT");
+    let took = started.elapsed();
+    assert_eq!(code, Some(0), "{logs}");
+    assert!(logs.contains("SIGINT"), "{logs}");
+    // Bounded by the 3 s timeout, not the gateway's 60 s; room for a loaded machine.
+    assert!(took < Duration::from_secs(20), "{took:?}");
 }

@@ -398,8 +398,13 @@ impl Process {
     }
 
     /// SIGTERM, wait; returns the exit code and everything it logged.
-    pub fn terminate(mut self) -> (Option<i32>, String) {
-        self.signal("TERM");
+    pub fn terminate(self) -> (Option<i32>, String) {
+        self.stop_with("TERM")
+    }
+
+    /// Sends `signal` (a name as `kill -NAME` takes it), waits; returns the exit code and the logs.
+    pub fn stop_with(mut self, signal: &str) -> (Option<i32>, String) {
+        self.signal(signal);
         let code = self.child.wait().unwrap().code();
         let logs = self
             .logs
