@@ -529,3 +529,127 @@ async fn reload_keeps_unchanged_clusters_applies_interval_and_warns_on_readable_
         "one warning, from the reload (the file was 0600 at start):\n{logs}"
     );
 }
+
+/// A gateway whose cluster list never says `isLast`: three pages (`totalPage: 3`) of two
+/// clusters, and a trap page 4 that a lister reading past `totalPage` would find. Prechecks
+/// answer ready. Returns its URL and the page numbers asked for.
+async fn gateway_without_is_last() -> (String, std::sync::Arc<std::sync::Mutex<Vec<u64>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let pages = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = pages.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let (head, body) = loop {
+                    let n = sock.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).into_owned();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| {
+                                let (k, v) = l.split_once(':')?;
+                                k.eq_ignore_ascii_case("content-length")
+                                    .then(|| v.trim().parse().ok())?
+                            })
+                            .unwrap_or(0);
+                        if body.len() >= len {
+                            break (head.to_string(), body.to_string());
+                        }
+                    }
+                };
+                let answer = if head.contains("getClusterInfoList") {
+                    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+                    let page = v["pageNo"].as_u64().unwrap();
+                    seen.lock().unwrap().push(page);
+                    let clusters: Vec<serde_json::Value> = (0..2)
+                        .map(|i| {
+                            let name = if page <= 3 {
+                                format!("paged-{page}-{i}")
+                            } else {
+                                format!("beyond-{page}-{i}")
+                            };
+                            serde_json::json!({
+                                "serviceGroupInstanceNo": (page * 10 + i).to_string(),
+                                "clusterName": name,
+                                "serverStatus": "Running",
+                                "kafkaVersion": "3.5.1",
+                                "vpcName": "vpc"
+                            })
+                        })
+                        .collect();
+                    serde_json::json!({
+                        "code": 0,
+                        "message": "SUCCESS",
+                        "result": {
+                            "currentPage": page,
+                            "totalPage": 3,
+                            "totalCount": 6,
+                            "allowedClusters": clusters
+                        }
+                    })
+                } else {
+                    serde_json::json!({"code": 0, "message": "SUCCESS", "result": true})
+                }
+                .to_string();
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+                let _ = sock.write_all(response.as_bytes()).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    (url, pages)
+}
+
+/// README: paging stops on `totalPage` even when the gateway never sends `isLast`.
+#[tokio::test]
+async fn paging_ends_on_total_page_without_is_last() {
+    let (url, pages) = gateway_without_is_last().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "interval: 30s\ntimeout: 2s\napi_gateway: {url}\ndiscovery:\n  - region: KR\n    refresh: 1h\n    page_size: 2\n"
+        ),
+    )
+    .unwrap();
+    let p = Process::spawn(exporter_command(&[
+        "--config.file",
+        config.to_str().unwrap(),
+        "--web.listen-address",
+        "127.0.0.1:0",
+    ]));
+    let names: Vec<String> = (1..=3)
+        .flat_map(|page| (0..2).map(move |i| format!("paged-{page}-{i}")))
+        .collect();
+    let m = p
+        .metrics_until(Duration::from_secs(30), "six discovered clusters", |m| {
+            names
+                .iter()
+                .all(|n| value(m, "cdss_precheck_ok", n) == Some(1.0))
+        })
+        .await;
+    assert_eq!(
+        value_with(&m, "cdss_discovery_clusters", "region=\"KR\""),
+        Some(6.0),
+        "{m}"
+    );
+    assert!(!m.contains("beyond-"), "read past totalPage:\n{m}");
+    assert_eq!(*pages.lock().unwrap(), [1, 2, 3]);
+    assert_eq!(p.terminate().0, Some(0));
+}
