@@ -149,7 +149,11 @@ async fn kubernetes_init_container_waits_on_the_gate() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("\"ready\":true"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let answer: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(answer["ready"], true, "{stdout}");
+    assert_eq!(answer["cluster"], "orders-kafka", "{stdout}");
+    assert_eq!(answer["source"], "fresh", "{stdout}");
     assert_eq!(h.sim.calls(1), calls_before + 1, "?fresh=1 asked NCP");
 
     // A cluster that is not ready keeps the init container waiting until its timeout.
@@ -158,8 +162,20 @@ async fn kubernetes_init_container_waits_on_the_gate() {
         .replace("timeout 900", "timeout 3");
     let started = Instant::now();
     let out = tokio::task::block_in_place(|| sh(&["sh", "-c"], &waiting, dir.path(), &[]));
-    assert_ne!(out.status.code(), Some(0));
+    // `timeout` ends it (124), and what kept it waiting was the gate's 503.
+    assert_eq!(
+        out.status.code(),
+        Some(124),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(started.elapsed() >= Duration::from_secs(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("returned error: 503"),
+        "not waiting on the gate's 503: {stderr}"
+    );
+
     h.stop().await;
 }
 
