@@ -425,8 +425,9 @@ async fn reload_keeps_unchanged_clusters_applies_interval_and_warns_on_readable_
         "127.0.0.1:0",
     ]));
     let before = p
-        .metrics_until(Duration::from_secs(20), "a and b answered", |m| {
-            value(m, "cdss_precheck_ok", "a") == Some(1.0)
+        .metrics_until(Duration::from_secs(30), "a twice, b once", |m| {
+            // Two runs of a: a reset and the new series' first run would read 1, below it.
+            value(m, "cdss_precheck_runs_total", "a").is_some_and(|v| v >= 2.0)
                 && value(m, "cdss_precheck_ok", "b") == Some(1.0)
         })
         .await;
