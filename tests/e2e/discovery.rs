@@ -2,6 +2,8 @@
 //! every page is read, filters apply, deleted clusters lose every series, an outage keeps the
 //! set, and reloads (HTTP, SIGHUP, file change) apply good configs and refuse bad ones.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::support::{
@@ -531,95 +533,123 @@ async fn reload_keeps_unchanged_clusters_applies_interval_and_warns_on_readable_
     );
 }
 
-/// A gateway whose cluster list never says `isLast`: three pages (`totalPage: 3`) of two
-/// clusters, and a trap page 4 that a lister reading past `totalPage` would find. Prechecks
-/// answer ready. Returns its URL and the page numbers asked for.
-async fn gateway_without_is_last() -> (String, std::sync::Arc<std::sync::Mutex<Vec<u64>>>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let pages = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let seen = pages.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut sock, _)) = listener.accept().await else {
-                return;
-            };
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                let (head, body) = loop {
-                    let n = sock.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    let text = String::from_utf8_lossy(&buf).into_owned();
-                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                        let len: usize = head
-                            .lines()
-                            .find_map(|l| {
-                                let (k, v) = l.split_once(':')?;
-                                k.eq_ignore_ascii_case("content-length")
-                                    .then(|| v.trim().parse().ok())?
-                            })
-                            .unwrap_or(0);
-                        if body.len() >= len {
-                            break (head.to_string(), body.to_string());
-                        }
-                    }
+/// A hand-written gateway for what the simulator cannot do. Its cluster list never says
+/// `isLast`: three pages (`totalPage: 3`) of two clusters, and a trap page 4 that a lister
+/// reading past `totalPage` would find. Prechecks answer ready after `delay`, and it counts how
+/// many are in flight at once.
+struct FakeGateway {
+    url: String,
+    pages: Arc<Mutex<Vec<u64>>>,
+    in_flight: Arc<AtomicUsize>,
+    max_in_flight: Arc<AtomicUsize>,
+}
+
+impl FakeGateway {
+    async fn start(delay: Duration) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let gw = Self {
+            url: format!("http://{}", listener.local_addr().unwrap()),
+            pages: Arc::default(),
+            in_flight: Arc::default(),
+            max_in_flight: Arc::default(),
+        };
+        let (seen, in_flight, max) = (
+            gw.pages.clone(),
+            gw.in_flight.clone(),
+            gw.max_in_flight.clone(),
+        );
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
                 };
-                let answer = if head.contains("getClusterInfoList") {
-                    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-                    let page = v["pageNo"].as_u64().unwrap();
-                    seen.lock().unwrap().push(page);
-                    let clusters: Vec<serde_json::Value> = (0..2)
-                        .map(|i| {
-                            let name = if page <= 3 {
-                                format!("paged-{page}-{i}")
-                            } else {
-                                format!("beyond-{page}-{i}")
-                            };
-                            serde_json::json!({
-                                "serviceGroupInstanceNo": (page * 10 + i).to_string(),
-                                "clusterName": name,
-                                "serverStatus": "Running",
-                                "kafkaVersion": "3.5.1",
-                                "vpcName": "vpc"
-                            })
-                        })
-                        .collect();
-                    serde_json::json!({
-                        "code": 0,
-                        "message": "SUCCESS",
-                        "result": {
-                            "currentPage": page,
-                            "totalPage": 3,
-                            "totalCount": 6,
-                            "allowedClusters": clusters
+                let (seen, in_flight, max) = (seen.clone(), in_flight.clone(), max.clone());
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    let (head, body) = loop {
+                        let n = sock.read(&mut chunk).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
                         }
-                    })
-                } else {
-                    serde_json::json!({"code": 0, "message": "SUCCESS", "result": true})
-                }
-                .to_string();
-                let response = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
-                    answer.len()
-                );
-                let _ = sock.write_all(response.as_bytes()).await;
-                let _ = sock.shutdown().await;
-            });
+                        buf.extend_from_slice(&chunk[..n]);
+                        let text = String::from_utf8_lossy(&buf).into_owned();
+                        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                            let len: usize = head
+                                .lines()
+                                .find_map(|l| {
+                                    let (k, v) = l.split_once(':')?;
+                                    k.eq_ignore_ascii_case("content-length")
+                                        .then(|| v.trim().parse().ok())?
+                                })
+                                .unwrap_or(0);
+                            if body.len() >= len {
+                                break (head.to_string(), body.to_string());
+                            }
+                        }
+                    };
+                    let answer = if head.contains("getClusterInfoList") {
+                        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+                        let page = v["pageNo"].as_u64().unwrap();
+                        seen.lock().unwrap().push(page);
+                        list_page(page)
+                    } else {
+                        let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                        max.fetch_max(now, Ordering::SeqCst);
+                        tokio::time::sleep(delay).await;
+                        in_flight.fetch_sub(1, Ordering::SeqCst);
+                        serde_json::json!({"code": 0, "message": "SUCCESS", "result": true})
+                    }
+                    .to_string();
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                        answer.len()
+                    );
+                    let _ = sock.write_all(response.as_bytes()).await;
+                    let _ = sock.shutdown().await;
+                });
+            }
+        });
+        gw
+    }
+}
+
+/// Page `page` of three, without `isLast`; page 4 and on hold clusters no one should see.
+fn list_page(page: u64) -> serde_json::Value {
+    let clusters: Vec<serde_json::Value> = (0..2)
+        .map(|i| {
+            let name = if page <= 3 {
+                format!("paged-{page}-{i}")
+            } else {
+                format!("beyond-{page}-{i}")
+            };
+            serde_json::json!({
+                "serviceGroupInstanceNo": (page * 10 + i).to_string(),
+                "clusterName": name,
+                "serverStatus": "Running",
+                "kafkaVersion": "3.5.1",
+                "vpcName": "vpc"
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "code": 0,
+        "message": "SUCCESS",
+        "result": {
+            "currentPage": page,
+            "totalPage": 3,
+            "totalCount": 6,
+            "allowedClusters": clusters
         }
-    });
-    (url, pages)
+    })
 }
 
 /// README: paging stops on `totalPage` even when the gateway never sends `isLast`.
 #[tokio::test]
 async fn paging_ends_on_total_page_without_is_last() {
-    let (url, pages) = gateway_without_is_last().await;
+    let gw = FakeGateway::start(Duration::ZERO).await;
+    let url = &gw.url;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.yaml");
     std::fs::write(
@@ -651,6 +681,57 @@ async fn paging_ends_on_total_page_without_is_last() {
         "{m}"
     );
     assert!(!m.contains("beyond-"), "read past totalPage:\n{m}");
-    assert_eq!(*pages.lock().unwrap(), [1, 2, 3]);
+    assert_eq!(*gw.pages.lock().unwrap(), [1, 2, 3]);
     assert_eq!(p.terminate().0, Some(0));
+}
+
+/// README, reload: a new `concurrency` applies. Four clusters whose prechecks take 1.5 s of a
+/// 2 s interval: one at a time at `concurrency: 1`, several at once after a reload to 4.
+#[tokio::test]
+async fn reload_applies_a_new_concurrency() {
+    let gw = FakeGateway::start(Duration::from_millis(1500)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    let yaml = |concurrency: u32| {
+        let mut y = format!(
+            "interval: 2s\ntimeout: 1800ms\nconcurrency: {concurrency}\napi_gateway: {}\nclusters:\n",
+            gw.url
+        );
+        for i in 1..=4 {
+            y.push_str(&format!(
+                "  - {{name: c{i}, region: KR, service_group_instance_no: {i}}}\n"
+            ));
+        }
+        y
+    };
+    std::fs::write(&config, yaml(1)).unwrap();
+    let p = Process::spawn(exporter_command(&[
+        "--config.file",
+        config.to_str().unwrap(),
+        "--web.listen-address",
+        "127.0.0.1:0",
+    ]));
+    // Several rounds' worth at concurrency 1: never two at once.
+    p.metrics_until(Duration::from_secs(60), "three answers", |m| {
+        (1..=4)
+            .filter_map(|i| value(m, "cdss_precheck_runs_total", &format!("c{i}")))
+            .sum::<f64>()
+            >= 3.0
+    })
+    .await;
+    assert_eq!(gw.max_in_flight.load(Ordering::SeqCst), 1);
+
+    std::fs::write(&config, yaml(4)).unwrap();
+    p.signal("HUP");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while gw.max_in_flight.load(Ordering::SeqCst) < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still one precheck at a time after the reload to concurrency 4"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (code, logs) = p.terminate();
+    assert_eq!(code, Some(0));
+    assert!(logs.contains("configuration reloaded"), "{logs}");
 }
