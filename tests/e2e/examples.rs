@@ -2,14 +2,12 @@
 //! Kubernetes Job's init-container command, and the GitHub Actions step, against the simulated
 //! gateway. The README must show each example file verbatim, so the docs cannot drift.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use crate::support::{ACCESS_KEY, Harness, SECRET_KEY, Spec, config_yaml};
 use cdss_precheck_exporter::sim::Behaviour;
-use common::{ACCESS_KEY, Harness, SECRET_KEY, Spec, config_yaml};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const BIN: &str = env!("CARGO_BIN_EXE_cdss-precheck-exporter");
@@ -87,7 +85,7 @@ fn restarted(w: &Workspace) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn shell_step_restarts_only_when_ready() {
-    let sim = common::start_sim(&specs()).await;
+    let sim = crate::support::start_sim(&specs()).await;
     let w = workspace(&sim.url());
     let script = Path::new(ROOT).join("examples/gate/restart-when-ready.sh");
     let run = |cluster: &str| {
@@ -151,7 +149,11 @@ async fn kubernetes_init_container_waits_on_the_gate() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("\"ready\":true"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let answer: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(answer["ready"], true, "{stdout}");
+    assert_eq!(answer["cluster"], "orders-kafka", "{stdout}");
+    assert_eq!(answer["source"], "fresh", "{stdout}");
     assert_eq!(h.sim.calls(1), calls_before + 1, "?fresh=1 asked NCP");
 
     // A cluster that is not ready keeps the init container waiting until its timeout.
@@ -160,14 +162,26 @@ async fn kubernetes_init_container_waits_on_the_gate() {
         .replace("timeout 900", "timeout 3");
     let started = Instant::now();
     let out = tokio::task::block_in_place(|| sh(&["sh", "-c"], &waiting, dir.path(), &[]));
-    assert_ne!(out.status.code(), Some(0));
+    // `timeout` ends it (124), and what kept it waiting was the gate's 503.
+    assert_eq!(
+        out.status.code(),
+        Some(124),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(started.elapsed() >= Duration::from_secs(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("returned error: 503"),
+        "not waiting on the gate's 503: {stderr}"
+    );
+
     h.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn github_actions_step_gates_the_restart() {
-    let sim = common::start_sim(&specs()).await;
+    let sim = crate::support::start_sim(&specs()).await;
     let w = workspace(&sim.url());
     let workflow = yaml("github-actions.yaml");
     let steps = workflow["jobs"]["rolling-restart"]["steps"]

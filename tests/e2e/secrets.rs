@@ -2,17 +2,15 @@
 //! RUST_LOG=trace) through the fault matrix, a failing reload, `check` and `--config.check`;
 //! every byte it prints or serves is searched for the secret and its base64 forms.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::support::{ACCESS_KEY, Process, SECRET_KEY, Spec, start_sim};
 use base64::Engine as _;
 use cdss_precheck_exporter::secret::Secret;
 use cdss_precheck_exporter::sim::faults::{FaultServer, TcpFault};
 use cdss_precheck_exporter::sim::{Behaviour, RawResponse};
-use common::{ACCESS_KEY, Process, SECRET_KEY, Spec, start_sim};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cdss-precheck-exporter");
 const OTHER_SECRET: &str = "second-account-secret-Qm9vbQ-never-print";
@@ -194,9 +192,27 @@ async fn the_secret_never_appears_anywhere() {
             rust_log,
         ));
         let addr = p.addr.clone();
-        let mut served = String::new();
-        // Two rounds of every fault.
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        // Two rounds of every fault: wait until every cluster has run twice (an event, not a
+        // fixed sleep), with room for a loaded machine.
+        let clusters = specs().len() + 6;
+        let mut served = p
+            .metrics_until(
+                Duration::from_secs(60),
+                "two rounds of every cluster",
+                |m| {
+                    m.lines()
+                        .filter(|l| l.starts_with("cdss_precheck_runs_total{"))
+                        .filter(|l| {
+                            l.rsplit(' ')
+                                .next()
+                                .and_then(|v| v.parse::<f64>().ok())
+                                .is_some_and(|v| v >= 2.0)
+                        })
+                        .count()
+                        == clusters
+                },
+            )
+            .await;
         for path in [
             "/metrics",
             "/",
@@ -231,7 +247,33 @@ async fn the_secret_never_appears_anywhere() {
             logs.contains("readable by other users"),
             "no warning about the 0644 secret file"
         );
-        assert!(logs.contains("precheck failed"), "trace logs were captured");
+        // The secret came from the file and was used: the gateway checks every signature
+        // against it, and only a good one reads as ready.
+        assert!(
+            served
+                .lines()
+                .any(|l| l == "cdss_precheck_ok{cluster=\"ready\",region=\"KR\"} 1"),
+            "the file-loaded secret signed no accepted precheck:\n{served}"
+        );
+        // The logs are as verbose as asked: our debug lines (the most detailed we log) with
+        // --log.level trace, and the libraries' trace lines with RUST_LOG=trace.
+        let level = |lvl: &str| {
+            logs.lines()
+                .filter(|l| l.contains(&format!(" level={lvl} ")))
+                .count()
+        };
+        assert!(
+            logs.lines().any(|l| l.contains(" level=debug ")
+                && l.contains("precheck done")
+                && l.contains("cluster=ready ")),
+            "no debug line for the ready cluster (RUST_LOG={rust_log:?})"
+        );
+        if rust_log.is_some() {
+            assert!(
+                level("trace") > 0,
+                "RUST_LOG=trace gave no trace-level line"
+            );
+        }
         assert_clean(&format!("logs (RUST_LOG={rust_log:?})"), &logs);
         assert_clean("served pages", &served);
     }

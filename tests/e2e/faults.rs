@@ -2,22 +2,28 @@
 //! stays up, `/metrics` keeps answering, the cluster shows ok 0 with the documented code and
 //! reason, and the next healthy answer recovers it. Plus clock skew.
 
-mod common;
-
 use std::io::Write as _;
 use std::time::Duration;
 
+use crate::support::{Harness, Spec, metrics_until, value, value_plain};
 use cdss_precheck_exporter::sim::faults::{FaultServer, TcpFault};
 use cdss_precheck_exporter::sim::{Behaviour, RawResponse};
-use common::{Harness, Spec, metrics_until, value};
 
+/// The body cap the fault matrix runs with (`max_response_bytes`).
+const BODY_CAP: usize = 65536;
+
+/// 16 MiB of zeros, gzipped to about 16 kB: the compressed body is a quarter of the body cap
+/// (so it is not cut off as too large), the inflated one 256 times it. The exporter does not
+/// inflate, so it reads gzip bytes where JSON should be: an invalid response.
 fn gzip_bomb() -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     let zeros = vec![0u8; 1 << 20];
-    for _ in 0..64 {
+    for _ in 0..16 {
         enc.write_all(&zeros).unwrap();
     }
-    enc.finish().unwrap()
+    let bomb = enc.finish().unwrap();
+    assert!(bomb.len() * 3 < BODY_CAP, "{} bytes", bomb.len());
+    bomb
 }
 
 fn gateway_json(code: &str, message: &str) -> Vec<u8> {
@@ -94,6 +100,22 @@ fn http_faults() -> Vec<(&'static str, Behaviour, i64, &'static str)> {
             ),
             900,
             "gateway_error",
+        ),
+        (
+            "forbidden-403",
+            raw(403, "application/json", gateway_json("230", "Forbidden")),
+            230,
+            "auth_error",
+        ),
+        (
+            "permission-denied-401",
+            raw(
+                401,
+                "application/json",
+                gateway_json("210", "Permission Denied"),
+            ),
+            210,
+            "auth_error",
         ),
         (
             "json-502",
@@ -222,7 +244,7 @@ async fn every_fault_shows_ok_0_with_its_code_and_reason_then_recovers() {
     }
     yaml_extra.push_str(&format!("  - {{name: connection-refused, region: KR, service_group_instance_no: 3000, api_gateway: '{closed}'}}\n"));
     let h = Harness::start_with_extra(
-        "interval: 3s\ntimeout: 2s\nconcurrency: 16\nmax_response_bytes: 65536",
+        &format!("interval: 3s\ntimeout: 2s\nconcurrency: 16\nmax_response_bytes: {BODY_CAP}"),
         &specs,
         &yaml_extra,
     )
@@ -303,26 +325,19 @@ async fn clock_skew_is_exposed_and_named_as_the_likely_cause() {
     h.stop().await;
 }
 
-fn value_plain(m: &str, name: &str) -> Option<f64> {
-    m.lines()
-        .find(|l| l.starts_with(&format!("{name} ")))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
 #[tokio::test]
 async fn the_exporter_log_names_the_clock_on_auth_failures() {
     let specs: Vec<Spec> = vec![("orders", "KR", 1, Some(Behaviour::Ready))];
-    let sim = common::start_sim(&specs).await;
+    let sim = crate::support::start_sim(&specs).await;
     sim.set_clock_offset(10 * 60 * 1000);
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.yaml");
     std::fs::write(
         &config,
-        common::config_yaml(&sim.url(), "interval: 2s\ntimeout: 1s", &specs),
+        crate::support::config_yaml(&sim.url(), "interval: 2s\ntimeout: 1s", &specs),
     )
     .unwrap();
-    let p = common::Process::spawn(common::exporter_command(&[
+    let p = crate::support::Process::spawn(crate::support::exporter_command(&[
         "--config.file",
         config.to_str().unwrap(),
         "--web.listen-address",

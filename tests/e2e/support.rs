@@ -1,6 +1,5 @@
 //! Shared test harness: a simulated gateway plus the exporter's library entry point, both on
 //! 127.0.0.1:0, and helpers to read `/metrics` as a user would.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -148,6 +147,23 @@ impl Harness {
 /// The value of `name{cluster="C",region="R"...}` in an exposition, if present.
 pub fn value(metrics: &str, name: &str, cluster: &str) -> Option<f64> {
     value_with(metrics, name, &format!("cluster=\"{cluster}\""))
+}
+
+/// The value of `name` where it has no labels.
+pub fn value_plain(metrics: &str, name: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(&format!("{name} ")))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
 }
 
 /// The value of the first sample of `name` whose label set contains `labels_fragment`.
@@ -382,8 +398,13 @@ impl Process {
     }
 
     /// SIGTERM, wait; returns the exit code and everything it logged.
-    pub fn terminate(mut self) -> (Option<i32>, String) {
-        self.signal("TERM");
+    pub fn terminate(self) -> (Option<i32>, String) {
+        self.stop_with("TERM")
+    }
+
+    /// Sends `signal` (a name as `kill -NAME` takes it), waits; returns the exit code and the logs.
+    pub fn stop_with(mut self, signal: &str) -> (Option<i32>, String) {
+        self.signal(signal);
         let code = self.child.wait().unwrap().code();
         let logs = self
             .logs
@@ -426,4 +447,20 @@ pub fn run_exporter(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// NCP's signature v2, written from `ncp-api.md` and independent of `ncp::sign`: standard
+/// Base64 of HMAC-SHA256(secret, METHOD + " " + URI + "\n" + TIMESTAMP + "\n" + ACCESS_KEY).
+pub fn ncp_signature(
+    secret: &str,
+    method: &str,
+    uri: &str,
+    timestamp_ms: u64,
+    access_key: &str,
+) -> String {
+    use base64::Engine as _;
+    use hmac::Mac as _;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{method} {uri}\n{timestamp_ms}\n{access_key}").as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }

@@ -1,14 +1,13 @@
 //! `cdss-precheck-exporter check`, run as a subprocess as a pipeline would, against the simulated
 //! gateway: every exit code, --json, --wait, Ctrl-C.
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use cdss_precheck_exporter::sim::{Behaviour, SimGateway};
-use common::{ACCESS_KEY, SECRET_KEY, Spec, config_yaml, start_sim};
+use crate::support::{ACCESS_KEY, SECRET_KEY, Spec, config_yaml, start_sim};
+use cdss_precheck_exporter::ncp::region::Region;
+use cdss_precheck_exporter::sim::{Behaviour, SimCluster, SimGateway};
 use tokio::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_cdss-precheck-exporter");
@@ -68,6 +67,35 @@ async fn check(s: &Setup, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// The table's rows as columns (split on white space; the message column is left joined), and
+/// its last line, the verdict.
+fn table(stdout: &str) -> (Vec<Vec<String>>, String) {
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines.len() >= 3, "{stdout}");
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        [
+            "CLUSTER", "REGION", "VERDICT", "CODE", "LATENCY", "REQUEST", "ID", "MESSAGE"
+        ],
+        "{stdout}"
+    );
+    let rows = lines[1..lines.len() - 1]
+        .iter()
+        .map(|l| l.split_whitespace().map(String::from).collect())
+        .collect();
+    (rows, lines[lines.len() - 1].to_string())
+}
+
+/// Cluster, region, verdict and code of each row.
+fn verdicts(rows: &[Vec<String>]) -> Vec<[&str; 4]> {
+    rows.iter()
+        .map(|r| [r[0].as_str(), r[1].as_str(), r[2].as_str(), r[3].as_str()])
+        .collect()
+}
+
+const GO: &str = "GO: every cluster is ready for a rolling restart";
+const NO_GO: &str = "NO-GO: at least one cluster is not ready";
+
 #[tokio::test]
 async fn exit_codes_tell_no_from_could_not_ask() {
     let s = setup().await;
@@ -77,11 +105,24 @@ async fn exit_codes_tell_no_from_could_not_ask() {
         stdout.contains("orders") && stdout.contains("ready") && stdout.starts_with("CLUSTER"),
         "{stdout}"
     );
-    assert!(stdout.contains("GO"), "{stdout}");
+    let (rows, verdict) = table(&stdout);
+    assert_eq!(
+        verdicts(&rows),
+        [["orders", "KR", "ready", "0"]],
+        "{stdout}"
+    );
+    assert_eq!(verdict, GO, "{stdout}");
 
     let (code, stdout, _) = check(&s, &["--cluster", "payments"]).await;
     assert_eq!(code, 1, "not ready → 1\n{stdout}");
     assert!(stdout.contains("not_ready"), "{stdout}");
+    let (rows, verdict) = table(&stdout);
+    assert_eq!(
+        verdicts(&rows),
+        [["payments", "SGN", "not_ready", "0"]],
+        "{stdout}"
+    );
+    assert_eq!(verdict, NO_GO, "{stdout}");
 
     let (code, stdout, _) = check(&s, &["--cluster", "legacy"]).await;
     assert_eq!(code, 1, "code 3 → 1\n{stdout}");
@@ -205,28 +246,48 @@ async fn json_report_parses_back() {
 #[tokio::test]
 async fn wait_succeeds_when_the_cluster_turns_ready() {
     let s = setup().await;
-    let started = Instant::now();
     let child = command(
         &s.config,
         SECRET_KEY,
-        &["--cluster", "payments", "--wait", "30s", "--every", "1s"],
+        &["--cluster", "payments", "--wait", "60s", "--every", "1s"],
     )
     .stdout(Stdio::piped())
     .stderr(Stdio::piped())
     .spawn()
     .unwrap();
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert!(s.sim.calls(11) >= 2, "polled {} times", s.sim.calls(11));
+    // Two polls seen by the gateway (an event, with room for a loaded machine), then ready.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while s.sim.calls(11) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "polled {} times",
+            s.sim.calls(11)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     s.sim.set_behaviour(11, Behaviour::Ready);
+    let flipped = Instant::now();
     let out = child.wait_with_output().await.unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(started.elapsed() < Duration::from_secs(10));
+    // It ends on the next polls, long before the 60 s wait would run out.
+    assert!(
+        flipped.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        flipped.elapsed()
+    );
     assert!(
         stderr.contains("waiting on payments not_ready"),
         "progress goes to stderr: {stderr}"
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("GO"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (rows, verdict) = table(&stdout);
+    assert_eq!(
+        verdicts(&rows),
+        [["payments", "SGN", "ready", "0"]],
+        "{stdout}"
+    );
+    assert_eq!(verdict, GO, "{stdout}");
 }
 
 #[tokio::test]
@@ -249,7 +310,7 @@ async fn wait_times_out_with_1_for_no_and_2_for_errors() {
     let took = started.elapsed();
     assert_eq!(code, 1);
     assert!(
-        took >= Duration::from_secs(3) && took < Duration::from_secs(8),
+        took >= Duration::from_secs(3) && took < Duration::from_secs(20),
         "{took:?}"
     );
     assert!(s.sim.calls(11) >= 3, "{}", s.sim.calls(11));
@@ -288,35 +349,70 @@ async fn wait_honours_retry_after() {
     );
 }
 
-#[tokio::test]
-async fn ctrl_c_ends_promptly_with_130() {
-    let s = setup().await;
+/// Starts a long `check --wait` and returns once it has reported its first "not ready" on
+/// stderr: by then its signal handlers are installed (they are polled with the first attempt).
+async fn waiting_check(s: &Setup) -> tokio::process::Child {
+    use tokio::io::AsyncBufReadExt as _;
     let mut child = command(
         &s.config,
         SECRET_KEY,
         &["--cluster", "payments", "--wait", "60s", "--every", "1s"],
     )
     .stdout(Stdio::null())
-    .stderr(Stdio::null())
+    .stderr(Stdio::piped())
     .spawn()
     .unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("waiting on payments not_ready") {
+                return;
+            }
+        }
+        panic!("check ended before reporting progress");
+    })
+    .await
+    .expect("no progress line from check");
+    // Keep draining stderr so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    child
+}
+
+/// Sends `signal` to the child and returns its exit code and how long it took to end.
+async fn signal_and_wait(
+    child: &mut tokio::process::Child,
+    signal: &str,
+) -> (Option<i32>, Duration) {
     let pid = child.id().unwrap().to_string();
     let started = Instant::now();
     assert!(
         std::process::Command::new("kill")
-            .args(["-INT", &pid])
+            .args([signal, &pid])
             .status()
             .unwrap()
             .success()
     );
     let status = child.wait().await.unwrap();
-    assert_eq!(status.code(), Some(130));
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
+    (status.code(), started.elapsed())
+}
+
+#[tokio::test]
+async fn ctrl_c_ends_promptly_with_130() {
+    let s = setup().await;
+    let mut child = waiting_check(&s).await;
+    let (code, took) = signal_and_wait(&mut child, "-INT").await;
+    assert_eq!(code, Some(130));
+    // Promptly: not at the next poll's end, nor at the 60 s wait's end.
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+#[tokio::test]
+async fn sigterm_ends_promptly_with_143() {
+    let s = setup().await;
+    let mut child = waiting_check(&s).await;
+    let (code, took) = signal_and_wait(&mut child, "-TERM").await;
+    assert_eq!(code, Some(143));
+    assert!(took < Duration::from_secs(5), "{took:?}");
 }
 
 #[tokio::test]
@@ -337,4 +433,51 @@ async fn auth_failure_with_a_skewed_clock_names_the_clock() {
         .and_then(|n| n.parse().ok())
         .unwrap();
     assert!((598.0..=602.0).contains(&secs), "{stderr}");
+}
+
+/// README: `check` takes discovered clusters by name, as the exporter would see them.
+#[tokio::test]
+async fn check_on_a_discovered_cluster() {
+    let sim = start_sim(&[]).await;
+    sim.add_cluster(500, SimCluster::running("found-kafka", Region::Kr));
+    sim.add_cluster(501, SimCluster::running("other-kafka", Region::Kr));
+    sim.set_behaviour(501, Behaviour::NotReady);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "interval: 60s\ntimeout: 5s\napi_gateway: {}\ndiscovery:\n  - region: KR\n",
+            sim.url()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = command(&config, SECRET_KEY, args);
+        async move { cmd.output().await.unwrap() }
+    };
+    let out = run(&["--cluster", "found-kafka"]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (rows, verdict) = table(&stdout);
+    assert_eq!(
+        verdicts(&rows),
+        [["found-kafka", "KR", "ready", "0"]],
+        "{stdout}"
+    );
+    assert_eq!(verdict, GO);
+    assert_eq!(sim.calls(500), 1, "the discovered number was prechecked");
+    assert_eq!(sim.calls(501), 0, "only the named cluster");
+    assert!(sim.list_calls() >= 1, "the list was read");
+
+    let out = run(&["--cluster", "other-kafka"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let out = run(&["--cluster", "missing-kafka"]).await;
+    assert_eq!(out.status.code(), Some(2), "not discovered → could not ask");
+    assert_eq!(sim.calls(500), 1);
 }

@@ -1,6 +1,5 @@
 //! Shared by the dashboard and Prometheus tests: finding the real Prometheus tools, reading the
 //! files under `dashboards/`, and turning dashboard queries into plain PromQL the way Grafana does.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

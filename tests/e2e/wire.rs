@@ -1,10 +1,9 @@
 //! What goes over the wire, byte for byte: a raw TCP listener captures the request the client
 //! sends, and redirects are shown never to be followed.
 
-mod common;
-
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::support::ncp_signature;
 use cdss_precheck_exporter::credentials::Credentials;
 use cdss_precheck_exporter::ncp::cdss::{CdssClient, ClientSettings};
 use cdss_precheck_exporter::ncp::sign;
@@ -129,6 +128,17 @@ async fn request_is_signed_exactly_as_ncp_api_md_says() {
         "AK-WIRE",
     );
     assert_eq!(get("x-ncp-apigw-signature-v2"), expected);
+    // The same, from an implementation of the string to sign that shares no code with `sign`.
+    assert_eq!(
+        get("x-ncp-apigw-signature-v2"),
+        ncp_signature(
+            "SK-wire-secret",
+            "POST",
+            "/api/sgn-v1/cluster/rollingRestartPreCheck",
+            ts,
+            "AK-WIRE"
+        )
+    );
     assert_eq!(sent_body, r#"{"serviceGroupInstanceNo":3432149}"#);
     assert!(
         !raw.contains("SK-wire-secret"),

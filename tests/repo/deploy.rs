@@ -6,15 +6,13 @@
 //! Schema validation (kubernetes-validate, the prometheus-operator CRD schemas, hadolint,
 //! systemd-analyze) is `scripts/validate.sh`, which CI runs.
 
-mod tools;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::support::{alert_rules, repo_path, yaml};
 use cdss_precheck_exporter::config::{Config, DEFAULT_ACCOUNT};
 use cdss_precheck_exporter::credentials::KeySource;
 use serde_json::Value;
-use tools::{alert_rules, repo_path, yaml};
 
 fn text(rel: &str) -> String {
     std::fs::read_to_string(repo_path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))

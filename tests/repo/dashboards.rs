@@ -1,19 +1,17 @@
 //! The Grafana dashboard, the alert rules and the files generated from them, checked without a
 //! running server: promtool's own rule checks and unit tests, the structure the README promises
 //! (every panel on `${datasource}` with a unit and a description, every alert with severity,
-//! summary, description and a runbook that exists). `tests/prometheus.rs` runs the queries
-//! against a real Prometheus; `tests/deploy.rs` checks the deployment files.
-
-mod tools;
+//! summary, description and a runbook that exists). `tests/repo/prometheus.rs` runs the queries
+//! against a real Prometheus; `tests/repo/deploy.rs` checks the deployment files.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 
-use serde_json::Value;
-use tools::{
+use crate::support::{
     alert_rules, dashboard, dashboard_queries, panels, parse_label_values, repo_path, substitute,
     tool, variable_queries, yaml,
 };
+use serde_json::Value;
 
 fn run(cmd: &mut Command) -> (bool, String) {
     let out = cmd
@@ -314,7 +312,7 @@ fn variables_are_datasource_job_region_and_multi_valued_cluster() {
 
 #[test]
 fn substitution_follows_grafana() {
-    let mut v = tools::builtin_values();
+    let mut v = crate::support::builtin_values();
     v.insert("job", "cdss-precheck");
     v.insert("cluster", "(a|b)");
     assert_eq!(

@@ -6,13 +6,12 @@
 //! - the gateway client against the simulated gateway over HTTPS: a self-signed certificate is
 //!   refused unless `ca_file` trusts it, and a certificate for another name is refused.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::{ACCESS_KEY, Process, SECRET_KEY, Spec, exporter_command, run_exporter};
 use cdss_precheck_exporter::config::Config;
 use cdss_precheck_exporter::credentials::{Credentials, Keyring};
 use cdss_precheck_exporter::ncp::cdss::Clients;
@@ -21,7 +20,6 @@ use cdss_precheck_exporter::reload::client_settings;
 use cdss_precheck_exporter::secret::Secret;
 use cdss_precheck_exporter::sim::{Behaviour, SimConfig, SimGateway};
 use cdss_precheck_exporter::web_config::WebConfigWatch;
-use common::{ACCESS_KEY, SECRET_KEY, Spec, run_exporter};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
@@ -92,9 +90,9 @@ struct Exporter {
 
 impl Exporter {
     async fn start(web_file: &Path) -> Self {
-        let sim = common::start_sim(&CLUSTERS).await;
+        let sim = crate::support::start_sim(&CLUSTERS).await;
         let config = Config::parse(
-            &common::config_yaml(&sim.url(), FAST, &CLUSTERS),
+            &crate::support::config_yaml(&sim.url(), FAST, &CLUSTERS),
             Path::new("test.yaml"),
         )
         .unwrap();
@@ -263,19 +261,17 @@ async fn client_certificate_required_and_verified() {
     let exporter = Exporter::start(&web).await;
     let url = exporter.https("/metrics");
 
-    let no_cert = get(&tls_client(&ca.pem, None), &url, None).await;
-    assert!(
-        no_cert.is_err(),
-        "no client certificate must fail the handshake: {:?}",
-        no_cert.map(|r| r.status())
-    );
+    let no_cert = get(&tls_client(&ca.pem, None), &url, None)
+        .await
+        .map(|r| r.status())
+        .expect_err("no client certificate must fail the handshake");
+    assert!(no_cert.contains("CertificateRequired"), "{no_cert}");
     let stranger = stranger_ca.issue(&["prometheus"], ExtendedKeyUsagePurpose::ClientAuth);
-    let wrong_ca = get(&tls_client(&ca.pem, Some(&stranger)), &url, None).await;
-    assert!(
-        wrong_ca.is_err(),
-        "a certificate from another CA must fail: {:?}",
-        wrong_ca.map(|r| r.status())
-    );
+    let wrong_ca = get(&tls_client(&ca.pem, Some(&stranger)), &url, None)
+        .await
+        .map(|r| r.status())
+        .expect_err("a certificate from another CA must fail");
+    assert!(wrong_ca.contains("UnknownCA"), "{wrong_ca}");
 
     let prometheus = clients_ca.issue(&["prometheus"], ExtendedKeyUsagePurpose::ClientAuth);
     let client = tls_client(&ca.pem, Some(&prometheus));
@@ -303,7 +299,11 @@ async fn other_client_auth_types() {
     );
     let exporter = Exporter::start(&web).await;
     let url = exporter.https("/metrics");
-    assert!(get(&tls_client(&ca.pem, None), &url, None).await.is_err());
+    let no_cert = get(&tls_client(&ca.pem, None), &url, None)
+        .await
+        .map(|r| r.status())
+        .expect_err("RequireAnyClientCert without a certificate");
+    assert!(no_cert.contains("CertificateRequired"), "{no_cert}");
     assert_eq!(
         status(&tls_client(&ca.pem, Some(&stranger)), &url, None).await,
         200
@@ -321,11 +321,11 @@ async fn other_client_auth_types() {
     let exporter = Exporter::start(&web).await;
     let url = exporter.https("/metrics");
     assert_eq!(status(&tls_client(&ca.pem, None), &url, None).await, 200);
-    assert!(
-        get(&tls_client(&ca.pem, Some(&stranger)), &url, None)
-            .await
-            .is_err()
-    );
+    let wrong_ca = get(&tls_client(&ca.pem, Some(&stranger)), &url, None)
+        .await
+        .map(|r| r.status())
+        .expect_err("VerifyClientCertIfGiven with a stranger's certificate");
+    assert!(wrong_ca.contains("UnknownCA"), "{wrong_ca}");
     assert_eq!(
         status(&tls_client(&ca.pem, Some(&known)), &url, None).await,
         200
@@ -415,9 +415,16 @@ async fn plain_http_on_the_tls_port_fails_cleanly() {
     exporter.stop().await;
 }
 
-/// Polls until `GET url` with `auth` answers `want`, for at most 5 s.
-async fn until_status(client: &reqwest::Client, url: &str, auth: (&str, &str), want: u16) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+/// Polls until `GET url` with `auth` answers `want`, for at most 30 s (room for a loaded
+/// machine; it returns as soon as the change is seen).
+async fn until_status(
+    what: &str,
+    client: &reqwest::Client,
+    url: &str,
+    auth: (&str, &str),
+    want: u16,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(r) = get(client, url, Some(auth)).await {
             if r.status().as_u16() == want {
@@ -426,7 +433,7 @@ async fn until_status(client: &reqwest::Client, url: &str, auth: (&str, &str), w
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "{url} with {auth:?} never answered {want}"
+            "{what}: {url} with {auth:?} never answered {want}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -451,7 +458,7 @@ async fn web_config_changes_apply_without_restart() {
         &web,
         &format!("{tls}basic_auth_users:\n  alice: {}\n", hash("second")),
     );
-    until_status(&client, &url, ("alice", "second"), 200).await;
+    until_status("new password", &client, &url, ("alice", "second"), 200).await;
     assert_eq!(status(&client, &url, Some(("alice", "first"))).await, 401);
 
     // A broken version is refused; the running one stays in force.
@@ -476,26 +483,108 @@ async fn web_config_changes_apply_without_restart() {
         assert_eq!(status(&client, &url, Some(("alice", "second"))).await, 200);
     }
 
-    // Certificate rotation: a new certificate (from a new CA) in the same files is picked up
-    // by new connections.
-    let new_ca = Ca::new("rotated server CA");
-    let (cert, key) = new_ca.issue(&["127.0.0.1"], ExtendedKeyUsagePurpose::ServerAuth);
-    replace(&dir.path().join("server.key"), &key);
-    replace(&dir.path().join("server.crt"), &cert);
+    // Back to a valid TLS config (a new password shows it is in force).
     replace(
         &web,
         &format!("{tls}basic_auth_users:\n  alice: {}\n", hash("fifth")),
     );
+    until_status(
+        "TLS config restored",
+        &client,
+        &url,
+        ("alice", "fifth"),
+        200,
+    )
+    .await;
+
+    // Certificate rotation: a new certificate (from a new CA) in the same files is picked up
+    // by new connections. Only the certificate and key change; the web config file does not.
+    let web_before = std::fs::read(&web).unwrap();
+    let new_ca = Ca::new("rotated server CA");
+    let (cert, key) = new_ca.issue(&["127.0.0.1"], ExtendedKeyUsagePurpose::ServerAuth);
+    replace(&dir.path().join("server.key"), &key);
+    replace(&dir.path().join("server.crt"), &cert);
     let new_client = tls_client(&new_ca.pem, None);
-    until_status(&new_client, &url, ("alice", "fifth"), 200).await;
+    until_status(
+        "rotated certificate",
+        &new_client,
+        &url,
+        ("alice", "fifth"),
+        200,
+    )
+    .await;
+    assert_eq!(std::fs::read(&web).unwrap(), web_before);
     let old_trust = tls_client(&ca.pem, None);
-    assert!(
-        get(&old_trust, &url, Some(("alice", "fifth")))
-            .await
-            .is_err(),
-        "the old certificate is no longer served"
-    );
+    let e = get(&old_trust, &url, Some(("alice", "fifth")))
+        .await
+        .map(|r| r.status())
+        .expect_err("the old certificate is no longer served");
+    assert!(e.contains("UnknownIssuer"), "not a trust failure: {e}");
     exporter.stop().await;
+}
+
+/// The real binary with a valid `--web.config.file`: TLS and basic auth on its port, a clean
+/// exit on SIGTERM.
+#[tokio::test]
+async fn the_binary_serves_tls_and_basic_auth_from_a_valid_web_config() {
+    let ca = Ca::new("test server CA");
+    let (_dir, web) = web_dir(
+        &ca,
+        &format!(
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\nbasic_auth_users:\n  alice: {}\n",
+            hash("s3cret")
+        ),
+    );
+    let p = Process::spawn(exporter_command(&[
+        "--demo",
+        "--web.listen-address",
+        "127.0.0.1:0",
+        "--web.config.file",
+        web.to_str().unwrap(),
+    ]));
+    let client = tls_client(&ca.pem, None);
+    let url = format!("https://{}/metrics", p.addr);
+    // The demo's ready cluster shows up over TLS, with the password.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = get(&client, &url, Some(("alice", "s3cret"))).await.unwrap();
+        assert_eq!(r.status(), 200);
+        let body = r.text().await.unwrap();
+        if body
+            .lines()
+            .any(|l| l == "cdss_precheck_ok{cluster=\"orders-kafka\",region=\"KR\"} 1")
+        {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status(&client, &url, None).await, 401);
+    assert_eq!(status(&client, &url, Some(("alice", "wrong"))).await, 401);
+    // Plain HTTP on that port is told it speaks TLS; a client that trusts another CA refuses it.
+    let plain = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let r = plain
+        .get(format!("http://{}/metrics", p.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let e = get(&tls_client(&Ca::new("other").pem, None), &url, None)
+        .await
+        .map(|r| r.status())
+        .expect_err("an untrusted server certificate");
+    assert!(e.contains("UnknownIssuer"), "{e}");
+    let (code, logs) = p.terminate();
+    assert_eq!(code, Some(0), "{logs}");
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("message=listening") && l.contains("tls=true")),
+        "{logs}"
+    );
 }
 
 #[test]
@@ -652,7 +741,10 @@ async fn gateway_certificate_checks() {
     let Outcome::ConnectionError { detail } = &outcome else {
         panic!("self-signed accepted without ca_file: {outcome:?}")
     };
-    assert!(detail.contains("certificate"), "{detail}");
+    assert!(
+        detail.contains("certificate") && detail.contains("UnknownIssuer"),
+        "{detail}"
+    );
     assert_eq!(
         outcome.failure_reason().map(|r| r.as_str()),
         Some("connection_error")
@@ -685,7 +777,10 @@ async fn gateway_certificate_checks() {
     let Outcome::ConnectionError { detail } = &outcome else {
         panic!("a certificate for example.invalid accepted for 127.0.0.1: {outcome:?}")
     };
-    assert!(detail.contains("certificate"), "{detail}");
+    assert!(
+        detail.contains("certificate not valid for name \"127.0.0.1\""),
+        "{detail}"
+    );
     assert_eq!(wrong_name.calls(100), 0);
 }
 

@@ -4,8 +4,7 @@
 
 use std::io::{Read, Write};
 
-mod common;
-use common::{Process, exporter_command};
+use crate::support::{Process, exporter_command};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -72,17 +71,21 @@ fn slowloris_is_cut_off_and_others_are_served_meanwhile() {
     let started = Instant::now();
     // Others are served while the slow client dawdles.
     assert_eq!(e.get("/-/healthy").0, 200);
-    slow.set_read_timeout(Some(Duration::from_secs(20)))
+    slow.set_read_timeout(Some(Duration::from_secs(40)))
         .unwrap();
     let mut buf = Vec::new();
-    let _ = slow.read_to_end(&mut buf);
+    let read = slow.read_to_end(&mut buf);
     let waited = started.elapsed();
+    // The header read timeout is 10 s; the upper bound leaves room for a loaded machine and
+    // stays well below the 40 s at which the client would give up by itself.
     assert!(
-        waited >= Duration::from_secs(9) && waited < Duration::from_secs(15),
+        waited >= Duration::from_secs(9) && waited < Duration::from_secs(30),
         "cut off after {waited:?}"
     );
+    // Cut off: the server closes the connection without an answer (hyper sends no 408).
+    assert!(read.is_ok(), "closed, not timed out on our side: {read:?}");
     let text = String::from_utf8_lossy(&buf);
-    assert!(buf.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(buf.is_empty(), "{text}");
 }
 
 #[test]
@@ -93,13 +96,11 @@ fn oversized_heads_and_odd_requests_are_refused() {
         "a".repeat(100_000)
     );
     let (status, _) = raw(&e.addr, &huge_header);
-    assert!(status == 431 || status == 0, "status {status}");
+    assert_eq!(status, 431, "a 100 kB header");
     let huge_uri = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(100_000));
     let (status, _) = raw(&e.addr, &huge_uri);
-    assert!(
-        status == 414 || status == 431 || status == 0,
-        "status {status}"
-    );
+    // hyper counts the request line into the same head limit.
+    assert_eq!(status, 431, "a 100 kB URI");
     assert_eq!(
         raw(
             &e.addr,
@@ -146,6 +147,19 @@ fn a_flood_of_idle_connections_is_capped_and_drained() {
         .filter_map(|_| TcpStream::connect(&e.addr).ok())
         .collect();
     assert!(idle.len() >= 590, "only {} connections opened", idle.len());
+    // Wait until the exporter has accepted up to its cap (an event: its fd count), so the cap
+    // is really exercised, then give it time to accept more if it would.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while e.fds() < before + 500 {
+        assert!(
+            Instant::now() < deadline,
+            "the exporter accepted only {} of 600 (fds {} → {})",
+            e.fds() - before,
+            before,
+            e.fds()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     std::thread::sleep(Duration::from_millis(500));
     let during = e.fds();
     // At most MAX_CONNECTIONS (512) are accepted; the rest wait in the kernel's queue.
@@ -154,7 +168,7 @@ fn a_flood_of_idle_connections_is_capped_and_drained() {
         "{during} fds with 600 idle connections (was {before})"
     );
     drop(idle);
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while e.fds() > before + 32 {
         assert!(
             Instant::now() < deadline,
