@@ -33,10 +33,7 @@ use crate::server;
 use crate::state::State;
 use crate::web::WebConfigWatch;
 
-/// Exit code for bad flags, config or credentials.
-pub const EXIT_CONFIG: u8 = 2;
-/// Exit code for other failures.
-pub const EXIT_FAILURE: u8 = 1;
+pub use crate::cli::{EXIT_CONFIG, EXIT_FAILURE};
 
 /// Runs what the flags ask for and returns the process exit code.
 pub async fn main(cli: Cli) -> ExitCode {

@@ -5,6 +5,11 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// Exit code for bad flags, config or credentials.
+pub const EXIT_CONFIG: u8 = 2;
+/// Exit code for other failures.
+pub const EXIT_FAILURE: u8 = 1;
+
 /// Default `--web.listen-address`. 9787: in the exporter range 9100–9999 (see README, "Port").
 pub const DEFAULT_LISTEN_ADDRESS: &str = ":9787";
 
@@ -39,7 +44,7 @@ pub struct Cli {
     pub auto_reload_interval: Option<Duration>,
 
     /// Address to listen on for /metrics and the other endpoints (":PORT" means every interface).
-    #[arg(long = "web.listen-address", value_name = "ADDR", default_value = DEFAULT_LISTEN_ADDRESS)]
+    #[arg(long = "web.listen-address", value_name = "ADDR", default_value = DEFAULT_LISTEN_ADDRESS, value_parser = listen_address)]
     pub listen_address: String,
 
     /// TLS and basic auth for the endpoints, in the Prometheus exporter-toolkit format
@@ -175,6 +180,22 @@ pub enum LogFormat {
     Logfmt,
     /// One JSON object per line.
     Json,
+}
+
+/// `--web.listen-address`: `:PORT`, or `HOST:PORT` (`[::1]:PORT` for IPv6). A value that cannot
+/// be an address is a bad flag (exit 2); one that cannot be bound is a runtime failure (exit 1).
+fn listen_address(s: &str) -> Result<String, String> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{s:?} is not an address like :9787 or 127.0.0.1:9787"))?;
+    port.parse::<u16>()
+        .map_err(|_| format!("{s:?}: {port:?} is not a port number (0-65535)"))?;
+    if host.contains(char::is_whitespace) || (host.contains(':') && !host.starts_with('[')) {
+        return Err(format!(
+            "{s:?} is not an address like :9787, 127.0.0.1:9787 or [::1]:9787"
+        ));
+    }
+    Ok(s.to_string())
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ pub fn dispatch(cli: &Cli) -> Option<ExitCode> {
                     command.as_deref().unwrap_or_default(),
                     names.join(", ")
                 );
-                return Some(ExitCode::from(crate::app::EXIT_CONFIG));
+                return Some(ExitCode::from(crate::cli::EXIT_CONFIG));
             }
         },
         _ => return None,
@@ -47,7 +47,7 @@ pub fn dispatch(cli: &Cli) -> Option<ExitCode> {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: writing to stdout: {e}");
-            ExitCode::from(crate::app::EXIT_FAILURE)
+            ExitCode::from(crate::cli::EXIT_FAILURE)
         }
     })
 }

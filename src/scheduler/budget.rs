@@ -8,9 +8,12 @@
 //!   precheck got an answer (or that were never checked), [`LaneKind::Suspect`] for clusters
 //!   whose last precheck timed out or could not connect. Hanging clusters wait for each other,
 //!   never for a healthy one, and a healthy one never waits for them;
-//! - a precheck in the answering lane that has no answer after [`suspect_after`] gives its
-//!   permit back and goes on under the account's hard cap alone, so even in the first round,
-//!   before anyone knows which clusters hang, hanging requests cannot hold the answering lane;
+//! - a precheck in the answering lane that has no answer long after its gateway usually answers
+//!   ([`Latency::patience`]: four times the recent answers' latency, at least
+//!   [`SUSPECT_AFTER`], at most the timeout) gives its permit back and goes on under the
+//!   account's hard cap alone, so even in the first round, before anyone knows which clusters
+//!   hang, hanging requests cannot hold the answering lane. A gateway that is slow for everyone
+//!   keeps `concurrency` as the cap: its answers set the patience;
 //! - per account, a hard cap ([`HARD_CAP_FACTOR`] × `concurrency`) on requests in flight,
 //!   whatever their lane: NCP never sees more from one account at once.
 //!
@@ -28,17 +31,45 @@ use crate::outcome::Outcome;
 
 /// Requests in flight per account, at most, as a multiple of `concurrency`.
 pub const HARD_CAP_FACTOR: usize = 16;
-/// Longest a precheck holds an answering-lane permit without an answer.
-/// A few times what a healthy NCP answer takes (tens of milliseconds), and short enough that a
-/// first round with many hanging clusters still fits in an interval (BENCHMARKS.md).
+/// The shortest patience: a few times what a healthy NCP answer takes (tens of milliseconds),
+/// and short enough that a first round with many hanging clusters still fits in an interval.
 pub const SUSPECT_AFTER: Duration = Duration::from_millis(250);
+/// Patience is this many times the recent answers' latency.
+const PATIENCE_FACTOR: u32 = 4;
 
-/// How long a precheck holds its answering-lane permit at most: [`SUSPECT_AFTER`], or a tenth of
-/// the timeout if that is shorter (an answer that slow is not a healthy one).
-pub fn suspect_after(timeout: Duration) -> Duration {
-    SUSPECT_AFTER
-        .min(timeout / 10)
-        .max(Duration::from_millis(1))
+/// How quickly one gateway answers, as a moving average of its answers' latency (no answer yet:
+/// unknown, and a precheck keeps its permit up to the timeout).
+#[derive(Debug, Default)]
+pub struct Latency {
+    /// Exponentially weighted mean in microseconds; 0 before the first answer.
+    mean_us: std::sync::atomic::AtomicU64,
+}
+
+impl Latency {
+    /// Takes an answer's latency into the mean (weight 1/8).
+    pub fn observe(&self, latency: Duration) {
+        use std::sync::atomic::Ordering;
+        let sample = latency.as_micros().clamp(1, u128::from(u64::MAX)) as u64;
+        let old = self.mean_us.load(Ordering::Relaxed);
+        let new = if old == 0 {
+            sample
+        } else {
+            old - old / 8 + sample / 8
+        };
+        self.mean_us.store(new.max(1), Ordering::Relaxed);
+    }
+
+    /// How long a precheck may hold an answering permit without an answer: four times the
+    /// mean, at least [`SUSPECT_AFTER`], at most `timeout` (the whole call).
+    pub fn patience(&self, timeout: Duration) -> Duration {
+        let mean = self.mean_us.load(std::sync::atomic::Ordering::Relaxed);
+        if mean == 0 {
+            return timeout;
+        }
+        (Duration::from_micros(mean) * PATIENCE_FACTOR)
+            .max(SUSPECT_AFTER)
+            .min(timeout)
+    }
 }
 
 /// Which lane a cluster's next precheck waits in.
@@ -117,11 +148,13 @@ impl Pool {
     }
 }
 
-/// One account's budgets: its hard cap, and two lanes per regional gateway.
+/// One account's budgets: its hard cap, two lanes per regional gateway, and how quickly each
+/// gateway answers.
 #[derive(Debug)]
 struct Account {
     hard_cap: Pool,
     lanes: HashMap<(String, LaneKind), Arc<Pool>>,
+    latency: HashMap<String, Arc<Latency>>,
 }
 
 /// Every budget; shared by all prechecks of one runner.
@@ -141,6 +174,9 @@ pub struct Admission {
     pub kind: LaneKind,
     /// The account's hard-cap permit, held to the end.
     _hard: OwnedSemaphorePermit,
+    /// How quickly this gateway answers: the patience before leaving the lane, and what the
+    /// precheck's answer teaches.
+    pub latency: Arc<Latency>,
 }
 
 impl Admission {
@@ -175,8 +211,8 @@ impl Budgets {
         }
     }
 
-    /// The lane and hard cap of `key`'s account, made on first use.
-    fn pools(&self, key: &BudgetKey, kind: LaneKind) -> (Arc<Pool>, Arc<Semaphore>) {
+    /// The lane, hard cap and latency of `key`'s account and gateway, made on first use.
+    fn pools(&self, key: &BudgetKey, kind: LaneKind) -> (Arc<Pool>, Arc<Semaphore>, Arc<Latency>) {
         let n = *self
             .concurrency
             .lock()
@@ -187,24 +223,31 @@ impl Budgets {
             .or_insert_with(|| Account {
                 hard_cap: Pool::new(n * HARD_CAP_FACTOR),
                 lanes: HashMap::new(),
+                latency: HashMap::new(),
             });
         let lane = account
             .lanes
             .entry((key.endpoint.clone(), kind))
             .or_insert_with(|| Arc::new(Pool::new(n)))
             .clone();
-        (lane, account.hard_cap.sem.clone())
+        let latency = account
+            .latency
+            .entry(key.endpoint.clone())
+            .or_default()
+            .clone();
+        (lane, account.hard_cap.sem.clone(), latency)
     }
 
     /// Waits for a permit in `kind`'s lane of `key`, then for the account's hard cap.
     pub async fn admit(&self, key: &BudgetKey, kind: LaneKind) -> Option<Admission> {
-        let (lane, hard) = self.pools(key, kind);
+        let (lane, hard, latency) = self.pools(key, kind);
         let lane = lane.acquire().await?;
         let hard = hard.acquire_owned().await.ok()?;
         Some(Admission {
             lane: Some(lane),
             kind,
             _hard: hard,
+            latency,
         })
     }
 }
@@ -272,6 +315,35 @@ mod tests {
     }
 
     #[test]
+    fn patience_follows_the_gateways_answers() {
+        let timeout = Duration::from_secs(5);
+        let l = Latency::default();
+        assert_eq!(
+            l.patience(timeout),
+            timeout,
+            "no answer yet: up to the timeout"
+        );
+        l.observe(Duration::from_millis(40));
+        assert_eq!(
+            l.patience(timeout),
+            SUSPECT_AFTER,
+            "4 x 40 ms is below the floor"
+        );
+        for _ in 0..50 {
+            l.observe(Duration::from_millis(900));
+        }
+        let p = l.patience(timeout);
+        assert!(
+            p > Duration::from_millis(3000) && p <= Duration::from_millis(3600),
+            "{p:?}"
+        );
+        for _ in 0..50 {
+            l.observe(Duration::from_secs(4));
+        }
+        assert_eq!(l.patience(timeout), timeout, "never past the timeout");
+    }
+
+    #[test]
     fn lane_after_an_outcome() {
         assert_eq!(
             LaneKind::after(&Outcome::Timeout {
@@ -286,11 +358,5 @@ mod tests {
             LaneKind::Suspect
         );
         assert_eq!(LaneKind::after(&Outcome::NotReady), LaneKind::Answering);
-        assert_eq!(suspect_after(Duration::from_secs(10)), SUSPECT_AFTER);
-        assert_eq!(
-            suspect_after(Duration::from_secs(1)),
-            Duration::from_millis(100)
-        );
-        assert_eq!(suspect_after(Duration::from_secs(5)), SUSPECT_AFTER);
     }
 }

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::budget::{Admission, BudgetKey, Budgets, LaneKind, suspect_after};
+use super::budget::{Admission, BudgetKey, Budgets, LaneKind};
 use crate::config::FreshBudget;
 use crate::model::Cluster;
 use crate::ncp::client::{Clients, SharedClients};
@@ -102,9 +102,9 @@ pub struct Runner<P> {
     pub(super) state: Arc<State>,
     /// Caps prechecks in flight, per account and gateway and lane.
     budgets: Budgets,
-    /// How long a precheck may hold an answering-lane permit without an answer (from the
-    /// timeout; it changes on reload).
-    suspect_after: StdMutex<Duration>,
+    /// The per-request timeout: a precheck never holds an answering permit longer (it changes
+    /// on reload).
+    timeout: StdMutex<Duration>,
     /// Every fresh precheck, across all clusters, draws a token from here.
     fresh_tokens: StdMutex<TokenBucket>,
     /// When to read `getClusterStatus` (from the schedule; a reload may change it).
@@ -251,7 +251,7 @@ impl<P: Prechecker> Runner<P> {
             prechecker,
             state,
             budgets: Budgets::new(concurrency),
-            suspect_after: StdMutex::new(super::budget::SUSPECT_AFTER),
+            timeout: StdMutex::new(crate::config::DEFAULT_TIMEOUT),
             fresh_tokens: StdMutex::default(),
             diagnosis: StdMutex::new(DiagnosisPolicy {
                 every_round: false,
@@ -305,14 +305,11 @@ impl<P: Prechecker> Runner<P> {
         read(&self.flights).values().cloned().collect()
     }
 
-    /// Follows a new schedule: lane sizes from `concurrency`, how long a precheck may hold an
+    /// Follows a new schedule: lane sizes from `concurrency`, the longest a precheck may hold an
     /// answering permit from `timeout`. Shrinking takes effect as running prechecks finish.
     pub(super) fn set_schedule(&self, schedule: &crate::plan::Schedule) {
         self.budgets.set_concurrency(schedule.concurrency);
-        *self
-            .suspect_after
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = suspect_after(schedule.timeout);
+        *self.timeout.lock().unwrap_or_else(PoisonError::into_inner) = schedule.timeout;
         *self
             .diagnosis
             .lock()
@@ -383,10 +380,8 @@ impl<P: Prechecker> Runner<P> {
         // task lives (asleep) for the whole run; inline, it would cost every cluster ~1 KiB.
         let mut call = Box::pin(self.prechecker.precheck(&flight.cluster));
         let precheck = if admission.kind == LaneKind::Answering {
-            let patience = *self
-                .suspect_after
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let timeout = *self.timeout.lock().unwrap_or_else(PoisonError::into_inner);
+            let patience = admission.latency.patience(timeout);
             tokio::select! {
                 p = &mut call => p,
                 () = tokio::time::sleep(patience) => {
@@ -398,6 +393,11 @@ impl<P: Prechecker> Runner<P> {
         } else {
             call.await
         };
+        let sent = !matches!(precheck.outcome, Outcome::NoCredentials { .. });
+        if sent && LaneKind::after(&precheck.outcome) == LaneKind::Answering {
+            // An answer (any answer): how quickly this gateway answers.
+            admission.latency.observe(precheck.latency);
+        }
         drop(admission);
         let now = Instant::now();
         times.last_finished = Some(now);

@@ -92,7 +92,6 @@ fn bad_flags_exit_2() {
 
 /// README: "`2` bad flags". A listen address that is not an address is a bad flag.
 #[test]
-#[ignore = "bug: src/app.rs bind() reports an unparsable --web.listen-address as a runtime failure (exit 1, via report()), the README says bad flags exit 2"]
 fn unparsable_listen_address_exits_2() {
     let (code, _, stderr) = run_exporter(&["--demo", "--web.listen-address", ":notaport"]);
     assert_eq!(code, 2, "{stderr}");

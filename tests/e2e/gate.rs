@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::support::{Harness, Spec, raw_get_status, value};
-use cdss_precheck_exporter::scheduler::phase;
+use cdss_precheck_exporter::scheduler::slot::phase;
 use cdss_precheck_exporter::sim::Behaviour;
 use serde_json::Value;
 

@@ -8,8 +8,10 @@ use crate::support::ncp_signature;
 use cdss_precheck_exporter::config::Config;
 use cdss_precheck_exporter::gate::parse_request;
 use cdss_precheck_exporter::ncp::cluster_list::decode_page;
+use cdss_precheck_exporter::ncp::envelope::unexpected_content_type;
+use cdss_precheck_exporter::ncp::precheck::classify;
 use cdss_precheck_exporter::ncp::sign;
-use cdss_precheck_exporter::outcome::{Decision, classify, unexpected_content_type};
+use cdss_precheck_exporter::outcome::Decision;
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
 

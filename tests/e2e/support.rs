@@ -84,10 +84,9 @@ impl Harness {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(cdss_precheck_exporter::run(
+        let task = tokio::spawn(cdss_precheck_exporter::app::run(
             listener,
-            config,
-            creds,
+            cdss_precheck_exporter::app::Options::new(config, creds),
             async {
                 let _ = stopped.await;
             },
@@ -217,15 +216,16 @@ impl FileHarness {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let reload = cdss_precheck_exporter::ReloadOptions {
+        let reload = cdss_precheck_exporter::app::ReloadOptions {
             config_file: config_path.clone(),
             auto_reload_interval: auto_reload,
         };
-        let task = tokio::spawn(cdss_precheck_exporter::run_with(
+        let task = tokio::spawn(cdss_precheck_exporter::app::run(
             listener,
-            config,
-            keyring,
-            Some(reload),
+            cdss_precheck_exporter::app::Options {
+                reload: Some(reload),
+                ..cdss_precheck_exporter::app::Options::new(config, keyring)
+            },
             async {
                 let _ = stopped.await;
             },

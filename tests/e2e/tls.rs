@@ -14,12 +14,12 @@ use std::time::Duration;
 use crate::support::{ACCESS_KEY, Process, SECRET_KEY, Spec, exporter_command, run_exporter};
 use cdss_precheck_exporter::config::Config;
 use cdss_precheck_exporter::credentials::{Credentials, Keyring};
-use cdss_precheck_exporter::ncp::cdss::Clients;
+use cdss_precheck_exporter::ncp::client::ClientSettings;
+use cdss_precheck_exporter::ncp::client::Clients;
 use cdss_precheck_exporter::outcome::Outcome;
-use cdss_precheck_exporter::reload::client_settings;
 use cdss_precheck_exporter::secret::Secret;
 use cdss_precheck_exporter::sim::{Behaviour, SimConfig, SimGateway};
-use cdss_precheck_exporter::web_config::WebConfigWatch;
+use cdss_precheck_exporter::web::WebConfigWatch;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
@@ -105,12 +105,12 @@ impl Exporter {
             secret_key: Secret::new(SECRET_KEY),
         }
         .into();
-        let task = tokio::spawn(cdss_precheck_exporter::run_secured(
+        let task = tokio::spawn(cdss_precheck_exporter::app::run(
             listener,
-            config,
-            keyring,
-            None,
-            Some(Arc::new(web)),
+            cdss_precheck_exporter::app::Options {
+                web: Some(Arc::new(web)),
+                ..cdss_precheck_exporter::app::Options::new(config, keyring)
+            },
             async {
                 let _ = stopped.await;
             },
@@ -721,12 +721,9 @@ async fn precheck_via_config(dir: &Path, sim: &SimGateway, head: &str) -> Outcom
         secret_key: Secret::new(SECRET_KEY),
     }
     .into();
-    let clients = Clients::new(&keyring, &client_settings(&config)).unwrap();
+    let clients = Clients::new(&keyring, &ClientSettings::of(&config)).unwrap();
     let cluster = &config.clusters[0];
-    clients
-        .get(&cluster.account)
-        .unwrap()
-        .precheck(&cluster.precheck_url, cluster.service_group_instance_no)
+    cdss_precheck_exporter::ncp::precheck::precheck(&clients, cluster)
         .await
         .outcome
 }

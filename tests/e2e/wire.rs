@@ -5,7 +5,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::support::ncp_signature;
 use cdss_precheck_exporter::credentials::Credentials;
-use cdss_precheck_exporter::ncp::cdss::{CdssClient, ClientSettings};
+use cdss_precheck_exporter::credentials::Keyring;
+use cdss_precheck_exporter::model::Cluster;
+use cdss_precheck_exporter::ncp::client::{ClientSettings, Clients};
+use cdss_precheck_exporter::ncp::precheck::{Precheck, precheck};
+use cdss_precheck_exporter::ncp::region::{Endpoint, Region};
 use cdss_precheck_exporter::ncp::sign;
 use cdss_precheck_exporter::outcome::{FailureReason, Outcome};
 use cdss_precheck_exporter::secret::Secret;
@@ -13,19 +17,36 @@ use reqwest::Url;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-fn client() -> CdssClient {
-    CdssClient::new(
-        Credentials {
+fn client() -> Clients {
+    Clients::new(
+        &Keyring::from(Credentials {
             access_key: "AK-WIRE".into(),
             secret_key: Secret::new("SK-wire-secret"),
-        },
-        ClientSettings {
+        }),
+        &ClientSettings {
             timeout: Duration::from_secs(3),
             max_response_bytes: 1 << 20,
             ca_file: None,
         },
     )
     .unwrap()
+}
+
+/// Prechecks cluster number `no` at exactly `url`, through the one call path.
+async fn precheck_at(clients: &Clients, url: &Url, no: u64) -> Precheck {
+    let cluster = Cluster {
+        name: "wire".into(),
+        region: Region::Kr,
+        service_group_instance_no: no,
+        endpoint: std::sync::Arc::new(Endpoint {
+            region: Region::Kr,
+            precheck: url.clone(),
+            cluster_list: url.clone(),
+        }),
+        account: cdss_precheck_exporter::model::DEFAULT_ACCOUNT.into(),
+        info: None,
+    };
+    precheck(clients, &cluster).await
 }
 
 /// Accepts one connection, returns the raw request (head and body) and answers with `response`.
@@ -84,7 +105,7 @@ async fn request_is_signed_exactly_as_ncp_api_md_says() {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64;
-    let p = client().precheck(&url, 3432149).await;
+    let p = precheck_at(&client(), &url, 3432149).await;
     let after = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -163,7 +184,7 @@ async fn redirects_are_never_followed() {
             "http://{addr}/api/v1/cluster/rollingRestartPreCheck"
         ))
         .unwrap();
-        let p = client().precheck(&url, 1).await;
+        let p = precheck_at(&client(), &url, 1).await;
         server.await.unwrap();
         assert_eq!(
             p.outcome.failure_reason(),
@@ -202,7 +223,7 @@ async fn gateway_request_id_header_is_kept_when_the_body_has_none() {
         "http://{addr}/api/v1/cluster/rollingRestartPreCheck"
     ))
     .unwrap();
-    let p = client().precheck(&url, 1).await;
+    let p = precheck_at(&client(), &url, 1).await;
     server.await.unwrap();
     assert_eq!(p.request_id.as_deref(), Some("gw-42"));
     assert_eq!(p.outcome.failure_reason(), Some(FailureReason::HttpError));
@@ -217,7 +238,7 @@ async fn connection_refused_is_a_connection_error() {
         "http://{addr}/api/v1/cluster/rollingRestartPreCheck"
     ))
     .unwrap();
-    let p = client().precheck(&url, 1).await;
+    let p = precheck_at(&client(), &url, 1).await;
     assert_eq!(
         p.outcome.failure_reason(),
         Some(FailureReason::ConnectionError),

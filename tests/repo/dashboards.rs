@@ -32,7 +32,10 @@ fn promtool_check_rules_accepts_every_rule() {
         run(Command::new(tool("promtool")).args(["check", "rules", "dashboards/alerts.yaml"]));
     assert!(ok, "promtool check rules failed:\n{out}");
     let n = alert_rules().len();
-    assert_eq!(n, 6, "alerts.yaml should hold the six alerts of the README");
+    assert_eq!(
+        n, 7,
+        "alerts.yaml should hold the seven alerts of the README"
+    );
     assert!(out.contains(&format!("SUCCESS: {n} rules found")), "{out}");
 }
 
@@ -268,7 +271,7 @@ fn the_panels_the_issue_lists_are_there() {
     assert!(expr_of("Exporter up").starts_with("up{"));
     assert!(expr_of("Build info").contains("cdss_exporter_build_info"));
     assert!(expr_of("Config reload").contains("cdss_exporter_config_last_reload_successful"));
-    assert!(expr_of("API calls").contains("rate(cdss_precheck_runs_total"));
+    assert!(expr_of("API calls").contains("rate(cdss_exporter_api_requests_total"));
 }
 
 #[test]

@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::support::{alert_rules, repo_path, yaml};
-use cdss_precheck_exporter::config::{Config, DEFAULT_ACCOUNT};
+use cdss_precheck_exporter::config::Config;
 use cdss_precheck_exporter::credentials::KeySource;
+use cdss_precheck_exporter::model::DEFAULT_ACCOUNT;
 use serde_json::Value;
 
 fn text(rel: &str) -> String {

@@ -49,10 +49,9 @@ impl Exporter {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(cdss_precheck_exporter::run(
+        let task = tokio::spawn(cdss_precheck_exporter::app::run(
             listener,
-            config,
-            credentials,
+            cdss_precheck_exporter::app::Options::new(config, credentials),
             async {
                 let _ = stopped.await;
             },
@@ -431,8 +430,8 @@ async fn dashboard_queries_and_alert_rules_work_against_a_real_prometheus() {
     let mut config = demo::config(&sim.url()).unwrap();
     config.interval = Duration::from_secs(4);
     config.timeout = Duration::from_secs(3);
-    // The first exporter also discovers clusters (the demo has no discovery, so the dashboard's
-    // discovery panels are empty there): one more cluster, listed by the gateway, ready.
+    // The first exporter discovers one more cluster of its own (a block that keeps only it),
+    // listed by the gateway, ready.
     sim.add_cluster(DISCOVERED_NO, SimCluster::running(DISCOVERED, Region::Kr));
     let good = Exporter::start(with_discovery(&sim.url()), credentials).await;
     // Same gateway and clusters, wrong secret key: every precheck gets gateway error 200.
@@ -662,13 +661,56 @@ async fn dashboard_queries_and_alert_rules_work_against_a_real_prometheus() {
             ((dead_i.clone(), String::new()), 0.0),
         ])
     );
+    // Both exporters have a KR discovery block (the demo's own, on the second); with wrong keys
+    // the second one's listing fails, so it has found nothing.
     let discovered = prom
         .query(&http, &panel_query("Discovered clusters"))
         .await
         .unwrap();
-    assert_eq!(discovered.len(), 1, "{discovered:?}");
-    assert_eq!(discovered[0]["metric"]["region"], "KR");
-    assert_eq!(sample_value(&discovered[0]), 1.0, "{discovered:?}");
+    assert_eq!(discovered.len(), 2, "{discovered:?}");
+    for d in &discovered {
+        assert_eq!(d["metric"]["region"], "KR", "{discovered:?}");
+        let want = if d["metric"]["instance"] == good_i.as_str() {
+            1.0
+        } else {
+            0.0
+        };
+        assert_eq!(sample_value(d), want, "{discovered:?}");
+    }
+    // The not-ready cluster's node status, from getClusterStatus: kafka-2 is red.
+    let nodes = prom
+        .query(&http, &panel_query("Node status (getClusterStatus)"))
+        .await
+        .unwrap();
+    let red: Vec<_> = nodes
+        .iter()
+        .filter(|n| n["metric"]["status"] == "red")
+        .map(|n| {
+            (
+                n["metric"]["instance"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                n["metric"]["cluster"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                n["metric"]["hostname"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        red,
+        [(
+            good_i.clone(),
+            "payments-kafka".to_string(),
+            "kafka-2".to_string()
+        )],
+        "{nodes:?}"
+    );
     // The reload panel: 1 while no reload failed, for both live exporters (this version always
     // exposes the metric; the panel's "-1 without it" branch is for older versions). The dead
     // target has no series at all. Expected values are fixed here, not read from the exporter.
@@ -789,6 +831,11 @@ async fn dashboard_queries_and_alert_rules_work_against_a_real_prometheus() {
             "{cluster}: {text}"
         );
     }
+    let payments = description("CdssPrecheckNotReady", &good_i, "payments-kafka");
+    assert!(
+        payments.contains("broker kafka-2 is red; 2 of 3 brokers up."),
+        "the NotReady description names the failing node: {payments}"
+    );
     let auth = description("CdssPrecheckAuthFailing", &bad_i, "orders-kafka");
     assert!(
         auth.contains("credentials problem, not a cluster problem")
