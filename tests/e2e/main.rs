@@ -8,12 +8,14 @@ mod support;
 
 mod check;
 mod cli;
+mod diagnosis;
 mod discovery;
 mod examples;
 mod exporter;
 mod faults;
 mod gate;
 mod hostile;
+mod isolation;
 mod properties;
 mod secrets;
 mod soak;

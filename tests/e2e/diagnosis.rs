@@ -1,0 +1,193 @@
+//! README, "Why a cluster is not ready": getClusterStatus after a failing precheck, against the
+//! simulator on loopback.
+
+use std::time::Duration;
+
+use cdss_precheck_exporter::sim::{Behaviour, RawResponse};
+
+use crate::support::{Harness, Spec, metrics_until, value, value_with};
+
+const HEAD: &str = "interval: 2s\ntimeout: 1s\n";
+
+const CLUSTERS: [Spec; 2] = [
+    ("orders", "KR", 11, Some(Behaviour::Ready)),
+    ("payments", "SGN", 12, Some(Behaviour::NotReady)),
+];
+
+#[tokio::test]
+async fn a_not_ready_cluster_says_which_node_and_a_healthy_one_costs_nothing() {
+    let h = Harness::start(HEAD, &CLUSTERS).await;
+    let m = metrics_until(&h, Duration::from_secs(20), "payments' node status", |m| {
+        value(m, "cdss_cluster_brokers_up", "payments").is_some()
+    })
+    .await;
+    assert_eq!(value(&m, "cdss_cluster_brokers_up", "payments"), Some(2.0));
+    assert_eq!(value(&m, "cdss_cluster_brokers", "payments"), Some(3.0));
+    assert_eq!(
+        value(&m, "cdss_cluster_zookeepers_up", "payments"),
+        Some(3.0)
+    );
+    assert_eq!(
+        value_with(
+            &m,
+            "cdss_cluster_node_status",
+            "cluster=\"payments\",region=\"SGN\",role=\"broker\",hostname=\"kafka-2\",status=\"red\""
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        value_with(
+            &m,
+            "cdss_cluster_role_status",
+            "cluster=\"payments\",region=\"SGN\",role=\"broker\",status=\"red\""
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    assert!(
+        value(
+            &m,
+            "cdss_cluster_status_last_read_timestamp_seconds",
+            "payments"
+        )
+        .is_some()
+    );
+    // The ready cluster has no status series, and made no status call.
+    assert_eq!(value(&m, "cdss_cluster_brokers_up", "orders"), None, "{m}");
+
+    // The gate names the failing node.
+    let (status, body) = h.get("/gate/payments").await;
+    assert_eq!(status, 503, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let d = &v["diagnosis"];
+    assert_eq!(d["brokers_up"], 2, "{body}");
+    assert_eq!(d["brokers"], 3, "{body}");
+    assert_eq!(d["broker_status"], "red", "{body}");
+    assert_eq!(
+        d["failing_nodes"],
+        serde_json::json!([{"role": "broker", "hostname": "kafka-2", "status": "red"}]),
+        "{body}"
+    );
+    assert_eq!(
+        d["summary"],
+        "broker kafka-2 is red; 2 of 3 brokers up; 3 of 3 zookeepers up; CMAK green"
+    );
+    let (_, ready) = h.get("/gate/orders").await;
+    assert!(!ready.contains("diagnosis"), "{ready}");
+    // And so does the landing page, next to the verdict.
+    let (_, page) = h.get("/").await;
+    assert!(
+        page.contains("broker kafka-2 is red; 2 of 3 brokers up"),
+        "{page}"
+    );
+
+    // Several rounds later: at most one status call per interval, and none for orders.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        h.sim.status_calls(11),
+        0,
+        "a ready cluster costs no status call"
+    );
+    let (prechecks, reads) = (h.sim.calls(12), h.sim.status_calls(12));
+    assert!(
+        reads >= 2 && reads <= prechecks,
+        "{reads} status calls for {prechecks} prechecks"
+    );
+    // Every status call is counted (polled: one may be in flight at the moment of a scrape).
+    metrics_until(&h, Duration::from_secs(10), "status calls counted", |m| {
+        value_with(
+            m,
+            "cdss_exporter_api_requests_total",
+            "operation=\"cluster_status\",result=\"ok\"",
+        ) == Some(h.sim.status_calls(12) as f64)
+    })
+    .await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_failing_status_call_leaves_the_precheck_alone_and_is_counted() {
+    let failures: [(&str, Behaviour, &str); 4] = [
+        (
+            "401",
+            Behaviour::Raw(RawResponse::new(
+                401,
+                "application/json",
+                r#"{"error":{"errorCode":"200","message":"Authentication Failed"}}"#,
+            )),
+            "auth_error",
+        ),
+        ("500", Behaviour::Http500Html, "http_error"),
+        ("bad JSON", Behaviour::MalformedJson, "invalid_response"),
+        (
+            "timeout",
+            Behaviour::Slow(Duration::from_secs(3), Box::new(Behaviour::Ready)),
+            "timeout",
+        ),
+    ];
+    for (what, failure, reason) in failures {
+        let h = Harness::start(HEAD, &CLUSTERS).await;
+        h.sim.set_status_failure(12, Some(failure));
+        let selector = format!("operation=\"cluster_status\",result=\"{reason}\"");
+        let m = metrics_until(&h, Duration::from_secs(20), what, |m| {
+            value_with(m, "cdss_exporter_api_requests_total", &selector).is_some()
+        })
+        .await;
+        // The precheck's answer stands: not ready, code 0, no failure counted.
+        assert_eq!(
+            value(&m, "cdss_precheck_ok", "payments"),
+            Some(0.0),
+            "{what}"
+        );
+        assert_eq!(
+            value(&m, "cdss_precheck_last_error_code", "payments"),
+            Some(0.0),
+            "{what}"
+        );
+        assert!(
+            !m.contains("cdss_precheck_failures_total{cluster=\"payments\""),
+            "{what}: {m}"
+        );
+        assert_eq!(
+            value(&m, "cdss_cluster_brokers_up", "payments"),
+            None,
+            "{what}: {m}"
+        );
+        let (status, body) = h.get("/gate/payments").await;
+        assert_eq!(status, 503, "{what}");
+        assert!(body.contains("\"reason\":\"not_ready\""), "{what}: {body}");
+        h.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_colour_is_shown_as_it_came() {
+    let h = Harness::start(HEAD, &CLUSTERS).await;
+    h.sim.set_status_failure(
+        12,
+        Some(Behaviour::Raw(RawResponse::new(
+            200,
+            "application/json",
+            r#"{"code":0,"message":"SUCCESS","result":{"brokerStatus":"ultraviolet","brokerStatusPerNode":[{"hostname":"kafka-9","status":"rebalancing"}]}}"#,
+        ))),
+    );
+    let m = metrics_until(&h, Duration::from_secs(20), "the odd colour", |m| {
+        m.contains("status=\"ultraviolet\"")
+    })
+    .await;
+    assert!(
+        m.contains("cdss_cluster_node_status{cluster=\"payments\",region=\"SGN\",role=\"broker\",hostname=\"kafka-9\",status=\"rebalancing\"} 1"),
+        "{m}"
+    );
+    // Counts it did not send are absent, not 0.
+    assert_eq!(
+        value(&m, "cdss_cluster_brokers_up", "payments"),
+        None,
+        "{m}"
+    );
+    let (_, body) = h.get("/gate/payments").await;
+    assert!(body.contains("\"broker_status\":\"ultraviolet\""), "{body}");
+    assert!(!body.contains("brokers_up"), "{body}");
+    h.stop().await;
+}

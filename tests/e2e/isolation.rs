@@ -1,0 +1,178 @@
+//! README, Schedule: "a failing cluster never costs another its freshness", and one API budget
+//! nobody can overdraw. Real time, real sockets, the simulator on loopback.
+
+use std::time::{Duration, Instant};
+
+use cdss_precheck_exporter::sim::Behaviour;
+use tokio::net::TcpListener;
+
+use crate::support::{Harness, Spec, unix_now, value, value_with};
+
+/// A gateway that accepts connections and never answers (a hanging regional gateway).
+async fn black_hole() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    url
+}
+
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hanging_clusters_and_a_hanging_gateway_cost_only_their_own_freshness() {
+    // 24 KR clusters answer in 20-80 ms; 12 more hang until the timeout; 8 SGN clusters sit
+    // behind a gateway that never answers. Concurrency 2, timeout 2 s, interval 4 s.
+    let mut specs: Vec<Spec> = Vec::new();
+    for i in 0..36u64 {
+        let b = if i < 24 {
+            Behaviour::Jittered(
+                Duration::from_millis(20),
+                Duration::from_millis(80),
+                Box::new(Behaviour::Ready),
+            )
+        } else {
+            Behaviour::Slow(Duration::from_secs(60), Box::new(Behaviour::Ready))
+        };
+        specs.push((leak(format!("c{i}")), "KR", 100 + i, Some(b)));
+    }
+    let hole = black_hole().await;
+    let extra: String = (0..8)
+        .map(|i| {
+            format!(
+                "  - {{name: sgn{i}, region: SGN, service_group_instance_no: {}, api_gateway: '{hole}'}}\n",
+                200 + i
+            )
+        })
+        .collect();
+    let interval = 4.0;
+    let h = Harness::start_with_extra(
+        "interval: 4s\ntimeout: 2s\nconcurrency: 2\n",
+        &specs,
+        &extra,
+    )
+    .await;
+    h.wait_ready(Duration::from_secs(30)).await;
+    // Watch for 4 intervals: every healthy cluster's last precheck stays younger than an
+    // interval plus a little, and its gate stays open.
+    let started = Instant::now();
+    let (mut oldest, mut scrapes) = (0.0f64, 0);
+    let requests_before = h.sim.total_requests();
+    while started.elapsed() < Duration::from_secs(16) {
+        let m = h.metrics().await;
+        let now = unix_now();
+        for i in 0..24 {
+            let name = format!("c{i}");
+            let last = value(&m, "cdss_precheck_last_run_timestamp_seconds", &name)
+                .unwrap_or_else(|| panic!("{name} never prechecked:\n{m}"));
+            oldest = oldest.max(now - last);
+            // The stale alert's condition (no answer for 3 intervals) stays false.
+            let success = value(&m, "cdss_precheck_last_success_timestamp_seconds", &name).unwrap();
+            assert!(now - success < 3.0 * interval, "{name} looks stale");
+        }
+        let (status, body) = h.get(&format!("/gate/c{}", scrapes % 24)).await;
+        assert_eq!(status, 200, "a healthy cluster's gate closed: {body}");
+        scrapes += 1;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    assert!(
+        oldest < interval + 1.5,
+        "the oldest healthy answer was {oldest:.2} s old (interval {interval} s)"
+    );
+    // The hanging ones are asked, but never more than the schedule: at most one precheck per
+    // cluster per interval over the window (the black hole's are not counted by the simulator).
+    let requests = h.sim.total_requests() - requests_before;
+    let allowed = 36.0 * (16.0 / interval + 1.0);
+    assert!(
+        (requests as f64) <= allowed,
+        "{requests} requests in 16 s, the schedule allows {allowed}"
+    );
+    let m = h.metrics().await;
+    assert!(
+        value_with(
+            &m,
+            "cdss_precheck_failures_total",
+            "cluster=\"sgn0\",region=\"SGN\",reason=\"timeout\""
+        )
+        .is_some(),
+        "the black hole's clusters time out: {m}"
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hammering_fresh_stays_within_the_budget_and_every_call_is_counted() {
+    let specs: Vec<Spec> = (0..20u64)
+        .map(|i| (leak(format!("f{i}")), "KR", 300 + i, Some(Behaviour::Ready)))
+        .collect();
+    // A long interval, so nearly every upstream call in the window is a fresh one; 1 fresh per
+    // second with a burst of 5.
+    let h = Harness::start(
+        "interval: 60s\ntimeout: 5s\ngate:\n  min_fresh_interval: 1s\n  fresh_budget: {per_second: 1, burst: 5}\n",
+        &specs,
+    )
+    .await;
+    h.wait_ready(Duration::from_secs(20)).await;
+    let before = h.sim.total_requests();
+    let started = Instant::now();
+    let window = Duration::from_secs(6);
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..4 {
+        let (http, base) = (h.http.clone(), h.url(""));
+        tasks.spawn(async move {
+            let mut answers = Vec::new();
+            let mut i = worker;
+            while started.elapsed() < window {
+                let r = http
+                    .get(format!("{base}/gate/f{}?fresh=1", i % 20))
+                    .send()
+                    .await
+                    .unwrap();
+                let status = r.status().as_u16();
+                let v: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+                answers.push((status, v["source"].as_str().unwrap_or("").to_string()));
+                i += 4;
+            }
+            answers
+        });
+    }
+    let answers: Vec<(u16, String)> = tasks.join_all().await.into_iter().flatten().collect();
+    let upstream = h.sim.total_requests() - before;
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(
+        answers.len() > 50,
+        "the hammer got {} answers",
+        answers.len()
+    );
+    assert!(
+        answers.iter().all(|(s, _)| *s == 200),
+        "every caller got its answer"
+    );
+    let limited = answers
+        .iter()
+        .filter(|(_, s)| s == "fresh_rate_limited")
+        .count();
+    assert!(limited > 0, "{answers:?}");
+    // The burst, then one per second (plus one for the clock's edges).
+    assert!(
+        (upstream as f64) <= 5.0 + elapsed + 1.0,
+        "{upstream} upstream calls in {elapsed:.1} s"
+    );
+    // The API counter matches the gateway's own count.
+    let m = h.metrics().await;
+    let counted = value_with(
+        &m,
+        "cdss_exporter_api_requests_total",
+        "account=\"default\",operation=\"precheck\",result=\"ok\"",
+    )
+    .unwrap_or_default();
+    let served: u64 = (0..20).map(|i| h.sim.calls(300 + i)).sum();
+    assert_eq!(counted as u64, served, "{m}");
+    h.stop().await;
+}
