@@ -17,8 +17,10 @@ use crate::cli::{Cli, Command};
 /// The binary's name, as the completions and man pages call it.
 pub const BIN: &str = "cdss-precheck-exporter";
 
-/// Shells whose completion scripts the Debian package installs, with where they go.
-pub const PACKAGED_SHELLS: [(Shell, &str); 3] = [
+/// Shells whose completion scripts the Debian package installs, with where they go (the test
+/// that keeps `deploy/debian/generated/` in step writes them).
+#[cfg(test)]
+const PACKAGED_SHELLS: [(Shell, &str); 3] = [
     (Shell::Bash, "completions/cdss-precheck-exporter.bash"),
     (Shell::Zsh, "completions/_cdss-precheck-exporter"),
     (Shell::Fish, "completions/cdss-precheck-exporter.fish"),
@@ -98,7 +100,8 @@ pub fn man_page(command: Option<&str>) -> Option<Vec<u8>> {
 
 /// Every generated file the Debian package installs: its path under `deploy/debian/generated/`
 /// and its content. Man pages first (`man/NAME.1`), then the completion scripts.
-pub fn packaged_assets() -> Vec<(String, Vec<u8>)> {
+#[cfg(test)]
+fn packaged_assets() -> Vec<(String, Vec<u8>)> {
     let mut assets: Vec<(String, Vec<u8>)> = man_page(None)
         .map(|page| (format!("man/{BIN}.1"), page))
         .into_iter()

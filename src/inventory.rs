@@ -116,7 +116,8 @@ impl Inventory {
     }
 
     /// The plan as it stands.
-    pub fn plan(&self) -> Plan {
+    #[cfg(test)]
+    fn plan(&self) -> Plan {
         self.plan.borrow().clone()
     }
 }
