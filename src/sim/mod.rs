@@ -7,8 +7,9 @@
 //! table get CDSS error code 3, with HTTP 200 for even numbers and HTTP 400 for odd ones (both are
 //! seen in the wild). It counts calls per cluster number. It also serves `getClusterInfoList`
 //! with real paging over a cluster set tests change at runtime, can fail it on purpose, and
-//! accepts more than one account. `start_tls` serves HTTPS, for the client's certificate checks. It
-//! never talks to anything but its own listener.
+//! accepts more than one account; and `getClusterStatus` (GET, the number in the path) with
+//! per-node states that follow each cluster's behaviour (`status`). `start_tls` serves HTTPS, for
+//! the client's certificate checks. It never talks to anything but its own listener.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
