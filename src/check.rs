@@ -236,7 +236,8 @@ pub async fn run(
     out: &mut impl Write,
 ) -> u8 {
     let state = Arc::new(State::new(clusters));
-    let runner = Arc::new(Runner::new(clusters.to_vec(), clients, state, concurrency).without_logs());
+    let runner =
+        Arc::new(Runner::new(clusters.to_vec(), clients, state, concurrency).without_logs());
     let started = Instant::now();
     let deadline = args.wait.map(|w| started + w);
     let mut attempts = 0u32;

@@ -31,6 +31,7 @@ use flate2::write::GzEncoder;
 
 use self::body::{Body, Chunks};
 use self::render::Scratch;
+use crate::credentials::StatusBoard;
 use crate::reload::LiveSettings;
 use crate::state::State;
 
@@ -65,6 +66,9 @@ pub struct Exposition {
     /// count "no answer for 3 intervals" without hard-coding it). A reload bumps the state's
     /// generation, so the cached body shows an old interval for at most the render cool-down.
     live: Option<LiveSettings>,
+    /// What the keyring in use says about its keys (expiry, refresh failures); its changes
+    /// count as changes of the state.
+    credentials: Option<StatusBoard>,
     /// The last rendered body; replaced when the state's generation moves.
     cache: Mutex<Option<Cached>>,
     /// Held while rendering or compressing, so scrapes that arrive together after a change wait
@@ -112,6 +116,7 @@ impl Exposition {
         Self {
             build,
             live: None,
+            credentials: None,
             cache: Mutex::new(None),
             render: Mutex::default(),
         }
@@ -123,6 +128,18 @@ impl Exposition {
         self
     }
 
+    /// Also exposes the keys' expiry and refresh failures.
+    pub fn with_credentials(mut self, board: StatusBoard) -> Self {
+        self.credentials = Some(board);
+        self
+    }
+
+    /// The state's generation, moved on by changes of the keys too.
+    fn generation(&self, state: &State) -> u64 {
+        let keys = self.credentials.as_ref().map_or(0, StatusBoard::generation);
+        state.generation().wrapping_add(keys)
+    }
+
     /// The current exposition in `wanted` encoding, and the encoding it is actually in (gzip
     /// falls back to the text in the unlikely case compression fails).
     pub fn encoded(&self, state: &State, wanted: Encoding) -> (Body, Encoding) {
@@ -131,12 +148,12 @@ impl Exposition {
 
     /// `encoded`, with the clock passed in.
     fn encoded_at(&self, state: &State, wanted: Encoding, now: Instant) -> (Body, Encoding) {
-        if let Some(hit) = self.lookup(state.generation(), wanted, now) {
+        if let Some(hit) = self.lookup(self.generation(state), wanted, now) {
             return hit;
         }
         let mut scratch = lock(&self.render);
         // Read again: another scrape may have rendered a newer state while this one waited.
-        let generation = state.generation();
+        let generation = self.generation(state);
         if let Some(hit) = self.lookup(generation, wanted, now) {
             return hit;
         }
@@ -191,7 +208,13 @@ impl Exposition {
 
     fn render_into(&self, scratch: &mut Scratch, state: &State) -> Body {
         let interval = self.live.as_ref().map(|l| l.get().interval);
-        render::render(scratch, state, &self.build, interval)
+        render::render(
+            scratch,
+            state,
+            &self.build,
+            interval,
+            self.credentials.as_ref(),
+        )
     }
 }
 

@@ -12,6 +12,7 @@ use super::BuildInfo;
 use super::body::{Body, Chunks};
 use super::families::*;
 use super::text::{Value, escape_label_value, header, sample};
+use crate::credentials::StatusBoard;
 use crate::ncp::region::Region;
 use crate::outcome::FailureReason;
 use crate::state::{ClusterStatus, State};
@@ -39,6 +40,7 @@ pub(super) fn render(
     state: &State,
     build: &BuildInfo,
     interval: Option<Duration>,
+    credentials: Option<&StatusBoard>,
 ) -> Body {
     // Copy the numbers out under the state's read lock (a consistent snapshot, and the
     // scheduler never waits on the formatting), then write family after family.
@@ -113,6 +115,9 @@ pub(super) fn render(
         "",
         Value::Float(unix(reload.last_success)),
     );
+    if let Some(board) = credentials {
+        render_credentials(&mut out, board);
+    }
     if let Some(skew) = state.clock_skew() {
         header(&mut out, &CLOCK_SKEW);
         sample(&mut out, &CLOCK_SKEW, "", "", Value::Float(skew));
@@ -241,5 +246,34 @@ fn render_discovery(out: &mut Chunks, state: &State) {
     header(out, &DISCOVERY_FAILURES);
     for (r, (_, _, f)) in &by_region {
         sample(out, &DISCOVERY_FAILURES, &label(r), "", Value::Uint(*f));
+    }
+}
+
+/// Key expiry and refresh failures, one sample per account that has them.
+fn render_credentials(out: &mut Chunks, board: &StatusBoard) {
+    let accounts = board.accounts();
+    let label = |account: &str| {
+        let mut l = String::from("{account=\"");
+        escape_label_value(&mut l, account);
+        l.push('"');
+        l
+    };
+    if accounts.iter().any(|a| a.expires.is_some()) {
+        header(out, &CREDENTIALS_EXPIRY);
+        for a in &accounts {
+            if let Some(t) = a.expires {
+                let l = label(&a.account);
+                sample(out, &CREDENTIALS_EXPIRY, &l, "", Value::Float(unix(t)));
+            }
+        }
+    }
+    if accounts.iter().any(|a| a.refresh_failures.is_some()) {
+        header(out, &CREDENTIALS_REFRESH_FAILURES);
+        for a in &accounts {
+            if let Some(n) = a.refresh_failures {
+                let l = label(&a.account);
+                sample(out, &CREDENTIALS_REFRESH_FAILURES, &l, "", Value::Uint(n));
+            }
+        }
     }
 }

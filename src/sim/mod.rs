@@ -38,10 +38,11 @@ pub use listing::{LIST_PATHS, SimCluster};
 /// The gateway's allowed distance between a request's timestamp and its own clock.
 pub const TIMESTAMP_WINDOW: Duration = Duration::from_secs(5 * 60);
 /// Regional precheck paths the gateway serves.
-pub const PRECHECK_PATHS: [&str; 3] = [
+pub const PRECHECK_PATHS: [&str; 4] = [
     "/api/v1/cluster/rollingRestartPreCheck",
     "/api/sgn-v1/cluster/rollingRestartPreCheck",
     "/api/jpn-v1/cluster/rollingRestartPreCheck",
+    "/api/krs-v1/cluster/rollingRestartPreCheck",
 ];
 /// Largest request body the gateway reads.
 const MAX_REQUEST_BODY: usize = 64 * 1024;
