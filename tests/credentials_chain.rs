@@ -101,11 +101,23 @@ impl Exporter {
 
     async fn metrics(&self) -> String {
         let url = format!("http://{}/metrics", self.addr);
-        self.http.get(url).send().await.unwrap().text().await.unwrap()
+        self.http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     }
 
     /// Polls `/metrics` until `pred` holds, for at most `limit`.
-    async fn metrics_until(&self, limit: Duration, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    async fn metrics_until(
+        &self,
+        limit: Duration,
+        what: &str,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             let text = self.metrics().await;
@@ -180,7 +192,13 @@ async fn no_precheck_fails_authentication_across_rotations() {
     .await;
     // Four distinct pairs signed prechecks: three rotations.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    while sim.authenticated_keys().iter().filter(|k| keys.owns(k)).count() < 4 {
+    while sim
+        .authenticated_keys()
+        .iter()
+        .filter(|k| keys.owns(k))
+        .count()
+        < 4
+    {
         assert!(
             tokio::time::Instant::now() < deadline,
             "keys did not rotate: {:?}",
@@ -189,7 +207,11 @@ async fn no_precheck_fails_authentication_across_rotations() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let m = e.metrics().await;
-    assert_eq!(sim.auth_failures(), 0, "a precheck failed authentication:\n{m}");
+    assert_eq!(
+        sim.auth_failures(),
+        0,
+        "a precheck failed authentication:\n{m}"
+    );
     assert_eq!(failures(&m, "auth_error"), 0.0, "{m}");
     assert_eq!(failures(&m, "no_credentials"), 0.0, "{m}");
     assert!(ok(&m) && runs(&m) >= 4.0, "{m}");
@@ -214,7 +236,11 @@ async fn a_failed_refresh_keeps_the_old_keys_until_they_expire_and_is_counted() 
     sim.accept_rotating(keys.clone());
     let home = tempfile::tempdir().unwrap();
     let e = Exporter::start(
-        config(&sim.url(), "KR", &format!("credentials: {{server_role: {ROLE}}}")),
+        config(
+            &sim.url(),
+            "KR",
+            &format!("credentials: {{server_role: {ROLE}}}"),
+        ),
         lookup(home.path(), &meta.url(), &[]),
     )
     .await;
@@ -229,9 +255,11 @@ async fn a_failed_refresh_keeps_the_old_keys_until_they_expire_and_is_counted() 
     // The old keys still work: more prechecks pass after the failure, none is refused.
     let before = runs(&failed);
     let m = e
-        .metrics_until(Duration::from_secs(30), "prechecks after the failure", |m| {
-            runs(m) >= before + 2.0
-        })
+        .metrics_until(
+            Duration::from_secs(30),
+            "prechecks after the failure",
+            |m| runs(m) >= before + 2.0,
+        )
         .await;
     assert!(ok(&m), "{m}");
     assert_eq!(sim.auth_failures(), 0, "{m}");
@@ -242,9 +270,11 @@ async fn a_failed_refresh_keeps_the_old_keys_until_they_expire_and_is_counted() 
     // At Expiration the keys are dropped: nothing is sent with them (no 401), the cluster says
     // no_credentials, and the retries keep being counted.
     let m = e
-        .metrics_until(Duration::from_secs(60), "no_credentials after expiry", |m| {
-            failures(m, "no_credentials") >= 1.0
-        })
+        .metrics_until(
+            Duration::from_secs(60),
+            "no_credentials after expiry",
+            |m| failures(m, "no_credentials") >= 1.0,
+        )
         .await;
     assert_eq!(sim.auth_failures(), 0, "expired keys were sent:\n{m}");
     assert!(refresh_failures(&m).unwrap() >= 2.0, "{m}");
@@ -267,7 +297,9 @@ async fn a_krs_cluster_posts_to_the_krs_path() {
     let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             let tx = lines_tx.clone();
             tokio::spawn(async move {
                 let mut reader = BufReader::new(stream);
@@ -310,7 +342,10 @@ async fn a_krs_cluster_posts_to_the_krs_path() {
         lookup(
             home.path(),
             CLOSED,
-            &[("NCLOUD_ACCESS_KEY", STATIC_AK), ("NCLOUD_SECRET_KEY", STATIC_SK)],
+            &[
+                ("NCLOUD_ACCESS_KEY", STATIC_AK),
+                ("NCLOUD_SECRET_KEY", STATIC_SK),
+            ],
         ),
     )
     .await;
@@ -318,7 +353,10 @@ async fn a_krs_cluster_posts_to_the_krs_path() {
         .await
         .expect("no precheck within 30 s")
         .unwrap();
-    assert_eq!(line, "POST /api/krs-v1/cluster/rollingRestartPreCheck HTTP/1.1");
+    assert_eq!(
+        line,
+        "POST /api/krs-v1/cluster/rollingRestartPreCheck HTTP/1.1"
+    );
     let m = e
         .metrics_until(Duration::from_secs(30), "a ready KRS precheck", ok)
         .await;
@@ -437,9 +475,16 @@ async fn the_configure_file_and_the_id_env_spelling_authenticate() {
     ))
     .await;
     assert_eq!(code, 0, "{stdout}{stderr}");
-    let expected = format!("account \"default\": keys from file {}", configure.display());
+    let expected = format!(
+        "account \"default\": keys from file {}",
+        configure.display()
+    );
     assert!(stdout.contains(&expected), "{stdout}");
-    assert_clean("--config.check", &format!("{stdout}{stderr}"), &[STATIC_AK, STATIC_SK]);
+    assert_clean(
+        "--config.check",
+        &format!("{stdout}{stderr}"),
+        &[STATIC_AK, STATIC_SK],
+    );
 }
 
 fn forms(secret: &str) -> Vec<String> {
@@ -476,7 +521,13 @@ async fn role_keys_never_show_at_trace_level() {
     let (_, stdout, stderr) = output(command(
         home.path(),
         &meta.url(),
-        &["--config.file", config, "--config.check", "--log.level", "trace"],
+        &[
+            "--config.file",
+            config,
+            "--config.check",
+            "--log.level",
+            "trace",
+        ],
     ))
     .await;
     assert!(
@@ -487,7 +538,16 @@ async fn role_keys_never_show_at_trace_level() {
     let mut cmd = command(
         home.path(),
         &meta.url(),
-        &["--config.file", config, "--log.level", "trace", "check", "--cluster", "orders", "--json"],
+        &[
+            "--config.file",
+            config,
+            "--log.level",
+            "trace",
+            "check",
+            "--cluster",
+            "orders",
+            "--json",
+        ],
     );
     cmd.env("RUST_LOG", "trace");
     let (code, stdout, stderr) = output(cmd).await;
@@ -507,7 +567,9 @@ async fn role_keys_never_show_at_trace_level() {
             "trace",
         ],
     );
-    cmd.env("RUST_LOG", "trace").stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.env("RUST_LOG", "trace")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let (addr_tx, addr_rx) = oneshot::channel::<String>();
@@ -540,8 +602,17 @@ async fn role_keys_never_show_at_trace_level() {
         }
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    while sim.authenticated_keys().iter().filter(|k| keys.owns(k)).count() < 3 {
-        assert!(tokio::time::Instant::now() < deadline, "keys did not rotate");
+    while sim
+        .authenticated_keys()
+        .iter()
+        .filter(|k| keys.owns(k))
+        .count()
+        < 3
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "keys did not rotate"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // A refresh failure is logged too (warn, with the error).
@@ -553,7 +624,10 @@ async fn role_keys_never_show_at_trace_level() {
             outputs.push(("/metrics".into(), m));
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no refresh failure:\n{m}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no refresh failure:\n{m}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     meta.set_failing(false);
@@ -575,7 +649,10 @@ async fn role_keys_never_show_at_trace_level() {
     outputs.push(("exporter stdout".into(), stdout));
     let logs = logs.await.unwrap();
     assert!(logs.contains("server role keys refreshed"), "{logs}");
-    assert!(logs.contains("refreshing the server role keys failed"), "{logs}");
+    assert!(
+        logs.contains("refreshing the server role keys failed"),
+        "{logs}"
+    );
     outputs.push(("exporter stderr".into(), logs));
 
     let last = keys.index_at(SystemTime::now()) + 1;

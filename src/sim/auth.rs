@@ -33,7 +33,11 @@ pub(super) fn authenticate(shared: &Shared, req: &Request<Incoming>) -> Result<(
         let schedules = lock(&shared.rotating);
         let schedule = schedules.iter().find(|k| k.owns(ak))?;
         let now = UNIX_EPOCH + Duration::from_millis(now_ms.max(0) as u64);
-        Some(schedule.valid_secret(ak, now).ok_or("The access key has expired."))
+        Some(
+            schedule
+                .valid_secret(ak, now)
+                .ok_or("The access key has expired."),
+        )
     };
     let secret = if ak == shared.access_key {
         shared.secret_key.clone()
@@ -52,4 +56,3 @@ pub(super) fn authenticate(shared: &Shared, req: &Request<Incoming>) -> Result<(
     lock(&shared.authenticated).insert(ak.to_string());
     Ok(())
 }
-

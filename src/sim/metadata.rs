@@ -66,7 +66,10 @@ impl RotatingKeys {
 
     /// When pair `n` is issued.
     pub fn issued(&self, n: u64) -> SystemTime {
-        self.epoch + self.period.saturating_mul(n.min(u64::from(u32::MAX)) as u32)
+        self.epoch
+            + self
+                .period
+                .saturating_mul(n.min(u64::from(u32::MAX)) as u32)
     }
 
     /// When pair `n` stops working (its `Expiration`).
@@ -230,7 +233,10 @@ mod tests {
         let (ak, sk) = k.pair(3);
         assert_eq!(k.index_at(k.issued(3)), 3);
         assert!(k.valid_secret(&ak, k.issued(3)).is_some_and(|s| s == sk));
-        assert!(k.valid_secret(&ak, k.issued(3) - Duration::from_millis(1)).is_none());
+        assert!(
+            k.valid_secret(&ak, k.issued(3) - Duration::from_millis(1))
+                .is_none()
+        );
         assert!(k.valid_secret(&ak, k.expiration(3)).is_none());
         assert!(k.valid_secret("T-AK-x", k.issued(3)).is_none());
         assert!(k.valid_secret("U-AK-3", k.issued(3)).is_none());

@@ -30,7 +30,6 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
-
 mod auth;
 pub mod faults;
 mod listing;
