@@ -364,6 +364,52 @@ async fn a_krs_cluster_posts_to_the_krs_path() {
     e.stop().await;
 }
 
+#[tokio::test]
+async fn changed_key_files_are_re_read_without_a_restart() {
+    let sim = gateway().await;
+    const NEW_AK: &str = "ROTATED-FILE-AK";
+    const NEW_SK: &str = "rotated-file-secret-RmlsZQ";
+    sim.add_account(NEW_AK, Secret::new(NEW_SK));
+    let dir = tempfile::tempdir().unwrap();
+    let (ak, sk) = (dir.path().join("ak"), dir.path().join("sk"));
+    std::fs::write(&ak, STATIC_AK).unwrap();
+    std::fs::write(&sk, STATIC_SK).unwrap();
+    let credentials = format!(
+        "credentials: {{access_key_file: '{}', secret_key_file: '{}'}}",
+        ak.display(),
+        sk.display()
+    );
+    let mut lookup = lookup(dir.path(), CLOSED, &[]);
+    lookup.watch_every = Duration::from_millis(100);
+    let e = Exporter::start(config(&sim.url(), "KR", &credentials), lookup).await;
+    e.metrics_until(Duration::from_secs(30), "ready with the first keys", ok)
+        .await;
+    // A half-written change (empty secret file) keeps the old keys and is counted.
+    std::fs::write(&sk, "").unwrap();
+    e.metrics_until(Duration::from_secs(30), "a counted failed re-read", |m| {
+        refresh_failures(m).is_some_and(|n| n >= 1.0)
+    })
+    .await;
+    std::fs::write(&ak, format!("{NEW_AK}\n")).unwrap();
+    std::fs::write(&sk, format!("{NEW_SK}\n")).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !sim.authenticated_keys().iter().any(|k| k == NEW_AK) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the new key files were not read"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let m = e.metrics().await;
+    assert_eq!(sim.auth_failures(), 0, "{m}");
+    assert_eq!(
+        value(&m, "cdss_exporter_credentials_expiry_timestamp_seconds", ""),
+        None,
+        "file keys do not expire:\n{m}"
+    );
+    e.stop().await;
+}
+
 /// The binary, with nothing of the developer's environment that could hold keys, and the
 /// metadata API at `metadata` (loopback).
 fn command(home: &Path, metadata: &str, args: &[&str]) -> tokio::process::Command {
