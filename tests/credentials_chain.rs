@@ -289,6 +289,52 @@ async fn a_failed_refresh_keeps_the_old_keys_until_they_expire_and_is_counted() 
 }
 
 #[tokio::test]
+async fn a_401_after_a_rotation_refreshes_early_once() {
+    // Pair 0 would be refreshed after a minute; pair 1 is issued at 3 s.
+    let keys = RotatingKeys::new("EARLY", Duration::from_secs(3), Duration::from_secs(120));
+    let (sim, meta) = (gateway().await, metadata(&keys).await);
+    sim.accept_rotating(keys.clone());
+    let home = tempfile::tempdir().unwrap();
+    let e = Exporter::start(
+        config(&sim.url(), "KR", ""),
+        lookup(home.path(), &meta.url(), &[]),
+    )
+    .await;
+    e.metrics_until(Duration::from_secs(30), "ready with pair 0", ok)
+        .await;
+    assert_eq!(meta.key_requests(), 1);
+    while SystemTime::now() < keys.issued(1) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The server rotated and revoked pair 0 early: the next precheck gets a 401.
+    sim.revoke(&keys.pair(0).0);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !sim.authenticated_keys().contains(&keys.pair(1).0) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no early refresh after the 401"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(meta.key_requests(), 2, "one early refresh");
+    let m = e.metrics().await;
+    let refused = sim.auth_failures();
+    assert!(
+        (1..=3).contains(&refused),
+        "{refused} refused prechecks:\n{m}"
+    );
+    // Then back to the schedule: more prechecks, no more metadata calls, no more 401s.
+    let r = runs(&m);
+    e.metrics_until(Duration::from_secs(30), "prechecks with pair 1", |m| {
+        runs(m) >= r + 3.0 && ok(m)
+    })
+    .await;
+    assert_eq!(meta.key_requests(), 2, "an early refresh loop");
+    assert_eq!(sim.auth_failures(), refused);
+    e.stop().await;
+}
+
+#[tokio::test]
 async fn a_krs_cluster_posts_to_the_krs_path() {
     assert!(PRECHECK_PATHS.contains(&"/api/krs-v1/cluster/rollingRestartPreCheck"));
     // A loopback gateway that records request lines and answers "ready".

@@ -255,6 +255,7 @@ pub(super) async fn refresh(
     lookup: Lookup,
 ) {
     let mut failures = 0u32;
+    let mut last_fetch = tokio::time::Instant::now();
     loop {
         let wait = if failures > 0 {
             backoff(failures)
@@ -269,6 +270,9 @@ pub(super) async fn refresh(
             () = tokio::time::sleep(wait.max(MIN_REFRESH_GAP)) => false,
             () = keys.early_refresh_wanted() => true,
         };
+        // Even an early refresh waits for the gap since the last one.
+        tokio::time::sleep_until(last_fetch + MIN_REFRESH_GAP).await;
+        last_fetch = tokio::time::Instant::now();
         let result = client.fetch(&role).await.and_then(|found| {
             let expired = found.expires.is_some_and(|e| e <= SystemTime::now());
             if expired {

@@ -28,6 +28,9 @@ pub(super) fn authenticate(shared: &Shared, req: &Request<Incoming>) -> Result<(
     if (now_ms - ts as i64).unsigned_abs() > TIMESTAMP_WINDOW.as_millis() as u64 {
         return Err("The timestamp is outside the allowed window.");
     }
+    if lock(&shared.revoked).contains(ak) {
+        return Err("The access key has been revoked.");
+    }
     let extra = || lock(&shared.extra_accounts).get(ak).cloned();
     let rotating = || {
         let schedules = lock(&shared.rotating);

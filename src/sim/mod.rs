@@ -136,6 +136,8 @@ struct Shared {
     rotating: Mutex<Vec<RotatingKeys>>,
     /// Every access key that authenticated at least once.
     authenticated: Mutex<BTreeSet<String>>,
+    /// Access keys refused from now on, valid or not (a key revoked before its expiry).
+    revoked: Mutex<BTreeSet<String>>,
     /// What `getClusterInfoList` lists, by cluster number.
     inventory: Mutex<BTreeMap<u64, SimCluster>>,
     /// When set, `getClusterInfoList` answers like this instead (a discovery outage).
@@ -196,6 +198,7 @@ impl SimGateway {
             extra_accounts: Mutex::default(),
             rotating: Mutex::default(),
             authenticated: Mutex::default(),
+            revoked: Mutex::default(),
             inventory: Mutex::default(),
             list_failure: Mutex::default(),
             list_calls: AtomicU64::new(0),
@@ -255,6 +258,11 @@ impl SimGateway {
     /// Accepts the pairs of `keys`, each only while it is valid (role keys that rotate).
     pub fn accept_rotating(&self, keys: RotatingKeys) {
         lock(&self.shared.rotating).push(keys);
+    }
+
+    /// Refuses `access_key` from now on, as NCP does with a key revoked before it expires.
+    pub fn revoke(&self, access_key: &str) {
+        lock(&self.shared.revoked).insert(access_key.to_string());
     }
 
     /// The distinct access keys that have authenticated so far.
