@@ -350,6 +350,41 @@ mod tests {
         assert!(!e.contains("role-sk-x"), "{e}");
     }
 
+    /// A loopback server that answers every request with `head` and counts connections.
+    async fn answering(head: &'static str) -> (String, Arc<std::sync::atomic::AtomicU64>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let count = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s.write_all(head.as_bytes()).await;
+            }
+        });
+        (url, seen)
+    }
+
+    #[tokio::test]
+    async fn redirects_are_never_followed() {
+        let (target, target_seen) =
+            answering("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nrole\n").await;
+        let head: &'static str = Box::leak(
+            format!(
+                "HTTP/1.1 302 Found\r\nlocation: {target}{ROLES_PATH}\r\ncontent-length: 0\r\n\r\n"
+            )
+            .into_boxed_str(),
+        );
+        let (endpoint, _) = answering(head).await;
+        let client = MetadataClient::new(&endpoint).unwrap();
+        let e = client.role(None).await.unwrap_err();
+        assert!(e.problem.contains("redirects are not followed"), "{e}");
+        assert_eq!(target_seen.load(std::sync::atomic::Ordering::Relaxed), 0);
+    }
+
     #[test]
     fn refresh_schedule_and_backoff() {
         let s = Duration::from_secs;
