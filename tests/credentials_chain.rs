@@ -503,6 +503,9 @@ async fn the_configure_file_and_the_id_env_spelling_authenticate() {
     let config = write_config(dir.path(), &sim.url(), "KR");
     let config = config.to_str().unwrap();
     let home = tempfile::tempdir().unwrap();
+    // Once env or the configure file has keys, the metadata API must not be asked.
+    let keys = RotatingKeys::new("UNUSED", Duration::from_secs(60), Duration::from_secs(60));
+    let meta = metadata(&keys).await;
 
     // Nothing anywhere: `check` cannot ask (2) and names every place it looked.
     let (code, stdout, stderr) = output(command(
@@ -524,7 +527,7 @@ async fn the_configure_file_and_the_id_env_spelling_authenticate() {
     // The `_ID` spellings of NCP's SDKs.
     let mut cmd = command(
         home.path(),
-        CLOSED,
+        &meta.url(),
         &["--config.file", config, "check", "--cluster", "orders"],
     );
     cmd.env("NCLOUD_ACCESS_KEY_ID", STATIC_AK)
@@ -551,7 +554,7 @@ async fn the_configure_file_and_the_id_env_spelling_authenticate() {
     let before = sim.calls(NO);
     let (code, stdout, stderr) = output(command(
         home.path(),
-        CLOSED,
+        &meta.url(),
         &["--config.file", config, "check", "--cluster", "orders"],
     ))
     .await;
@@ -562,7 +565,7 @@ async fn the_configure_file_and_the_id_env_spelling_authenticate() {
     // `--config.check` says where the keys were found, and no key byte.
     let (code, stdout, stderr) = output(command(
         home.path(),
-        CLOSED,
+        &meta.url(),
         &["--config.file", config, "--config.check"],
     ))
     .await;

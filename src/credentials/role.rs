@@ -128,7 +128,7 @@ impl MetadataClient {
             .get(url)
             .send()
             .await
-            .map_err(|e| err(format!("unreachable: {}", reqwest_detail(&e))))?;
+            .map_err(|e| err(format!("unreachable: {}", reqwest_detail(e))))?;
         let status = response.status();
         if status.is_redirection() {
             return Err(err(format!("HTTP {status} (redirects are not followed)")));
@@ -140,7 +140,7 @@ impl MetadataClient {
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| err(format!("reading the answer: {}", reqwest_detail(&e))))?
+            .map_err(|e| err(format!("reading the answer: {}", reqwest_detail(e))))?
         {
             if body.len() + chunk.len() > MAX_BODY {
                 return Err(err(format!("answer larger than {MAX_BODY} bytes")));
@@ -151,15 +151,20 @@ impl MetadataClient {
     }
 }
 
-fn reqwest_detail(e: &reqwest::Error) -> String {
+/// The error and its sources on one line, without the URL (the caller names it).
+fn reqwest_detail(e: reqwest::Error) -> String {
     if e.is_timeout() {
         return format!("no answer within {}s", METADATA_TIMEOUT.as_secs());
     }
+    let e = e.without_url();
     let mut out = e.to_string();
-    let mut source = std::error::Error::source(e);
+    let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
         source = s.source();
     }
     out
