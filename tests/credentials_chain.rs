@@ -582,6 +582,40 @@ async fn the_configure_file_and_the_id_env_spelling_authenticate() {
     );
 }
 
+#[tokio::test]
+async fn ncloud_api_gw_replaces_the_gateway_host() {
+    let sim = gateway().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    // No api_gateway: NCP's own host, unless NCLOUD_API_GW says otherwise.
+    std::fs::write(
+        &path,
+        format!("clusters:\n  - {{name: orders, region: KR, service_group_instance_no: {NO}}}\n"),
+    )
+    .unwrap();
+    let mut cmd = command(
+        dir.path(),
+        CLOSED,
+        &[
+            "--config.file",
+            path.to_str().unwrap(),
+            "check",
+            "--cluster",
+            "orders",
+        ],
+    );
+    cmd.env("NCLOUD_API_GW", sim.url())
+        .env("NCLOUD_ACCESS_KEY", STATIC_AK)
+        .env("NCLOUD_SECRET_KEY", STATIC_SK)
+        // Should the variable be ignored, the https request to NCP's host goes to this closed
+        // loopback proxy instead of leaving the machine.
+        .env("HTTPS_PROXY", CLOSED)
+        .env("https_proxy", CLOSED);
+    let (code, stdout, stderr) = output(cmd).await;
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(sim.calls(NO), 1, "{stdout}{stderr}");
+}
+
 fn forms(secret: &str) -> Vec<String> {
     use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
     let b = secret.as_bytes();
