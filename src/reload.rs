@@ -4,8 +4,10 @@
 //! changes until the new file has parsed, validated and every account's keys have loaded; a bad
 //! config leaves the running one in place and sets `cdss_exporter_config_last_reload_successful`
 //! to 0. On success, clients, static clusters, schedule, discovery blocks and gate settings are
-//! swapped; unchanged clusters keep their state and rhythm (see `scheduler::run_plan`). Files,
-//! keys and CA certificates are read on a blocking thread, off the async runtime. Reload writes
+//! swapped; unchanged clusters keep their state and rhythm (see `scheduler::run_plan`). The new
+//! keyring (its role refreshers and key file watchers) replaces the old one, whose tasks stop
+//! when the old clients are done with it. Files and CA certificates are read on a blocking
+//! thread, off the async runtime. Reload writes
 //! only its own result into the state; the cluster set changes through the inventory.
 
 use std::path::PathBuf;
