@@ -189,8 +189,9 @@ impl Keyring {
         accounts: &BTreeMap<String, CredentialSource>,
         lookup: &Lookup,
     ) -> Result<Self, AccountError> {
+        // Tasks go into the keyring as they start: if a later account fails, dropping the
+        // keyring stops them.
         let mut keyring = Keyring::default();
-        let mut handles = Vec::new();
         for (name, source) in accounts {
             let Resolved { found, role } =
                 chain::resolve(source, lookup)
@@ -202,20 +203,24 @@ impl Keyring {
             tracing::info!(account = %name, source = %found.origin, "API keys found");
             let origin = found.origin.clone();
             let keys = Arc::new(AccountKeys::new(name, found));
-            if let Some((client, role_name)) = role {
+            let task = if let Some((client, role_name)) = role {
                 let task = role::refresh(keys.clone(), client, role_name, lookup.clone());
-                handles.push(tokio::spawn(task).abort_handle());
+                Some(tokio::spawn(task).abort_handle())
             } else if !file::files_of(&origin).is_empty() {
                 let task = file::watch(keys.clone(), origin, lookup.clone());
-                handles.push(tokio::spawn(task).abort_handle());
-            }
+                Some(tokio::spawn(task).abort_handle())
+            } else {
+                None
+            };
+            let mut tasks = keyring
+                .tasks
+                .0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            tasks.extend(task);
+            drop(tasks);
             keyring.accounts.insert(name.clone(), keys);
         }
-        *keyring
-            .tasks
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = handles;
         Ok(keyring)
     }
 
