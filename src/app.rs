@@ -254,20 +254,22 @@ pub struct Options {
     pub reload: Option<ReloadOptions>,
     /// TLS and basic auth on the endpoints (`--web.config.file`); `None`: plain HTTP, no auth.
     pub web: Option<Arc<WebConfigWatch>>,
-    /// Where a reload looks keys up (the process environment, unless a test says otherwise).
+    /// Where a reload looks keys up: `main` uses the process environment; [`Options::new`]
+    /// starts from [`Lookup::isolated`] (configured key files only), so an embedding or a test
+    /// never reaches a metadata API it did not name.
     pub lookup: Lookup,
 }
 
 impl Options {
     /// `config` with `keyring` (a single `Credentials` converts into the default account), no
-    /// reload and no web config.
+    /// reload, no web config, and an isolated lookup for reloads.
     pub fn new(config: Config, keyring: impl Into<Keyring>) -> Self {
         Self {
             config,
             keyring: keyring.into(),
             reload: None,
             web: None,
-            lookup: Lookup::from_process(),
+            lookup: Lookup::isolated(),
         }
     }
 }

@@ -52,7 +52,16 @@ pub(super) async fn resolve(
 }
 
 async fn from_role(name: Option<&str>, lookup: &Lookup) -> Result<Resolved, super::RoleError> {
-    let client = MetadataClient::new(&lookup.metadata_endpoint)?;
+    let Some(endpoint) = lookup.metadata_endpoint.as_deref() else {
+        return Err(super::RoleError {
+            url: "(none)".into(),
+            problem: format!(
+                "this lookup has no metadata API ({} not given)",
+                env::METADATA_ENDPOINT_ENV
+            ),
+        });
+    };
+    let client = MetadataClient::new(endpoint)?;
     let role = client.role(name).await?;
     let found = client.fetch(&role).await?;
     Ok(Resolved {
@@ -130,6 +139,16 @@ mod tests {
         let r = resolve(&chain, &l).await.unwrap();
         assert_eq!(r.found.credentials.access_key, "ENV-AK");
         assert_eq!(r.found.origin.kind(), "env");
+    }
+
+    #[tokio::test]
+    async fn a_lookup_without_a_metadata_address_has_no_role_step() {
+        let err = resolve(&CredentialSource::default(), &Lookup::isolated())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("HOME is not set"), "{err}");
+        assert!(err.contains("no metadata API"), "{err}");
     }
 
     #[tokio::test]

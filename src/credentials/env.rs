@@ -1,9 +1,11 @@
 //! What the process gives the key lookup: its environment, `$HOME`, the metadata API's address,
 //! and the timing of refreshes ([`Lookup`]); and the chain's first step, the NCP env vars.
 //!
-//! [`Lookup::from_process`] is the one place the process environment is read for keys; tests pass
-//! their own variables, home and metadata address instead. Owned here, read by the rest of
-//! `credentials`; nothing else changes it.
+//! [`Lookup::from_process`] is the one place the process environment is read for keys (the
+//! binary's `app::main` uses it); tests pass their own variables, home and metadata address
+//! ([`Lookup::from_map`]), and a lookup that was given no metadata address has no role step at
+//! all, so a test that forgets one can never reach the real metadata API. Owned here, read by
+//! the rest of `credentials`; nothing else changes it.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -36,8 +38,9 @@ pub struct Lookup {
     vars: Vars,
     /// `$HOME`, for `.ncloud/configure`; `None`: that step is skipped.
     pub home: Option<PathBuf>,
-    /// Scheme, host and port of the metadata API (never followed elsewhere by a redirect).
-    pub metadata_endpoint: String,
+    /// Scheme, host and port of the metadata API (redirects are never followed); `None`: this
+    /// lookup has no metadata API, and the role step finds nothing.
+    pub metadata_endpoint: Option<String>,
     /// Refresh role keys this long before `Expiration` (at most halfway through their life).
     pub refresh_before: Duration,
     /// How often watched key files are checked for a change.
@@ -56,22 +59,32 @@ impl fmt::Debug for Lookup {
 }
 
 impl Lookup {
-    /// The process's environment, `$HOME` and `NCLOUD_METADATA_API_ENDPOINT`.
+    /// The process's environment, `$HOME`, and `NCLOUD_METADATA_API_ENDPOINT` (default: the
+    /// server's own metadata API, [`DEFAULT_METADATA_ENDPOINT`]).
     pub fn from_process() -> Self {
-        Self::with_vars(Arc::new(|name| std::env::var(name).ok()))
+        Self::with_vars(
+            Arc::new(|name| std::env::var(name).ok()),
+            Some(DEFAULT_METADATA_ENDPOINT),
+        )
     }
 
-    /// Only these variables (and `HOME`, `NCLOUD_METADATA_API_ENDPOINT` among them), for tests.
+    /// Only these variables (`HOME` and `NCLOUD_METADATA_API_ENDPOINT` among them), for tests
+    /// and embedders. Without `NCLOUD_METADATA_API_ENDPOINT` there is no metadata API.
     pub fn from_map(vars: HashMap<String, String>) -> Self {
-        Self::with_vars(Arc::new(move |name| vars.get(name).cloned()))
+        Self::with_vars(Arc::new(move |name| vars.get(name).cloned()), None)
     }
 
-    fn with_vars(vars: Vars) -> Self {
+    /// No variables, no home, no metadata API: only configured key files work.
+    pub fn isolated() -> Self {
+        Self::from_map(HashMap::new())
+    }
+
+    fn with_vars(vars: Vars, default_endpoint: Option<&str>) -> Self {
         let home = vars("HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
         let metadata_endpoint = vars(METADATA_ENDPOINT_ENV)
             .map(|e| e.trim().trim_end_matches('/').to_string())
             .filter(|e| !e.is_empty())
-            .unwrap_or_else(|| DEFAULT_METADATA_ENDPOINT.to_string());
+            .or_else(|| default_endpoint.map(str::to_string));
         Self {
             vars,
             home,
@@ -166,13 +179,17 @@ mod tests {
     #[test]
     fn metadata_endpoint_and_home_come_from_the_variables() {
         let l = lookup(&[]);
-        assert_eq!(l.metadata_endpoint, DEFAULT_METADATA_ENDPOINT);
+        assert_eq!(l.metadata_endpoint, None, "a test map without one has none");
         assert_eq!(l.home, None);
+        assert!(
+            Lookup::from_process().metadata_endpoint.is_some(),
+            "the process always has one"
+        );
         let l = lookup(&[
             (METADATA_ENDPOINT_ENV, "http://127.0.0.1:9/"),
             ("HOME", "/h"),
         ]);
-        assert_eq!(l.metadata_endpoint, "http://127.0.0.1:9");
+        assert_eq!(l.metadata_endpoint.as_deref(), Some("http://127.0.0.1:9"));
         assert_eq!(l.home, Some(PathBuf::from("/h")));
     }
 }

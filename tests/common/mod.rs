@@ -198,7 +198,7 @@ impl FileHarness {
         let config = Config::load(&config_path).unwrap_or_else(|e| panic!("{e}"));
         let keyring = cdss_precheck_exporter::credentials::Keyring::load(
             &config.accounts,
-            &cdss_precheck_exporter::credentials::Lookup::from_process(),
+            &cdss_precheck_exporter::credentials::Lookup::isolated(),
         )
         .await
         .unwrap();
