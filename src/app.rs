@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use crate::check;
 use crate::cli::{CheckArgs, Cli, Command};
 use crate::config::Config;
-use crate::credentials::Keyring;
+use crate::credentials::{Keyring, Lookup, StatusBoard};
 use crate::discovery::Supervisor;
 use crate::exposition::{BuildInfo, Exposition};
 use crate::inventory::Inventory;
@@ -79,12 +79,11 @@ pub async fn main(cli: Cli) -> ExitCode {
                 if web.requires_auth() { "on" } else { "off" }
             );
         }
-        if let Err(e) = Keyring::resolve(&config.accounts) {
-            eprintln!("warning: credentials are not available here: {e}");
-        }
+        report_credentials(&config).await;
         return ExitCode::SUCCESS;
     }
-    let keyring = match Keyring::resolve(&config.accounts) {
+    let lookup = Lookup::from_process();
+    let keyring = match Keyring::load(&config.accounts, &lookup).await {
         Ok(k) => k,
         Err(e) => {
             tracing::error!("cannot load credentials: {e}");
@@ -99,9 +98,25 @@ pub async fn main(cli: Cli) -> ExitCode {
     let options = Options {
         reload: Some(reload),
         web,
+        lookup,
         ..Options::new(config, keyring)
     };
     report(serve(&cli.listen_address, options).await)
+}
+
+/// `--config.check`: for each account, where its keys were found (never a key byte), or a
+/// warning with everything that was looked at. Missing keys are a warning here, not a failure.
+async fn report_credentials(config: &Config) {
+    for (account, found) in
+        crate::credentials::probe(&config.accounts, &Lookup::from_process()).await
+    {
+        match found {
+            Ok(origin) => println!("account {account:?}: keys from {origin}"),
+            Err(e) => {
+                eprintln!("warning: credentials are not available here: account {account:?}: {e}")
+            }
+        }
+    }
 }
 
 /// Loads `--web.config.file`, if given. `Err` is the exit code; the error is already printed.
@@ -128,7 +143,7 @@ async fn check(cli: &Cli, args: &CheckArgs) -> u8 {
             return check::EXIT_UNKNOWN;
         }
     };
-    let keyring = match Keyring::resolve(&config.accounts) {
+    let keyring = match Keyring::load(&config.accounts, &Lookup::from_process()).await {
         Ok(k) => k,
         Err(e) => {
             eprintln!("error: cannot load credentials: {e}");
@@ -239,17 +254,22 @@ pub struct Options {
     pub reload: Option<ReloadOptions>,
     /// TLS and basic auth on the endpoints (`--web.config.file`); `None`: plain HTTP, no auth.
     pub web: Option<Arc<WebConfigWatch>>,
+    /// Where a reload looks keys up: `main` uses the process environment; [`Options::new`]
+    /// starts from [`Lookup::isolated`] (configured key files only), so an embedding or a test
+    /// never reaches a metadata API it did not name.
+    pub lookup: Lookup,
 }
 
 impl Options {
     /// `config` with `keyring` (a single `Credentials` converts into the default account), no
-    /// reload and no web config.
+    /// reload, no web config, and an isolated lookup for reloads.
     pub fn new(config: Config, keyring: impl Into<Keyring>) -> Self {
         Self {
             config,
             keyring: keyring.into(),
             reload: None,
             web: None,
+            lookup: Lookup::isolated(),
         }
     }
 }
@@ -267,7 +287,11 @@ pub async fn run(
         keyring,
         reload,
         web,
+        lookup,
     } = options;
+    // What `/metrics` says about the keys (expiry, refresh failures); reload shows its new ring.
+    let credentials = StatusBoard::default();
+    credentials.show(&keyring);
     // Building the HTTP clients reads the system's CA certificates (milliseconds): on a blocking
     // thread while the state, inventory and runner are set up. Nothing can precheck before
     // `replace` below: the scheduler, discovery and the server start after it.
@@ -312,13 +336,16 @@ pub async fn run(
             state: state.clone(),
             live: live.clone(),
             lock: tokio::sync::Mutex::new(()),
+            lookup: lookup.clone(),
+            credentials: credentials.clone(),
         })
     });
     let app = Arc::new(server::App {
         state: state.clone(),
         exposition: Exposition::new(BuildInfo::current())
             .with_live(live.clone())
-            .with_usage(clients.usage()),
+            .with_usage(clients.usage())
+            .with_credentials(credentials),
         live,
         fresh: runner.clone(),
         reloader: reloader.clone(),

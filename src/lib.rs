@@ -5,8 +5,9 @@
 //!
 //! 1. [`app`]: flags → a running exporter ([`app::run`]), exit codes. [`cli`], [`logging`],
 //!    [`shutdown`]: process plumbing. [`completions`]: man pages and shell completions.
-//! 2. [`config`]: YAML → a validated `Config`. [`credentials`], [`secret`]: API keys, never
-//!    printed. [`ca_file`]: extra CA certificates for the gateway.
+//! 2. [`config`]: YAML → a validated `Config`. [`credentials`]: where API keys come from (the
+//!    SDK chain, server roles, files) and keeping them fresh; [`secret`]: never printed.
+//!    [`ca_file`]: extra CA certificates for the gateway.
 //! 3. [`discovery`] lists clusters; [`inventory`] merges static + discovered into a [`plan`],
 //!    and is the only writer of the cluster set. [`reload`] swaps a new config in.
 //! 4. [`scheduler`]: when each cluster is checked; its runner starts every precheck (schedule,

@@ -62,7 +62,8 @@ pub enum Outcome {
         /// The transport's error chain.
         detail: String,
     },
-    /// The cluster's account has no keys loaded: nothing was sent.
+    /// The cluster's account has no usable keys (none loaded, or server role keys past their
+    /// `Expiration` that could not be refreshed): nothing was sent.
     NoCredentials {
         /// The account name from the config.
         account: String,
@@ -250,7 +251,9 @@ impl Outcome {
             }
             Outcome::ConnectionError { detail } => format!("connection error: {detail}"),
             Outcome::NoCredentials { account } => {
-                format!("no API keys loaded for account {account:?}; nothing was sent")
+                format!(
+                    "no usable API keys for account {account:?} (none loaded, or expired and not refreshed); nothing was sent"
+                )
             }
         }
     }

@@ -4,8 +4,10 @@
 //! changes until the new file has parsed, validated and every account's keys have loaded; a bad
 //! config leaves the running one in place and sets `cdss_exporter_config_last_reload_successful`
 //! to 0. On success, clients, static clusters, schedule, discovery blocks and gate settings are
-//! swapped; unchanged clusters keep their state and rhythm (see `scheduler::run_plan`). Files,
-//! keys and CA certificates are read on a blocking thread, off the async runtime. Reload writes
+//! swapped; unchanged clusters keep their state and rhythm (see `scheduler::run_plan`). The new
+//! keyring (its role refreshers and key file watchers) replaces the old one, whose tasks stop
+//! when the old clients are done with it. Files and CA certificates are read on a blocking
+//! thread, off the async runtime. Reload writes
 //! only its own result into the state; the cluster set changes through the inventory.
 
 use std::path::PathBuf;
@@ -13,7 +15,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use crate::config::{Config, ConfigError, GateConfig};
-use crate::credentials::{AccountError, Keyring};
+use crate::credentials::{AccountError, Keyring, Lookup, StatusBoard};
 use crate::discovery::Supervisor;
 use crate::inventory::Inventory;
 use crate::ncp::client::{BuildError, ClientSettings, Clients, SharedClients};
@@ -93,6 +95,10 @@ pub struct Reloader {
     pub live: LiveSettings,
     /// Serialises reloads (SIGHUP and HTTP may race).
     pub lock: tokio::sync::Mutex<()>,
+    /// Where the new config's keys are looked up.
+    pub lookup: Lookup,
+    /// Gets the new keyring (what `/metrics` says about the keys).
+    pub credentials: StatusBoard,
 }
 
 impl Reloader {
@@ -111,12 +117,10 @@ impl Reloader {
     }
 
     async fn try_reload(&self) -> Result<(), ReloadError> {
-        let path = self.path.clone();
-        let (config, clients) = tokio::task::spawn_blocking(move || load(&path))
-            .await
-            .map_err(|e| ReloadError::Task(e.to_string()))??;
+        let (config, keyring, clients) = load(&self.path, &self.lookup).await?;
         // Everything is valid: apply.
         self.clients.replace(clients);
+        self.credentials.show(&keyring);
         self.inventory.set_config(
             config.clusters.clone(),
             Schedule::of(&config),
@@ -170,11 +174,21 @@ impl Reloader {
     }
 }
 
-/// Reads and validates the config, loads every account's keys and builds the clients: all the
-/// blocking work of a reload or a start-up.
-pub fn load(path: &std::path::Path) -> Result<(Config, Clients), ReloadError> {
-    let config = Config::load(path)?;
-    let keyring = Keyring::resolve(&config.accounts)?;
-    let clients = Clients::new(&keyring, &ClientSettings::of(&config))?;
-    Ok((config, clients))
+/// Reads and validates the config, loads every account's keys (starting their refreshers) and
+/// builds the clients: the work of a reload. Files and CA certificates are read on blocking
+/// threads.
+pub async fn load(
+    path: &std::path::Path,
+    lookup: &Lookup,
+) -> Result<(Config, Keyring, Clients), ReloadError> {
+    let path = path.to_path_buf();
+    let config = tokio::task::spawn_blocking(move || Config::load(&path))
+        .await
+        .map_err(|e| ReloadError::Task(e.to_string()))??;
+    let keyring = Keyring::load(&config.accounts, lookup).await?;
+    let (ring, settings) = (keyring.clone(), ClientSettings::of(&config));
+    let clients = tokio::task::spawn_blocking(move || Clients::new(&ring, &settings))
+        .await
+        .map_err(|e| ReloadError::Task(e.to_string()))??;
+    Ok((config, keyring, clients))
 }

@@ -4,7 +4,8 @@
 //! as written, [`validate`] turns it into a `Config` one section at a time, [`yaml`] locates
 //! problems (file, line, column, field; shared with the web config). Nothing here reads secrets:
 //! the config only says *where* credentials are (`credentials::CredentialSource`). Loading reads
-//! the file and checks that `ca_file` holds certificates; parsing is pure.
+//! the file, `NCLOUD_API_GW` (the gateway when the file sets no `api_gateway`, as NCP's tools
+//! honour it) and checks that `ca_file` holds certificates; parsing is pure.
 
 mod raw;
 mod validate;
@@ -21,6 +22,9 @@ use crate::credentials::CredentialSource;
 use crate::model::Cluster;
 use crate::ncp::region::{Endpoint, Region};
 
+/// Env var NCP's SDKs and Terraform provider read the API gateway from; used when the config
+/// sets no `api_gateway` (the region's path is still appended).
+pub const API_GW_ENV: &str = "NCLOUD_API_GW";
 /// How often each cluster is prechecked when the config does not say.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 /// Per-request timeout when the config does not say.
@@ -175,11 +179,13 @@ impl std::hash::Hash for Pattern {
 }
 
 impl Config {
-    /// Reads and validates a config file, and checks that `ca_file` holds certificates.
+    /// Reads and validates a config file (with `NCLOUD_API_GW` from the process environment),
+    /// and checks that `ca_file` holds certificates.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::file(path, format!("cannot read config file: {e}")))?;
-        let config = Self::parse(&text, path)?;
+        let env_gateway = std::env::var(API_GW_ENV).ok();
+        let config = Self::parse_with(&text, path, env_gateway.as_deref())?;
         if let Some(ca_file) = &config.ca_file {
             crate::ca_file::read(ca_file).map_err(|e| ConfigError {
                 file: path.to_path_buf(),
@@ -192,16 +198,25 @@ impl Config {
 
     /// Parses and validates YAML text; `file` is only used in error messages.
     pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
+        Self::parse_with(text, file, None)
+    }
+
+    /// `parse`, with `env_gateway` (`NCLOUD_API_GW`) as the gateway where the file sets none.
+    pub fn parse_with(
+        text: &str,
+        file: &Path,
+        env_gateway: Option<&str>,
+    ) -> Result<Config, ConfigError> {
         let raw: raw::RawConfig =
             yaml_serde::from_str(text).map_err(|e| yaml::yaml_error(file, &e))?;
-        validate::config(raw, text, file)
+        validate::config(raw, text, file, env_gateway)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::credentials::KeySource;
+    use crate::credentials::{KeyPair, KeySource};
     use crate::model::DEFAULT_ACCOUNT;
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
@@ -336,18 +351,95 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(
-            c.accounts[DEFAULT_ACCOUNT].access_key,
-            KeySource::File("/run/ak".into())
-        );
-        assert_eq!(
-            c.accounts[DEFAULT_ACCOUNT].secret_key,
-            KeySource::Env("SK".into())
+            c.accounts[DEFAULT_ACCOUNT],
+            CredentialSource::Keys(KeyPair {
+                access_key: KeySource::File("/run/ak".into()),
+                secret_key: KeySource::Env("SK".into()),
+            })
         );
         let e = parse(&format!(
             "credentials:\n  access_key_file: /a\n  access_key_env: A\n{MINIMAL}"
         ))
         .unwrap_err();
         assert!(e.message.contains("not both"), "{e}");
+    }
+
+    #[test]
+    fn credential_sources_chain_role_and_keys() {
+        let source = |yaml: &str| {
+            parse(&format!("{yaml}{MINIMAL}")).map(|c| c.accounts[DEFAULT_ACCOUNT].clone())
+        };
+        assert_eq!(source("").unwrap(), CredentialSource::default());
+        assert_eq!(
+            source("credentials: {source: chain, server_role: cdss-reader}\n").unwrap(),
+            CredentialSource::Chain {
+                server_role: Some("cdss-reader".into())
+            }
+        );
+        assert_eq!(
+            source("credentials: {server_role: cdss-reader}\n").unwrap(),
+            CredentialSource::ServerRole {
+                name: Some("cdss-reader".into())
+            }
+        );
+        assert_eq!(
+            source("credentials: {source: server_role}\n").unwrap(),
+            CredentialSource::ServerRole { name: None }
+        );
+        assert_eq!(
+            source("credentials: {source: keys}\n").unwrap(),
+            CredentialSource::Keys(KeyPair::default())
+        );
+        let e = source("credentials:\n  source: chain\n  access_key_env: A\n").unwrap_err();
+        assert!(
+            e.message.starts_with("credentials.source: chain finds"),
+            "{e}"
+        );
+        assert_eq!(e.location.map(|l| l.0), Some(1), "{e}");
+        let e = source("credentials:\n  source: keys\n  server_role: r\n").unwrap_err();
+        assert!(e.message.contains("credentials.server_role"), "{e}");
+        let e = source("credentials:\n  source: sdk\n").unwrap_err();
+        assert_eq!(e.location, Some((2, 11)), "{e}");
+        assert!(
+            e.message.contains("unknown credentials source \"sdk\""),
+            "{e}"
+        );
+        let e = source("credentials:\n  server_role: 'a/b'\n").unwrap_err();
+        assert_eq!(e.location.map(|l| l.0), Some(2), "{e}");
+        let e = parse(&format!(
+            "accounts:\n  prod: {{source: server_role, access_key_file: /x}}\n{MINIMAL}"
+        ))
+        .unwrap_err();
+        assert!(
+            e.message
+                .starts_with("accounts.prod.source: server_role finds"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn ncloud_api_gw_applies_only_where_the_file_sets_no_gateway() {
+        let yaml = "clusters:\n  - {name: a, region: KRS, service_group_instance_no: 1}\n  - {name: b, region: KR, service_group_instance_no: 2, api_gateway: 'http://own:1'}\n";
+        let c = Config::parse_with(yaml, Path::new("t.yaml"), Some("gw.example:8443")).unwrap();
+        assert_eq!(
+            c.clusters[0].endpoint.precheck.as_str(),
+            "https://gw.example:8443/api/krs-v1/cluster/rollingRestartPreCheck"
+        );
+        assert_eq!(
+            c.clusters[1].endpoint.precheck.as_str(),
+            "http://own:1/api/v1/cluster/rollingRestartPreCheck"
+        );
+        let top = format!("api_gateway: http://top:2\n{yaml}");
+        let c = Config::parse_with(&top, Path::new("t.yaml"), Some("http://env:3")).unwrap();
+        assert!(
+            c.clusters[0]
+                .endpoint
+                .precheck
+                .as_str()
+                .starts_with("http://top:2/")
+        );
+        let e = Config::parse_with(yaml, Path::new("t.yaml"), Some("http://h/api/v1")).unwrap_err();
+        assert!(e.message.starts_with("env NCLOUD_API_GW:"), "{e}");
     }
 
     #[test]
@@ -376,7 +468,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.accounts.len(), 2);
-        assert_eq!(c.accounts["prod"].access_key, KeySource::Env("P_AK".into()));
+        let CredentialSource::Keys(prod) = &c.accounts["prod"] else {
+            panic!("{:?}", c.accounts["prod"]);
+        };
+        assert_eq!(prod.access_key, KeySource::Env("P_AK".into()));
         assert_eq!(c.clusters[0].account, "prod");
         let d = &c.discovery[0];
         assert_eq!(

@@ -13,6 +13,7 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
 use super::Pattern;
 use super::yaml::parse_scalar;
+use crate::credentials::source::validate_role_name;
 use crate::model::{validate_account, validate_name};
 use crate::ncp::region::Region;
 
@@ -87,9 +88,11 @@ pub(super) struct RawFreshBudget {
 }
 
 /// `credentials:` or one `accounts.NAME:`.
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawCredentials {
+    pub source: Option<SourceKind>,
+    pub server_role: Option<RoleName>,
     pub access_key_env: Option<String>,
     pub access_key_file: Option<PathBuf>,
     pub secret_key_env: Option<String>,
@@ -105,6 +108,42 @@ pub(super) struct RawCluster {
     pub service_group_instance_no: InstanceNo,
     pub api_gateway: Option<Gateway>,
     pub account: Option<AccountName>,
+}
+
+/// `credentials.source`: where an account's keys come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum SourceKind {
+    /// NCP's SDK order: env, `$HOME/.ncloud/configure`, server role.
+    Chain,
+    /// Only the server role.
+    ServerRole,
+    /// The `*_env` / `*_file` keys.
+    Keys,
+}
+
+impl<'de> Deserialize<'de> for SourceKind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_scalar(d, "chain, server_role or keys", |s| match s.trim() {
+            "chain" => Ok(SourceKind::Chain),
+            "server_role" => Ok(SourceKind::ServerRole),
+            "keys" => Ok(SourceKind::Keys),
+            other => Err(format!(
+                "unknown credentials source {other:?} (expected chain, server_role or keys)"
+            )),
+        })
+    }
+}
+
+/// A server role name, checked by the rule in `credentials::source`.
+pub(super) struct RoleName(pub String);
+
+impl<'de> Deserialize<'de> for RoleName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_scalar(d, "a server role name", |s| {
+            validate_role_name(s.trim())?;
+            Ok(RoleName(s.trim().to_string()))
+        })
+    }
 }
 
 /// An account name: a map key and a reference.
@@ -164,7 +203,7 @@ impl<'de> Deserialize<'de> for Gateway {
     }
 }
 
-fn parse_gateway(s: &str) -> Result<String, String> {
+pub(super) fn parse_gateway(s: &str) -> Result<String, String> {
     let url = Url::parse(s.trim()).map_err(|e| format!("api_gateway {s:?} is not a URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!("api_gateway {s:?}: scheme must be http or https"));
@@ -185,7 +224,7 @@ fn parse_gateway(s: &str) -> Result<String, String> {
 
 impl<'de> Deserialize<'de> for Region {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        parse_scalar(d, "a region (KR, SGN, JPN, GOV, FIN)", |s| {
+        parse_scalar(d, "a region (KR, SGN, JPN, GOV, KRS, FIN)", |s| {
             s.parse::<Region>().map_err(|e| e.to_string())
         })
     }

@@ -7,11 +7,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::raw::{AccountName, Gateway, RawConfig, RawCredentials, RawDiscovery, RawGate};
+use super::raw::{
+    AccountName, Gateway, RawConfig, RawCredentials, RawDiscovery, RawGate, SourceKind,
+};
 use super::yaml::{ConfigError, top_level_line};
 use super::*;
 use crate::credentials::{
-    CredentialSource, DEFAULT_ACCESS_KEY_ENV, DEFAULT_SECRET_KEY_ENV, KeySource,
+    CredentialSource, DEFAULT_ACCESS_KEY_ENV, DEFAULT_SECRET_KEY_ENV, KeyPair, KeySource,
 };
 use crate::model::{Cluster, DEFAULT_ACCOUNT};
 use crate::ncp::region::{Endpoint, Region};
@@ -54,8 +56,32 @@ impl Endpoints {
 }
 
 /// The validated config of `raw`; `text` and `file` locate errors.
-pub(super) fn config(raw: RawConfig, text: &str, file: &Path) -> Result<Config, ConfigError> {
+/// `env_gateway` is `NCLOUD_API_GW`, used when the file sets no `api_gateway`.
+pub(super) fn config(
+    raw: RawConfig,
+    text: &str,
+    file: &Path,
+    env_gateway: Option<&str>,
+) -> Result<Config, ConfigError> {
     let at = At { text, file };
+    let env_gateway = match env_gateway.map(str::trim).filter(|g| !g.is_empty()) {
+        None => None,
+        Some(g) => {
+            // NCP's tools accept a bare host there.
+            let url = if g.contains("://") {
+                g.to_string()
+            } else {
+                format!("https://{g}")
+            };
+            let parsed = super::raw::parse_gateway(&url).map_err(|m| {
+                ConfigError::file(
+                    file,
+                    format!("env {API_GW_ENV}: {}", m.replace("api_gateway ", "")),
+                )
+            })?;
+            Some(Gateway(parsed))
+        }
+    };
     let (interval, timeout) = timing(raw.interval, raw.timeout, &at)?;
     let concurrency = concurrency(raw.concurrency, &at)?;
     let max_response_bytes = max_response_bytes(raw.max_response_bytes, &at)?;
@@ -67,7 +93,7 @@ pub(super) fn config(raw: RawConfig, text: &str, file: &Path) -> Result<Config, 
         ));
     }
     let mut endpoints = Endpoints {
-        global: raw.api_gateway,
+        global: raw.api_gateway.or(env_gateway),
         parsed: HashMap::new(),
     };
     let clusters = clusters(raw.clusters, &accounts, &mut endpoints, &at)?;
@@ -319,8 +345,42 @@ fn gate(raw: RawGate, interval: Duration, at: &At) -> Result<GateConfig, ConfigE
     Ok(gate)
 }
 
+/// One account's source: `source` (default: `keys` when a key is set, else `chain`),
+/// `server_role`, and the four key settings.
 fn credential_source(raw: RawCredentials, entry: &str) -> Result<CredentialSource, String> {
-    Ok(CredentialSource {
+    let has_keys = raw.access_key_env.is_some()
+        || raw.access_key_file.is_some()
+        || raw.secret_key_env.is_some()
+        || raw.secret_key_file.is_some();
+    let role = raw.server_role.map(|r| r.0);
+    let kind = match raw.source {
+        Some(kind) => kind,
+        None if has_keys => SourceKind::Keys,
+        None if role.is_some() => SourceKind::ServerRole,
+        None => SourceKind::Chain,
+    };
+    match kind {
+        SourceKind::Keys => {
+            if role.is_some() {
+                return Err(format!(
+                    "{entry}.server_role: only with source chain or server_role (source is keys)"
+                ));
+            }
+        }
+        SourceKind::Chain | SourceKind::ServerRole if has_keys => {
+            return Err(format!(
+                "{entry}.source: {} finds the keys itself; remove the *_env / *_file keys, or set source: keys",
+                if kind == SourceKind::Chain {
+                    "chain"
+                } else {
+                    "server_role"
+                }
+            ));
+        }
+        SourceKind::Chain => return Ok(CredentialSource::Chain { server_role: role }),
+        SourceKind::ServerRole => return Ok(CredentialSource::ServerRole { name: role }),
+    }
+    Ok(CredentialSource::Keys(KeyPair {
         access_key: key_source(
             raw.access_key_env,
             raw.access_key_file,
@@ -335,7 +395,7 @@ fn credential_source(raw: RawCredentials, entry: &str) -> Result<CredentialSourc
             DEFAULT_SECRET_KEY_ENV,
         )
         .map_err(|m| m.replace("credentials", entry))?,
-    })
+    }))
 }
 
 fn key_source(

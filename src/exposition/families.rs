@@ -122,6 +122,16 @@ pub const RELOAD_TIME: Family = Family {
     help: "Unix time of the last successful configuration load (start-up counts).",
     kind: "gauge",
 };
+pub const CREDENTIALS_EXPIRY: Family = Family {
+    name: "cdss_exporter_credentials_expiry_timestamp_seconds",
+    help: "Unix time the API keys of an account stop working (server role keys; absent for keys that do not expire). They are refreshed before then.",
+    kind: "gauge",
+};
+pub const CREDENTIALS_REFRESH_FAILURES: Family = Family {
+    name: "cdss_exporter_credentials_refresh_failures_total",
+    help: "Failed refreshes of an account's server role keys, or failed re-reads of its changed key files; the previous keys were kept.",
+    kind: "counter",
+};
 pub const CLOCK_SKEW: Family = Family {
     name: "cdss_exporter_clock_skew_seconds",
     help: "The API gateway's clock (its Date header, 1 s resolution) minus this host's, from the last answer. NCP rejects requests more than 300 s off.",
@@ -149,7 +159,7 @@ pub const BUILD_INFO: Family = Family {
 };
 
 /// Every family, in render order (the specification test checks each one).
-pub const ALL: [&Family; 27] = [
+pub const ALL: [&Family; 29] = [
     &OK,
     &DURATION,
     &ERROR_CODE,
@@ -172,6 +182,8 @@ pub const ALL: [&Family; 27] = [
     &API_REQUESTS,
     &RELOAD_OK,
     &RELOAD_TIME,
+    &CREDENTIALS_EXPIRY,
+    &CREDENTIALS_REFRESH_FAILURES,
     &CLOCK_SKEW,
     &CLUSTERS,
     &READY,

@@ -31,6 +31,7 @@ use flate2::write::GzEncoder;
 
 use self::body::{Body, Chunks};
 use self::render::Scratch;
+use crate::credentials::StatusBoard;
 use crate::ncp::usage::ApiUsage;
 use crate::reload::LiveSettings;
 use crate::state::State;
@@ -68,6 +69,9 @@ pub struct Exposition {
     live: Option<LiveSettings>,
     /// The NCP calls made, for `cdss_exporter_api_requests_total`.
     usage: Option<Arc<ApiUsage>>,
+    /// What the keyring in use says about its keys (expiry, refresh failures); its changes
+    /// count as changes of the state.
+    credentials: Option<StatusBoard>,
     /// The last rendered body; replaced when the state's generation moves.
     cache: Mutex<Option<Cached>>,
     /// Held while rendering or compressing, so scrapes that arrive together after a change wait
@@ -117,6 +121,7 @@ impl Exposition {
             build,
             live: None,
             usage: None,
+            credentials: None,
             cache: Mutex::new(None),
             render: Mutex::default(),
         }
@@ -132,6 +137,20 @@ impl Exposition {
     pub fn with_usage(mut self, usage: Arc<ApiUsage>) -> Self {
         self.usage = Some(usage);
         self
+    }
+
+    /// Also exposes the keys' expiry and refresh failures.
+    pub fn with_credentials(mut self, board: StatusBoard) -> Self {
+        self.credentials = Some(board);
+        self
+    }
+
+    /// What identifies the content: the state's generation, moved on by changes of the keys
+    /// and by every API call too.
+    fn generation(&self, state: &State) -> u64 {
+        let keys = self.credentials.as_ref().map_or(0, StatusBoard::generation);
+        let calls = self.usage.as_ref().map_or(0, |u| u.generation());
+        state.generation().wrapping_add(keys).wrapping_add(calls)
     }
 
     /// The current exposition in `wanted` encoding, and the encoding it is actually in (gzip
@@ -202,14 +221,14 @@ impl Exposition {
 
     fn render_into(&self, scratch: &mut Scratch, state: &State) -> Body {
         let interval = self.live.as_ref().map(|l| l.get().interval);
-        render::render(scratch, state, &self.build, interval, self.usage.as_deref())
-    }
-
-    /// What identifies the content: the state's generation and the API usage's.
-    fn generation(&self, state: &State) -> u64 {
-        state
-            .generation()
-            .wrapping_add(self.usage.as_ref().map_or(0, |u| u.generation()))
+        render::render(
+            scratch,
+            state,
+            &self.build,
+            interval,
+            self.usage.as_deref(),
+            self.credentials.as_ref(),
+        )
     }
 }
 

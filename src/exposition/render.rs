@@ -12,6 +12,7 @@ use super::BuildInfo;
 use super::body::{Body, Chunks};
 use super::families::*;
 use super::text::{Value, escape_label_value, header, sample};
+use crate::credentials::StatusBoard;
 use crate::ncp::cluster_status::Diagnosis;
 use crate::ncp::region::Region;
 use crate::ncp::usage::ApiUsage;
@@ -42,6 +43,7 @@ pub(super) fn render(
     build: &BuildInfo,
     interval: Option<Duration>,
     usage: Option<&ApiUsage>,
+    credentials: Option<&StatusBoard>,
 ) -> Body {
     // Copy the numbers out under the state's read lock (a consistent snapshot, and the
     // scheduler never waits on the formatting), then write family after family.
@@ -123,6 +125,9 @@ pub(super) fn render(
         "",
         Value::Float(unix(reload.last_success)),
     );
+    if let Some(board) = credentials {
+        render_credentials(&mut out, board);
+    }
     if let Some(skew) = state.clock_skew() {
         header(&mut out, &CLOCK_SKEW);
         sample(&mut out, &CLOCK_SKEW, "", "", Value::Float(skew));
@@ -363,5 +368,34 @@ fn render_diagnoses(out: &mut Chunks, rows: &[Row], labels: &str) {
     header(out, &STATUS_READ);
     for (l, _, at) in &read {
         sample(out, &STATUS_READ, l, "", Value::Float(*at));
+    }
+}
+
+/// Key expiry and refresh failures, one sample per account that has them.
+fn render_credentials(out: &mut Chunks, board: &StatusBoard) {
+    let accounts = board.accounts();
+    let label = |account: &str| {
+        let mut l = String::from("{account=\"");
+        escape_label_value(&mut l, account);
+        l.push('"');
+        l
+    };
+    if accounts.iter().any(|a| a.expires.is_some()) {
+        header(out, &CREDENTIALS_EXPIRY);
+        for a in &accounts {
+            if let Some(t) = a.expires {
+                let l = label(&a.account);
+                sample(out, &CREDENTIALS_EXPIRY, &l, "", Value::Float(unix(t)));
+            }
+        }
+    }
+    if accounts.iter().any(|a| a.refresh_failures.is_some()) {
+        header(out, &CREDENTIALS_REFRESH_FAILURES);
+        for a in &accounts {
+            if let Some(n) = a.refresh_failures {
+                let l = label(&a.account);
+                sample(out, &CREDENTIALS_REFRESH_FAILURES, &l, "", Value::Uint(n));
+            }
+        }
     }
 }

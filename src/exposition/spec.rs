@@ -9,6 +9,8 @@ use prometheus::{Encoder, TextEncoder};
 use super::families::*;
 use super::tests::{record, state, text, varied_state};
 use super::{BuildInfo, Exposition};
+use crate::credentials::keyring::AccountStatus;
+use crate::credentials::{Credentials, Found, Keyring, Origin, StatusBoard};
 use crate::ncp::precheck::Precheck;
 use crate::ncp::region::Region;
 use crate::ncp::usage::{ApiUsage, Operation};
@@ -70,6 +72,27 @@ fn every_family_state() -> State {
     s
 }
 
+/// One account with server role keys that expire, one with fixed keys.
+fn role_and_fixed_keys() -> Keyring {
+    let mut keyring = Keyring::from(Credentials {
+        access_key: "AK".into(),
+        secret_key: crate::secret::Secret::new("sk"),
+    });
+    let found = Found {
+        credentials: Credentials {
+            access_key: "ROLE-AK".into(),
+            secret_key: crate::secret::Secret::new("role-sk"),
+        },
+        expires: Some(UNIX_EPOCH + Duration::from_millis(1_796_180_400_250)),
+        origin: Origin::Role {
+            name: "reader".into(),
+            endpoint: "http://127.0.0.1:9".into(),
+        },
+    };
+    keyring.insert("prod", found);
+    keyring
+}
+
 /// The exposition as the `prometheus` crate's proto structs and `TextEncoder` write it, built
 /// from the state without the renderer's code: every family of the catalogue.
 fn reference(
@@ -77,6 +100,7 @@ fn reference(
     state: &State,
     interval: Option<Duration>,
     usage: Option<&ApiUsage>,
+    credentials: Option<&StatusBoard>,
 ) -> String {
     fn label(name: &str, value: &str) -> LabelPair {
         let mut l = LabelPair::default();
@@ -281,6 +305,23 @@ fn reference(
         &RELOAD_TIME,
         vec![metric(&RELOAD_TIME, vec![], reload_time)],
     ));
+    let accounts = credentials.map(StatusBoard::accounts).unwrap_or_default();
+    let per_account = |f: &Family, value: &dyn Fn(&AccountStatus) -> Option<f64>| {
+        accounts
+            .iter()
+            .filter_map(|a| value(a).map(|v| metric(f, vec![label("account", &a.account)], v)))
+            .collect::<Vec<_>>()
+    };
+    all.push((
+        &CREDENTIALS_EXPIRY,
+        per_account(&CREDENTIALS_EXPIRY, &|a| a.expires.map(unix)),
+    ));
+    all.push((
+        &CREDENTIALS_REFRESH_FAILURES,
+        per_account(&CREDENTIALS_REFRESH_FAILURES, &|a| {
+            a.refresh_failures.map(|n| n as f64)
+        }),
+    ));
     let skew = state.clock_skew().map(|s| metric(&CLOCK_SKEW, vec![], s));
     all.push((&CLOCK_SKEW, skew.into_iter().collect()));
     all.push((&CLUSTERS, vec![metric(&CLUSTERS, vec![], clusters)]));
@@ -318,7 +359,7 @@ fn same_bytes_as_the_prometheus_text_encoder() {
     let e = Exposition::new(build.clone());
     // 1,000 clusters make a body of several 64 KiB pieces; rendering twice reuses the scratch.
     for s in [state(0), state(3), varied_state(), state(1000), state(3)] {
-        assert_eq!(text(&e.render(&s)), reference(&build, &s, None, None));
+        assert_eq!(text(&e.render(&s)), reference(&build, &s, None, None, None));
     }
     assert!(e.render(&state(1000)).parts().len() > 2);
     // Everything at once: discovery in two regions (two blocks in one), a clock skew, the
@@ -338,11 +379,17 @@ fn same_bytes_as_the_prometheus_text_encoder() {
     usage.count("default", Operation::Precheck, "ok");
     usage.count("default", Operation::Precheck, "timeout");
     usage.count("prod-1", Operation::ClusterList, "auth_error");
+    let board = StatusBoard::default();
+    board.show(&role_and_fixed_keys());
     let e = Exposition::new(build.clone())
         .with_live(live)
-        .with_usage(usage.clone());
+        .with_usage(usage.clone())
+        .with_credentials(board.clone());
     let full = text(&e.render(&s));
-    assert_eq!(full, reference(&build, &s, Some(interval), Some(&usage)));
+    assert_eq!(
+        full,
+        reference(&build, &s, Some(interval), Some(&usage), Some(&board))
+    );
     for f in ALL {
         assert!(
             full.contains(&format!("# TYPE {} {}\n", f.name, f.kind)),

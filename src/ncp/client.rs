@@ -6,7 +6,9 @@
 //! cap, one timeout for the whole call, never following a redirect, the `Retry-After` and `Date`
 //! headers, and the clock skew they show. It never retries and never decides what an answer
 //! means beyond `envelope`; each operation decodes its own `result`. It keeps no state between
-//! calls apart from reqwest's connection pool.
+//! calls apart from reqwest's connection pool. Keys are read from the account's
+//! `credentials::AccountKeys` at each call (expired keys: `no_credentials`, nothing is sent), and
+//! a 401 is reported back to it (role keys get one early refresh); only `credentials` writes them.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -19,7 +21,7 @@ use tokio::time::Instant;
 
 use crate::ca_file::CaFileError;
 use crate::config::Config;
-use crate::credentials::{Credentials, Keyring};
+use crate::credentials::{AccountKeys, Credentials, Keyring};
 use crate::ncp::envelope::{self, Opened};
 use crate::ncp::sign;
 use crate::ncp::usage::{ApiUsage, Operation};
@@ -104,8 +106,9 @@ impl Reply {
 struct CdssClient {
     /// Pooled HTTP client; redirects off.
     http: Client,
-    /// The API keys.
-    credentials: Credentials,
+    /// The account's current keys, read at each call (rotated keys need no new client); only
+    /// `credentials` writes them.
+    keys: Arc<AccountKeys>,
     /// Timeout and body cap.
     settings: ClientSettings,
 }
@@ -123,7 +126,7 @@ pub enum BuildError {
 
 impl CdssClient {
     fn new(
-        credentials: Credentials,
+        keys: Arc<AccountKeys>,
         settings: ClientSettings,
         extra_roots: &[reqwest::Certificate],
     ) -> Result<Self, BuildError> {
@@ -138,14 +141,28 @@ impl CdssClient {
         let http = builder.build()?;
         Ok(Self {
             http,
-            credentials,
+            keys,
             settings,
         })
     }
 
     async fn call(&self, request: Request<'_>) -> Reply {
+        let Some((credentials, generation)) = self.keys.keys() else {
+            let account = self.keys.account().to_string();
+            return Reply::failed(Outcome::NoCredentials { account }, Duration::ZERO);
+        };
+        let reply = self.call_with(&credentials, request).await;
+        if reply.opened.http_status == 401 {
+            // Role keys may have been rotated early: one early refresh per key pair.
+            self.keys.on_auth_failure(generation);
+        }
+        reply
+    }
+
+    async fn call_with(&self, credentials: &Credentials, request: Request<'_>) -> Reply {
         let started = Instant::now();
-        let exchange = tokio::time::timeout(self.settings.timeout, self.exchange(request)).await;
+        let exchange =
+            tokio::time::timeout(self.settings.timeout, self.exchange(credentials, request)).await;
         let latency = started.elapsed();
         let answer = match exchange {
             Ok(Ok(answer)) => answer,
@@ -175,16 +192,20 @@ impl CdssClient {
 
     /// Signs and sends one request; reads the answer up to the body cap. `Err` when no answer
     /// came at all.
-    async fn exchange(&self, request: Request<'_>) -> Result<Answer, Outcome> {
+    async fn exchange(
+        &self,
+        credentials: &Credentials,
+        request: Request<'_>,
+    ) -> Result<Answer, Outcome> {
         let url = request.url;
         let timestamp_ms = now_ms();
         let uri = match url.query() {
             Some(q) => format!("{}?{q}", url.path()),
             None => url.path().to_string(),
         };
-        let access_key = &self.credentials.access_key;
+        let access_key = &credentials.access_key;
         let signature = sign::sign(
-            self.credentials.secret_key.expose(),
+            credentials.secret_key.expose(),
             request.method.as_str(),
             &uri,
             timestamp_ms,
@@ -264,6 +285,8 @@ struct Answer {
 #[derive(Clone, Debug, Default)]
 pub struct Clients {
     by_account: HashMap<String, CdssClient>,
+    /// The keyring the clients sign from; its refreshers live as long as clients that use it.
+    keyring: Keyring,
     /// Every call is counted here.
     usage: Arc<ApiUsage>,
 }
@@ -277,19 +300,24 @@ impl Clients {
             None => Vec::new(),
         };
         keyring
-            .0
             .iter()
-            .map(|(account, creds)| {
+            .map(|(account, keys)| {
                 Ok((
                     account.clone(),
-                    CdssClient::new(creds.clone(), settings.clone(), &extra_roots)?,
+                    CdssClient::new(keys.clone(), settings.clone(), &extra_roots)?,
                 ))
             })
             .collect::<Result<_, BuildError>>()
             .map(|by_account| Clients {
                 by_account,
+                keyring: keyring.clone(),
                 usage: Arc::default(),
             })
+    }
+
+    /// The keyring the clients sign from (and whose refreshers they keep running).
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
     }
 
     /// What these clients have spent.

@@ -24,18 +24,21 @@ pub enum Region {
     Sgn,
     /// Japan.
     Jpn,
-    /// Korea government cloud.
+    /// Korea government cloud, capital region.
     Gov,
+    /// Korea government cloud, southern region.
+    Krs,
     /// Korea financial cloud.
     Fin,
 }
 
 /// Every region, in the order the README lists them.
-pub const ALL_REGIONS: [Region; 5] = [
+pub const ALL_REGIONS: [Region; 6] = [
     Region::Kr,
     Region::Sgn,
     Region::Jpn,
     Region::Gov,
+    Region::Krs,
     Region::Fin,
 ];
 
@@ -47,6 +50,7 @@ impl Region {
             Region::Sgn => "SGN",
             Region::Jpn => "JPN",
             Region::Gov => "GOV",
+            Region::Krs => "KRS",
             Region::Fin => "FIN",
         }
     }
@@ -57,7 +61,7 @@ impl Region {
             Region::Kr | Region::Sgn | Region::Jpn => {
                 "https://clouddatastreamingservice.apigw.ntruss.com"
             }
-            Region::Gov => "https://clouddatastreamingservice.apigw.gov-ntruss.com",
+            Region::Gov | Region::Krs => "https://clouddatastreamingservice.apigw.gov-ntruss.com",
             Region::Fin => "https://fin-clouddatastreamingservice.apigw.fin-ntruss.com",
         }
     }
@@ -68,6 +72,7 @@ impl Region {
             Region::Kr | Region::Gov | Region::Fin => "/api/v1",
             Region::Sgn => "/api/sgn-v1",
             Region::Jpn => "/api/jpn-v1",
+            Region::Krs => "/api/krs-v1",
         }
     }
 }
@@ -108,7 +113,7 @@ impl fmt::Display for Region {
 
 /// A region name that is not in the table.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown region {0:?} (expected one of KR, SGN, JPN, GOV, FIN)")]
+#[error("unknown region {0:?} (expected one of KR, SGN, JPN, GOV, KRS, FIN)")]
 pub struct UnknownRegion(pub String);
 
 impl FromStr for Region {
@@ -147,6 +152,11 @@ mod tests {
             "https://fin-clouddatastreamingservice.apigw.fin-ntruss.com"
         );
         assert_eq!(Region::Kr.base_path(), "/api/v1");
+        let krs = Endpoint::new(None, "krs".parse().unwrap()).unwrap();
+        assert_eq!(
+            krs.precheck.as_str(),
+            "https://clouddatastreamingservice.apigw.gov-ntruss.com/api/krs-v1/cluster/rollingRestartPreCheck"
+        );
     }
 
     #[test]

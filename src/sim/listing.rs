@@ -9,10 +9,11 @@ use serde_json::{Value, json};
 use crate::ncp::region::Region;
 
 /// Regional list paths the gateway serves.
-pub const LIST_PATHS: [&str; 3] = [
+pub const LIST_PATHS: [&str; 4] = [
     "/api/v1/cluster/getClusterInfoList",
     "/api/sgn-v1/cluster/getClusterInfoList",
     "/api/jpn-v1/cluster/getClusterInfoList",
+    "/api/krs-v1/cluster/getClusterInfoList",
 ];
 
 /// One cluster in the simulated account.

@@ -7,15 +7,17 @@
 //! table get CDSS error code 3, with HTTP 200 for even numbers and HTTP 400 for odd ones (both are
 //! seen in the wild). It counts calls per cluster number. It also serves `getClusterInfoList`
 //! with real paging over a cluster set tests change at runtime, can fail it on purpose, and
-//! accepts more than one account; and `getClusterStatus` (GET, the number in the path) with
-//! per-node states that follow each cluster's behaviour (`status`). `start_tls` serves HTTPS, for
-//! the client's certificate checks. It never talks to anything but its own listener.
+//! accepts more than one account, and key pairs that rotate ([`metadata::RotatingKeys`], the
+//! schedule [`metadata::SimMetadata`] hands out as server role keys), each only while it is
+//! valid; and `getClusterStatus` (GET, the number in the path) with per-node states that follow
+//! each cluster's behaviour (`status`). `start_tls` serves HTTPS, for the client's certificate
+//! checks. It never talks to anything but its own listener.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -29,11 +31,12 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
-use crate::ncp::sign;
-
+mod auth;
 pub mod faults;
 mod listing;
+pub mod metadata;
 mod status;
+use self::metadata::RotatingKeys;
 use crate::secret::Secret;
 pub use listing::{LIST_PATHS, SimCluster};
 pub use status::STATUS_PATHS;
@@ -41,10 +44,11 @@ pub use status::STATUS_PATHS;
 /// The gateway's allowed distance between a request's timestamp and its own clock.
 pub const TIMESTAMP_WINDOW: Duration = Duration::from_secs(5 * 60);
 /// Regional precheck paths the gateway serves.
-pub const PRECHECK_PATHS: [&str; 3] = [
+pub const PRECHECK_PATHS: [&str; 4] = [
     "/api/v1/cluster/rollingRestartPreCheck",
     "/api/sgn-v1/cluster/rollingRestartPreCheck",
     "/api/jpn-v1/cluster/rollingRestartPreCheck",
+    "/api/krs-v1/cluster/rollingRestartPreCheck",
 ];
 /// Largest request body the gateway reads.
 const MAX_REQUEST_BODY: usize = 64 * 1024;
@@ -135,6 +139,12 @@ struct Shared {
     secret_key: Secret,
     /// More accounts (access key → secret key), for multi-account tests.
     extra_accounts: Mutex<HashMap<String, Secret>>,
+    /// Key schedules whose pairs are accepted only while valid (server role keys).
+    rotating: Mutex<Vec<RotatingKeys>>,
+    /// Every access key that authenticated at least once.
+    authenticated: Mutex<BTreeSet<String>>,
+    /// Access keys refused from now on, valid or not (a key revoked before its expiry).
+    revoked: Mutex<BTreeSet<String>>,
     /// What `getClusterInfoList` lists, by cluster number.
     inventory: Mutex<BTreeMap<u64, SimCluster>>,
     /// When set, `getClusterInfoList` answers like this instead (a discovery outage).
@@ -197,6 +207,9 @@ impl SimGateway {
             access_key: config.access_key,
             secret_key: config.secret_key,
             extra_accounts: Mutex::default(),
+            rotating: Mutex::default(),
+            authenticated: Mutex::default(),
+            revoked: Mutex::default(),
             inventory: Mutex::default(),
             list_failure: Mutex::default(),
             list_calls: AtomicU64::new(0),
@@ -253,6 +266,21 @@ impl SimGateway {
     /// Accepts another access key with its own secret.
     pub fn add_account(&self, access_key: &str, secret_key: Secret) {
         lock(&self.shared.extra_accounts).insert(access_key.to_string(), secret_key);
+    }
+
+    /// Accepts the pairs of `keys`, each only while it is valid (role keys that rotate).
+    pub fn accept_rotating(&self, keys: RotatingKeys) {
+        lock(&self.shared.rotating).push(keys);
+    }
+
+    /// Refuses `access_key` from now on, as NCP does with a key revoked before it expires.
+    pub fn revoke(&self, access_key: &str) {
+        lock(&self.shared.revoked).insert(access_key.to_string());
+    }
+
+    /// The distinct access keys that have authenticated so far.
+    pub fn authenticated_keys(&self) -> Vec<String> {
+        lock(&self.shared.authenticated).iter().cloned().collect()
     }
 
     /// Adds (or replaces) a cluster in what `getClusterInfoList` lists; its precheck answers
@@ -411,41 +439,6 @@ fn header<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Checks the gateway's authentication rules; `Err` is the 401 to send.
-fn authenticate(shared: &Shared, req: &Request<Incoming>) -> Result<(), &'static str> {
-    let (Some(ts), Some(ak), Some(sig)) = (
-        header(req, sign::HEADER_TIMESTAMP),
-        header(req, sign::HEADER_ACCESS_KEY),
-        header(req, sign::HEADER_SIGNATURE),
-    ) else {
-        return Err("Required headers are missing.");
-    };
-    let ts: u64 = ts.parse().map_err(|_| "Invalid timestamp.")?;
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-        + shared.clock_offset_ms.load(Ordering::Relaxed);
-    if (now_ms - ts as i64).unsigned_abs() > TIMESTAMP_WINDOW.as_millis() as u64 {
-        return Err("The timestamp is outside the allowed window.");
-    }
-    let secret = if ak == shared.access_key {
-        shared.secret_key.clone()
-    } else {
-        lock(&shared.extra_accounts)
-            .get(ak)
-            .cloned()
-            .ok_or("Invalid access key.")?
-    };
-    let uri = req.uri().path_and_query().map_or_else(
-        || req.uri().path().to_string(),
-        |pq| pq.as_str().to_string(),
-    );
-    if !sign::verify(secret.expose(), req.method().as_str(), &uri, ts, ak, sig) {
-        return Err("Invalid signature.");
-    }
-    Ok(())
-}
-
 async fn handle(shared: &Shared, req: Request<Incoming>) -> Result<Resp, Dropped> {
     let n = shared.total_requests.fetch_add(1, Ordering::Relaxed);
     let path = req.uri().path().to_string();
@@ -459,7 +452,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Result<Resp, Dropped
             "No such API.",
         ));
     }
-    if let Err(details) = authenticate(shared, &req) {
+    if let Err(details) = auth::authenticate(shared, &req) {
         shared.auth_failures.fetch_add(1, Ordering::Relaxed);
         return Ok(gateway_error(
             StatusCode::UNAUTHORIZED,

@@ -53,6 +53,9 @@ fn command(config: &PathBuf, secret: &str, args: &[&str]) -> Command {
         .env("NCLOUD_ACCESS_KEY", ACCESS_KEY)
         .env("NCLOUD_SECRET_KEY", secret)
         .env_remove("RUST_LOG")
+        // The key chain stays on this machine (no metadata API, no ~/.ncloud/configure).
+        .env("NCLOUD_METADATA_API_ENDPOINT", "http://127.0.0.1:9")
+        .env("HOME", "/nonexistent-home-for-tests")
         .stdin(Stdio::null())
         .kill_on_drop(true);
     cmd

@@ -37,6 +37,8 @@ fn sh(shell: &[&str], script: &str, cwd: &Path, envs: &[(&str, &str)]) -> Output
         .env("PATH", path_with_binary());
     cmd.env("NCLOUD_ACCESS_KEY", ACCESS_KEY)
         .env("NCLOUD_SECRET_KEY", SECRET_KEY)
+        // The key chain stays on this machine (never the real metadata API).
+        .env("NCLOUD_METADATA_API_ENDPOINT", "http://127.0.0.1:9")
         .env_remove("RUST_LOG");
     for (k, v) in envs {
         cmd.env(k, v);

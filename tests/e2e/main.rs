@@ -8,6 +8,7 @@ mod support;
 
 mod check;
 mod cli;
+mod credentials_chain;
 mod diagnosis;
 mod discovery;
 mod examples;

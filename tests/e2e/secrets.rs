@@ -132,6 +132,9 @@ fn command(args: &[&str], rust_log: Option<&str>) -> Command {
         .env_remove("NCLOUD_SECRET_KEY")
         .env("OTHER_AK", "OTHER-AK")
         .env("OTHER_SK", OTHER_SECRET)
+        // The key chain stays on this machine (no metadata API, no ~/.ncloud/configure).
+        .env("NCLOUD_METADATA_API_ENDPOINT", "http://127.0.0.1:9")
+        .env("HOME", "/nonexistent-home-for-tests")
         .stdin(Stdio::null());
     match rust_log {
         Some(v) => cmd.env("RUST_LOG", v),

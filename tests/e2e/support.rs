@@ -211,8 +211,12 @@ impl FileHarness {
             .replace("{gateway}", &sim.url());
         std::fs::write(&config_path, &yaml).unwrap();
         let config = Config::load(&config_path).unwrap_or_else(|e| panic!("{e}"));
-        let keyring =
-            cdss_precheck_exporter::credentials::Keyring::resolve(&config.accounts).unwrap();
+        let keyring = cdss_precheck_exporter::credentials::Keyring::load(
+            &config.accounts,
+            &cdss_precheck_exporter::credentials::Lookup::isolated(),
+        )
+        .await
+        .unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -429,19 +433,30 @@ pub fn exporter_command(args: &[&str]) -> std::process::Command {
         .env("NCLOUD_ACCESS_KEY", ACCESS_KEY)
         .env("NCLOUD_SECRET_KEY", SECRET_KEY)
         .env_remove("RUST_LOG");
+    no_key_chain(&mut cmd);
     cmd
+}
+
+/// Keeps the key chain on this machine: the metadata API on a closed loopback port, and a
+/// `HOME` without `.ncloud/configure` (never the developer's own).
+pub fn no_key_chain(cmd: &mut std::process::Command) {
+    cmd.env("NCLOUD_METADATA_API_ENDPOINT", "http://127.0.0.1:9")
+        .env("HOME", "/nonexistent-home-for-tests")
+        .env_remove("NCLOUD_ACCESS_KEY_ID")
+        .env_remove("NCLOUD_SECRET_ACCESS_KEY")
+        .env_remove("NCLOUD_API_GW");
 }
 
 /// Runs the exporter binary to completion with no credentials in its environment:
 /// (exit code, stdout, stderr).
 pub fn run_exporter(args: &[&str]) -> (i32, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cdss-precheck-exporter"))
-        .args(args)
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cdss-precheck-exporter"));
+    cmd.args(args)
         .env_remove("NCLOUD_ACCESS_KEY")
         .env_remove("NCLOUD_SECRET_KEY")
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap();
+        .env_remove("RUST_LOG");
+    no_key_chain(&mut cmd);
+    let out = cmd.output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -11,7 +11,7 @@ use std::process::Command;
 
 use crate::support::{alert_rules, repo_path, yaml};
 use cdss_precheck_exporter::config::Config;
-use cdss_precheck_exporter::credentials::KeySource;
+use cdss_precheck_exporter::credentials::{CredentialSource, KeySource};
 use cdss_precheck_exporter::model::DEFAULT_ACCOUNT;
 use serde_json::Value;
 
@@ -166,7 +166,9 @@ fn kubernetes_objects_point_at_each_other() {
     )
     .unwrap_or_else(|e| panic!("the ConfigMap's config: {e}"));
     assert!(volume("credentials")["secret"]["secretName"].is_string());
-    let keys = &config.accounts[DEFAULT_ACCOUNT];
+    let CredentialSource::Keys(keys) = &config.accounts[DEFAULT_ACCOUNT] else {
+        panic!("the ConfigMap should name the Secret's key files");
+    };
     for key in [&keys.access_key, &keys.secret_key] {
         match key {
             KeySource::File(path) => assert!(

@@ -1,0 +1,413 @@
+//! Every account's current keys: [`AccountKeys`] (one shared holder per account, read by the
+//! call path at call time), the [`Keyring`] that owns the holders and their refresh tasks, and
+//! the [`StatusBoard`] the exposition reads.
+//!
+//! A holder is written only by the credentials module: the initial lookup, the file watcher
+//! (`file::watch`) and the role refresher (`role::refresh`). Readers get the keys whole, so a
+//! call never signs with half of an old pair and half of a new one, and never with keys past
+//! their `Expiration`. A keyring's tasks stop when its last clone is dropped (the clients and the
+//! board that used it were replaced by a reload).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::SystemTime;
+
+use tokio::sync::Notify;
+use tokio::task::AbortHandle;
+
+use super::chain::{self, Resolved};
+use super::{
+    AccountError, CredentialSource, Credentials, CredentialsError, Found, Lookup, Origin, file,
+    role,
+};
+
+/// One account's current keys.
+pub struct AccountKeys {
+    /// The account name (a label value; never a key).
+    account: String,
+    /// The keys now in use.
+    current: RwLock<Current>,
+    /// Refreshes or re-reads that failed (the old keys were kept).
+    failures: AtomicU64,
+    /// Bumped on every install and failure, so the exposition knows to render again.
+    changes: AtomicU64,
+    /// Wakes the role refresher early (a 401 with the current keys).
+    early: Notify,
+    /// The key generation an early refresh was last asked for: one per generation.
+    early_asked: AtomicU64,
+}
+
+struct Current {
+    credentials: Arc<Credentials>,
+    expires: Option<SystemTime>,
+    origin: Origin,
+    /// Bumped when the keys themselves change (not when only `Expiration` moves).
+    generation: u64,
+}
+
+impl fmt::Debug for AccountKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let current = self.read();
+        f.debug_struct("AccountKeys")
+            .field("account", &self.account)
+            .field("origin", &current.origin)
+            .field("expires", &current.expires)
+            .field("generation", &current.generation)
+            .field("failures", &self.failures)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AccountKeys {
+    fn new(account: &str, found: Found) -> Self {
+        Self {
+            account: account.to_string(),
+            current: RwLock::new(Current {
+                credentials: Arc::new(found.credentials),
+                expires: found.expires,
+                origin: found.origin,
+                generation: 1,
+            }),
+            failures: AtomicU64::new(0),
+            changes: AtomicU64::new(0),
+            early: Notify::new(),
+            early_asked: AtomicU64::new(0),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Current> {
+        self.current.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The account's name.
+    pub fn account(&self) -> &str {
+        &self.account
+    }
+
+    /// The keys to sign with now and their generation; `None` once they have expired.
+    pub fn keys(&self) -> Option<(Arc<Credentials>, u64)> {
+        let c = self.read();
+        if c.expires.is_some_and(|e| e <= SystemTime::now()) {
+            return None;
+        }
+        Some((c.credentials.clone(), c.generation))
+    }
+
+    /// When the current keys expire (`None`: they do not).
+    pub fn expires(&self) -> Option<SystemTime> {
+        self.read().expires
+    }
+
+    /// Where the current keys came from.
+    pub fn origin(&self) -> Origin {
+        self.read().origin.clone()
+    }
+
+    /// Refreshes and re-reads that failed since start-up.
+    pub fn refresh_failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    /// True when the keys are refreshed or re-read in the background (role keys, key files).
+    pub fn refreshable(&self) -> bool {
+        let current = self.read();
+        matches!(current.origin, Origin::Role { .. }) || !file::files_of(&current.origin).is_empty()
+    }
+
+    /// The gateway refused keys of `generation`: for role keys, asks the refresher for one early
+    /// refresh, once per generation (a second 401 with the same keys asks nothing).
+    pub fn on_auth_failure(&self, generation: u64) {
+        let current = self.read();
+        if current.generation != generation || !matches!(current.origin, Origin::Role { .. }) {
+            return;
+        }
+        drop(current);
+        if self.early_asked.swap(generation, Ordering::Relaxed) != generation {
+            tracing::info!(account = %self.account, "the gateway refused the server role keys; refreshing them early, once");
+            self.early.notify_one();
+        }
+    }
+
+    /// Resolves when an early refresh was asked for.
+    pub(super) async fn early_refresh_wanted(&self) {
+        self.early.notified().await;
+    }
+
+    /// Replaces the keys; returns whether they changed (a rotation) or only their expiry.
+    pub(super) fn install(&self, found: Found) -> bool {
+        let mut c = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        let same = c.credentials.access_key == found.credentials.access_key
+            && c.credentials.secret_key == found.credentials.secret_key;
+        if !same {
+            c.credentials = Arc::new(found.credentials);
+            c.generation += 1;
+        }
+        c.expires = found.expires;
+        c.origin = found.origin;
+        drop(c);
+        self.changes.fetch_add(1, Ordering::Relaxed);
+        !same
+    }
+
+    /// Counts a failed refresh or re-read.
+    pub(super) fn count_failure(&self) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        self.changes.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Aborts the refresh tasks when the last keyring clone goes.
+#[derive(Debug, Default)]
+struct Tasks(Mutex<Vec<AbortHandle>>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for t in self
+            .0
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            t.abort();
+        }
+    }
+}
+
+/// Every account's keys, by account name, and the tasks that keep them fresh.
+#[derive(Clone, Debug, Default)]
+pub struct Keyring {
+    accounts: BTreeMap<String, Arc<AccountKeys>>,
+    tasks: Arc<Tasks>,
+}
+
+impl Keyring {
+    /// Looks up every account's keys and starts their refreshers and watchers (which run on the
+    /// current tokio runtime until the keyring is dropped).
+    pub async fn load(
+        accounts: &BTreeMap<String, CredentialSource>,
+        lookup: &Lookup,
+    ) -> Result<Self, AccountError> {
+        // Tasks go into the keyring as they start: if a later account fails, dropping the
+        // keyring stops them.
+        let mut keyring = Keyring::default();
+        for (name, source) in accounts {
+            let Resolved { found, role } =
+                chain::resolve(source, lookup)
+                    .await
+                    .map_err(|source| AccountError {
+                        account: name.clone(),
+                        source,
+                    })?;
+            tracing::info!(account = %name, source = %found.origin, "API keys found");
+            let origin = found.origin.clone();
+            let keys = Arc::new(AccountKeys::new(name, found));
+            let task = if let Some((client, role_name)) = role {
+                let task = role::refresh(keys.clone(), client, role_name, lookup.clone());
+                Some(tokio::spawn(task).abort_handle())
+            } else if !file::files_of(&origin).is_empty() {
+                let task = file::watch(keys.clone(), origin, lookup.clone());
+                Some(tokio::spawn(task).abort_handle())
+            } else {
+                None
+            };
+            let mut tasks = keyring
+                .tasks
+                .0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            tasks.extend(task);
+            drop(tasks);
+            keyring.accounts.insert(name.clone(), keys);
+        }
+        Ok(keyring)
+    }
+
+    /// Adds (or replaces) an account with fixed `found` keys and no refresher (tests, the demo).
+    pub fn insert(&mut self, account: &str, found: Found) {
+        let keys = Arc::new(AccountKeys::new(account, found));
+        self.accounts.insert(account.to_string(), keys);
+    }
+
+    /// `account`'s keys.
+    pub fn get(&self, account: &str) -> Option<&Arc<AccountKeys>> {
+        self.accounts.get(account)
+    }
+
+    /// Every account, by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Arc<AccountKeys>)> {
+        self.accounts.iter()
+    }
+}
+
+impl From<Credentials> for Keyring {
+    /// A keyring with one account, the default one, with fixed keys.
+    fn from(c: Credentials) -> Self {
+        let found = Found {
+            credentials: c,
+            expires: None,
+            origin: Origin::Keys(Default::default()),
+        };
+        let keys = Arc::new(AccountKeys::new(crate::model::DEFAULT_ACCOUNT, found));
+        Keyring {
+            accounts: BTreeMap::from([(crate::model::DEFAULT_ACCOUNT.to_string(), keys)]),
+            tasks: Arc::default(),
+        }
+    }
+}
+
+/// Looks up every account's keys once, without keeping them or starting anything: where each
+/// account's keys were found, or what was looked at (`--config.check`).
+pub async fn probe(
+    accounts: &BTreeMap<String, CredentialSource>,
+    lookup: &Lookup,
+) -> Vec<(String, Result<Origin, CredentialsError>)> {
+    let mut out = Vec::new();
+    for (name, source) in accounts {
+        let found = chain::resolve(source, lookup).await.map(|r| r.found.origin);
+        out.push((name.clone(), found));
+    }
+    out
+}
+
+/// The keyring in use, for the exposition: expiry and refresh failures per account.
+#[derive(Clone, Debug, Default)]
+pub struct StatusBoard(Arc<Board>);
+
+#[derive(Debug, Default)]
+struct Board {
+    keyring: RwLock<Keyring>,
+    swaps: AtomicU64,
+}
+
+/// One account's row on the board.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AccountStatus {
+    /// The account name.
+    pub account: String,
+    /// `source` label: env, configure, keys or server_role.
+    pub source: &'static str,
+    /// When the keys expire, if they do.
+    pub expires: Option<SystemTime>,
+    /// Failed refreshes, for accounts that are refreshed; `None` for fixed keys.
+    pub refresh_failures: Option<u64>,
+}
+
+impl StatusBoard {
+    /// Shows `keyring` from now on (at start-up and after each reload).
+    pub fn show(&self, keyring: &Keyring) {
+        *self
+            .0
+            .keyring
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = keyring.clone();
+        self.0.swaps.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Changes whenever anything on the board changes (for the exposition's cache).
+    pub fn generation(&self) -> u64 {
+        let keyring = self
+            .0
+            .keyring
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        keyring
+            .accounts
+            .values()
+            .map(|k| k.changes.load(Ordering::Relaxed))
+            .fold(self.0.swaps.load(Ordering::Relaxed), u64::wrapping_add)
+    }
+
+    /// Every account's status, by name.
+    pub fn accounts(&self) -> Vec<AccountStatus> {
+        let keyring = self
+            .0
+            .keyring
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        keyring
+            .accounts
+            .iter()
+            .map(|(name, k)| {
+                let origin = k.origin();
+                AccountStatus {
+                    account: name.clone(),
+                    source: origin.kind(),
+                    expires: k.expires(),
+                    refresh_failures: k.refreshable().then(|| k.refresh_failures()),
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::secret::Secret;
+
+    fn role_keys(ak: &str, expires: SystemTime) -> Found {
+        Found {
+            credentials: Credentials {
+                access_key: ak.into(),
+                secret_key: Secret::new(format!("{ak}-secret")),
+            },
+            expires: Some(expires),
+            origin: Origin::Role {
+                name: "r".into(),
+                endpoint: "http://127.0.0.1:9".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn expired_keys_are_not_handed_out_and_rotation_bumps_the_generation() {
+        let now = SystemTime::now();
+        let k = AccountKeys::new("a", role_keys("AK1", now + Duration::from_secs(60)));
+        let (c, g1) = k.keys().unwrap();
+        assert_eq!((c.access_key.as_str(), g1), ("AK1", 1));
+        assert!(!k.install(role_keys("AK1", now + Duration::from_secs(120))));
+        assert_eq!(k.keys().unwrap().1, 1);
+        assert!(k.install(role_keys("AK2", now - Duration::from_secs(1))));
+        assert!(k.keys().is_none(), "expired keys must not be used");
+        assert!(k.refreshable());
+        assert!(!format!("{k:?}").contains("AK2-secret"));
+    }
+
+    #[tokio::test]
+    async fn a_401_asks_for_one_early_refresh_per_generation() {
+        let now = SystemTime::now();
+        let k = AccountKeys::new("a", role_keys("AK1", now + Duration::from_secs(60)));
+        k.on_auth_failure(1);
+        k.on_auth_failure(1);
+        k.on_auth_failure(7); // an old generation's 401: nothing.
+        let woke = tokio::time::timeout(Duration::from_secs(5), k.early_refresh_wanted()).await;
+        assert!(woke.is_ok());
+        // The second 401 of generation 1 stored no second wake-up.
+        let again = tokio::time::timeout(Duration::from_millis(50), k.early_refresh_wanted()).await;
+        assert!(again.is_err(), "a second early refresh for the same keys");
+        k.install(role_keys("AK2", now + Duration::from_secs(60)));
+        k.on_auth_failure(2);
+        let woke = tokio::time::timeout(Duration::from_secs(5), k.early_refresh_wanted()).await;
+        assert!(woke.is_ok());
+    }
+
+    #[test]
+    fn fixed_keys_never_ask_for_a_refresh() {
+        let k = Keyring::from(Credentials {
+            access_key: "AK".into(),
+            secret_key: Secret::new("sk"),
+        });
+        let keys = k.get(crate::model::DEFAULT_ACCOUNT).unwrap();
+        assert!(!keys.refreshable());
+        keys.on_auth_failure(1);
+        let board = StatusBoard::default();
+        board.show(&k);
+        let rows = board.accounts();
+        assert_eq!(rows[0].refresh_failures, None);
+        assert_eq!(rows[0].expires, None);
+    }
+}

@@ -1,0 +1,406 @@
+//! The server role: keys from the metadata API of the NCP server the exporter runs on, and the
+//! refresher that replaces them before they expire.
+//!
+//! Owns the metadata API's paths, its 3 s timeout (no proxy, redirects never followed, a small
+//! body cap), the parsing of its answer and `Expiration`, and the refresh schedule: at
+//! `Expiration - min(Lookup::refresh_before, half the remaining life)`, then with back-off
+//! ([`RETRY_MIN`] doubling to [`RETRY_MAX`]) while it fails. A failed refresh keeps the old keys
+//! (the call path stops using them at `Expiration`) and counts a refresh failure. A 401 with the
+//! current keys asks for one early refresh per key pair ([`AccountKeys::on_auth_failure`]):
+//! never a loop. The refresher is the only writer of a role account's [`AccountKeys`] after
+//! start-up. It is called only when the config or the chain gets to the role.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::Deserialize;
+
+use super::source::validate_role_name;
+use super::{AccountKeys, Credentials, Found, Lookup, Origin};
+use crate::secret::Secret;
+
+/// The metadata API's list of roles (one a line), and the prefix of each role's keys.
+pub const ROLES_PATH: &str = "/latest/meta-data/iam/security-credentials/";
+/// Whole-call timeout of a metadata API call, as NCP's SDKs use.
+pub const METADATA_TIMEOUT: Duration = Duration::from_secs(3);
+/// First retry after a failed refresh; doubled after each further failure.
+pub const RETRY_MIN: Duration = Duration::from_secs(1);
+/// Longest wait between two refresh attempts while refreshing fails.
+pub const RETRY_MAX: Duration = Duration::from_secs(60);
+/// Shortest time between two refreshes, whatever `Expiration` or 401s say.
+pub const MIN_REFRESH_GAP: Duration = Duration::from_secs(1);
+/// Largest metadata answer read (a role's keys are a few hundred bytes).
+const MAX_BODY: usize = 64 * 1024;
+
+/// The metadata API gave no usable keys. Never holds a key byte.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("metadata API {url}: {problem}")]
+pub struct RoleError {
+    /// What was asked (the endpoint and path; no key is in it).
+    pub url: String,
+    /// What went wrong.
+    pub problem: String,
+}
+
+/// Talks to the metadata API.
+#[derive(Clone, Debug)]
+pub struct MetadataClient {
+    /// No proxy, no redirects, [`METADATA_TIMEOUT`].
+    http: reqwest::Client,
+    /// Scheme, host and port, e.g. `http://169.254.169.254`.
+    endpoint: String,
+}
+
+impl MetadataClient {
+    /// A client for the metadata API at `endpoint`.
+    pub fn new(endpoint: &str) -> Result<Self, RoleError> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .timeout(METADATA_TIMEOUT)
+            .connect_timeout(METADATA_TIMEOUT)
+            .user_agent(concat!(
+                env!("CARGO_PKG_NAME"),
+                "/",
+                env!("CARGO_PKG_VERSION")
+            ))
+            .build()
+            .map_err(|e| RoleError {
+                url: endpoint.to_string(),
+                problem: format!("cannot build the HTTP client: {e}"),
+            })?;
+        Ok(Self {
+            http,
+            endpoint: endpoint.to_string(),
+        })
+    }
+
+    /// The metadata API's address.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// `wanted`, or the first role the metadata API lists.
+    pub async fn role(&self, wanted: Option<&str>) -> Result<String, RoleError> {
+        if let Some(name) = wanted {
+            return Ok(name.to_string());
+        }
+        let url = format!("{}{ROLES_PATH}", self.endpoint);
+        let body = self.get(&url).await?;
+        let first = String::from_utf8_lossy(&body)
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .map(str::to_string);
+        let Some(name) = first else {
+            return Err(RoleError {
+                url,
+                problem: "lists no server role (give the server one, or set keys)".into(),
+            });
+        };
+        validate_role_name(&name).map_err(|problem| RoleError { url, problem })?;
+        Ok(name)
+    }
+
+    /// The role's current keys and when they expire.
+    pub async fn fetch(&self, role: &str) -> Result<Found, RoleError> {
+        let url = format!("{}{ROLES_PATH}{role}", self.endpoint);
+        let body = self.get(&url).await?;
+        let (credentials, expires) =
+            parse_role_keys(&body).map_err(|problem| RoleError { url, problem })?;
+        Ok(Found {
+            credentials,
+            expires: Some(expires),
+            origin: Origin::Role {
+                name: role.to_string(),
+                endpoint: self.endpoint.clone(),
+            },
+        })
+    }
+
+    async fn get(&self, url: &str) -> Result<Vec<u8>, RoleError> {
+        let err = |problem: String| RoleError {
+            url: url.to_string(),
+            problem,
+        };
+        let mut response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| err(format!("unreachable: {}", reqwest_detail(e))))?;
+        let status = response.status();
+        if status.is_redirection() {
+            return Err(err(format!("HTTP {status} (redirects are not followed)")));
+        }
+        if !status.is_success() {
+            return Err(err(format!("HTTP {status}")));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| err(format!("reading the answer: {}", reqwest_detail(e))))?
+        {
+            if body.len() + chunk.len() > MAX_BODY {
+                return Err(err(format!("answer larger than {MAX_BODY} bytes")));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+}
+
+/// The error and its sources on one line, without the URL (the caller names it).
+fn reqwest_detail(e: reqwest::Error) -> String {
+    if e.is_timeout() {
+        return format!("no answer within {}s", METADATA_TIMEOUT.as_secs());
+    }
+    let e = e.without_url();
+    let mut out = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+/// A role's keys as the metadata API answers them. No `Debug`: it holds the secret.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RoleAnswer {
+    access_key_id: Option<String>,
+    secret_access_key: Option<String>,
+    expiration: Option<String>,
+    code: Option<String>,
+    message: Option<String>,
+}
+
+/// The keys and `Expiration` of a metadata answer. `Err` never quotes the answer's keys.
+pub fn parse_role_keys(body: &[u8]) -> Result<(Credentials, SystemTime), String> {
+    let answer: RoleAnswer = serde_json::from_slice(body).map_err(|e| {
+        format!(
+            "not the expected JSON object (line {}, column {})",
+            e.line(),
+            e.column()
+        )
+    })?;
+    if let Some(code) = answer.code.as_deref() {
+        if !code.eq_ignore_ascii_case("success") {
+            let message: String = answer
+                .message
+                .unwrap_or_default()
+                .chars()
+                .take(200)
+                .collect();
+            return Err(format!("Code {code:?}: {message}"));
+        }
+    }
+    let present = |v: Option<String>| v.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let access_key = present(answer.access_key_id).ok_or("no AccessKeyId in the answer")?;
+    let secret_key = present(answer.secret_access_key).ok_or("no SecretAccessKey in the answer")?;
+    let expiration = present(answer.expiration).ok_or("no Expiration in the answer")?;
+    let expires = parse_expiration(&expiration)?;
+    Ok((
+        Credentials {
+            access_key,
+            secret_key: Secret::new(secret_key),
+        },
+        expires,
+    ))
+}
+
+/// An RFC 3339 time: `2026-12-02T03:00:00Z`, with fractional seconds, or with a `+09:00` offset.
+pub fn parse_expiration(text: &str) -> Result<SystemTime, String> {
+    let text = text.trim();
+    let bad = || format!("Expiration {text:?} is not an RFC 3339 time");
+    if let Ok(t) = humantime::parse_rfc3339(text) {
+        return Ok(t);
+    }
+    // humantime reads only `Z`; an offset `±HH:MM` is applied here.
+    let split = text.len().checked_sub(6).ok_or_else(bad)?;
+    let (time, offset) = (text.get(..split).ok_or_else(bad)?, &text[split..]);
+    let b = offset.as_bytes();
+    if !(matches!(b[0], b'+' | b'-') && b[3] == b':') {
+        return Err(bad());
+    }
+    let hours: u64 = offset[1..3].parse().map_err(|_| bad())?;
+    let minutes: u64 = offset[4..6].parse().map_err(|_| bad())?;
+    let utc = humantime::parse_rfc3339(&format!("{time}Z")).map_err(|_| bad())?;
+    let shift = Duration::from_secs(hours * 3600 + minutes * 60);
+    // 12:00+09:00 is 03:00Z: a positive offset is subtracted.
+    if b[0] == b'+' {
+        utc.checked_sub(shift).ok_or_else(bad)
+    } else {
+        utc.checked_add(shift).ok_or_else(bad)
+    }
+}
+
+/// How long to wait before refreshing keys with `remaining` life left.
+pub fn refresh_delay(remaining: Duration, refresh_before: Duration) -> Duration {
+    remaining.saturating_sub(refresh_before.min(remaining / 2))
+}
+
+/// The wait after `failures` refreshes in a row have failed (1 → [`RETRY_MIN`]).
+pub fn backoff(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    RETRY_MIN.saturating_mul(1 << doublings).min(RETRY_MAX)
+}
+
+/// Keeps `keys` fresh from `role` until the task is aborted (its keyring is dropped).
+pub(super) async fn refresh(
+    keys: Arc<AccountKeys>,
+    client: MetadataClient,
+    role: String,
+    lookup: Lookup,
+) {
+    let mut failures = 0u32;
+    let mut last_fetch = tokio::time::Instant::now();
+    loop {
+        let wait = if failures > 0 {
+            backoff(failures)
+        } else {
+            let remaining = keys
+                .expires()
+                .and_then(|e| e.duration_since(SystemTime::now()).ok())
+                .unwrap_or(Duration::ZERO);
+            refresh_delay(remaining, lookup.refresh_before)
+        };
+        let early = tokio::select! {
+            () = tokio::time::sleep(wait.max(MIN_REFRESH_GAP)) => false,
+            () = keys.early_refresh_wanted() => true,
+        };
+        // Even an early refresh waits for the gap since the last one.
+        tokio::time::sleep_until(last_fetch + MIN_REFRESH_GAP).await;
+        last_fetch = tokio::time::Instant::now();
+        let result = client.fetch(&role).await.and_then(|found| {
+            let expired = found.expires.is_some_and(|e| e <= SystemTime::now());
+            if expired {
+                return Err(RoleError {
+                    url: format!("{}{ROLES_PATH}{role}", client.endpoint()),
+                    problem: "the keys it gave have already expired (is this host's clock right?)"
+                        .into(),
+                });
+            }
+            Ok(found)
+        });
+        match result {
+            Ok(found) => {
+                failures = 0;
+                let until = found
+                    .expires
+                    .map(|e| humantime::format_rfc3339_seconds(e).to_string());
+                let rotated = keys.install(found);
+                tracing::debug!(account = %keys.account(), role = %role, early, rotated, expires = until.as_deref().unwrap_or("never"), "server role keys refreshed");
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                keys.count_failure();
+                let retry = backoff(failures);
+                tracing::warn!(account = %keys.account(), role = %role, retry_in = %humantime::format_duration(retry), "refreshing the server role keys failed, keeping the current ones until they expire: {e}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiration_parses_rfc3339_with_z_fraction_and_offset() {
+        let z = parse_expiration("2026-12-02T03:00:00Z").unwrap();
+        assert_eq!(
+            z.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs(),
+            1_796_180_400
+        );
+        assert_eq!(parse_expiration("2026-12-02T12:00:00+09:00").unwrap(), z);
+        assert_eq!(parse_expiration("2026-12-02T02:30:00-00:30").unwrap(), z);
+        assert!(parse_expiration("2026-12-02T03:00:00.250Z").unwrap() > z);
+        for bad in [
+            "",
+            "soon",
+            "2026-12-02",
+            "2026-12-02T03:00:00+0900",
+            "2026-13-02T03:00:00Z",
+        ] {
+            assert!(parse_expiration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn metadata_answer_parses_and_errors_never_quote_keys() {
+        let ok = br#"{"AccessKeyId":"ROLE-AK","SecretAccessKey":"role-sk-x","Expiration":"2026-12-02T03:00:00Z","Code":"Success","Message":""}"#;
+        let (c, _) = parse_role_keys(ok).unwrap();
+        assert_eq!(c.access_key, "ROLE-AK");
+        assert_eq!(c.secret_key.expose(), "role-sk-x");
+        let refused = br#"{"Code":"Fail","Message":"no role attached"}"#;
+        assert_eq!(
+            parse_role_keys(refused).unwrap_err(),
+            "Code \"Fail\": no role attached"
+        );
+        let no_exp = br#"{"AccessKeyId":"ROLE-AK","SecretAccessKey":"role-sk-x"}"#;
+        assert!(parse_role_keys(no_exp).unwrap_err().contains("Expiration"));
+        let wrong_type =
+            br#"{"AccessKeyId":"ROLE-AK","SecretAccessKey":"role-sk-x","Expiration":5}"#;
+        let e = parse_role_keys(wrong_type).unwrap_err();
+        assert!(!e.contains("role-sk-x") && !e.contains("ROLE-AK"), "{e}");
+        let e = parse_role_keys(br#"{"AccessKeyId":"ROLE-AK","SecretAccessKey":"role-sk-x""#)
+            .unwrap_err();
+        assert!(!e.contains("role-sk-x"), "{e}");
+    }
+
+    /// A loopback server that answers every request with `head` and counts connections.
+    async fn answering(head: &'static str) -> (String, Arc<std::sync::atomic::AtomicU64>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let count = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s.write_all(head.as_bytes()).await;
+            }
+        });
+        (url, seen)
+    }
+
+    #[tokio::test]
+    async fn redirects_are_never_followed() {
+        let (target, target_seen) =
+            answering("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nrole\n").await;
+        let head: &'static str = Box::leak(
+            format!(
+                "HTTP/1.1 302 Found\r\nlocation: {target}{ROLES_PATH}\r\ncontent-length: 0\r\n\r\n"
+            )
+            .into_boxed_str(),
+        );
+        let (endpoint, _) = answering(head).await;
+        let client = MetadataClient::new(&endpoint).unwrap();
+        let e = client.role(None).await.unwrap_err();
+        assert!(e.problem.contains("redirects are not followed"), "{e}");
+        assert_eq!(target_seen.load(std::sync::atomic::Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn refresh_schedule_and_backoff() {
+        let s = Duration::from_secs;
+        // Long-lived keys: 5 minutes before they expire.
+        assert_eq!(refresh_delay(s(3600), s(300)), s(3300));
+        // Short-lived keys: halfway.
+        assert_eq!(refresh_delay(s(6), s(300)), s(3));
+        assert_eq!(refresh_delay(Duration::ZERO, s(300)), Duration::ZERO);
+        assert_eq!(backoff(1), RETRY_MIN);
+        assert_eq!(backoff(2), s(2));
+        assert_eq!(backoff(4), s(8));
+        assert_eq!(backoff(40), RETRY_MAX);
+    }
+}
