@@ -209,10 +209,10 @@ async fn metrics_answer_at_once_while_a_cluster_hangs_and_ready_waits_for_it() {
         ),
         ("fine", "KR", 2, Some(Behaviour::Ready)),
     ];
-    // "hangs" stays in flight for 10 s: long enough for the checks below on a loaded machine.
-    let h = Harness::start("interval: 30s\ntimeout: 10s", &clusters).await;
+    // "hangs" stays in flight for 20 s: long enough for the checks below on a loaded machine.
+    let h = Harness::start("interval: 60s\ntimeout: 20s", &clusters).await;
     // Let "fine" finish while "hangs" is still in flight.
-    let deadline = Instant::now() + Duration::from_secs(8);
+    let deadline = Instant::now() + Duration::from_secs(15);
     while value(&h.metrics().await, "cdss_precheck_runs_total", "fine") != Some(1.0) {
         assert!(Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -235,7 +235,7 @@ async fn metrics_answer_at_once_while_a_cluster_hangs_and_ready_waits_for_it() {
     assert_eq!(h.get("/-/ready").await.0, 503);
     assert_eq!(h.get("/-/healthy").await.0, 200);
     // After the timeout the first round is complete.
-    h.wait_ready(Duration::from_secs(20)).await;
+    h.wait_ready(Duration::from_secs(40)).await;
     let m = h.metrics().await;
     assert_eq!(
         value(&m, "cdss_precheck_last_error_code", "hangs"),

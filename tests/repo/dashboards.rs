@@ -33,8 +33,8 @@ fn promtool_check_rules_accepts_every_rule() {
     assert!(ok, "promtool check rules failed:\n{out}");
     let n = alert_rules().len();
     assert_eq!(
-        n, 7,
-        "alerts.yaml should hold the seven alerts of the README"
+        n, 8,
+        "alerts.yaml should hold the eight alerts of the README"
     );
     assert!(out.contains(&format!("SUCCESS: {n} rules found")), "{out}");
 }
