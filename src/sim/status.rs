@@ -7,7 +7,9 @@
 
 use serde_json::{Value, json};
 
-use super::Behaviour;
+use super::answer::{Dropped, Resp, cdss, jitter, respond};
+use super::{Behaviour, Shared, lock};
+use hyper::StatusCode;
 
 /// Regional paths of `getClusterStatus`, without the cluster number.
 pub const STATUS_PATHS: [&str; 3] = [
@@ -52,6 +54,59 @@ pub fn answers(behaviour: &Behaviour) -> Option<bool> {
         Behaviour::NotReady => Some(false),
         Behaviour::Slow(_, inner) | Behaviour::Jittered(_, _, inner) => answers(inner),
         _ => None,
+    }
+}
+
+/// `getClusterStatus` for `instance_no` (`None`: not a number in the path).
+pub(super) async fn cluster_status(
+    shared: &Shared,
+    instance_no: Option<u64>,
+    n: u64,
+) -> Result<Resp, Dropped> {
+    let Some(instance_no) = instance_no else {
+        return Ok(cdss(
+            StatusCode::BAD_REQUEST,
+            1,
+            "serviceGroupInstanceNo must be a number in the path",
+            serde_json::Value::Null,
+            n,
+        ));
+    };
+    *lock(&shared.status_calls).entry(instance_no).or_default() += 1;
+    let failure = lock(&shared.status_failures).get(&instance_no).cloned();
+    if let Some(failure) = failure {
+        return respond(failure, n).await;
+    }
+    let behaviour = lock(&shared.behaviours).get(&instance_no).cloned();
+    let Some(behaviour) = behaviour else {
+        return respond(Behaviour::UnknownNumber(400), n).await;
+    };
+    match answers(&behaviour) {
+        Some(ready) => {
+            // The same delays as the precheck, then the nodes.
+            let mut b = &behaviour;
+            loop {
+                match b {
+                    Behaviour::Slow(d, inner) => {
+                        tokio::time::sleep(*d).await;
+                        b = inner;
+                    }
+                    Behaviour::Jittered(min, max, inner) => {
+                        tokio::time::sleep(jitter(*min, *max, n)).await;
+                        b = inner;
+                    }
+                    _ => break,
+                }
+            }
+            Ok(cdss(
+                StatusCode::OK,
+                0,
+                "SUCCESS",
+                result(instance_no, ready),
+                n,
+            ))
+        }
+        None => respond(behaviour, n).await,
     }
 }
 

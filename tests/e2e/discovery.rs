@@ -276,11 +276,11 @@ async fn http_reload_applies_good_configs_and_refuses_bad_ones() {
         body.contains("config.yaml:8:") && body.contains("Mars"),
         "{body}"
     );
-    let m = h.inner.metrics().await;
-    assert!(
-        m.contains("cdss_exporter_config_last_reload_successful 0"),
-        "{m}"
-    );
+    // Polled: the exposition may serve its last body for a render's cool-down.
+    let m = metrics_until(&h.inner, Duration::from_secs(5), "the failed reload", |m| {
+        m.contains("cdss_exporter_config_last_reload_successful 0")
+    })
+    .await;
     let runs_b = value(&m, "cdss_precheck_runs_total", "b").unwrap();
     metrics_until(
         &h.inner,
@@ -306,7 +306,10 @@ async fn http_reload_applies_good_configs_and_refuses_bad_ones() {
     h.write_config(&format!("{HEAD}clusters:\n  - {{name: a, region: KR, service_group_instance_no: 1}}\n  - {{name: c, region: SGN, service_group_instance_no: 3}}\n"));
     let (status, body) = h.reload().await;
     assert_eq!((status, body.as_str()), (200, "configuration reloaded\n"));
-    let m = h.inner.metrics().await;
+    let m = metrics_until(&h.inner, Duration::from_secs(5), "the good reload", |m| {
+        m.contains("cdss_exporter_config_last_reload_successful 1") && !series_of(m, "c").is_empty()
+    })
+    .await;
     assert!(series_of(&m, "b").is_empty(), "b left series behind:\n{m}");
     assert!(m.contains("cdss_exporter_config_last_reload_successful 1"));
     assert!(
