@@ -318,7 +318,7 @@ pub async fn run(
                 .get(&c.name)
                 .and_then(|s| s.diagnosis)
                 .filter(|_| !p.outcome.is_ready())
-                .map(|(d, read)| DiagnosisView::of(&d, read));
+                .map(|b| DiagnosisView::of(&b.0, b.1));
             cluster_report(c, p, *at, diagnosis)
         })
         .collect();

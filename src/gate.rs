@@ -185,7 +185,7 @@ pub fn evaluate(
         max_age_seconds: max_age.as_secs_f64(),
         diagnosis: status
             .diagnosis
-            .as_ref()
+            .as_deref()
             .map(|(d, at)| DiagnosisView::of(d, *at)),
     };
     let Some(last) = &status.last else {

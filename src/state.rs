@@ -59,7 +59,8 @@ pub struct ClusterStatus {
     /// How late the last periodic precheck started against its slot (`None` before the first).
     pub schedule_lag: Option<Duration>,
     /// What `getClusterStatus` last said, and when (`None`: not read, or ready again since).
-    pub diagnosis: Option<(Diagnosis, SystemTime)>,
+    /// Boxed: most clusters never have one, and 10,000 records stay small.
+    pub diagnosis: Option<Box<(Diagnosis, SystemTime)>>,
 }
 
 impl ClusterStatus {
@@ -200,7 +201,7 @@ impl State {
 
     /// Records what `getClusterStatus` said about a cluster.
     pub fn record_diagnosis(&self, name: &str, diagnosis: Diagnosis, at_wall: SystemTime) {
-        self.update_cluster(name, |s| s.diagnosis = Some((diagnosis, at_wall)));
+        self.update_cluster(name, |s| s.diagnosis = Some(Box::new((diagnosis, at_wall))));
     }
 
     /// Forgets a cluster's diagnosis (it is ready again): its node series go.

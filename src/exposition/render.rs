@@ -168,8 +168,8 @@ pub(super) struct Row {
     last_success: Option<f64>,
     /// `cdss_precheck_schedule_lag_seconds`: `None` before the first periodic precheck.
     schedule_lag: Option<f64>,
-    /// What `getClusterStatus` said, and when (Unix time).
-    diagnosis: Option<(Diagnosis, f64)>,
+    /// What `getClusterStatus` said, and when (Unix time); boxed, as most clusters have none.
+    diagnosis: Option<Box<(Diagnosis, f64)>>,
     /// `cdss_precheck_failures_total` by `FailureReason::index`.
     failures: [u64; FailureReason::ALL.len()],
 }
@@ -217,7 +217,10 @@ impl Row {
             last_success: s.last_success.map(unix),
             failures: s.failures,
             schedule_lag: s.schedule_lag.map(|d| d.as_secs_f64()),
-            diagnosis: s.diagnosis.as_ref().map(|(d, at)| (d.clone(), unix(*at))),
+            diagnosis: s
+                .diagnosis
+                .as_deref()
+                .map(|(d, at)| Box::new((d.clone(), unix(*at)))),
         }
     }
 }
@@ -293,7 +296,7 @@ fn render_diagnoses(out: &mut Chunks, rows: &[Row], labels: &str) {
     let read: Vec<(&str, &Diagnosis, f64)> = rows
         .iter()
         .filter_map(|r| {
-            let (d, at) = r.diagnosis.as_ref()?;
+            let (d, at) = r.diagnosis.as_deref()?;
             Some((&labels[r.labels.clone()], d, *at))
         })
         .collect();

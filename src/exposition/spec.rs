@@ -223,7 +223,9 @@ fn reference(
     // getClusterStatus, for the clusters whose status was read.
     let mut diag: Vec<Vec<Metric>> = vec![Vec::new(); 7];
     state.for_each(|s| {
-        let Some((d, at)) = &s.diagnosis else { return };
+        let Some((d, at)) = s.diagnosis.as_deref() else {
+            return;
+        };
         let labels = || {
             vec![
                 label("cluster", &s.cluster.name),

@@ -30,10 +30,14 @@ impl Operation {
     }
 }
 
+/// One account's calls, by (operation, result).
+type ByCall = BTreeMap<(Operation, &'static str), u64>;
+
 /// Calls made, by (account, operation, result); `result` is `ok` or a failure reason.
 #[derive(Debug, Default)]
 pub struct ApiUsage {
-    counts: Mutex<BTreeMap<(String, Operation, &'static str), u64>>,
+    /// By account, then by (operation, result): an account's name is copied once, not per call.
+    counts: Mutex<BTreeMap<String, ByCall>>,
     /// Bumped on every call, so the exposition's cache sees the change.
     generation: AtomicU64,
 }
@@ -42,11 +46,11 @@ impl ApiUsage {
     /// Counts one call.
     pub fn count(&self, account: &str, operation: Operation, result: &'static str) {
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        match counts.get_mut(&(account.to_string(), operation, result)) {
-            Some(n) => *n += 1,
-            None => {
-                counts.insert((account.to_string(), operation, result), 1);
-            }
+        if !counts.contains_key(account) {
+            counts.insert(account.to_string(), BTreeMap::new());
+        }
+        if let Some(by_call) = counts.get_mut(account) {
+            *by_call.entry((operation, result)).or_default() += 1;
         }
         self.generation.fetch_add(1, Ordering::Release);
     }
@@ -57,7 +61,7 @@ impl ApiUsage {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
-            .map(|((a, o, r), n)| (a.clone(), *o, *r, *n))
+            .flat_map(|(a, by_call)| by_call.iter().map(|((o, r), n)| (a.clone(), *o, *r, *n)))
             .collect()
     }
 

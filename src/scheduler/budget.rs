@@ -27,6 +27,7 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::model::Cluster;
+use crate::ncp::region::Endpoint;
 use crate::outcome::Outcome;
 
 /// Requests in flight per account, at most, as a multiple of `concurrency`.
@@ -91,21 +92,22 @@ impl LaneKind {
     }
 }
 
-/// Whose budget a cluster's prechecks draw from: its account at its regional gateway.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct BudgetKey {
+/// Whose budget a cluster's prechecks draw from: its account at its regional gateway (borrowed
+/// from the cluster, so a precheck allocates nothing to find its budget).
+#[derive(Clone, Copy, Debug)]
+pub struct BudgetKey<'a> {
     /// The account name.
-    pub account: String,
-    /// The precheck URL's scheme, host, port and region path (one regional gateway).
-    pub endpoint: String,
+    pub account: &'a str,
+    /// The regional gateway (compared by its URLs).
+    pub endpoint: &'a Arc<Endpoint>,
 }
 
-impl BudgetKey {
+impl<'a> BudgetKey<'a> {
     /// The budget `cluster` draws from.
-    pub fn of(cluster: &Cluster) -> Self {
+    pub fn of(cluster: &'a Cluster) -> Self {
         Self {
-            account: cluster.account.clone(),
-            endpoint: cluster.endpoint.precheck.as_str().to_string(),
+            account: &cluster.account,
+            endpoint: &cluster.endpoint,
         }
     }
 }
@@ -153,8 +155,8 @@ impl Pool {
 #[derive(Debug)]
 struct Account {
     hard_cap: Pool,
-    lanes: HashMap<(String, LaneKind), Arc<Pool>>,
-    latency: HashMap<String, Arc<Latency>>,
+    lanes: HashMap<(Arc<Endpoint>, LaneKind), Arc<Pool>>,
+    latency: HashMap<Arc<Endpoint>, Arc<Latency>>,
 }
 
 /// Every budget; shared by all prechecks of one runner.
@@ -212,19 +214,27 @@ impl Budgets {
     }
 
     /// The lane, hard cap and latency of `key`'s account and gateway, made on first use.
-    fn pools(&self, key: &BudgetKey, kind: LaneKind) -> (Arc<Pool>, Arc<Semaphore>, Arc<Latency>) {
+    fn pools(
+        &self,
+        key: BudgetKey<'_>,
+        kind: LaneKind,
+    ) -> Option<(Arc<Pool>, Arc<Semaphore>, Arc<Latency>)> {
         let n = *self
             .concurrency
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let mut accounts = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
-        let account = accounts
-            .entry(key.account.clone())
-            .or_insert_with(|| Account {
-                hard_cap: Pool::new(n * HARD_CAP_FACTOR),
-                lanes: HashMap::new(),
-                latency: HashMap::new(),
-            });
+        if !accounts.contains_key(key.account) {
+            accounts.insert(
+                key.account.to_string(),
+                Account {
+                    hard_cap: Pool::new(n * HARD_CAP_FACTOR),
+                    lanes: HashMap::new(),
+                    latency: HashMap::new(),
+                },
+            );
+        }
+        let account = accounts.get_mut(key.account)?;
         let lane = account
             .lanes
             .entry((key.endpoint.clone(), kind))
@@ -235,12 +245,12 @@ impl Budgets {
             .entry(key.endpoint.clone())
             .or_default()
             .clone();
-        (lane, account.hard_cap.sem.clone(), latency)
+        Some((lane, account.hard_cap.sem.clone(), latency))
     }
 
     /// Waits for a permit in `kind`'s lane of `key`, then for the account's hard cap.
-    pub async fn admit(&self, key: &BudgetKey, kind: LaneKind) -> Option<Admission> {
-        let (lane, hard, latency) = self.pools(key, kind);
+    pub async fn admit(&self, key: BudgetKey<'_>, kind: LaneKind) -> Option<Admission> {
+        let (lane, hard, latency) = self.pools(key, kind)?;
         let lane = lane.acquire().await?;
         let hard = hard.acquire_owned().await.ok()?;
         Some(Admission {
@@ -255,62 +265,67 @@ impl Budgets {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ncp::region::Region;
 
-    fn key(account: &str, endpoint: &str) -> BudgetKey {
-        BudgetKey {
-            account: account.into(),
-            endpoint: endpoint.into(),
-        }
+    fn endpoint(gateway: &str) -> Arc<Endpoint> {
+        Arc::new(Endpoint::new(Some(gateway), Region::Kr).unwrap())
+    }
+
+    fn key<'a>(account: &'a str, endpoint: &'a Arc<Endpoint>) -> BudgetKey<'a> {
+        BudgetKey { account, endpoint }
     }
 
     #[tokio::test(start_paused = true)]
     async fn lanes_and_gateways_do_not_share_permits() {
         let b = Budgets::new(2);
-        let a = key("default", "http://a/api/v1/x");
+        let (ea, eb) = (endpoint("http://a"), endpoint("http://b"));
+        let a = key("default", &ea);
         let mut held = Vec::new();
         for _ in 0..2 {
-            held.push(b.admit(&a, LaneKind::Suspect).await.unwrap());
+            held.push(b.admit(a, LaneKind::Suspect).await.unwrap());
         }
         // The suspect lane of `a` is full; its answering lane and another gateway are not.
-        let wait = tokio::time::timeout(Duration::from_secs(1), b.admit(&a, LaneKind::Suspect));
+        let wait = tokio::time::timeout(Duration::from_secs(1), b.admit(a, LaneKind::Suspect));
         assert!(wait.await.is_err(), "a third suspect waits");
-        assert!(b.admit(&a, LaneKind::Answering).await.is_some());
-        let other = key("default", "http://b/api/v1/x");
-        assert!(b.admit(&other, LaneKind::Suspect).await.is_some());
+        assert!(b.admit(a, LaneKind::Answering).await.is_some());
+        let other = key("default", &eb);
+        assert!(b.admit(other, LaneKind::Suspect).await.is_some());
     }
 
     #[tokio::test(start_paused = true)]
     async fn leaving_the_lane_frees_it_but_the_hard_cap_holds() {
         let b = Budgets::new(1);
-        let a = key("default", "http://a/api/v1/x");
+        let (ea, eb) = (endpoint("http://a"), endpoint("http://b"));
+        let a = key("default", &ea);
         let mut slow = Vec::new();
         for _ in 0..HARD_CAP_FACTOR {
-            let mut adm = b.admit(&a, LaneKind::Answering).await.unwrap();
+            let mut adm = b.admit(a, LaneKind::Answering).await.unwrap();
             adm.leave_lane();
             slow.push(adm);
         }
         // 16 requests in flight for the account: the next one waits, in any lane, any gateway.
-        let other = key("default", "http://b/api/v1/x");
+        let other = key("default", &eb);
         let wait =
-            tokio::time::timeout(Duration::from_secs(1), b.admit(&other, LaneKind::Answering));
+            tokio::time::timeout(Duration::from_secs(1), b.admit(other, LaneKind::Answering));
         assert!(wait.await.is_err(), "the account's hard cap is reached");
         // Another account has its own.
         assert!(
-            b.admit(&key("prod", "http://b/api/v1/x"), LaneKind::Answering)
+            b.admit(key("prod", &eb), LaneKind::Answering)
                 .await
                 .is_some()
         );
         slow.pop();
-        assert!(b.admit(&other, LaneKind::Answering).await.is_some());
+        assert!(b.admit(other, LaneKind::Answering).await.is_some());
     }
 
     #[tokio::test(start_paused = true)]
     async fn resizing_changes_every_lane() {
         let b = Budgets::new(1);
-        let a = key("default", "http://a/api/v1/x");
-        let first = b.admit(&a, LaneKind::Answering).await.unwrap();
+        let ea = endpoint("http://a");
+        let a = key("default", &ea);
+        let first = b.admit(a, LaneKind::Answering).await.unwrap();
         b.set_concurrency(2);
-        assert!(b.admit(&a, LaneKind::Answering).await.is_some());
+        assert!(b.admit(a, LaneKind::Answering).await.is_some());
         drop(first);
     }
 

@@ -127,8 +127,6 @@ pub const SKEW_WARNING_EVERY: Duration = Duration::from_secs(600);
 pub(super) struct Flight {
     /// The cluster, as planned.
     pub(super) cluster: Arc<Cluster>,
-    /// The budget its prechecks draw from.
-    budget: BudgetKey,
     /// Held for the whole precheck, periodic or fresh; guards the timestamps below.
     pub(super) guard: Arc<Mutex<FlightTimes>>,
 }
@@ -136,7 +134,6 @@ pub(super) struct Flight {
 impl Flight {
     fn new(cluster: Arc<Cluster>) -> Arc<Self> {
         Arc::new(Self {
-            budget: BudgetKey::of(&cluster),
             cluster,
             guard: Arc::default(),
         })
@@ -362,7 +359,9 @@ impl<P: Prechecker> Runner<P> {
     /// budgets were closed, which they never are.
     pub(super) async fn admit(&self, flight: &Flight, times: &FlightTimes) -> Option<Admission> {
         let lane = times.lane.unwrap_or(LaneKind::Answering);
-        self.budgets.admit(&flight.budget, lane).await
+        self.budgets
+            .admit(BudgetKey::of(&flight.cluster), lane)
+            .await
     }
 
     /// Runs one precheck now; the caller holds the cluster's lock (`times`) and its admission.

@@ -40,7 +40,7 @@ pub fn page(app: &App) -> String {
             ),
         };
         // Why it is not ready, next to the verdict: what getClusterStatus said about the nodes.
-        let nodes = s.diagnosis.as_ref().map_or_else(String::new, |(d, _)| {
+        let nodes = s.diagnosis.as_deref().map_or_else(String::new, |(d, _)| {
             format!("<br><span class=\"nodes\">{}</span>", esc(&d.summary()))
         });
         let _ = writeln!(
