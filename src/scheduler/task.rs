@@ -53,10 +53,15 @@ impl<P: Prechecker> ClusterTask<P> {
                 _ = shutdown.changed() => return,
             };
             // ...but a precheck in flight is not cancelled: it ends on its own, within the timeout.
-            let precheck = self
-                .runner
-                .precheck_locked(&self.flight, &mut times, admission, Some(due))
-                .await;
+            // Boxed: the precheck's state (the call, its patience timer, a status read) is large
+            // and alive only during the call, while the task lives asleep for the whole run.
+            let precheck = Box::pin(self.runner.precheck_locked(
+                &self.flight,
+                &mut times,
+                admission,
+                Some(due),
+            ))
+            .await;
             drop(times);
             let now = Instant::now();
             let mut next = next_slot(self.anchor, self.phase, self.interval, now);
