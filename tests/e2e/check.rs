@@ -484,3 +484,35 @@ async fn check_on_a_discovered_cluster() {
     assert_eq!(out.status.code(), Some(2), "not discovered → could not ask");
     assert_eq!(sim.calls(500), 1);
 }
+
+/// README, "Why a cluster is not ready": `check` names the failing node in its table and its
+/// `--json`, and asks nothing more about a ready cluster.
+#[tokio::test]
+async fn check_says_which_node_is_not_available() {
+    let s = setup().await;
+    let (code, stdout, stderr) = check(&s, &["--cluster", "payments"]).await;
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("(broker kafka-2 is red; 2 of 3 brokers up; 3 of 3 zookeepers up"),
+        "the table's message names the node: {stdout}"
+    );
+    assert_eq!(
+        s.sim.status_calls(11),
+        1,
+        "one status read for the failing cluster"
+    );
+    let (code, stdout, _) = check(&s, &["--cluster", "payments", "--json"]).await;
+    assert_eq!(code, 1, "{stdout}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let d = &v["clusters"][0]["diagnosis"];
+    assert_eq!(d["brokers_up"], 2, "{stdout}");
+    assert_eq!(d["failing_nodes"][0]["hostname"], "kafka-2", "{stdout}");
+    let (code, stdout, _) = check(&s, &["--cluster", "orders", "--json"]).await;
+    assert_eq!(code, 0, "{stdout}");
+    assert!(!stdout.contains("diagnosis"), "{stdout}");
+    assert_eq!(
+        s.sim.status_calls(10),
+        0,
+        "a ready cluster costs no status call"
+    );
+}

@@ -416,3 +416,68 @@ async fn fresh_and_periodic_prechecks_never_overlap_for_one_cluster() {
         calls_of(&fake, "c0").len()
     );
 }
+
+/// Captures what the runner logs, for the tests that check its warnings.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A gateway whose clock is 10 minutes ahead of ours.
+#[derive(Debug, Default)]
+struct Skewed;
+
+impl Prechecker for Skewed {
+    async fn precheck(&self, _: &Arc<Cluster>) -> Precheck {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        Precheck {
+            outcome: Outcome::Ready,
+            latency: Duration::from_millis(10),
+            request_id: None,
+            retry_after: None,
+            clock_skew: Some(600.0),
+        }
+    }
+    async fn cluster_status(&self, _: &Arc<Cluster>) -> Result<Diagnosis, Outcome> {
+        Ok(Diagnosis::default())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_clock_skew_warning_repeats_at_most_every_ten_minutes() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let cs = clusters(2);
+    let schedule = Schedule {
+        interval: Duration::from_secs(60),
+        concurrency: 4,
+        timeout: Duration::from_secs(5),
+        diagnose_every_round: false,
+    };
+    // 25 minutes of prechecks (2 clusters, one a minute each: ~50 answers with a skew).
+    let state = Arc::new(State::new(&cs));
+    let (tx, rx) = watch::channel(false);
+    let r = runner(cs, Skewed, state.clone(), schedule.concurrency);
+    let handle = tokio::spawn(run(r, schedule, rx));
+    tokio::time::sleep(Duration::from_secs(25 * 60)).await;
+    tx.send(true).unwrap();
+    handle.await.unwrap();
+    assert_eq!(state.clock_skew(), Some(600.0));
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let warnings = text.matches("this host's clock is 600 s behind").count();
+    // At start, after 10 and after 20 minutes: three, not one per answer.
+    assert_eq!(warnings, 3, "{text}");
+}
