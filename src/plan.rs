@@ -18,7 +18,7 @@ use crate::model::Cluster;
 pub struct Schedule {
     /// Time between two prechecks of one cluster.
     pub interval: Duration,
-    /// Answering prechecks in flight at once, per account and regional gateway.
+    /// Answering prechecks in flight at once, per account and gateway.
     pub concurrency: usize,
     /// Per-request timeout: a precheck this slow is not a healthy one (see `scheduler::budget`).
     pub timeout: Duration,

@@ -2,7 +2,7 @@
 //!
 //! A slow or hanging cluster must cost only its own freshness, so the budget is split where
 //! failures stay together:
-//! - per account and regional gateway ([`BudgetKey`]): a gateway that hangs or refuses
+//! - per account and gateway ([`BudgetKey`]: scheme, host and port): a gateway that hangs or refuses
 //!   connections, or an account that is rate limited, drains only its own budget;
 //! - in each, two lanes of `concurrency` permits: [`LaneKind::Answering`] for clusters whose last
 //!   precheck got an answer (or that were never checked), [`LaneKind::Suspect`] for clusters
@@ -27,7 +27,6 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::model::Cluster;
-use crate::ncp::region::Endpoint;
 use crate::outcome::Outcome;
 
 /// Requests in flight per account, at most, as a multiple of `concurrency`.
@@ -92,14 +91,15 @@ impl LaneKind {
     }
 }
 
-/// Whose budget a cluster's prechecks draw from: its account at its regional gateway (borrowed
-/// from the cluster, so a precheck allocates nothing to find its budget).
+/// Whose budget a cluster's prechecks draw from: its account at its gateway (scheme, host and
+/// port: NCP's own gateway serves several regions, so they share one budget). Borrowed from the
+/// cluster, so a precheck allocates nothing to find its budget.
 #[derive(Clone, Copy, Debug)]
 pub struct BudgetKey<'a> {
     /// The account name.
     pub account: &'a str,
-    /// The regional gateway (compared by its URLs).
-    pub endpoint: &'a Arc<Endpoint>,
+    /// The gateway, as `scheme://host:port`.
+    pub gateway: &'a str,
 }
 
 impl<'a> BudgetKey<'a> {
@@ -107,7 +107,7 @@ impl<'a> BudgetKey<'a> {
     pub fn of(cluster: &'a Cluster) -> Self {
         Self {
             account: &cluster.account,
-            endpoint: &cluster.endpoint,
+            gateway: &cluster.endpoint.precheck[..url::Position::BeforePath],
         }
     }
 }
@@ -150,13 +150,19 @@ impl Pool {
     }
 }
 
-/// One account's budgets: its hard cap, two lanes per regional gateway, and how quickly each
-/// gateway answers.
+/// One account's budgets: its hard cap, and per gateway two lanes and how quickly it answers.
 #[derive(Debug)]
 struct Account {
     hard_cap: Pool,
-    lanes: HashMap<(Arc<Endpoint>, LaneKind), Arc<Pool>>,
-    latency: HashMap<Arc<Endpoint>, Arc<Latency>>,
+    gateways: HashMap<String, Gateway>,
+}
+
+/// One gateway's lanes, for one account.
+#[derive(Debug)]
+struct Gateway {
+    answering: Arc<Pool>,
+    suspect: Arc<Pool>,
+    latency: Arc<Latency>,
 }
 
 /// Every budget; shared by all prechecks of one runner.
@@ -207,8 +213,9 @@ impl Budgets {
         let accounts = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
         for a in accounts.values() {
             a.hard_cap.resize(n * HARD_CAP_FACTOR);
-            for lane in a.lanes.values() {
-                lane.resize(n);
+            for g in a.gateways.values() {
+                g.answering.resize(n);
+                g.suspect.resize(n);
             }
         }
     }
@@ -229,22 +236,27 @@ impl Budgets {
                 key.account.to_string(),
                 Account {
                     hard_cap: Pool::new(n * HARD_CAP_FACTOR),
-                    lanes: HashMap::new(),
-                    latency: HashMap::new(),
+                    gateways: HashMap::new(),
                 },
             );
         }
         let account = accounts.get_mut(key.account)?;
-        let lane = account
-            .lanes
-            .entry((key.endpoint.clone(), kind))
-            .or_insert_with(|| Arc::new(Pool::new(n)))
-            .clone();
-        let latency = account
-            .latency
-            .entry(key.endpoint.clone())
-            .or_default()
-            .clone();
+        if !account.gateways.contains_key(key.gateway) {
+            account.gateways.insert(
+                key.gateway.to_string(),
+                Gateway {
+                    answering: Arc::new(Pool::new(n)),
+                    suspect: Arc::new(Pool::new(n)),
+                    latency: Arc::default(),
+                },
+            );
+        }
+        let gateway = account.gateways.get(key.gateway)?;
+        let lane = match kind {
+            LaneKind::Answering => gateway.answering.clone(),
+            LaneKind::Suspect => gateway.suspect.clone(),
+        };
+        let latency = gateway.latency.clone();
         Some((lane, account.hard_cap.sem.clone(), latency))
     }
 
@@ -265,14 +277,13 @@ impl Budgets {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ncp::region::Region;
 
-    fn endpoint(gateway: &str) -> Arc<Endpoint> {
-        Arc::new(Endpoint::new(Some(gateway), Region::Kr).unwrap())
+    fn endpoint(gateway: &str) -> String {
+        gateway.to_string()
     }
 
-    fn key<'a>(account: &'a str, endpoint: &'a Arc<Endpoint>) -> BudgetKey<'a> {
-        BudgetKey { account, endpoint }
+    fn key<'a>(account: &'a str, gateway: &'a str) -> BudgetKey<'a> {
+        BudgetKey { account, gateway }
     }
 
     #[tokio::test(start_paused = true)]
