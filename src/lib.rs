@@ -18,7 +18,8 @@
 //!    go / no-go answer (pure); [`server`]: the HTTP endpoints; [`web`]: TLS and basic auth.
 //! 7. [`check`]: the `check` command. [`sim`], [`demo`]: the simulated NCP gateway.
 //!
-//! At the bottom, spoken by all: [`model`] (names, the `Cluster` record) and `ncp::region`.
+//! At the bottom, spoken by all: [`model`] (names, the `Cluster` record) and `ncp::region`;
+//! `error_text` puts an error and its sources on one line for every HTTP client.
 
 // Nothing that comes from outside may panic the exporter: `unwrap` and `expect` only in tests.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -31,6 +32,7 @@ pub(crate) mod completions;
 pub mod config;
 pub mod credentials;
 pub mod demo;
+pub(crate) mod error_text;
 pub(crate) mod discovery;
 pub mod exposition;
 pub mod gate;

@@ -156,18 +156,7 @@ fn reqwest_detail(e: reqwest::Error) -> String {
     if e.is_timeout() {
         return format!("no answer within {}s", METADATA_TIMEOUT.as_secs());
     }
-    let e = e.without_url();
-    let mut out = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
+    crate::error_text::chain(&e.without_url())
 }
 
 /// A role's keys as the metadata API answers them. No `Debug`: it holds the secret.

@@ -224,7 +224,7 @@ impl CdssClient {
         }
         let sent = builder.send().await;
         let mut response = sent.map_err(|e| Outcome::ConnectionError {
-            detail: error_chain(&e),
+            detail: crate::error_text::chain(&e),
         })?;
         let status = response.status().as_u16();
         let headers = response.headers();
@@ -260,7 +260,7 @@ impl CdssClient {
                     break Err(Outcome::ConnectionError {
                         detail: format!(
                             "reading the body after HTTP {status}: {}",
-                            error_chain(&e)
+                            crate::error_text::chain(&e)
                         ),
                     });
                 }
@@ -418,20 +418,6 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
     Some(d.min(MAX_RETRY_AFTER))
 }
 
-/// The error and its sources on one line (reqwest's top-level message alone says little).
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
-}
 
 #[cfg(test)]
 mod tests {

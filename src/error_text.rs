@@ -1,0 +1,18 @@
+//! Error text for people: an error and its sources on one line (reqwest's top-level message
+//! alone says little). Used by every HTTP client of the crate: the NCP call path and the
+//! metadata API.
+
+/// The error and its sources, each once, joined with `: `.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
