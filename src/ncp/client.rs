@@ -418,7 +418,6 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
     Some(d.min(MAX_RETRY_AFTER))
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
