@@ -425,7 +425,9 @@ impl<P: Prechecker> Runner<P> {
         let wanted = worth_diagnosing(outcome) || (policy.every_round && answered);
         let name = &flight.cluster.name;
         if !wanted {
-            if outcome.is_ready() && !policy.every_round {
+            // Ready again: its diagnosis goes (only a cluster that was read can have one, so a
+            // healthy cluster's precheck costs no lookup), and a new failure is read at once.
+            if outcome.is_ready() && !policy.every_round && times.last_status.take().is_some() {
                 self.state.clear_diagnosis(name);
             }
             return;

@@ -8,12 +8,12 @@
 //! port 9) and a `HOME` in a temp dir, so the chain never gets to 169.254.169.254 or to the
 //! developer's own `~/.ncloud/configure`.
 
+use crate::support::secret_forms;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, SystemTime};
 
-use base64::Engine as _;
 use cdss_precheck_exporter::app::{Options, run};
 use cdss_precheck_exporter::config::Config;
 use cdss_precheck_exporter::credentials::{Keyring, Lookup};
@@ -616,21 +616,9 @@ async fn ncloud_api_gw_replaces_the_gateway_host() {
     assert_eq!(sim.calls(NO), 1, "{stdout}{stderr}");
 }
 
-fn forms(secret: &str) -> Vec<String> {
-    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-    let b = secret.as_bytes();
-    vec![
-        secret.to_string(),
-        STANDARD.encode(b),
-        STANDARD_NO_PAD.encode(b),
-        URL_SAFE.encode(b),
-        URL_SAFE_NO_PAD.encode(b),
-    ]
-}
-
 fn assert_clean(what: &str, text: &str, keys: &[&str]) {
     for key in keys {
-        for form in forms(key) {
+        for form in secret_forms(key) {
             assert!(!text.contains(&form), "{what} contains a key (as {form:?})");
         }
     }

@@ -2,12 +2,12 @@
 //! RUST_LOG=trace) through the fault matrix, a failing reload, `check` and `--config.check`;
 //! every byte it prints or serves is searched for the secret and its base64 forms.
 
+use crate::support::secret_forms;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::support::{ACCESS_KEY, Process, SECRET_KEY, Spec, start_sim};
-use base64::Engine as _;
 use cdss_precheck_exporter::secret::Secret;
 use cdss_precheck_exporter::sim::faults::{FaultServer, TcpFault};
 use cdss_precheck_exporter::sim::{Behaviour, RawResponse};
@@ -15,21 +15,9 @@ use cdss_precheck_exporter::sim::{Behaviour, RawResponse};
 const BIN: &str = env!("CARGO_BIN_EXE_cdss-precheck-exporter");
 const OTHER_SECRET: &str = "second-account-secret-Qm9vbQ-never-print";
 
-fn forms(secret: &str) -> Vec<String> {
-    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-    let b = secret.as_bytes();
-    vec![
-        secret.to_string(),
-        STANDARD.encode(b),
-        STANDARD_NO_PAD.encode(b),
-        URL_SAFE.encode(b),
-        URL_SAFE_NO_PAD.encode(b),
-    ]
-}
-
 fn assert_clean(what: &str, text: &str) {
     for secret in [SECRET_KEY, OTHER_SECRET] {
-        for form in forms(secret) {
+        for form in secret_forms(secret) {
             assert!(
                 !text.contains(&form),
                 "{what} contains the secret (as {form:?})"

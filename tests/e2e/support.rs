@@ -479,3 +479,17 @@ pub fn ncp_signature(
     mac.update(format!("{method} {uri}\n{timestamp_ms}\n{access_key}").as_bytes());
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
+
+/// A secret as it could leak: plain, and in every base64 form.
+pub fn secret_forms(secret: &str) -> Vec<String> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let b = secret.as_bytes();
+    vec![
+        secret.to_string(),
+        STANDARD.encode(b),
+        STANDARD_NO_PAD.encode(b),
+        URL_SAFE.encode(b),
+        URL_SAFE_NO_PAD.encode(b),
+    ]
+}
