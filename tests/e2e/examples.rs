@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use crate::support::{ACCESS_KEY, Harness, SECRET_KEY, Spec, config_yaml};
+use crate::support::{ACCESS_KEY, Harness, SECRET_KEY, Spec, clear_of_slot, config_yaml};
 use cdss_precheck_exporter::sim::Behaviour;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -128,8 +128,15 @@ fn yaml(name: &str) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kubernetes_init_container_waits_on_the_gate() {
+    // The test counts orders-kafka's upstream calls: no scheduled slot may fall inside.
+    clear_of_slot(
+        "orders-kafka",
+        Duration::from_secs(3600),
+        Duration::from_secs(60),
+    )
+    .await;
     let h = Harness::start(
-        "interval: 60s\ntimeout: 2s\ngate:\n  min_fresh_interval: 1s",
+        "interval: 1h\ntimeout: 2s\ngate:\n  min_fresh_interval: 1s",
         &specs(),
     )
     .await;

@@ -3,8 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{Harness, Spec, raw_get_status, value};
-use cdss_precheck_exporter::scheduler::slot::phase;
+use crate::support::{Harness, Spec, clear_of_slot, raw_get_status, value};
 use cdss_precheck_exporter::sim::Behaviour;
 use serde_json::Value;
 
@@ -127,15 +126,12 @@ async fn statuses_and_reasons() {
 async fn ready_result_goes_stale() {
     // interval 3s, timeout 2.9s, max_age 3s. After the first (ready) answer, every precheck hangs
     // until the timeout, so the ready answer ages past max_age before anything replaces it. The
-    // cluster's name is picked so its slot is at least 1 s into the interval (phases are
-    // deterministic), which leaves a window where the answer is stale but not yet replaced.
+    // exporter starts just after the cluster's slot (slots are anchored to the wall clock), so
+    // the next slot is more than 2.5 s after the first answer, which leaves a window where the
+    // answer is stale but not yet replaced by the timeout.
     let interval = Duration::from_secs(3);
-    let name: &'static str = [
-        "stale-a", "stale-b", "stale-c", "stale-d", "stale-e", "stale-f",
-    ]
-    .into_iter()
-    .find(|n| phase(n, interval) > Duration::from_secs(1))
-    .unwrap();
+    let name = "stale-a";
+    clear_of_slot(name, interval, Duration::from_millis(2700)).await;
     let clusters: Vec<Spec> = vec![(name, "KR", 5, Some(Behaviour::Ready))];
     let h = Harness::start(
         "interval: 3s\ntimeout: 2900ms\ngate:\n  max_age: 3s",
@@ -170,8 +166,10 @@ async fn ready_result_goes_stale() {
 #[tokio::test]
 async fn fresh_is_shared_rate_limited_and_updates_metrics() {
     let clusters: Vec<Spec> = vec![("orders", "KR", 1, Some(Behaviour::Ready))];
+    // The test counts upstream calls for about 15 s: no scheduled slot may fall inside.
+    clear_of_slot("orders", Duration::from_secs(3600), Duration::from_secs(60)).await;
     let h = Harness::start(
-        "interval: 60s\ntimeout: 20s\ngate:\n  min_fresh_interval: 60s",
+        "interval: 1h\ntimeout: 20s\ngate:\n  min_fresh_interval: 60s",
         &clusters,
     )
     .await;

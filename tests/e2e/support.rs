@@ -47,6 +47,21 @@ pub async fn start_sim(clusters: &[Spec]) -> SimGateway {
     .unwrap()
 }
 
+/// Waits, if need be, until `name`'s next scheduled slot at `interval` is more than `clear`
+/// away, so that a test counting upstream calls over the next `clear` is not joined by a
+/// scheduled precheck. Slots are anchored to the wall clock (`scheduler::slot`), so without this
+/// a slot lands inside a test's window by chance (a CI run saw 3 calls where 2 were due).
+pub async fn clear_of_slot(name: &str, interval: Duration, clear: Duration) {
+    use cdss_precheck_exporter::scheduler::slot::{next_slot, phase, wall_anchor};
+    let now = tokio::time::Instant::now();
+    let anchor = wall_anchor(now, std::time::SystemTime::now(), interval);
+    let slot = next_slot(anchor, phase(name, interval), interval, now);
+    if slot - now <= clear {
+        // Just past the slot, with a little room for the precheck it starts.
+        tokio::time::sleep_until(slot + (interval / 10).min(Duration::from_secs(1))).await;
+    }
+}
+
 pub fn config_yaml(gateway: &str, head: &str, clusters: &[Spec]) -> String {
     let mut yaml = format!("{head}\napi_gateway: {gateway}\nclusters:\n");
     for (name, region, no, _) in clusters {
