@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
@@ -22,6 +22,10 @@ use super::{
     AccountError, CredentialSource, Credentials, CredentialsError, Found, Lookup, Origin, file,
     role,
 };
+
+/// Keys this close to their `Expiration` are no longer handed out: a request signed with them
+/// could reach the gateway after they expire, and be refused as a 401.
+pub const EXPIRY_MARGIN: Duration = Duration::from_secs(1);
 
 /// One account's current keys.
 pub struct AccountKeys {
@@ -86,10 +90,13 @@ impl AccountKeys {
         &self.account
     }
 
-    /// The keys to sign with now and their generation; `None` once they have expired.
+    /// The keys to sign with now and their generation; `None` once they have expired, or will
+    /// within [`EXPIRY_MARGIN`]: a request signed that late would reach the gateway after it.
     pub fn keys(&self) -> Option<(Arc<Credentials>, u64)> {
         let c = self.read();
-        if c.expires.is_some_and(|e| e <= SystemTime::now()) {
+        if c.expires
+            .is_some_and(|e| e <= SystemTime::now() + EXPIRY_MARGIN)
+        {
             return None;
         }
         Some((c.credentials.clone(), c.generation))
@@ -373,6 +380,14 @@ mod tests {
         assert_eq!(k.keys().unwrap().1, 1);
         assert!(k.install(role_keys("AK2", now - Duration::from_secs(1))));
         assert!(k.keys().is_none(), "expired keys must not be used");
+        // Keys about to expire would reach the gateway after their Expiration.
+        assert!(k.install(role_keys("AK3", now + EXPIRY_MARGIN / 2)));
+        assert!(
+            k.keys().is_none(),
+            "keys inside the margin must not be used"
+        );
+        assert!(k.install(role_keys("AK4", now + EXPIRY_MARGIN * 3)));
+        assert_eq!(k.keys().unwrap().0.access_key, "AK4");
         assert!(k.refreshable());
         assert!(!format!("{k:?}").contains("AK2-secret"));
     }

@@ -688,16 +688,18 @@ async fn paging_ends_on_total_page_without_is_last() {
     assert_eq!(p.terminate().0, Some(0));
 }
 
-/// README, reload: a new `concurrency` applies. Four clusters whose prechecks take 1.5 s of a
-/// 2 s interval: one at a time at `concurrency: 1`, several at once after a reload to 4.
+/// README, reload: a new `concurrency` applies. Four clusters whose prechecks take 1 s of a
+/// 3 s interval: one at a time at `concurrency: 1`, several at once after a reload to 4. The
+/// timeout (2.9 s) stays well clear of the answer time: a precheck that timed out on a loaded
+/// machine would move its cluster to the suspect lane, which runs one at a time.
 #[tokio::test]
 async fn reload_applies_a_new_concurrency() {
-    let gw = FakeGateway::start(Duration::from_millis(1500)).await;
+    let gw = FakeGateway::start(Duration::from_secs(1)).await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.yaml");
     let yaml = |concurrency: u32| {
         let mut y = format!(
-            "interval: 2s\ntimeout: 1800ms\nconcurrency: {concurrency}\napi_gateway: {}\nclusters:\n",
+            "interval: 3s\ntimeout: 2900ms\nconcurrency: {concurrency}\napi_gateway: {}\nclusters:\n",
             gw.url
         );
         for i in 1..=4 {

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{Harness, Spec, clear_of_slot, raw_get_status, value};
+use crate::support::{Harness, Spec, clear_of_slot, clear_of_slots, raw_get_status, value};
 use cdss_precheck_exporter::sim::Behaviour;
 use serde_json::Value;
 
@@ -38,15 +38,20 @@ async fn statuses_and_reasons() {
         ),
     ];
     // "hangs" stays in flight for the whole test (timeout 10 s; the checks take well under a
-    // second). Stopping waits for it, as the README says.
-    let h = Harness::start("interval: 60s\ntimeout: 10s", &clusters).await;
-    // Wait until the three quick ones are in; "hangs" is still in flight.
+    // second). Stopping waits for it, as the README says. The test counts requests, so no
+    // scheduled slot may fall inside it: slots are anchored to the wall clock.
+    let quick = ["orders", "payments", "legacy"];
+    clear_of_slots(&quick, Duration::from_secs(3600), Duration::from_secs(20)).await;
+    let h = Harness::start("interval: 1h\ntimeout: 10s", &clusters).await;
+    // Wait until the three quick ones are in, and the not-ready one's status was read; "hangs"
+    // is still in flight.
     let deadline = Instant::now() + Duration::from_secs(8);
     loop {
         let m = h.metrics().await;
-        if ["orders", "payments", "legacy"]
+        if quick
             .iter()
             .all(|c| value(&m, "cdss_precheck_runs_total", c) == Some(1.0))
+            && h.sim.status_calls(2) >= 1
         {
             break;
         }

@@ -7,7 +7,7 @@ use cdss_precheck_exporter::scheduler::slot::phase;
 use cdss_precheck_exporter::sim::Behaviour;
 use tokio::net::TcpListener;
 
-use crate::support::{Harness, Spec, unix_now, value, value_with};
+use crate::support::{Harness, Spec, metrics_until, unix_now, value, value_with};
 
 /// A gateway that accepts connections and never answers (a hanging regional gateway).
 async fn black_hole() -> String {
@@ -177,15 +177,23 @@ async fn hammering_fresh_stays_within_the_budget_and_every_call_is_counted() {
         (upstream as f64) <= 5.0 + elapsed + 1.0 + periodic as f64,
         "{upstream} upstream calls in {elapsed:.1} s ({periodic} periodic)"
     );
-    // The API counter matches the gateway's own count.
-    let m = h.metrics().await;
-    let counted = value_with(
-        &m,
-        "cdss_exporter_api_requests_total",
-        "account=\"default\",operation=\"precheck\",result=\"ok\"",
+    // The API counter matches the gateway's own count (an answer the gateway has sent may not be
+    // recorded yet, so wait briefly for the two to meet).
+    let counted = |m: &str| {
+        value_with(
+            m,
+            "cdss_exporter_api_requests_total",
+            "account=\"default\",operation=\"precheck\",result=\"ok\"",
+        )
+        .unwrap_or_default() as u64
+    };
+    let served = || (0..20).map(|i| h.sim.calls(300 + i)).sum::<u64>();
+    metrics_until(
+        &h,
+        Duration::from_secs(10),
+        "the counter to match the gateway",
+        |m| counted(m) == served(),
     )
-    .unwrap_or_default();
-    let served: u64 = (0..20).map(|i| h.sim.calls(300 + i)).sum();
-    assert_eq!(counted as u64, served, "{m}");
+    .await;
     h.stop().await;
 }

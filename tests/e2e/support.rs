@@ -52,14 +52,33 @@ pub async fn start_sim(clusters: &[Spec]) -> SimGateway {
 /// scheduled precheck. Slots are anchored to the wall clock (`scheduler::slot`), so without this
 /// a slot lands inside a test's window by chance (a CI run saw 3 calls where 2 were due).
 pub async fn clear_of_slot(name: &str, interval: Duration, clear: Duration) {
+    clear_of_slots(&[name], interval, clear).await;
+}
+
+/// [`clear_of_slot`] for several clusters at once: waits until none of their next slots is
+/// within `clear` (or, where no such moment comes before the last of their next slots, until just
+/// past that one).
+pub async fn clear_of_slots(names: &[&str], interval: Duration, clear: Duration) {
     use cdss_precheck_exporter::scheduler::slot::{next_slot, phase, wall_anchor};
     let now = tokio::time::Instant::now();
     let anchor = wall_anchor(now, std::time::SystemTime::now(), interval);
-    let slot = next_slot(anchor, phase(name, interval), interval, now);
-    if slot - now <= clear {
-        // Just past the slot, with a little room for the precheck it starts.
-        tokio::time::sleep_until(slot + (interval / 10).min(Duration::from_secs(1))).await;
-    }
+    let next = |at| -> Vec<tokio::time::Instant> {
+        names
+            .iter()
+            .map(|name| next_slot(anchor, phase(name, interval), interval, at))
+            .collect()
+    };
+    // Just past a slot, with a little room for the precheck it starts.
+    let room = (interval / 10).min(Duration::from_secs(1));
+    let mut candidates: Vec<_> = next(now).into_iter().map(|slot| slot + room).collect();
+    candidates.sort();
+    candidates.insert(0, now);
+    let start = candidates
+        .iter()
+        .copied()
+        .find(|&at| next(at).iter().all(|&slot| slot - at > clear))
+        .unwrap_or(*candidates.last().expect("now is a candidate"));
+    tokio::time::sleep_until(start).await;
 }
 
 pub fn config_yaml(gateway: &str, head: &str, clusters: &[Spec]) -> String {
