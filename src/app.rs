@@ -356,7 +356,8 @@ pub async fn run(
         triggers.push(tokio::spawn(web.clone().watch(crate::web::WATCH_EVERY)));
     }
     let server = tokio::spawn(server::serve(listener, app, web, stop_rx.clone()));
-    let scheduler = tokio::spawn(crate::scheduler::run_plan(runner, plan, stop_rx));
+    let collector =
+        crate::scheduler::spawn(runner, plan, stop_rx).context("starting the collector thread")?;
     if let Some(r) = &reloader {
         triggers.push(tokio::spawn(r.clone().on_sighup()));
         if let Some(every) = reload.as_ref().and_then(|o| o.auto_reload_interval) {
@@ -372,7 +373,7 @@ pub async fn run(
     discovery.stop();
     // The receivers live in the tasks, so this cannot fail while they run.
     let _ = stop_tx.send(true);
-    scheduler.await.context("scheduler task")?;
+    collector.join().await.context("scheduler")?;
     server.await.context("server task")?;
     Ok(())
 }

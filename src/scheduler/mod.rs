@@ -5,7 +5,8 @@
 //!   prechecks), and the only writer of outcomes into the state;
 //! - [`task`]: one cluster's loop;
 //! - here: [`run_plan`], which follows the inventory's plans: clusters added start at once,
-//!   removed ones stop at once, kept ones keep their rhythm.
+//!   removed ones stop at once, kept ones keep their rhythm; and [`spawn`], which runs it on a
+//!   thread of its own.
 //!
 //! Every cluster is prechecked once at start, then on its own slot every `interval`. A hanging
 //! cluster only holds its own permit, until the timeout. After a 429 the cluster waits for
@@ -20,7 +21,7 @@ mod task;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 
@@ -33,6 +34,51 @@ use crate::plan::{Plan, Schedule};
 
 /// Cluster tasks spawned at start between two yields to the runtime.
 const SPAWN_BATCH: usize = 500;
+
+/// The schedule running on its own thread: see [`spawn`].
+#[derive(Debug)]
+pub struct Collector {
+    done: oneshot::Receiver<()>,
+}
+
+/// The collector thread ended without finishing [`run_plan`] (something in it panicked).
+#[derive(Debug, thiserror::Error)]
+#[error("the collector thread stopped before its prechecks had ended (it panicked; see the log)")]
+pub struct CollectorLost;
+
+impl Collector {
+    /// Waits until [`run_plan`] has returned: after `shutdown`, once in-flight prechecks ended.
+    pub async fn join(self) -> Result<(), CollectorLost> {
+        self.done.await.map_err(|_| CollectorLost)
+    }
+}
+
+/// Starts [`run_plan`] on a thread of its own ("collector"), with a single-threaded tokio
+/// runtime. Prechecks are many small waits (a timer, then one answer at a time), and on a
+/// multi-threaded runtime each answer also woke a second worker to steal the work: one thread
+/// that owns every cluster task and its connections wakes once per answer, about a third less CPU
+/// per precheck (BENCHMARKS.md, "The collector thread"). The server keeps the multi-threaded
+/// runtime, so scrapes never wait behind the schedule; the gate's fresh prechecks run on the
+/// caller's runtime through the same clients and budgets.
+pub fn spawn<P: Prechecker>(
+    runner: Arc<Runner<P>>,
+    plan: watch::Receiver<Plan>,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<Collector> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (tx, done) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("collector".into())
+        .spawn(move || {
+            runtime.block_on(run_plan(runner, plan, shutdown));
+            // Idle pooled connections' tasks end with the runtime, before `join` returns.
+            drop(runtime);
+            let _ = tx.send(());
+        })?;
+    Ok(Collector { done })
+}
 
 /// Runs a fixed schedule for the runner's clusters until `shutdown` turns true.
 pub async fn run<P: Prechecker>(
