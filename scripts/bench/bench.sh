@@ -3,7 +3,9 @@
 #   1. the simulated gateway's own headroom (wrk with signed POSTs straight at cdss-sim);
 #   2. start-up to the first /metrics answer, at 1,000 and 10,000 clusters;
 #   3. 1,000 clusters every 10 s: /metrics under wrk -c16 while prechecks run, against the
-#      "limit" (examples/static_server.rs serving the same bytes), CPU per precheck, peak RSS;
+#      "limit" (examples/static_server.rs serving the same bytes), CPU per precheck against its
+#      floor (examples/precheck_floor.rs: the same requests on the same schedule, nothing else),
+#      peak RSS;
 #   4. the Python peer (scripts/bench/python_peer.py) in the same setup, when python3 has
 #      prometheus_client and requests;
 #   5. blackbox_exporter's HTTP POST probe, when prometheus-blackbox-exporter is installed;
@@ -47,6 +49,7 @@ export NCLOUD_ACCESS_KEY=$AK NCLOUD_SECRET_KEY=$SK
 EXPORTER=target/release/cdss-precheck-exporter
 SIM=target/release/cdss-sim
 STATIC=target/release/examples/static_server
+FLOOR=target/release/examples/precheck_floor
 
 # ---------------------------------------------------------------- tools and build
 need_apt=()
@@ -57,7 +60,7 @@ command -v curl >/dev/null || need_apt+=(curl)
 if ((${#need_apt[@]})); then
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
-cargo build --release --locked --bins --example static_server 2>&1 | tail -1
+cargo build --release --locked --bins --example static_server --example precheck_floor 2>&1 | tail -1
 
 # ---------------------------------------------------------------- helpers
 pids=()
@@ -300,6 +303,19 @@ EXP_HWM=$(hwm_kb "$EXP_PID")
 stop "$EXP_PID"
 EXP_TIME_RSS=$(time_rss_kb "$OUT/exporter1k.time")
 
+say "  the floor: examples/precheck_floor.rs, the same requests on the same schedule, nothing else"
+start floor "$FLOOR" "127.0.0.1:$P_SIM" "$N_SMALL" "$SMALL_INTERVAL" 16
+FLOOR_PID=$LAST_PID
+sleep 4
+floor0=$(tail -1 "$OUT/floor.log")
+cpu_begin "$FLOOR_PID"
+sleep "$CPU_SECONDS"
+cpu_end "$FLOOR_PID"
+floor1=$(tail -1 "$OUT/floor.log")
+stop "$FLOOR_PID"
+FLOOR_CPU=$(calc '%.4f' "$CPU_MS / ($floor1 - $floor0)")
+say "  $((floor1 - floor0)) answers, $CPU_MS ms CPU: $FLOOR_CPU ms each"
+
 say "  CPU per precheck at 10× the rate: $N_SMALL clusters every 1 s"
 sed 's/^interval: .*/interval: 1s/; s/^timeout: .*/timeout: 900ms/' "$OUT/small.yaml" >"$OUT/small-1s.yaml"
 start exporter1k-1s "$EXPORTER" --config.file "$OUT/small-1s.yaml" --web.listen-address "127.0.0.1:$P_EXP"
@@ -373,7 +389,7 @@ EOF
   say "  $BB_RPS probes/s, $BB_CPU_MAX ms CPU per probe at full speed, $BB_CPU ms at $BB_PACED_RPS probes/s"
 fi
 
-row "| CPU per precheck, $N_SMALL clusters every ${SMALL_INTERVAL}s (≤ 0.1 ms, ≥ 8× below blackbox) | $EXP_CPU ms (CPU time of all threads from /proc/PID/task/*/schedstat / prechecks, over ${CPU_SECONDS}s) | Python peer ${PY_CPU:-n/a} ms$([[ -n ${PY_CPU:-} ]] && echo " (**$(calc '%.1f' "$PY_CPU / $EXP_CPU")×**)"); blackbox ${BB_CPU:-n/a} ms per probe at ${BB_PACED_RPS:-?} probes/s$([[ -n ${BB_CPU:-} ]] && echo " (**$(calc '%.1f' "$BB_CPU / $EXP_CPU")×**)") |"
+row "| CPU per precheck, $N_SMALL clusters every ${SMALL_INTERVAL}s (≤ 0.1 ms, ≥ 8× below blackbox) | $EXP_CPU ms (CPU time of all threads from /proc/PID/task/*/schedstat / prechecks, over ${CPU_SECONDS}s) | floor (precheck_floor) $FLOOR_CPU ms: the exporter at **$(calc '%.2f' "$EXP_CPU / $FLOOR_CPU")×** the floor; Python peer ${PY_CPU:-n/a} ms$([[ -n ${PY_CPU:-} ]] && echo " (**$(calc '%.1f' "$PY_CPU / $EXP_CPU")×**)"); blackbox ${BB_CPU:-n/a} ms per probe at ${BB_PACED_RPS:-?} probes/s$([[ -n ${BB_CPU:-} ]] && echo " (**$(calc '%.1f' "$BB_CPU / $EXP_CPU")×**)") |"
 row "| CPU per precheck at $FAST_RATE prechecks/s ($N_SMALL clusters every 1 s) | $EXP_CPU_FAST ms | blackbox at full speed (${BB_RPS:-?} probes/s): ${BB_CPU_MAX:-n/a} ms per probe$([[ -n ${BB_CPU_MAX:-} ]] && echo " (**$(calc '%.1f' "$BB_CPU_MAX / $EXP_CPU_FAST")×**)") |"
 row "| Peak RSS, $N_SMALL clusters (≤ 16 MiB) | VmHWM $(mib "$EXP_HWM") MiB; /usr/bin/time max RSS $(mib "$EXP_TIME_RSS") MiB | Python peer ${PY_HWM:+$(mib "$PY_HWM") MiB}; blackbox ${BB_HWM:+$(mib "$BB_HWM") MiB} |"
 [[ -n ${PY_RPS:-} ]] && row "| Python peer /metrics, $N_SMALL clusters, wrk -c16 | $PY_RPS req/s, p99 $PY_P99 ms${PY_ERRS:+ $PY_ERRS} | exporter **$(calc '%.0f' "$EXP_RPS / $PY_RPS")×** the req/s |"
