@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
@@ -20,12 +20,8 @@ use tokio::task::AbortHandle;
 use super::chain::{self, Resolved};
 use super::{
     AccountError, CredentialSource, Credentials, CredentialsError, Found, Lookup, Origin, file,
-    role,
+    role, too_late,
 };
-
-/// Keys this close to their `Expiration` are no longer handed out: a request signed with them
-/// could reach the gateway after they expire, and be refused as a 401.
-pub const EXPIRY_MARGIN: Duration = Duration::from_secs(1);
 
 /// One account's current keys.
 pub struct AccountKeys {
@@ -90,13 +86,10 @@ impl AccountKeys {
         &self.account
     }
 
-    /// The keys to sign with now and their generation; `None` once they have expired, or will
-    /// within [`EXPIRY_MARGIN`]: a request signed that late would reach the gateway after it.
+    /// The keys to sign with now and their generation; `None` once it is [`too_late`] for them.
     pub fn keys(&self) -> Option<(Arc<Credentials>, u64)> {
         let c = self.read();
-        if c.expires
-            .is_some_and(|e| e <= SystemTime::now() + EXPIRY_MARGIN)
-        {
+        if too_late(c.expires, SystemTime::now()) {
             return None;
         }
         Some((c.credentials.clone(), c.generation))
@@ -381,6 +374,7 @@ mod tests {
         assert!(k.install(role_keys("AK2", now - Duration::from_secs(1))));
         assert!(k.keys().is_none(), "expired keys must not be used");
         // Keys about to expire would reach the gateway after their Expiration.
+        use crate::credentials::EXPIRY_MARGIN;
         assert!(k.install(role_keys("AK3", now + EXPIRY_MARGIN / 2)));
         assert!(
             k.keys().is_none(),

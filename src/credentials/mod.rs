@@ -109,6 +109,17 @@ pub struct Found {
     pub origin: Origin,
 }
 
+/// Keys this close to their `Expiration` are no longer used: a request signed with them could
+/// reach the gateway after they expire, and be refused as a 401.
+pub const EXPIRY_MARGIN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// True when keys that expire at `expires` must no longer be used at `now` (past their
+/// `Expiration`, or within [`EXPIRY_MARGIN`] of it). The one rule for handing keys out and for
+/// accepting freshly fetched ones.
+pub fn too_late(expires: Option<std::time::SystemTime>, now: std::time::SystemTime) -> bool {
+    expires.is_some_and(|e| e <= now + EXPIRY_MARGIN)
+}
+
 /// Keys that could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialsError {

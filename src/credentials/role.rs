@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 use serde::Deserialize;
 
 use super::source::validate_role_name;
-use super::{AccountKeys, Credentials, Found, Lookup, Origin};
+use super::{AccountKeys, Credentials, Found, Lookup, Origin, too_late};
 use crate::secret::Secret;
 
 /// The metadata API's list of roles (one a line), and the prefix of each role's keys.
@@ -268,11 +268,10 @@ pub(super) async fn refresh(
         tokio::time::sleep_until(last_fetch + MIN_REFRESH_GAP).await;
         last_fetch = tokio::time::Instant::now();
         let result = client.fetch(&role).await.and_then(|found| {
-            let expired = found.expires.is_some_and(|e| e <= SystemTime::now());
-            if expired {
+            if too_late(found.expires, SystemTime::now()) {
                 return Err(RoleError {
                     url: format!("{}{ROLES_PATH}{role}", client.endpoint()),
-                    problem: "the keys it gave have already expired (is this host's clock right?)"
+                    problem: "the keys it gave have expired or expire within a second (is this host's clock right?)"
                         .into(),
                 });
             }
