@@ -120,8 +120,8 @@ pub struct FailingNode {
     pub role: &'static str,
     /// As listed.
     pub hostname: String,
-    /// As listed.
-    pub status: String,
+    /// As listed; `null` when it was missing.
+    pub status: Option<String>,
 }
 
 impl DiagnosisView {

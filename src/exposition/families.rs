@@ -84,7 +84,7 @@ pub const ROLE_STATUS: Family = Family {
 };
 pub const NODE_STATUS: Family = Family {
     name: "cdss_cluster_node_status",
-    help: "Always 1: one per broker or ZooKeeper node getClusterStatus listed, with its status as it came.",
+    help: "Always 1: one per broker or ZooKeeper node getClusterStatus listed, with its status as it came (empty when missing) and failing=\"true\" when the exporter counts it as failing.",
     kind: "gauge",
 };
 pub const STATUS_READ: Family = Family {

@@ -353,18 +353,18 @@ fn render_diagnoses(out: &mut Chunks, rows: &[Row], labels: &str) {
     {
         header(out, &NODE_STATUS);
         for (l, d, _) in &read {
-            for (role, r) in d.roles() {
-                for n in &r.nodes {
-                    extra.clear();
-                    extra.push_str(",role=\"");
-                    extra.push_str(role);
-                    extra.push_str("\",hostname=\"");
-                    escape_label_value(&mut extra, &n.hostname);
-                    extra.push_str("\",status=\"");
-                    escape_label_value(&mut extra, &n.status);
-                    extra.push('"');
-                    sample(out, &NODE_STATUS, l, &extra, Value::Int(1));
-                }
+            for (role, n, failing) in d.nodes() {
+                extra.clear();
+                extra.push_str(",role=\"");
+                extra.push_str(role);
+                extra.push_str("\",hostname=\"");
+                escape_label_value(&mut extra, &n.hostname);
+                extra.push_str("\",status=\"");
+                escape_label_value(&mut extra, n.status.as_deref().unwrap_or(""));
+                extra.push_str("\",failing=\"");
+                extra.push_str(if failing { "true" } else { "false" });
+                extra.push('"');
+                sample(out, &NODE_STATUS, l, &extra, Value::Int(1));
             }
         }
     }

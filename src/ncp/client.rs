@@ -71,9 +71,10 @@ pub struct Request<'a> {
     pub body: Option<&'a str>,
 }
 
-/// What one call brought back. Every failure is in `opened.result`; nothing here is an error.
+/// What one call brought back, before its operation decoded `result`. Every failure is in
+/// `opened.result`; nothing here is an error.
 #[derive(Clone, Debug)]
-pub struct Reply {
+struct Reply {
     /// The envelope, opened; `Err` also for calls that got no answer (timeout, connection, body
     /// too large, no keys).
     pub opened: Opened,
@@ -88,9 +89,39 @@ pub struct Reply {
     pub clock_skew: Option<f64>,
 }
 
+/// What one call brought back, decoded by its operation: `result` is `Err` for every failure,
+/// from no answer at all to a success envelope whose `result` has the wrong shape.
+#[derive(Clone, Debug)]
+pub struct Decoded<T> {
+    /// The operation's reading of the answer, or the outcome of a call without a usable one.
+    pub result: Result<T, Outcome>,
+    /// Time from sending to the last body byte (or to the timeout).
+    pub latency: Duration,
+    /// `requestId` from the body, else `x-ncp-apigw-request-id`.
+    pub request_id: Option<String>,
+    /// `Retry-After` (seconds or a date), clamped to [`MAX_RETRY_AFTER`].
+    pub retry_after: Option<Duration>,
+    /// The gateway's clock minus ours, in seconds (positive: the gateway is ahead), from its
+    /// `Date` header when the answer arrived. `Date` has one-second resolution.
+    pub clock_skew: Option<f64>,
+}
+
+impl<T> Decoded<T> {
+    /// A call that never got an answer.
+    pub fn failed(outcome: Outcome) -> Self {
+        Self {
+            result: Err(outcome),
+            latency: Duration::ZERO,
+            request_id: None,
+            retry_after: None,
+            clock_skew: None,
+        }
+    }
+}
+
 impl Reply {
     /// A reply for a call that never got an answer.
-    pub fn failed(outcome: Outcome, latency: Duration) -> Self {
+    fn failed(outcome: Outcome, latency: Duration) -> Self {
         Self {
             opened: Opened::failed(0, outcome),
             latency,
@@ -325,25 +356,36 @@ impl Clients {
         &self.usage
     }
 
-    /// Makes one call signed with `account`'s keys: the one path of every NCP call. Never
-    /// fails: a missing account, a timeout or a refused connection is an `Outcome` in the reply.
-    pub async fn call(&self, account: &str, request: Request<'_>) -> Reply {
+    /// Makes one call signed with `account`'s keys and has `decode` read the answer: the one path
+    /// of every NCP call. Never fails: a missing account, a timeout, a refused connection or an
+    /// answer `decode` cannot read is an `Outcome` in the result, and it is counted as what it is
+    /// (a success envelope of the wrong shape is an `invalid_response`, not an `ok`).
+    pub async fn call<T>(
+        &self,
+        account: &str,
+        request: Request<'_>,
+        decode: impl FnOnce(Opened) -> Result<T, Outcome>,
+    ) -> Decoded<T> {
         let Some(client) = self.by_account.get(account) else {
             // Nothing is sent, so nothing is counted.
-            return Reply::failed(
-                Outcome::NoCredentials {
-                    account: account.to_string(),
-                },
-                Duration::ZERO,
-            );
+            return Decoded::failed(Outcome::NoCredentials {
+                account: account.to_string(),
+            });
         };
         let reply = client.call(request).await;
-        let result = match &reply.opened.result {
+        let result = decode(reply.opened);
+        let counted = match &result {
             Ok(_) => "ok",
             Err(o) => o.failure_reason().map_or("ok", |r| r.as_str()),
         };
-        self.usage.count(account, request.operation, result);
-        reply
+        self.usage.count(account, request.operation, counted);
+        Decoded {
+            result,
+            latency: reply.latency,
+            request_id: reply.request_id,
+            retry_after: reply.retry_after,
+            clock_skew: reply.clock_skew,
+        }
     }
 }
 

@@ -92,9 +92,10 @@ pub async fn page(
                 url: &endpoint.cluster_list,
                 body: Some(&body),
             },
+            |opened| decode(opened).map_err(|ListError(o)| o),
         )
         .await;
-    decode(reply.opened)
+    reply.result.map_err(ListError)
 }
 
 fn str_or_number(v: Option<&Value>) -> Option<String> {

@@ -7,7 +7,7 @@
 //! field may be missing. A missing field stays absent (never 0), an unknown colour or node status
 //! is kept as it came, and a malformed node entry is skipped, never a failure of the whole answer.
 
-use reqwest::{Method, Url};
+use reqwest::Method;
 use serde_json::Value;
 
 use crate::model::Cluster;
@@ -16,31 +16,52 @@ use crate::ncp::envelope::{self, Opened};
 use crate::ncp::usage::Operation;
 use crate::outcome::Outcome;
 
-/// Path of the operation below a region's base path (the cluster number follows).
-pub const CLUSTER_STATUS_PATH: &str = "/cluster/getClusterStatus/";
 /// Most nodes kept per role: hostnames become label values, so their number is bounded.
 pub const MAX_NODES: usize = 64;
 /// Longest hostname kept (a DNS name); longer ones are cut.
 pub const MAX_HOSTNAME: usize = 253;
+/// Longest colour or status kept; longer ones are cut (they become label values too).
+pub const MAX_STATUS: usize = 64;
 
 /// One node of a role, as listed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeStatus {
     /// `hostname`.
     pub hostname: String,
-    /// `status`, as it came (its values are not documented).
-    pub status: String,
+    /// `status`, as it came (its values are not documented); `None` when it was missing.
+    pub status: Option<String>,
+}
+
+/// What a node's status word says on its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Health {
+    /// A word for a running node (`green`, `running`, ...).
+    Fine,
+    /// A word for a node that is not (`red`, `down`, ...).
+    Failing,
+    /// Missing, or a word we do not know.
+    Unknown,
 }
 
 impl NodeStatus {
-    /// True unless the status says the node is fine. The values are not documented; the
-    /// colours' healthy one (`green`) and the usual words for a running node count as fine, and
-    /// anything else, unknown words included, is shown as failing.
-    pub fn is_failing(&self) -> bool {
-        !matches!(
-            self.status.to_ascii_lowercase().as_str(),
-            "green" | "running" | "normal" | "ok" | "up" | "healthy"
-        )
+    fn health(&self) -> Health {
+        let Some(status) = &self.status else {
+            return Health::Unknown;
+        };
+        match status.to_ascii_lowercase().as_str() {
+            "green" | "running" | "normal" | "ok" | "up" | "healthy" | "active" => Health::Fine,
+            "red" | "orange" | "yellow" | "gray" | "grey" | "down" | "stopped" | "error"
+            | "failed" | "abnormal" | "unhealthy" | "dead" | "inactive" => Health::Failing,
+            _ => Health::Unknown,
+        }
+    }
+
+    /// How people read the status: as it came, or "status unknown" when it was missing.
+    fn said(&self) -> String {
+        match &self.status {
+            Some(s) => format!("is {s}"),
+            None => "status unknown".into(),
+        }
     }
 }
 
@@ -55,6 +76,31 @@ pub struct RoleStatus {
     pub colour: Option<String>,
     /// Per-node status, in the order listed.
     pub nodes: Vec<NodeStatus>,
+}
+
+impl RoleStatus {
+    /// Whether the role itself says every node is up: its counts, or (without both counts) its
+    /// colour.
+    fn all_up(&self) -> bool {
+        match (self.up, self.total) {
+            (Some(up), Some(total)) => total > 0 && up >= total,
+            _ => self
+                .colour
+                .as_deref()
+                .is_some_and(|c| c.eq_ignore_ascii_case("green")),
+        }
+    }
+
+    /// Whether `node` (one of this role's) counts as failing: its status says so, or it is
+    /// missing or a word we do not know while the role is not all up. Per-node values are not
+    /// documented, so an unknown word never blames a node of a role that says all is well.
+    pub fn is_failing(&self, node: &NodeStatus) -> bool {
+        match node.health() {
+            Health::Fine => false,
+            Health::Failing => true,
+            Health::Unknown => !self.all_up(),
+        }
+    }
 }
 
 /// What `getClusterStatus` says about a cluster.
@@ -77,12 +123,18 @@ impl Diagnosis {
         [(ROLES[0], &self.brokers), (ROLES[1], &self.zookeeper)]
     }
 
-    /// Every failing node, with its role.
-    pub fn failing_nodes(&self) -> impl Iterator<Item = (&'static str, &NodeStatus)> {
+    /// Every node with its role and whether it counts as failing.
+    pub fn nodes(&self) -> impl Iterator<Item = (&'static str, &NodeStatus, bool)> {
         self.roles()
             .into_iter()
-            .flat_map(|(role, r)| r.nodes.iter().map(move |n| (role, n)))
-            .filter(|(_, n)| n.is_failing())
+            .flat_map(|(role, r)| r.nodes.iter().map(move |n| (role, n, r.is_failing(n))))
+    }
+
+    /// Every failing node, with its role.
+    pub fn failing_nodes(&self) -> impl Iterator<Item = (&'static str, &NodeStatus)> {
+        self.nodes()
+            .filter(|(_, _, failing)| *failing)
+            .map(|(role, n, _)| (role, n))
     }
 
     /// One line for people: the failing nodes, then the counts, e.g. "broker kafka-2 is red;
@@ -90,7 +142,7 @@ impl Diagnosis {
     pub fn summary(&self) -> String {
         let mut parts: Vec<String> = self
             .failing_nodes()
-            .map(|(role, n)| format!("{role} {} is {}", n.hostname, n.status))
+            .map(|(role, n)| format!("{role} {} {}", n.hostname, n.said()))
             .collect();
         for (role, r) in self.roles() {
             match (r.up, r.total) {
@@ -114,27 +166,22 @@ impl Diagnosis {
     }
 }
 
-/// The operation's URL for cluster number `no` below a precheck URL's region base.
-pub fn url(precheck: &Url, no: u64) -> Option<Url> {
-    let base = precheck
-        .as_str()
-        .strip_suffix(crate::ncp::region::PRECHECK_PATH)?;
-    Url::parse(&format!("{base}{CLUSTER_STATUS_PATH}{no}")).ok()
-}
-
 /// Reads `cluster`'s status now. `Err` is the outcome of a call that got no usable answer.
 pub async fn cluster_status(clients: &Clients, cluster: &Cluster) -> Result<Diagnosis, Outcome> {
-    let Some(url) = url(
-        &cluster.endpoint.precheck,
-        cluster.service_group_instance_no,
-    ) else {
-        return Err(Outcome::InvalidResponse {
-            http_status: 0,
-            detail: format!(
-                "no getClusterStatus URL below {}",
-                cluster.endpoint.precheck
-            ),
-        });
+    let url = match cluster
+        .endpoint
+        .cluster_status(cluster.service_group_instance_no)
+    {
+        Ok(url) => url,
+        Err(e) => {
+            return Err(Outcome::InvalidResponse {
+                http_status: 0,
+                detail: format!(
+                    "no getClusterStatus URL for {}: {e}",
+                    cluster.endpoint.precheck
+                ),
+            });
+        }
     };
     let request = Request {
         operation: Operation::ClusterStatus,
@@ -142,13 +189,26 @@ pub async fn cluster_status(clients: &Clients, cluster: &Cluster) -> Result<Diag
         url: &url,
         body: None,
     };
-    decode(clients.call(&cluster.account, request).await.opened)
+    clients.call(&cluster.account, request, decode).await.result
 }
 
 /// Decodes a complete answer (status and body, no `Content-Type`).
 pub fn decode_answer(http_status: u16, body: &[u8]) -> Result<Diagnosis, Outcome> {
     decode(envelope::open(http_status, None, None, body))
 }
+
+/// The fields of `result` this module reads; an answer with none of them says nothing.
+const FIELDS: [&str; 9] = [
+    "brokerNumber",
+    "brokerNodeTotalNumber",
+    "brokerStatus",
+    "brokerStatusPerNode",
+    "zookeeperNumber",
+    "zookeeperTotalNumber",
+    "zookeeperStatus",
+    "zookeeperStatusPerNode",
+    "cmakStatus",
+];
 
 fn decode(opened: Opened) -> Result<Diagnosis, Outcome> {
     let http_status = opened.http_status;
@@ -159,7 +219,19 @@ fn decode(opened: Opened) -> Result<Diagnosis, Outcome> {
             detail: "`result` is not a cluster status".into(),
         });
     };
-    let text = |key: &str| result.get(key).and_then(Value::as_str).map(str::to_owned);
+    if !FIELDS.iter().any(|f| result.contains_key(*f)) {
+        // Not a status at all: keep the last diagnosis rather than replace it with nothing.
+        return Err(Outcome::InvalidResponse {
+            http_status,
+            detail: "`result` has none of the cluster status fields".into(),
+        });
+    }
+    let text = |key: &str| {
+        result
+            .get(key)
+            .and_then(Value::as_str)
+            .map(|s| clean(s, MAX_STATUS))
+    };
     let count = |key: &str| result.get(key).and_then(number);
     let nodes = |key: &str| match result.get(key) {
         Some(Value::Array(items)) => {
@@ -191,6 +263,17 @@ fn decode(opened: Opened) -> Result<Diagnosis, Outcome> {
     })
 }
 
+/// `s` without control characters (they would reach terminals and logs), cut to `max`
+/// characters and trimmed.
+fn clean(s: &str, max: usize) -> String {
+    s.chars()
+        .filter(|c| !c.is_control())
+        .take(max)
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
 /// An integer, or a string holding one (tolerated: the SDK types them int32, but NCP's JSON types
 /// vary elsewhere).
 fn number(v: &Value) -> Option<i64> {
@@ -203,18 +286,16 @@ fn number(v: &Value) -> Option<i64> {
 
 fn node(v: &Value) -> Option<NodeStatus> {
     let obj = v.as_object()?;
-    let hostname: String = obj
+    let hostname = obj
         .get("hostname")
         .and_then(Value::as_str)
-        .filter(|h| !h.trim().is_empty())?
-        .chars()
-        .take(MAX_HOSTNAME)
-        .collect();
+        .map(|h| clean(h, MAX_HOSTNAME))
+        .filter(|h| !h.is_empty())?;
     let status = obj
         .get("status")
         .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
+        .map(|s| clean(s, MAX_STATUS))
+        .filter(|s| !s.is_empty());
     Some(NodeStatus { hostname, status })
 }
 
@@ -265,15 +346,65 @@ mod tests {
             [
                 NodeStatus {
                     hostname: "k1".into(),
-                    status: "rebalancing".into()
+                    status: Some("rebalancing".into())
                 },
                 NodeStatus {
                     hostname: "k3".into(),
-                    status: "".into()
+                    status: None
                 }
             ]
         );
-        assert!(d.brokers.nodes.iter().all(NodeStatus::is_failing));
+        // Nothing says the brokers are all up, so the unknown word and the missing status are
+        // shown to the on-call.
+        assert_eq!(d.failing_nodes().count(), 2);
+        assert_eq!(
+            d.summary(),
+            "broker k1 is rebalancing; broker k3 status unknown"
+        );
+    }
+
+    #[test]
+    fn unknown_words_never_blame_a_node_of_a_role_that_is_all_up() {
+        let body = br#"{"code":0,"result":{"brokerNodeTotalNumber":3,"brokerNumber":3,"brokerStatusPerNode":[{"hostname":"k1","status":"RUN"},{"hostname":"k2"},{"hostname":"k3","status":"red"}],
+            "zookeeperStatus":"green","zookeeperStatusPerNode":[{"hostname":"zk1","status":"ACTIVE_SYNC"}]}}"#;
+        let d = decode_answer(200, body).unwrap();
+        let failing: Vec<_> = d
+            .failing_nodes()
+            .map(|(_, n)| n.hostname.as_str())
+            .collect();
+        // A word that says "failing" still counts, whatever the counts say.
+        assert_eq!(failing, ["k3"]);
+        // The same unknown word with one broker down is shown.
+        let body = br#"{"code":0,"result":{"brokerNodeTotalNumber":3,"brokerNumber":2,"brokerStatusPerNode":[{"hostname":"k1","status":"RUN"}]}}"#;
+        let d = decode_answer(200, body).unwrap();
+        assert_eq!(d.failing_nodes().count(), 1);
+    }
+
+    #[test]
+    fn a_result_with_no_status_field_is_no_answer() {
+        for body in [
+            &br#"{"code":0,"result":{}}"#[..],
+            br#"{"code":0,"result":{"clusterName":"x"}}"#,
+        ] {
+            let e = decode_answer(200, body).unwrap_err();
+            assert_eq!(e.failure_reason(), Some(FailureReason::InvalidResponse));
+        }
+    }
+
+    #[test]
+    fn strings_are_cut_and_lose_control_characters() {
+        let long = "x".repeat(5000);
+        let body = format!(
+            r#"{{"code":0,"result":{{"brokerStatus":"{long}","cmakStatus":"ok\u001b[2J","brokerStatusPerNode":[{{"hostname":"k\n1","status":"{long}"}}]}}}}"#
+        );
+        let d = decode_answer(200, body.as_bytes()).unwrap();
+        assert_eq!(d.brokers.colour.as_deref().map(str::len), Some(MAX_STATUS));
+        assert_eq!(d.cmak.as_deref(), Some("ok[2J"));
+        assert_eq!(d.brokers.nodes[0].hostname, "k1");
+        assert_eq!(
+            d.brokers.nodes[0].status.as_deref().map(str::len),
+            Some(MAX_STATUS)
+        );
     }
 
     #[test]
@@ -303,14 +434,5 @@ mod tests {
         );
         let d = decode_answer(200, body.as_bytes()).unwrap();
         assert_eq!(d.brokers.nodes.len(), MAX_NODES);
-    }
-
-    #[test]
-    fn url_has_the_number_in_the_path() {
-        let p = Url::parse("https://gw.example/api/sgn-v1/cluster/rollingRestartPreCheck").unwrap();
-        assert_eq!(
-            url(&p, 3432149).unwrap().as_str(),
-            "https://gw.example/api/sgn-v1/cluster/getClusterStatus/3432149"
-        );
     }
 }

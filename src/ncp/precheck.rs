@@ -11,7 +11,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::model::Cluster;
-use crate::ncp::client::{Clients, Reply, Request};
+use crate::ncp::client::{Clients, Decoded, Request};
 use crate::ncp::envelope;
 use crate::ncp::usage::Operation;
 use crate::outcome::Outcome;
@@ -34,12 +34,12 @@ pub struct Precheck {
 impl Precheck {
     /// A precheck that never got an answer.
     pub fn failed(outcome: Outcome) -> Self {
-        Self::from_reply(Reply::failed(outcome, Duration::ZERO))
+        Self::from_reply(Decoded::failed(outcome))
     }
 
-    fn from_reply(reply: Reply) -> Self {
+    fn from_reply(reply: Decoded<Outcome>) -> Self {
         Self {
-            outcome: outcome(reply.opened),
+            outcome: reply.result.unwrap_or_else(|failure| failure),
             latency: reply.latency,
             request_id: reply.request_id,
             retry_after: reply.retry_after,
@@ -61,27 +61,20 @@ pub async fn precheck(clients: &Clients, cluster: &Cluster) -> Precheck {
         url: &cluster.endpoint.precheck,
         body: Some(&body),
     };
-    Precheck::from_reply(clients.call(&cluster.account, request).await)
+    Precheck::from_reply(clients.call(&cluster.account, request, answer).await)
 }
 
-/// What an opened answer says: its failure, or what its `result` means.
-fn outcome(opened: envelope::Opened) -> Outcome {
+/// What an opened answer says: `Ok` with what its `result` means (ready or not), `Err` with the
+/// failure (no answer, an error, or a `result` that is neither).
+fn answer(opened: envelope::Opened) -> Result<Outcome, Outcome> {
     let http_status = opened.http_status;
-    match opened.result {
-        Err(failure) => failure,
-        Ok(result) => decode(http_status, &result),
-    }
-}
-
-/// What a success envelope's `result` says.
-fn decode(http_status: u16, result: &Value) -> Outcome {
-    match result {
-        Value::Bool(true) => Outcome::Ready,
-        Value::Bool(false) | Value::Null => Outcome::NotReady,
-        other => Outcome::InvalidResponse {
+    match opened.result? {
+        Value::Bool(true) => Ok(Outcome::Ready),
+        Value::Bool(false) | Value::Null => Ok(Outcome::NotReady),
+        other => Err(Outcome::InvalidResponse {
             http_status,
             detail: format!("`result` is neither a boolean nor null: {other}"),
-        },
+        }),
     }
 }
 
@@ -94,7 +87,7 @@ pub fn classify(
 ) -> (Outcome, Option<String>) {
     let opened = envelope::open(http_status, location, None, body);
     let request_id = opened.request_id.clone();
-    (outcome(opened), request_id)
+    (answer(opened).unwrap_or_else(|failure| failure), request_id)
 }
 
 #[cfg(test)]

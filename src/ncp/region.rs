@@ -14,6 +14,8 @@ use reqwest::Url;
 pub const PRECHECK_PATH: &str = "/cluster/rollingRestartPreCheck";
 /// Path of the cluster list operation below a region's base path.
 pub const CLUSTER_LIST_PATH: &str = "/cluster/getClusterInfoList";
+/// Path of the cluster status operation below a region's base path (the cluster number follows).
+pub const CLUSTER_STATUS_PATH: &str = "/cluster/getClusterStatus/";
 
 /// A CDSS region. Its upper-case name is the `region` label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -87,6 +89,9 @@ pub struct Endpoint {
     pub precheck: Url,
     /// `POST .../cluster/getClusterInfoList`.
     pub cluster_list: Url,
+    /// `GET .../cluster/getClusterStatus/`, without the cluster number (see
+    /// [`Endpoint::cluster_status`]).
+    pub cluster_status_base: String,
 }
 
 impl Endpoint {
@@ -101,7 +106,13 @@ impl Endpoint {
             region,
             precheck: Url::parse(&format!("{base}{PRECHECK_PATH}"))?,
             cluster_list: Url::parse(&format!("{base}{CLUSTER_LIST_PATH}"))?,
+            cluster_status_base: Url::parse(&format!("{base}{CLUSTER_STATUS_PATH}"))?.into(),
         })
+    }
+
+    /// `GET .../cluster/getClusterStatus/{no}` for cluster number `no`.
+    pub fn cluster_status(&self, no: u64) -> Result<Url, url::ParseError> {
+        Url::parse(&format!("{}{no}", self.cluster_status_base))
     }
 }
 
@@ -170,6 +181,15 @@ mod tests {
         assert_eq!(
             e.cluster_list.as_str(),
             "http://127.0.0.1:18080/api/v1/cluster/getClusterInfoList"
+        );
+        assert_eq!(
+            e.cluster_status(3432149).unwrap().as_str(),
+            "http://127.0.0.1:18080/api/v1/cluster/getClusterStatus/3432149"
+        );
+        let krs = Endpoint::new(None, Region::Krs).unwrap();
+        assert_eq!(
+            krs.cluster_status(7).unwrap().as_str(),
+            "https://clouddatastreamingservice.apigw.gov-ntruss.com/api/krs-v1/cluster/getClusterStatus/7"
         );
     }
 }

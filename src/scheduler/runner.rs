@@ -184,12 +184,21 @@ impl TokenBucket {
 pub(super) struct FlightTimes {
     /// Suspect after a timeout or a refused connection; answering again after an answer.
     lane: Option<LaneKind>,
-    /// When `getClusterStatus` was last called for this cluster.
-    last_status: Option<Instant>,
+    /// The precheck that last asked for `getClusterStatus` (cleared when the diagnosis goes).
+    last_status: Option<StatusRead>,
     /// When the last precheck of this cluster (periodic or fresh) finished.
     last_finished: Option<Instant>,
     /// When the last fresh (gate-triggered) precheck started, for `gate.min_fresh_interval`.
     last_fresh_started: Option<Instant>,
+}
+
+/// The precheck that led to a `getClusterStatus` read.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct StatusRead {
+    /// When it was due (its slot) or started.
+    due: Instant,
+    /// Whether it said ready.
+    ready: bool,
 }
 
 /// Where a `?fresh=1` answer came from.
@@ -377,21 +386,8 @@ impl<P: Prechecker> Runner<P> {
         let started = Instant::now();
         // Boxed: the HTTP call's state is large and only alive during the call, while a cluster's
         // task lives (asleep) for the whole run; inline, it would cost every cluster ~1 KiB.
-        let mut call = Box::pin(self.prechecker.precheck(&flight.cluster));
-        let precheck = if admission.kind == LaneKind::Answering {
-            let timeout = *self.timeout.lock().unwrap_or_else(PoisonError::into_inner);
-            let patience = admission.latency.patience(timeout);
-            tokio::select! {
-                p = &mut call => p,
-                () = tokio::time::sleep(patience) => {
-                    // No answer yet: give the answering lane back, go on under the hard cap.
-                    admission.leave_lane();
-                    call.await
-                }
-            }
-        } else {
-            call.await
-        };
+        let call = Box::pin(self.prechecker.precheck(&flight.cluster));
+        let precheck = self.patiently(&mut admission, call).await;
         let sent = !matches!(precheck.outcome, Outcome::NoCredentials { .. });
         if sent && LaneKind::after(&precheck.outcome) == LaneKind::Answering {
             // An answer (any answer): how quickly this gateway answers.
@@ -408,15 +404,50 @@ impl<P: Prechecker> Runner<P> {
         let lag = slot.map(|due| started.saturating_duration_since(due));
         self.state
             .record_run(&flight.cluster.name, &precheck, now, SystemTime::now(), lag);
-        self.diagnose(flight, times, &precheck.outcome).await;
+        self.diagnose(flight, times, &precheck.outcome, slot.unwrap_or(started))
+            .await;
         precheck
     }
 
+    /// Awaits `call` with `admission` held. In the answering lane, a call that has had no answer
+    /// within the gateway's patience gives the lane back and goes on under the hard cap, so a
+    /// slow gateway never keeps answering clusters waiting.
+    async fn patiently<T>(
+        &self,
+        admission: &mut Admission,
+        call: Pin<Box<impl Future<Output = T>>>,
+    ) -> T {
+        let mut call = call;
+        if admission.kind != LaneKind::Answering {
+            return call.await;
+        }
+        let timeout = *self.timeout.lock().unwrap_or_else(PoisonError::into_inner);
+        let patience = admission.latency.patience(timeout);
+        tokio::select! {
+            answer = &mut call => answer,
+            () = tokio::time::sleep(patience) => {
+                admission.leave_lane();
+                call.await
+            }
+        }
+    }
+
     /// Reads `getClusterStatus` after a precheck when it helps (or every round, if asked), at
-    /// most once per interval per cluster, within the cluster's budget like the precheck. A
-    /// failed read leaves the precheck's result and the last diagnosis as they are (the call is
-    /// counted with the others). A ready cluster's diagnosis goes, unless it is read every round.
-    async fn diagnose(&self, flight: &Flight, times: &mut FlightTimes, outcome: &Outcome) {
+    /// most once per interval per cluster, within the cluster's budget like the precheck. `due`
+    /// is when the precheck was due (its slot) or started: reads are spaced by the prechecks
+    /// that asked for them, so every scheduled round may read, and a fresh precheck between two
+    /// rounds does not read again. A verdict that changed since the last read is read at once,
+    /// so a diagnosis never describes the other verdict. A failed read leaves the precheck's
+    /// result and the last diagnosis as they are (the call is counted with the others). The
+    /// diagnosis goes when the cluster is ready again (unless it is read every round) and when
+    /// CDSS says there is no such cluster.
+    async fn diagnose(
+        &self,
+        flight: &Flight,
+        times: &mut FlightTimes,
+        outcome: &Outcome,
+        due: Instant,
+    ) {
         let policy = *self
             .diagnosis
             .lock()
@@ -425,25 +456,30 @@ impl<P: Prechecker> Runner<P> {
         let wanted = worth_diagnosing(outcome) || (policy.every_round && answered);
         let name = &flight.cluster.name;
         if !wanted {
-            // Ready again: its diagnosis goes (only a cluster that was read can have one, so a
-            // healthy cluster's precheck costs no lookup), and a new failure is read at once.
-            if outcome.is_ready() && !policy.every_round && times.last_status.take().is_some() {
+            // Only a cluster that was read can have a diagnosis, so a healthy cluster's precheck
+            // costs no lookup; a new failure is read at once.
+            let no_such_cluster = matches!(outcome, Outcome::ApiError { code: 3, .. });
+            let gone = no_such_cluster || (outcome.is_ready() && !policy.every_round);
+            if gone && times.last_status.take().is_some() {
                 self.state.clear_diagnosis(name);
             }
             return;
         }
-        let now = Instant::now();
-        if times
-            .last_status
-            .is_some_and(|t| now.saturating_duration_since(t) < policy.at_most_every)
+        let ready = outcome.is_ready();
+        if let Some(last) = times.last_status
+            && last.ready == ready
+            && due.saturating_duration_since(last.due) < policy.at_most_every
         {
             return;
         }
-        times.last_status = Some(now);
-        let Some(_admission) = self.admit(flight, times).await else {
+        times.last_status = Some(StatusRead { due, ready });
+        let Some(mut admission) = self.admit(flight, times).await else {
             return;
         };
-        match Box::pin(self.prechecker.cluster_status(&flight.cluster)).await {
+        let call = Box::pin(self.prechecker.cluster_status(&flight.cluster));
+        let read = self.patiently(&mut admission, call).await;
+        drop(admission);
+        match read {
             Ok(diagnosis) => {
                 if self.logs {
                     tracing::info!(cluster = %name, region = %flight.cluster.region, "cluster status: {}", diagnosis.summary());

@@ -12,10 +12,11 @@ use super::{Behaviour, Shared, lock};
 use hyper::StatusCode;
 
 /// Regional paths of `getClusterStatus`, without the cluster number.
-pub const STATUS_PATHS: [&str; 3] = [
+pub const STATUS_PATHS: [&str; 4] = [
     "/api/v1/cluster/getClusterStatus/",
     "/api/sgn-v1/cluster/getClusterStatus/",
     "/api/jpn-v1/cluster/getClusterStatus/",
+    "/api/krs-v1/cluster/getClusterStatus/",
 ];
 
 /// The cluster number of a `getClusterStatus` path; `None` for any other path.
@@ -125,6 +126,20 @@ mod tests {
             Some(None)
         );
         assert_eq!(instance_no("/api/v1/cluster/rollingRestartPreCheck"), None);
+        // Every region's URLs, as the exporter builds them, are served.
+        for region in crate::ncp::region::ALL_REGIONS {
+            let e = crate::ncp::region::Endpoint::new(Some("http://127.0.0.1:1"), region).unwrap();
+            let status = e.cluster_status(42).unwrap();
+            assert_eq!(instance_no(status.path()), Some(Some(42)), "{region}");
+            assert!(
+                super::super::PRECHECK_PATHS.contains(&e.precheck.path()),
+                "{region}"
+            );
+            assert!(
+                super::super::LIST_PATHS.contains(&e.cluster_list.path()),
+                "{region}"
+            );
+        }
         let r = result(7, false);
         assert_eq!(r["brokerNumber"], 2);
         assert_eq!(r["brokerStatusPerNode"][1]["status"], "red");

@@ -31,7 +31,16 @@ async fn a_not_ready_cluster_says_which_node_and_a_healthy_one_costs_nothing() {
         value_with(
             &m,
             "cdss_cluster_node_status",
-            "cluster=\"payments\",region=\"SGN\",role=\"broker\",hostname=\"kafka-2\",status=\"red\""
+            "cluster=\"payments\",region=\"SGN\",role=\"broker\",hostname=\"kafka-2\",status=\"red\",failing=\"true\""
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        value_with(
+            &m,
+            "cdss_cluster_node_status",
+            "cluster=\"payments\",region=\"SGN\",role=\"broker\",hostname=\"kafka-1\",status=\"green\",failing=\"false\""
         ),
         Some(1.0),
         "{m}"
@@ -108,7 +117,7 @@ async fn a_not_ready_cluster_says_which_node_and_a_healthy_one_costs_nothing() {
 
 #[tokio::test]
 async fn a_failing_status_call_leaves_the_precheck_alone_and_is_counted() {
-    let failures: [(&str, Behaviour, &str); 4] = [
+    let failures: [(&str, Behaviour, &str); 5] = [
         (
             "401",
             Behaviour::Raw(RawResponse::new(
@@ -120,6 +129,15 @@ async fn a_failing_status_call_leaves_the_precheck_alone_and_is_counted() {
         ),
         ("500", Behaviour::Http500Html, "http_error"),
         ("bad JSON", Behaviour::MalformedJson, "invalid_response"),
+        (
+            "a success envelope that is no status",
+            Behaviour::Raw(RawResponse::new(
+                200,
+                "application/json",
+                r#"{"code":0,"message":"SUCCESS","result":true}"#,
+            )),
+            "invalid_response",
+        ),
         (
             "timeout",
             Behaviour::Slow(Duration::from_secs(3), Box::new(Behaviour::Ready)),
@@ -177,7 +195,7 @@ async fn an_unknown_colour_is_shown_as_it_came() {
     })
     .await;
     assert!(
-        m.contains("cdss_cluster_node_status{cluster=\"payments\",region=\"SGN\",role=\"broker\",hostname=\"kafka-9\",status=\"rebalancing\"} 1"),
+        m.contains("cdss_cluster_node_status{cluster=\"payments\",region=\"SGN\",role=\"broker\",hostname=\"kafka-9\",status=\"rebalancing\",failing=\"true\"} 1"),
         "{m}"
     );
     // Counts it did not send are absent, not 0.

@@ -42,6 +42,7 @@ async fn precheck_at(clients: &Clients, url: &Url, no: u64) -> Precheck {
             region: Region::Kr,
             precheck: url.clone(),
             cluster_list: url.clone(),
+            cluster_status_base: url.to_string(),
         }),
         account: cdss_precheck_exporter::model::DEFAULT_ACCOUNT.into(),
         info: None,

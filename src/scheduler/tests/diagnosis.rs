@@ -6,8 +6,15 @@ use super::*;
 #[tokio::test(start_paused = true)]
 async fn status_is_read_only_for_failing_clusters_once_per_interval() {
     let cs = clusters(3);
+    // c1's answers take 900 ms, then 10 ms, and so on: a read stamped when its precheck ended
+    // would skip every round whose precheck was quicker than the last one.
     let fake = Arc::new(Fake {
         not_ready: ["c1".to_string()].into(),
+        delay_cycle: [(
+            "c1".to_string(),
+            vec![Duration::from_millis(900), Duration::from_millis(10)],
+        )]
+        .into(),
         ..Fake::default()
     });
     let schedule = Schedule {
@@ -16,18 +23,130 @@ async fn status_is_read_only_for_failing_clusters_once_per_interval() {
         timeout: Duration::from_secs(5),
         diagnose_every_round: false,
     };
-    let state = run_for(fake.clone(), cs, schedule, Duration::from_secs(45)).await;
+    let state = run_for(fake.clone(), cs, schedule, Duration::from_secs(65)).await;
     let calls = fake.status_calls.lock().unwrap().clone();
-    // c1: at start, then at most once per 10 s interval; c0 and c2 are ready: never.
+    // c0 and c2 are ready: never read.
     assert!(calls.iter().all(|c| c == "c1"), "{calls:?}");
+    // c1: at start, and then on every scheduled round but the first (its slot comes less than
+    // an interval after the start-up precheck), unless its slot is at 0.
     let c1_prechecks = calls_of(&fake, "c1").len();
+    assert!(c1_prechecks >= 7, "{c1_prechecks}");
     assert!(
-        (4..=c1_prechecks).contains(&calls.len()),
+        (c1_prechecks - 1..=c1_prechecks).contains(&calls.len()),
         "{} status calls for {c1_prechecks} prechecks",
         calls.len()
     );
     assert!(state.get("c1").unwrap().diagnosis.is_some());
     assert!(state.get("c0").unwrap().diagnosis.is_none());
+}
+
+/// A runner and its schedule for one not-ready cluster, running until `tx` is sent.
+async fn running(
+    fake: Arc<Fake>,
+    every_round: bool,
+) -> (
+    Arc<Runner<Arc<Fake>>>,
+    Arc<State>,
+    watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+) {
+    let cs = clusters(1);
+    let state = Arc::new(State::new(&cs));
+    let schedule = Schedule {
+        interval: Duration::from_secs(10),
+        concurrency: 4,
+        timeout: Duration::from_secs(5),
+        diagnose_every_round: every_round,
+    };
+    let runner = runner(cs, fake, state.clone(), schedule.concurrency);
+    let (tx, rx) = watch::channel(false);
+    let handle = tokio::spawn(run(runner.clone(), schedule, rx));
+    (runner, state, tx, handle)
+}
+
+/// A fresh precheck of c0 a little later (one that arrives as the last one ends shares it).
+async fn fresh(runner: &Arc<Runner<Arc<Fake>>>) {
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let source = runner.clone().fresh("c0", unlimited(Duration::ZERO)).await;
+    assert_eq!(source, Some(FreshSource::Fresh));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fresh_precheck_between_rounds_reads_no_status_again() {
+    let fake = Arc::new(Fake {
+        not_ready: ["c0".to_string()].into(),
+        ..Fake::default()
+    });
+    let (runner, _state, tx, handle) = running(fake.clone(), false).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(fake.status_calls.lock().unwrap().len(), 1, "read at start");
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let fresh = runner.clone().fresh("c0", unlimited(Duration::ZERO)).await;
+        assert_eq!(fresh, Some(FreshSource::Fresh));
+    }
+    assert!(calls_of(&fake, "c0").len() >= 4);
+    assert_eq!(
+        fake.status_calls.lock().unwrap().len(),
+        1,
+        "fresh prechecks within the interval read no status"
+    );
+    tx.send(true).unwrap();
+    handle.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_diagnosis_goes_when_the_cluster_is_ready_again_or_gone() {
+    for (then, gone) in [
+        (Outcome::Ready, "ready again"),
+        (
+            Outcome::ApiError {
+                http_status: 200,
+                code: 3,
+                message: "Invalid Service Group Instance No".into(),
+            },
+            "no such cluster",
+        ),
+    ] {
+        let fake = Arc::new(Fake {
+            not_ready: ["c0".to_string()].into(),
+            ..Fake::default()
+        });
+        let (runner, state, tx, handle) = running(fake.clone(), false).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(state.get("c0").unwrap().diagnosis.is_some(), "{gone}");
+        fake.answers.lock().unwrap().insert("c0".into(), then);
+        fresh(&runner).await;
+        assert!(state.get("c0").unwrap().diagnosis.is_none(), "{gone}");
+        // Not ready again: read at once, not an interval later.
+        fake.answers.lock().unwrap().remove("c0");
+        fresh(&runner).await;
+        assert!(state.get("c0").unwrap().diagnosis.is_some(), "{gone}");
+        assert_eq!(fake.status_calls.lock().unwrap().len(), 2, "{gone}");
+        tx.send(true).unwrap();
+        handle.await.unwrap();
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn read_every_round_a_new_verdict_is_read_at_once() {
+    let fake = Arc::new(Fake::default());
+    let (runner, state, tx, handle) = running(fake.clone(), true).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(fake.status_calls.lock().unwrap().len(), 1);
+    // Still ready: within the interval, no new read.
+    fresh(&runner).await;
+    assert_eq!(fake.status_calls.lock().unwrap().len(), 1);
+    // Not ready now: the diagnosis read while it was ready would describe the other verdict.
+    fake.answers
+        .lock()
+        .unwrap()
+        .insert("c0".into(), Outcome::NotReady);
+    fresh(&runner).await;
+    assert_eq!(fake.status_calls.lock().unwrap().len(), 2);
+    assert!(state.get("c0").unwrap().diagnosis.is_some());
+    tx.send(true).unwrap();
+    handle.await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]

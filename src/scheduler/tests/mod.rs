@@ -29,6 +29,10 @@ pub(super) struct Fake {
     pub(super) hang_host: Option<String>,
     /// These clusters answer "not ready".
     pub(super) not_ready: std::collections::HashSet<String>,
+    /// These clusters' delays, one per call, in a cycle (over `delay`).
+    pub(super) delay_cycle: HashMap<String, Vec<Duration>>,
+    /// These clusters answer this, whatever else is set (tests change it while running).
+    pub(super) answers: Mutex<HashMap<String, Outcome>>,
     /// getClusterStatus calls, by cluster, and whether they fail.
     pub(super) status_calls: Mutex<Vec<String>>,
     pub(super) status_fails: bool,
@@ -79,8 +83,11 @@ impl Prechecker for Fake {
         }
         let hangs = self.hang.contains(&c.name)
             || self.hang_host.as_deref() == c.endpoint.precheck.host_str();
+        let nth = calls_of(self, &c.name).len() - 1;
         let delay = if hangs {
             HANG
+        } else if let Some(cycle) = self.delay_cycle.get(&c.name) {
+            cycle[nth % cycle.len()]
         } else {
             self.delay
                 .get(&c.name)
@@ -90,7 +97,9 @@ impl Prechecker for Fake {
         tokio::time::sleep(delay).await;
         self.in_flight.lock().unwrap().0 -= 1;
         self.per_cluster.lock().unwrap().get_mut(&c.name).unwrap().0 -= 1;
+        let answer = self.answers.lock().unwrap().get(&c.name).cloned();
         let (outcome, retry_after) = match self.rate_limit.get(&c.name) {
+            _ if answer.is_some() => (answer.unwrap(), None),
             Some(ra) => (
                 Outcome::GatewayError {
                     http_status: 429,
