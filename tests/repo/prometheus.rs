@@ -24,9 +24,7 @@ use crate::support::{
 use cdss_precheck_exporter::config::Config;
 use cdss_precheck_exporter::credentials::Credentials;
 use cdss_precheck_exporter::demo;
-use cdss_precheck_exporter::ncp::region::Region;
 use cdss_precheck_exporter::secret::Secret;
-use cdss_precheck_exporter::sim::SimCluster;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -386,24 +384,6 @@ async fn eventually(
 }
 
 /// The cluster the first exporter finds through discovery, and its number.
-const DISCOVERED: &str = "discovered-kafka";
-const DISCOVERED_NO: u64 = 4_000_001;
-
-/// The demo's clusters at a 4 s interval, plus a discovery block for KR that keeps `DISCOVERED`.
-fn with_discovery(gateway: &str) -> Config {
-    let mut yaml = format!(
-        "interval: 4s\ntimeout: 3s\napi_gateway: {gateway}\n\
-         discovery:\n  - {{region: KR, refresh: 2s, name_regex: \"^{DISCOVERED}$\"}}\n\
-         clusters:\n"
-    );
-    for (name, region, no, _) in demo::clusters() {
-        yaml.push_str(&format!(
-            "  - {{name: {name}, region: {region}, service_group_instance_no: {no}}}\n"
-        ));
-    }
-    Config::parse(&yaml, Path::new("with-discovery.yaml")).unwrap()
-}
-
 /// Values for the dashboard's variables, as Grafana substitutes them.
 fn variables<'a>(job: &'a str, region: &'a str, cluster: &'a str) -> BTreeMap<&'a str, &'a str> {
     let mut v = builtin_values();
@@ -430,10 +410,9 @@ async fn dashboard_queries_and_alert_rules_work_against_a_real_prometheus() {
     let mut config = demo::config(&sim.url()).unwrap();
     config.interval = Duration::from_secs(4);
     config.timeout = Duration::from_secs(3);
-    // The first exporter discovers one more cluster of its own (a block that keeps only it),
-    // listed by the gateway, ready.
-    sim.add_cluster(DISCOVERED_NO, SimCluster::running(DISCOVERED, Region::Kr));
-    let good = Exporter::start(with_discovery(&sim.url()), credentials).await;
+    // The first exporter runs the demo as shipped (its discovery block finds the demo's two
+    // listed clusters), only faster.
+    let good = Exporter::start(config.clone(), credentials).await;
     // Same gateway and clusters, wrong secret key: every precheck gets gateway error 200.
     let bad = Exporter::start(
         config,
@@ -545,7 +524,7 @@ async fn dashboard_queries_and_alert_rules_work_against_a_real_prometheus() {
         .map(|(name, ..)| name.to_string())
         .collect();
     let mut all_clusters = demo_clusters.clone();
-    all_clusters.insert(DISCOVERED.to_string());
+    all_clusters.extend(demo::DISCOVERED.iter().map(|(name, _)| name.to_string()));
     assert_eq!(found["job"], BTreeSet::from([JOB.to_string()]));
     assert_eq!(
         found["region"],
@@ -661,8 +640,8 @@ async fn dashboard_queries_and_alert_rules_work_against_a_real_prometheus() {
             ((dead_i.clone(), String::new()), 0.0),
         ])
     );
-    // Both exporters have a KR discovery block (the demo's own, on the second); with wrong keys
-    // the second one's listing fails, so it has found nothing.
+    // Both exporters have the demo's KR discovery block; with good keys it finds the demo's two
+    // listed clusters, with wrong keys its listing fails, so it has found nothing.
     let discovered = prom
         .query(&http, &panel_query("Discovered clusters"))
         .await
@@ -671,7 +650,7 @@ async fn dashboard_queries_and_alert_rules_work_against_a_real_prometheus() {
     for d in &discovered {
         assert_eq!(d["metric"]["region"], "KR", "{discovered:?}");
         let want = if d["metric"]["instance"] == good_i.as_str() {
-            1.0
+            demo::DISCOVERED.len() as f64
         } else {
             0.0
         };
@@ -684,7 +663,7 @@ async fn dashboard_queries_and_alert_rules_work_against_a_real_prometheus() {
         .unwrap();
     let red: Vec<_> = nodes
         .iter()
-        .filter(|n| n["metric"]["status"] == "red")
+        .filter(|n| n["metric"]["failing"] == "true")
         .map(|n| {
             (
                 n["metric"]["instance"]
@@ -699,6 +678,10 @@ async fn dashboard_queries_and_alert_rules_work_against_a_real_prometheus() {
                     .as_str()
                     .unwrap_or_default()
                     .to_string(),
+                n["metric"]["status"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
             )
         })
         .collect();
@@ -707,7 +690,8 @@ async fn dashboard_queries_and_alert_rules_work_against_a_real_prometheus() {
         [(
             good_i.clone(),
             "payments-kafka".to_string(),
-            "kafka-2".to_string()
+            "kafka-2".to_string(),
+            "red".to_string()
         )],
         "{nodes:?}"
     );
@@ -785,7 +769,13 @@ async fn dashboard_queries_and_alert_rules_work_against_a_real_prometheus() {
         let (instance, cluster) = (a.label("instance"), a.label("cluster"));
         assert!(
             !(instance == good_i
-                && ["orders-kafka", "analytics-kafka", DISCOVERED].contains(&cluster)),
+                && [
+                    "orders-kafka",
+                    "analytics-kafka",
+                    "stream-kafka",
+                    "metrics-kafka"
+                ]
+                .contains(&cluster)),
             "an alert for a healthy cluster: {a:#?}"
         );
         assert!(
