@@ -243,6 +243,18 @@ mod tests {
     }
 
     #[test]
+    fn diagnosis_every_round_is_read_and_typos_are_refused() {
+        assert!(!parse(MINIMAL).unwrap().diagnosis.every_round);
+        let on = format!("diagnosis: {{every_round: true}}\n{MINIMAL}");
+        assert!(parse(&on).unwrap().diagnosis.every_round);
+        let typo = format!("diagnosis: {{every_rounds: true}}\n{MINIMAL}");
+        let e = parse(&typo).unwrap_err().to_string();
+        assert!(e.contains("every_rounds"), "{e}");
+        let not_bool = format!("diagnosis: {{every_round: often}}\n{MINIMAL}");
+        assert!(parse(&not_bool).is_err());
+    }
+
+    #[test]
     fn api_gateway_replaces_scheme_and_host_only() {
         let c = parse(
             "api_gateway: http://127.0.0.1:18080\nclusters:\n  - {name: a, region: SGN, service_group_instance_no: 1}\n  - {name: b, region: jpn, service_group_instance_no: 2, api_gateway: 'https://beta.example:8443/'}\n",
