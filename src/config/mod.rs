@@ -452,6 +452,26 @@ mod tests {
         );
         let e = Config::parse_with(yaml, Path::new("t.yaml"), Some("http://h/api/v1")).unwrap_err();
         assert!(e.message.starts_with("env NCLOUD_API_GW:"), "{e}");
+        // The general API host, as Terraform sets it per site, means CDSS's host on that site,
+        // as NCP's SDK reads it.
+        for (env, host) in [
+            (
+                "https://ncloud.apigw.gov-ntruss.com",
+                "https://clouddatastreamingservice.apigw.gov-ntruss.com/api/krs-v1/",
+            ),
+            (
+                "ncloud.apigw.ntruss.com",
+                "https://clouddatastreamingservice.apigw.ntruss.com/api/krs-v1/",
+            ),
+            (
+                "https://fin-ncloud.apigw.fin-ntruss.com",
+                "https://fin-clouddatastreamingservice.apigw.fin-ntruss.com/api/krs-v1/",
+            ),
+        ] {
+            let c = Config::parse_with(yaml, Path::new("t.yaml"), Some(env)).unwrap();
+            let url = c.clusters[0].endpoint.precheck.as_str();
+            assert!(url.starts_with(host), "{env}: {url}");
+        }
     }
 
     #[test]

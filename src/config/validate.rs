@@ -73,6 +73,7 @@ pub(super) fn config(
             } else {
                 format!("https://{g}")
             };
+            let url = cdss_host(&url);
             let parsed = super::raw::parse_gateway(&url).map_err(|m| {
                 ConfigError::file(
                     file,
@@ -415,4 +416,22 @@ fn key_source(
         (None, Some(f)) => Ok(KeySource::File(f)),
         (None, None) => Ok(KeySource::Env(default_env.to_string())),
     }
+}
+
+/// The CDSS gateway behind an `NCLOUD_API_GW` value, as NCP's SDK (`services/vcdss`) finds it:
+/// the general API host `https://ncloud.…` (and the financial cloud's `https://fin-ncloud.…`)
+/// becomes CDSS's own (`https://clouddatastreamingservice.…`); any other value is used as it is.
+fn cdss_host(gateway: &str) -> String {
+    for (general, cdss) in [
+        ("https://ncloud.", "https://clouddatastreamingservice."),
+        (
+            "https://fin-ncloud.",
+            "https://fin-clouddatastreamingservice.",
+        ),
+    ] {
+        if let Some(rest) = gateway.strip_prefix(general) {
+            return format!("{cdss}{rest}");
+        }
+    }
+    gateway.to_string()
 }

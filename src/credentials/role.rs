@@ -98,7 +98,14 @@ impl MetadataClient {
                 problem: "lists no server role (give the server one, or set keys)".into(),
             });
         };
-        validate_role_name(&name).map_err(|problem| RoleError { url, problem })?;
+        // Not quoted: a misbehaving endpoint could answer this path with anything, keys included.
+        validate_role_name(&name).map_err(|_| RoleError {
+            url,
+            problem: format!(
+                "its first line ({} characters) is not a server role name (letters, digits and - _ . + = , @)",
+                name.chars().count()
+            ),
+        })?;
         Ok(name)
     }
 

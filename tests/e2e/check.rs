@@ -104,10 +104,7 @@ async fn exit_codes_tell_no_from_could_not_ask() {
     let s = setup().await;
     let (code, stdout, stderr) = check(&s, &["--cluster", "orders"]).await;
     assert_eq!(code, 0, "{stdout}{stderr}");
-    assert!(
-        stdout.contains("orders") && stdout.contains("ready") && stdout.starts_with("CLUSTER"),
-        "{stdout}"
-    );
+    assert!(stdout.starts_with("CLUSTER"), "{stdout}");
     let (rows, verdict) = table(&stdout);
     assert_eq!(
         verdicts(&rows),
@@ -118,7 +115,6 @@ async fn exit_codes_tell_no_from_could_not_ask() {
 
     let (code, stdout, _) = check(&s, &["--cluster", "payments"]).await;
     assert_eq!(code, 1, "not ready → 1\n{stdout}");
-    assert!(stdout.contains("not_ready"), "{stdout}");
     let (rows, verdict) = table(&stdout);
     assert_eq!(
         verdicts(&rows),

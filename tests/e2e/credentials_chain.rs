@@ -456,6 +456,42 @@ async fn changed_key_files_are_re_read_without_a_restart() {
     e.stop().await;
 }
 
+#[tokio::test]
+async fn a_changed_configure_file_is_re_read_without_a_restart() {
+    let sim = gateway().await;
+    const NEW_AK: &str = "ROTATED-CONFIGURE-AK";
+    const NEW_SK: &str = "rotated-configure-secret-Q29uZg";
+    sim.add_account(NEW_AK, Secret::new(NEW_SK));
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir(home.path().join(".ncloud")).unwrap();
+    let configure = home.path().join(".ncloud/configure");
+    let write = |ak: &str, sk: &str| {
+        std::fs::write(
+            &configure,
+            format!("[DEFAULT]\nncloud_access_key_id = {ak}\nncloud_secret_access_key = {sk}\n"),
+        )
+        .unwrap();
+    };
+    write(STATIC_AK, STATIC_SK);
+    let mut lookup = lookup(home.path(), CLOSED, &[]);
+    lookup.watch_every = Duration::from_millis(100);
+    // No key source named: the chain, which finds the configure file.
+    let e = Exporter::start(config(&sim.url(), "KR", ""), lookup).await;
+    e.metrics_until(Duration::from_secs(30), "ready with the first keys", ok)
+        .await;
+    write(NEW_AK, NEW_SK);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !sim.authenticated_keys().iter().any(|k| k == NEW_AK) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the changed configure file was not read"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(sim.auth_failures(), 0);
+    e.stop().await;
+}
+
 /// The binary, with nothing of the developer's environment that could hold keys, and the
 /// metadata API at `metadata` (loopback).
 fn command(home: &Path, metadata: &str, args: &[&str]) -> tokio::process::Command {
@@ -534,7 +570,13 @@ async fn the_configure_file_and_the_id_env_spelling_authenticate() {
         .env("NCLOUD_SECRET_ACCESS_KEY", STATIC_SK);
     let (code, stdout, stderr) = output(cmd).await;
     assert_eq!(code, 0, "{stdout}{stderr}");
-    assert!(stdout.contains("GO"), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l == "GO: every cluster is ready for a rolling restart"),
+        "{stdout}"
+    );
+    assert_eq!(meta.requests(), 0, "env keys: the metadata API was asked");
 
     // The configure file, with a header line and `=` inside the secret's neighbours ignored.
     std::fs::create_dir(home.path().join(".ncloud")).unwrap();
@@ -561,6 +603,32 @@ async fn the_configure_file_and_the_id_env_spelling_authenticate() {
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(sim.calls(NO) > before);
     assert_eq!(sim.auth_failures(), 0);
+    assert_eq!(
+        meta.requests(),
+        0,
+        "configure file: the metadata API was asked"
+    );
+    assert!(!stderr.contains("readable by other users"), "{stderr}");
+
+    // Readable by others: it still works, with a warning that names the file.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&configure, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let (code, stdout, stderr) = output(command(
+            home.path(),
+            &meta.url(),
+            &["--config.file", config, "check", "--cluster", "orders"],
+        ))
+        .await;
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        assert!(
+            stderr
+                .contains("the configure file is readable by other users; restrict it (chmod 600)"),
+            "{stderr}"
+        );
+        std::fs::set_permissions(&configure, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
 
     // `--config.check` says where the keys were found, and no key byte.
     let (code, stdout, stderr) = output(command(
@@ -575,6 +643,11 @@ async fn the_configure_file_and_the_id_env_spelling_authenticate() {
         configure.display()
     );
     assert!(stdout.contains(&expected), "{stdout}");
+    assert_eq!(
+        meta.requests(),
+        0,
+        "--config.check: the metadata API was asked"
+    );
     assert_clean(
         "--config.check",
         &format!("{stdout}{stderr}"),

@@ -275,3 +275,49 @@ fn systemd_unit_is_hardened_and_hands_over_the_credentials() {
         );
     }
 }
+
+/// The README's quick start is `cargo run --release -- --demo`: with two binaries in the
+/// package, that only works while `default-run` names the exporter.
+#[test]
+fn cargo_run_runs_the_exporter() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--offline",
+        ])
+        .current_dir(repo_path(""))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let metadata: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let package = metadata["packages"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == "cdss-precheck-exporter"))
+        .expect("the package");
+    let bins: Vec<&str> = package["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["kind"].as_array().unwrap().iter().any(|k| k == "bin"))
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(bins.contains(&"cdss-precheck-exporter"), "{bins:?}");
+    if bins.len() > 1 {
+        assert_eq!(
+            package["default_run"], "cdss-precheck-exporter",
+            "`cargo run` cannot choose among {bins:?}"
+        );
+    }
+    assert!(
+        text("README.md").contains("cargo run --release -- --demo"),
+        "the quick start this test protects"
+    );
+}
