@@ -19,40 +19,53 @@ impl Signal {
     }
 }
 
-/// Resolves on the first SIGINT or SIGTERM. If a handler cannot be installed, it logs why and only
-/// the other signal ends the process.
-pub async fn signal() {
-    let s = wait_for_signal().await;
-    match s {
-        Signal::Interrupt => tracing::info!("received SIGINT, shutting down"),
-        Signal::Terminate => tracing::info!("received SIGTERM, shutting down"),
+/// Resolves on the first SIGINT or SIGTERM. The handlers are installed when this is called, not
+/// when the future is first polled, so a signal during start-up is not the default "die at once".
+/// If a handler cannot be installed, it logs why and only the other signal ends the process.
+pub fn signal() -> impl Future<Output = ()> + Send {
+    let arrived = wait_for_signal();
+    async move {
+        match arrived.await {
+            Signal::Interrupt => tracing::info!("received SIGINT, shutting down"),
+            Signal::Terminate => tracing::info!("received SIGTERM, shutting down"),
+        }
     }
 }
 
-/// Resolves with the first SIGINT or SIGTERM.
-pub async fn wait_for_signal() -> Signal {
+/// Resolves with the first SIGINT or SIGTERM; the handlers are installed at the call. Must be
+/// called inside a tokio runtime.
+pub fn wait_for_signal() -> impl Future<Output = Signal> + Send {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let term = async {
-            match signal(SignalKind::terminate()) {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot listen for SIGTERM");
-                    std::future::pending::<()>().await;
+        let listen = |kind: SignalKind, name: &'static str| {
+            let installed = signal(kind);
+            async move {
+                match installed {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot listen for {name}");
+                        std::future::pending::<()>().await;
+                    }
                 }
             }
         };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => Signal::Interrupt,
-            _ = term => Signal::Terminate,
+        let interrupt = listen(SignalKind::interrupt(), "SIGINT");
+        let terminate = listen(SignalKind::terminate(), "SIGTERM");
+        async move {
+            tokio::select! {
+                () = interrupt => Signal::Interrupt,
+                () = terminate => Signal::Terminate,
+            }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
-        Signal::Interrupt
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+            Signal::Interrupt
+        }
     }
 }

@@ -299,7 +299,7 @@ async fn wait_times_out_with_1_for_no_and_2_for_errors() {
             "--cluster",
             "payments",
             "--wait",
-            "3s",
+            "4s",
             "--every",
             "1s",
             "--json",
@@ -309,9 +309,10 @@ async fn wait_times_out_with_1_for_no_and_2_for_errors() {
     let took = started.elapsed();
     assert_eq!(code, 1);
     assert!(
-        took >= Duration::from_secs(3) && took < Duration::from_secs(20),
+        took >= Duration::from_secs(4) && took < Duration::from_secs(20),
         "{took:?}"
     );
+    // Rounds at 0, 1, 2 and 3 s: at least 3, even if a loaded machine delays one.
     assert!(s.sim.calls(11) >= 3, "{}", s.sim.calls(11));
 
     s.sim.set_behaviour(13, Behaviour::Http500Html);

@@ -19,6 +19,7 @@ use proptest::test_runner::TestRunner;
 fn json_ish() -> impl Strategy<Value = Vec<u8>> {
     let scalar = prop_oneof![
         Just("null".to_string()),
+        Just("0".to_string()),
         Just("true".to_string()),
         Just("false".to_string()),
         any::<i64>().prop_map(|n| n.to_string()),
@@ -254,6 +255,9 @@ proptest! {
         if (300..400).contains(&status) {
             prop_assert!(!outcome.is_ready(), "a redirect is never ready");
         }
+        // Only a 2xx can be ready, whatever its body says (README, "a success envelope on an
+        // error status").
+        prop_assert!(!outcome.is_ready() || (200..300).contains(&status), "ready on HTTP {}", status);
         let message = outcome.message();
         prop_assert!(!message.contains('\n'));
         prop_assert!(message.len() < 1000, "message of {} bytes", message.len());
