@@ -21,7 +21,7 @@ use crate::model::Cluster;
 use crate::ncp::client::Clients;
 use crate::ncp::cluster_list::ListError;
 use crate::ncp::precheck::Precheck;
-use crate::outcome::{Decision, FailureReason, Outcome};
+use crate::outcome::{Decision, Outcome};
 use crate::scheduler::Runner;
 use crate::state::State;
 
@@ -295,19 +295,11 @@ pub async fn run(
         );
         tokio::time::sleep_until(next).await;
     };
-    for (p, _) in &results {
-        if p.outcome.failure_reason() == Some(FailureReason::AuthError) {
-            if let Some(skew) = p
-                .clock_skew
-                .filter(|s| s.abs() > crate::outcome::CLOCK_SKEW_WARN_SECONDS)
-            {
-                eprintln!(
-                    "check: authentication failed and this host's clock is {:.0} s off the gateway's: clock skew is the likely cause (NCP rejects timestamps more than 300 s off)",
-                    skew.abs()
-                );
-                break;
-            }
-        }
+    if let Some(hint) = results
+        .iter()
+        .find_map(|(p, _)| crate::outcome::clock_skew_hint(&p.outcome, p.clock_skew))
+    {
+        eprintln!("check: authentication failed: {hint}");
     }
     let reports: Vec<ClusterReport> = clusters
         .iter()

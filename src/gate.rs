@@ -151,7 +151,7 @@ impl DiagnosisView {
 
 impl Source {
     /// The answer's source for a fresh call's outcome (`None`: no fresh call was asked for).
-    pub fn from_fresh(fresh: Option<FreshSource>) -> (Source, Option<Duration>) {
+    fn from_fresh(fresh: Option<FreshSource>) -> (Source, Option<Duration>) {
         match fresh {
             None => (Source::Latest, None),
             Some(FreshSource::Fresh) => (Source::Fresh, None),

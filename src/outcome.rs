@@ -263,9 +263,40 @@ impl Outcome {
 /// timestamps more than 300 s off.
 pub const CLOCK_SKEW_WARN_SECONDS: f64 = 60.0;
 
+/// Why an authentication failure probably happened, when the gateway's clock says so: `Some`
+/// for an auth error while the clocks are more than [`CLOCK_SKEW_WARN_SECONDS`] apart. The
+/// exporter's log and `check` both say it in these words.
+pub fn clock_skew_hint(outcome: &Outcome, clock_skew: Option<f64>) -> Option<String> {
+    let skew = clock_skew.filter(|s| s.abs() > CLOCK_SKEW_WARN_SECONDS)?;
+    (outcome.failure_reason() == Some(FailureReason::AuthError)).then(|| {
+        format!(
+            "this host's clock is {:.0} s off the gateway's, which is the likely cause (NCP rejects timestamps more than 300 s off)",
+            skew.abs()
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_clock_is_blamed_only_for_auth_errors_with_skew() {
+        let auth = Outcome::GatewayError {
+            http_status: 401,
+            code: Some(200),
+            message: "Authentication Failed".into(),
+        };
+        assert_eq!(
+            clock_skew_hint(&auth, Some(-600.4)).as_deref(),
+            Some(
+                "this host's clock is 600 s off the gateway's, which is the likely cause (NCP rejects timestamps more than 300 s off)"
+            )
+        );
+        assert_eq!(clock_skew_hint(&auth, Some(30.0)), None);
+        assert_eq!(clock_skew_hint(&auth, None), None);
+        assert_eq!(clock_skew_hint(&Outcome::NotReady, Some(600.0)), None);
+    }
 
     #[test]
     fn decisions_separate_no_from_could_not_ask() {

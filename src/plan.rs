@@ -3,8 +3,8 @@
 //! A [`Plan`] is every cluster to precheck (static and discovered, names unique) and the
 //! [`Schedule`] (interval, concurrency). [`merge`] builds the cluster list from the static
 //! clusters and the discovery listings; [`dropped`] says which clusters a new plan drops. The
-//! inventory makes plans, the runner and the state follow them. Pure: below all three, it
-//! imports only `model` and the config's block type.
+//! inventory makes plans and syncs the state to them; the scheduler's runner follows them. Pure:
+//! below all three, it imports only `model` and the config (its blocks and schedule settings).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

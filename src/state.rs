@@ -395,19 +395,6 @@ impl State {
             .get(name)
             .cloned()
     }
-
-    /// Number of clusters.
-    pub fn len(&self) -> usize {
-        self.clusters
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
-    }
-
-    /// True when no cluster is configured.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 #[cfg(test)]

@@ -75,7 +75,7 @@ fn read_key_file(what: &'static str, path: &Path) -> Result<String, CredentialsE
 }
 
 /// `$HOME/.ncloud/configure`, when `$HOME` is known.
-pub fn configure_path(lookup: &Lookup) -> Option<PathBuf> {
+fn configure_path(lookup: &Lookup) -> Option<PathBuf> {
     lookup.home.as_ref().map(|h| h.join(CONFIGURE_FILE))
 }
 
@@ -118,7 +118,7 @@ pub(super) fn read_configure(path: &Path) -> Result<Found, String> {
 
 /// The access key id and the secret key of a configure file: `key = value` lines, split on the
 /// first `=`, trimmed; other lines (such as `[DEFAULT]`) are ignored; the last value wins.
-pub fn parse_configure(text: &str) -> (Option<String>, Option<String>) {
+fn parse_configure(text: &str) -> (Option<String>, Option<String>) {
     let (mut access, mut secret) = (None, None);
     for line in text.lines() {
         let Some((key, value)) = line.split_once('=') else {
@@ -156,21 +156,6 @@ fn warn_if_readable_by_others(path: &Path, what: &str) {
     }
 }
 
-/// The files a source's keys come from (watched for changes).
-pub(super) fn files_of(origin: &Origin) -> Vec<PathBuf> {
-    match origin {
-        Origin::Configure(path) => vec![path.clone()],
-        Origin::Keys(pair) => [&pair.access_key, &pair.secret_key]
-            .into_iter()
-            .filter_map(|k| match k {
-                KeySource::File(p) => Some(p.clone()),
-                KeySource::Env(_) => None,
-            })
-            .collect(),
-        Origin::Env { .. } | Origin::Role { .. } => Vec::new(),
-    }
-}
-
 /// What identifies one version of a file: modification time, size and inode.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Stamp {
@@ -199,7 +184,7 @@ fn stamps(paths: &[PathBuf]) -> Vec<Option<Stamp>> {
 /// Re-reads `origin`'s files whenever one changes, until the task is aborted (its keyring is
 /// dropped). A failed read keeps the old keys and counts a refresh failure.
 pub(super) async fn watch(keys: Arc<AccountKeys>, origin: Origin, lookup: Lookup) {
-    let paths = files_of(&origin);
+    let paths = origin.files();
     if paths.is_empty() {
         return;
     }

@@ -1,162 +1,20 @@
-//! Every account's current keys: [`AccountKeys`] (one shared holder per account, read by the
-//! call path at call time), the [`Keyring`] that owns the holders and their refresh tasks, and
-//! the [`StatusBoard`] the exposition reads.
-//!
-//! A holder is written only by the credentials module: the initial lookup, the file watcher
-//! (`file::watch`) and the role refresher (`role::refresh`). Readers get the keys whole, so a
-//! call never signs with half of an old pair and half of a new one, and never with keys past
-//! their `Expiration`. A keyring's tasks stop when its last clone is dropped (the clients and the
-//! board that used it were replaced by a reload).
+//! Every account's keys: the [`Keyring`] that owns one [`AccountKeys`] holder per account (the
+//! initial lookup through `chain`) and their refresh tasks (`file::watch`, `role::refresh`), and
+//! the [`StatusBoard`] the exposition reads. A keyring's tasks stop when its last clone is
+//! dropped (the clients and the board that used it were replaced by a reload).
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::SystemTime;
 
-use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 use super::chain::{self, Resolved};
 use super::{
-    AccountError, CredentialSource, Credentials, CredentialsError, Found, Lookup, Origin, file,
-    role, too_late,
+    AccountError, AccountKeys, CredentialSource, Credentials, CredentialsError, Found, Lookup,
+    Origin, file, role,
 };
-
-/// One account's current keys.
-pub struct AccountKeys {
-    /// The account name (a label value; never a key).
-    account: String,
-    /// The keys now in use.
-    current: RwLock<Current>,
-    /// Refreshes or re-reads that failed (the old keys were kept).
-    failures: AtomicU64,
-    /// Bumped on every install and failure, so the exposition knows to render again.
-    changes: AtomicU64,
-    /// Wakes the role refresher early (a 401 with the current keys).
-    early: Notify,
-    /// The key generation an early refresh was last asked for: one per generation.
-    early_asked: AtomicU64,
-}
-
-struct Current {
-    credentials: Arc<Credentials>,
-    expires: Option<SystemTime>,
-    origin: Origin,
-    /// Bumped when the keys themselves change (not when only `Expiration` moves).
-    generation: u64,
-}
-
-impl fmt::Debug for AccountKeys {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let current = self.read();
-        f.debug_struct("AccountKeys")
-            .field("account", &self.account)
-            .field("origin", &current.origin)
-            .field("expires", &current.expires)
-            .field("generation", &current.generation)
-            .field("failures", &self.failures)
-            .finish_non_exhaustive()
-    }
-}
-
-impl AccountKeys {
-    fn new(account: &str, found: Found) -> Self {
-        Self {
-            account: account.to_string(),
-            current: RwLock::new(Current {
-                credentials: Arc::new(found.credentials),
-                expires: found.expires,
-                origin: found.origin,
-                generation: 1,
-            }),
-            failures: AtomicU64::new(0),
-            changes: AtomicU64::new(0),
-            early: Notify::new(),
-            early_asked: AtomicU64::new(0),
-        }
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Current> {
-        self.current.read().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// The account's name.
-    pub fn account(&self) -> &str {
-        &self.account
-    }
-
-    /// The keys to sign with now and their generation; `None` once it is [`too_late`] for them.
-    pub fn keys(&self) -> Option<(Arc<Credentials>, u64)> {
-        let c = self.read();
-        if too_late(c.expires, SystemTime::now()) {
-            return None;
-        }
-        Some((c.credentials.clone(), c.generation))
-    }
-
-    /// When the current keys expire (`None`: they do not).
-    pub fn expires(&self) -> Option<SystemTime> {
-        self.read().expires
-    }
-
-    /// Where the current keys came from.
-    pub fn origin(&self) -> Origin {
-        self.read().origin.clone()
-    }
-
-    /// Refreshes and re-reads that failed since start-up.
-    pub fn refresh_failures(&self) -> u64 {
-        self.failures.load(Ordering::Relaxed)
-    }
-
-    /// True when the keys are refreshed or re-read in the background (role keys, key files).
-    pub fn refreshable(&self) -> bool {
-        let current = self.read();
-        matches!(current.origin, Origin::Role { .. }) || !file::files_of(&current.origin).is_empty()
-    }
-
-    /// The gateway refused keys of `generation`: for role keys, asks the refresher for one early
-    /// refresh, once per generation (a second 401 with the same keys asks nothing).
-    pub fn on_auth_failure(&self, generation: u64) {
-        let current = self.read();
-        if current.generation != generation || !matches!(current.origin, Origin::Role { .. }) {
-            return;
-        }
-        drop(current);
-        if self.early_asked.swap(generation, Ordering::Relaxed) != generation {
-            tracing::info!(account = %self.account, "the gateway refused the server role keys; refreshing them early, once");
-            self.early.notify_one();
-        }
-    }
-
-    /// Resolves when an early refresh was asked for.
-    pub(super) async fn early_refresh_wanted(&self) {
-        self.early.notified().await;
-    }
-
-    /// Replaces the keys; returns whether they changed (a rotation) or only their expiry.
-    pub(super) fn install(&self, found: Found) -> bool {
-        let mut c = self.current.write().unwrap_or_else(PoisonError::into_inner);
-        let same = c.credentials.access_key == found.credentials.access_key
-            && c.credentials.secret_key == found.credentials.secret_key;
-        if !same {
-            c.credentials = Arc::new(found.credentials);
-            c.generation += 1;
-        }
-        c.expires = found.expires;
-        c.origin = found.origin;
-        drop(c);
-        self.changes.fetch_add(1, Ordering::Relaxed);
-        !same
-    }
-
-    /// Counts a failed refresh or re-read.
-    pub(super) fn count_failure(&self) {
-        self.failures.fetch_add(1, Ordering::Relaxed);
-        self.changes.fetch_add(1, Ordering::Relaxed);
-    }
-}
 
 /// Aborts the refresh tasks when the last keyring clone goes.
 #[derive(Debug, Default)]
@@ -206,7 +64,7 @@ impl Keyring {
             let task = if let Some((client, role_name)) = role {
                 let task = role::refresh(keys.clone(), client, role_name, lookup.clone());
                 Some(tokio::spawn(task).abort_handle())
-            } else if !file::files_of(&origin).is_empty() {
+            } else if !origin.files().is_empty() {
                 let task = file::watch(keys.clone(), origin, lookup.clone());
                 Some(tokio::spawn(task).abort_handle())
             } else {
@@ -315,7 +173,7 @@ impl StatusBoard {
         keyring
             .accounts
             .values()
-            .map(|k| k.changes.load(Ordering::Relaxed))
+            .map(|k| k.changes())
             .fold(self.0.swaps.load(Ordering::Relaxed), u64::wrapping_add)
     }
 

@@ -20,6 +20,7 @@
 pub mod chain;
 pub mod env;
 pub mod file;
+pub mod holder;
 pub mod keyring;
 pub mod role;
 pub mod source;
@@ -28,7 +29,8 @@ use std::fmt;
 use std::path::PathBuf;
 
 pub use self::env::Lookup;
-pub use self::keyring::{AccountKeys, Keyring, StatusBoard, probe};
+pub use self::holder::AccountKeys;
+pub use self::keyring::{Keyring, StatusBoard, probe};
 pub use self::role::RoleError;
 pub use self::source::{
     CredentialSource, DEFAULT_ACCESS_KEY_ENV, DEFAULT_SECRET_KEY_ENV, KeyPair, KeySource,
@@ -94,6 +96,21 @@ impl Origin {
             Origin::Configure(_) => "configure",
             Origin::Keys(_) => "keys",
             Origin::Role { .. } => "server_role",
+        }
+    }
+
+    /// The files the keys come from (watched for changes); none for env and role keys.
+    pub fn files(&self) -> Vec<PathBuf> {
+        match self {
+            Origin::Configure(path) => vec![path.clone()],
+            Origin::Keys(pair) => [&pair.access_key, &pair.secret_key]
+                .into_iter()
+                .filter_map(|k| match k {
+                    KeySource::File(p) => Some(p.clone()),
+                    KeySource::Env(_) => None,
+                })
+                .collect(),
+            Origin::Env { .. } | Origin::Role { .. } => Vec::new(),
         }
     }
 }

@@ -178,7 +178,7 @@ struct RoleAnswer {
 }
 
 /// The keys and `Expiration` of a metadata answer. `Err` never quotes the answer's keys.
-pub fn parse_role_keys(body: &[u8]) -> Result<(Credentials, SystemTime), String> {
+fn parse_role_keys(body: &[u8]) -> Result<(Credentials, SystemTime), String> {
     let answer: RoleAnswer = serde_json::from_slice(body).map_err(|e| {
         format!(
             "not the expected JSON object (line {}, column {})",
@@ -212,7 +212,7 @@ pub fn parse_role_keys(body: &[u8]) -> Result<(Credentials, SystemTime), String>
 }
 
 /// An RFC 3339 time: `2026-12-02T03:00:00Z`, with fractional seconds, or with a `+09:00` offset.
-pub fn parse_expiration(text: &str) -> Result<SystemTime, String> {
+fn parse_expiration(text: &str) -> Result<SystemTime, String> {
     let text = text.trim();
     let bad = || format!("Expiration {text:?} is not an RFC 3339 time");
     if let Ok(t) = humantime::parse_rfc3339(text) {
@@ -238,7 +238,7 @@ pub fn parse_expiration(text: &str) -> Result<SystemTime, String> {
 }
 
 /// How long to wait before refreshing keys with `remaining` life left.
-pub fn refresh_delay(remaining: Duration, refresh_before: Duration) -> Duration {
+fn refresh_delay(remaining: Duration, refresh_before: Duration) -> Duration {
     remaining.saturating_sub(refresh_before.min(remaining / 2))
 }
 

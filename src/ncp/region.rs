@@ -58,7 +58,7 @@ impl Region {
     }
 
     /// Scheme and host of NCP's own gateway for this region.
-    pub fn default_gateway(self) -> &'static str {
+    fn default_gateway(self) -> &'static str {
         match self {
             Region::Kr | Region::Sgn | Region::Jpn => {
                 "https://clouddatastreamingservice.apigw.ntruss.com"

@@ -20,7 +20,7 @@ pub const HEADER_ACCESS_KEY: &str = "x-ncp-iam-access-key";
 pub const HEADER_SIGNATURE: &str = "x-ncp-apigw-signature-v2";
 
 /// The exact bytes that are signed.
-pub fn string_to_sign(method: &str, uri: &str, timestamp_ms: u64, access_key: &str) -> String {
+fn string_to_sign(method: &str, uri: &str, timestamp_ms: u64, access_key: &str) -> String {
     format!("{method} {uri}\n{timestamp_ms}\n{access_key}")
 }
 

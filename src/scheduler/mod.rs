@@ -1,6 +1,8 @@
 //! When each cluster is prechecked: spread, bounded, backed off, following the plan.
 //!
 //! - [`slot`]: slot math (a cluster's phase, its next slot, the back-off), pure;
+//! - [`budget`]: the in-flight budgets (per account and gateway, an answering and a suspect
+//!   lane, a hard cap per account) and how patient to be with each gateway;
 //! - [`runner`]: the one place a precheck starts (single flight, the in-flight cap, fresh
 //!   prechecks), and the only writer of outcomes into the state;
 //! - [`task`]: one cluster's loop;

@@ -24,7 +24,7 @@ use crate::model::Cluster;
 use crate::ncp::client::{Clients, SharedClients};
 use crate::ncp::cluster_status::{Diagnosis, cluster_status};
 use crate::ncp::precheck::{Precheck, precheck};
-use crate::outcome::{CLOCK_SKEW_WARN_SECONDS, FailureReason, Outcome};
+use crate::outcome::{CLOCK_SKEW_WARN_SECONDS, Outcome, clock_skew_hint};
 use crate::state::State;
 
 /// Something that can precheck a cluster and read its status (the real clients, or a fake in
@@ -81,7 +81,7 @@ impl Prechecker for Clients {
 
 /// Whether an outcome calls for `getClusterStatus`: CDSS said no, or answered with an error
 /// other than "no such cluster" (code 3: there are no nodes to ask about).
-pub fn worth_diagnosing(outcome: &Outcome) -> bool {
+fn worth_diagnosing(outcome: &Outcome) -> bool {
     match outcome {
         Outcome::NotReady => true,
         Outcome::ApiError { code, .. } => *code != 3,
@@ -385,7 +385,7 @@ impl<P: Prechecker> Runner<P> {
     ) -> Precheck {
         let started = Instant::now();
         // Boxed: the HTTP call's state is large and only alive during the call, while a cluster's
-        // task lives (asleep) for the whole run; inline, it would cost every cluster ~1 KiB.
+        // task lives (asleep) for the whole run; inline, every cluster's sleeping task would carry it (BENCHMARKS.md).
         let call = Box::pin(self.prechecker.precheck(&flight.cluster));
         let precheck = self.patiently(&mut admission, call).await;
         let sent = !matches!(precheck.outcome, Outcome::NoCredentials { .. });
@@ -554,22 +554,17 @@ impl<P: Prechecker> FreshPrecheck for Runner<P> {
 fn log(c: &Cluster, p: &Precheck) {
     let request_id = p.request_id.as_deref().unwrap_or("");
     let latency_ms = p.latency.as_secs_f64() * 1e3;
-    let Some(reason) = p.outcome.failure_reason() else {
+    if p.outcome.failure_reason().is_none() {
         tracing::debug!(
             cluster = %c.name, region = %c.region, verdict = p.outcome.verdict(),
             code = p.outcome.error_code(), request_id, latency_ms,
             "precheck done"
         );
         return;
-    };
-    let skew = p.clock_skew.filter(|s| s.abs() > CLOCK_SKEW_WARN_SECONDS);
-    let hint = match (reason, skew) {
-        (FailureReason::AuthError, Some(s)) => format!(
-            "; this host's clock is {:.0} s off the gateway's, which is the likely cause (NCP rejects timestamps more than 300 s off)",
-            s.abs()
-        ),
-        _ => String::new(),
-    };
+    }
+    let hint = clock_skew_hint(&p.outcome, p.clock_skew)
+        .map(|h| format!("; {h}"))
+        .unwrap_or_default();
     tracing::warn!(
         cluster = %c.name, region = %c.region, verdict = p.outcome.verdict(),
         code = p.outcome.error_code(), request_id, latency_ms,

@@ -9,7 +9,8 @@
 //! - `GET /-/healthy`: 200 while the process is up.
 //! - `GET /-/ready`: 503 until the first round of prechecks has finished, then 200.
 //! - `GET /gate/{cluster}`: 200 if the cluster's last precheck was ready and younger than
-//!   `gate.max_age`, else 503; JSON either way; 404 for a cluster not in the config.
+//!   `gate.max_age`, else 503; JSON either way; 404 for a cluster the exporter does not
+//!   precheck (configured or discovered).
 //!   `?fresh=1` asks the scheduler's runner for a precheck now (shared, rate-limited).
 //!
 //! - `POST /-/reload`: reload the config file (500 with the error if it is bad; nothing changes).

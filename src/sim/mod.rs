@@ -12,6 +12,10 @@
 //! valid; and `getClusterStatus` (GET, the number in the path) with per-node states that follow
 //! each cluster's behaviour (`status`). `start_tls` serves HTTPS, for the client's certificate
 //! checks. It never talks to anything but its own listener.
+//!
+//! Its parts: `answer` (the behaviours, as HTTP answers), `auth` (signature, key and timestamp
+//! checks), `faults` (the misbehaviour cycle), `listing` (`getClusterInfoList`), `status`
+//! (`getClusterStatus`) and [`metadata`] (the server role keys).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -297,13 +301,6 @@ impl SimGateway {
     pub fn remove_cluster(&self, instance_no: u64) {
         lock(&self.shared.inventory).remove(&instance_no);
         lock(&self.shared.behaviours).remove(&instance_no);
-    }
-
-    /// Changes a listed cluster's `serverStatus`.
-    pub fn set_cluster_status(&self, instance_no: u64, status: &str) {
-        if let Some(c) = lock(&self.shared.inventory).get_mut(&instance_no) {
-            c.status = status.to_string();
-        }
     }
 
     /// Makes `getClusterInfoList` fail like `behaviour` (`None`: answer normally again).

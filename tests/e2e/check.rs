@@ -423,7 +423,7 @@ async fn auth_failure_with_a_skewed_clock_names_the_clock() {
     assert_eq!(code, 2, "{stdout}");
     assert!(stdout.contains("auth_error"), "{stdout}");
     assert!(
-        stderr.contains("clock skew is the likely cause"),
+        stderr.contains("check: authentication failed: this host's clock is"),
         "{stderr}"
     );
     let secs: f64 = stderr
