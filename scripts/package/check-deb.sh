@@ -134,9 +134,21 @@ cmp <("$BIN" completions bash) /usr/share/bash-completion/completions/$PKG ||
 
 echo "--- upgrade keeps an edited config"
 echo "# edited by check-deb.sh" >> "$CONF"
-dpkg -i "$deb" >/dev/null
+# A real upgrade: the same build as the next Debian revision (dpkg runs the maintainer scripts'
+# upgrade paths), then the reinstall of that revision.
+upgrade=$(mktemp -d)
+deb2=$(cargo deb --locked --no-build --deb-revision 2 --output "$upgrade" | tail -1)
+before=$(dpkg-query -W -f='${Version}' "$PKG")
+dpkg -i "$deb2" >/dev/null
+after=$(dpkg-query -W -f='${Version}' "$PKG")
+[ "$before" != "$after" ] || fail "the upgrade did not change the version ($before)"
+grep -q '^# edited by check-deb.sh$' "$CONF" || fail "upgrading $before → $after lost the edit to $CONF"
+getent passwd "$PKG" >/dev/null || fail "the upgrade removed the user $PKG"
+[ "$(stat -c '%a %U' "$KEYS")" = "700 $PKG" ] || fail "the upgrade changed $KEYS: $(stat -c '%a %U' "$KEYS")"
+dpkg -i "$deb2" >/dev/null
 grep -q '^# edited by check-deb.sh$' "$CONF" || fail "reinstalling lost the edit to $CONF"
-echo "$CONF: edit kept across dpkg -i"
+rm -rf "$upgrade"
+echo "$CONF: edit kept across the upgrade $before → $after and a reinstall"
 
 echo "--- dpkg --purge"
 dpkg --purge "$PKG"
