@@ -61,6 +61,18 @@ fn http_faults() -> Vec<(&'static str, Behaviour, i64, &'static str)> {
             "invalid_response",
         ),
         (
+            // README: only a 2xx with code 0 and result true is ready; a success envelope on an
+            // error status is contradictory and not trusted.
+            "success-envelope-on-503",
+            raw(
+                503,
+                "application/json",
+                br#"{"code":0,"message":"SUCCESS","result":true}"#.to_vec(),
+            ),
+            -1,
+            "invalid_response",
+        ),
+        (
             "redirect-301",
             Behaviour::Raw(
                 RawResponse::new(301, "text/html", b"moved".to_vec())
