@@ -20,8 +20,11 @@ use crate::secret::Secret;
 pub const ACCESS_KEY_ENVS: [&str; 2] = ["NCLOUD_ACCESS_KEY_ID", "NCLOUD_ACCESS_KEY"];
 /// Secret key env vars the chain reads, in the Go SDK's order.
 pub const SECRET_KEY_ENVS: [&str; 2] = ["NCLOUD_SECRET_ACCESS_KEY", "NCLOUD_SECRET_KEY"];
-/// Env var that replaces the metadata API's address (as in NCP's SDKs).
+/// Env var that replaces the metadata API's address (as in NCP's Go and Java SDKs).
 pub const METADATA_ENDPOINT_ENV: &str = "NCLOUD_METADATA_API_ENDPOINT";
+/// The Python SDK's spelling of [`METADATA_ENDPOINT_ENV`], read when that one is not set, so a
+/// server set up for NCP's Python tools points the exporter at the same address.
+pub const METADATA_ENDPOINT_ENV_PYTHON: &str = "NCLOUD_METADATA_ENDPOINT";
 /// The metadata API of an NCP server.
 pub const DEFAULT_METADATA_ENDPOINT: &str = "http://169.254.169.254";
 /// Role keys are refreshed this long before they expire (or halfway, for shorter lives).
@@ -59,8 +62,9 @@ impl fmt::Debug for Lookup {
 }
 
 impl Lookup {
-    /// The process's environment, `$HOME`, and `NCLOUD_METADATA_API_ENDPOINT` (default: the
-    /// server's own metadata API, [`DEFAULT_METADATA_ENDPOINT`]).
+    /// The process's environment, `$HOME`, and `NCLOUD_METADATA_API_ENDPOINT` (else the Python
+    /// SDK's `NCLOUD_METADATA_ENDPOINT`; default: the server's own metadata API,
+    /// [`DEFAULT_METADATA_ENDPOINT`]).
     pub fn from_process() -> Self {
         Self::with_vars(
             Arc::new(|name| std::env::var(name).ok()),
@@ -81,9 +85,11 @@ impl Lookup {
 
     fn with_vars(vars: Vars, default_endpoint: Option<&str>) -> Self {
         let home = vars("HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
-        let metadata_endpoint = vars(METADATA_ENDPOINT_ENV)
+        let metadata_endpoint = [METADATA_ENDPOINT_ENV, METADATA_ENDPOINT_ENV_PYTHON]
+            .into_iter()
+            .filter_map(|name| vars(name))
             .map(|e| e.trim().trim_end_matches('/').to_string())
-            .filter(|e| !e.is_empty())
+            .find(|e| !e.is_empty())
             .or_else(|| default_endpoint.map(str::to_string));
         Self {
             vars,
@@ -191,5 +197,32 @@ mod tests {
         ]);
         assert_eq!(l.metadata_endpoint.as_deref(), Some("http://127.0.0.1:9"));
         assert_eq!(l.home, Some(PathBuf::from("/h")));
+    }
+
+    #[test]
+    fn the_python_sdk_spelling_is_read_when_the_go_one_is_not_set() {
+        let python = lookup(&[(METADATA_ENDPOINT_ENV_PYTHON, " http://127.0.0.1:8/ ")]);
+        assert_eq!(
+            python.metadata_endpoint.as_deref(),
+            Some("http://127.0.0.1:8")
+        );
+        let both = lookup(&[
+            (METADATA_ENDPOINT_ENV, "http://127.0.0.1:9"),
+            (METADATA_ENDPOINT_ENV_PYTHON, "http://127.0.0.1:8"),
+        ]);
+        assert_eq!(
+            both.metadata_endpoint.as_deref(),
+            Some("http://127.0.0.1:9"),
+            "the Go and Java SDKs' spelling wins"
+        );
+        let empty_go = lookup(&[
+            (METADATA_ENDPOINT_ENV, " "),
+            (METADATA_ENDPOINT_ENV_PYTHON, "http://127.0.0.1:8"),
+        ]);
+        assert_eq!(
+            empty_go.metadata_endpoint.as_deref(),
+            Some("http://127.0.0.1:8"),
+            "an empty value is not set"
+        );
     }
 }
