@@ -19,6 +19,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::budget::{Admission, BudgetKey, Budgets, LaneKind};
+use super::slot::backoff;
 use crate::config::FreshBudget;
 use crate::model::Cluster;
 use crate::ncp::client::{Clients, SharedClients};
@@ -105,6 +106,8 @@ pub struct Runner<P> {
     /// The per-request timeout: a precheck never holds an answering permit longer (it changes
     /// on reload).
     timeout: StdMutex<Duration>,
+    /// The schedule's interval, the unit of the back-off after a 429 without `Retry-After`.
+    interval: StdMutex<Duration>,
     /// Every fresh precheck, across all clusters, draws a token from here.
     fresh_tokens: StdMutex<TokenBucket>,
     /// When to read `getClusterStatus` (from the schedule; a reload may change it).
@@ -190,6 +193,10 @@ pub(super) struct FlightTimes {
     last_finished: Option<Instant>,
     /// When the last fresh (gate-triggered) precheck started, for `gate.min_fresh_interval`.
     last_fresh_started: Option<Instant>,
+    /// 429s in a row, for the back-off without `Retry-After`.
+    rate_limited_streak: u32,
+    /// After a 429: no precheck of this cluster, periodic or fresh, before this instant.
+    pub(super) rate_limited_until: Option<Instant>,
 }
 
 /// The precheck that led to a `getClusterStatus` read.
@@ -258,6 +265,7 @@ impl<P: Prechecker> Runner<P> {
             state,
             budgets: Budgets::new(concurrency),
             timeout: StdMutex::new(crate::config::DEFAULT_TIMEOUT),
+            interval: StdMutex::new(crate::config::DEFAULT_INTERVAL),
             fresh_tokens: StdMutex::default(),
             diagnosis: StdMutex::new(DiagnosisPolicy {
                 every_round: false,
@@ -316,6 +324,7 @@ impl<P: Prechecker> Runner<P> {
     pub(super) fn set_schedule(&self, schedule: &crate::plan::Schedule) {
         self.budgets.set_concurrency(schedule.concurrency);
         *self.timeout.lock().unwrap_or_else(PoisonError::into_inner) = schedule.timeout;
+        *self.interval.lock().unwrap_or_else(PoisonError::into_inner) = schedule.interval;
         *self
             .diagnosis
             .lock()
@@ -397,6 +406,7 @@ impl<P: Prechecker> Runner<P> {
         let now = Instant::now();
         times.last_finished = Some(now);
         times.lane = Some(LaneKind::after(&precheck.outcome));
+        self.hold_after(&flight.cluster, times, &precheck, now);
         if self.logs {
             log(&flight.cluster, &precheck);
             self.warn_about_clock(&precheck);
@@ -407,6 +417,29 @@ impl<P: Prechecker> Runner<P> {
         self.diagnose(flight, times, &precheck.outcome, slot.unwrap_or(started))
             .await;
         precheck
+    }
+
+    /// After a 429 the cluster waits for `Retry-After` (or `interval · 2^n` without one) before
+    /// any precheck, periodic or fresh; any other outcome ends the back-off. Only `check`, a
+    /// one-shot command the user runs on purpose, is not held (its `--wait` honours
+    /// `Retry-After` itself).
+    fn hold_after(&self, cluster: &Cluster, times: &mut FlightTimes, p: &Precheck, now: Instant) {
+        if !p.outcome.is_rate_limited() {
+            times.rate_limited_streak = 0;
+            times.rate_limited_until = None;
+            return;
+        }
+        times.rate_limited_streak = times.rate_limited_streak.saturating_add(1);
+        let interval = *self.interval.lock().unwrap_or_else(PoisonError::into_inner);
+        let wait = backoff(p.retry_after, interval, times.rate_limited_streak);
+        times.rate_limited_until = Some(now + wait);
+        if self.logs {
+            tracing::warn!(
+                cluster = %cluster.name,
+                backoff = %humantime::format_duration(wait),
+                "rate limited by the API gateway; backing off"
+            );
+        }
     }
 
     /// Awaits `call` with `admission` held. In the answering lane, a call that has had no answer
@@ -507,6 +540,14 @@ impl<P: Prechecker> Runner<P> {
         if times.last_finished.is_some_and(|t| t >= arrived) {
             // A precheck finished while we waited for the lock: share it.
             return Some(FreshSource::Fresh);
+        }
+        if let Some(until) = times.rate_limited_until
+            && until > arrived
+        {
+            // NCP said 429: a fresh precheck would spend quota it asked us not to.
+            return Some(FreshSource::Recent {
+                retry_in: until - arrived,
+            });
         }
         if let Some(started) = times.last_fresh_started {
             let since = arrived.saturating_duration_since(started);

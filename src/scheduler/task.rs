@@ -1,4 +1,5 @@
-//! One cluster's task: wait for its slot, precheck through the runner, back off after a 429.
+//! One cluster's task: wait for its slot, precheck through the runner, and wait out the back-off
+//! the runner set after a 429.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,7 +8,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::runner::{Flight, Prechecker, Runner};
-use super::slot::{backoff, next_slot};
+use super::slot::next_slot;
 
 /// One cluster's periodic prechecks: on its slot every interval, backed off after a 429.
 pub(super) struct ClusterTask<P> {
@@ -28,8 +29,6 @@ pub(super) struct ClusterTask<P> {
 
 impl<P: Prechecker> ClusterTask<P> {
     pub(super) async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let mut rate_limited_streak = 0u32;
-        let name = &self.flight.cluster.name;
         // When the next precheck is due: at once, or on the first slot.
         let mut due = Instant::now();
         if self.wait_first {
@@ -55,27 +54,18 @@ impl<P: Prechecker> ClusterTask<P> {
             // ...but a precheck in flight is not cancelled: it ends on its own, within the timeout.
             // Boxed: the precheck's state (the call, its patience timer, a status read) is large
             // and alive only during the call, while the task lives asleep for the whole run.
-            let precheck = Box::pin(self.runner.precheck_locked(
-                &self.flight,
-                &mut times,
-                admission,
-                Some(due),
-            ))
+            Box::pin(
+                self.runner
+                    .precheck_locked(&self.flight, &mut times, admission, Some(due)),
+            )
             .await;
+            // The runner decides the back-off after a 429 (fresh prechecks wait it out too).
+            let hold = times.rate_limited_until;
             drop(times);
             let now = Instant::now();
             let mut next = next_slot(self.anchor, self.phase, self.interval, now);
-            if precheck.outcome.is_rate_limited() {
-                rate_limited_streak = rate_limited_streak.saturating_add(1);
-                let wait = backoff(precheck.retry_after, self.interval, rate_limited_streak);
-                next = next.max(now + wait);
-                tracing::warn!(
-                    cluster = %name,
-                    backoff = %humantime::format_duration(wait),
-                    "rate limited by the API gateway; backing off"
-                );
-            } else {
-                rate_limited_streak = 0;
+            if let Some(until) = hold {
+                next = next.max(until);
             }
             due = next;
             tokio::select! {

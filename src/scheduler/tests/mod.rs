@@ -393,6 +393,81 @@ async fn fresh_calls_are_shared_and_rate_limited() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn fresh_waits_out_a_429_back_off_like_the_schedule() {
+    let mut fake = Fake::default();
+    fake.rate_limit
+        .insert("c0".into(), Some(Duration::from_secs(120)));
+    fake.rate_limit.insert("c1".into(), None);
+    let fake = Arc::new(fake);
+    let cs = clusters(3);
+    let state = Arc::new(State::new(&cs));
+    let runner = runner(cs, fake.clone(), state.clone(), 4);
+    runner.set_schedule(&Schedule {
+        interval: Duration::from_secs(60),
+        concurrency: 4,
+        timeout: Duration::from_secs(5),
+        diagnose_every_round: false,
+    });
+    let no_window = unlimited(Duration::ZERO);
+    for name in ["c0", "c1", "c2"] {
+        assert_eq!(
+            runner.clone().fresh(name, no_window).await,
+            Some(FreshSource::Fresh)
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    // c0: Retry-After 120 s, 30 s gone. c1: no Retry-After, the first back-off is 2 × 60 s.
+    for name in ["c0", "c1"] {
+        match runner.clone().fresh(name, no_window).await {
+            Some(FreshSource::Recent { retry_in }) => assert!(
+                retry_in > Duration::from_secs(89) && retry_in <= Duration::from_secs(90),
+                "{name}: {retry_in:?}"
+            ),
+            other => panic!("{name} inside its back-off: {other:?}"),
+        }
+        assert_eq!(
+            calls_of(&fake, name).len(),
+            1,
+            "{name} was asked inside its back-off"
+        );
+    }
+    // A cluster that was not rate limited is not held.
+    assert_eq!(
+        runner.clone().fresh("c2", no_window).await,
+        Some(FreshSource::Fresh)
+    );
+    assert_eq!(calls_of(&fake, "c2").len(), 2);
+    // After the back-off, NCP is asked again; it says 429 again, so c0 is held again.
+    tokio::time::sleep(Duration::from_secs(91)).await;
+    assert_eq!(
+        runner.clone().fresh("c0", no_window).await,
+        Some(FreshSource::Fresh)
+    );
+    assert_eq!(calls_of(&fake, "c0").len(), 2);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(matches!(
+        runner.clone().fresh("c0", no_window).await,
+        Some(FreshSource::Recent { .. })
+    ));
+    // Once NCP answers otherwise, the hold ends with that answer.
+    fake.answers
+        .lock()
+        .unwrap()
+        .insert("c1".into(), Outcome::Ready);
+    tokio::time::sleep(Duration::from_secs(90)).await;
+    assert_eq!(
+        runner.clone().fresh("c1", no_window).await,
+        Some(FreshSource::Fresh)
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        runner.clone().fresh("c1", no_window).await,
+        Some(FreshSource::Fresh)
+    );
+    assert_eq!(calls_of(&fake, "c1").len(), 3);
+}
+
+#[tokio::test(start_paused = true)]
 async fn fresh_and_periodic_prechecks_never_overlap_for_one_cluster() {
     let mut fake = Fake::default();
     fake.delay.insert("c0".into(), Duration::from_secs(2));
