@@ -148,7 +148,37 @@ pub enum Decision {
 /// `cdss_precheck_last_error_code` when no usable answer came.
 pub const NO_ANSWER_CODE: i64 = -1;
 
+/// What replaces a key that an answer's text repeats.
+pub const REDACTED: &str = "<redacted>";
+
+/// `text` with every occurrence of a non-empty `key` replaced by [`REDACTED`].
+pub fn redact(text: &mut String, keys: &[&str]) {
+    for key in keys.iter().filter(|k| !k.is_empty()) {
+        if text.contains(key) {
+            *text = text.replace(key, REDACTED);
+        }
+    }
+}
+
 impl Outcome {
+    /// The same outcome with `keys` removed from the text it carries: a gateway that repeats
+    /// the access key (for example in `details`) must not put it into our logs and pages.
+    pub fn redact(&mut self, keys: &[&str]) {
+        match self {
+            Outcome::ApiError { message, .. } | Outcome::GatewayError { message, .. } => {
+                redact(message, keys)
+            }
+            Outcome::HttpError { detail, .. }
+            | Outcome::InvalidResponse { detail, .. }
+            | Outcome::ConnectionError { detail } => redact(detail, keys),
+            Outcome::Ready
+            | Outcome::NotReady
+            | Outcome::BodyTooLarge { .. }
+            | Outcome::Timeout { .. }
+            | Outcome::NoCredentials { .. } => {}
+        }
+    }
+
     /// True only for `Ready`: the one value that may read as "go".
     pub fn is_ready(&self) -> bool {
         matches!(self, Outcome::Ready)
@@ -279,6 +309,23 @@ pub fn clock_skew_hint(outcome: &Outcome, clock_skew: Option<f64>) -> Option<Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redact_removes_every_key_and_ignores_empty_ones() {
+        let mut o = Outcome::GatewayError {
+            http_status: 401,
+            code: Some(200),
+            message: "Authentication Failed: bad signature for AK-1 (AK-1, secret s3cr3t)".into(),
+        };
+        o.redact(&["AK-1", "s3cr3t", ""]);
+        assert_eq!(
+            o.message(),
+            "API gateway error 200 (HTTP 401): Authentication Failed: bad signature for <redacted> (<redacted>, secret <redacted>)"
+        );
+        let mut text = String::from("nothing to hide");
+        redact(&mut text, &[""]);
+        assert_eq!(text, "nothing to hide");
+    }
 
     #[test]
     fn the_clock_is_blamed_only_for_auth_errors_with_skew() {

@@ -1,7 +1,8 @@
 //! `Secret`: a string that must never be printed.
 //!
 //! Owns the one rule about credentials in memory: `Debug` and `Display` show `<redacted>`, and the
-//! only way to read the value is the explicit [`Secret::expose`], which the signer calls. Nothing
+//! only way to read the value is the explicit [`Secret::expose`], which the signer calls (and the
+//! client, to redact a key that an answer repeats). Nothing
 //! here does I/O; loading credentials lives in `credentials`.
 
 use std::fmt;

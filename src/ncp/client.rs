@@ -177,17 +177,41 @@ impl CdssClient {
         })
     }
 
-    async fn call(&self, request: Request<'_>) -> Reply {
+    /// Signs with the account's current keys, sends, and has `decode` read the answer.
+    async fn call<T>(
+        &self,
+        request: Request<'_>,
+        decode: impl FnOnce(Opened) -> Result<T, Outcome>,
+    ) -> Decoded<T> {
         let Some((credentials, generation)) = self.keys.keys() else {
             let account = self.keys.account().to_string();
-            return Reply::failed(Outcome::NoCredentials { account }, Duration::ZERO);
+            return Decoded::failed(Outcome::NoCredentials { account });
         };
         let reply = self.call_with(&credentials, request).await;
         if reply.opened.http_status == 401 {
             // Role keys may have been rotated early: one early refresh per key pair.
             self.keys.on_auth_failure(generation);
         }
-        reply
+        let mut decoded = Decoded {
+            result: decode(reply.opened),
+            latency: reply.latency,
+            request_id: reply.request_id,
+            retry_after: reply.retry_after,
+            clock_skew: reply.clock_skew,
+        };
+        // What an answer says is shown in logs, pages and `check`: never our keys, even when
+        // the gateway repeats them (say, in an error's `details`).
+        let keys = [
+            credentials.access_key.as_str(),
+            credentials.secret_key.expose(),
+        ];
+        if let Err(outcome) = &mut decoded.result {
+            outcome.redact(&keys);
+        }
+        if let Some(id) = &mut decoded.request_id {
+            crate::outcome::redact(id, &keys);
+        }
+        decoded
     }
 
     async fn call_with(&self, credentials: &Credentials, request: Request<'_>) -> Reply {
@@ -372,20 +396,13 @@ impl Clients {
                 account: account.to_string(),
             });
         };
-        let reply = client.call(request).await;
-        let result = decode(reply.opened);
-        let counted = match &result {
+        let decoded = client.call(request, decode).await;
+        let counted = match &decoded.result {
             Ok(_) => "ok",
             Err(o) => o.failure_reason().map_or("ok", |r| r.as_str()),
         };
         self.usage.count(account, request.operation, counted);
-        Decoded {
-            result,
-            latency: reply.latency,
-            request_id: reply.request_id,
-            retry_after: reply.retry_after,
-            clock_skew: reply.clock_skew,
-        }
+        decoded
     }
 }
 

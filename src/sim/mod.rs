@@ -415,7 +415,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Result<Resp, Dropped
             StatusCode::UNAUTHORIZED,
             "200",
             "Authentication Failed",
-            details,
+            &details,
         ));
     }
     if let Some(instance_no) = status_of {

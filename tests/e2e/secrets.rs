@@ -14,8 +14,14 @@ use cdss_precheck_exporter::sim::{Behaviour, RawResponse};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cdss-precheck-exporter");
 const OTHER_SECRET: &str = "second-account-secret-Qm9vbQ-never-print";
+const OTHER_ACCESS_KEY: &str = "SECOND-ACCOUNT-ACCESS-KEY";
 
 fn assert_clean(what: &str, text: &str) {
+    // The access keys too (README: no key byte, access key or secret): the simulator repeats
+    // the access key of a request whose signature is wrong, in the 401's `details`.
+    for access_key in [ACCESS_KEY, OTHER_ACCESS_KEY] {
+        assert!(!text.contains(access_key), "{what} contains an access key");
+    }
     for secret in [SECRET_KEY, OTHER_SECRET] {
         for form in secret_forms(secret) {
             assert!(
@@ -118,7 +124,7 @@ fn command(args: &[&str], rust_log: Option<&str>) -> Command {
     cmd.args(args)
         .env("NCLOUD_ACCESS_KEY", ACCESS_KEY)
         .env_remove("NCLOUD_SECRET_KEY")
-        .env("OTHER_AK", "OTHER-AK")
+        .env("OTHER_AK", OTHER_ACCESS_KEY)
         .env("OTHER_SK", OTHER_SECRET)
         // The key chain stays on this machine (no metadata API, no ~/.ncloud/configure).
         .env("NCLOUD_METADATA_API_ENDPOINT", "http://127.0.0.1:9")
@@ -141,7 +147,10 @@ async fn scrape(http: &reqwest::Client, url: String) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_secret_never_appears_anywhere() {
     let sim = start_sim(&specs()).await;
-    sim.add_account("OTHER-AK", Secret::new("what-the-gateway-expects-instead"));
+    sim.add_account(
+        OTHER_ACCESS_KEY,
+        Secret::new("what-the-gateway-expects-instead"),
+    );
     let faults =
         FaultServer::start(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap();
     for (i, f) in [
