@@ -188,12 +188,16 @@ fn parse_role_keys(body: &[u8]) -> Result<(Credentials, SystemTime), String> {
     })?;
     if let Some(code) = answer.code.as_deref() {
         if !code.eq_ignore_ascii_case("success") {
-            let message: String = answer
+            let mut message: String = answer
                 .message
                 .unwrap_or_default()
                 .chars()
                 .take(200)
                 .collect();
+            // Keys that came with a refusal are not quoted either.
+            let keys = [answer.access_key_id, answer.secret_access_key];
+            let keys: Vec<&str> = keys.iter().flatten().map(|k| k.trim()).collect();
+            crate::outcome::redact(&mut message, &keys);
             return Err(format!("Code {code:?}: {message}"));
         }
     }
@@ -338,6 +342,11 @@ mod tests {
         assert_eq!(
             parse_role_keys(refused).unwrap_err(),
             "Code \"Fail\": no role attached"
+        );
+        let echoed = br#"{"Code":"Fail","Message":"keys ROLE-AK/role-sk-x expired","AccessKeyId":"ROLE-AK","SecretAccessKey":"role-sk-x"}"#;
+        assert_eq!(
+            parse_role_keys(echoed).unwrap_err(),
+            "Code \"Fail\": keys <redacted>/<redacted> expired"
         );
         let no_exp = br#"{"AccessKeyId":"ROLE-AK","SecretAccessKey":"role-sk-x"}"#;
         assert!(parse_role_keys(no_exp).unwrap_err().contains("Expiration"));
