@@ -118,8 +118,8 @@ pub struct DiagnosisView {
 pub struct FailingNode {
     /// `broker` or `zookeeper`.
     pub role: &'static str,
-    /// As listed.
-    pub hostname: String,
+    /// As listed; `null` when the node was listed without one.
+    pub hostname: Option<String>,
     /// As listed; `null` when it was missing.
     pub status: Option<String>,
 }

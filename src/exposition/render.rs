@@ -349,16 +349,20 @@ fn render_diagnoses(out: &mut Chunks, rows: &[Row], labels: &str) {
     }
     if read
         .iter()
-        .any(|(_, d, _)| d.roles().iter().any(|(_, r)| !r.nodes.is_empty()))
+        .any(|(_, d, _)| d.nodes().any(|(_, n, _)| n.hostname.is_some()))
     {
         header(out, &NODE_STATUS);
         for (l, d, _) in &read {
             for (role, n, failing) in d.nodes() {
+                // A node without a hostname has no series: two of them would be one series.
+                let Some(hostname) = &n.hostname else {
+                    continue;
+                };
                 extra.clear();
                 extra.push_str(",role=\"");
                 extra.push_str(role);
                 extra.push_str("\",hostname=\"");
-                escape_label_value(&mut extra, &n.hostname);
+                escape_label_value(&mut extra, hostname);
                 extra.push_str("\",status=\"");
                 escape_label_value(&mut extra, n.status.as_deref().unwrap_or(""));
                 extra.push_str("\",failing=\"");

@@ -45,7 +45,7 @@ fn every_family_state() -> State {
     s.record_diagnosis(
         "c-001",
         diagnosis(
-            r#"{"code":0,"result":{"brokerNodeTotalNumber":3,"brokerNumber":2,"brokerStatus":"red","brokerStatusPerNode":[{"hostname":"kafka-1","status":"green"},{"hostname":"kafka-\"2\"","status":"red"},{"hostname":"kafka-3"}],"zookeeperTotalNumber":3,"zookeeperNumber":3,"zookeeperStatus":"green","cmakStatus":"purple"}}"#,
+            r#"{"code":0,"result":{"brokerNodeTotalNumber":3,"brokerNumber":2,"brokerStatus":"red","brokerStatusPerNode":[{"hostname":"kafka-1","status":"green"},{"hostname":"kafka-\"2\"","status":"red"},{"hostname":"kafka-3"},{"status":"red"}],"zookeeperTotalNumber":3,"zookeeperNumber":3,"zookeeperStatus":"green","cmakStatus":"purple"}}"#,
         ),
         UNIX_EPOCH + Duration::from_millis(1_754_000_000_500),
     );
@@ -259,9 +259,12 @@ fn reference(
         }
         for (role, r) in [("broker", &d.brokers), ("zookeeper", &d.zookeeper)] {
             for n in &r.nodes {
+                let Some(hostname) = &n.hostname else {
+                    continue;
+                };
                 let mut l = labels();
                 l.push(label("role", role));
-                l.push(label("hostname", &n.hostname));
+                l.push(label("hostname", hostname));
                 l.push(label("status", n.status.as_deref().unwrap_or("")));
                 l.push(label(
                     "failing",

@@ -5,7 +5,9 @@
 //! redirect policy and envelope as the precheck. This module builds the URL and decodes `result`
 //! (`ncp-api.md`, "getClusterStatus"): counts are integers, everything else a string, and any
 //! field may be missing. A missing field stays absent (never 0), an unknown colour or node status
-//! is kept as it came, and a malformed node entry is skipped, never a failure of the whole answer.
+//! is kept as it came, a node listed without a hostname is kept as a node without a name (it
+//! still counts, and may be the failing one), and a malformed node entry (not an object) is
+//! skipped, never a failure of the whole answer.
 
 use reqwest::Method;
 use serde_json::Value;
@@ -26,8 +28,9 @@ pub const MAX_STATUS: usize = 64;
 /// One node of a role, as listed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeStatus {
-    /// `hostname`.
-    pub hostname: String,
+    /// `hostname`; `None` when the entry had none (such a node has no series of its own: it
+    /// could not be told apart from another one without a name).
+    pub hostname: Option<String>,
     /// `status`, as it came (its values are not documented); `None` when it was missing.
     pub status: Option<String>,
 }
@@ -54,6 +57,11 @@ impl NodeStatus {
             | "failed" | "abnormal" | "unhealthy" | "dead" | "inactive" => Health::Failing,
             _ => Health::Unknown,
         }
+    }
+
+    /// How people name the node: its hostname, or "without a hostname".
+    fn named(&self) -> &str {
+        self.hostname.as_deref().unwrap_or("(no hostname)")
     }
 
     /// How people read the status: as it came, or "status unknown" when it was missing.
@@ -142,7 +150,7 @@ impl Diagnosis {
     pub fn summary(&self) -> String {
         let mut parts: Vec<String> = self
             .failing_nodes()
-            .map(|(role, n)| format!("{role} {} {}", n.hostname, n.said()))
+            .map(|(role, n)| format!("{role} {} {}", n.named(), n.said()))
             .collect();
         for (role, r) in self.roles() {
             match (r.up, r.total) {
@@ -240,7 +248,7 @@ fn decode(opened: Opened) -> Result<Diagnosis, Outcome> {
             items
                 .iter()
                 .filter_map(node)
-                .filter(|n| seen.insert(n.hostname.clone()))
+                .filter(|n| n.hostname.as_ref().is_none_or(|h| seen.insert(h.clone())))
                 .take(MAX_NODES)
                 .collect()
         }
@@ -290,7 +298,7 @@ fn node(v: &Value) -> Option<NodeStatus> {
         .get("hostname")
         .and_then(Value::as_str)
         .map(|h| clean(h, MAX_HOSTNAME))
-        .filter(|h| !h.is_empty())?;
+        .filter(|h| !h.is_empty());
     let status = obj
         .get("status")
         .and_then(Value::as_str)
@@ -321,10 +329,7 @@ mod tests {
         assert_eq!(d.brokers.nodes.len(), 3);
         assert_eq!(d.zookeeper.up, Some(3));
         assert_eq!(d.cmak.as_deref(), Some("running"));
-        let failing: Vec<_> = d
-            .failing_nodes()
-            .map(|(r, n)| (r, n.hostname.as_str()))
-            .collect();
+        let failing: Vec<_> = d.failing_nodes().map(|(r, n)| (r, n.named())).collect();
         assert_eq!(failing, [("broker", "kafka-2")]);
         assert_eq!(
             d.summary(),
@@ -340,26 +345,31 @@ mod tests {
         assert_eq!(d.brokers.total, None);
         assert_eq!(d.zookeeper, RoleStatus::default());
         assert_eq!(d.brokers.colour.as_deref(), Some("purple"));
-        // The entry without a hostname and the number are skipped; the rest kept as they came.
+        // The number is skipped; the entry without a hostname is a node without a name; a name
+        // listed twice keeps its first entry; the rest is kept as it came.
         assert_eq!(
             d.brokers.nodes,
             [
                 NodeStatus {
-                    hostname: "k1".into(),
+                    hostname: Some("k1".into()),
                     status: Some("rebalancing".into())
                 },
                 NodeStatus {
-                    hostname: "k3".into(),
+                    hostname: None,
+                    status: Some("red".into())
+                },
+                NodeStatus {
+                    hostname: Some("k3".into()),
                     status: None
                 }
             ]
         );
         // Nothing says the brokers are all up, so the unknown word and the missing status are
-        // shown to the on-call.
-        assert_eq!(d.failing_nodes().count(), 2);
+        // shown to the on-call, and so is the red node without a name.
+        assert_eq!(d.failing_nodes().count(), 3);
         assert_eq!(
             d.summary(),
-            "broker k1 is rebalancing; broker k3 status unknown"
+            "broker k1 is rebalancing; broker (no hostname) is red; broker k3 status unknown"
         );
     }
 
@@ -368,16 +378,25 @@ mod tests {
         let body = br#"{"code":0,"result":{"brokerNodeTotalNumber":3,"brokerNumber":3,"brokerStatusPerNode":[{"hostname":"k1","status":"RUN"},{"hostname":"k2"},{"hostname":"k3","status":"red"}],
             "zookeeperStatus":"green","zookeeperStatusPerNode":[{"hostname":"zk1","status":"ACTIVE_SYNC"}]}}"#;
         let d = decode_answer(200, body).unwrap();
-        let failing: Vec<_> = d
-            .failing_nodes()
-            .map(|(_, n)| n.hostname.as_str())
-            .collect();
+        let failing: Vec<_> = d.failing_nodes().map(|(_, n)| n.named()).collect();
         // A word that says "failing" still counts, whatever the counts say.
         assert_eq!(failing, ["k3"]);
         // The same unknown word with one broker down is shown.
         let body = br#"{"code":0,"result":{"brokerNodeTotalNumber":3,"brokerNumber":2,"brokerStatusPerNode":[{"hostname":"k1","status":"RUN"}]}}"#;
         let d = decode_answer(200, body).unwrap();
         assert_eq!(d.failing_nodes().count(), 1);
+    }
+
+    #[test]
+    fn nodes_without_a_hostname_count_and_are_never_merged() {
+        let body = br#"{"code":0,"result":{"brokerNodeTotalNumber":3,"brokerNumber":1,"brokerStatusPerNode":[{"hostname":"kafka-1","status":"green"},{"status":"red"},{"hostname":"","status":"red"},{"hostname":null,"status":"red"}]}}"#;
+        let d = decode_answer(200, body).unwrap();
+        assert_eq!(d.brokers.nodes.len(), 4);
+        assert_eq!(d.failing_nodes().count(), 3);
+        assert_eq!(
+            d.summary(),
+            "broker (no hostname) is red; broker (no hostname) is red; broker (no hostname) is red; 1 of 3 brokers up"
+        );
     }
 
     #[test]
@@ -400,7 +419,7 @@ mod tests {
         let d = decode_answer(200, body.as_bytes()).unwrap();
         assert_eq!(d.brokers.colour.as_deref().map(str::len), Some(MAX_STATUS));
         assert_eq!(d.cmak.as_deref(), Some("ok[2J"));
-        assert_eq!(d.brokers.nodes[0].hostname, "k1");
+        assert_eq!(d.brokers.nodes[0].hostname.as_deref(), Some("k1"));
         assert_eq!(
             d.brokers.nodes[0].status.as_deref().map(str::len),
             Some(MAX_STATUS)
