@@ -238,17 +238,20 @@ fn render_discovery(out: &mut Chunks, state: &State) {
         return;
     }
     let label = |r: &Region| format!("{{region=\"{}\"", r.as_str());
-    header(out, &DISCOVERY_CLUSTERS);
-    for (r, (n, _, _)) in &by_region {
-        sample(
-            out,
-            &DISCOVERY_CLUSTERS,
-            &label(r),
-            "",
-            Value::Uint(*n as u64),
-        );
-    }
     if by_region.values().any(|v| v.1.is_some()) {
+        // A region whose discovery never listed has no count: "never listed" is not 0 clusters.
+        header(out, &DISCOVERY_CLUSTERS);
+        for (r, (n, t, _)) in &by_region {
+            if t.is_some() {
+                sample(
+                    out,
+                    &DISCOVERY_CLUSTERS,
+                    &label(r),
+                    "",
+                    Value::Uint(*n as u64),
+                );
+            }
+        }
         header(out, &DISCOVERY_LAST_SUCCESS);
         for (r, (_, t, _)) in &by_region {
             if let Some(t) = t {

@@ -205,7 +205,8 @@ fn reference(
     all.push((
         &DISCOVERY_CLUSTERS,
         per_region(&DISCOVERY_CLUSTERS, &|r| {
-            Some(blocks(r).map(|d| d.clusters as f64).sum())
+            let listed = blocks(r).any(|d| d.last_success.is_some());
+            listed.then(|| blocks(r).map(|d| d.clusters as f64).sum())
         }),
     ));
     all.push((
