@@ -82,10 +82,14 @@ pub fn merge<'a>(
     let static_names: HashSet<&str> = statics.iter().map(|c| c.name.as_str()).collect();
     let mut taken: HashSet<&str> = static_names.clone();
     for (block, clusters) in discovered {
+        let mut this_block: HashSet<&str> = HashSet::new();
         for c in clusters {
+            let again = !this_block.insert(c.name.as_str());
             if taken.contains(c.name.as_str()) {
                 if static_names.contains(c.name.as_str()) {
                     tracing::warn!(cluster = %c.name, discovery = %block.label(), "discovered cluster has the name of a static cluster; the static entry wins");
+                } else if again {
+                    tracing::warn!(cluster = %c.name, discovery = %block.label(), "cluster name listed twice by one discovery block; the first entry wins");
                 } else {
                     tracing::warn!(cluster = %c.name, discovery = %block.label(), "cluster name found by two discovery blocks; the first block wins");
                 }

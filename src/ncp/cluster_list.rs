@@ -11,10 +11,13 @@ use serde_json::Value;
 
 use crate::model::validate_name;
 use crate::ncp::client::{Clients, Request};
-use crate::ncp::envelope::{self, Opened};
+use crate::ncp::envelope::{self, Opened, clean};
 use crate::ncp::region::Endpoint;
 use crate::ncp::usage::Operation;
 use crate::outcome::Outcome;
+
+/// Longest `serverStatus`, `kafkaVersion` or `vpcName` kept; longer ones are cut.
+pub const MAX_TEXT: usize = 64;
 
 /// The request body. `inputText` is not sent: name filtering is done locally with a regex.
 #[derive(Debug, Serialize)]
@@ -127,11 +130,12 @@ fn item(index: usize, v: &Value) -> Result<ListedCluster, String> {
         .ok_or_else(|| format!("{at}: clusterName is missing"))?
         .to_string();
     validate_name(&cluster_name).map_err(|e| format!("{at}: {e}"))?;
+    // These become label values (`cdss_cluster_info`) and filter inputs: bounded, one line.
     let text = |key: &str| {
-        obj.get(key)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
+        clean(
+            obj.get(key).and_then(Value::as_str).unwrap_or_default(),
+            MAX_TEXT,
+        )
     };
     Ok(ListedCluster {
         service_group_instance_no,
@@ -186,6 +190,17 @@ fn decode(opened: Opened) -> Result<ClusterPage, ListError> {
 mod tests {
     use super::*;
     use crate::outcome::FailureReason;
+
+    #[test]
+    fn label_texts_are_one_bounded_line() {
+        let long = "v".repeat(300);
+        let body = format!(
+            r#"{{"code":0,"result":{{"allowedClusters":[{{"serviceGroupInstanceNo":"1","clusterName":"a","serverStatus":"running","kafkaVersion":"{long}","vpcName":"prod\nvpc\u0007"}}]}}}}"#
+        );
+        let page = decode_page(200, body.as_bytes()).unwrap();
+        assert_eq!(page.clusters[0].kafka_version.len(), MAX_TEXT);
+        assert_eq!(page.clusters[0].vpc_name, "prodvpc");
+    }
 
     #[test]
     fn decodes_a_page_and_keeps_good_items_when_some_are_malformed() {

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::model::Cluster;
 use crate::ncp::client::{Clients, Request};
-use crate::ncp::envelope::{self, Opened};
+use crate::ncp::envelope::{self, Opened, clean};
 use crate::ncp::usage::Operation;
 use crate::outcome::Outcome;
 
@@ -269,17 +269,6 @@ fn decode(opened: Opened) -> Result<Diagnosis, Outcome> {
         },
         cmak: text("cmakStatus"),
     })
-}
-
-/// `s` without control characters (they would reach terminals and logs), cut to `max`
-/// characters and trimmed.
-fn clean(s: &str, max: usize) -> String {
-    s.chars()
-        .filter(|c| !c.is_control())
-        .take(max)
-        .collect::<String>()
-        .trim()
-        .to_string()
 }
 
 /// An integer, or a string holding one (tolerated: the SDK types them int32, but NCP's JSON types

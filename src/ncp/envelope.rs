@@ -197,6 +197,17 @@ fn gateway_error(http_status: u16, err: &Value) -> Outcome {
     }
 }
 
+/// Text from an answer that becomes a label value or a log line: without control characters
+/// (they would reach terminals and logs), cut to `max` characters and trimmed.
+pub fn clean(s: &str, max: usize) -> String {
+    s.chars()
+        .filter(|c| !c.is_control())
+        .take(max)
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
