@@ -134,36 +134,29 @@ fn web_config(cli: &Cli) -> Result<Option<Arc<WebConfigWatch>>, ExitCode> {
     }
 }
 
-/// `check`: every failure to even ask is exit 2; Ctrl-C is 130, SIGTERM 143.
+/// `check`: every failure to even ask is exit 2; Ctrl-C is 130, SIGTERM 143. With `--json`,
+/// stdout holds a report document whatever happens.
 async fn check(cli: &Cli, args: &CheckArgs) -> u8 {
+    let fail = |error: String| {
+        eprintln!("error: {error}");
+        check::could_not_ask(args, check::EXIT_UNKNOWN, &error, &mut std::io::stdout())
+    };
     let config = match Config::load(&cli.config_file) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: invalid configuration: {e}");
-            return check::EXIT_UNKNOWN;
-        }
+        Err(e) => return fail(format!("invalid configuration: {e}")),
     };
     let keyring = match Keyring::load(&config.accounts, &Lookup::from_process()).await {
         Ok(k) => k,
-        Err(e) => {
-            eprintln!("error: cannot load credentials: {e}");
-            return check::EXIT_UNKNOWN;
-        }
+        Err(e) => return fail(format!("cannot load credentials: {e}")),
     };
     let clients = match Clients::new(&keyring, &ClientSettings::of(&config)) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return check::EXIT_UNKNOWN;
-        }
+        Err(e) => return fail(e.to_string()),
     };
     let run = async {
         let clusters = match check::select(&config, args, &clients).await {
             Ok(c) => c,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return check::EXIT_UNKNOWN;
-            }
+            Err(e) => return fail(e.to_string()),
         };
         let mut stdout = std::io::stdout();
         check::run(args, &clusters, clients, config.concurrency, &mut stdout).await
@@ -171,8 +164,9 @@ async fn check(cli: &Cli, args: &CheckArgs) -> u8 {
     tokio::select! {
         code = run => code,
         s = crate::shutdown::wait_for_signal() => {
-            eprintln!("check: interrupted by {s:?}; no decision");
-            s.exit_code()
+            let error = format!("interrupted by {s:?}; no decision");
+            eprintln!("check: {error}");
+            check::could_not_ask(args, s.exit_code(), &error, &mut std::io::stdout())
         }
     }
 }

@@ -175,6 +175,33 @@ pub struct Report {
     pub attempts: u32,
     /// The last answer per cluster.
     pub clusters: Vec<ClusterReport>,
+    /// Why no cluster could be asked at all (bad config, no keys, an unknown name, a failed
+    /// listing, a signal); then `clusters` is empty and `decision` is `unknown`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Reports a `check` that could not ask (the caller has said why on stderr): with `--json`, the
+/// same report document a round would give, with `error` set, so a pipeline that reads stdout
+/// always gets one. Returns `exit_code`.
+pub fn could_not_ask(args: &CheckArgs, exit_code: u8, error: &str, out: &mut impl Write) -> u8 {
+    if args.json {
+        let report = Report {
+            ready: false,
+            decision: Decision::Unknown,
+            exit_code,
+            attempts: 0,
+            clusters: Vec::new(),
+            error: Some(error.to_string()),
+        };
+        let written = serde_json::to_string_pretty(&report)
+            .map_err(std::io::Error::other)
+            .and_then(|j| writeln!(out, "{j}"));
+        if let Err(e) = written {
+            eprintln!("error: cannot write the report: {e}");
+        }
+    }
+    exit_code
 }
 
 fn cluster_report(
@@ -321,6 +348,7 @@ pub async fn run(
         exit_code: exit_code(decision),
         attempts,
         clusters: reports,
+        error: None,
     };
     let written = if args.json {
         serde_json::to_string_pretty(&report)

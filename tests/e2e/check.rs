@@ -188,6 +188,15 @@ async fn unknown_cluster_bad_config_and_missing_credentials_are_2() {
         0,
         "an unknown name never reaches NCP"
     );
+    // With --json, stdout is a report document even when nothing could be asked.
+    let (code, stdout, _) = check(&s, &["--cluster", "nope", "--json"]).await;
+    assert_eq!(code, 2);
+    let v: serde_json::Value = serde_json::from_str(&stdout).expect(&stdout);
+    assert_eq!(v["exit_code"], 2, "{v}");
+    assert_eq!(v["decision"], "unknown", "{v}");
+    assert_eq!(v["ready"], false, "{v}");
+    assert_eq!(v["clusters"], serde_json::json!([]), "{v}");
+    assert!(v["error"].as_str().unwrap().contains("\"nope\""), "{v}");
 
     let out = command(&s.config, SECRET_KEY, &["--cluster", "orders"])
         .env_remove("NCLOUD_SECRET_KEY")
@@ -196,6 +205,17 @@ async fn unknown_cluster_bad_config_and_missing_credentials_are_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("NCLOUD_SECRET_KEY"));
+    let out = command(&s.config, SECRET_KEY, &["--cluster", "orders", "--json"])
+        .env_remove("NCLOUD_SECRET_KEY")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        v["error"].as_str().unwrap().contains("NCLOUD_SECRET_KEY"),
+        "{v}"
+    );
 
     let bad = s._dir.path().join("bad.yaml");
     std::fs::write(
