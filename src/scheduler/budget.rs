@@ -17,15 +17,21 @@
 //! - per account, a hard cap ([`HARD_CAP_FACTOR`] × `concurrency`) on requests in flight,
 //!   whatever their lane: NCP never sees more from one account at once.
 //!
+//!
+//! The gate's fresh prechecks, across all clusters, also draw from a [`TokenBucket`]
+//! (`gate.fresh_budget`), so callers of the gate cannot spend the API quota beyond it.
+//!
 //! Lanes are made on first use and resized when `concurrency` changes. No I/O; tokio's
-//! semaphores, so tests run on the paused clock.
+//! semaphores and clock, so tests run on the paused clock.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
+use crate::config::FreshBudget;
 use crate::model::Cluster;
 use crate::outcome::Outcome;
 
@@ -271,6 +277,36 @@ impl Budgets {
             _hard: hard,
             latency,
         })
+    }
+}
+
+/// A token bucket on the tokio clock: `burst` tokens, refilled at `per_second`.
+#[derive(Debug, Default)]
+pub(super) struct TokenBucket {
+    /// Tokens left at `at`.
+    tokens: f64,
+    /// When `tokens` was last brought up to date; `None`: never used (full).
+    at: Option<Instant>,
+}
+
+impl TokenBucket {
+    /// Takes one token, or says how long until one is there.
+    pub(super) fn take(&mut self, budget: FreshBudget, now: Instant) -> Result<(), Duration> {
+        let burst = f64::from(budget.burst);
+        let tokens = match self.at {
+            None => burst,
+            Some(at) => (self.tokens
+                + now.saturating_duration_since(at).as_secs_f64() * budget.per_second)
+                .min(burst),
+        };
+        self.at = Some(now);
+        if tokens >= 1.0 {
+            self.tokens = tokens - 1.0;
+            Ok(())
+        } else {
+            self.tokens = tokens;
+            Err(Duration::from_secs_f64((1.0 - tokens) / budget.per_second))
+        }
     }
 }
 

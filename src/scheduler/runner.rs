@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::budget::{Admission, BudgetKey, Budgets, LaneKind};
+use super::budget::{Admission, BudgetKey, Budgets, LaneKind, TokenBucket};
 use super::slot::backoff;
 use crate::config::FreshBudget;
 use crate::model::Cluster;
@@ -150,36 +150,6 @@ struct DiagnosisPolicy {
     every_round: bool,
     /// At most once per cluster in this window (the interval).
     at_most_every: Duration,
-}
-
-/// A token bucket on the tokio clock: `burst` tokens, refilled at `per_second`.
-#[derive(Debug, Default)]
-struct TokenBucket {
-    /// Tokens left at `at`.
-    tokens: f64,
-    /// When `tokens` was last brought up to date; `None`: never used (full).
-    at: Option<Instant>,
-}
-
-impl TokenBucket {
-    /// Takes one token, or says how long until one is there.
-    fn take(&mut self, budget: FreshBudget, now: Instant) -> Result<(), Duration> {
-        let burst = f64::from(budget.burst);
-        let tokens = match self.at {
-            None => burst,
-            Some(at) => (self.tokens
-                + now.saturating_duration_since(at).as_secs_f64() * budget.per_second)
-                .min(burst),
-        };
-        self.at = Some(now);
-        if tokens >= 1.0 {
-            self.tokens = tokens - 1.0;
-            Ok(())
-        } else {
-            self.tokens = tokens;
-            Err(Duration::from_secs_f64((1.0 - tokens) / budget.per_second))
-        }
-    }
 }
 
 /// When a cluster's prechecks last ran, and which lane the next one waits in.
