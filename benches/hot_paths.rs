@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cdss_precheck_exporter::config::Config;
 use cdss_precheck_exporter::exposition::{BuildInfo, Encoding, Exposition};
+use cdss_precheck_exporter::ncp::client::CallMeta;
 use cdss_precheck_exporter::ncp::precheck::{Precheck, classify};
 use cdss_precheck_exporter::ncp::sign;
 use cdss_precheck_exporter::outcome::Outcome;
@@ -98,10 +99,13 @@ fn checked_state(n: usize) -> State {
 fn precheck(outcome: Outcome, i: usize) -> Precheck {
     Precheck {
         outcome,
-        latency: Duration::from_micros(1_000 + 37 * i as u64),
-        request_id: Some(format!("sim-{i:08x}-0000-4000-8000-000000000000")),
-        retry_after: None,
-        clock_skew: None,
+        meta: CallMeta {
+            latency: Duration::from_micros(1_000 + 37 * i as u64),
+            request_id: Some(format!("sim-{i:08x}-0000-4000-8000-000000000000")),
+            retry_after: None,
+            clock_skew: None,
+            ..CallMeta::default()
+        },
     }
 }
 

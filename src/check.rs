@@ -219,8 +219,8 @@ fn cluster_report(
         verdict: p.outcome.verdict(),
         code: p.outcome.error_code(),
         message: p.outcome.message(),
-        latency_seconds: (p.latency.as_secs_f64() * 1e4).round() / 1e4,
-        request_id: p.request_id.clone(),
+        latency_seconds: (p.meta.latency.as_secs_f64() * 1e4).round() / 1e4,
+        request_id: p.meta.request_id.clone(),
         checked_at: humantime::format_rfc3339_millis(at).to_string(),
         diagnosis,
     }
@@ -291,7 +291,7 @@ pub async fn run(
         let now = Instant::now();
         let retry_after = results
             .iter()
-            .filter_map(|(p, _)| p.retry_after)
+            .filter_map(|(p, _)| p.meta.retry_after)
             .max()
             .unwrap_or_default();
         let pause = args.every.max(retry_after);
@@ -324,7 +324,7 @@ pub async fn run(
     };
     if let Some(hint) = results
         .iter()
-        .find_map(|(p, _)| crate::outcome::clock_skew_hint(&p.outcome, p.clock_skew))
+        .find_map(|(p, _)| crate::outcome::clock_skew_hint(&p.outcome, p.meta.clock_skew))
     {
         eprintln!("check: authentication failed: {hint}");
     }

@@ -198,7 +198,7 @@ pub fn evaluate(
     answer.checked_at = Some(humantime::format_rfc3339_millis(last.at_wall).to_string());
     // Rounded up to the millisecond, so a stale answer never shows an age equal to max_age.
     answer.age_seconds = Some((age.as_secs_f64() * 1000.0).ceil() / 1000.0);
-    answer.request_id = last.request_id.clone();
+    answer.request_id = last.meta.request_id.clone();
     answer.reason = if last.outcome.is_ready() {
         (age > max_age).then_some(ClosedReason::Stale)
     } else if last.outcome.failure_reason().is_none() {
@@ -246,10 +246,13 @@ mod tests {
         let mut status = ClusterStatus::new(&config.clusters[0]);
         status.last = outcome.map(|outcome| LastPrecheck {
             outcome,
-            latency: Duration::from_millis(3),
+            meta: crate::ncp::client::CallMeta {
+                latency: Duration::from_millis(3),
+                request_id: Some("rid".into()),
+                ..Default::default()
+            },
             at,
             at_wall: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
-            request_id: Some("rid".into()),
         });
         status
     }

@@ -22,6 +22,7 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
 use crate::model::Cluster;
+use crate::ncp::client::CallMeta;
 use crate::ncp::cluster_status::Diagnosis;
 use crate::ncp::precheck::Precheck;
 use crate::ncp::region::Region;
@@ -32,14 +33,12 @@ use crate::outcome::{FailureReason, Outcome};
 pub struct LastPrecheck {
     /// How it ended.
     pub outcome: Outcome,
-    /// How long it took, send to last body byte (or to the timeout).
-    pub latency: Duration,
+    /// How the call went: latency, request id (for NCP support tickets), the gateway's clock.
+    pub meta: CallMeta,
     /// When it finished, on the (pausable) tokio clock: used for ages.
     pub at: Instant,
     /// When it finished, wall clock: used for timestamps people read.
     pub at_wall: SystemTime,
-    /// `requestId` from the body or `x-ncp-apigw-request-id`, for NCP support tickets.
-    pub request_id: Option<String>,
 }
 
 /// Everything known about one cluster.
@@ -180,7 +179,7 @@ impl State {
                 None => status.last_success = Some(at_wall),
                 Some(reason) => status.failures[reason.index()] += 1,
             }
-            if let Some(skew) = precheck.clock_skew {
+            if let Some(skew) = precheck.meta.clock_skew {
                 *self
                     .clock_skew
                     .write()
@@ -188,10 +187,9 @@ impl State {
             }
             status.last = Some(LastPrecheck {
                 outcome: precheck.outcome.clone(),
-                latency: precheck.latency,
+                meta: precheck.meta.clone(),
                 at,
                 at_wall,
-                request_id: precheck.request_id.clone(),
             });
         }
         self.generation.fetch_add(1, Ordering::Release);
@@ -415,10 +413,13 @@ mod tests {
     fn precheck(outcome: Outcome) -> Precheck {
         Precheck {
             outcome,
-            latency: Duration::from_millis(5),
-            request_id: None,
-            retry_after: None,
-            clock_skew: None,
+            meta: CallMeta {
+                latency: Duration::from_millis(5),
+                request_id: None,
+                retry_after: None,
+                clock_skew: None,
+                ..CallMeta::default()
+            },
         }
     }
 

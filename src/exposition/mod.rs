@@ -284,10 +284,10 @@ mod tests {
     pub(super) fn record(s: &State, name: &str, outcome: Outcome, latency: Duration, wall_ms: u64) {
         let p = Precheck {
             outcome,
-            latency,
-            request_id: None,
-            retry_after: None,
-            clock_skew: None,
+            meta: crate::ncp::client::CallMeta {
+                latency,
+                ..Default::default()
+            },
         };
         let wall = UNIX_EPOCH + Duration::from_millis(wall_ms);
         assert!(s.record(name, &p, Instant::now(), wall));

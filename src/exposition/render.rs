@@ -209,7 +209,7 @@ impl Row {
             runs: s.runs_total,
             last: s.last.as_ref().map(|l| {
                 (
-                    l.latency.as_secs_f64(),
+                    l.meta.latency.as_secs_f64(),
                     l.outcome.error_code(),
                     unix(l.at_wall),
                 )

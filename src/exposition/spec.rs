@@ -11,6 +11,7 @@ use super::tests::{record, state, text, varied_state};
 use super::{BuildInfo, Exposition};
 use crate::credentials::keyring::AccountStatus;
 use crate::credentials::{Credentials, Found, Keyring, Origin, StatusBoard};
+use crate::ncp::client::CallMeta;
 use crate::ncp::precheck::Precheck;
 use crate::ncp::region::Region;
 use crate::ncp::usage::{ApiUsage, Operation};
@@ -33,10 +34,13 @@ fn every_family_state() -> State {
     s.record_discovery("SGN/default", Region::Sgn, Err(()));
     let p = Precheck {
         outcome: Outcome::Ready,
-        latency: Duration::from_millis(42),
-        request_id: None,
-        retry_after: None,
-        clock_skew: Some(-1.5),
+        meta: CallMeta {
+            latency: Duration::from_millis(42),
+            request_id: None,
+            retry_after: None,
+            clock_skew: Some(-1.5),
+            ..CallMeta::default()
+        },
     };
     assert!(s.record("c-001", &p, tokio::time::Instant::now(), SystemTime::now()));
     record(&s, "c-002", Outcome::NotReady, Duration::from_millis(7), 9);
@@ -152,7 +156,7 @@ fn reference(
         }
         if let Some(last) = &s.last {
             let code = last.outcome.error_code() as f64;
-            samples[1].push(metric(&DURATION, labels(), last.latency.as_secs_f64()));
+            samples[1].push(metric(&DURATION, labels(), last.meta.latency.as_secs_f64()));
             samples[2].push(metric(&ERROR_CODE, labels(), code));
             samples[3].push(metric(&LAST_RUN, labels(), unix(last.at_wall)));
         }

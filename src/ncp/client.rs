@@ -71,21 +71,22 @@ pub struct Request<'a> {
     pub body: Option<&'a str>,
 }
 
-/// What one call brought back, before its operation decoded `result`. Every failure is in
-/// `opened.result`; nothing here is an error.
-#[derive(Clone, Debug)]
-struct Reply {
-    /// The envelope, opened; `Err` also for calls that got no answer (timeout, connection, body
-    /// too large, no keys).
-    pub opened: Opened,
+/// What every call brings back besides its answer: the one record of a call's metadata, from
+/// here to the state (the precheck, the last precheck, `check`'s report all carry it whole).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CallMeta {
+    /// HTTP status of the answer; `None` when no answer came (timeout, connection, no keys).
+    pub http_status: Option<u16>,
     /// Time from sending to the last body byte (or to the timeout).
     pub latency: Duration,
     /// `requestId` from the body, else `x-ncp-apigw-request-id`.
     pub request_id: Option<String>,
     /// `Retry-After` (seconds or a date), clamped to [`MAX_RETRY_AFTER`].
     pub retry_after: Option<Duration>,
-    /// The gateway's clock minus ours, in seconds (positive: the gateway is ahead), from its
-    /// `Date` header when the answer arrived. `Date` has one-second resolution.
+    /// The gateway's `Date` header.
+    pub server_date: Option<SystemTime>,
+    /// The gateway's clock minus ours, in seconds (positive: the gateway is ahead), from
+    /// `server_date` when the answer arrived. `Date` has one-second resolution.
     pub clock_skew: Option<f64>,
 }
 
@@ -95,15 +96,8 @@ struct Reply {
 pub struct Decoded<T> {
     /// The operation's reading of the answer, or the outcome of a call without a usable one.
     pub result: Result<T, Outcome>,
-    /// Time from sending to the last body byte (or to the timeout).
-    pub latency: Duration,
-    /// `requestId` from the body, else `x-ncp-apigw-request-id`.
-    pub request_id: Option<String>,
-    /// `Retry-After` (seconds or a date), clamped to [`MAX_RETRY_AFTER`].
-    pub retry_after: Option<Duration>,
-    /// The gateway's clock minus ours, in seconds (positive: the gateway is ahead), from its
-    /// `Date` header when the answer arrived. `Date` has one-second resolution.
-    pub clock_skew: Option<f64>,
+    /// How the call went.
+    pub meta: CallMeta,
 }
 
 impl<T> Decoded<T> {
@@ -111,23 +105,7 @@ impl<T> Decoded<T> {
     pub fn failed(outcome: Outcome) -> Self {
         Self {
             result: Err(outcome),
-            latency: Duration::ZERO,
-            request_id: None,
-            retry_after: None,
-            clock_skew: None,
-        }
-    }
-}
-
-impl Reply {
-    /// A reply for a call that never got an answer.
-    fn failed(outcome: Outcome, latency: Duration) -> Self {
-        Self {
-            opened: Opened::failed(0, outcome),
-            latency,
-            request_id: None,
-            retry_after: None,
-            clock_skew: None,
+            meta: CallMeta::default(),
         }
     }
 }
@@ -187,17 +165,14 @@ impl CdssClient {
             let account = self.keys.account().to_string();
             return Decoded::failed(Outcome::NoCredentials { account });
         };
-        let reply = self.call_with(&credentials, request).await;
-        if reply.opened.http_status == 401 {
+        let (opened, meta) = self.call_with(&credentials, request).await;
+        if opened.http_status == 401 {
             // Role keys may have been rotated early: one early refresh per key pair.
             self.keys.on_auth_failure(generation);
         }
         let mut decoded = Decoded {
-            result: decode(reply.opened),
-            latency: reply.latency,
-            request_id: reply.request_id,
-            retry_after: reply.retry_after,
-            clock_skew: reply.clock_skew,
+            result: decode(opened),
+            meta,
         };
         // What an answer says is shown in logs, pages and `check`: never our keys, even when
         // the gateway repeats them (say, in an error's `details`).
@@ -208,41 +183,53 @@ impl CdssClient {
         if let Err(outcome) = &mut decoded.result {
             outcome.redact(&keys);
         }
-        if let Some(id) = &mut decoded.request_id {
+        if let Some(id) = &mut decoded.meta.request_id {
             crate::outcome::redact(id, &keys);
         }
         decoded
     }
 
-    async fn call_with(&self, credentials: &Credentials, request: Request<'_>) -> Reply {
+    /// Sends and opens the envelope; every failure is in the opened `result`.
+    async fn call_with(
+        &self,
+        credentials: &Credentials,
+        request: Request<'_>,
+    ) -> (Opened, CallMeta) {
         let started = Instant::now();
         let exchange =
             tokio::time::timeout(self.settings.timeout, self.exchange(credentials, request)).await;
         let latency = started.elapsed();
-        let answer = match exchange {
+        let failed = |outcome| {
+            let meta = CallMeta {
+                latency,
+                ..CallMeta::default()
+            };
+            (Opened::failed(0, outcome), meta)
+        };
+        let Answer {
+            status,
+            location,
+            content_type,
+            body,
+            mut meta,
+        } = match exchange {
             Ok(Ok(answer)) => answer,
-            Ok(Err(outcome)) => return Reply::failed(outcome, latency),
+            Ok(Err(outcome)) => return failed(outcome),
             Err(_) => {
-                let after = self.settings.timeout;
-                return Reply::failed(Outcome::Timeout { after }, latency);
+                return failed(Outcome::Timeout {
+                    after: self.settings.timeout,
+                });
             }
         };
-        let opened = match &answer.body {
-            Ok(body) => envelope::open(
-                answer.status,
-                answer.location.as_deref(),
-                answer.content_type.as_deref(),
-                body,
-            ),
-            Err(outcome) => Opened::failed(answer.status, outcome.clone()),
+        let opened = match &body {
+            Ok(body) => envelope::open(status, location.as_deref(), content_type.as_deref(), body),
+            Err(outcome) => Opened::failed(status, outcome.clone()),
         };
-        Reply {
-            request_id: opened.request_id.clone().or(answer.request_id),
-            opened,
-            latency,
-            retry_after: answer.retry_after,
-            clock_skew: answer.clock_skew,
+        meta.latency = latency;
+        if opened.request_id.is_some() {
+            meta.request_id.clone_from(&opened.request_id);
         }
+        (opened, meta)
     }
 
     /// Signs and sends one request; reads the answer up to the body cap. `Err` when no answer
@@ -283,16 +270,21 @@ impl CdssClient {
         })?;
         let status = response.status().as_u16();
         let headers = response.headers();
+        let server_date =
+            header_str(headers, DATE.as_str()).and_then(|d| httpdate::parse_http_date(d).ok());
         let mut answer = Answer {
             status,
             location: header_str(headers, LOCATION.as_str()).map(str::to_owned),
             content_type: header_str(headers, CONTENT_TYPE.as_str()).map(str::to_owned),
-            request_id: header_str(headers, HEADER_REQUEST_ID).map(str::to_owned),
-            retry_after: header_str(headers, RETRY_AFTER.as_str()).and_then(parse_retry_after),
-            clock_skew: header_str(headers, DATE.as_str())
-                .and_then(|d| httpdate::parse_http_date(d).ok())
-                .map(|server| skew(server, SystemTime::now())),
             body: Ok(Vec::new()),
+            meta: CallMeta {
+                http_status: Some(status),
+                latency: Duration::ZERO,
+                request_id: header_str(headers, HEADER_REQUEST_ID).map(str::to_owned),
+                retry_after: header_str(headers, RETRY_AFTER.as_str()).and_then(parse_retry_after),
+                server_date,
+                clock_skew: server_date.map(|server| skew(server, SystemTime::now())),
+            },
         };
         let limit = self.settings.max_response_bytes;
         let declared =
@@ -325,15 +317,14 @@ impl CdssClient {
     }
 }
 
-/// An answer: status, the headers we use, and the body (or why it was not read).
+/// An answer: status, the headers the envelope needs, the body (or why it was not read), and
+/// the call's metadata (its latency is set by the caller, who timed the whole call).
 struct Answer {
     status: u16,
     location: Option<String>,
     content_type: Option<String>,
-    request_id: Option<String>,
-    retry_after: Option<Duration>,
-    clock_skew: Option<f64>,
     body: Result<Vec<u8>, Outcome>,
+    meta: CallMeta,
 }
 
 /// One client per account, so each cluster's calls are signed with its account's keys.

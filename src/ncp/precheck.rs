@@ -5,13 +5,11 @@
 //! answer we cannot read. Which `Outcome` that is, and what it means, is decided in `envelope`
 //! and `outcome`.
 
-use std::time::Duration;
-
 use reqwest::Method;
 use serde_json::Value;
 
 use crate::model::Cluster;
-use crate::ncp::client::{Clients, Decoded, Request};
+use crate::ncp::client::{CallMeta, Clients, Decoded, Request};
 use crate::ncp::envelope;
 use crate::ncp::usage::Operation;
 use crate::outcome::Outcome;
@@ -21,14 +19,8 @@ use crate::outcome::Outcome;
 pub struct Precheck {
     /// The one classification of the answer.
     pub outcome: Outcome,
-    /// Time from sending to the last body byte (or to the timeout).
-    pub latency: Duration,
-    /// `requestId` from the body, else `x-ncp-apigw-request-id`.
-    pub request_id: Option<String>,
-    /// `Retry-After` of a 429, clamped.
-    pub retry_after: Option<Duration>,
-    /// The gateway's clock minus ours, in seconds, from its `Date` header.
-    pub clock_skew: Option<f64>,
+    /// How the call went (latency, request id, `Retry-After`, the gateway's clock).
+    pub meta: CallMeta,
 }
 
 impl Precheck {
@@ -40,10 +32,7 @@ impl Precheck {
     fn from_reply(reply: Decoded<Outcome>) -> Self {
         Self {
             outcome: reply.result.unwrap_or_else(|failure| failure),
-            latency: reply.latency,
-            request_id: reply.request_id,
-            retry_after: reply.retry_after,
-            clock_skew: reply.clock_skew,
+            meta: reply.meta,
         }
     }
 }
@@ -199,7 +188,7 @@ mod tests {
         );
         assert_eq!(
             Outcome::Timeout {
-                after: Duration::from_secs(1)
+                after: std::time::Duration::from_secs(1)
             }
             .decision(),
             Decision::Unknown

@@ -307,7 +307,11 @@ impl<P: Prechecker> Runner<P> {
     /// Logs a warning when the gateway's clock is more than a minute off ours, at most every
     /// [`SKEW_WARNING_EVERY`].
     fn warn_about_clock(&self, p: &Precheck) {
-        let Some(skew) = p.clock_skew.filter(|s| s.abs() > CLOCK_SKEW_WARN_SECONDS) else {
+        let Some(skew) = p
+            .meta
+            .clock_skew
+            .filter(|s| s.abs() > CLOCK_SKEW_WARN_SECONDS)
+        else {
             return;
         };
         let mut last = self
@@ -370,7 +374,7 @@ impl<P: Prechecker> Runner<P> {
         let sent = !matches!(precheck.outcome, Outcome::NoCredentials { .. });
         if sent && LaneKind::after(&precheck.outcome) == LaneKind::Answering {
             // An answer (any answer): how quickly this gateway answers.
-            admission.latency.observe(precheck.latency);
+            admission.latency.observe(precheck.meta.latency);
         }
         drop(admission);
         let now = Instant::now();
@@ -401,7 +405,7 @@ impl<P: Prechecker> Runner<P> {
         }
         times.rate_limited_streak = times.rate_limited_streak.saturating_add(1);
         let interval = *self.interval.lock().unwrap_or_else(PoisonError::into_inner);
-        let wait = backoff(p.retry_after, interval, times.rate_limited_streak);
+        let wait = backoff(p.meta.retry_after, interval, times.rate_limited_streak);
         times.rate_limited_until = Some(now + wait);
         if self.logs {
             tracing::warn!(
@@ -563,8 +567,8 @@ impl<P: Prechecker> FreshPrecheck for Runner<P> {
 }
 
 fn log(c: &Cluster, p: &Precheck) {
-    let request_id = p.request_id.as_deref().unwrap_or("");
-    let latency_ms = p.latency.as_secs_f64() * 1e3;
+    let request_id = p.meta.request_id.as_deref().unwrap_or("");
+    let latency_ms = p.meta.latency.as_secs_f64() * 1e3;
     if p.outcome.failure_reason().is_none() {
         tracing::debug!(
             cluster = %c.name, region = %c.region, verdict = p.outcome.verdict(),
@@ -573,7 +577,7 @@ fn log(c: &Cluster, p: &Precheck) {
         );
         return;
     }
-    let hint = clock_skew_hint(&p.outcome, p.clock_skew)
+    let hint = clock_skew_hint(&p.outcome, p.meta.clock_skew)
         .map(|h| format!("; {h}"))
         .unwrap_or_default();
     tracing::warn!(

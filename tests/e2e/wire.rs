@@ -113,7 +113,7 @@ async fn request_is_signed_exactly_as_ncp_api_md_says() {
         .as_millis() as u64;
     let raw = server.await.unwrap();
     assert_eq!(p.outcome, Outcome::Ready);
-    assert_eq!(p.request_id.as_deref(), Some("req-1"));
+    assert_eq!(p.meta.request_id.as_deref(), Some("req-1"));
 
     let (head, sent_body) = raw.split_once("\r\n\r\n").unwrap();
     let mut lines = head.lines();
@@ -226,7 +226,7 @@ async fn gateway_request_id_header_is_kept_when_the_body_has_none() {
     .unwrap();
     let p = precheck_at(&client(), &url, 1).await;
     server.await.unwrap();
-    assert_eq!(p.request_id.as_deref(), Some("gw-42"));
+    assert_eq!(p.meta.request_id.as_deref(), Some("gw-42"));
     assert_eq!(p.outcome.failure_reason(), Some(FailureReason::HttpError));
 }
 

@@ -7,6 +7,7 @@ mod isolation;
 
 use super::*;
 use crate::config::Config;
+use crate::ncp::client::CallMeta;
 use crate::ncp::cluster_status::Diagnosis;
 use crate::ncp::precheck::Precheck;
 use crate::outcome::Outcome;
@@ -114,10 +115,13 @@ impl Prechecker for Fake {
         };
         Precheck {
             outcome,
-            latency: delay,
-            request_id: None,
-            retry_after,
-            clock_skew: None,
+            meta: CallMeta {
+                latency: delay,
+                request_id: None,
+                retry_after,
+                clock_skew: None,
+                ..CallMeta::default()
+            },
         }
     }
 
@@ -524,10 +528,13 @@ impl Prechecker for Skewed {
         tokio::time::sleep(Duration::from_millis(10)).await;
         Precheck {
             outcome: Outcome::Ready,
-            latency: Duration::from_millis(10),
-            request_id: None,
-            retry_after: None,
-            clock_skew: Some(600.0),
+            meta: CallMeta {
+                latency: Duration::from_millis(10),
+                request_id: None,
+                retry_after: None,
+                clock_skew: Some(600.0),
+                ..CallMeta::default()
+            },
         }
     }
     async fn cluster_status(&self, _: &Arc<Cluster>) -> Result<Diagnosis, Outcome> {
