@@ -303,7 +303,7 @@ pub async fn run(
     let inventory = Arc::new(inventory);
     let runner = Arc::new(Runner::new(
         config.clusters.clone(),
-        clients.clone(),
+        Clients::default(),
         state.clone(),
         config.concurrency,
     ));
@@ -313,11 +313,13 @@ pub async fn run(
         inventory.clone(),
         state.clone(),
     ));
-    clients.replace(
-        building
-            .await
-            .context("starting the CDSS clients")?
-            .context("starting the CDSS clients")?,
+    runner.set_prechecker(
+        clients.replace(
+            building
+                .await
+                .context("starting the CDSS clients")?
+                .context("starting the CDSS clients")?,
+        ),
     );
     discovery.set_blocks(&config.discovery);
     let live = LiveSettings::new(Live::of(&config));
@@ -325,6 +327,7 @@ pub async fn run(
         Arc::new(Reloader {
             path: r.config_file.clone(),
             clients: clients.clone(),
+            runner: runner.clone(),
             inventory: inventory.clone(),
             discovery: discovery.clone(),
             state: state.clone(),

@@ -250,16 +250,7 @@ async fn round(
         }
     }
     out.into_iter()
-        .map(|r| {
-            r.unwrap_or_else(|| {
-                (
-                    Precheck::failed(Outcome::ConnectionError {
-                        detail: "precheck task failed".into(),
-                    }),
-                    SystemTime::now(),
-                )
-            })
-        })
+        .map(|r| r.unwrap_or_else(|| (Precheck::failed(Outcome::task_failed()), SystemTime::now())))
         .collect()
 }
 

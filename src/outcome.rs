@@ -218,6 +218,48 @@ impl Outcome {
         })
     }
 
+    /// CDSS's code 3: it knows no such cluster number, so there are no nodes to ask about.
+    pub fn is_no_such_cluster(&self) -> bool {
+        matches!(self, Outcome::ApiError { code: 3, .. })
+    }
+
+    /// Whether this outcome calls for `getClusterStatus`: CDSS said no, or answered with an
+    /// error other than "no such cluster".
+    pub fn worth_diagnosing(&self) -> bool {
+        match self {
+            Outcome::NotReady => true,
+            Outcome::ApiError { .. } => !self.is_no_such_cluster(),
+            _ => false,
+        }
+    }
+
+    /// The lane rule: the gateway did not answer at all (timeout, refused or broken connection),
+    /// so the cluster's next precheck waits with the other suspects, never with answering ones.
+    pub fn is_suspect(&self) -> bool {
+        matches!(
+            self,
+            Outcome::Timeout { .. } | Outcome::ConnectionError { .. }
+        )
+    }
+
+    /// A precheck that never ran because its task failed (a bug; the log has the panic): no
+    /// answer, so it can never read as go.
+    pub fn task_failed() -> Self {
+        Outcome::ConnectionError {
+            detail: "precheck task failed".into(),
+        }
+    }
+
+    /// No request could be made: the operation's URL could not be built from `base` (a gateway
+    /// URL that validation let through but the operation's path cannot extend). Nothing was
+    /// sent, so there is no HTTP status (0).
+    pub fn no_url(operation: &str, base: &str, error: impl std::fmt::Display) -> Self {
+        Outcome::InvalidResponse {
+            http_status: 0,
+            detail: format!("no {operation} URL for {base}: {error}"),
+        }
+    }
+
     /// True when the answer asks us to slow down (HTTP 429 in any shape).
     pub fn is_rate_limited(&self) -> bool {
         self.failure_reason() == Some(FailureReason::RateLimited)
@@ -285,6 +327,33 @@ impl Outcome {
                     "no usable API keys for account {account:?} (none loaded, or expired and not refreshed); nothing was sent"
                 )
             }
+        }
+    }
+}
+
+/// What a node's status word in `getClusterStatus` says on its own (the words are not
+/// documented per node, so only well-known ones decide).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeHealth {
+    /// A word for a running node (`green`, `running`, ...).
+    Fine,
+    /// A word for a node that is not (`red`, `down`, ...).
+    Failing,
+    /// Missing, or a word we do not know.
+    Unknown,
+}
+
+impl NodeHealth {
+    /// The health a node's `status` word says.
+    pub fn of(status: Option<&str>) -> Self {
+        let Some(status) = status else {
+            return NodeHealth::Unknown;
+        };
+        match status.to_ascii_lowercase().as_str() {
+            "green" | "running" | "normal" | "ok" | "up" | "healthy" | "active" => NodeHealth::Fine,
+            "red" | "orange" | "yellow" | "gray" | "grey" | "down" | "stopped" | "error"
+            | "failed" | "abnormal" | "unhealthy" | "dead" | "inactive" => NodeHealth::Failing,
+            _ => NodeHealth::Unknown,
         }
     }
 }

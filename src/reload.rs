@@ -20,6 +20,7 @@ use crate::discovery::Supervisor;
 use crate::inventory::Inventory;
 use crate::ncp::client::{BuildError, ClientSettings, Clients, SharedClients};
 use crate::plan::Schedule;
+use crate::scheduler::Runner;
 use crate::state::State;
 
 /// Why a reload changed nothing.
@@ -85,6 +86,8 @@ pub struct Reloader {
     pub path: PathBuf,
     /// Swapped on success.
     pub clients: SharedClients,
+    /// Prechecks with the new clients from then on.
+    pub runner: Arc<Runner<Clients>>,
     /// Gets the new static clusters, schedule and blocks.
     pub inventory: Arc<Inventory>,
     /// Gets the new discovery blocks.
@@ -119,7 +122,7 @@ impl Reloader {
     async fn try_reload(&self) -> Result<(), ReloadError> {
         let (config, keyring, clients) = load(&self.path, &self.lookup).await?;
         // Everything is valid: apply.
-        self.clients.replace(clients);
+        self.runner.set_prechecker(self.clients.replace(clients));
         self.credentials.show(&keyring);
         self.inventory.set_config(
             config.clusters.clone(),

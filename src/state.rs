@@ -113,8 +113,9 @@ pub struct State {
     /// Latch: flips to true once every discovery block configured at start has reported once and
     /// every cluster known then has finished one precheck.
     ready: AtomicBool,
-    /// The gateway's clock minus ours, from the last answer with a `Date` header.
-    clock_skew: RwLock<Option<f64>>,
+    /// The gateway's clock minus ours, from the last answer with a `Date` header: an `f64`'s
+    /// bits, NaN before the first (an atomic, so recording a precheck takes one lock).
+    clock_skew: AtomicU64,
     /// Discovery blocks that have not reported yet (for the latch).
     pending_discovery: RwLock<Vec<String>>,
 }
@@ -136,7 +137,7 @@ impl State {
             generation: AtomicU64::new(0),
             ready: AtomicBool::new(false),
             pending_discovery: RwLock::default(),
-            clock_skew: RwLock::default(),
+            clock_skew: AtomicU64::new(f64::NAN.to_bits()),
         };
         s.update_ready();
         s
@@ -180,10 +181,7 @@ impl State {
                 Some(reason) => status.failures[reason.index()] += 1,
             }
             if let Some(skew) = precheck.meta.clock_skew {
-                *self
-                    .clock_skew
-                    .write()
-                    .unwrap_or_else(PoisonError::into_inner) = Some(skew);
+                self.clock_skew.store(skew.to_bits(), Ordering::Release);
             }
             status.last = Some(LastPrecheck {
                 outcome: precheck.outcome.clone(),
@@ -346,10 +344,8 @@ impl State {
 
     /// The gateway's clock minus ours, in seconds, from the last answer that had a `Date`.
     pub fn clock_skew(&self) -> Option<f64> {
-        *self
-            .clock_skew
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
+        let skew = f64::from_bits(self.clock_skew.load(Ordering::Acquire));
+        (!skew.is_nan()).then_some(skew)
     }
 
     /// Records a config reload's result.

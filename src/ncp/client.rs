@@ -24,7 +24,7 @@ use crate::config::Config;
 use crate::credentials::{AccountKeys, Credentials, Keyring};
 use crate::ncp::envelope::{self, Opened};
 use crate::ncp::sign;
-use crate::ncp::usage::{ApiUsage, Operation};
+use crate::ncp::usage::{AccountUsage, ApiUsage, Operation};
 use crate::outcome::Outcome;
 
 /// `User-Agent` on every request.
@@ -120,6 +120,8 @@ struct CdssClient {
     keys: Arc<AccountKeys>,
     /// Timeout and body cap.
     settings: ClientSettings,
+    /// This account's calls, counted.
+    usage: Arc<AccountUsage>,
 }
 
 /// The clients could not be built (TLS setup).
@@ -152,6 +154,7 @@ impl CdssClient {
             http,
             keys,
             settings,
+            usage: Arc::default(),
         })
     }
 
@@ -354,11 +357,23 @@ impl Clients {
                 ))
             })
             .collect::<Result<_, BuildError>>()
-            .map(|by_account| Clients {
-                by_account,
-                keyring: keyring.clone(),
-                usage: Arc::default(),
+            .map(|by_account| {
+                let mut clients = Clients {
+                    by_account,
+                    keyring: keyring.clone(),
+                    usage: Arc::default(),
+                };
+                clients.count_into(Arc::default());
+                clients
             })
+    }
+
+    /// Counts every call from now on into `usage`.
+    fn count_into(&mut self, usage: Arc<ApiUsage>) {
+        for (account, client) in &mut self.by_account {
+            client.usage = usage.account(account);
+        }
+        self.usage = usage;
     }
 
     /// The keyring the clients sign from (and whose refreshers they keep running).
@@ -388,11 +403,12 @@ impl Clients {
             });
         };
         let decoded = client.call(request, decode).await;
-        let counted = match &decoded.result {
-            Ok(_) => "ok",
-            Err(o) => o.failure_reason().map_or("ok", |r| r.as_str()),
-        };
-        self.usage.count(account, request.operation, counted);
+        let failure = decoded
+            .result
+            .as_ref()
+            .err()
+            .and_then(Outcome::failure_reason);
+        client.usage.count(request.operation, failure);
         decoded
     }
 }
@@ -423,10 +439,13 @@ impl SharedClients {
             .clone()
     }
 
-    /// Swaps in new clients (after a reload); calls in flight finish with the old ones.
-    pub fn replace(&self, mut clients: Clients) {
-        clients.usage = self.usage.clone();
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(clients);
+    /// Swaps in new clients (after a reload), counting into the same usage, and returns them
+    /// for the runner; calls in flight finish with the old ones.
+    pub fn replace(&self, mut clients: Clients) -> Arc<Clients> {
+        clients.count_into(self.usage.clone());
+        let clients = Arc::new(clients);
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = clients.clone();
+        clients
     }
 
     /// What every set of clients has spent.

@@ -16,7 +16,7 @@ use crate::model::Cluster;
 use crate::ncp::client::{Clients, Request};
 use crate::ncp::envelope::{self, Opened, clean};
 use crate::ncp::usage::Operation;
-use crate::outcome::Outcome;
+use crate::outcome::{NodeHealth, Outcome};
 
 /// Most nodes kept per role: hostnames become label values, so their number is bounded.
 pub const MAX_NODES: usize = 64;
@@ -35,30 +35,7 @@ pub struct NodeStatus {
     pub status: Option<String>,
 }
 
-/// What a node's status word says on its own.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Health {
-    /// A word for a running node (`green`, `running`, ...).
-    Fine,
-    /// A word for a node that is not (`red`, `down`, ...).
-    Failing,
-    /// Missing, or a word we do not know.
-    Unknown,
-}
-
 impl NodeStatus {
-    fn health(&self) -> Health {
-        let Some(status) = &self.status else {
-            return Health::Unknown;
-        };
-        match status.to_ascii_lowercase().as_str() {
-            "green" | "running" | "normal" | "ok" | "up" | "healthy" | "active" => Health::Fine,
-            "red" | "orange" | "yellow" | "gray" | "grey" | "down" | "stopped" | "error"
-            | "failed" | "abnormal" | "unhealthy" | "dead" | "inactive" => Health::Failing,
-            _ => Health::Unknown,
-        }
-    }
-
     /// How people name the node: its hostname, or "without a hostname".
     fn named(&self) -> &str {
         self.hostname.as_deref().unwrap_or("(no hostname)")
@@ -103,10 +80,10 @@ impl RoleStatus {
     /// missing or a word we do not know while the role is not all up. Per-node values are not
     /// documented, so an unknown word never blames a node of a role that says all is well.
     pub fn is_failing(&self, node: &NodeStatus) -> bool {
-        match node.health() {
-            Health::Fine => false,
-            Health::Failing => true,
-            Health::Unknown => !self.all_up(),
+        match NodeHealth::of(node.status.as_deref()) {
+            NodeHealth::Fine => false,
+            NodeHealth::Failing => true,
+            NodeHealth::Unknown => !self.all_up(),
         }
     }
 }
@@ -176,21 +153,10 @@ impl Diagnosis {
 
 /// Reads `cluster`'s status now. `Err` is the outcome of a call that got no usable answer.
 pub async fn cluster_status(clients: &Clients, cluster: &Cluster) -> Result<Diagnosis, Outcome> {
-    let url = match cluster
+    let url = cluster
         .endpoint
         .cluster_status(cluster.service_group_instance_no)
-    {
-        Ok(url) => url,
-        Err(e) => {
-            return Err(Outcome::InvalidResponse {
-                http_status: 0,
-                detail: format!(
-                    "no getClusterStatus URL for {}: {e}",
-                    cluster.endpoint.precheck
-                ),
-            });
-        }
-    };
+        .map_err(|e| Outcome::no_url("getClusterStatus", cluster.endpoint.precheck.as_str(), e))?;
     let request = Request {
         operation: Operation::ClusterStatus,
         method: &Method::GET,

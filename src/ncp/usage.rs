@@ -6,7 +6,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::outcome::FailureReason;
 
 /// An NCP operation, the `operation` label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -20,6 +22,13 @@ pub enum Operation {
 }
 
 impl Operation {
+    /// Every operation, in label order.
+    pub const ALL: [Operation; 3] = [
+        Operation::Precheck,
+        Operation::ClusterList,
+        Operation::ClusterStatus,
+    ];
+
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -30,43 +39,70 @@ impl Operation {
     }
 }
 
-/// One account's calls, by (operation, result).
-type ByCall = BTreeMap<(Operation, &'static str), u64>;
+/// Results a call is counted under: `ok`, then every failure reason.
+const RESULTS: usize = FailureReason::ALL.len() + 1;
+
+/// One account's calls, by operation and result: counted without a lock.
+#[derive(Debug, Default)]
+pub struct AccountUsage {
+    counts: [[AtomicU64; RESULTS]; Operation::ALL.len()],
+}
+
+impl AccountUsage {
+    /// Counts one call that ended `ok` (`None`) or for this reason.
+    pub fn count(&self, operation: Operation, failure: Option<FailureReason>) {
+        let result = failure.map_or(0, |r| r.index() + 1);
+        self.counts[operation as usize][result].fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 /// Calls made, by (account, operation, result); `result` is `ok` or a failure reason.
 #[derive(Debug, Default)]
 pub struct ApiUsage {
-    /// By account, then by (operation, result): an account's name is copied once, not per call.
-    counts: Mutex<BTreeMap<String, ByCall>>,
-    /// Bumped on every call, so the exposition's cache sees the change.
-    generation: AtomicU64,
+    /// By account (a lock only to find an account's counters, when clients are built, and to
+    /// read them all at a scrape).
+    accounts: Mutex<BTreeMap<String, Arc<AccountUsage>>>,
 }
 
 impl ApiUsage {
-    /// Counts one call.
-    pub fn count(&self, account: &str, operation: Operation, result: &'static str) {
-        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        if !counts.contains_key(account) {
-            counts.insert(account.to_string(), BTreeMap::new());
-        }
-        if let Some(by_call) = counts.get_mut(account) {
-            *by_call.entry((operation, result)).or_default() += 1;
-        }
-        self.generation.fetch_add(1, Ordering::Release);
+    /// `account`'s counters, made on first use.
+    pub fn account(&self, account: &str) -> Arc<AccountUsage> {
+        let mut accounts = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
+        accounts.entry(account.to_string()).or_default().clone()
     }
 
-    /// Every count, sorted by account, operation, result.
-    pub fn snapshot(&self) -> Vec<(String, Operation, &'static str, u64)> {
-        self.counts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .flat_map(|(a, by_call)| by_call.iter().map(|((o, r), n)| (a.clone(), *o, *r, *n)))
-            .collect()
+    /// Counts one call; `result` is `ok` or a failure reason's label.
+    pub fn count(&self, account: &str, operation: Operation, result: &str) {
+        let failure = FailureReason::ALL
+            .into_iter()
+            .find(|r| r.as_str() == result);
+        self.account(account).count(operation, failure);
     }
 
-    /// Changes on every call.
+    /// Changes on every call (the number of calls), for the exposition's cache.
     pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+        self.snapshot().iter().map(|c| c.3).sum()
+    }
+
+    /// Every count above zero, sorted by account, operation, result.
+    pub fn snapshot(&self) -> Vec<(String, Operation, &'static str, u64)> {
+        let accounts = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut all = Vec::new();
+        for (account, usage) in accounts.iter() {
+            for operation in Operation::ALL {
+                for (i, n) in usage.counts[operation as usize].iter().enumerate() {
+                    let n = n.load(Ordering::Relaxed);
+                    let result = match i {
+                        0 => "ok",
+                        i => FailureReason::ALL[i - 1].as_str(),
+                    };
+                    if n > 0 {
+                        all.push((account.clone(), operation, result, n));
+                    }
+                }
+            }
+        }
+        all.sort_by(|a, b| (&a.0, a.1, a.2).cmp(&(&b.0, b.1, b.2)));
+        all
     }
 }

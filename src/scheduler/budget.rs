@@ -17,11 +17,8 @@
 //! - per account, a hard cap ([`HARD_CAP_FACTOR`] × `concurrency`) on requests in flight,
 //!   whatever their lane: NCP never sees more from one account at once.
 //!
-//!
-//! The gate's fresh prechecks, across all clusters, also draw from a [`TokenBucket`]
-//! (`gate.fresh_budget`), so callers of the gate cannot spend the API quota beyond it.
-//!
-//! Lanes are made on first use and resized when `concurrency` changes. No I/O; tokio's
+//! Lanes are made on first use, kept by each cluster's flight, and resized in place when
+//! `concurrency` changes. No I/O; tokio's
 //! semaphores and clock, so tests run on the paused clock.
 
 use std::collections::HashMap;
@@ -29,9 +26,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::time::Instant;
 
-use crate::config::FreshBudget;
 use crate::model::Cluster;
 use crate::outcome::Outcome;
 
@@ -90,9 +85,10 @@ pub enum LaneKind {
 impl LaneKind {
     /// The lane after a precheck that ended with `outcome`.
     pub fn after(outcome: &Outcome) -> Self {
-        match outcome {
-            Outcome::Timeout { .. } | Outcome::ConnectionError { .. } => LaneKind::Suspect,
-            _ => LaneKind::Answering,
+        if outcome.is_suspect() {
+            LaneKind::Suspect
+        } else {
+            LaneKind::Answering
         }
     }
 }
@@ -159,23 +155,50 @@ impl Pool {
 /// One account's budgets: its hard cap, and per gateway two lanes and how quickly it answers.
 #[derive(Debug)]
 struct Account {
-    hard_cap: Pool,
-    gateways: HashMap<String, Gateway>,
+    hard_cap: Arc<Pool>,
+    gateways: HashMap<String, Arc<Lanes>>,
 }
 
-/// One gateway's lanes, for one account.
+/// What one account's prechecks at one gateway draw from: two lanes, the account's hard cap,
+/// and how quickly the gateway answers. A cluster's flight keeps its own, found once, so
+/// admission takes no lock.
 #[derive(Debug)]
-struct Gateway {
-    answering: Arc<Pool>,
-    suspect: Arc<Pool>,
+pub struct Lanes {
+    answering: Pool,
+    suspect: Pool,
+    hard_cap: Arc<Pool>,
     latency: Arc<Latency>,
+}
+
+impl Lanes {
+    /// Waits for a permit in `kind`'s lane, then for the account's hard cap.
+    pub async fn admit(&self, kind: LaneKind) -> Option<Admission> {
+        let lane = match kind {
+            LaneKind::Answering => &self.answering,
+            LaneKind::Suspect => &self.suspect,
+        };
+        let lane = lane.acquire().await?;
+        let hard = self.hard_cap.acquire().await?;
+        Some(Admission {
+            lane: Some(lane),
+            kind,
+            _hard: hard,
+            latency: self.latency.clone(),
+        })
+    }
 }
 
 /// Every budget; shared by all prechecks of one runner.
 #[derive(Debug)]
 pub struct Budgets {
-    concurrency: Mutex<usize>,
-    accounts: Mutex<HashMap<String, Account>>,
+    inner: Mutex<Inner>,
+}
+
+/// The lane size and every account's budgets, changed together.
+#[derive(Debug)]
+struct Inner {
+    concurrency: usize,
+    accounts: HashMap<String, Account>,
 }
 
 /// Permits held by one precheck in flight.
@@ -204,20 +227,23 @@ impl Budgets {
     /// Budgets of `concurrency` permits per lane.
     pub fn new(concurrency: usize) -> Self {
         Self {
-            concurrency: Mutex::new(concurrency.max(1)),
-            accounts: Mutex::default(),
+            inner: Mutex::new(Inner {
+                concurrency: concurrency.max(1),
+                accounts: HashMap::new(),
+            }),
         }
+    }
+
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Resizes every lane (and hard cap) to a new `concurrency`.
     pub fn set_concurrency(&self, n: usize) {
         let n = n.max(1);
-        *self
-            .concurrency
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = n;
-        let accounts = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
-        for a in accounts.values() {
+        let mut inner = self.inner();
+        inner.concurrency = n;
+        for a in inner.accounts.values() {
             a.hard_cap.resize(n * HARD_CAP_FACTOR);
             for g in a.gateways.values() {
                 g.answering.resize(n);
@@ -226,87 +252,36 @@ impl Budgets {
         }
     }
 
-    /// The lane, hard cap and latency of `key`'s account and gateway, made on first use.
-    fn pools(
-        &self,
-        key: BudgetKey<'_>,
-        kind: LaneKind,
-    ) -> Option<(Arc<Pool>, Arc<Semaphore>, Arc<Latency>)> {
-        let n = *self
-            .concurrency
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let mut accounts = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
-        if !accounts.contains_key(key.account) {
-            accounts.insert(
-                key.account.to_string(),
-                Account {
-                    hard_cap: Pool::new(n * HARD_CAP_FACTOR),
-                    gateways: HashMap::new(),
-                },
-            );
-        }
-        let account = accounts.get_mut(key.account)?;
-        if !account.gateways.contains_key(key.gateway) {
-            account.gateways.insert(
-                key.gateway.to_string(),
-                Gateway {
-                    answering: Arc::new(Pool::new(n)),
-                    suspect: Arc::new(Pool::new(n)),
+    /// The lanes of `key`'s account and gateway, made on first use.
+    pub fn lanes(&self, key: BudgetKey<'_>) -> Arc<Lanes> {
+        let mut inner = self.inner();
+        let n = inner.concurrency;
+        let account = inner
+            .accounts
+            .entry(key.account.to_string())
+            .or_insert_with(|| Account {
+                hard_cap: Arc::new(Pool::new(n * HARD_CAP_FACTOR)),
+                gateways: HashMap::new(),
+            });
+        let hard_cap = account.hard_cap.clone();
+        account
+            .gateways
+            .entry(key.gateway.to_string())
+            .or_insert_with(|| {
+                Arc::new(Lanes {
+                    answering: Pool::new(n),
+                    suspect: Pool::new(n),
+                    hard_cap,
                     latency: Arc::default(),
-                },
-            );
-        }
-        let gateway = account.gateways.get(key.gateway)?;
-        let lane = match kind {
-            LaneKind::Answering => gateway.answering.clone(),
-            LaneKind::Suspect => gateway.suspect.clone(),
-        };
-        let latency = gateway.latency.clone();
-        Some((lane, account.hard_cap.sem.clone(), latency))
+                })
+            })
+            .clone()
     }
 
     /// Waits for a permit in `kind`'s lane of `key`, then for the account's hard cap.
+    #[cfg(test)]
     pub async fn admit(&self, key: BudgetKey<'_>, kind: LaneKind) -> Option<Admission> {
-        let (lane, hard, latency) = self.pools(key, kind)?;
-        let lane = lane.acquire().await?;
-        let hard = hard.acquire_owned().await.ok()?;
-        Some(Admission {
-            lane: Some(lane),
-            kind,
-            _hard: hard,
-            latency,
-        })
-    }
-}
-
-/// A token bucket on the tokio clock: `burst` tokens, refilled at `per_second`.
-#[derive(Debug, Default)]
-pub(super) struct TokenBucket {
-    /// Tokens left at `at`.
-    tokens: f64,
-    /// When `tokens` was last brought up to date; `None`: never used (full).
-    at: Option<Instant>,
-}
-
-impl TokenBucket {
-    /// Takes one token, or says how long until one is there.
-    pub(super) fn take(&mut self, budget: FreshBudget, now: Instant) -> Result<(), Duration> {
-        let burst = f64::from(budget.burst);
-        let tokens = match self.at {
-            None => burst,
-            Some(at) => (self.tokens
-                + now.saturating_duration_since(at).as_secs_f64() * budget.per_second)
-                .min(burst),
-        };
-        self.at = Some(now);
-        if tokens >= 1.0 {
-            self.tokens = tokens - 1.0;
-            Ok(())
-        } else {
-            self.tokens = tokens;
-            Err(Duration::from_secs_f64((1.0 - tokens) / budget.per_second))
-        }
+        self.lanes(key).admit(kind).await
     }
 }
 

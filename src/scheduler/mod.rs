@@ -16,6 +16,9 @@
 //! drive all of this with a paused clock (and pin the wall clock slots are anchored to).
 
 pub mod budget;
+mod diagnosis;
+mod fresh;
+mod report;
 pub mod runner;
 pub mod slot;
 mod task;
@@ -27,8 +30,9 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 
+pub use self::fresh::{FreshFuture, FreshPolicy, FreshPrecheck, FreshSource};
 use self::runner::Flight;
-pub use self::runner::{FreshFuture, FreshPolicy, FreshPrecheck, FreshSource, Prechecker, Runner};
+pub use self::runner::{Prechecker, Runner};
 use self::slot::{phase, wall_anchor};
 use self::task::ClusterTask;
 use crate::model::Cluster;

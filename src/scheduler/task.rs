@@ -48,7 +48,7 @@ impl<P: Prechecker> ClusterTask<P> {
                 _ = shutdown.changed() => return,
             };
             let admission = tokio::select! {
-                a = self.runner.admit(&self.flight, &times) => match a { Some(a) => a, None => return },
+                a = self.flight.lanes.admit(times.lane()) => match a { Some(a) => a, None => return },
                 _ = shutdown.changed() => return,
             };
             // ...but a precheck in flight is not cancelled: it ends on its own, within the timeout.
