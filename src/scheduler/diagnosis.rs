@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use super::runner::{Flight, FlightTimes, Prechecker, Runner, patiently};
+use super::runner::{Flight, FlightTimes, Prechecker, Runner, Settings, patiently};
 use crate::outcome::Outcome;
 
 /// When to read `getClusterStatus` (from the schedule; a reload may change it).
@@ -83,10 +83,10 @@ impl<P: Prechecker> Runner<P> {
         &self,
         flight: &Flight,
         times: &mut FlightTimes,
+        settings: &Settings<P>,
         outcome: &Outcome,
         due: Instant,
     ) {
-        let settings = self.settings();
         let name = &flight.cluster.name;
         match next(settings.diagnosis, &mut times.last_status, outcome, due) {
             Next::Nothing => return,

@@ -105,40 +105,11 @@ pub async fn run_plan<P: Prechecker>(
     mut plan: watch::Receiver<Plan>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut tasks = JoinSet::new();
-    let mut handles: HashMap<String, AbortHandle> = HashMap::new();
     let first = plan.borrow_and_update().clone();
-    let mut schedule = first.schedule;
-    let anchor = |interval| wall_anchor(Instant::now(), (runner.wall_clock)(), interval);
-    let mut slots_from = anchor(schedule.interval);
-    runner.set_schedule(&schedule);
-    runner.apply(&first.clusters);
-    let task_shutdown = shutdown.clone();
-    let spawn = |tasks: &mut JoinSet<()>,
-                 flight: Arc<Flight>,
-                 schedule: Schedule,
-                 anchor: Instant,
-                 wait_first: bool| {
-        let task = ClusterTask {
-            phase: phase(&flight.cluster.name, schedule.interval),
-            flight,
-            runner: runner.clone(),
-            interval: schedule.interval,
-            anchor,
-            wait_first,
-        };
-        tasks.spawn(task.run(task_shutdown.clone()))
-    };
-    for (i, flight) in runner.flights().into_iter().enumerate() {
-        if i % SPAWN_BATCH == SPAWN_BATCH - 1 {
-            // 10,000 clusters take milliseconds to spawn: let the server answer meanwhile.
-            tokio::task::yield_now().await;
-        }
-        handles.insert(
-            flight.cluster.name.clone(),
-            spawn(&mut tasks, flight, schedule, slots_from, false),
-        );
-    }
+    let mut tasks = Tasks::new(runner, &first.schedule, shutdown.clone());
+    tasks.runner.set_schedule(&first.schedule);
+    tasks.runner.apply(&first.clusters);
+    tasks.start().await;
     let mut watching = true;
     loop {
         tokio::select! {
@@ -148,51 +119,119 @@ pub async fn run_plan<P: Prechecker>(
                     continue;
                 }
                 let next = plan.borrow_and_update().clone();
-                runner.set_schedule(&next.schedule);
-                let (added, removed) = runner.apply(&next.clusters);
-                for name in &removed {
-                    if let Some(h) = handles.remove(name) {
-                        h.abort();
-                    }
-                }
-                if next.schedule.interval != schedule.interval {
-                    // A new interval moves every slot: restart every task, each waiting for its
-                    // next slot (clusters never checked yet go at once).
-                    for h in handles.values() {
-                        h.abort();
-                    }
-                    handles.clear();
-                    slots_from = anchor(next.schedule.interval);
-                    for flight in runner.flights() {
-                        let checked = runner.state.get(&flight.cluster.name).is_some_and(|s| s.last.is_some());
-                        handles.insert(flight.cluster.name.clone(), spawn(&mut tasks, flight, next.schedule, slots_from, checked));
-                    }
-                } else {
-                    for flight in added {
-                        handles.insert(flight.cluster.name.clone(), spawn(&mut tasks, flight, next.schedule, slots_from, false));
-                    }
-                }
-                if !removed.is_empty() || next.clusters.len() != handles.len() {
-                    tracing::info!(clusters = handles.len(), removed = removed.len(), "cluster set updated");
-                }
-                schedule = next.schedule;
+                tasks.follow(&next);
             }
-            Some(joined) = tasks.join_next() => {
-                if let Err(e) = joined.map_err(|e| (e.is_cancelled(), e)) {
-                    if !e.0 {
-                        tracing::error!(error = %e.1, "a cluster's precheck task ended abnormally");
-                    }
-                }
-            }
+            Some(joined) = tasks.set.join_next() => report_abnormal(joined),
             _ = shutdown.changed() => break,
         }
     }
-    while let Some(joined) = tasks.join_next().await {
-        if let Err(e) = joined {
-            if !e.is_cancelled() {
-                tracing::error!(error = %e, "a cluster's precheck task ended abnormally");
+    while let Some(joined) = tasks.set.join_next().await {
+        report_abnormal(joined);
+    }
+}
+
+/// Every cluster's task, by name, and what they were started with.
+struct Tasks<P> {
+    runner: Arc<Runner<P>>,
+    set: JoinSet<()>,
+    handles: HashMap<String, AbortHandle>,
+    schedule: Schedule,
+    /// The instant slots are counted from (moves when the interval changes).
+    slots_from: Instant,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl<P: Prechecker> Tasks<P> {
+    fn new(runner: Arc<Runner<P>>, schedule: &Schedule, shutdown: watch::Receiver<bool>) -> Self {
+        let slots_from = wall_anchor(Instant::now(), (runner.wall_clock)(), schedule.interval);
+        Self {
+            runner,
+            set: JoinSet::new(),
+            handles: HashMap::new(),
+            schedule: *schedule,
+            slots_from,
+            shutdown,
+        }
+    }
+
+    /// Starts every cluster's task, each prechecking at once.
+    async fn start(&mut self) {
+        for (i, flight) in self.runner.flights().into_iter().enumerate() {
+            if i % SPAWN_BATCH == SPAWN_BATCH - 1 {
+                // 10,000 clusters take milliseconds to spawn: let the server answer meanwhile.
+                tokio::task::yield_now().await;
+            }
+            self.spawn(flight, false);
+        }
+    }
+
+    fn spawn(&mut self, flight: Arc<Flight>, wait_first: bool) {
+        let name = flight.cluster.name.clone();
+        let task = ClusterTask {
+            phase: phase(&name, self.schedule.interval),
+            flight,
+            runner: self.runner.clone(),
+            interval: self.schedule.interval,
+            anchor: self.slots_from,
+            wait_first,
+        };
+        let handle = self.set.spawn(task.run(self.shutdown.clone()));
+        self.handles.insert(name, handle);
+    }
+
+    /// Follows a new plan: its schedule, and its cluster set.
+    fn follow(&mut self, next: &Plan) {
+        self.runner.set_schedule(&next.schedule);
+        let (added, removed) = self.runner.apply(&next.clusters);
+        for name in &removed {
+            if let Some(h) = self.handles.remove(name) {
+                h.abort();
             }
         }
+        let new_interval = next.schedule.interval != self.schedule.interval;
+        self.schedule = next.schedule;
+        if new_interval {
+            self.restart_all();
+        } else {
+            for flight in added {
+                self.spawn(flight, false);
+            }
+        }
+        if !removed.is_empty() || next.clusters.len() != self.handles.len() {
+            tracing::info!(
+                clusters = self.handles.len(),
+                removed = removed.len(),
+                "cluster set updated"
+            );
+        }
+    }
+
+    /// A new interval moves every slot: restarts every task, each waiting for its next slot
+    /// (clusters never checked yet go at once).
+    fn restart_all(&mut self) {
+        for h in self.handles.values() {
+            h.abort();
+        }
+        self.handles.clear();
+        self.slots_from = wall_anchor(
+            Instant::now(),
+            (self.runner.wall_clock)(),
+            self.schedule.interval,
+        );
+        for flight in self.runner.flights() {
+            let state = self.runner.state.get(&flight.cluster.name);
+            let checked = state.is_some_and(|s| s.last.is_some());
+            self.spawn(flight, checked);
+        }
+    }
+}
+
+/// Logs a cluster task that ended other than by being stopped (it panicked).
+fn report_abnormal(joined: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = joined
+        && !e.is_cancelled()
+    {
+        tracing::error!(error = %e, "a cluster's precheck task ended abnormally");
     }
 }
 

@@ -331,7 +331,8 @@ impl<P: Prechecker> Runner<P> {
         let lag = slot.map(|due| started.saturating_duration_since(due));
         self.state
             .record_run(&flight.cluster.name, &precheck, now, SystemTime::now(), lag);
-        self.diagnose(flight, times, &precheck.outcome, slot.unwrap_or(started))
+        let due = slot.unwrap_or(started);
+        self.diagnose(flight, times, &settings, &precheck.outcome, due)
             .await;
         precheck
     }
