@@ -11,7 +11,7 @@ pub const EXIT_CONFIG: u8 = 2;
 pub const EXIT_FAILURE: u8 = 1;
 
 /// Default `--web.listen-address`. 9787: in the exporter range 9100–9999 (see README, "Port").
-pub const DEFAULT_LISTEN_ADDRESS: &str = ":9787";
+pub(crate) const DEFAULT_LISTEN_ADDRESS: &str = ":9787";
 
 /// Prometheus exporter for NAVER Cloud CDSS (managed Kafka) rolling-restart prechecks.
 ///
@@ -132,7 +132,7 @@ pub struct CheckArgs {
 }
 
 /// Minimum `--every`: polling faster only spends API quota.
-pub const MIN_EVERY: Duration = Duration::from_secs(1);
+pub(crate) const MIN_EVERY: Duration = Duration::from_secs(1);
 
 fn parse_every(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
@@ -162,7 +162,7 @@ pub enum LogLevel {
 
 impl LogLevel {
     /// The `tracing` level name.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             LogLevel::Error => "error",
             LogLevel::Warn => "warn",

@@ -15,7 +15,7 @@ use clap_complete::Shell;
 use crate::cli::{Cli, Command};
 
 /// The binary's name, as the completions and man pages call it.
-pub const BIN: &str = "cdss-precheck-exporter";
+pub(crate) const BIN: &str = "cdss-precheck-exporter";
 
 /// Shells whose completion scripts the Debian package installs, with where they go (the test
 /// that keeps `deploy/debian/generated/` in step writes them).
@@ -27,7 +27,7 @@ const PACKAGED_SHELLS: [(Shell, &str); 3] = [
 ];
 
 /// Handles `completions` and `man`; `None` for every other command.
-pub fn dispatch(cli: &Cli) -> Option<ExitCode> {
+pub(crate) fn dispatch(cli: &Cli) -> Option<ExitCode> {
     let out = match &cli.command {
         Some(Command::Completions { shell }) => completion(*shell),
         Some(Command::Man { command }) => match man_page(command.as_deref()) {
@@ -55,7 +55,7 @@ pub fn dispatch(cli: &Cli) -> Option<ExitCode> {
 }
 
 /// The completion script for `shell`.
-pub fn completion(shell: Shell) -> Vec<u8> {
+pub(crate) fn completion(shell: Shell) -> Vec<u8> {
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut Cli::command(), BIN, &mut out);
     out
@@ -72,7 +72,7 @@ fn subcommands() -> impl Iterator<Item = String> {
 }
 
 /// The program's man page (`None`), or a command's (`Some("check")`); `None` if no such command.
-pub fn man_page(command: Option<&str>) -> Option<Vec<u8>> {
+pub(crate) fn man_page(command: Option<&str>) -> Option<Vec<u8>> {
     // The pages document `help` as --help; a `cdss-precheck-exporter-help(1)` would not exist.
     let mut cli = Cli::command().disable_help_subcommand(true);
     // Propagates the global flags (--config.file, --log.*) into the commands.

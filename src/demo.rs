@@ -62,7 +62,7 @@ pub fn config(gateway_url: &str) -> Result<Config, ConfigError> {
 }
 
 /// The demo credentials.
-pub fn credentials() -> Credentials {
+pub(crate) fn credentials() -> Credentials {
     Credentials {
         access_key: DEMO_ACCESS_KEY.into(),
         secret_key: Secret::new(DEMO_SECRET_KEY),

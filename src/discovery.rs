@@ -20,15 +20,18 @@ use crate::ncp::cluster_list::{self, ListError, ListRequest, ListedCluster};
 use crate::state::State;
 
 /// Most pages read in one listing: a guard against a gateway that never says "last page".
-pub const MAX_PAGES: u32 = 10_000;
+pub(crate) const MAX_PAGES: u32 = 10_000;
 
 /// Whether a listed cluster passes the block's filters.
-pub fn keep(block: &Discovery, c: &ListedCluster) -> bool {
+pub(crate) fn keep(block: &Discovery, c: &ListedCluster) -> bool {
     block.accepts(&c.cluster_name, &c.server_status, &c.vpc_name)
 }
 
 /// Lists every page and returns the filtered clusters (each cluster number once).
-pub async fn list(clients: &Clients, block: &Discovery) -> Result<Vec<Arc<Cluster>>, ListError> {
+pub(crate) async fn list(
+    clients: &Clients,
+    block: &Discovery,
+) -> Result<Vec<Arc<Cluster>>, ListError> {
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     let mut page_no = 1;
@@ -102,7 +105,7 @@ async fn run_block(
 
 /// One discovery task per configured block.
 #[derive(Debug)]
-pub struct Supervisor {
+pub(crate) struct Supervisor {
     clients: SharedClients,
     inventory: Arc<Inventory>,
     state: Arc<State>,
@@ -112,7 +115,7 @@ pub struct Supervisor {
 impl Supervisor {
     /// A supervisor with no blocks running yet; the state's readiness waits for each of
     /// `blocks` to report once.
-    pub fn new(
+    pub(crate) fn new(
         blocks: &[Discovery],
         clients: SharedClients,
         inventory: Arc<Inventory>,
@@ -129,7 +132,7 @@ impl Supervisor {
 
     /// Runs exactly `blocks`: unchanged blocks keep running, removed ones stop, new ones start
     /// (and list at once).
-    pub fn set_blocks(&self, blocks: &[Discovery]) {
+    pub(crate) fn set_blocks(&self, blocks: &[Discovery]) {
         let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
         tasks.retain(|b, handle| {
             let keep = blocks.contains(b);
@@ -154,7 +157,7 @@ impl Supervisor {
     }
 
     /// Stops every block.
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         for (_, handle) in self
             .tasks
             .lock()

@@ -3,7 +3,7 @@
 //! metadata API.
 
 /// The error and its sources, each once, joined with `: `.
-pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

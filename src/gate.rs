@@ -18,7 +18,7 @@ use crate::state::ClusterStatus;
 /// Why the gate is closed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ClosedReason {
+pub(crate) enum ClosedReason {
     /// CDSS answered: not every node is available.
     NotReady,
     /// The last precheck got no usable "ready" answer (API error, auth, rate limit, network...).
@@ -32,7 +32,7 @@ pub enum ClosedReason {
 /// Where the answer's result came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Source {
+pub(crate) enum Source {
     /// The last periodic (or earlier fresh) result; no fresh precheck was asked for.
     Latest,
     /// A precheck that finished after this request arrived.
@@ -44,7 +44,7 @@ pub enum Source {
 
 /// The JSON body of `/gate/{cluster}`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct GateAnswer {
+pub(crate) struct GateAnswer {
     /// The `cluster` label.
     pub cluster: String,
     /// The `region` label.
@@ -83,7 +83,7 @@ pub struct GateAnswer {
 /// What `getClusterStatus` said, as the gate and `check --json` show it. Missing counts and
 /// colours are absent, never 0.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct DiagnosisView {
+pub(crate) struct DiagnosisView {
     /// Brokers up.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub brokers_up: Option<i64>,
@@ -115,7 +115,7 @@ pub struct DiagnosisView {
 
 /// One failing node.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct FailingNode {
+pub(crate) struct FailingNode {
     /// `broker` or `zookeeper`.
     pub role: &'static str,
     /// As listed; `null` when the node was listed without one.
@@ -126,7 +126,7 @@ pub struct FailingNode {
 
 impl DiagnosisView {
     /// The view of a diagnosis read at `read_at`.
-    pub fn of(d: &Diagnosis, read_at: std::time::SystemTime) -> Self {
+    pub(crate) fn of(d: &Diagnosis, read_at: std::time::SystemTime) -> Self {
         Self {
             brokers_up: d.brokers.up,
             brokers: d.brokers.total,
@@ -161,7 +161,7 @@ impl Source {
 }
 
 /// Evaluates the gate for `status` at `now`.
-pub fn evaluate(
+pub(crate) fn evaluate(
     status: &ClusterStatus,
     now: Instant,
     max_age: Duration,

@@ -20,7 +20,7 @@ use crate::state::State;
 
 /// The merged cluster set, published to the scheduler on every change.
 #[derive(Debug)]
-pub struct Inventory {
+pub(crate) struct Inventory {
     inner: Mutex<Inner>,
     plan: watch::Sender<Plan>,
     /// Synced before each plan is published, so readiness and `/metrics` see new clusters (as
@@ -38,7 +38,7 @@ struct Inner {
 
 impl Inventory {
     /// An inventory of the static `statics`, with `blocks` still to report.
-    pub fn new(
+    pub(crate) fn new(
         statics: Vec<Arc<Cluster>>,
         schedule: Schedule,
         blocks: &[Discovery],
@@ -75,7 +75,12 @@ impl Inventory {
 
     /// After a reload: new static clusters, schedule and discovery blocks. Blocks that are still
     /// configured keep their last listing; removed blocks' clusters go.
-    pub fn set_config(&self, statics: Vec<Arc<Cluster>>, schedule: Schedule, blocks: &[Discovery]) {
+    pub(crate) fn set_config(
+        &self,
+        statics: Vec<Arc<Cluster>>,
+        schedule: Schedule,
+        blocks: &[Discovery],
+    ) {
         self.update(|inner| {
             inner.statics = statics;
             inner.schedule = schedule;
@@ -107,7 +112,7 @@ impl Inventory {
     }
 
     /// A block's new listing.
-    pub fn set_discovered(&self, block: &Discovery, clusters: Vec<Arc<Cluster>>) {
+    pub(crate) fn set_discovered(&self, block: &Discovery, clusters: Vec<Arc<Cluster>>) {
         self.update(|inner| {
             if let Some(entry) = inner.discovered.iter_mut().find(|(b, _)| b == block) {
                 entry.1 = Some(clusters);

@@ -11,15 +11,15 @@ use std::sync::Arc;
 use crate::ncp::region::{Endpoint, Region};
 
 /// Longest accepted cluster name (it becomes a label value and a URL path segment).
-pub const MAX_NAME_LEN: usize = 128;
+pub(crate) const MAX_NAME_LEN: usize = 128;
 /// Longest accepted account name.
-pub const MAX_ACCOUNT_LEN: usize = 64;
+pub(crate) const MAX_ACCOUNT_LEN: usize = 64;
 /// The account that `credentials:` (or the NCLOUD_* env vars) define.
 pub const DEFAULT_ACCOUNT: &str = "default";
 
 /// Checks a cluster name: 1 to 128 characters from `A-Z a-z 0-9 . _ -`, starting with a letter
 /// or digit.
-pub fn validate_name(s: &str) -> Result<(), String> {
+pub(crate) fn validate_name(s: &str) -> Result<(), String> {
     if s.is_empty() || s.len() > MAX_NAME_LEN {
         return Err(format!(
             "cluster name must be 1 to {MAX_NAME_LEN} characters, got {}",
@@ -43,7 +43,7 @@ pub fn validate_name(s: &str) -> Result<(), String> {
 }
 
 /// Checks an account name: 1 to 64 letters, digits, `_` and `-`.
-pub fn validate_account(s: &str) -> Result<(), String> {
+pub(crate) fn validate_account(s: &str) -> Result<(), String> {
     if s.is_empty()
         || s.len() > MAX_ACCOUNT_LEN
         || !s
@@ -90,7 +90,7 @@ pub struct ClusterInfo {
 impl Cluster {
     /// True when `other` prechecks the same thing under the same labels: a change of anything
     /// here makes it a different cluster (new series); a change of `info` alone does not.
-    pub fn same_target(&self, other: &Cluster) -> bool {
+    pub(crate) fn same_target(&self, other: &Cluster) -> bool {
         self.name == other.name
             && self.region == other.region
             && self.service_group_instance_no == other.service_group_instance_no

@@ -98,7 +98,7 @@ pub enum FailureReason {
 
 impl FailureReason {
     /// Every reason, in a stable order (for exposition and docs).
-    pub const ALL: [FailureReason; 10] = [
+    pub(crate) const ALL: [FailureReason; 10] = [
         FailureReason::ApiError,
         FailureReason::AuthError,
         FailureReason::RateLimited,
@@ -128,7 +128,7 @@ impl FailureReason {
     }
 
     /// Index into per-reason counters.
-    pub fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         self as usize
     }
 }
@@ -146,13 +146,13 @@ pub enum Decision {
 }
 
 /// `cdss_precheck_last_error_code` when no usable answer came.
-pub const NO_ANSWER_CODE: i64 = -1;
+pub(crate) const NO_ANSWER_CODE: i64 = -1;
 
 /// What replaces a key that an answer's text repeats.
-pub const REDACTED: &str = "<redacted>";
+pub(crate) const REDACTED: &str = "<redacted>";
 
 /// `text` with every occurrence of a non-empty `key` replaced by [`REDACTED`].
-pub fn redact(text: &mut String, keys: &[&str]) {
+pub(crate) fn redact(text: &mut String, keys: &[&str]) {
     for key in keys.iter().filter(|k| !k.is_empty()) {
         if text.contains(key) {
             *text = text.replace(key, REDACTED);
@@ -163,7 +163,7 @@ pub fn redact(text: &mut String, keys: &[&str]) {
 impl Outcome {
     /// The same outcome with `keys` removed from the text it carries: a gateway that repeats
     /// the access key (for example in `details`) must not put it into our logs and pages.
-    pub fn redact(&mut self, keys: &[&str]) {
+    pub(crate) fn redact(&mut self, keys: &[&str]) {
         match self {
             Outcome::ApiError { message, .. } | Outcome::GatewayError { message, .. } => {
                 redact(message, keys)
@@ -219,13 +219,13 @@ impl Outcome {
     }
 
     /// CDSS's code 3: it knows no such cluster number, so there are no nodes to ask about.
-    pub fn is_no_such_cluster(&self) -> bool {
+    pub(crate) fn is_no_such_cluster(&self) -> bool {
         matches!(self, Outcome::ApiError { code: 3, .. })
     }
 
     /// Whether this outcome calls for `getClusterStatus`: CDSS said no, or answered with an
     /// error other than "no such cluster".
-    pub fn worth_diagnosing(&self) -> bool {
+    pub(crate) fn worth_diagnosing(&self) -> bool {
         match self {
             Outcome::NotReady => true,
             Outcome::ApiError { .. } => !self.is_no_such_cluster(),
@@ -235,7 +235,7 @@ impl Outcome {
 
     /// The lane rule: the gateway did not answer at all (timeout, refused or broken connection),
     /// so the cluster's next precheck waits with the other suspects, never with answering ones.
-    pub fn is_suspect(&self) -> bool {
+    pub(crate) fn is_suspect(&self) -> bool {
         matches!(
             self,
             Outcome::Timeout { .. } | Outcome::ConnectionError { .. }
@@ -244,7 +244,7 @@ impl Outcome {
 
     /// A precheck that never ran because its task failed (a bug; the log has the panic): no
     /// answer, so it can never read as go.
-    pub fn task_failed() -> Self {
+    pub(crate) fn task_failed() -> Self {
         Outcome::ConnectionError {
             detail: "precheck task failed".into(),
         }
@@ -253,7 +253,7 @@ impl Outcome {
     /// No request could be made: the operation's URL could not be built from `base` (a gateway
     /// URL that validation let through but the operation's path cannot extend). Nothing was
     /// sent, so there is no HTTP status (0).
-    pub fn no_url(operation: &str, base: &str, error: impl std::fmt::Display) -> Self {
+    pub(crate) fn no_url(operation: &str, base: &str, error: impl std::fmt::Display) -> Self {
         Outcome::InvalidResponse {
             http_status: 0,
             detail: format!("no {operation} URL for {base}: {error}"),
@@ -261,7 +261,7 @@ impl Outcome {
     }
 
     /// True when the answer asks us to slow down (HTTP 429 in any shape).
-    pub fn is_rate_limited(&self) -> bool {
+    pub(crate) fn is_rate_limited(&self) -> bool {
         self.failure_reason() == Some(FailureReason::RateLimited)
     }
 
@@ -277,7 +277,7 @@ impl Outcome {
     }
 
     /// A short verdict word for tables and logs.
-    pub fn verdict(&self) -> &'static str {
+    pub(crate) fn verdict(&self) -> &'static str {
         match self {
             Outcome::Ready => "ready",
             Outcome::NotReady => "not_ready",
@@ -334,7 +334,7 @@ impl Outcome {
 /// What a node's status word in `getClusterStatus` says on its own (the words are not
 /// documented per node, so only well-known ones decide).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NodeHealth {
+pub(crate) enum NodeHealth {
     /// A word for a running node (`green`, `running`, ...).
     Fine,
     /// A word for a node that is not (`red`, `down`, ...).
@@ -345,7 +345,7 @@ pub enum NodeHealth {
 
 impl NodeHealth {
     /// The health a node's `status` word says.
-    pub fn of(status: Option<&str>) -> Self {
+    pub(crate) fn of(status: Option<&str>) -> Self {
         let Some(status) = status else {
             return NodeHealth::Unknown;
         };
@@ -360,12 +360,12 @@ impl NodeHealth {
 
 /// A clock difference with the gateway past which a warning is logged (seconds); NCP rejects
 /// timestamps more than 300 s off.
-pub const CLOCK_SKEW_WARN_SECONDS: f64 = 60.0;
+pub(crate) const CLOCK_SKEW_WARN_SECONDS: f64 = 60.0;
 
 /// Why an authentication failure probably happened, when the gateway's clock says so: `Some`
 /// for an auth error while the clocks are more than [`CLOCK_SKEW_WARN_SECONDS`] apart. The
 /// exporter's log and `check` both say it in these words.
-pub fn clock_skew_hint(outcome: &Outcome, clock_skew: Option<f64>) -> Option<String> {
+pub(crate) fn clock_skew_hint(outcome: &Outcome, clock_skew: Option<f64>) -> Option<String> {
     let skew = clock_skew.filter(|s| s.abs() > CLOCK_SKEW_WARN_SECONDS)?;
     (outcome.failure_reason() == Some(FailureReason::AuthError)).then(|| {
         format!(

@@ -15,7 +15,7 @@ use crate::model::Cluster;
 
 /// Interval and concurrency, as the config asks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Schedule {
+pub(crate) struct Schedule {
     /// Time between two prechecks of one cluster.
     pub interval: Duration,
     /// Answering prechecks in flight at once, per account and gateway.
@@ -28,7 +28,7 @@ pub struct Schedule {
 
 impl Schedule {
     /// The schedule `config` asks for.
-    pub fn of(config: &Config) -> Self {
+    pub(crate) fn of(config: &Config) -> Self {
         Self {
             interval: config.interval,
             concurrency: config.concurrency,
@@ -40,7 +40,7 @@ impl Schedule {
 
 /// What the scheduler should be doing: which clusters, how often, how many at once.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// Every cluster to precheck (static and discovered), names unique.
     pub clusters: Vec<Arc<Cluster>>,
     /// Interval and concurrency.
@@ -50,7 +50,7 @@ pub struct Plan {
 /// The names among `current` that `plan` drops, or keeps under a different target (a new
 /// region, number, URL or account makes it a new cluster: its series and rhythm start over).
 /// The state and the runner both follow a new plan with it.
-pub fn dropped<'a>(
+pub(crate) fn dropped<'a>(
     current: impl IntoIterator<Item = &'a Cluster>,
     plan: &[Arc<Cluster>],
 ) -> Vec<String> {
@@ -67,7 +67,7 @@ pub fn dropped<'a>(
 }
 
 /// Static clusters first, then discovered ones whose names are not taken yet.
-pub fn merge<'a>(
+pub(crate) fn merge<'a>(
     statics: &[Arc<Cluster>],
     discovered: impl IntoIterator<Item = (&'a Discovery, &'a [Arc<Cluster>])>,
 ) -> Vec<Arc<Cluster>> {

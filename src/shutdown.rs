@@ -2,7 +2,7 @@
 
 /// Which signal arrived.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Signal {
+pub(crate) enum Signal {
     /// SIGINT (Ctrl-C).
     Interrupt,
     /// SIGTERM.
@@ -11,7 +11,7 @@ pub enum Signal {
 
 impl Signal {
     /// The shell's exit code for a process ended by this signal (128 + signal number).
-    pub fn exit_code(self) -> u8 {
+    pub(crate) fn exit_code(self) -> u8 {
         match self {
             Signal::Interrupt => 130,
             Signal::Terminate => 143,
@@ -34,7 +34,7 @@ pub fn signal() -> impl Future<Output = ()> + Send {
 
 /// Resolves with the first SIGINT or SIGTERM; the handlers are installed at the call. Must be
 /// called inside a tokio runtime.
-pub fn wait_for_signal() -> impl Future<Output = Signal> + Send {
+pub(crate) fn wait_for_signal() -> impl Future<Output = Signal> + Send {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

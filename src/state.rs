@@ -30,7 +30,7 @@ use crate::outcome::{FailureReason, Outcome};
 
 /// The last precheck of one cluster.
 #[derive(Clone, Debug)]
-pub struct LastPrecheck {
+pub(crate) struct LastPrecheck {
     /// How it ended.
     pub outcome: Outcome,
     /// How the call went: latency, request id (for NCP support tickets), the gateway's clock.
@@ -43,7 +43,7 @@ pub struct LastPrecheck {
 
 /// Everything known about one cluster.
 #[derive(Clone, Debug)]
-pub struct ClusterStatus {
+pub(crate) struct ClusterStatus {
     /// The cluster as planned: labels, number, target, and what discovery says about it (for
     /// `cdss_cluster_info`). Shared with the inventory and the scheduler, never copied.
     pub cluster: Arc<Cluster>,
@@ -64,7 +64,7 @@ pub struct ClusterStatus {
 
 impl ClusterStatus {
     /// A never-checked record for `c`.
-    pub fn new(c: &Arc<Cluster>) -> Self {
+    pub(crate) fn new(c: &Arc<Cluster>) -> Self {
         Self {
             cluster: c.clone(),
             last: None,
@@ -79,7 +79,7 @@ impl ClusterStatus {
 
 /// What one discovery block last did.
 #[derive(Clone, Debug)]
-pub struct DiscoveryStatus {
+pub(crate) struct DiscoveryStatus {
     /// The region it lists.
     pub region: Region,
     /// Clusters it found on its last successful listing (after filters).
@@ -92,7 +92,7 @@ pub struct DiscoveryStatus {
 
 /// The outcome of the last config reload.
 #[derive(Clone, Copy, Debug)]
-pub struct ReloadStatus {
+pub(crate) struct ReloadStatus {
     /// False after a failed reload, until the next successful one.
     pub successful: bool,
     /// Wall time of the last successful (re)load; start-up counts.
@@ -156,7 +156,7 @@ impl State {
 
     /// [`record`](Self::record), with how late a periodic precheck started against its slot
     /// (`None` for fresh and `check` prechecks, which have no slot).
-    pub fn record_run(
+    pub(crate) fn record_run(
         &self,
         name: &str,
         precheck: &Precheck,
@@ -196,12 +196,12 @@ impl State {
     }
 
     /// Records what `getClusterStatus` said about a cluster.
-    pub fn record_diagnosis(&self, name: &str, diagnosis: Diagnosis, at_wall: SystemTime) {
+    pub(crate) fn record_diagnosis(&self, name: &str, diagnosis: Diagnosis, at_wall: SystemTime) {
         self.update_cluster(name, |s| s.diagnosis = Some(Box::new((diagnosis, at_wall))));
     }
 
     /// Forgets a cluster's diagnosis (it is ready again): its node series go.
-    pub fn clear_diagnosis(&self, name: &str) {
+    pub(crate) fn clear_diagnosis(&self, name: &str) {
         let had = self
             .clusters
             .read()
@@ -248,7 +248,7 @@ impl State {
     /// Makes the cluster set exactly `clusters`: new ones start unchecked, removed ones are gone
     /// (with all their series), kept ones keep their record; a changed target (region, number,
     /// URL, account) counts as removed and added. Returns (added, removed) names.
-    pub fn sync(&self, clusters: &[Arc<Cluster>]) -> (Vec<String>, Vec<String>) {
+    pub(crate) fn sync(&self, clusters: &[Arc<Cluster>]) -> (Vec<String>, Vec<String>) {
         let mut changed = false;
         let (added, removed) = {
             let mut map = self
@@ -285,7 +285,7 @@ impl State {
     }
 
     /// Holds the readiness latch until each of these discovery blocks has reported once.
-    pub fn expect_discovery(&self, labels: Vec<String>) {
+    pub(crate) fn expect_discovery(&self, labels: Vec<String>) {
         *self
             .pending_discovery
             .write()
@@ -295,7 +295,7 @@ impl State {
     }
 
     /// Records a discovery listing: `Ok(n)` clusters found, or a failure (the set is kept).
-    pub fn record_discovery(&self, label: &str, region: Region, result: Result<usize, ()>) {
+    pub(crate) fn record_discovery(&self, label: &str, region: Region, result: Result<usize, ()>) {
         self.pending_discovery
             .write()
             .unwrap_or_else(PoisonError::into_inner)
@@ -324,7 +324,7 @@ impl State {
     }
 
     /// Forgets discovery blocks that are no longer configured.
-    pub fn retain_discovery(&self, labels: &[String]) {
+    pub(crate) fn retain_discovery(&self, labels: &[String]) {
         self.discovery
             .write()
             .unwrap_or_else(PoisonError::into_inner)
@@ -333,7 +333,7 @@ impl State {
     }
 
     /// A copy of every discovery block's status.
-    pub fn discovery(&self) -> Vec<DiscoveryStatus> {
+    pub(crate) fn discovery(&self) -> Vec<DiscoveryStatus> {
         self.discovery
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -343,13 +343,13 @@ impl State {
     }
 
     /// The gateway's clock minus ours, in seconds, from the last answer that had a `Date`.
-    pub fn clock_skew(&self) -> Option<f64> {
+    pub(crate) fn clock_skew(&self) -> Option<f64> {
         let skew = f64::from_bits(self.clock_skew.load(Ordering::Acquire));
         (!skew.is_nan()).then_some(skew)
     }
 
     /// Records a config reload's result.
-    pub fn record_reload(&self, successful: bool) {
+    pub(crate) fn record_reload(&self, successful: bool) {
         {
             let mut r = self.reload.write().unwrap_or_else(PoisonError::into_inner);
             r.successful = successful;
@@ -361,28 +361,28 @@ impl State {
     }
 
     /// The last reload's result.
-    pub fn reload(&self) -> ReloadStatus {
+    pub(crate) fn reload(&self) -> ReloadStatus {
         *self.reload.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// True once the first round of prechecks has finished (and forever after).
-    pub fn is_ready(&self) -> bool {
+    pub(crate) fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
     }
 
     /// Changes whenever anything readable here changes.
-    pub fn generation(&self) -> u64 {
+    pub(crate) fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
 
     /// Runs `f` over every cluster in name order, under a read lock (keep `f` cheap, no I/O).
-    pub fn for_each(&self, mut f: impl FnMut(&ClusterStatus)) {
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&ClusterStatus)) {
         let map = self.clusters.read().unwrap_or_else(PoisonError::into_inner);
         map.values().for_each(&mut f);
     }
 
     /// A copy of one cluster's status.
-    pub fn get(&self, name: &str) -> Option<ClusterStatus> {
+    pub(crate) fn get(&self, name: &str) -> Option<ClusterStatus> {
         self.clusters
             .read()
             .unwrap_or_else(PoisonError::into_inner)

@@ -9,44 +9,43 @@
 
 mod raw;
 mod validate;
-pub mod yaml;
+pub(crate) mod yaml;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use self::raw::KNOWN_STATUSES;
-pub use self::yaml::ConfigError;
+pub(crate) use self::yaml::ConfigError;
 use crate::credentials::CredentialSource;
 use crate::model::Cluster;
 use crate::ncp::region::{Endpoint, Region};
 
 /// Env var NCP's SDKs and Terraform provider read the API gateway from; used when the config
 /// sets no `api_gateway` (the region's path is still appended).
-pub const API_GW_ENV: &str = "NCLOUD_API_GW";
+pub(crate) const API_GW_ENV: &str = "NCLOUD_API_GW";
 /// How often each cluster is prechecked when the config does not say.
-pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 /// Per-request timeout when the config does not say.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Prechecks in flight at once, across all clusters, when the config does not say.
-pub const DEFAULT_CONCURRENCY: usize = 4;
+pub(crate) const DEFAULT_CONCURRENCY: usize = 4;
 /// Largest response body read from NCP when the config does not say (1 MiB).
-pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 1024 * 1024;
+pub(crate) const DEFAULT_MAX_RESPONSE_BYTES: u64 = 1024 * 1024;
 /// Shortest accepted interval: faster than this only spends the user's API quota.
-pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const MIN_INTERVAL: Duration = Duration::from_secs(1);
 /// Upper bound on `concurrency`.
-pub const MAX_CONCURRENCY: usize = 1024;
+pub(crate) const MAX_CONCURRENCY: usize = 1024;
 /// `gate.min_fresh_interval` when the config does not say.
-pub const DEFAULT_MIN_FRESH_INTERVAL: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_MIN_FRESH_INTERVAL: Duration = Duration::from_secs(10);
 /// How often a discovery block lists clusters when the config does not say.
-pub const DEFAULT_REFRESH: Duration = Duration::from_secs(600);
+pub(crate) const DEFAULT_REFRESH: Duration = Duration::from_secs(600);
 /// Shortest accepted discovery refresh.
-pub const MIN_REFRESH: Duration = Duration::from_secs(1);
+pub(crate) const MIN_REFRESH: Duration = Duration::from_secs(1);
 /// Clusters per `getClusterInfoList` page when the config does not say.
-pub const DEFAULT_PAGE_SIZE: u32 = 20;
+pub(crate) const DEFAULT_PAGE_SIZE: u32 = 20;
 /// Statuses discovery keeps when the config does not say: all but deleting and return.
-pub const DEFAULT_STATUSES: [&str; 4] = ["creating", "changing", "running", "error"];
+pub(crate) const DEFAULT_STATUSES: [&str; 4] = ["creating", "changing", "running", "error"];
 
 /// A validated configuration.
 #[derive(Clone, Debug, PartialEq)]
@@ -107,7 +106,7 @@ pub struct FreshBudget {
 
 impl FreshBudget {
     /// `gate.fresh_budget` when the config does not say: 1 per second, a burst of 10.
-    pub const DEFAULT: FreshBudget = FreshBudget {
+    pub(crate) const DEFAULT: FreshBudget = FreshBudget {
         per_second: 1.0,
         burst: 10,
     };
@@ -138,7 +137,7 @@ pub struct Discovery {
 
 impl Discovery {
     /// Whether a cluster with this name, `serverStatus` and VPC passes the block's filters.
-    pub fn accepts(&self, name: &str, status: &str, vpc_name: &str) -> bool {
+    pub(crate) fn accepts(&self, name: &str, status: &str, vpc_name: &str) -> bool {
         self.statuses.iter().any(|s| s == status)
             && self.name_regex.as_ref().is_none_or(|r| r.0.is_match(name))
             && !self
@@ -150,14 +149,14 @@ impl Discovery {
 
     /// True when `other` lists the same clusters from the same place (only filters or refresh
     /// differ), so its last listing can stand in for this block's until it lists itself.
-    pub fn same_source(&self, other: &Discovery) -> bool {
+    pub(crate) fn same_source(&self, other: &Discovery) -> bool {
         self.region == other.region
             && self.account == other.account
             && self.endpoint == other.endpoint
     }
 
     /// A short label for logs: `KR/prod`.
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         format!("{}/{}", self.region, self.account)
     }
 }
@@ -202,7 +201,7 @@ impl Config {
     }
 
     /// `parse`, with `env_gateway` (`NCLOUD_API_GW`) as the gateway where the file sets none.
-    pub fn parse_with(
+    pub(crate) fn parse_with(
         text: &str,
         file: &Path,
         env_gateway: Option<&str>,

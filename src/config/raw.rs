@@ -18,7 +18,7 @@ use crate::model::{validate_account, validate_name};
 use crate::ncp::region::Region;
 
 /// `serverStatus` values NCP documents.
-pub const KNOWN_STATUSES: [&str; 6] = [
+pub(crate) const KNOWN_STATUSES: [&str; 6] = [
     "creating", "changing", "running", "error", "deleting", "return",
 ];
 

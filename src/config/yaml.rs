@@ -33,7 +33,7 @@ impl fmt::Display for ConfigError {
 
 impl ConfigError {
     /// An error about the whole file (it cannot be read, say).
-    pub fn file(file: &Path, message: String) -> Self {
+    pub(crate) fn file(file: &Path, message: String) -> Self {
         Self {
             file: file.to_path_buf(),
             location: None,
@@ -43,7 +43,7 @@ impl ConfigError {
 }
 
 /// The parser's error, with its location up front instead of appended to the message.
-pub fn yaml_error(file: &Path, e: &yaml_serde::Error) -> ConfigError {
+pub(crate) fn yaml_error(file: &Path, e: &yaml_serde::Error) -> ConfigError {
     let location = e.location().map(|l| (l.line(), l.column()));
     let mut message = e.to_string();
     if let Some((line, col)) = location {
@@ -68,7 +68,7 @@ pub fn yaml_error(file: &Path, e: &yaml_serde::Error) -> ConfigError {
 }
 
 /// True when the text has nothing but blank lines, comments and document markers.
-pub fn is_empty_document(text: &str) -> bool {
+pub(crate) fn is_empty_document(text: &str) -> bool {
     text.lines().all(|l| {
         let l = l.trim();
         l.is_empty() || l.starts_with('#') || l == "---"
@@ -78,7 +78,11 @@ pub fn is_empty_document(text: &str) -> bool {
 /// Parses a string scalar with `parse`. The error is raised while the parser is still on the
 /// scalar, so it carries the scalar's own line and column (an error raised after
 /// `String::deserialize` returns is only located at the enclosing mapping).
-pub fn parse_scalar<'de, D, T, F>(d: D, expecting: &'static str, parse: F) -> Result<T, D::Error>
+pub(crate) fn parse_scalar<'de, D, T, F>(
+    d: D,
+    expecting: &'static str,
+    parse: F,
+) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     F: FnOnce(&str) -> Result<T, String>,
@@ -97,7 +101,7 @@ where
 }
 
 /// Where a top-level `key:` starts (line, column 1), for cross-field errors.
-pub fn top_level_line(text: &str, key: &str) -> Option<(usize, usize)> {
+pub(crate) fn top_level_line(text: &str, key: &str) -> Option<(usize, usize)> {
     text.lines()
         .position(|l| {
             l.strip_prefix(key)
@@ -108,7 +112,7 @@ pub fn top_level_line(text: &str, key: &str) -> Option<(usize, usize)> {
 
 /// Where `key:` is written at any depth (line, column of its value, 1-based), for errors found
 /// after parsing.
-pub fn key_location(text: &str, key: &str) -> Option<(usize, usize)> {
+pub(crate) fn key_location(text: &str, key: &str) -> Option<(usize, usize)> {
     text.lines().enumerate().find_map(|(i, line)| {
         let start = line.len() - line.trim_start().len();
         let rest = line[start..].strip_prefix(key)?.strip_prefix(':')?;

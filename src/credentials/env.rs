@@ -17,20 +17,20 @@ use super::{Credentials, Found, Origin};
 use crate::secret::Secret;
 
 /// Access key env vars the chain reads, in the SDKs' order.
-pub const ACCESS_KEY_ENVS: [&str; 2] = ["NCLOUD_ACCESS_KEY_ID", "NCLOUD_ACCESS_KEY"];
+pub(crate) const ACCESS_KEY_ENVS: [&str; 2] = ["NCLOUD_ACCESS_KEY_ID", "NCLOUD_ACCESS_KEY"];
 /// Secret key env vars the chain reads, in the Go SDK's order.
-pub const SECRET_KEY_ENVS: [&str; 2] = ["NCLOUD_SECRET_ACCESS_KEY", "NCLOUD_SECRET_KEY"];
+pub(crate) const SECRET_KEY_ENVS: [&str; 2] = ["NCLOUD_SECRET_ACCESS_KEY", "NCLOUD_SECRET_KEY"];
 /// Env var that replaces the metadata API's address (as in NCP's Go and Java SDKs).
-pub const METADATA_ENDPOINT_ENV: &str = "NCLOUD_METADATA_API_ENDPOINT";
+pub(crate) const METADATA_ENDPOINT_ENV: &str = "NCLOUD_METADATA_API_ENDPOINT";
 /// The Python SDK's spelling of [`METADATA_ENDPOINT_ENV`], read when that one is not set, so a
 /// server set up for NCP's Python tools points the exporter at the same address.
-pub const METADATA_ENDPOINT_ENV_PYTHON: &str = "NCLOUD_METADATA_ENDPOINT";
+pub(crate) const METADATA_ENDPOINT_ENV_PYTHON: &str = "NCLOUD_METADATA_ENDPOINT";
 /// The metadata API of an NCP server.
-pub const DEFAULT_METADATA_ENDPOINT: &str = "http://169.254.169.254";
+pub(crate) const DEFAULT_METADATA_ENDPOINT: &str = "http://169.254.169.254";
 /// Role keys are refreshed this long before they expire (or halfway, for shorter lives).
-pub const DEFAULT_REFRESH_BEFORE: Duration = Duration::from_secs(5 * 60);
+pub(crate) const DEFAULT_REFRESH_BEFORE: Duration = Duration::from_secs(5 * 60);
 /// How often key files and the configure file are checked for changes.
-pub const DEFAULT_WATCH_EVERY: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_WATCH_EVERY: Duration = Duration::from_secs(5);
 
 type Vars = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
@@ -65,7 +65,7 @@ impl Lookup {
     /// The process's environment, `$HOME`, and `NCLOUD_METADATA_API_ENDPOINT` (else the Python
     /// SDK's `NCLOUD_METADATA_ENDPOINT`; default: the server's own metadata API,
     /// [`DEFAULT_METADATA_ENDPOINT`]).
-    pub fn from_process() -> Self {
+    pub(crate) fn from_process() -> Self {
         Self::with_vars(
             Arc::new(|name| std::env::var(name).ok()),
             Some(DEFAULT_METADATA_ENDPOINT),
@@ -101,7 +101,7 @@ impl Lookup {
     }
 
     /// An env var's value, trimmed; `None` when unset or empty.
-    pub fn var(&self, name: &str) -> Option<String> {
+    pub(crate) fn var(&self, name: &str) -> Option<String> {
         (self.vars)(name)
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty())

@@ -16,11 +16,11 @@ use super::{
 use crate::secret::Secret;
 
 /// The configure file below `$HOME`.
-pub const CONFIGURE_FILE: &str = ".ncloud/configure";
+pub(crate) const CONFIGURE_FILE: &str = ".ncloud/configure";
 /// The configure file's key for the access key id.
-pub const CONFIGURE_ACCESS_KEY: &str = "ncloud_access_key_id";
+pub(crate) const CONFIGURE_ACCESS_KEY: &str = "ncloud_access_key_id";
 /// The configure file's key for the secret key.
-pub const CONFIGURE_SECRET_KEY: &str = "ncloud_secret_access_key";
+pub(crate) const CONFIGURE_SECRET_KEY: &str = "ncloud_secret_access_key";
 
 /// Loads a configured pair (an env var or a file per key).
 pub(super) fn load_pair(pair: &KeyPair, lookup: &Lookup) -> Result<Found, CredentialsError> {

@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 use super::{Credentials, Found, Origin, too_late};
 
 /// One account's current keys.
-pub struct AccountKeys {
+pub(crate) struct AccountKeys {
     /// The account name (a label value; never a key).
     account: String,
     /// The keys now in use.
@@ -73,12 +73,12 @@ impl AccountKeys {
     }
 
     /// The account's name.
-    pub fn account(&self) -> &str {
+    pub(crate) fn account(&self) -> &str {
         &self.account
     }
 
     /// The keys to sign with now and their generation; `None` once it is [`too_late`] for them.
-    pub fn keys(&self) -> Option<(Arc<Credentials>, u64)> {
+    pub(crate) fn keys(&self) -> Option<(Arc<Credentials>, u64)> {
         let c = self.read();
         if too_late(c.expires, SystemTime::now()) {
             return None;
@@ -87,29 +87,29 @@ impl AccountKeys {
     }
 
     /// When the current keys expire (`None`: they do not).
-    pub fn expires(&self) -> Option<SystemTime> {
+    pub(crate) fn expires(&self) -> Option<SystemTime> {
         self.read().expires
     }
 
     /// Where the current keys came from.
-    pub fn origin(&self) -> Origin {
+    pub(crate) fn origin(&self) -> Origin {
         self.read().origin.clone()
     }
 
     /// Refreshes and re-reads that failed since start-up.
-    pub fn refresh_failures(&self) -> u64 {
+    pub(crate) fn refresh_failures(&self) -> u64 {
         self.failures.load(Ordering::Relaxed)
     }
 
     /// True when the keys are refreshed or re-read in the background (role keys, key files).
-    pub fn refreshable(&self) -> bool {
+    pub(crate) fn refreshable(&self) -> bool {
         let current = self.read();
         matches!(current.origin, Origin::Role { .. }) || !current.origin.files().is_empty()
     }
 
     /// The gateway refused keys of `generation`: for role keys, asks the refresher for one early
     /// refresh, once per generation (a second 401 with the same keys asks nothing).
-    pub fn on_auth_failure(&self, generation: u64) {
+    pub(crate) fn on_auth_failure(&self, generation: u64) {
         let current = self.read();
         if current.generation != generation || !matches!(current.origin, Origin::Role { .. }) {
             return;

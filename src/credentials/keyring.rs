@@ -83,18 +83,20 @@ impl Keyring {
     }
 
     /// Adds (or replaces) an account with fixed `found` keys and no refresher (tests, the demo).
-    pub fn insert(&mut self, account: &str, found: Found) {
+    #[cfg(test)]
+    pub(crate) fn insert(&mut self, account: &str, found: Found) {
         let keys = Arc::new(AccountKeys::new(account, found));
         self.accounts.insert(account.to_string(), keys);
     }
 
     /// `account`'s keys.
-    pub fn get(&self, account: &str) -> Option<&Arc<AccountKeys>> {
+    #[cfg(test)]
+    pub(crate) fn get(&self, account: &str) -> Option<&Arc<AccountKeys>> {
         self.accounts.get(account)
     }
 
     /// Every account, by name.
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &Arc<AccountKeys>)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&String, &Arc<AccountKeys>)> {
         self.accounts.iter()
     }
 }
@@ -141,7 +143,7 @@ struct Board {
 
 /// One account's row on the board.
 #[derive(Clone, Debug, PartialEq)]
-pub struct AccountStatus {
+pub(crate) struct AccountStatus {
     /// The account name.
     pub account: String,
     /// `source` label: env, configure, keys or server_role.
@@ -154,7 +156,7 @@ pub struct AccountStatus {
 
 impl StatusBoard {
     /// Shows `keyring` from now on (at start-up and after each reload).
-    pub fn show(&self, keyring: &Keyring) {
+    pub(crate) fn show(&self, keyring: &Keyring) {
         *self
             .0
             .keyring
@@ -164,7 +166,7 @@ impl StatusBoard {
     }
 
     /// Changes whenever anything on the board changes (for the exposition's cache).
-    pub fn generation(&self) -> u64 {
+    pub(crate) fn generation(&self) -> u64 {
         let keyring = self
             .0
             .keyring
@@ -178,7 +180,7 @@ impl StatusBoard {
     }
 
     /// Every account's status, by name.
-    pub fn accounts(&self) -> Vec<AccountStatus> {
+    pub(crate) fn accounts(&self) -> Vec<AccountStatus> {
         let keyring = self
             .0
             .keyring

@@ -17,24 +17,23 @@
 //! printed either: `Debug` shows neither, and errors name env vars, files and addresses, never
 //! a value. The metadata API is called only when the chain gets to it.
 
-pub mod chain;
-pub mod env;
-pub mod file;
-pub mod holder;
-pub mod keyring;
-pub mod role;
-pub mod source;
+pub(crate) mod chain;
+pub(crate) mod env;
+pub(crate) mod file;
+pub(crate) mod holder;
+pub(crate) mod keyring;
+pub(crate) mod role;
+pub(crate) mod source;
 
 use std::fmt;
 use std::path::PathBuf;
 
 pub use self::env::Lookup;
-pub use self::holder::AccountKeys;
+pub(crate) use self::holder::AccountKeys;
 pub use self::keyring::{Keyring, StatusBoard, probe};
-pub use self::role::RoleError;
-pub use self::source::{
-    CredentialSource, DEFAULT_ACCESS_KEY_ENV, DEFAULT_SECRET_KEY_ENV, KeyPair, KeySource,
-};
+pub(crate) use self::role::RoleError;
+pub use self::source::{CredentialSource, KeySource};
+pub(crate) use self::source::{DEFAULT_ACCESS_KEY_ENV, DEFAULT_SECRET_KEY_ENV, KeyPair};
 use crate::secret::Secret;
 
 /// Loaded API keys. `Debug` shows neither key.
@@ -90,7 +89,7 @@ impl fmt::Display for Origin {
 
 impl Origin {
     /// The `source` label: `env`, `configure`, `keys` or `server_role`.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Origin::Env { .. } => "env",
             Origin::Configure(_) => "configure",
@@ -100,7 +99,7 @@ impl Origin {
     }
 
     /// The files the keys come from (watched for changes); none for env and role keys.
-    pub fn files(&self) -> Vec<PathBuf> {
+    pub(crate) fn files(&self) -> Vec<PathBuf> {
         match self {
             Origin::Configure(path) => vec![path.clone()],
             Origin::Keys(pair) => [&pair.access_key, &pair.secret_key]
@@ -117,7 +116,7 @@ impl Origin {
 
 /// Keys that were found, with where and until when.
 #[derive(Clone, Debug)]
-pub struct Found {
+pub(crate) struct Found {
     /// The keys.
     pub credentials: Credentials,
     /// When they stop working (role keys); `None`: they do not expire.
@@ -128,12 +127,12 @@ pub struct Found {
 
 /// Keys this close to their `Expiration` are no longer used: a request signed with them could
 /// reach the gateway after they expire, and be refused as a 401.
-pub const EXPIRY_MARGIN: std::time::Duration = std::time::Duration::from_secs(1);
+pub(crate) const EXPIRY_MARGIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// True when keys that expire at `expires` must no longer be used at `now` (past their
 /// `Expiration`, or within [`EXPIRY_MARGIN`] of it). The one rule for handing keys out and for
 /// accepting freshly fetched ones.
-pub fn too_late(expires: Option<std::time::SystemTime>, now: std::time::SystemTime) -> bool {
+pub(crate) fn too_late(expires: Option<std::time::SystemTime>, now: std::time::SystemTime) -> bool {
     expires.is_some_and(|e| e <= now + EXPIRY_MARGIN)
 }
 

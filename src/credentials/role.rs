@@ -20,15 +20,15 @@ use super::{AccountKeys, Credentials, Found, Lookup, Origin, too_late};
 use crate::secret::Secret;
 
 /// The metadata API's list of roles (one a line), and the prefix of each role's keys.
-pub const ROLES_PATH: &str = "/latest/meta-data/iam/security-credentials/";
+pub(crate) const ROLES_PATH: &str = "/latest/meta-data/iam/security-credentials/";
 /// Whole-call timeout of a metadata API call, as NCP's SDKs use.
-pub const METADATA_TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const METADATA_TIMEOUT: Duration = Duration::from_secs(3);
 /// First retry after a failed refresh; doubled after each further failure.
-pub const RETRY_MIN: Duration = Duration::from_secs(1);
+pub(crate) const RETRY_MIN: Duration = Duration::from_secs(1);
 /// Longest wait between two refresh attempts while refreshing fails.
-pub const RETRY_MAX: Duration = Duration::from_secs(60);
+pub(crate) const RETRY_MAX: Duration = Duration::from_secs(60);
 /// Shortest time between two refreshes, whatever `Expiration` or 401s say.
-pub const MIN_REFRESH_GAP: Duration = Duration::from_secs(1);
+pub(crate) const MIN_REFRESH_GAP: Duration = Duration::from_secs(1);
 /// Largest metadata answer read (a role's keys are a few hundred bytes).
 const MAX_BODY: usize = 64 * 1024;
 
@@ -44,7 +44,7 @@ pub struct RoleError {
 
 /// Talks to the metadata API.
 #[derive(Clone, Debug)]
-pub struct MetadataClient {
+pub(crate) struct MetadataClient {
     /// No proxy, no redirects, [`METADATA_TIMEOUT`].
     http: reqwest::Client,
     /// Scheme, host and port, e.g. `http://169.254.169.254`.
@@ -53,7 +53,7 @@ pub struct MetadataClient {
 
 impl MetadataClient {
     /// A client for the metadata API at `endpoint`.
-    pub fn new(endpoint: &str) -> Result<Self, RoleError> {
+    pub(crate) fn new(endpoint: &str) -> Result<Self, RoleError> {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
@@ -76,12 +76,12 @@ impl MetadataClient {
     }
 
     /// The metadata API's address.
-    pub fn endpoint(&self) -> &str {
+    pub(crate) fn endpoint(&self) -> &str {
         &self.endpoint
     }
 
     /// `wanted`, or the first role the metadata API lists.
-    pub async fn role(&self, wanted: Option<&str>) -> Result<String, RoleError> {
+    pub(crate) async fn role(&self, wanted: Option<&str>) -> Result<String, RoleError> {
         if let Some(name) = wanted {
             return Ok(name.to_string());
         }
@@ -110,7 +110,7 @@ impl MetadataClient {
     }
 
     /// The role's current keys and when they expire.
-    pub async fn fetch(&self, role: &str) -> Result<Found, RoleError> {
+    pub(crate) async fn fetch(&self, role: &str) -> Result<Found, RoleError> {
         let url = format!("{}{ROLES_PATH}{role}", self.endpoint);
         let body = self.get(&url).await?;
         let (credentials, expires) =
@@ -247,7 +247,7 @@ fn refresh_delay(remaining: Duration, refresh_before: Duration) -> Duration {
 }
 
 /// The wait after `failures` refreshes in a row have failed (1 → [`RETRY_MIN`]).
-pub fn backoff(failures: u32) -> Duration {
+pub(crate) fn backoff(failures: u32) -> Duration {
     let doublings = failures.saturating_sub(1).min(16);
     RETRY_MIN.saturating_mul(1 << doublings).min(RETRY_MAX)
 }

@@ -8,11 +8,11 @@ use std::fmt;
 use std::path::PathBuf;
 
 /// Env var the `keys` source reads the access key from when the config names none.
-pub const DEFAULT_ACCESS_KEY_ENV: &str = "NCLOUD_ACCESS_KEY";
+pub(crate) const DEFAULT_ACCESS_KEY_ENV: &str = "NCLOUD_ACCESS_KEY";
 /// Env var the `keys` source reads the secret key from when the config names none.
-pub const DEFAULT_SECRET_KEY_ENV: &str = "NCLOUD_SECRET_KEY";
+pub(crate) const DEFAULT_SECRET_KEY_ENV: &str = "NCLOUD_SECRET_KEY";
 /// Longest accepted server role name.
-pub const MAX_ROLE_NAME_LEN: usize = 128;
+pub(crate) const MAX_ROLE_NAME_LEN: usize = 128;
 
 /// Where one key is read from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,7 +94,7 @@ impl fmt::Display for CredentialSource {
 }
 
 /// Checks a server role name: it becomes a path segment of the metadata API's URL.
-pub fn validate_role_name(s: &str) -> Result<(), String> {
+pub(crate) fn validate_role_name(s: &str) -> Result<(), String> {
     if s.is_empty() || s.len() > MAX_ROLE_NAME_LEN {
         return Err(format!(
             "server role name must be 1 to {MAX_ROLE_NAME_LEN} characters, got {}",

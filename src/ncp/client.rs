@@ -28,11 +28,11 @@ use crate::ncp::usage::{AccountUsage, ApiUsage, Operation};
 use crate::outcome::Outcome;
 
 /// `User-Agent` on every request.
-pub const USER_AGENT: &str = concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION"));
+pub(crate) const USER_AGENT: &str = concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION"));
 /// Header NCP's gateway puts its request id in.
-pub const HEADER_REQUEST_ID: &str = "x-ncp-apigw-request-id";
+pub(crate) const HEADER_REQUEST_ID: &str = "x-ncp-apigw-request-id";
 /// Longest `Retry-After` we honour; a larger one is clamped so a bad header cannot park a cluster.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 /// How long an idle pooled connection to the gateway is kept.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -60,7 +60,7 @@ impl ClientSettings {
 
 /// One call to make.
 #[derive(Clone, Copy, Debug)]
-pub struct Request<'a> {
+pub(crate) struct Request<'a> {
     /// Which operation (the `operation` label of the usage counter).
     pub operation: Operation,
     /// `POST` or `GET`; signed.
@@ -93,7 +93,7 @@ pub struct CallMeta {
 /// What one call brought back, decoded by its operation: `result` is `Err` for every failure,
 /// from no answer at all to a success envelope whose `result` has the wrong shape.
 #[derive(Clone, Debug)]
-pub struct Decoded<T> {
+pub(crate) struct Decoded<T> {
     /// The operation's reading of the answer, or the outcome of a call without a usable one.
     pub result: Result<T, Outcome>,
     /// How the call went.
@@ -102,7 +102,7 @@ pub struct Decoded<T> {
 
 impl<T> Decoded<T> {
     /// A call that never got an answer.
-    pub fn failed(outcome: Outcome) -> Self {
+    pub(crate) fn failed(outcome: Outcome) -> Self {
         Self {
             result: Err(outcome),
             meta: CallMeta::default(),
@@ -334,8 +334,9 @@ struct Answer {
 #[derive(Clone, Debug, Default)]
 pub struct Clients {
     by_account: HashMap<String, CdssClient>,
-    /// The keyring the clients sign from; its refreshers live as long as clients that use it.
-    keyring: Keyring,
+    /// The keyring the clients sign from, never read: held so its refreshers live as long as
+    /// clients that use it.
+    _keyring: Keyring,
     /// Every call is counted here.
     usage: Arc<ApiUsage>,
 }
@@ -360,7 +361,7 @@ impl Clients {
             .map(|by_account| {
                 let mut clients = Clients {
                     by_account,
-                    keyring: keyring.clone(),
+                    _keyring: keyring.clone(),
                     usage: Arc::default(),
                 };
                 clients.count_into(Arc::default());
@@ -376,21 +377,11 @@ impl Clients {
         self.usage = usage;
     }
 
-    /// The keyring the clients sign from (and whose refreshers they keep running).
-    pub fn keyring(&self) -> &Keyring {
-        &self.keyring
-    }
-
-    /// What these clients have spent.
-    pub fn usage(&self) -> &Arc<ApiUsage> {
-        &self.usage
-    }
-
     /// Makes one call signed with `account`'s keys and has `decode` read the answer: the one path
     /// of every NCP call. Never fails: a missing account, a timeout, a refused connection or an
     /// answer `decode` cannot read is an `Outcome` in the result, and it is counted as what it is
     /// (a success envelope of the wrong shape is an `invalid_response`, not an `ok`).
-    pub async fn call<T>(
+    pub(crate) async fn call<T>(
         &self,
         account: &str,
         request: Request<'_>,
@@ -416,14 +407,14 @@ impl Clients {
 /// The current [`Clients`], replaceable at reload while prechecks and discovery keep reading it.
 /// Every set of clients it holds counts into the same [`ApiUsage`].
 #[derive(Clone, Debug, Default)]
-pub struct SharedClients {
+pub(crate) struct SharedClients {
     current: Arc<RwLock<Arc<Clients>>>,
     usage: Arc<ApiUsage>,
 }
 
 impl SharedClients {
     /// Shares `clients`.
-    pub fn new(clients: Clients) -> Self {
+    pub(crate) fn new(clients: Clients) -> Self {
         let usage = clients.usage.clone();
         Self {
             current: Arc::new(RwLock::new(Arc::new(clients))),
@@ -432,7 +423,7 @@ impl SharedClients {
     }
 
     /// The clients now in use.
-    pub fn current(&self) -> Arc<Clients> {
+    pub(crate) fn current(&self) -> Arc<Clients> {
         self.current
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -441,7 +432,7 @@ impl SharedClients {
 
     /// Swaps in new clients (after a reload), counting into the same usage, and returns them
     /// for the runner; calls in flight finish with the old ones.
-    pub fn replace(&self, mut clients: Clients) -> Arc<Clients> {
+    pub(crate) fn replace(&self, mut clients: Clients) -> Arc<Clients> {
         clients.count_into(self.usage.clone());
         let clients = Arc::new(clients);
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = clients.clone();
@@ -449,7 +440,7 @@ impl SharedClients {
     }
 
     /// What every set of clients has spent.
-    pub fn usage(&self) -> Arc<ApiUsage> {
+    pub(crate) fn usage(&self) -> Arc<ApiUsage> {
         self.usage.clone()
     }
 }

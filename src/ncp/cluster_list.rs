@@ -17,12 +17,12 @@ use crate::ncp::usage::Operation;
 use crate::outcome::Outcome;
 
 /// Longest `serverStatus`, `kafkaVersion` or `vpcName` kept; longer ones are cut.
-pub const MAX_TEXT: usize = 64;
+pub(crate) const MAX_TEXT: usize = 64;
 
 /// The request body. `inputText` is not sent: name filtering is done locally with a regex.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ListRequest<'a> {
+pub(crate) struct ListRequest<'a> {
     /// Exact VPC name filter, done by NCP.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vpc_name: Option<&'a str>,
@@ -70,15 +70,8 @@ pub struct ClusterPage {
 #[error("{}", .0.message())]
 pub struct ListError(pub Outcome);
 
-impl ListError {
-    /// The outcome behind the error, for rate-limit handling.
-    pub fn outcome(&self) -> &Outcome {
-        &self.0
-    }
-}
-
 /// Reads one page through `endpoint`, signed with `account`'s keys.
-pub async fn page(
+pub(crate) async fn page(
     clients: &Clients,
     account: &str,
     endpoint: &Endpoint,
@@ -240,16 +233,13 @@ mod tests {
             br#"{"error":{"errorCode":"200","message":"Authentication Failed"}}"#,
         )
         .unwrap_err();
-        assert_eq!(e.outcome().failure_reason(), Some(FailureReason::AuthError));
+        assert_eq!(e.0.failure_reason(), Some(FailureReason::AuthError));
         let e = decode_page(500, b"<html>oops</html>").unwrap_err();
-        assert_eq!(e.outcome().failure_reason(), Some(FailureReason::HttpError));
+        assert_eq!(e.0.failure_reason(), Some(FailureReason::HttpError));
         let e = decode_page(200, br#"{"code":0,"result":true}"#).unwrap_err();
-        assert_eq!(
-            e.outcome().failure_reason(),
-            Some(FailureReason::InvalidResponse)
-        );
+        assert_eq!(e.0.failure_reason(), Some(FailureReason::InvalidResponse));
         let e = decode_page(200, br#"{"code":11,"message":"nope","result":null}"#).unwrap_err();
-        assert_eq!(e.outcome().error_code(), 11);
+        assert_eq!(e.0.error_code(), 11);
     }
 
     #[test]

@@ -14,20 +14,20 @@ use serde_json::Value;
 
 use crate::model::Cluster;
 use crate::ncp::client::{Clients, Request};
-use crate::ncp::envelope::{self, Opened, clean};
+use crate::ncp::envelope::{Opened, clean};
 use crate::ncp::usage::Operation;
 use crate::outcome::{NodeHealth, Outcome};
 
 /// Most nodes kept per role: hostnames become label values, so their number is bounded.
-pub const MAX_NODES: usize = 64;
+pub(crate) const MAX_NODES: usize = 64;
 /// Longest hostname kept (a DNS name); longer ones are cut.
-pub const MAX_HOSTNAME: usize = 253;
+pub(crate) const MAX_HOSTNAME: usize = 253;
 /// Longest colour or status kept; longer ones are cut (they become label values too).
-pub const MAX_STATUS: usize = 64;
+pub(crate) const MAX_STATUS: usize = 64;
 
 /// One node of a role, as listed.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NodeStatus {
+pub(crate) struct NodeStatus {
     /// `hostname`; `None` when the entry had none (such a node has no series of its own: it
     /// could not be told apart from another one without a name).
     pub hostname: Option<String>,
@@ -52,7 +52,7 @@ impl NodeStatus {
 
 /// Brokers or ZooKeeper nodes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RoleStatus {
+pub(crate) struct RoleStatus {
     /// Nodes up (`brokerNumber`, `zookeeperNumber`).
     pub up: Option<i64>,
     /// Nodes in all (`brokerNodeTotalNumber`, `zookeeperTotalNumber`).
@@ -79,7 +79,7 @@ impl RoleStatus {
     /// Whether `node` (one of this role's) counts as failing: its status says so, or it is
     /// missing or a word we do not know while the role is not all up. Per-node values are not
     /// documented, so an unknown word never blames a node of a role that says all is well.
-    pub fn is_failing(&self, node: &NodeStatus) -> bool {
+    pub(crate) fn is_failing(&self, node: &NodeStatus) -> bool {
         match NodeHealth::of(node.status.as_deref()) {
             NodeHealth::Fine => false,
             NodeHealth::Failing => true,
@@ -90,7 +90,7 @@ impl RoleStatus {
 
 /// What `getClusterStatus` says about a cluster.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Diagnosis {
+pub(crate) struct Diagnosis {
     /// The brokers.
     pub brokers: RoleStatus,
     /// The ZooKeeper nodes.
@@ -100,23 +100,23 @@ pub struct Diagnosis {
 }
 
 /// A role's label value.
-pub const ROLES: [&str; 2] = ["broker", "zookeeper"];
+pub(crate) const ROLES: [&str; 2] = ["broker", "zookeeper"];
 
 impl Diagnosis {
     /// (role label, role) for both roles.
-    pub fn roles(&self) -> [(&'static str, &RoleStatus); 2] {
+    pub(crate) fn roles(&self) -> [(&'static str, &RoleStatus); 2] {
         [(ROLES[0], &self.brokers), (ROLES[1], &self.zookeeper)]
     }
 
     /// Every node with its role and whether it counts as failing.
-    pub fn nodes(&self) -> impl Iterator<Item = (&'static str, &NodeStatus, bool)> {
+    pub(crate) fn nodes(&self) -> impl Iterator<Item = (&'static str, &NodeStatus, bool)> {
         self.roles()
             .into_iter()
             .flat_map(|(role, r)| r.nodes.iter().map(move |n| (role, n, r.is_failing(n))))
     }
 
     /// Every failing node, with its role.
-    pub fn failing_nodes(&self) -> impl Iterator<Item = (&'static str, &NodeStatus)> {
+    pub(crate) fn failing_nodes(&self) -> impl Iterator<Item = (&'static str, &NodeStatus)> {
         self.nodes()
             .filter(|(_, _, failing)| *failing)
             .map(|(role, n, _)| (role, n))
@@ -124,7 +124,7 @@ impl Diagnosis {
 
     /// One line for people: the failing nodes, then the counts, e.g. "broker kafka-2 is red;
     /// 2 of 3 brokers up; 3 of 3 zookeepers up".
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         let mut parts: Vec<String> = self
             .failing_nodes()
             .map(|(role, n)| format!("{role} {} {}", n.named(), n.said()))
@@ -152,7 +152,10 @@ impl Diagnosis {
 }
 
 /// Reads `cluster`'s status now. `Err` is the outcome of a call that got no usable answer.
-pub async fn cluster_status(clients: &Clients, cluster: &Cluster) -> Result<Diagnosis, Outcome> {
+pub(crate) async fn cluster_status(
+    clients: &Clients,
+    cluster: &Cluster,
+) -> Result<Diagnosis, Outcome> {
     let url = cluster
         .endpoint
         .cluster_status(cluster.service_group_instance_no)
@@ -167,8 +170,9 @@ pub async fn cluster_status(clients: &Clients, cluster: &Cluster) -> Result<Diag
 }
 
 /// Decodes a complete answer (status and body, no `Content-Type`).
-pub fn decode_answer(http_status: u16, body: &[u8]) -> Result<Diagnosis, Outcome> {
-    decode(envelope::open(http_status, None, None, body))
+#[cfg(test)]
+pub(crate) fn decode_answer(http_status: u16, body: &[u8]) -> Result<Diagnosis, Outcome> {
+    decode(crate::ncp::envelope::open(http_status, None, None, body))
 }
 
 /// The fields of `result` this module reads; an answer with none of them says nothing.

@@ -13,7 +13,7 @@ use crate::outcome::Outcome;
 
 /// What an answer's envelope says.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Opened {
+pub(crate) struct Opened {
     /// The HTTP status (0 when no answer came).
     pub http_status: u16,
     /// `Ok`: `code` 0 on a 2xx, with the `result` field (`Null` when absent). `Err`: the outcome
@@ -25,7 +25,7 @@ pub struct Opened {
 
 impl Opened {
     /// For an answer that is no success, or for no answer at all (`http_status` 0).
-    pub fn failed(http_status: u16, outcome: Outcome) -> Self {
+    pub(crate) fn failed(http_status: u16, outcome: Outcome) -> Self {
         Self {
             http_status,
             result: Err(outcome),
@@ -67,7 +67,7 @@ fn str_field<'a>(obj: &'a serde_json::Map<String, Value>, key: &str) -> Option<&
 }
 
 /// Opens a complete HTTP answer. `location` is the `Location` header of a redirect.
-pub fn open(
+pub(crate) fn open(
     http_status: u16,
     location: Option<&str>,
     content_type: Option<&str>,
@@ -199,7 +199,7 @@ fn gateway_error(http_status: u16, err: &Value) -> Outcome {
 
 /// Text from an answer that becomes a label value or a log line: without control characters
 /// (they would reach terminals and logs), cut to `max` characters and trimmed.
-pub fn clean(s: &str, max: usize) -> String {
+pub(crate) fn clean(s: &str, max: usize) -> String {
     s.chars()
         .filter(|c| !c.is_control())
         .take(max)

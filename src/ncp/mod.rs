@@ -11,9 +11,9 @@
 
 pub mod client;
 pub mod cluster_list;
-pub mod cluster_status;
+pub(crate) mod cluster_status;
 pub mod envelope;
 pub mod precheck;
 pub mod region;
 pub mod sign;
-pub mod usage;
+pub(crate) mod usage;

@@ -25,7 +25,7 @@ pub struct Precheck {
 
 impl Precheck {
     /// A precheck that never got an answer.
-    pub fn failed(outcome: Outcome) -> Self {
+    pub(crate) fn failed(outcome: Outcome) -> Self {
         Self::from_reply(Decoded::failed(outcome))
     }
 

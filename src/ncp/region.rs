@@ -11,11 +11,11 @@ use std::str::FromStr;
 use reqwest::Url;
 
 /// Path of the precheck operation below a region's base path.
-pub const PRECHECK_PATH: &str = "/cluster/rollingRestartPreCheck";
+pub(crate) const PRECHECK_PATH: &str = "/cluster/rollingRestartPreCheck";
 /// Path of the cluster list operation below a region's base path.
-pub const CLUSTER_LIST_PATH: &str = "/cluster/getClusterInfoList";
+pub(crate) const CLUSTER_LIST_PATH: &str = "/cluster/getClusterInfoList";
 /// Path of the cluster status operation below a region's base path (the cluster number follows).
-pub const CLUSTER_STATUS_PATH: &str = "/cluster/getClusterStatus/";
+pub(crate) const CLUSTER_STATUS_PATH: &str = "/cluster/getClusterStatus/";
 
 /// A CDSS region. Its upper-case name is the `region` label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -35,7 +35,7 @@ pub enum Region {
 }
 
 /// Every region, in the order the README lists them.
-pub const ALL_REGIONS: [Region; 6] = [
+pub(crate) const ALL_REGIONS: [Region; 6] = [
     Region::Kr,
     Region::Sgn,
     Region::Jpn,
@@ -46,7 +46,7 @@ pub const ALL_REGIONS: [Region; 6] = [
 
 impl Region {
     /// The label value and the name users write in the config.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Region::Kr => "KR",
             Region::Sgn => "SGN",
@@ -69,7 +69,7 @@ impl Region {
     }
 
     /// The path prefix that is appended to the gateway, with or without an `api_gateway` override.
-    pub fn base_path(self) -> &'static str {
+    pub(crate) fn base_path(self) -> &'static str {
         match self {
             Region::Kr | Region::Gov | Region::Fin => "/api/v1",
             Region::Sgn => "/api/sgn-v1",
@@ -96,7 +96,7 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// The API of `region` at `gateway` (scheme, host and port; `None`: NCP's own).
-    pub fn new(gateway: Option<&str>, region: Region) -> Result<Self, url::ParseError> {
+    pub(crate) fn new(gateway: Option<&str>, region: Region) -> Result<Self, url::ParseError> {
         let base = format!(
             "{}{}",
             gateway.unwrap_or(region.default_gateway()),
@@ -111,7 +111,7 @@ impl Endpoint {
     }
 
     /// `GET .../cluster/getClusterStatus/{no}` for cluster number `no`.
-    pub fn cluster_status(&self, no: u64) -> Result<Url, url::ParseError> {
+    pub(crate) fn cluster_status(&self, no: u64) -> Result<Url, url::ParseError> {
         Url::parse(&format!("{}{no}", self.cluster_status_base))
     }
 }

@@ -12,7 +12,7 @@ use crate::outcome::FailureReason;
 
 /// An NCP operation, the `operation` label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Operation {
+pub(crate) enum Operation {
     /// `rollingRestartPreCheck`.
     Precheck,
     /// `getClusterInfoList`.
@@ -23,14 +23,14 @@ pub enum Operation {
 
 impl Operation {
     /// Every operation, in label order.
-    pub const ALL: [Operation; 3] = [
+    pub(crate) const ALL: [Operation; 3] = [
         Operation::Precheck,
         Operation::ClusterList,
         Operation::ClusterStatus,
     ];
 
     /// The label value.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Operation::Precheck => "precheck",
             Operation::ClusterList => "cluster_list",
@@ -44,13 +44,13 @@ const RESULTS: usize = FailureReason::ALL.len() + 1;
 
 /// One account's calls, by operation and result: counted without a lock.
 #[derive(Debug, Default)]
-pub struct AccountUsage {
+pub(crate) struct AccountUsage {
     counts: [[AtomicU64; RESULTS]; Operation::ALL.len()],
 }
 
 impl AccountUsage {
     /// Counts one call that ended `ok` (`None`) or for this reason.
-    pub fn count(&self, operation: Operation, failure: Option<FailureReason>) {
+    pub(crate) fn count(&self, operation: Operation, failure: Option<FailureReason>) {
         let result = failure.map_or(0, |r| r.index() + 1);
         self.counts[operation as usize][result].fetch_add(1, Ordering::Relaxed);
     }
@@ -66,13 +66,14 @@ pub struct ApiUsage {
 
 impl ApiUsage {
     /// `account`'s counters, made on first use.
-    pub fn account(&self, account: &str) -> Arc<AccountUsage> {
+    pub(crate) fn account(&self, account: &str) -> Arc<AccountUsage> {
         let mut accounts = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
         accounts.entry(account.to_string()).or_default().clone()
     }
 
     /// Counts one call; `result` is `ok` or a failure reason's label.
-    pub fn count(&self, account: &str, operation: Operation, result: &str) {
+    #[cfg(test)]
+    pub(crate) fn count(&self, account: &str, operation: Operation, result: &str) {
         let failure = FailureReason::ALL
             .into_iter()
             .find(|r| r.as_str() == result);
@@ -80,12 +81,12 @@ impl ApiUsage {
     }
 
     /// Changes on every call (the number of calls), for the exposition's cache.
-    pub fn generation(&self) -> u64 {
+    pub(crate) fn generation(&self) -> u64 {
         self.snapshot().iter().map(|c| c.3).sum()
     }
 
     /// Every count above zero, sorted by account, operation, result.
-    pub fn snapshot(&self) -> Vec<(String, Operation, &'static str, u64)> {
+    pub(crate) fn snapshot(&self) -> Vec<(String, Operation, &'static str, u64)> {
         let accounts = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
         let mut all = Vec::new();
         for (account, usage) in accounts.iter() {

@@ -31,24 +31,24 @@ use crate::model::Cluster;
 use crate::outcome::Outcome;
 
 /// Requests in flight per account, at most, as a multiple of `concurrency`.
-pub const HARD_CAP_FACTOR: usize = 16;
+pub(crate) const HARD_CAP_FACTOR: usize = 16;
 /// The shortest patience: a few times what a healthy NCP answer takes (tens of milliseconds),
 /// and short enough that a first round with many hanging clusters still fits in an interval.
-pub const SUSPECT_AFTER: Duration = Duration::from_millis(250);
+pub(crate) const SUSPECT_AFTER: Duration = Duration::from_millis(250);
 /// Patience is this many times the recent answers' latency.
 const PATIENCE_FACTOR: u32 = 4;
 
 /// How quickly one gateway answers, as a moving average of its answers' latency (no answer yet:
 /// unknown, and a precheck keeps its permit up to the timeout).
 #[derive(Debug, Default)]
-pub struct Latency {
+pub(crate) struct Latency {
     /// Exponentially weighted mean in microseconds; 0 before the first answer.
     mean_us: std::sync::atomic::AtomicU64,
 }
 
 impl Latency {
     /// Takes an answer's latency into the mean (weight 1/8).
-    pub fn observe(&self, latency: Duration) {
+    pub(crate) fn observe(&self, latency: Duration) {
         use std::sync::atomic::Ordering;
         let sample = latency.as_micros().clamp(1, u128::from(u64::MAX)) as u64;
         let old = self.mean_us.load(Ordering::Relaxed);
@@ -62,7 +62,7 @@ impl Latency {
 
     /// How long a precheck may hold an answering permit without an answer: four times the
     /// mean, at least [`SUSPECT_AFTER`], at most `timeout` (the whole call).
-    pub fn patience(&self, timeout: Duration) -> Duration {
+    pub(crate) fn patience(&self, timeout: Duration) -> Duration {
         let mean = self.mean_us.load(std::sync::atomic::Ordering::Relaxed);
         if mean == 0 {
             return timeout;
@@ -75,7 +75,7 @@ impl Latency {
 
 /// Which lane a cluster's next precheck waits in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum LaneKind {
+pub(crate) enum LaneKind {
     /// The last precheck got an answer, or there was none yet.
     Answering,
     /// The last precheck timed out or could not connect.
@@ -84,7 +84,7 @@ pub enum LaneKind {
 
 impl LaneKind {
     /// The lane after a precheck that ended with `outcome`.
-    pub fn after(outcome: &Outcome) -> Self {
+    pub(crate) fn after(outcome: &Outcome) -> Self {
         if outcome.is_suspect() {
             LaneKind::Suspect
         } else {
@@ -97,7 +97,7 @@ impl LaneKind {
 /// port: NCP's own gateway serves several regions, so they share one budget). Borrowed from the
 /// cluster, so a precheck allocates nothing to find its budget.
 #[derive(Clone, Copy, Debug)]
-pub struct BudgetKey<'a> {
+pub(crate) struct BudgetKey<'a> {
     /// The account name.
     pub account: &'a str,
     /// The gateway, as `scheme://host:port`.
@@ -106,7 +106,7 @@ pub struct BudgetKey<'a> {
 
 impl<'a> BudgetKey<'a> {
     /// The budget `cluster` draws from.
-    pub fn of(cluster: &'a Cluster) -> Self {
+    pub(crate) fn of(cluster: &'a Cluster) -> Self {
         Self {
             account: &cluster.account,
             gateway: &cluster.endpoint.precheck[..url::Position::BeforePath],
@@ -163,7 +163,7 @@ struct Account {
 /// and how quickly the gateway answers. A cluster's flight keeps its own, found once, so
 /// admission takes no lock.
 #[derive(Debug)]
-pub struct Lanes {
+pub(crate) struct Lanes {
     answering: Pool,
     suspect: Pool,
     hard_cap: Arc<Pool>,
@@ -172,7 +172,7 @@ pub struct Lanes {
 
 impl Lanes {
     /// Waits for a permit in `kind`'s lane, then for the account's hard cap.
-    pub async fn admit(&self, kind: LaneKind) -> Option<Admission> {
+    pub(crate) async fn admit(&self, kind: LaneKind) -> Option<Admission> {
         let lane = match kind {
             LaneKind::Answering => &self.answering,
             LaneKind::Suspect => &self.suspect,
@@ -190,7 +190,7 @@ impl Lanes {
 
 /// Every budget; shared by all prechecks of one runner.
 #[derive(Debug)]
-pub struct Budgets {
+pub(crate) struct Budgets {
     inner: Mutex<Inner>,
 }
 
@@ -203,7 +203,7 @@ struct Inner {
 
 /// Permits held by one precheck in flight.
 #[derive(Debug)]
-pub struct Admission {
+pub(crate) struct Admission {
     /// The lane permit; dropped early (see [`Admission::leave_lane`]) when the precheck turns
     /// out slow.
     lane: Option<OwnedSemaphorePermit>,
@@ -218,14 +218,14 @@ pub struct Admission {
 
 impl Admission {
     /// Gives the answering-lane permit back while the precheck goes on (under the hard cap).
-    pub fn leave_lane(&mut self) {
+    pub(crate) fn leave_lane(&mut self) {
         self.lane = None;
     }
 }
 
 impl Budgets {
     /// Budgets of `concurrency` permits per lane.
-    pub fn new(concurrency: usize) -> Self {
+    pub(crate) fn new(concurrency: usize) -> Self {
         Self {
             inner: Mutex::new(Inner {
                 concurrency: concurrency.max(1),
@@ -239,7 +239,7 @@ impl Budgets {
     }
 
     /// Resizes every lane (and hard cap) to a new `concurrency`.
-    pub fn set_concurrency(&self, n: usize) {
+    pub(crate) fn set_concurrency(&self, n: usize) {
         let n = n.max(1);
         let mut inner = self.inner();
         inner.concurrency = n;
@@ -253,7 +253,7 @@ impl Budgets {
     }
 
     /// The lanes of `key`'s account and gateway, made on first use.
-    pub fn lanes(&self, key: BudgetKey<'_>) -> Arc<Lanes> {
+    pub(crate) fn lanes(&self, key: BudgetKey<'_>) -> Arc<Lanes> {
         let mut inner = self.inner();
         let n = inner.concurrency;
         let account = inner
@@ -280,7 +280,7 @@ impl Budgets {
 
     /// Waits for a permit in `kind`'s lane of `key`, then for the account's hard cap.
     #[cfg(test)]
-    pub async fn admit(&self, key: BudgetKey<'_>, kind: LaneKind) -> Option<Admission> {
+    pub(crate) async fn admit(&self, key: BudgetKey<'_>, kind: LaneKind) -> Option<Admission> {
         self.lanes(key).admit(kind).await
     }
 }

@@ -16,7 +16,7 @@ use crate::config::FreshBudget;
 
 /// Where a `?fresh=1` answer came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FreshSource {
+pub(crate) enum FreshSource {
     /// A precheck that finished after the request arrived (this request's, or one it shared).
     Fresh,
     /// Inside `min_fresh_interval` of the last fresh precheck, within a 429's back-off, or over
@@ -28,7 +28,7 @@ pub enum FreshSource {
 }
 
 /// The gate's view of the runner: fresh prechecks by cluster name, without the generic.
-pub trait FreshPrecheck: Send + Sync + std::fmt::Debug {
+pub(crate) trait FreshPrecheck: Send + Sync + std::fmt::Debug {
     /// Runs (or joins, or declines within `min_interval` or over `budget`) a fresh precheck;
     /// `None` for an unknown cluster. Recorded in the state like any precheck.
     fn fresh(self: Arc<Self>, name: &str, policy: FreshPolicy) -> FreshFuture;
@@ -36,7 +36,7 @@ pub trait FreshPrecheck: Send + Sync + std::fmt::Debug {
 
 /// What limits the gate's fresh prechecks (from `gate:`; a reload may change it).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct FreshPolicy {
+pub(crate) struct FreshPolicy {
     /// At most one fresh precheck per cluster in this window.
     pub min_interval: Duration,
     /// All fresh prechecks together, across clusters.
@@ -44,7 +44,7 @@ pub struct FreshPolicy {
 }
 
 /// What [`FreshPrecheck::fresh`] returns.
-pub type FreshFuture = Pin<Box<dyn Future<Output = Option<FreshSource>> + Send>>;
+pub(crate) type FreshFuture = Pin<Box<dyn Future<Output = Option<FreshSource>> + Send>>;
 
 /// A token bucket on the tokio clock: `burst` tokens, refilled at `per_second`.
 #[derive(Debug, Default)]

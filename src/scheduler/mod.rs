@@ -15,11 +15,11 @@
 //! `Retry-After` (or an exponential back-off) before its next slot. Time is tokio's, so tests
 //! drive all of this with a paused clock (and pin the wall clock slots are anchored to).
 
-pub mod budget;
+pub(crate) mod budget;
 mod diagnosis;
 mod fresh;
 mod report;
-pub mod runner;
+pub(crate) mod runner;
 pub mod slot;
 mod task;
 
@@ -30,12 +30,11 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 
-pub use self::fresh::{FreshFuture, FreshPolicy, FreshPrecheck, FreshSource};
+pub(crate) use self::fresh::{FreshPolicy, FreshPrecheck, FreshSource};
 use self::runner::Flight;
-pub use self::runner::{Prechecker, Runner};
+pub(crate) use self::runner::{Prechecker, Runner};
 use self::slot::{phase, wall_anchor};
 use self::task::ClusterTask;
-use crate::model::Cluster;
 use crate::plan::{Plan, Schedule};
 
 /// Cluster tasks spawned at start between two yields to the runtime.
@@ -43,18 +42,18 @@ const SPAWN_BATCH: usize = 500;
 
 /// The schedule running on its own thread: see [`spawn`].
 #[derive(Debug)]
-pub struct Collector {
+pub(crate) struct Collector {
     done: oneshot::Receiver<()>,
 }
 
 /// The collector thread ended without finishing [`run_plan`] (something in it panicked).
 #[derive(Debug, thiserror::Error)]
 #[error("the collector thread stopped before its prechecks had ended (it panicked; see the log)")]
-pub struct CollectorLost;
+pub(crate) struct CollectorLost;
 
 impl Collector {
     /// Waits until [`run_plan`] has returned: after `shutdown`, once in-flight prechecks ended.
-    pub async fn join(self) -> Result<(), CollectorLost> {
+    pub(crate) async fn join(self) -> Result<(), CollectorLost> {
         self.done.await.map_err(|_| CollectorLost)
     }
 }
@@ -66,7 +65,7 @@ impl Collector {
 /// CPU per precheck (BENCHMARKS.md, "The collector thread"). The server keeps the multi-threaded
 /// runtime, so scrapes never wait behind the schedule; the gate's fresh prechecks run on the
 /// caller's runtime through the same clients and budgets.
-pub fn spawn<P: Prechecker>(
+pub(crate) fn spawn<P: Prechecker>(
     runner: Arc<Runner<P>>,
     plan: watch::Receiver<Plan>,
     shutdown: watch::Receiver<bool>,
@@ -87,12 +86,14 @@ pub fn spawn<P: Prechecker>(
 }
 
 /// Runs a fixed schedule for the runner's clusters until `shutdown` turns true.
-pub async fn run<P: Prechecker>(
+#[cfg(test)]
+pub(crate) async fn run<P: Prechecker>(
     runner: Arc<Runner<P>>,
     schedule: Schedule,
     shutdown: watch::Receiver<bool>,
 ) {
-    let clusters: Vec<Arc<Cluster>> = runner.flights().iter().map(|f| f.cluster.clone()).collect();
+    let clusters: Vec<Arc<crate::model::Cluster>> =
+        runner.flights().iter().map(|f| f.cluster.clone()).collect();
     let (_keep, plan) = watch::channel(Plan { clusters, schedule });
     run_plan(runner, plan, shutdown).await;
 }
@@ -100,7 +101,7 @@ pub async fn run<P: Prechecker>(
 /// Runs the schedule, following every new [`Plan`] (clusters added start at once, removed ones
 /// stop at once, kept ones keep their rhythm), until `shutdown` turns true; then returns once
 /// in-flight prechecks have ended.
-pub async fn run_plan<P: Prechecker>(
+pub(crate) async fn run_plan<P: Prechecker>(
     runner: Arc<Runner<P>>,
     mut plan: watch::Receiver<Plan>,
     mut shutdown: watch::Receiver<bool>,

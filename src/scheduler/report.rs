@@ -14,7 +14,7 @@ use crate::ncp::precheck::Precheck;
 use crate::outcome::{CLOCK_SKEW_WARN_SECONDS, clock_skew_hint};
 
 /// How often the clock-skew warning may repeat.
-pub const SKEW_WARNING_EVERY: Duration = Duration::from_secs(600);
+pub(crate) const SKEW_WARNING_EVERY: Duration = Duration::from_secs(600);
 
 /// Logs one precheck's result.
 pub(super) fn precheck(c: &Cluster, p: &Precheck) {

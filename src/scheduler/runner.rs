@@ -36,7 +36,7 @@ use crate::state::State;
 
 /// Something that can precheck a cluster and read its status (the real clients, or a fake in
 /// tests).
-pub trait Prechecker: Send + Sync + std::fmt::Debug + 'static {
+pub(crate) trait Prechecker: Send + Sync + std::fmt::Debug + 'static {
     /// One precheck; never fails, every failure is an `Outcome`.
     fn precheck(&self, cluster: &Arc<Cluster>) -> impl Future<Output = Precheck> + Send;
     /// One `getClusterStatus`; `Err` is the outcome of a call without a usable answer.
@@ -87,7 +87,7 @@ pub(super) struct Settings<P> {
 /// Runs prechecks: see the module header. Its cluster set follows the scheduler's
 /// [`Plan`](crate::plan::Plan).
 #[derive(Debug)]
-pub struct Runner<P> {
+pub(crate) struct Runner<P> {
     /// How prechecks run; swapped whole.
     settings: RwLock<Arc<Settings<P>>>,
     /// Where results go.
@@ -161,7 +161,7 @@ impl FlightTimes {
 
 impl<P: Prechecker> Runner<P> {
     /// A runner for `clusters` (which `state` must already hold), recording into `state`.
-    pub fn new(
+    pub(crate) fn new(
         clusters: Vec<Arc<Cluster>>,
         prechecker: P,
         state: Arc<State>,
@@ -194,19 +194,20 @@ impl<P: Prechecker> Runner<P> {
     }
 
     /// The same runner without its own log lines, for a caller that reports every result.
-    pub fn without_logs(mut self) -> Self {
+    pub(crate) fn without_logs(mut self) -> Self {
         self.logs = false;
         self
     }
 
     /// The same runner with slots anchored to `wall_clock` instead of the system's (tests).
-    pub fn with_wall_clock(mut self, wall_clock: fn() -> SystemTime) -> Self {
+    #[cfg(test)]
+    pub(crate) fn with_wall_clock(mut self, wall_clock: fn() -> SystemTime) -> Self {
         self.wall_clock = wall_clock;
         self
     }
 
     /// Where the runner records.
-    pub fn state(&self) -> &Arc<State> {
+    pub(crate) fn state(&self) -> &Arc<State> {
         &self.state
     }
 
@@ -244,7 +245,7 @@ impl<P: Prechecker> Runner<P> {
 
     /// Asks NCP through `prechecker` from now on (a reload's new clients); calls in flight
     /// finish with the old one.
-    pub fn set_prechecker(&self, prechecker: Arc<P>) {
+    pub(crate) fn set_prechecker(&self, prechecker: Arc<P>) {
         self.change(|s| Settings {
             prechecker,
             timeout: s.timeout,
@@ -287,7 +288,7 @@ impl<P: Prechecker> Runner<P> {
     /// Prechecks one cluster now, waiting for its lock and a permit like a periodic precheck,
     /// and records the result (`check` runs every precheck this way). `None` for a cluster the
     /// runner does not know.
-    pub async fn precheck_now(&self, name: &str) -> Option<Precheck> {
+    pub(crate) async fn precheck_now(&self, name: &str) -> Option<Precheck> {
         let flight = self.flight(name)?;
         let mut times = flight.guard.lock().await;
         let admission = flight.lanes.admit(times.lane()).await?;

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
 
 /// Longest back-off after repeated 429s without `Retry-After`.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 
 /// Phases are whole multiples of this (or of a twentieth of the interval, if that is shorter), so
 /// clusters whose slots fall close together are prechecked in one burst, on one timer wake-up.
@@ -20,7 +20,7 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 /// is in BENCHMARKS.md, "slot quantum"). The bursts stay bounded by `concurrency`, and with at
 /// least 20 slots per interval (120 at 60 s) start times stay even at the 1 s resolution a
 /// dashboard shows.
-pub const SLOT_QUANTUM: Duration = Duration::from_millis(500);
+pub(crate) const SLOT_QUANTUM: Duration = Duration::from_millis(500);
 
 /// A cluster's fixed phase within the interval: FNV-1a of its name, finished with MurmurHash3's
 /// 64-bit mixer (FNV alone leaves the high bits of similar names clustered), scaled to the interval
@@ -55,7 +55,7 @@ pub fn next_slot(anchor: Instant, phase: Duration, interval: Duration, now: Inst
 
 /// The back-off after the `streak`-th 429 in a row: `Retry-After` when given, else
 /// `interval · 2^streak`, capped at [`MAX_BACKOFF`].
-pub fn backoff(retry_after: Option<Duration>, interval: Duration, streak: u32) -> Duration {
+pub(crate) fn backoff(retry_after: Option<Duration>, interval: Duration, streak: u32) -> Duration {
     retry_after
         .unwrap_or_else(|| interval.saturating_mul(2u32.saturating_pow(streak.min(16))))
         .min(MAX_BACKOFF)

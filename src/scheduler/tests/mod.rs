@@ -7,6 +7,7 @@ mod isolation;
 
 use super::*;
 use crate::config::Config;
+use crate::model::Cluster;
 use crate::ncp::client::CallMeta;
 use crate::ncp::cluster_status::Diagnosis;
 use crate::ncp::precheck::Precheck;
