@@ -85,3 +85,68 @@ pub fn read(path: &Path) -> Result<Vec<Certificate>, CaFileError> {
             detail: e.to_string(),
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_of_bad_file_says_what_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        let absent = dir.path().join("absent.pem");
+        let e = read(&absent).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("cannot read {}: ", absent.display())),
+            "{e}"
+        );
+        let empty = write("empty.pem", "hello\n");
+        let e = read(&empty).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{}: no PEM certificate (-----BEGIN CERTIFICATE-----) found",
+                empty.display()
+            )
+        );
+        let cut = write("cut.pem", "-----BEGIN CERTIFICATE-----\nMIIB\n");
+        let e = read(&cut).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("{}: not PEM certificates: ", cut.display())),
+            "{e}"
+        );
+        // The shared reader says the same things without the file name.
+        assert_eq!(
+            read_pem_certs(&empty).unwrap_err().to_string(),
+            "no PEM certificate found"
+        );
+        assert!(matches!(
+            read_pem_certs(&absent),
+            Err(PemError::Read(pem::Error::Io(_)))
+        ));
+    }
+
+    #[test]
+    fn a_bundle_gives_every_certificate_and_skips_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = rcgen::generate_simple_self_signed(vec!["a.test".into()]).unwrap();
+        let b = rcgen::generate_simple_self_signed(vec!["b.test".into()]).unwrap();
+        let path = dir.path().join("bundle.pem");
+        let text = format!(
+            "{}{}{}",
+            a.cert.pem(),
+            a.signing_key.serialize_pem(),
+            b.cert.pem()
+        );
+        std::fs::write(&path, text).unwrap();
+        let certs = read_pem_certs(&path).unwrap();
+        assert_eq!(certs.len(), 2);
+        assert_eq!(certs[0].as_ref(), a.cert.der().as_ref());
+        assert_eq!(certs[1].as_ref(), b.cert.der().as_ref());
+        assert_eq!(read(&path).unwrap().len(), 2);
+    }
+}

@@ -309,3 +309,88 @@ impl ClientCertVerifier for AnyClientCert {
         self.algorithms.supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::yaml::ConfigError;
+    use crate::web::WebConfig;
+
+    fn parse(text: &str, dir: &Path) -> Result<WebConfig, ConfigError> {
+        WebConfig::parse(text, Path::new("web.yml"), dir)
+    }
+
+    const SECTION: &str = "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n";
+
+    #[test]
+    fn client_auth_and_ca_file_must_agree_before_any_file_is_read() {
+        let nowhere = Path::new("/nonexistent");
+        let e = parse(&format!("{SECTION}  client_ca_file: ca.crt\n"), nowhere).unwrap_err();
+        assert_eq!(
+            e.message,
+            "tls_server_config.client_ca_file: only used with client_auth_type VerifyClientCertIfGiven or RequireAndVerifyClientCert, not NoClientCert"
+        );
+        assert_eq!(e.location.map(|l| l.0), Some(4), "{e}");
+        let e = parse(
+            &format!("{SECTION}  client_auth_type: RequireAndVerifyClientCert\n"),
+            nowhere,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.message,
+            "tls_server_config.client_auth_type: RequireAndVerifyClientCert needs client_ca_file"
+        );
+        assert_eq!(e.location.map(|l| l.0), Some(4), "{e}");
+    }
+
+    #[test]
+    fn files_are_read_in_order_and_named_in_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let server = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let other = rcgen::generate_simple_self_signed(vec!["other".into()]).unwrap();
+        let write = |name: &str, text: &str| std::fs::write(d.join(name), text).unwrap();
+        let message = |text: &str| parse(text, d).unwrap_err().message;
+
+        write("server.crt", "no certificate here\n");
+        assert_eq!(
+            message(SECTION),
+            format!(
+                "tls_server_config.cert_file: {}: no PEM certificate found",
+                d.join("server.crt").display()
+            )
+        );
+        write("server.crt", &server.cert.pem());
+        assert!(
+            message(SECTION).starts_with(&format!(
+                "tls_server_config.key_file: {}: ",
+                d.join("server.key").display()
+            )),
+            "the key is read after the certificate"
+        );
+        write("server.key", &other.signing_key.serialize_pem());
+        assert!(
+            message(SECTION)
+                .starts_with("tls_server_config: certificate and key do not work together: ")
+        );
+        write("server.key", &server.signing_key.serialize_pem());
+        assert!(parse(SECTION, d).unwrap().tls().is_some());
+
+        let verified = format!(
+            "{SECTION}  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: ca.crt\n"
+        );
+        write("ca.crt", "");
+        assert_eq!(
+            message(&verified),
+            format!(
+                "tls_server_config.client_ca_file: {}: no PEM certificate found",
+                d.join("ca.crt").display()
+            )
+        );
+        write("ca.crt", &other.cert.pem());
+        assert!(parse(&verified, d).unwrap().tls().is_some());
+        let any = format!("{SECTION}  client_auth_type: RequireAnyClientCert\n");
+        assert!(parse(&any, d).unwrap().tls().is_some());
+    }
+}
