@@ -5,6 +5,7 @@
 //! then `TlsSection::server_config` reads the files it names (certificates through
 //! `ca_file::read_pem_certs`, shared with the gateway's `ca_file`) and builds rustls.
 
+use std::fmt::Display;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -180,25 +181,11 @@ impl TlsSection {
         err: ErrorAt<'_>,
     ) -> Result<TlsAcceptor, ConfigError> {
         stamp.add(&self.cert_file);
-        let certs = read_pem_certs(&self.cert_file).map_err(|e| {
-            err(
-                "cert_file",
-                format!(
-                    "tls_server_config.cert_file: {}: {e}",
-                    self.cert_file.display()
-                ),
-            )
-        })?;
+        let certs = read_pem_certs(&self.cert_file)
+            .map_err(|e| file_error(err, "cert_file", &self.cert_file, e))?;
         stamp.add(&self.key_file);
-        let key = PrivateKeyDer::from_pem_file(&self.key_file).map_err(|e| {
-            err(
-                "key_file",
-                format!(
-                    "tls_server_config.key_file: {}: {e}",
-                    self.key_file.display()
-                ),
-            )
-        })?;
+        let key = PrivateKeyDer::from_pem_file(&self.key_file)
+            .map_err(|e| file_error(err, "key_file", &self.key_file, e))?;
         let provider = provider();
         let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&self.versions)
@@ -237,18 +224,10 @@ fn client_verifier(
         ClientCerts::Verified { ca_file, optional } => (ca_file, optional),
     };
     stamp.add(&ca_file);
-    let ca_err = |m: String| {
-        err(
-            "client_ca_file",
-            format!(
-                "tls_server_config.client_ca_file: {}: {m}",
-                ca_file.display()
-            ),
-        )
-    };
+    let ca_err = |e: &dyn Display| file_error(err, "client_ca_file", &ca_file, e);
     let mut roots = RootCertStore::empty();
-    for cert in read_pem_certs(&ca_file).map_err(|e| ca_err(e.to_string()))? {
-        roots.add(cert).map_err(|e| ca_err(e.to_string()))?;
+    for cert in read_pem_certs(&ca_file).map_err(|e| ca_err(&e))? {
+        roots.add(cert).map_err(|e| ca_err(&e))?;
     }
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
     let verifier = if optional {
@@ -256,7 +235,15 @@ fn client_verifier(
     } else {
         verifier
     };
-    Ok(Some(verifier.build().map_err(|e| ca_err(e.to_string()))?))
+    Ok(Some(verifier.build().map_err(|e| ca_err(&e))?))
+}
+
+/// An error about the file a key names: `tls_server_config.KEY: PATH: why`.
+fn file_error(err: ErrorAt<'_>, key: &str, path: &Path, why: impl Display) -> ConfigError {
+    err(
+        key,
+        format!("tls_server_config.{key}: {}: {why}", path.display()),
+    )
 }
 
 /// `RequestClientCert` / `RequireAnyClientCert`: a client certificate is asked for and the
