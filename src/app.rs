@@ -1,5 +1,6 @@
-//! From parsed flags to a running exporter: load config and credentials, bind, [`run`], and map
-//! every failure to an exit code with a message that says what to fix.
+//! From parsed flags to a running exporter: load config and credentials (the setup steps of
+//! `reload`, which `check` shares), bind, [`run`], and map every failure to an exit code with a
+//! message that says what to fix.
 //!
 //! [`run`] is the wiring, and the one entry point tests use: config → inventory (the cluster set)
 //! → scheduler (runner, tasks) → ncp → outcome → state → exposition / server; discovery feeds the
@@ -148,12 +149,11 @@ async fn check(cli: &Cli, args: &CheckArgs) -> u8 {
         eprintln!("error: {error}");
         check::could_not_ask(args, check::EXIT_UNKNOWN, &error, &mut std::io::stdout())
     };
-    // The keyring lives as long as the clients that use it.
-    let (config, _keyring, clients) =
-        match reload::load(&cli.config_file, &Lookup::from_process()).await {
-            Ok(loaded) => loaded,
-            Err(e) => return fail(e.at_start()),
-        };
+    // The clients hold the keyring (and so keep its refreshers running).
+    let (config, _, clients) = match reload::load(&cli.config_file, &Lookup::from_process()).await {
+        Ok(loaded) => loaded,
+        Err(e) => return fail(e.at_start()),
+    };
     let run = async {
         let clusters = match check::select(&config, args, &clients).await {
             Ok(c) => c,
