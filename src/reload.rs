@@ -193,7 +193,10 @@ impl Reloader {
 /// Reads and validates the config, loads every account's keys (starting their refreshers) and
 /// builds the clients: the work of a reload, and of `check` before it asks. Files and CA
 /// certificates are read on blocking threads.
-pub async fn load(path: &Path, lookup: &Lookup) -> Result<(Config, Keyring, Clients), ReloadError> {
+pub(crate) async fn load(
+    path: &Path,
+    lookup: &Lookup,
+) -> Result<(Config, Keyring, Clients), ReloadError> {
     let config = load_config(path).await?;
     let keyring = load_keys(&config, lookup).await?;
     let clients = build_clients(&config, keyring.clone()).await?;
