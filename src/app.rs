@@ -1,5 +1,6 @@
-//! From parsed flags to a running exporter: load config and credentials, bind, [`run`], and map
-//! every failure to an exit code with a message that says what to fix.
+//! From parsed flags to a running exporter: load config and credentials (the setup steps of
+//! `reload`, which `check` shares), bind, [`run`], and map every failure to an exit code with a
+//! message that says what to fix.
 //!
 //! [`run`] is the wiring, and the one entry point tests use: config → inventory (the cluster set)
 //! → scheduler (runner, tasks) → ncp → outcome → state → exposition / server; discovery feeds the
@@ -25,9 +26,9 @@ use crate::credentials::{Keyring, Lookup, StatusBoard};
 use crate::discovery::Supervisor;
 use crate::exposition::{BuildInfo, Exposition};
 use crate::inventory::Inventory;
-use crate::ncp::client::{ClientSettings, Clients, SharedClients};
-use crate::plan::Schedule;
-use crate::reload::{Live, LiveSettings, Reloader};
+use crate::ncp::client::{Clients, SharedClients};
+use crate::plan::{Plan, Schedule};
+use crate::reload::{self, Live, LiveSettings, Reloader};
 use crate::scheduler::Runner;
 use crate::server;
 use crate::state::State;
@@ -49,47 +50,28 @@ pub async fn main(cli: Cli) -> ExitCode {
             Err(code) => code,
         };
     }
-    let config = match Config::load(&cli.config_file) {
+    serve_config_file(&cli).await
+}
+
+/// `--config.file`: the config, the web config, then `--config.check`'s report or the keys and
+/// the exporter.
+async fn serve_config_file(cli: &Cli) -> ExitCode {
+    let config = match reload::load_config(&cli.config_file).await {
         Ok(c) => c,
-        Err(e) => {
-            tracing::error!("invalid configuration: {e}");
-            eprintln!("error: invalid configuration: {e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
+        Err(e) => return cannot_start(&e.at_start()),
     };
-    let web = match web_config(&cli) {
+    let web = match web_config(cli) {
         Ok(web) => web,
         Err(code) => return code,
     };
     if cli.config_check {
-        println!(
-            "{}: OK ({} static clusters, {} discovery blocks, {} accounts, every {})",
-            cli.config_file.display(),
-            config.clusters.len(),
-            config.discovery.len(),
-            config.accounts.len(),
-            humantime::format_duration(config.interval)
-        );
-        if let (Some(path), Some(web)) = (&cli.web_config_file, &web) {
-            let web = web.current();
-            println!(
-                "{}: OK (TLS {}, basic auth {})",
-                path.display(),
-                if web.tls().is_some() { "on" } else { "off" },
-                if web.requires_auth() { "on" } else { "off" }
-            );
-        }
-        report_credentials(&config).await;
+        config_check(cli, &config, web.as_deref()).await;
         return ExitCode::SUCCESS;
     }
     let lookup = Lookup::from_process();
-    let keyring = match Keyring::load(&config.accounts, &lookup).await {
+    let keyring = match reload::load_keys(&config, &lookup).await {
         Ok(k) => k,
-        Err(e) => {
-            tracing::error!("cannot load credentials: {e}");
-            eprintln!("error: cannot load credentials: {e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
+        Err(e) => return cannot_start(&e.at_start()),
     };
     let reload = ReloadOptions {
         config_file: cli.config_file.clone(),
@@ -102,6 +84,36 @@ pub async fn main(cli: Cli) -> ExitCode {
         ..Options::new(config, keyring)
     };
     report(serve(&cli.listen_address, options).await)
+}
+
+/// Logs and prints why the exporter cannot start with what it was given: exit 2.
+fn cannot_start(message: &str) -> ExitCode {
+    tracing::error!("{message}");
+    eprintln!("error: {message}");
+    ExitCode::from(EXIT_CONFIG)
+}
+
+/// `--config.check` on a valid config: what it holds, what the web config enables, and where
+/// each account's keys are.
+async fn config_check(cli: &Cli, config: &Config, web: Option<&WebConfigWatch>) {
+    println!(
+        "{}: OK ({} static clusters, {} discovery blocks, {} accounts, every {})",
+        cli.config_file.display(),
+        config.clusters.len(),
+        config.discovery.len(),
+        config.accounts.len(),
+        humantime::format_duration(config.interval)
+    );
+    if let (Some(path), Some(web)) = (&cli.web_config_file, web) {
+        let web = web.current();
+        println!(
+            "{}: OK (TLS {}, basic auth {})",
+            path.display(),
+            if web.tls().is_some() { "on" } else { "off" },
+            if web.requires_auth() { "on" } else { "off" }
+        );
+    }
+    report_credentials(config).await;
 }
 
 /// `--config.check`: for each account, where its keys were found (never a key byte), or a
@@ -126,11 +138,7 @@ fn web_config(cli: &Cli) -> Result<Option<Arc<WebConfigWatch>>, ExitCode> {
     };
     match WebConfigWatch::load(path) {
         Ok(web) => Ok(Some(Arc::new(web))),
-        Err(e) => {
-            tracing::error!("invalid web configuration: {e}");
-            eprintln!("error: invalid web configuration: {e}");
-            Err(ExitCode::from(EXIT_CONFIG))
-        }
+        Err(e) => Err(cannot_start(&format!("invalid web configuration: {e}"))),
     }
 }
 
@@ -141,17 +149,10 @@ async fn check(cli: &Cli, args: &CheckArgs) -> u8 {
         eprintln!("error: {error}");
         check::could_not_ask(args, check::EXIT_UNKNOWN, &error, &mut std::io::stdout())
     };
-    let config = match Config::load(&cli.config_file) {
-        Ok(c) => c,
-        Err(e) => return fail(format!("invalid configuration: {e}")),
-    };
-    let keyring = match Keyring::load(&config.accounts, &Lookup::from_process()).await {
-        Ok(k) => k,
-        Err(e) => return fail(format!("cannot load credentials: {e}")),
-    };
-    let clients = match Clients::new(&keyring, &ClientSettings::of(&config)) {
-        Ok(c) => c,
-        Err(e) => return fail(e.to_string()),
+    // The clients hold the keyring (and so keep its refreshers running).
+    let (config, _, clients) = match reload::load(&cli.config_file, &Lookup::from_process()).await {
+        Ok(loaded) => loaded,
+        Err(e) => return fail(e.at_start()),
     };
     let run = async {
         let clusters = match check::select(&config, args, &clients).await {
@@ -289,72 +290,24 @@ pub async fn run(
     // Building the HTTP clients reads the system's CA certificates (milliseconds): on a blocking
     // thread while the state, inventory and runner are set up. Nothing can precheck before
     // `replace` below: the scheduler, discovery and the server start after it.
-    let settings = ClientSettings::of(&config);
-    let building = tokio::task::spawn_blocking(move || Clients::new(&keyring, &settings));
-    let clients = SharedClients::new(Clients::default());
-    // The state starts with the static clusters, as the inventory's first plan has them.
-    let state = Arc::new(State::new(&config.clusters));
-    let (inventory, plan) = Inventory::new(
-        config.clusters.clone(),
-        Schedule::of(&config),
-        &config.discovery,
-        state.clone(),
-    );
-    let inventory = Arc::new(inventory);
-    let runner = Arc::new(Runner::new(
-        config.clusters.clone(),
-        Clients::default(),
-        state.clone(),
-        config.concurrency,
-    ));
-    let discovery = Arc::new(Supervisor::new(
-        &config.discovery,
-        clients.clone(),
-        inventory.clone(),
-        state.clone(),
-    ));
-    runner.set_prechecker(
-        clients.replace(
-            building
-                .await
-                .context("starting the CDSS clients")?
-                .context("starting the CDSS clients")?,
-        ),
-    );
-    discovery.set_blocks(&config.discovery);
+    let building = reload::build_clients(&config, keyring);
+    let (parts, plan) = Parts::new(&config);
+    let clients = building.await.context("starting the CDSS clients")?;
+    parts.runner.set_prechecker(parts.clients.replace(clients));
+    parts.discovery.set_blocks(&config.discovery);
     let live = LiveSettings::new(Live::of(&config));
-    let reloader = reload.as_ref().map(|r| {
-        Arc::new(Reloader {
-            path: r.config_file.clone(),
-            clients: clients.clone(),
-            runner: runner.clone(),
-            inventory: inventory.clone(),
-            discovery: discovery.clone(),
-            state: state.clone(),
-            live: live.clone(),
-            lock: tokio::sync::Mutex::new(()),
-            lookup: lookup.clone(),
-            credentials: credentials.clone(),
-        })
-    });
-    let app = Arc::new(server::App {
-        state: state.clone(),
-        exposition: Exposition::new(BuildInfo::current())
-            .with_live(live.clone())
-            .with_usage(clients.usage())
-            .with_credentials(credentials),
-        live,
-        fresh: runner.clone(),
-        reloader: reloader.clone(),
-    });
+    let reloader = reload
+        .as_ref()
+        .map(|r| parts.reloader(r, &live, lookup, &credentials));
+    let app = parts.app(live, reloader.clone(), credentials);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut triggers = Vec::new();
     if let Some(web) = &web {
         triggers.push(tokio::spawn(web.clone().watch(crate::web::WATCH_EVERY)));
     }
     let server = tokio::spawn(server::serve(listener, app, web, stop_rx.clone()));
-    let collector =
-        crate::scheduler::spawn(runner, plan, stop_rx).context("starting the collector thread")?;
+    let collector = crate::scheduler::spawn(parts.runner, plan, stop_rx)
+        .context("starting the collector thread")?;
     if let Some(r) = &reloader {
         triggers.push(tokio::spawn(r.clone().on_sighup()));
         if let Some(every) = reload.as_ref().and_then(|o| o.auto_reload_interval) {
@@ -367,10 +320,97 @@ pub async fn run(
     for t in &triggers {
         t.abort();
     }
-    discovery.stop();
+    parts.discovery.stop();
     // The receivers live in the tasks, so this cannot fail while they run.
     let _ = stop_tx.send(true);
     collector.join().await.context("scheduler")?;
     server.await.context("server task")?;
     Ok(())
+}
+
+/// What [`run`] wires together before anything runs: the clients (empty until built), the
+/// state, the inventory, the runner and discovery.
+struct Parts {
+    clients: SharedClients,
+    state: Arc<State>,
+    inventory: Arc<Inventory>,
+    runner: Arc<Runner<Clients>>,
+    discovery: Arc<Supervisor>,
+}
+
+impl Parts {
+    /// The parts for `config`, and the inventory's plan for the scheduler.
+    fn new(config: &Config) -> (Self, watch::Receiver<Plan>) {
+        let clients = SharedClients::new(Clients::default());
+        // The state starts with the static clusters, as the inventory's first plan has them.
+        let state = Arc::new(State::new(&config.clusters));
+        let (inventory, plan) = Inventory::new(
+            config.clusters.clone(),
+            Schedule::of(config),
+            &config.discovery,
+            state.clone(),
+        );
+        let inventory = Arc::new(inventory);
+        let runner = Arc::new(Runner::new(
+            config.clusters.clone(),
+            Clients::default(),
+            state.clone(),
+            config.concurrency,
+        ));
+        let discovery = Arc::new(Supervisor::new(
+            &config.discovery,
+            clients.clone(),
+            inventory.clone(),
+            state.clone(),
+        ));
+        let parts = Self {
+            clients,
+            state,
+            inventory,
+            runner,
+            discovery,
+        };
+        (parts, plan)
+    }
+
+    /// Reloads `reload.config_file` into these parts.
+    fn reloader(
+        &self,
+        reload: &ReloadOptions,
+        live: &LiveSettings,
+        lookup: Lookup,
+        credentials: &StatusBoard,
+    ) -> Arc<Reloader> {
+        Arc::new(Reloader {
+            path: reload.config_file.clone(),
+            clients: self.clients.clone(),
+            runner: self.runner.clone(),
+            inventory: self.inventory.clone(),
+            discovery: self.discovery.clone(),
+            state: self.state.clone(),
+            live: live.clone(),
+            lock: tokio::sync::Mutex::new(()),
+            lookup,
+            credentials: credentials.clone(),
+        })
+    }
+
+    /// What the endpoints serve from.
+    fn app(
+        &self,
+        live: LiveSettings,
+        reloader: Option<Arc<Reloader>>,
+        credentials: StatusBoard,
+    ) -> Arc<server::App> {
+        Arc::new(server::App {
+            state: self.state.clone(),
+            exposition: Exposition::new(BuildInfo::current())
+                .with_live(live.clone())
+                .with_usage(self.clients.usage())
+                .with_credentials(credentials),
+            live,
+            fresh: self.runner.clone(),
+            reloader,
+        })
+    }
 }

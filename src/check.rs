@@ -194,12 +194,7 @@ pub fn could_not_ask(args: &CheckArgs, exit_code: u8, error: &str, out: &mut imp
             clusters: Vec::new(),
             error: Some(error.to_string()),
         };
-        let written = serde_json::to_string_pretty(&report)
-            .map_err(std::io::Error::other)
-            .and_then(|j| writeln!(out, "{j}"));
-        if let Err(e) = written {
-            eprintln!("error: cannot write the report: {e}");
-        }
+        write_report(args, &report, out);
     }
     exit_code
 }
@@ -266,18 +261,37 @@ pub async fn run(
     let state = Arc::new(State::new(clusters));
     let runner =
         Arc::new(Runner::new(clusters.to_vec(), clients, state, concurrency).without_logs());
-    let started = Instant::now();
-    let deadline = args.wait.map(|w| started + w);
+    let (results, attempts) = poll(args, &runner, clusters).await;
+    if let Some(hint) = results
+        .iter()
+        .find_map(|(p, _)| crate::outcome::clock_skew_hint(&p.outcome, p.meta.clock_skew))
+    {
+        eprintln!("check: authentication failed: {hint}");
+    }
+    let report = report(&runner, clusters, &results, attempts);
+    write_report(args, &report, out);
+    report.exit_code
+}
+
+/// Prechecks every cluster once; with `--wait`, again every `--every` (or the longest
+/// Retry-After) until every one is ready, or the deadline comes, or a Retry-After would pass it.
+/// Returns the last round's results and the number of rounds.
+async fn poll(
+    args: &CheckArgs,
+    runner: &Arc<Runner<Clients>>,
+    clusters: &[Arc<Cluster>],
+) -> (Vec<(Precheck, SystemTime)>, u32) {
+    let deadline = args.wait.map(|w| Instant::now() + w);
     let mut attempts = 0u32;
-    let results = loop {
+    loop {
         attempts += 1;
-        let results = round(&runner, clusters).await;
+        let results = round(runner, clusters).await;
         let decision = aggregate(results.iter().map(|(p, _)| p.outcome.decision()));
         let Some(deadline) = deadline else {
-            break results;
+            return (results, attempts);
         };
         if decision == Decision::Go {
-            break results;
+            return (results, attempts);
         }
         let now = Instant::now();
         let retry_after = results
@@ -287,41 +301,56 @@ pub async fn run(
             .unwrap_or_default();
         let pause = args.every.max(retry_after);
         if now >= deadline || (retry_after > Duration::ZERO && now + retry_after > deadline) {
-            break results;
+            return (results, attempts);
         }
         let next = (now + pause).min(deadline);
-        let waiting: Vec<String> = clusters
-            .iter()
-            .zip(&results)
-            .filter(|(_, (p, _))| !p.outcome.is_ready())
-            .map(|(c, (p, _))| {
-                format!(
-                    "{} {} (code {})",
-                    c.name,
-                    p.outcome.verdict(),
-                    p.outcome.error_code()
-                )
-            })
-            .collect();
-        let ready = clusters.len() - waiting.len();
-        eprintln!(
-            "check: {ready}/{} ready; waiting on {}; next check in {}, {} left",
-            clusters.len(),
-            waiting.join(", "),
-            humantime::format_duration(secs(next - now)),
-            humantime::format_duration(secs(deadline.saturating_duration_since(now))),
-        );
+        eprintln!("{}", progress(clusters, &results, now, next, deadline));
         tokio::time::sleep_until(next).await;
-    };
-    if let Some(hint) = results
-        .iter()
-        .find_map(|(p, _)| crate::outcome::clock_skew_hint(&p.outcome, p.meta.clock_skew))
-    {
-        eprintln!("check: authentication failed: {hint}");
     }
+}
+
+/// The `--wait` progress line: how many are ready, who is waited on, and when the next round is.
+fn progress(
+    clusters: &[Arc<Cluster>],
+    results: &[(Precheck, SystemTime)],
+    now: Instant,
+    next: Instant,
+    deadline: Instant,
+) -> String {
+    let waiting: Vec<String> = clusters
+        .iter()
+        .zip(results)
+        .filter(|(_, (p, _))| !p.outcome.is_ready())
+        .map(|(c, (p, _))| {
+            format!(
+                "{} {} (code {})",
+                c.name,
+                p.outcome.verdict(),
+                p.outcome.error_code()
+            )
+        })
+        .collect();
+    let ready = clusters.len() - waiting.len();
+    format!(
+        "check: {ready}/{} ready; waiting on {}; next check in {}, {} left",
+        clusters.len(),
+        waiting.join(", "),
+        humantime::format_duration(secs(next - now)),
+        humantime::format_duration(secs(deadline.saturating_duration_since(now))),
+    )
+}
+
+/// The report of the last round: each cluster's answer (with what `getClusterStatus` said of
+/// one that is not ready) and the aggregate decision.
+fn report(
+    runner: &Runner<Clients>,
+    clusters: &[Arc<Cluster>],
+    results: &[(Precheck, SystemTime)],
+    attempts: u32,
+) -> Report {
     let reports: Vec<ClusterReport> = clusters
         .iter()
-        .zip(&results)
+        .zip(results)
         .map(|(c, (p, at))| {
             let diagnosis = runner
                 .state()
@@ -333,25 +362,29 @@ pub async fn run(
         })
         .collect();
     let decision = aggregate(reports.iter().map(|r| r.decision));
-    let report = Report {
+    Report {
         ready: decision == Decision::Go,
         decision,
         exit_code: exit_code(decision),
         attempts,
         clusters: reports,
         error: None,
-    };
+    }
+}
+
+/// Writes `report` to `out`: JSON with `--json`, else a table; a failure to write is said on
+/// stderr (the exit code still says the decision).
+fn write_report(args: &CheckArgs, report: &Report, out: &mut impl Write) {
     let written = if args.json {
-        serde_json::to_string_pretty(&report)
+        serde_json::to_string_pretty(report)
             .map_err(std::io::Error::other)
             .and_then(|j| writeln!(out, "{j}"))
     } else {
-        write_table(out, &report)
+        write_table(out, report)
     };
     if let Err(e) = written {
         eprintln!("error: cannot write the report: {e}");
     }
-    report.exit_code
 }
 
 /// Whole seconds, for progress lines.

@@ -9,8 +9,13 @@
 //! when the old clients are done with it. Files and CA certificates are read on a blocking
 //! thread, off the async runtime. Reload writes
 //! only its own result into the state; the cluster set changes through the inventory.
+//!
+//! The setup a reload does (config → keys → clients, [`load`]) is the one the exporter does at
+//! start (its steps: `app::main` reads the config and keys, `app::run` builds the clients) and
+//! the one `check` does: written here once, with its error texts.
 
-use std::path::PathBuf;
+use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -23,7 +28,7 @@ use crate::plan::Schedule;
 use crate::scheduler::Runner;
 use crate::state::State;
 
-/// Why a reload changed nothing.
+/// Why a reload changed nothing; at start, why the exporter or `check` cannot begin.
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
     /// The file does not parse or validate.
@@ -33,11 +38,22 @@ pub enum ReloadError {
     #[error("cannot load credentials: {0}")]
     Credentials(#[from] AccountError),
     /// The HTTP clients cannot be built (the CA file, TLS setup).
-    #[error("{0}")]
+    #[error(transparent)]
     Clients(#[from] BuildError),
     /// The blocking reader thread failed.
     #[error("the reload task failed: {0}")]
     Task(String),
+}
+
+impl ReloadError {
+    /// The text at start (the exporter's and `check`'s): there a config error says what it is,
+    /// where a reload's log line and HTTP body already do.
+    pub(crate) fn at_start(&self) -> String {
+        match self {
+            ReloadError::Config(e) => format!("invalid configuration: {e}"),
+            e => e.to_string(),
+        }
+    }
 }
 
 /// Settings the endpoints read that a reload may change.
@@ -178,20 +194,42 @@ impl Reloader {
 }
 
 /// Reads and validates the config, loads every account's keys (starting their refreshers) and
-/// builds the clients: the work of a reload. Files and CA certificates are read on blocking
-/// threads.
-pub async fn load(
-    path: &std::path::Path,
+/// builds the clients: the work of a reload, and of `check` before it asks. Files and CA
+/// certificates are read on blocking threads.
+pub(crate) async fn load(
+    path: &Path,
     lookup: &Lookup,
 ) -> Result<(Config, Keyring, Clients), ReloadError> {
-    let path = path.to_path_buf();
-    let config = tokio::task::spawn_blocking(move || Config::load(&path))
-        .await
-        .map_err(|e| ReloadError::Task(e.to_string()))??;
-    let keyring = Keyring::load(&config.accounts, lookup).await?;
-    let (ring, settings) = (keyring.clone(), ClientSettings::of(&config));
-    let clients = tokio::task::spawn_blocking(move || Clients::new(&ring, &settings))
-        .await
-        .map_err(|e| ReloadError::Task(e.to_string()))??;
+    let config = load_config(path).await?;
+    let keyring = load_keys(&config, lookup).await?;
+    let clients = build_clients(&config, keyring.clone()).await?;
     Ok((config, keyring, clients))
+}
+
+/// Reads and validates the config file, on a blocking thread.
+pub(crate) async fn load_config(path: &Path) -> Result<Config, ReloadError> {
+    let path = path.to_path_buf();
+    Ok(tokio::task::spawn_blocking(move || Config::load(&path))
+        .await
+        .map_err(|e| ReloadError::Task(e.to_string()))??)
+}
+
+/// Every account's keys, starting their refreshers and key file watchers.
+pub(crate) async fn load_keys(config: &Config, lookup: &Lookup) -> Result<Keyring, ReloadError> {
+    Ok(Keyring::load(&config.accounts, lookup).await?)
+}
+
+/// Starts building a client per account of `keyring` on a blocking thread (it reads the system's
+/// and `ca_file`'s certificates) and returns the wait for it, so the caller can set up meanwhile.
+pub(crate) fn build_clients(
+    config: &Config,
+    keyring: Keyring,
+) -> impl Future<Output = Result<Clients, ReloadError>> + Send + 'static {
+    let settings = ClientSettings::of(config);
+    let building = tokio::task::spawn_blocking(move || Clients::new(&keyring, &settings));
+    async move {
+        Ok(building
+            .await
+            .map_err(|e| ReloadError::Task(e.to_string()))??)
+    }
 }

@@ -1,7 +1,12 @@
 //! `tls_server_config`: certificate, key and client CAs into a rustls `ServerConfig`, TLS 1.2
 //! and 1.3 only, HTTP/1.1 by ALPN, and exporter-toolkit's client auth types.
+//!
+//! Two steps: `validate` checks that the section's settings agree with each other (no I/O),
+//! then `TlsSection::server_config` reads the files it names (certificates through
+//! `ca_file::read_pem_certs`, shared with the gateway's `ca_file`) and builds rustls.
 
-use std::path::Path;
+use std::fmt::Display;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::client::danger::HandshakeSignatureValid;
@@ -12,12 +17,17 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{
     DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
+    SupportedProtocolVersion,
 };
 use tokio_rustls::TlsAcceptor;
 
 use super::file::{ClientAuth, RawTls, TlsVersion};
 use super::watch::Stamp;
+use crate::ca_file::read_pem_certs;
 use crate::config::yaml::ConfigError;
+
+/// Makes a located error: the key to point at, and the message.
+type ErrorAt<'a> = &'a dyn Fn(&str, String) -> ConfigError;
 
 /// The crypto provider reqwest uses too (aws-lc-rs), so only one is built in.
 fn provider() -> Arc<CryptoProvider> {
@@ -30,9 +40,48 @@ pub(super) fn build(
     raw: RawTls,
     dir: &Path,
     stamp: &mut Stamp,
-    err: &dyn Fn(&str, String) -> ConfigError,
+    err: ErrorAt<'_>,
 ) -> Result<Option<TlsAcceptor>, ConfigError> {
-    let client_auth = raw.client_auth_type.unwrap_or(ClientAuth::NoClientCert);
+    match validate(raw, dir, err)? {
+        None => Ok(None),
+        Some(section) => section.server_config(stamp, err).map(Some),
+    }
+}
+
+/// A `tls_server_config:` section whose settings agree with each other; its files not yet read.
+struct TlsSection {
+    /// The server's certificate chain (PEM), relative paths resolved.
+    cert_file: PathBuf,
+    /// The server's private key (PEM).
+    key_file: PathBuf,
+    /// From `min_version` to `max_version`.
+    versions: Vec<&'static SupportedProtocolVersion>,
+    /// What is asked of clients.
+    clients: ClientCerts,
+}
+
+/// `client_auth_type` with `client_ca_file`, in the combinations that make sense.
+enum ClientCerts {
+    /// `NoClientCert`.
+    NotAsked,
+    /// `RequestClientCert` / `RequireAnyClientCert`: proof of the key, no CA check.
+    AnyCert {
+        /// `RequireAnyClientCert`.
+        mandatory: bool,
+    },
+    /// `VerifyClientCertIfGiven` / `RequireAndVerifyClientCert`: checked against `ca_file`.
+    Verified {
+        /// `client_ca_file`, relative paths resolved.
+        ca_file: PathBuf,
+        /// `VerifyClientCertIfGiven`: a client without a certificate is let through.
+        optional: bool,
+    },
+}
+
+/// Checks the section without reading any file: both of `cert_file` and `key_file` (or an empty
+/// section: TLS off, as in exporter-toolkit), versions in order, and a client auth type that
+/// agrees with `client_ca_file`.
+fn validate(raw: RawTls, dir: &Path, err: ErrorAt<'_>) -> Result<Option<TlsSection>, ConfigError> {
     let (cert_file, key_file) = match (raw.cert_file, raw.key_file) {
         (Some(c), Some(k)) => (dir.join(c.0), dir.join(k.0)),
         (None, None)
@@ -57,115 +106,144 @@ pub(super) fn build(
             ));
         }
     };
-    let min = raw.min_version.unwrap_or(TlsVersion::Tls12);
-    let max = raw.max_version.unwrap_or(TlsVersion::Tls13);
+    let versions = versions(raw.min_version, raw.max_version, err)?;
+    let client_auth = raw.client_auth_type.unwrap_or(ClientAuth::NoClientCert);
+    let ca_file = raw.client_ca_file.map(|f| dir.join(f.0));
+    Ok(Some(TlsSection {
+        cert_file,
+        key_file,
+        versions,
+        clients: client_certs(client_auth, ca_file, err)?,
+    }))
+}
+
+/// The protocol versions from `min` to `max` (default TLS 1.2 to 1.3).
+fn versions(
+    min: Option<TlsVersion>,
+    max: Option<TlsVersion>,
+    err: ErrorAt<'_>,
+) -> Result<Vec<&'static SupportedProtocolVersion>, ConfigError> {
+    let min = min.unwrap_or(TlsVersion::Tls12);
+    let max = max.unwrap_or(TlsVersion::Tls13);
     if min > max {
         return Err(err(
             "min_version",
             "tls_server_config.min_version: above max_version".into(),
         ));
     }
-    let versions: Vec<&'static rustls::SupportedProtocolVersion> = [
+    Ok([
         (TlsVersion::Tls12, &rustls::version::TLS12),
         (TlsVersion::Tls13, &rustls::version::TLS13),
     ]
     .into_iter()
     .filter(|(v, _)| (min..=max).contains(v))
     .map(|(_, p)| p)
-    .collect();
+    .collect())
+}
 
-    stamp.add(&cert_file);
-    let certs = CertificateDer::pem_file_iter(&cert_file)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| {
+/// A CA file goes with the verifying types only, and they need one (Go would fall back to the
+/// system roots; we refuse rather than trust every public CA).
+fn client_certs(
+    auth: ClientAuth,
+    ca_file: Option<PathBuf>,
+    err: ErrorAt<'_>,
+) -> Result<ClientCerts, ConfigError> {
+    match (auth, ca_file) {
+        (ClientAuth::NoClientCert, None) => Ok(ClientCerts::NotAsked),
+        (ClientAuth::RequestClientCert | ClientAuth::RequireAnyClientCert, None) => {
+            Ok(ClientCerts::AnyCert {
+                mandatory: auth == ClientAuth::RequireAnyClientCert,
+            })
+        }
+        (auth, Some(_)) if !auth.verifies() => Err(err(
+            "client_ca_file",
+            format!(
+                "tls_server_config.client_ca_file: only used with client_auth_type VerifyClientCertIfGiven or RequireAndVerifyClientCert, not {auth:?}"
+            ),
+        )),
+        (auth, None) => Err(err(
+            "client_auth_type",
+            format!("tls_server_config.client_auth_type: {auth:?} needs client_ca_file"),
+        )),
+        (auth, Some(ca_file)) => Ok(ClientCerts::Verified {
+            ca_file,
+            optional: auth == ClientAuth::VerifyClientCertIfGiven,
+        }),
+    }
+}
+
+impl TlsSection {
+    /// Reads the certificate, the key and the client CAs (in that order, each recorded in
+    /// `stamp`) and builds the rustls server config: HTTP/1.1 only.
+    fn server_config(
+        self,
+        stamp: &mut Stamp,
+        err: ErrorAt<'_>,
+    ) -> Result<TlsAcceptor, ConfigError> {
+        stamp.add(&self.cert_file);
+        let certs = read_pem_certs(&self.cert_file)
+            .map_err(|e| file_error(err, "cert_file", &self.cert_file, e))?;
+        stamp.add(&self.key_file);
+        let key = PrivateKeyDer::from_pem_file(&self.key_file)
+            .map_err(|e| file_error(err, "key_file", &self.key_file, e))?;
+        let provider = provider();
+        let builder = ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&self.versions)
+            .map_err(|e| err("tls_server_config", format!("tls_server_config: {e}")))?;
+        let builder = match client_verifier(self.clients, &provider, stamp, err)? {
+            None => builder.with_no_client_auth(),
+            Some(verifier) => builder.with_client_cert_verifier(verifier),
+        };
+        let mut server = builder.with_single_cert(certs, key).map_err(|e| {
             err(
-                "cert_file",
-                format!("tls_server_config.cert_file: {}: {e}", cert_file.display()),
+                "key_file",
+                format!("tls_server_config: certificate and key do not work together: {e}"),
             )
         })?;
-    if certs.is_empty() {
-        return Err(err(
-            "cert_file",
-            format!(
-                "tls_server_config.cert_file: {}: no PEM certificate found",
-                cert_file.display()
-            ),
-        ));
+        // The endpoints speak HTTP/1.1 only.
+        server.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(TlsAcceptor::from(Arc::new(server)))
     }
-    stamp.add(&key_file);
-    let key = PrivateKeyDer::from_pem_file(&key_file).map_err(|e| {
-        err(
-            "key_file",
-            format!("tls_server_config.key_file: {}: {e}", key_file.display()),
-        )
-    })?;
+}
 
-    let provider = provider();
-    let builder = ServerConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&versions)
-        .map_err(|e| err("tls_server_config", format!("tls_server_config: {e}")))?;
-    let builder = match (client_auth, raw.client_ca_file) {
-        (ClientAuth::NoClientCert, None) => builder.with_no_client_auth(),
-        (ClientAuth::RequestClientCert | ClientAuth::RequireAnyClientCert, None) => builder
-            .with_client_cert_verifier(Arc::new(AnyClientCert {
-                mandatory: client_auth == ClientAuth::RequireAnyClientCert,
+/// The verifier for `clients` (`None`: no certificate asked for), reading `client_ca_file`.
+fn client_verifier(
+    clients: ClientCerts,
+    provider: &Arc<CryptoProvider>,
+    stamp: &mut Stamp,
+    err: ErrorAt<'_>,
+) -> Result<Option<Arc<dyn ClientCertVerifier>>, ConfigError> {
+    let (ca_file, optional) = match clients {
+        ClientCerts::NotAsked => return Ok(None),
+        ClientCerts::AnyCert { mandatory } => {
+            return Ok(Some(Arc::new(AnyClientCert {
+                mandatory,
                 algorithms: provider.signature_verification_algorithms,
-            })),
-        (auth, Some(_)) if !auth.verifies() => {
-            return Err(err(
-                "client_ca_file",
-                format!(
-                    "tls_server_config.client_ca_file: only used with client_auth_type VerifyClientCertIfGiven or RequireAndVerifyClientCert, not {auth:?}"
-                ),
-            ));
+            })));
         }
-        (auth, None) => {
-            return Err(err(
-                "client_auth_type",
-                format!("tls_server_config.client_auth_type: {auth:?} needs client_ca_file"),
-            ));
-        }
-        (auth, Some(ca)) => {
-            let ca_file = dir.join(ca.0);
-            stamp.add(&ca_file);
-            let ca_err = |m: String| {
-                err(
-                    "client_ca_file",
-                    format!(
-                        "tls_server_config.client_ca_file: {}: {m}",
-                        ca_file.display()
-                    ),
-                )
-            };
-            let mut roots = RootCertStore::empty();
-            for cert in
-                CertificateDer::pem_file_iter(&ca_file).map_err(|e| ca_err(e.to_string()))?
-            {
-                let cert = cert.map_err(|e| ca_err(e.to_string()))?;
-                roots.add(cert).map_err(|e| ca_err(e.to_string()))?;
-            }
-            if roots.is_empty() {
-                return Err(ca_err("no PEM certificate found".into()));
-            }
-            let verifier =
-                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
-            let verifier = if auth == ClientAuth::VerifyClientCertIfGiven {
-                verifier.allow_unauthenticated()
-            } else {
-                verifier
-            };
-            builder.with_client_cert_verifier(verifier.build().map_err(|e| ca_err(e.to_string()))?)
-        }
+        ClientCerts::Verified { ca_file, optional } => (ca_file, optional),
     };
-    let mut server = builder.with_single_cert(certs, key).map_err(|e| {
-        err(
-            "key_file",
-            format!("tls_server_config: certificate and key do not work together: {e}"),
-        )
-    })?;
-    // The endpoints speak HTTP/1.1 only.
-    server.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Some(TlsAcceptor::from(Arc::new(server))))
+    stamp.add(&ca_file);
+    let ca_err = |e: &dyn Display| file_error(err, "client_ca_file", &ca_file, e);
+    let mut roots = RootCertStore::empty();
+    for cert in read_pem_certs(&ca_file).map_err(|e| ca_err(&e))? {
+        roots.add(cert).map_err(|e| ca_err(&e))?;
+    }
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+    let verifier = if optional {
+        verifier.allow_unauthenticated()
+    } else {
+        verifier
+    };
+    Ok(Some(verifier.build().map_err(|e| ca_err(&e))?))
+}
+
+/// An error about the file a key names: `tls_server_config.KEY: PATH: why`.
+fn file_error(err: ErrorAt<'_>, key: &str, path: &Path, why: impl Display) -> ConfigError {
+    err(
+        key,
+        format!("tls_server_config.{key}: {}: {why}", path.display()),
+    )
 }
 
 /// `RequestClientCert` / `RequireAnyClientCert`: a client certificate is asked for and the
@@ -216,5 +294,90 @@ impl ClientCertVerifier for AnyClientCert {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::yaml::ConfigError;
+    use crate::web::WebConfig;
+
+    fn parse(text: &str, dir: &Path) -> Result<WebConfig, ConfigError> {
+        WebConfig::parse(text, Path::new("web.yml"), dir)
+    }
+
+    const SECTION: &str = "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n";
+
+    #[test]
+    fn client_auth_and_ca_file_must_agree_before_any_file_is_read() {
+        let nowhere = Path::new("/nonexistent");
+        let e = parse(&format!("{SECTION}  client_ca_file: ca.crt\n"), nowhere).unwrap_err();
+        assert_eq!(
+            e.message,
+            "tls_server_config.client_ca_file: only used with client_auth_type VerifyClientCertIfGiven or RequireAndVerifyClientCert, not NoClientCert"
+        );
+        assert_eq!(e.location.map(|l| l.0), Some(4), "{e}");
+        let e = parse(
+            &format!("{SECTION}  client_auth_type: RequireAndVerifyClientCert\n"),
+            nowhere,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.message,
+            "tls_server_config.client_auth_type: RequireAndVerifyClientCert needs client_ca_file"
+        );
+        assert_eq!(e.location.map(|l| l.0), Some(4), "{e}");
+    }
+
+    #[test]
+    fn files_are_read_in_order_and_named_in_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let server = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let other = rcgen::generate_simple_self_signed(vec!["other".into()]).unwrap();
+        let write = |name: &str, text: &str| std::fs::write(d.join(name), text).unwrap();
+        let message = |text: &str| parse(text, d).unwrap_err().message;
+
+        write("server.crt", "no certificate here\n");
+        assert_eq!(
+            message(SECTION),
+            format!(
+                "tls_server_config.cert_file: {}: no PEM certificate found",
+                d.join("server.crt").display()
+            )
+        );
+        write("server.crt", &server.cert.pem());
+        assert!(
+            message(SECTION).starts_with(&format!(
+                "tls_server_config.key_file: {}: ",
+                d.join("server.key").display()
+            )),
+            "the key is read after the certificate"
+        );
+        write("server.key", &other.signing_key.serialize_pem());
+        assert!(
+            message(SECTION)
+                .starts_with("tls_server_config: certificate and key do not work together: ")
+        );
+        write("server.key", &server.signing_key.serialize_pem());
+        assert!(parse(SECTION, d).unwrap().tls().is_some());
+
+        let verified = format!(
+            "{SECTION}  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: ca.crt\n"
+        );
+        write("ca.crt", "");
+        assert_eq!(
+            message(&verified),
+            format!(
+                "tls_server_config.client_ca_file: {}: no PEM certificate found",
+                d.join("ca.crt").display()
+            )
+        );
+        write("ca.crt", &other.cert.pem());
+        assert!(parse(&verified, d).unwrap().tls().is_some());
+        let any = format!("{SECTION}  client_auth_type: RequireAnyClientCert\n");
+        assert!(parse(&any, d).unwrap().tls().is_some());
     }
 }
