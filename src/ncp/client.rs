@@ -242,20 +242,15 @@ impl CdssClient {
         credentials: &Credentials,
         request: Request<'_>,
     ) -> Result<Answer, Outcome> {
-        let url = request.url;
-        let timestamp_ms = now_ms();
+        let (url, timestamp_ms) = (request.url, now_ms());
         let uri = match url.query() {
             Some(q) => format!("{}?{q}", url.path()),
             None => url.path().to_string(),
         };
         let access_key = &credentials.access_key;
-        let signature = sign::sign(
-            credentials.secret_key.expose(),
-            request.method.as_str(),
-            &uri,
-            timestamp_ms,
-            access_key,
-        );
+        let method = request.method.as_str();
+        let secret = credentials.secret_key.expose();
+        let signature = sign::sign(secret, method, &uri, timestamp_ms, access_key);
         let mut builder = self
             .http
             .request(request.method.clone(), url.clone())
@@ -267,56 +262,56 @@ impl CdssClient {
                 .header(CONTENT_TYPE, "application/json")
                 .body(body.to_owned());
         }
-        let sent = builder.send().await;
-        let mut response = sent.map_err(|e| Outcome::ConnectionError {
+        let response = builder.send().await.map_err(|e| Outcome::ConnectionError {
             detail: crate::error_text::chain(&e),
         })?;
+        Ok(self.read(response).await)
+    }
+
+    /// Reads an answer's headers, then its body up to the body cap.
+    async fn read(&self, mut response: reqwest::Response) -> Answer {
         let status = response.status().as_u16();
         let headers = response.headers();
-        let server_date =
-            header_str(headers, DATE.as_str()).and_then(|d| httpdate::parse_http_date(d).ok());
-        let mut answer = Answer {
-            status,
-            location: header_str(headers, LOCATION.as_str()).map(str::to_owned),
-            content_type: header_str(headers, CONTENT_TYPE.as_str()).map(str::to_owned),
-            body: Ok(Vec::new()),
-            meta: CallMeta {
-                http_status: Some(status),
-                latency: Duration::ZERO,
-                request_id: header_str(headers, HEADER_REQUEST_ID).map(str::to_owned),
-                retry_after: header_str(headers, RETRY_AFTER.as_str()).and_then(parse_retry_after),
-                server_date,
-                clock_skew: server_date.map(|server| skew(server, SystemTime::now())),
-            },
+        let header = |name: &str| header_str(headers, name);
+        let server_date = header(DATE.as_str()).and_then(|d| httpdate::parse_http_date(d).ok());
+        let meta = CallMeta {
+            http_status: Some(status),
+            latency: Duration::ZERO,
+            request_id: header(HEADER_REQUEST_ID).map(str::to_owned),
+            retry_after: header(RETRY_AFTER.as_str()).and_then(parse_retry_after),
+            server_date,
+            clock_skew: server_date.map(|server| skew(server, SystemTime::now())),
         };
+        let location = header(LOCATION.as_str()).map(str::to_owned);
+        let content_type = header(CONTENT_TYPE.as_str()).map(str::to_owned);
+        let declared = header(CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok());
         let limit = self.settings.max_response_bytes;
-        let declared =
-            header_str(headers, CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > limit) {
-            answer.body = Err(Outcome::BodyTooLarge { limit });
-            return Ok(answer);
-        }
-        let mut body = Vec::with_capacity(declared.unwrap_or(256).min(limit) as usize);
-        answer.body = loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    if body.len() as u64 + chunk.len() as u64 > limit {
+        let body = if declared.is_some_and(|n| n > limit) {
+            Err(Outcome::BodyTooLarge { limit })
+        } else {
+            let mut body = Vec::with_capacity(declared.unwrap_or(256).min(limit) as usize);
+            loop {
+                match response.chunk().await {
+                    Ok(Some(chunk)) if body.len() as u64 + chunk.len() as u64 > limit => {
                         break Err(Outcome::BodyTooLarge { limit });
                     }
-                    body.extend_from_slice(&chunk);
-                }
-                Ok(None) => break Ok(body),
-                Err(e) => {
-                    break Err(Outcome::ConnectionError {
-                        detail: format!(
-                            "reading the body after HTTP {status}: {}",
-                            crate::error_text::chain(&e)
-                        ),
-                    });
+                    Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                    Ok(None) => break Ok(body),
+                    Err(e) => {
+                        let e = crate::error_text::chain(&e);
+                        let detail = format!("reading the body after HTTP {status}: {e}");
+                        break Err(Outcome::ConnectionError { detail });
+                    }
                 }
             }
         };
-        Ok(answer)
+        Answer {
+            status,
+            location,
+            content_type,
+            body,
+            meta,
+        }
     }
 }
 
