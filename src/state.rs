@@ -5,8 +5,9 @@
 //! fact has one writer, and everyone else only reads:
 //! - the set of clusters: the inventory ([`State::sync`]); a removed cluster's record goes at
 //!   once, so all its series vanish together; a kept one keeps its record;
-//! - precheck results, the clock skew they show, and what `getClusterStatus` said: the
-//!   scheduler's runner ([`State::record`], [`State::record_diagnosis`]);
+//! - precheck results (periodic, fresh and `check`'s alike), the clock skew they show, and what
+//!   `getClusterStatus` said: the scheduler's runner ([`State::record_run`],
+//!   [`State::record_diagnosis`], [`State::clear_diagnosis`]);
 //! - discovery listings: discovery ([`State::expect_discovery`], [`State::record_discovery`],
 //!   [`State::retain_discovery`]);
 //! - reload results: reload ([`State::record_reload`]).
@@ -16,7 +17,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
@@ -143,7 +144,8 @@ impl State {
         s
     }
 
-    /// Records a finished precheck; returns false if the cluster is not (or no longer) configured.
+    /// Records a finished precheck without a slot (tests and benchmarks); returns false if the
+    /// cluster is not (or no longer) configured.
     pub fn record(
         &self,
         name: &str,
@@ -165,10 +167,7 @@ impl State {
         lag: Option<Duration>,
     ) -> bool {
         {
-            let mut map = self
-                .clusters
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut map = crate::lock::write(&self.clusters);
             let Some(status) = map.get_mut(name) else {
                 return false;
             };
@@ -202,10 +201,7 @@ impl State {
 
     /// Forgets a cluster's diagnosis (it is ready again): its node series go.
     pub(crate) fn clear_diagnosis(&self, name: &str) {
-        let had = self
-            .clusters
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
+        let had = crate::lock::read(&self.clusters)
             .get(name)
             .is_some_and(|s| s.diagnosis.is_some());
         if had {
@@ -215,10 +211,7 @@ impl State {
 
     fn update_cluster(&self, name: &str, f: impl FnOnce(&mut ClusterStatus)) {
         let found = {
-            let mut map = self
-                .clusters
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut map = crate::lock::write(&self.clusters);
             map.get_mut(name).map(f).is_some()
         };
         if found {
@@ -230,15 +223,10 @@ impl State {
         if self.ready.load(Ordering::Acquire) {
             return;
         }
-        if !self
-            .pending_discovery
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_empty()
-        {
+        if !crate::lock::read(&self.pending_discovery).is_empty() {
             return;
         }
-        let map = self.clusters.read().unwrap_or_else(PoisonError::into_inner);
+        let map = crate::lock::read(&self.clusters);
         if map.values().all(|s| s.last.is_some()) {
             self.ready.store(true, Ordering::Release);
             self.generation.fetch_add(1, Ordering::Release);
@@ -251,10 +239,7 @@ impl State {
     pub(crate) fn sync(&self, clusters: &[Arc<Cluster>]) -> (Vec<String>, Vec<String>) {
         let mut changed = false;
         let (added, removed) = {
-            let mut map = self
-                .clusters
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut map = crate::lock::write(&self.clusters);
             let removed = crate::plan::dropped(map.values().map(|s| &*s.cluster), clusters);
             for name in &removed {
                 map.remove(name);
@@ -286,25 +271,16 @@ impl State {
 
     /// Holds the readiness latch until each of these discovery blocks has reported once.
     pub(crate) fn expect_discovery(&self, labels: Vec<String>) {
-        *self
-            .pending_discovery
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = labels;
+        *crate::lock::write(&self.pending_discovery) = labels;
         self.ready.store(false, Ordering::Release);
         self.update_ready();
     }
 
     /// Records a discovery listing: `Ok(n)` clusters found, or a failure (the set is kept).
     pub(crate) fn record_discovery(&self, label: &str, region: Region, result: Result<usize, ()>) {
-        self.pending_discovery
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|l| l != label);
+        crate::lock::write(&self.pending_discovery).retain(|l| l != label);
         {
-            let mut map = self
-                .discovery
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut map = crate::lock::write(&self.discovery);
             let entry = map.entry(label.to_string()).or_insert(DiscoveryStatus {
                 region,
                 clusters: 0,
@@ -325,18 +301,13 @@ impl State {
 
     /// Forgets discovery blocks that are no longer configured.
     pub(crate) fn retain_discovery(&self, labels: &[String]) {
-        self.discovery
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|k, _| labels.contains(k));
+        crate::lock::write(&self.discovery).retain(|k, _| labels.contains(k));
         self.generation.fetch_add(1, Ordering::Release);
     }
 
     /// A copy of every discovery block's status.
     pub(crate) fn discovery(&self) -> Vec<DiscoveryStatus> {
-        self.discovery
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
+        crate::lock::read(&self.discovery)
             .values()
             .cloned()
             .collect()
@@ -351,7 +322,7 @@ impl State {
     /// Records a config reload's result.
     pub(crate) fn record_reload(&self, successful: bool) {
         {
-            let mut r = self.reload.write().unwrap_or_else(PoisonError::into_inner);
+            let mut r = crate::lock::write(&self.reload);
             r.successful = successful;
             if successful {
                 r.last_success = SystemTime::now();
@@ -362,7 +333,7 @@ impl State {
 
     /// The last reload's result.
     pub(crate) fn reload(&self) -> ReloadStatus {
-        *self.reload.read().unwrap_or_else(PoisonError::into_inner)
+        *crate::lock::read(&self.reload)
     }
 
     /// True once the first round of prechecks has finished (and forever after).
@@ -377,17 +348,13 @@ impl State {
 
     /// Runs `f` over every cluster in name order, under a read lock (keep `f` cheap, no I/O).
     pub(crate) fn for_each(&self, mut f: impl FnMut(&ClusterStatus)) {
-        let map = self.clusters.read().unwrap_or_else(PoisonError::into_inner);
+        let map = crate::lock::read(&self.clusters);
         map.values().for_each(&mut f);
     }
 
     /// A copy of one cluster's status.
     pub(crate) fn get(&self, name: &str) -> Option<ClusterStatus> {
-        self.clusters
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(name)
-            .cloned()
+        crate::lock::read(&self.clusters).get(name).cloned()
     }
 }
 

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, DATE, HeaderMap, LOCATION, RETRY_AFTER};
@@ -419,10 +419,7 @@ impl SharedClients {
 
     /// The clients now in use.
     pub(crate) fn current(&self) -> Arc<Clients> {
-        self.current
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        crate::lock::read(&self.current).clone()
     }
 
     /// Swaps in new clients (after a reload), counting into the same usage, and returns them
@@ -430,7 +427,7 @@ impl SharedClients {
     pub(crate) fn replace(&self, mut clients: Clients) -> Arc<Clients> {
         clients.count_into(self.usage.clone());
         let clients = Arc::new(clients);
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = clients.clone();
+        *crate::lock::write(&self.current) = clients.clone();
         clients
     }
 

@@ -22,7 +22,7 @@
 //! semaphores and clock, so tests run on the paused clock.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -131,7 +131,7 @@ impl Pool {
 
     /// Grows at once; shrinks as permits come back.
     fn resize(&self, n: usize) {
-        let mut size = self.size.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut size = crate::lock::lock(&self.size);
         if n > *size {
             self.sem.add_permits(n - *size);
         } else if n < *size {
@@ -235,7 +235,7 @@ impl Budgets {
     }
 
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::lock::lock(&self.inner)
     }
 
     /// Resizes every lane (and hard cap) to a new `concurrency`.
