@@ -194,8 +194,25 @@ async fn an_unknown_colour_is_shown_as_it_came() {
         m.contains("status=\"ultraviolet\"")
     })
     .await;
-    assert!(
-        m.contains("cdss_cluster_node_status{cluster=\"payments\",region=\"SGN\",role=\"broker\",hostname=\"kafka-9\",status=\"rebalancing\",failing=\"true\"} 1"),
+    // The node's one series, parsed: every label as it came, and the value.
+    let nodes: Vec<&str> = m
+        .lines()
+        .filter(|l| l.starts_with("cdss_cluster_node_status{"))
+        .collect();
+    assert_eq!(
+        nodes,
+        [
+            "cdss_cluster_node_status{cluster=\"payments\",region=\"SGN\",role=\"broker\",hostname=\"kafka-9\",status=\"rebalancing\",failing=\"true\"} 1"
+        ],
+        "{m}"
+    );
+    assert_eq!(
+        value_with(
+            &m,
+            "cdss_cluster_role_status",
+            "cluster=\"payments\",region=\"SGN\",role=\"broker\",status=\"ultraviolet\""
+        ),
+        Some(1.0),
         "{m}"
     );
     // Counts it did not send are absent, not 0.
@@ -205,7 +222,15 @@ async fn an_unknown_colour_is_shown_as_it_came() {
         "{m}"
     );
     let (_, body) = h.get("/gate/payments").await;
-    assert!(body.contains("\"broker_status\":\"ultraviolet\""), "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let d = &v["diagnosis"];
+    assert_eq!(d["broker_status"], "ultraviolet", "{body}");
+    assert_eq!(
+        d["failing_nodes"],
+        serde_json::json!([{"role": "broker", "hostname": "kafka-9", "status": "rebalancing"}]),
+        "{body}"
+    );
+    assert!(d.get("brokers_up").is_none(), "{body}");
     assert!(!body.contains("brokers_up"), "{body}");
     h.stop().await;
 }
