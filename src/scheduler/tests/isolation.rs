@@ -164,8 +164,8 @@ async fn fresh_prechecks_share_one_budget() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let upstream = fake.calls.lock().unwrap().len();
-    // The burst of 10, then 1 per second for the ~20 s: never more.
-    assert!((10..=31).contains(&upstream), "{upstream} upstream calls");
+    // The burst of 10, then 1 per second for the 20 s: exactly that, never more.
+    assert_eq!(upstream, 10 + 20, "upstream calls");
     let fresh = answers
         .iter()
         .filter(|a| **a == Some(FreshSource::Fresh))
