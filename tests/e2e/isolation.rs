@@ -109,7 +109,8 @@ async fn hanging_clusters_and_a_hanging_gateway_cost_only_their_own_freshness() 
     // own freshness, as the README says; so a window of 4 intervals counts only if no healthy
     // cluster failed during it (a build that makes healthy clusters fail by waiting behind
     // hanging ones has no such window). Up to 3 windows, each started when every healthy
-    // cluster's last precheck answered (all are in the answering lane).
+    // cluster's last precheck answered (all are in the answering lane); a failure between two
+    // windows, or after the first round and before the first, spoils the next.
     let healthy_failures = |m: &str| -> f64 {
         m.lines()
             .filter(|l| {
@@ -121,6 +122,8 @@ async fn hanging_clusters_and_a_hanging_gateway_cost_only_their_own_freshness() 
             .sum()
     };
     let mut windows = Vec::new();
+    // A failure after the first round counts against the first window too.
+    let mut failed_before = healthy_failures(&h.metrics().await);
     let requests_before = h.sim.total_requests();
     let watched = Instant::now();
     let judged = loop {
@@ -131,9 +134,10 @@ async fn hanging_clusters_and_a_hanging_gateway_cost_only_their_own_freshness() 
             |m| (0..24).all(|i| value(m, "cdss_precheck_ok", &format!("c{i}")) == Some(1.0)),
         )
         .await;
-        let failed_before = healthy_failures(&h.metrics().await);
         let window = watch(&h).await;
-        let failed = healthy_failures(&h.metrics().await) - failed_before;
+        let failed_now = healthy_failures(&h.metrics().await);
+        let failed = failed_now - failed_before;
+        failed_before = failed_now;
         windows.push(failed);
         if failed == 0.0 {
             break window;
