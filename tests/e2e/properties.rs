@@ -11,9 +11,23 @@ use cdss_precheck_exporter::ncp::cluster_list::decode_page;
 use cdss_precheck_exporter::ncp::envelope::unexpected_content_type;
 use cdss_precheck_exporter::ncp::precheck::classify;
 use cdss_precheck_exporter::ncp::sign;
-use cdss_precheck_exporter::outcome::Decision;
+use cdss_precheck_exporter::outcome::{Decision, FailureReason, Outcome};
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
+
+/// A media type and whether it is JSON (`application/json` or a `+json` suffix).
+fn media_type() -> impl Strategy<Value = (&'static str, bool)> {
+    prop_oneof![
+        Just(("application/json", true)),
+        Just(("application/problem+json", true)),
+        Just(("application/vnd.api+json", true)),
+        Just(("text/html", false)),
+        Just(("text/plain", false)),
+        Just(("application/xml", false)),
+        Just(("application/octet-stream", false)),
+        Just(("text/html+xml", false)),
+    ]
+}
 
 /// Bodies that look a bit like what the gateway sends, to get past the first bytes.
 fn json_ish() -> impl Strategy<Value = Vec<u8>> {
@@ -264,8 +278,45 @@ proptest! {
     }
 
     #[test]
-    fn any_content_type_is_checked_without_panicking(status in 0u16..1000, ct in proptest::option::of(".{0,60}")) {
-        let _ = unexpected_content_type(status, ct.as_deref());
+    fn any_content_type_is_judged_only_on_a_2xx_and_consistently(status in 0u16..1000, ct in proptest::option::of(".{0,60}")) {
+        let problem = unexpected_content_type(status, ct.as_deref());
+        let success = (200..300).contains(&status);
+        // Only a 2xx is judged by its type, and a missing Content-Type is tolerated.
+        if !success || ct.is_none() {
+            prop_assert_eq!(&problem, &None);
+        }
+        match &problem {
+            // A rejected type is no decision: an invalid_response on the status that came.
+            Some(outcome) => {
+                prop_assert!(
+                    matches!(outcome, Outcome::InvalidResponse { http_status, .. } if *http_status == status),
+                    "{:?}", outcome
+                );
+                prop_assert_eq!(outcome.failure_reason(), Some(FailureReason::InvalidResponse));
+                prop_assert_eq!(outcome.decision(), Decision::Unknown);
+                prop_assert!(!outcome.message().contains('\n'), "{:?}", outcome.message());
+            }
+            // An accepted 2xx type says JSON somewhere.
+            None if success => {
+                if let Some(ct) = &ct {
+                    prop_assert!(ct.to_ascii_lowercase().contains("json"), "{:?} accepted", ct);
+                }
+            }
+            None => {}
+        }
+    }
+
+    #[test]
+    fn json_media_types_pass_and_others_do_not(status in 200u16..300, (media, json) in media_type(), upper in any::<u32>(), params in prop_oneof![Just(""), Just("; charset=utf-8"), Just(";charset=UTF-8"), Just(" ; x=+json")], pad in prop_oneof![Just(""), Just(" "), Just("\t")]) {
+        // Any case (media types are case-insensitive), any parameters, white space around.
+        let cased: String = media
+            .chars()
+            .enumerate()
+            .map(|(i, c)| if upper >> (i % 32) & 1 == 1 { c.to_ascii_uppercase() } else { c })
+            .collect();
+        let ct = format!("{pad}{cased}{params}{pad}");
+        let problem = unexpected_content_type(status, Some(&ct));
+        prop_assert_eq!(problem.is_none(), json, "{:?}: {:?}", ct, problem);
     }
 
     #[test]

@@ -168,6 +168,17 @@ impl Harness {
 
     /// Stops the exporter and waits for `run` to return.
     pub async fn stop(mut self) {
+        self.shut_down().await;
+    }
+
+    /// Stops the exporter like [`stop`](Self::stop) and hands back the gateway, whose counts
+    /// are then final (in-flight prechecks end before `run` returns).
+    pub async fn stop_keeping_sim(mut self) -> SimGateway {
+        self.shut_down().await;
+        self.sim
+    }
+
+    async fn shut_down(&mut self) {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
