@@ -128,7 +128,7 @@ impl<P: Prechecker> Runner<P> {
 }
 
 fn take_token(bucket: &Mutex<TokenBucket>, budget: FreshBudget) -> Result<(), Duration> {
-    crate::lock::lock(&bucket).take(budget, Instant::now())
+    crate::lock::lock(bucket).take(budget, Instant::now())
 }
 
 impl<P: Prechecker> FreshPrecheck for Runner<P> {
