@@ -53,12 +53,13 @@ pub(super) async fn resolve(
 
 async fn from_role(name: Option<&str>, lookup: &Lookup) -> Result<Resolved, super::RoleError> {
     let Some(endpoint) = lookup.metadata_endpoint.as_deref() else {
+        let problem = format!(
+            "this lookup has no metadata API ({} not given)",
+            env::METADATA_ENDPOINT_ENV
+        );
         return Err(super::RoleError {
             url: "(none)".into(),
-            problem: format!(
-                "this lookup has no metadata API ({} not given)",
-                env::METADATA_ENDPOINT_ENV
-            ),
+            problem,
         });
     };
     let client = MetadataClient::new(endpoint)?;

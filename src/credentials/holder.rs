@@ -5,7 +5,6 @@
 //! pair and half of a new one, and never with keys [`too_late`] for their `Expiration`. A leaf:
 //! it knows the credentials vocabulary (`mod.rs`) and nothing of how keys are found.
 
-use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::SystemTime;
@@ -14,7 +13,8 @@ use tokio::sync::Notify;
 
 use super::{Credentials, Found, Origin, too_late};
 
-/// One account's current keys.
+/// One account's current keys. `Debug` shows no key (`Credentials` redacts both).
+#[derive(Debug)]
 pub(crate) struct AccountKeys {
     /// The account name (a label value; never a key).
     account: String,
@@ -30,25 +30,13 @@ pub(crate) struct AccountKeys {
     early_asked: AtomicU64,
 }
 
+#[derive(Debug)]
 struct Current {
     credentials: Arc<Credentials>,
     expires: Option<SystemTime>,
     origin: Origin,
     /// Bumped when the keys themselves change (not when only `Expiration` moves).
     generation: u64,
-}
-
-impl fmt::Debug for AccountKeys {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let current = self.read();
-        f.debug_struct("AccountKeys")
-            .field("account", &self.account)
-            .field("origin", &current.origin)
-            .field("expires", &current.expires)
-            .field("generation", &current.generation)
-            .field("failures", &self.failures)
-            .finish_non_exhaustive()
-    }
 }
 
 impl AccountKeys {
