@@ -40,11 +40,7 @@ impl At<'_> {
         section: &str,
         message: impl FnOnce() -> String,
     ) -> Result<(), ConfigError> {
-        if ok {
-            Ok(())
-        } else {
-            Err(self.err(section, message()))
-        }
+        ok.then_some(()).ok_or_else(|| self.err(section, message()))
     }
 }
 

@@ -134,12 +134,7 @@ fn warn_if_readable_by_others(path: &Path, what: &str) {
 }
 
 /// What identifies one version of a file: modification time, size and inode.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Stamp {
-    modified: Option<SystemTime>,
-    len: u64,
-    inode: u64,
-}
+type Stamp = (Option<SystemTime>, u64, u64);
 
 fn stamp(path: &Path) -> Option<Stamp> {
     let meta = std::fs::metadata(path).ok()?;
@@ -147,11 +142,7 @@ fn stamp(path: &Path) -> Option<Stamp> {
     let inode = std::os::unix::fs::MetadataExt::ino(&meta);
     #[cfg(not(unix))]
     let inode = 0;
-    Some(Stamp {
-        modified: meta.modified().ok(),
-        len: meta.len(),
-        inode,
-    })
+    Some((meta.modified().ok(), meta.len(), inode))
 }
 
 fn stamps(paths: &[PathBuf]) -> Vec<Option<Stamp>> {

@@ -68,10 +68,7 @@ impl AccountKeys {
     /// The keys to sign with now and their generation; `None` once it is [`too_late`] for them.
     pub(crate) fn keys(&self) -> Option<(Arc<Credentials>, u64)> {
         let c = self.read();
-        if too_late(c.expires, SystemTime::now()) {
-            return None;
-        }
-        Some((c.credentials.clone(), c.generation))
+        (!too_late(c.expires, SystemTime::now())).then(|| (c.credentials.clone(), c.generation))
     }
 
     /// When the current keys expire (`None`: they do not).

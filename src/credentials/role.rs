@@ -42,7 +42,7 @@ pub struct RoleError {
 }
 
 impl RoleError {
-    fn new(url: impl Into<String>, problem: impl Into<String>) -> Self {
+    pub(super) fn new(url: impl Into<String>, problem: impl Into<String>) -> Self {
         let (url, problem) = (url.into(), problem.into());
         Self { url, problem }
     }
@@ -110,13 +110,11 @@ impl MetadataClient {
         let body = self.get(&url).await?;
         let (credentials, expires) =
             parse_role_keys(&body).map_err(|problem| RoleError { url, problem })?;
+        let (name, endpoint) = (role.to_string(), self.endpoint.clone());
+        let found = Found::fixed(credentials, Origin::Role { name, endpoint });
         Ok(Found {
-            credentials,
             expires: Some(expires),
-            origin: Origin::Role {
-                name: role.to_string(),
-                endpoint: self.endpoint.clone(),
-            },
+            ..found
         })
     }
 
