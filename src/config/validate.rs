@@ -164,12 +164,11 @@ fn accounts(
     raw: BTreeMap<AccountName, RawCredentials>,
     at: &At,
 ) -> Result<BTreeMap<String, CredentialSource>, ConfigError> {
-    let mut accounts = BTreeMap::new();
     let default = match credentials {
         None => CredentialSource::default(),
         Some(raw) => credential_source(raw, "credentials").map_err(|m| at.err("credentials", m))?,
     };
-    accounts.insert(DEFAULT_ACCOUNT.to_string(), default);
+    let mut accounts = BTreeMap::from([(DEFAULT_ACCOUNT.to_string(), default)]);
     for (name, raw) in raw {
         at.check(name.0 != DEFAULT_ACCOUNT, "accounts", || {
             format!("accounts.{DEFAULT_ACCOUNT}: reserved; the default account is `credentials:`")

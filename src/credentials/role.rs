@@ -170,11 +170,8 @@ struct RoleAnswer {
 /// The keys and `Expiration` of a metadata answer. `Err` never quotes the answer's keys.
 fn parse_role_keys(body: &[u8]) -> Result<(Credentials, SystemTime), String> {
     let answer: RoleAnswer = serde_json::from_slice(body).map_err(|e| {
-        format!(
-            "not the expected JSON object (line {}, column {})",
-            e.line(),
-            e.column()
-        )
+        let (line, column) = (e.line(), e.column());
+        format!("not the expected JSON object (line {line}, column {column})")
     })?;
     if let Some(code) = answer.code.as_deref() {
         if !code.eq_ignore_ascii_case("success") {
