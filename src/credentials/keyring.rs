@@ -140,19 +140,17 @@ pub(crate) struct AccountStatus {
 impl StatusBoard {
     /// Shows `keyring` from now on (at start-up and after each reload).
     pub(crate) fn show(&self, keyring: &Keyring) {
-        *self
-            .0
+        let board = &self.0;
+        *board
             .keyring
             .write()
             .unwrap_or_else(PoisonError::into_inner) = keyring.clone();
-        self.0.swaps.fetch_add(1, Ordering::Relaxed);
+        board.swaps.fetch_add(1, Ordering::Relaxed);
     }
 
     fn keyring(&self) -> std::sync::RwLockReadGuard<'_, Keyring> {
-        self.0
-            .keyring
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
+        let board = &self.0;
+        board.keyring.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Changes whenever anything on the board changes (for the exposition's cache).
