@@ -5,7 +5,6 @@
 //! pair and half of a new one, and never with keys [`too_late`] for their `Expiration`. A leaf:
 //! it knows the credentials vocabulary (`mod.rs`) and nothing of how keys are found.
 
-use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::SystemTime;
@@ -14,7 +13,8 @@ use tokio::sync::Notify;
 
 use super::{Credentials, Found, Origin, too_late};
 
-/// One account's current keys.
+/// One account's current keys. `Debug` shows no key (`Credentials` redacts both).
+#[derive(Debug)]
 pub(crate) struct AccountKeys {
     /// The account name (a label value; never a key).
     account: String,
@@ -30,25 +30,13 @@ pub(crate) struct AccountKeys {
     early_asked: AtomicU64,
 }
 
+#[derive(Debug)]
 struct Current {
     credentials: Arc<Credentials>,
     expires: Option<SystemTime>,
     origin: Origin,
     /// Bumped when the keys themselves change (not when only `Expiration` moves).
     generation: u64,
-}
-
-impl fmt::Debug for AccountKeys {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let current = self.read();
-        f.debug_struct("AccountKeys")
-            .field("account", &self.account)
-            .field("origin", &current.origin)
-            .field("expires", &current.expires)
-            .field("generation", &current.generation)
-            .field("failures", &self.failures)
-            .finish_non_exhaustive()
-    }
 }
 
 impl AccountKeys {
@@ -80,10 +68,7 @@ impl AccountKeys {
     /// The keys to sign with now and their generation; `None` once it is [`too_late`] for them.
     pub(crate) fn keys(&self) -> Option<(Arc<Credentials>, u64)> {
         let c = self.read();
-        if too_late(c.expires, SystemTime::now()) {
-            return None;
-        }
-        Some((c.credentials.clone(), c.generation))
+        (!too_late(c.expires, SystemTime::now())).then(|| (c.credentials.clone(), c.generation))
     }
 
     /// When the current keys expire (`None`: they do not).
