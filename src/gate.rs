@@ -346,4 +346,24 @@ mod tests {
             assert!(v.get(key).is_some(), "{key} missing");
         }
     }
+
+    /// Any request path and query: a name comes out only when it is a plain configured-name
+    /// candidate (the fuzz target `gate_path` runs the same check).
+    mod properties {
+        use super::parse_request;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+            #[test]
+            fn gate_paths_only_ever_name_plain_names(path in prop_oneof![".{0,200}", "/gate/[a-zA-Z0-9._%/-]{0,140}"], query in proptest::option::of(".{0,40}")) {
+                if let Some((name, _)) = parse_request(&path, query.as_deref()) {
+                    prop_assert!(!name.is_empty() && name.len() <= 128);
+                    prop_assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')));
+                    prop_assert!(!name.starts_with('.'), "no dot-names like ..");
+                }
+            }
+        }
+    }
 }

@@ -112,7 +112,7 @@ impl FailureReason {
     ];
 
     /// The label value.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             FailureReason::ApiError => "api_error",
             FailureReason::AuthError => "auth_error",

@@ -509,22 +509,6 @@ pub fn run_exporter(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// NCP's signature v2, written from `ncp-api.md` and independent of `ncp::sign`: standard
-/// Base64 of HMAC-SHA256(secret, METHOD + " " + URI + "\n" + TIMESTAMP + "\n" + ACCESS_KEY).
-pub fn ncp_signature(
-    secret: &str,
-    method: &str,
-    uri: &str,
-    timestamp_ms: u64,
-    access_key: &str,
-) -> String {
-    use base64::Engine as _;
-    use hmac::Mac as _;
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(format!("{method} {uri}\n{timestamp_ms}\n{access_key}").as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-}
-
 /// A secret as it could leak: plain, and in every base64 form.
 pub fn secret_forms(secret: &str) -> Vec<String> {
     use base64::Engine as _;
