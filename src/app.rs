@@ -23,7 +23,7 @@ use crate::cli::{CheckArgs, Cli, Command};
 use crate::config::Config;
 use crate::credentials::{Keyring, Lookup, StatusBoard};
 use crate::discovery::Supervisor;
-use crate::exposition::{BuildInfo, Exposition};
+use crate::exposition::{BuildInfo, Exposition, Metrics};
 use crate::inventory::Inventory;
 use crate::ncp::client::{ClientSettings, Clients, SharedClients};
 use crate::plan::Schedule;
@@ -336,10 +336,13 @@ pub async fn run(
     });
     let app = Arc::new(server::App {
         state: state.clone(),
-        exposition: Exposition::new(BuildInfo::current())
-            .with_live(live.clone())
-            .with_usage(clients.usage())
-            .with_credentials(credentials),
+        exposition: Exposition::new(
+            Metrics::new(state.clone(), BuildInfo::current())
+                .with_live(live.clone())
+                .with_usage(clients.usage())
+                .with_credentials(credentials),
+        )
+        .context("registering the metrics")?,
         live,
         fresh: runner.clone(),
         reloader: reloader.clone(),
