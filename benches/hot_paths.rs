@@ -109,18 +109,21 @@ fn precheck(outcome: Outcome, i: usize) -> Precheck {
 /// A scrape: the registry gathers (our collector reads the state, the process collector reads
 /// /proc), the crate's `TextEncoder` writes the text, and gzip when asked.
 fn scraping(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
     let mut g = c.benchmark_group("scrape");
     for n in [10, 1_000, 10_000] {
         let e = exposition(n);
         g.throughput(Throughput::Elements(n as u64));
         g.bench_with_input(BenchmarkId::new("plain", n), &e, |b, e| {
-            b.iter(|| e.encode(black_box(Encoding::Identity)))
+            b.iter(|| rt.block_on(e.encode(black_box(Encoding::Identity))))
         });
     }
     let e = exposition(1_000);
     g.throughput(Throughput::Elements(1_000));
     g.bench_with_input(BenchmarkId::new("gzip", 1_000), &e, |b, e| {
-        b.iter(|| e.encode(black_box(Encoding::Gzip)))
+        b.iter(|| rt.block_on(e.encode(black_box(Encoding::Gzip))))
     });
     g.finish();
 }

@@ -13,11 +13,13 @@ mod families;
 mod tests;
 
 use std::io::Write as _;
+use std::time::Instant;
 
 use bytes::Bytes;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use prometheus::{Encoder as _, Registry, TextEncoder};
+use tokio::sync::Mutex;
 
 pub use self::collect::Metrics;
 
@@ -61,6 +63,10 @@ pub enum Encoding {
 pub struct Exposition {
     /// [`Metrics`] and, on Linux, the process collector.
     registry: Registry,
+    /// The last text written and when its render began. Held while rendering, so scrapes that
+    /// arrive during a render wait and share the next one (never an older one): many scrapers
+    /// at once cost one render, not one each.
+    latest: Mutex<Option<(Instant, Bytes)>>,
 }
 
 impl Exposition {
@@ -73,14 +79,16 @@ impl Exposition {
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
-        Ok(Self { registry })
+        Ok(Self {
+            registry,
+            latest: Mutex::new(None),
+        })
     }
 
     /// The text exposition as of now, in `wanted` encoding, and the encoding it is actually in
     /// (gzip falls back to the text in the unlikely case compression fails).
-    pub fn encode(&self, wanted: Encoding) -> prometheus::Result<(Bytes, Encoding)> {
-        let mut text = Vec::new();
-        TextEncoder::new().encode(&self.registry.gather(), &mut text)?;
+    pub async fn encode(&self, wanted: Encoding) -> prometheus::Result<(Bytes, Encoding)> {
+        let text = self.text().await?;
         if wanted == Encoding::Gzip {
             let mut gz = GzEncoder::new(Vec::new(), Compression::new(GZIP_LEVEL));
             match gz.write_all(&text).and_then(|()| gz.finish()) {
@@ -90,6 +98,21 @@ impl Exposition {
                 }
             }
         }
-        Ok((text.into(), Encoding::Identity))
+        Ok((text, Encoding::Identity))
+    }
+
+    /// The text, from a render that began after this call did.
+    async fn text(&self) -> prometheus::Result<Bytes> {
+        let arrived = Instant::now();
+        let mut latest = self.latest.lock().await;
+        if let Some((_, text)) = latest.as_ref().filter(|(began, _)| *began >= arrived) {
+            return Ok(text.clone());
+        }
+        let began = Instant::now();
+        let mut text = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut text)?;
+        let text = Bytes::from(text);
+        *latest = Some((began, text.clone()));
+        Ok(text)
     }
 }

@@ -190,11 +190,9 @@ fn role_and_fixed_keys() -> Keyring {
 }
 
 /// A registry of `metrics`, scraped once as text.
-fn scrape(metrics: Metrics) -> String {
-    let (body, encoding) = Exposition::new(metrics)
-        .unwrap()
-        .encode(Encoding::Identity)
-        .unwrap();
+async fn scrape(metrics: Metrics) -> String {
+    let e = Exposition::new(metrics).unwrap();
+    let (body, encoding) = e.encode(Encoding::Identity).await.unwrap();
     assert_eq!(encoding, Encoding::Identity);
     String::from_utf8(body.to_vec()).unwrap()
 }
@@ -242,11 +240,11 @@ fn every_family_metrics(state: Arc<State>) -> (Metrics, Arc<ApiUsage>, StatusBoa
     (metrics, usage, board)
 }
 
-#[test]
-fn every_family_with_its_help_type_labels_and_values() {
+#[tokio::test]
+async fn every_family_with_its_help_type_labels_and_values() {
     let s = Arc::new(every_family_state());
     let (metrics, _, _) = every_family_metrics(s);
-    let text = scrape(metrics);
+    let text = scrape(metrics).await;
     for f in ALL {
         let kind = format!("{:?}", f.kind).to_lowercase();
         assert!(
@@ -313,9 +311,9 @@ fn family_names(text: &str) -> Vec<&str> {
         .collect()
 }
 
-#[test]
-fn families_without_samples_are_left_out() {
-    let text = scrape(Metrics::new(Arc::new(state(0)), BuildInfo::current()));
+#[tokio::test]
+async fn families_without_samples_are_left_out() {
+    let text = scrape(Metrics::new(Arc::new(state(0)), BuildInfo::current())).await;
     assert_eq!(
         family_names(&text),
         [
@@ -328,7 +326,7 @@ fn families_without_samples_are_left_out() {
     );
     assert!(text.contains("\ncdss_exporter_clusters 0\n"));
     // Never checked: only ok 0 and runs 0, and the cluster's info.
-    let text = scrape(Metrics::new(Arc::new(state(1)), BuildInfo::current()));
+    let text = scrape(Metrics::new(Arc::new(state(1)), BuildInfo::current())).await;
     assert_eq!(
         family_names(&text)
             .into_iter()
@@ -343,12 +341,12 @@ fn families_without_samples_are_left_out() {
     assert!(text.contains("\ncdss_precheck_ok{cluster=\"c-000\",region=\"KR\"} 0\n"));
 }
 
-#[test]
-fn gzip_is_the_same_text_and_a_change_shows_at_once() {
+#[tokio::test]
+async fn gzip_is_the_same_text_and_a_change_shows_at_once() {
     let s = Arc::new(varied_state());
     let e = Exposition::new(Metrics::new(s.clone(), BuildInfo::current())).unwrap();
-    let (plain, _) = e.encode(Encoding::Identity).unwrap();
-    let (gz, encoding) = e.encode(Encoding::Gzip).unwrap();
+    let (plain, _) = e.encode(Encoding::Identity).await.unwrap();
+    let (gz, encoding) = e.encode(Encoding::Gzip).await.unwrap();
     assert_eq!(encoding, Encoding::Gzip);
     let mut unzipped = String::new();
     flate2::read::GzDecoder::new(&gz[..])
@@ -366,17 +364,17 @@ fn gzip_is_the_same_text_and_a_change_shows_at_once() {
 
     assert!(plain.contains("\ncdss_precheck_ok{cluster=\"c-005\",region=\"KR\"} 0\n"));
     record(&s, "c-005", Outcome::Ready, Duration::from_millis(3), 5);
-    let (after, _) = e.encode(Encoding::Identity).unwrap();
+    let (after, _) = e.encode(Encoding::Identity).await.unwrap();
     let after = String::from_utf8(after.to_vec()).unwrap();
     assert!(after.contains("\ncdss_precheck_ok{cluster=\"c-005\",region=\"KR\"} 1\n"));
 }
 
-#[test]
+#[tokio::test]
 #[cfg(target_os = "linux")]
-fn the_process_families_are_on_the_same_registry() {
+async fn the_process_families_are_on_the_same_registry() {
     // Two registries side by side: nothing is global.
     let _other = Exposition::new(Metrics::new(Arc::new(state(1)), BuildInfo::current())).unwrap();
-    let text = scrape(Metrics::new(Arc::new(state(1)), BuildInfo::current()));
+    let text = scrape(Metrics::new(Arc::new(state(1)), BuildInfo::current())).await;
     for name in [
         "process_cpu_seconds_total",
         "process_resident_memory_bytes",

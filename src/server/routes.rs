@@ -130,7 +130,7 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Resp {
     let mut resp = match route.endpoint {
         Endpoint::Reload => return reload_response(app).await,
         Endpoint::Gate => gate_response(app, path, req.uri().query()).await,
-        Endpoint::Metrics => metrics_response(app, req.headers()),
+        Endpoint::Metrics => metrics_response(app, req.headers()).await,
         Endpoint::Healthy => text(StatusCode::OK, "Healthy.\n"),
         Endpoint::Ready if app.state.is_ready() => text(StatusCode::OK, "Ready.\n"),
         Endpoint::Ready => text(
@@ -154,13 +154,13 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Resp {
     resp
 }
 
-fn metrics_response(app: &App, headers: &HeaderMap) -> Resp {
+async fn metrics_response(app: &App, headers: &HeaderMap) -> Resp {
     let wanted = if accepts_gzip(headers) {
         Encoding::Gzip
     } else {
         Encoding::Identity
     };
-    let (body, encoding) = match app.exposition.encode(wanted) {
+    let (body, encoding) = match app.exposition.encode(wanted).await {
         Ok(encoded) => encoded,
         Err(e) => {
             tracing::error!(error = %e, "cannot encode the metrics");
