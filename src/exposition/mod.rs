@@ -1,11 +1,12 @@
 //! `/metrics` content: the exporter's state as Prometheus metric families, and the text (plain
-//! or gzipped) a scrape gets. No I/O, no HTTP, no global registry.
+//! or gzipped) a scrape gets. No HTTP, no network, no global registry; the only reads outside
+//! memory are the process collector's, of `/proc/self`.
 //!
-//! - [`families`]: the catalogue of every family (name, help, type);
-//! - `collect`: [`Metrics`], a `prometheus` collector that reads the state at every scrape
-//!   (nothing is copied or cached in between);
+//! - `families`: the catalogue of every family (name, help, type);
+//! - `collect`: [`Metrics`], a `prometheus` collector that reads the state when the registry
+//!   gathers (no second copy of the state is kept);
 //! - here: [`Exposition`], a registry of that collector and the crate's process collector
-//!   (`process_*`, on Linux), written with the crate's `TextEncoder`.
+//!   (`process_*`, on Linux), written with the crate's `TextEncoder` at every scrape.
 
 mod collect;
 mod families;
@@ -24,7 +25,7 @@ use tokio::sync::Mutex;
 pub use self::collect::Metrics;
 
 /// `Content-Type` of the text exposition format.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// gzip level: the fastest. Exposition text is so repetitive that level 1 already shrinks it
 /// most of the way, and higher levels cost several times the CPU (BENCHMARKS.md).
