@@ -4,8 +4,7 @@
 //! never reads as ok. A family without samples is left out (the registry drops it). Labels are
 //! written in the order given here; the registry sorts families by name and samples by labels.
 
-use std::collections::BTreeMap;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -209,7 +208,7 @@ fn clusters(state: &State) -> Vec<MetricFamily> {
     let mut out: Vec<MetricFamily> = PER_CLUSTER.iter().map(|(f, _)| family(f)).collect();
     let [mut failures, mut info, mut roles, mut nodes] =
         [&FAILURES, &CLUSTER_INFO, &ROLE_STATUS, &NODE_STATUS].map(family);
-    let mut count = 0;
+    let mut count = 0u32;
     state.for_each(|s| {
         count += 1;
         let at = [

@@ -14,13 +14,13 @@ mod families;
 mod tests;
 
 use std::io::Write as _;
-use std::time::Instant;
 
 use bytes::Bytes;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use prometheus::{Encoder as _, Registry, TextEncoder};
 use tokio::sync::Mutex;
+use tokio::time::Instant;
 
 pub use self::collect::Metrics;
 
@@ -30,6 +30,11 @@ pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8"
 /// gzip level: the fastest. Exposition text is so repetitive that level 1 already shrinks it
 /// most of the way, and higher levels cost several times the CPU (BENCHMARKS.md).
 const GZIP_LEVEL: u32 = 1;
+
+/// A text that took `t` to render also answers the scrapes that arrive within `REUSE · t` after
+/// it (and those that waited for it), so rendering takes at most about a tenth of a core however
+/// many scrapers ask at once; the text is then at most `REUSE` render times older than the state.
+const REUSE: u32 = 10;
 
 /// Version and git revision baked in at build time, for `cdss_exporter_build_info`.
 #[derive(Clone, Debug)]
@@ -64,10 +69,9 @@ pub enum Encoding {
 pub struct Exposition {
     /// [`Metrics`] and, on Linux, the process collector.
     registry: Registry,
-    /// The last text written and when its render began. Held while rendering, so scrapes that
-    /// arrive during a render wait and share the next one (never an older one): many scrapers
-    /// at once cost one render, not one each.
-    latest: Mutex<Option<(Instant, Bytes)>>,
+    /// The text of the last render, and until when it answers scrapes (see [`REUSE`]). Held
+    /// while rendering, so scrapes that arrive during a render wait for it and share it.
+    latest: Mutex<(Bytes, Instant)>,
 }
 
 impl Exposition {
@@ -82,7 +86,7 @@ impl Exposition {
         ))?;
         Ok(Self {
             registry,
-            latest: Mutex::new(None),
+            latest: Mutex::new((Bytes::new(), Instant::now())),
         })
     }
 
@@ -102,18 +106,19 @@ impl Exposition {
         Ok((text, Encoding::Identity))
     }
 
-    /// The text, from a render that began after this call did.
+    /// The text: the last one if it still answers scrapes, else a new render.
     async fn text(&self) -> prometheus::Result<Bytes> {
         let arrived = Instant::now();
         let mut latest = self.latest.lock().await;
-        if let Some((_, text)) = latest.as_ref().filter(|(began, _)| *began >= arrived) {
-            return Ok(text.clone());
+        if arrived < latest.1 {
+            return Ok(latest.0.clone());
         }
+        // Sized like the last text, so the buffer is not grown (and copied) as it is written.
+        let mut text = Vec::with_capacity(latest.0.len() + latest.0.len() / 8);
         let began = Instant::now();
-        let mut text = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut text)?;
-        let text = Bytes::from(text);
-        *latest = Some((began, text.clone()));
-        Ok(text)
+        let ended = Instant::now();
+        *latest = (Bytes::from(text), ended + (ended - began) * REUSE);
+        Ok(latest.0.clone())
     }
 }
