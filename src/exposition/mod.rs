@@ -15,7 +15,7 @@ mod tests;
 
 use std::io::Write as _;
 
-use bytes::Bytes;
+use bytes::{BufMut as _, Bytes, BytesMut};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use prometheus::{Encoder as _, Registry, TextEncoder};
@@ -113,12 +113,18 @@ impl Exposition {
         if arrived < latest.1 {
             return Ok(latest.0.clone());
         }
-        // Sized like the last text, so the buffer is not grown (and copied) as it is written.
-        let mut text = Vec::with_capacity(latest.0.len() + latest.0.len() / 8);
+        // The last text's buffer is written over when no response holds it any more: a new
+        // large buffer per render would grow the allocator's heap (RSS) under many scrapers.
+        let last = std::mem::take(&mut latest.0);
+        let mut text = last
+            .try_into_mut()
+            .unwrap_or_else(|last| BytesMut::with_capacity(last.len() + last.len() / 8));
+        text.clear();
         let began = Instant::now();
-        TextEncoder::new().encode(&self.registry.gather(), &mut text)?;
+        let mut writer = (&mut text).writer();
+        TextEncoder::new().encode(&self.registry.gather(), &mut writer)?;
         let ended = Instant::now();
-        *latest = (Bytes::from(text), ended + (ended - began) * REUSE);
+        *latest = (text.freeze(), ended + (ended - began) * REUSE);
         Ok(latest.0.clone())
     }
 }

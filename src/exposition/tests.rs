@@ -390,4 +390,3 @@ async fn the_process_families_are_on_the_same_registry() {
         );
     }
 }
-
