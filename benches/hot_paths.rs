@@ -17,7 +17,7 @@ use cdss_precheck_exporter::ncp::precheck::{Precheck, classify};
 use cdss_precheck_exporter::ncp::sign;
 use cdss_precheck_exporter::outcome::Outcome;
 use cdss_precheck_exporter::state::State;
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use tokio::time::Instant;
 
 const PATH: &str = "/api/v1/cluster/rollingRestartPreCheck";
@@ -106,30 +106,37 @@ fn precheck(outcome: Outcome, i: usize) -> Precheck {
     }
 }
 
-/// A scrape: the registry gathers (our collector reads the state, the process collector reads
-/// /proc), the crate's `TextEncoder` writes the text, and gzip when asked.
+/// A scrape that renders: the registry gathers (our collector reads the state, the process
+/// collector reads /proc), the crate's `TextEncoder` writes the text, and gzip when asked. A new
+/// registry per iteration, so no scrape reuses the text of the one before.
 fn scraping(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
         .build()
         .expect("a runtime");
     let mut g = c.benchmark_group("scrape");
-    for n in [10, 1_000, 10_000] {
-        let e = exposition(n);
+    let mut scrape = |name: &str, n: usize, encoding: Encoding| {
+        let state = Arc::new(checked_state(n));
         g.throughput(Throughput::Elements(n as u64));
-        g.bench_with_input(BenchmarkId::new("plain", n), &e, |b, e| {
-            b.iter(|| rt.block_on(e.encode(black_box(Encoding::Identity))))
+        g.bench_function(BenchmarkId::new(name, n), |b| {
+            b.iter_batched(
+                || exposition(state.clone()),
+                |e| {
+                    rt.block_on(async move { e.encode(encoding).await.map(|(body, _)| body.len()) })
+                },
+                BatchSize::SmallInput,
+            )
         });
+    };
+    for n in [10, 1_000, 10_000] {
+        scrape("plain", n, Encoding::Identity);
     }
-    let e = exposition(1_000);
-    g.throughput(Throughput::Elements(1_000));
-    g.bench_with_input(BenchmarkId::new("gzip", 1_000), &e, |b, e| {
-        b.iter(|| rt.block_on(e.encode(black_box(Encoding::Gzip))))
-    });
+    scrape("gzip", 1_000, Encoding::Gzip);
     g.finish();
 }
 
-fn exposition(n: usize) -> Exposition {
-    let metrics = Metrics::new(Arc::new(checked_state(n)), BuildInfo::current());
+fn exposition(state: Arc<State>) -> Exposition {
+    let metrics = Metrics::new(state, BuildInfo::current());
     Exposition::new(metrics).expect("the catalogue registers")
 }
 
