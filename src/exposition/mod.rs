@@ -6,7 +6,8 @@
 //! - `collect`: [`Metrics`], a `prometheus` collector that reads the state when the registry
 //!   gathers (no second copy of the state is kept);
 //! - here: [`Exposition`], a registry of that collector and the crate's process collector
-//!   (`process_*`, on Linux), written with the crate's `TextEncoder` at every scrape.
+//!   (`process_*`, on Linux), written with the crate's `TextEncoder`; a text also answers the
+//!   scrapes that arrive during its render or shortly after it ([`REUSE`]).
 
 mod collect;
 mod families;
