@@ -24,7 +24,7 @@ use crate::cli::{CheckArgs, Cli, Command};
 use crate::config::Config;
 use crate::credentials::{Keyring, Lookup, StatusBoard};
 use crate::discovery::Supervisor;
-use crate::exposition::{BuildInfo, Exposition};
+use crate::exposition::{BuildInfo, Exposition, Metrics};
 use crate::inventory::Inventory;
 use crate::ncp::client::{Clients, SharedClients};
 use crate::plan::{Plan, Schedule};
@@ -299,7 +299,7 @@ pub async fn run(
     let reloader = reload
         .as_ref()
         .map(|r| parts.reloader(r, &live, lookup, &credentials));
-    let app = parts.app(live, reloader.clone(), credentials);
+    let app = parts.app(live, reloader.clone(), credentials)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut triggers = Vec::new();
     if let Some(web) = &web {
@@ -401,16 +401,17 @@ impl Parts {
         live: LiveSettings,
         reloader: Option<Arc<Reloader>>,
         credentials: StatusBoard,
-    ) -> Arc<server::App> {
-        Arc::new(server::App {
+    ) -> anyhow::Result<Arc<server::App>> {
+        let metrics = Metrics::new(self.state.clone(), BuildInfo::current())
+            .with_live(live.clone())
+            .with_usage(self.clients.usage())
+            .with_credentials(credentials);
+        Ok(Arc::new(server::App {
             state: self.state.clone(),
-            exposition: Exposition::new(BuildInfo::current())
-                .with_live(live.clone())
-                .with_usage(self.clients.usage())
-                .with_credentials(credentials),
+            exposition: Exposition::new(metrics).context("registering the metrics")?,
             live,
             fresh: self.runner.clone(),
             reloader,
-        })
+        }))
     }
 }

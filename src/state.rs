@@ -12,8 +12,7 @@
 //!   [`State::retain_discovery`]);
 //! - reload results: reload ([`State::record_reload`]).
 //!
-//! Readers never wait on I/O. A generation number changes on every write, so readers can cache
-//! what they derive.
+//! Readers never wait on I/O.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -109,8 +108,6 @@ pub struct State {
     discovery: RwLock<BTreeMap<String, DiscoveryStatus>>,
     /// The last reload.
     reload: RwLock<ReloadStatus>,
-    /// Bumped on every change; lets readers cache derived output.
-    generation: AtomicU64,
     /// Latch: flips to true once every discovery block configured at start has reported once and
     /// every cluster known then has finished one precheck.
     ready: AtomicBool,
@@ -135,7 +132,6 @@ impl State {
                 successful: true,
                 last_success: SystemTime::now(),
             }),
-            generation: AtomicU64::new(0),
             ready: AtomicBool::new(false),
             pending_discovery: RwLock::default(),
             clock_skew: AtomicU64::new(f64::NAN.to_bits()),
@@ -189,33 +185,21 @@ impl State {
                 at_wall,
             });
         }
-        self.generation.fetch_add(1, Ordering::Release);
         self.update_ready();
         true
     }
 
     /// Records what `getClusterStatus` said about a cluster.
     pub(crate) fn record_diagnosis(&self, name: &str, diagnosis: Diagnosis, at_wall: SystemTime) {
-        self.update_cluster(name, |s| s.diagnosis = Some(Box::new((diagnosis, at_wall))));
+        if let Some(s) = crate::lock::write(&self.clusters).get_mut(name) {
+            s.diagnosis = Some(Box::new((diagnosis, at_wall)));
+        }
     }
 
     /// Forgets a cluster's diagnosis (it is ready again): its node series go.
     pub(crate) fn clear_diagnosis(&self, name: &str) {
-        let had = crate::lock::read(&self.clusters)
-            .get(name)
-            .is_some_and(|s| s.diagnosis.is_some());
-        if had {
-            self.update_cluster(name, |s| s.diagnosis = None);
-        }
-    }
-
-    fn update_cluster(&self, name: &str, f: impl FnOnce(&mut ClusterStatus)) {
-        let found = {
-            let mut map = crate::lock::write(&self.clusters);
-            map.get_mut(name).map(f).is_some()
-        };
-        if found {
-            self.generation.fetch_add(1, Ordering::Release);
+        if let Some(s) = crate::lock::write(&self.clusters).get_mut(name) {
+            s.diagnosis = None;
         }
     }
 
@@ -229,7 +213,6 @@ impl State {
         let map = crate::lock::read(&self.clusters);
         if map.values().all(|s| s.last.is_some()) {
             self.ready.store(true, Ordering::Release);
-            self.generation.fetch_add(1, Ordering::Release);
         }
     }
 
@@ -263,7 +246,6 @@ impl State {
             (added, removed)
         };
         if changed || !added.is_empty() || !removed.is_empty() {
-            self.generation.fetch_add(1, Ordering::Release);
             self.update_ready();
         }
         (added, removed)
@@ -295,14 +277,12 @@ impl State {
                 Err(()) => entry.failures += 1,
             }
         }
-        self.generation.fetch_add(1, Ordering::Release);
         self.update_ready();
     }
 
     /// Forgets discovery blocks that are no longer configured.
     pub(crate) fn retain_discovery(&self, labels: &[String]) {
         crate::lock::write(&self.discovery).retain(|k, _| labels.contains(k));
-        self.generation.fetch_add(1, Ordering::Release);
     }
 
     /// A copy of every discovery block's status.
@@ -328,7 +308,6 @@ impl State {
                 r.last_success = SystemTime::now();
             }
         }
-        self.generation.fetch_add(1, Ordering::Release);
     }
 
     /// The last reload's result.
@@ -339,11 +318,6 @@ impl State {
     /// True once the first round of prechecks has finished (and forever after).
     pub(crate) fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
-    }
-
-    /// Changes whenever anything readable here changes.
-    pub(crate) fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
     }
 
     /// Runs `f` over every cluster in name order, under a read lock (keep `f` cheap, no I/O).
@@ -390,7 +364,6 @@ mod tests {
     async fn ready_latch_waits_for_every_cluster() {
         let s = State::new(&clusters());
         assert!(!s.is_ready());
-        let g0 = s.generation();
         assert!(s.record(
             "a",
             &precheck(Outcome::NotReady),
@@ -398,7 +371,6 @@ mod tests {
             SystemTime::now()
         ));
         assert!(!s.is_ready());
-        assert!(s.generation() > g0);
         assert!(s.record(
             "b",
             &precheck(Outcome::Timeout {
@@ -420,13 +392,7 @@ mod tests {
     fn sync_changes_only_what_changed() {
         let cs = clusters();
         let s = State::new(&cs);
-        let g0 = s.generation();
         assert_eq!(s.sync(&cs), (vec![], vec![]));
-        assert_eq!(
-            s.generation(),
-            g0,
-            "the same clusters: no change, no new generation"
-        );
 
         // What discovery says about "a" changed: same target, new record content.
         let mut a = (*cs[1]).clone();
@@ -437,7 +403,6 @@ mod tests {
         });
         let changed = vec![cs[0].clone(), Arc::new(a)];
         assert_eq!(s.sync(&changed), (vec![], vec![]));
-        assert!(s.generation() > g0);
         let info = s.get("a").unwrap().cluster.info.clone().unwrap();
         assert_eq!(info.kafka_version, "3.5.1");
 

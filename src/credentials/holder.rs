@@ -22,8 +22,6 @@ pub(crate) struct AccountKeys {
     current: RwLock<Current>,
     /// Refreshes or re-reads that failed (the old keys were kept).
     failures: AtomicU64,
-    /// Bumped on every install and failure, so the exposition knows to render again.
-    changes: AtomicU64,
     /// Wakes the role refresher early (a 401 with the current keys).
     early: Notify,
     /// The key generation an early refresh was last asked for: one per generation.
@@ -50,7 +48,6 @@ impl AccountKeys {
                 generation: 1,
             }),
             failures: AtomicU64::new(0),
-            changes: AtomicU64::new(0),
             early: Notify::new(),
             early_asked: AtomicU64::new(0),
         }
@@ -123,18 +120,11 @@ impl AccountKeys {
         c.expires = found.expires;
         c.origin = found.origin;
         drop(c);
-        self.changes.fetch_add(1, Ordering::Relaxed);
         !same
-    }
-
-    /// Bumped on every install and failed refresh (the exposition renders again when it moves).
-    pub(super) fn changes(&self) -> u64 {
-        self.changes.load(Ordering::Relaxed)
     }
 
     /// Counts a failed refresh or re-read.
     pub(super) fn count_failure(&self) {
         self.failures.fetch_add(1, Ordering::Relaxed);
-        self.changes.fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -4,8 +4,7 @@
 //! dropped (the clients and the board that used it were replaced by a reload).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 use tokio::task::AbortHandle;
@@ -121,7 +120,6 @@ pub struct StatusBoard(Arc<Board>);
 #[derive(Debug, Default)]
 struct Board {
     keyring: RwLock<Keyring>,
-    swaps: AtomicU64,
 }
 
 /// One account's row on the board.
@@ -141,25 +139,12 @@ impl StatusBoard {
     /// Shows `keyring` from now on (at start-up and after each reload).
     pub(crate) fn show(&self, keyring: &Keyring) {
         let board = &self.0;
-        *board
-            .keyring
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = keyring.clone();
-        board.swaps.fetch_add(1, Ordering::Relaxed);
+        *crate::lock::write(&board.keyring) = keyring.clone();
     }
 
     fn keyring(&self) -> std::sync::RwLockReadGuard<'_, Keyring> {
         let board = &self.0;
-        board.keyring.read().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Changes whenever anything on the board changes (for the exposition's cache).
-    pub(crate) fn generation(&self) -> u64 {
-        self.keyring()
-            .accounts
-            .values()
-            .map(|k| k.changes())
-            .fold(self.0.swaps.load(Ordering::Relaxed), u64::wrapping_add)
+        crate::lock::read(&board.keyring)
     }
 
     /// Every account's status, by name.

@@ -80,11 +80,6 @@ impl ApiUsage {
         self.account(account).count(operation, failure);
     }
 
-    /// Changes on every call (the number of calls), for the exposition's cache.
-    pub(crate) fn generation(&self) -> u64 {
-        self.snapshot().iter().map(|c| c.3).sum()
-    }
-
     /// Every count above zero, sorted by account, operation, result.
     pub(crate) fn snapshot(&self) -> Vec<(String, Operation, &'static str, u64)> {
         let accounts = crate::lock::lock(&self.accounts);

@@ -1,7 +1,6 @@
 //! The exporter's HTTP endpoints (hyper, HTTP/1.1): the accept loop, connection limits and
 //! timeouts, TLS and basic auth in front of the routes. [`routes`] is the one table of paths and
-//! methods; `tls` tells TLS from plain HTTP; [`landing`] is the landing page; [`body`] sends
-//! bodies without a copy.
+//! methods; `tls` tells TLS from plain HTTP; [`landing`] is the landing page.
 //!
 //! - `GET /metrics`: the exposition, from the last results; never calls NCP. Gzipped when the
 //!   scraper sends `Accept-Encoding: gzip` (Prometheus does).
@@ -25,7 +24,6 @@
 //! when users are configured every path, `/-/healthy` included, needs Basic auth (401 otherwise),
 //! as with exporter-toolkit.
 
-mod body;
 mod landing;
 mod routes;
 mod tls;
@@ -66,7 +64,7 @@ pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct App {
     /// Latest results.
     pub state: Arc<State>,
-    /// Cached exposition.
+    /// The registry `/metrics` serves, read at every scrape.
     pub exposition: Exposition,
     /// Interval and gate settings; a reload may change them.
     pub live: LiveSettings,
