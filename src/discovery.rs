@@ -158,14 +158,8 @@ impl Supervisor {
 
     /// Stops every block.
     pub(crate) fn stop(&self) {
-        for (_, handle) in self
-            .tasks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .drain()
-        {
-            handle.abort();
-        }
+        let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
+        tasks.drain().for_each(|(_, handle)| handle.abort());
     }
 }
 

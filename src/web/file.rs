@@ -14,17 +14,17 @@ use crate::config::yaml::parse_scalar;
 /// The file as written.
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)] // the `Unsupported` fields are parsed only to be refused
 pub(super) struct RawWebConfig {
     pub tls_server_config: Option<RawTls>,
     pub basic_auth_users: Option<HashMap<UserName, BcryptHash>>,
-    #[allow(dead_code)] // parsed only to be refused
     http_server_config: Option<Unsupported>,
-    #[allow(dead_code)] // parsed only to be refused
     rate_limit: Option<Unsupported>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)] // the `Unsupported` fields are parsed only to be refused
 pub(super) struct RawTls {
     pub cert_file: Option<FileName>,
     pub key_file: Option<FileName>,
@@ -32,19 +32,12 @@ pub(super) struct RawTls {
     pub client_auth_type: Option<ClientAuth>,
     pub min_version: Option<TlsVersion>,
     pub max_version: Option<TlsVersion>,
-    #[allow(dead_code)] // parsed only to be refused
     cert: Option<Unsupported>,
-    #[allow(dead_code)] // parsed only to be refused
     key: Option<Unsupported>,
-    #[allow(dead_code)] // parsed only to be refused
     client_ca: Option<Unsupported>,
-    #[allow(dead_code)] // parsed only to be refused
     cipher_suites: Option<Unsupported>,
-    #[allow(dead_code)] // parsed only to be refused
     prefer_server_cipher_suites: Option<Unsupported>,
-    #[allow(dead_code)] // parsed only to be refused
     curve_preferences: Option<Unsupported>,
-    #[allow(dead_code)] // parsed only to be refused
     client_allowed_sans: Option<Unsupported>,
 }
 

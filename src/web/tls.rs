@@ -93,17 +93,14 @@ fn validate(raw: RawTls, dir: &Path, err: ErrorAt<'_>) -> Result<Option<TlsSecti
             // `tls_server_config: {}`: TLS off, as in exporter-toolkit.
             return Ok(None);
         }
-        (_, None) => {
-            return Err(err(
-                "tls_server_config",
-                "tls_server_config.key_file: required when TLS is configured".into(),
-            ));
-        }
-        (None, _) => {
-            return Err(err(
-                "tls_server_config",
-                "tls_server_config.cert_file: required when TLS is configured".into(),
-            ));
+        (_, key) => {
+            let missing = if key.is_none() {
+                "key_file"
+            } else {
+                "cert_file"
+            };
+            let message = format!("tls_server_config.{missing}: required when TLS is configured");
+            return Err(err("tls_server_config", message));
         }
     };
     let versions = versions(raw.min_version, raw.max_version, err)?;
