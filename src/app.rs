@@ -320,12 +320,13 @@ pub async fn run(
 
 /// What [`run`] wires together before anything runs: the clients (empty until built), the
 /// state, the inventory, the runner and discovery.
-struct Parts {
-    clients: SharedClients,
-    state: Arc<State>,
-    inventory: Arc<Inventory>,
-    runner: Arc<Runner<Clients>>,
-    discovery: Arc<Supervisor>,
+#[derive(Clone, Debug)]
+pub(crate) struct Parts {
+    pub(crate) clients: SharedClients,
+    pub(crate) state: Arc<State>,
+    pub(crate) inventory: Arc<Inventory>,
+    pub(crate) runner: Arc<Runner<Clients>>,
+    pub(crate) discovery: Arc<Supervisor>,
 }
 
 impl Parts {
@@ -373,11 +374,7 @@ impl Parts {
     ) -> Arc<Reloader> {
         Arc::new(Reloader {
             path: reload.config_file.clone(),
-            clients: self.clients.clone(),
-            runner: self.runner.clone(),
-            inventory: self.inventory.clone(),
-            discovery: self.discovery.clone(),
-            state: self.state.clone(),
+            parts: self.clone(),
             live: live.clone(),
             lock: tokio::sync::Mutex::new(()),
             lookup,

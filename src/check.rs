@@ -232,8 +232,7 @@ async fn round(
     let mut out: Vec<Option<(Precheck, SystemTime)>> = vec![None; clusters.len()];
     while let Some(joined) = tasks.join_next().await {
         match joined {
-            Ok((i, Some(p), at)) => out[i] = Some((p, at)),
-            Ok((_, None, _)) => {}
+            Ok((i, p, at)) => out[i] = p.map(|p| (p, at)),
             Err(e) => tracing::error!(error = %e, "a precheck task failed"),
         }
     }
