@@ -84,8 +84,7 @@ async fn run_block(
 ) {
     let label = block.label();
     loop {
-        let result = list(&clients.current(), &block).await;
-        match result {
+        match list(&clients.current(), &block).await {
             Ok(clusters) => {
                 tracing::info!(discovery = %label, clusters = clusters.len(), "discovery listed clusters");
                 let n = clusters.len();

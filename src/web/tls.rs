@@ -42,10 +42,9 @@ pub(super) fn build(
     stamp: &mut Stamp,
     err: ErrorAt<'_>,
 ) -> Result<Option<TlsAcceptor>, ConfigError> {
-    match validate(raw, dir, err)? {
-        None => Ok(None),
-        Some(section) => section.server_config(stamp, err).map(Some),
-    }
+    validate(raw, dir, err)?
+        .map(|section| section.server_config(stamp, err))
+        .transpose()
 }
 
 /// A `tls_server_config:` section whose settings agree with each other; its files not yet read.
