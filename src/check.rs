@@ -222,12 +222,8 @@ async fn round(
 ) -> Vec<(Precheck, SystemTime)> {
     let mut tasks = JoinSet::new();
     for (i, c) in clusters.iter().enumerate() {
-        let runner = runner.clone();
-        let name = c.name.clone();
-        tasks.spawn(async move {
-            let p = runner.precheck_now(&name).await;
-            (i, p, SystemTime::now())
-        });
+        let (runner, name) = (runner.clone(), c.name.clone());
+        tasks.spawn(async move { (i, runner.precheck_now(&name).await, SystemTime::now()) });
     }
     let mut out: Vec<Option<(Precheck, SystemTime)>> = vec![None; clusters.len()];
     while let Some(joined) = tasks.join_next().await {
