@@ -147,18 +147,13 @@ pub enum ClientAuth {
 }
 
 impl ClientAuth {
-    const ALL: [(&'static str, ClientAuth); 5] = [
-        ("NoClientCert", ClientAuth::NoClientCert),
-        ("RequestClientCert", ClientAuth::RequestClientCert),
-        ("RequireAnyClientCert", ClientAuth::RequireAnyClientCert),
-        (
-            "VerifyClientCertIfGiven",
-            ClientAuth::VerifyClientCertIfGiven,
-        ),
-        (
-            "RequireAndVerifyClientCert",
-            ClientAuth::RequireAndVerifyClientCert,
-        ),
+    /// Every type; each is written as its name (`Debug`).
+    const ALL: [ClientAuth; 5] = [
+        ClientAuth::NoClientCert,
+        ClientAuth::RequestClientCert,
+        ClientAuth::RequireAnyClientCert,
+        ClientAuth::VerifyClientCertIfGiven,
+        ClientAuth::RequireAndVerifyClientCert,
     ];
 
     pub(super) fn verifies(self) -> bool {
@@ -172,17 +167,14 @@ impl ClientAuth {
 impl<'de> Deserialize<'de> for ClientAuth {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         parse_scalar(d, "a client auth type", |s| {
-            ClientAuth::ALL
-                .iter()
-                .find(|(name, _)| *name == s.trim())
-                .map(|(_, v)| *v)
-                .ok_or_else(|| {
-                    let names: Vec<&str> = ClientAuth::ALL.iter().map(|(n, _)| *n).collect();
-                    format!(
-                        "unknown client auth type {s:?} (expected one of {})",
-                        names.join(", ")
-                    )
-                })
+            let names = ClientAuth::ALL.map(|a| format!("{a:?}"));
+            match names.iter().position(|name| name == s.trim()) {
+                Some(i) => Ok(ClientAuth::ALL[i]),
+                None => Err(format!(
+                    "unknown client auth type {s:?} (expected one of {})",
+                    names.join(", ")
+                )),
+            }
         })
     }
 }

@@ -29,11 +29,6 @@ use crate::config::yaml::ConfigError;
 /// Makes a located error: the key to point at, and the message.
 type ErrorAt<'a> = &'a dyn Fn(&str, String) -> ConfigError;
 
-/// The crypto provider reqwest uses too (aws-lc-rs), so only one is built in.
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
-}
-
 /// The rustls server config of a `tls_server_config:` section (`None`: TLS off), recording the
 /// files it reads in `stamp`.
 pub(super) fn build(
@@ -182,7 +177,8 @@ impl TlsSection {
         stamp.add(&self.key_file);
         let key = PrivateKeyDer::from_pem_file(&self.key_file)
             .map_err(|e| file_error(err, "key_file", &self.key_file, e))?;
-        let provider = provider();
+        // The crypto provider reqwest uses too (aws-lc-rs), so only one is built in.
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&self.versions)
             .map_err(|e| err("tls_server_config", format!("tls_server_config: {e}")))?;
