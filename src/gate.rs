@@ -149,17 +149,6 @@ impl DiagnosisView {
     }
 }
 
-impl Source {
-    /// The answer's source for a fresh call's outcome (`None`: no fresh call was asked for).
-    fn from_fresh(fresh: Option<FreshSource>) -> (Source, Option<Duration>) {
-        match fresh {
-            None => (Source::Latest, None),
-            Some(FreshSource::Fresh) => (Source::Fresh, None),
-            Some(FreshSource::Recent { retry_in }) => (Source::FreshRateLimited, Some(retry_in)),
-        }
-    }
-}
-
 /// Evaluates the gate for `status` at `now`.
 pub(crate) fn evaluate(
     status: &ClusterStatus,
@@ -167,7 +156,12 @@ pub(crate) fn evaluate(
     max_age: Duration,
     fresh: Option<FreshSource>,
 ) -> GateAnswer {
-    let (source, retry_in) = Source::from_fresh(fresh);
+    // The answer's source for a fresh call's outcome (`None`: no fresh call was asked for).
+    let (source, retry_in) = match fresh {
+        None => (Source::Latest, None),
+        Some(FreshSource::Fresh) => (Source::Fresh, None),
+        Some(FreshSource::Recent { retry_in }) => (Source::FreshRateLimited, Some(retry_in)),
+    };
     let last = status.last.as_ref();
     let age = last.map(|l| now.saturating_duration_since(l.at));
     let reason = match last {
