@@ -84,8 +84,7 @@ async fn run_block(
 ) {
     let label = block.label();
     loop {
-        let result = list(&clients.current(), &block).await;
-        match result {
+        match list(&clients.current(), &block).await {
             Ok(clusters) => {
                 tracing::info!(discovery = %label, clusters = clusters.len(), "discovery listed clusters");
                 let n = clusters.len();
@@ -158,14 +157,8 @@ impl Supervisor {
 
     /// Stops every block.
     pub(crate) fn stop(&self) {
-        for (_, handle) in self
-            .tasks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .drain()
-        {
-            handle.abort();
-        }
+        let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
+        tasks.drain().for_each(|(_, handle)| handle.abort());
     }
 }
 

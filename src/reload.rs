@@ -19,14 +19,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
+use crate::app::Parts;
 use crate::config::{Config, ConfigError, GateConfig};
 use crate::credentials::{AccountError, Keyring, Lookup, StatusBoard};
-use crate::discovery::Supervisor;
-use crate::inventory::Inventory;
-use crate::ncp::client::{BuildError, ClientSettings, Clients, SharedClients};
+use crate::ncp::client::{BuildError, ClientSettings, Clients};
 use crate::plan::Schedule;
-use crate::scheduler::Runner;
-use crate::state::State;
 
 /// Why a reload changed nothing; at start, why the exporter or `check` cannot begin.
 #[derive(Debug, thiserror::Error)]
@@ -100,16 +97,10 @@ impl LiveSettings {
 pub struct Reloader {
     /// The file to re-read.
     pub path: PathBuf,
-    /// Swapped on success.
-    pub clients: SharedClients,
-    /// Prechecks with the new clients from then on.
-    pub runner: Arc<Runner<Clients>>,
-    /// Gets the new static clusters, schedule and blocks.
-    pub inventory: Arc<Inventory>,
-    /// Gets the new discovery blocks.
-    pub discovery: Arc<Supervisor>,
-    /// Gets the reload result.
-    pub state: Arc<State>,
+    /// The running exporter's parts: clients (swapped on success), runner (prechecks with the new
+    /// clients from then on), inventory (new static clusters, schedule and blocks), discovery
+    /// (new blocks) and state (the reload result).
+    pub(crate) parts: Parts,
     /// Gets the new gate settings and interval.
     pub live: LiveSettings,
     /// Serialises reloads (SIGHUP and HTTP may race).
@@ -125,7 +116,7 @@ impl Reloader {
     pub async fn reload(&self) -> Result<(), ReloadError> {
         let _one_at_a_time = self.lock.lock().await;
         let result = self.try_reload().await;
-        self.state.record_reload(result.is_ok());
+        self.parts.state.record_reload(result.is_ok());
         match &result {
             Ok(()) => tracing::info!(file = %self.path.display(), "configuration reloaded"),
             Err(e) => {
@@ -138,14 +129,15 @@ impl Reloader {
     async fn try_reload(&self) -> Result<(), ReloadError> {
         let (config, keyring, clients) = load(&self.path, &self.lookup).await?;
         // Everything is valid: apply.
-        self.runner.set_prechecker(self.clients.replace(clients));
+        let parts = &self.parts;
+        parts.runner.set_prechecker(parts.clients.replace(clients));
         self.credentials.show(&keyring);
-        self.inventory.set_config(
+        parts.inventory.set_config(
             config.clusters.clone(),
             Schedule::of(&config),
             &config.discovery,
         );
-        self.discovery.set_blocks(&config.discovery);
+        parts.discovery.set_blocks(&config.discovery);
         self.live.set(Live::of(&config));
         Ok(())
     }

@@ -63,12 +63,9 @@ impl Authenticator {
         let hash = config.users.get(&user);
         let against = hash.map_or(UNKNOWN_USER_HASH, String::as_str).to_string();
         let digest = password_digest(&against, &password);
-        if let Some(hash) = hash {
-            if let Some(v) = lock(&self.verified).get(&user) {
-                if v.hash == *hash && bool::from(v.password.ct_eq(&digest)) {
-                    return true;
-                }
-            }
+        let cached = |v: &Verified| hash == Some(&v.hash) && bool::from(v.password.ct_eq(&digest));
+        if lock(&self.verified).get(&user).is_some_and(cached) {
+            return true;
         }
         let Ok(_one_at_a_time) = self.bcrypt.acquire().await else {
             return false;

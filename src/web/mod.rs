@@ -103,10 +103,10 @@ impl WebConfig {
             location: key_location(text, key),
             message,
         };
-        let tls = match raw.tls_server_config {
-            None => None,
-            Some(t) => tls::build(t, dir, stamp, &err)?,
-        };
+        let tls = raw
+            .tls_server_config
+            .map(|t| tls::build(t, dir, stamp, &err));
+        let tls = tls.transpose()?.flatten();
         let users = raw
             .basic_auth_users
             .unwrap_or_default()
