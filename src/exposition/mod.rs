@@ -6,8 +6,8 @@
 //! - `collect`: [`Metrics`], a `prometheus` collector that reads the state when the registry
 //!   gathers (no second copy of the state is kept);
 //! - here: [`Exposition`], a registry of that collector and the crate's process collector
-//!   (`process_*`, on Linux), written with the crate's `TextEncoder`; a text also answers the
-//!   scrapes that arrive during its render or shortly after it ([`REUSE`]).
+//!   (`process_*`, on Linux), written with the crate's `TextEncoder`. Every scrape gets a text
+//!   rendered after it arrived: one render at a time, shared by the scrapes that waited for it.
 
 mod collect;
 mod families;
@@ -31,11 +31,6 @@ pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8"
 /// gzip level: the fastest. Exposition text is so repetitive that level 1 already shrinks it
 /// most of the way, and higher levels cost several times the CPU (BENCHMARKS.md).
 const GZIP_LEVEL: u32 = 1;
-
-/// A text that took `t` to render also answers the scrapes that arrive within `REUSE · t` after
-/// it (and those that waited for it), so rendering takes at most about a tenth of a core however
-/// many scrapers ask at once; the text is then at most `REUSE` render times older than the state.
-const REUSE: u32 = 10;
 
 /// Version and git revision baked in at build time, for `cdss_exporter_build_info`.
 #[derive(Clone, Debug)]
@@ -70,8 +65,8 @@ pub enum Encoding {
 pub struct Exposition {
     /// [`Metrics`] and, on Linux, the process collector.
     registry: Registry,
-    /// The text of the last render, and until when it answers scrapes (see [`REUSE`]). Held
-    /// while rendering, so scrapes that arrive during a render wait for it and share it.
+    /// The text of the last render and when that render began. Held while rendering, so scrapes
+    /// that arrive during a render wait, and share the next one (which begins after they came).
     latest: Mutex<(Bytes, Instant)>,
 }
 
@@ -107,11 +102,11 @@ impl Exposition {
         Ok((text, Encoding::Identity))
     }
 
-    /// The text: the last one if it still answers scrapes, else a new render.
+    /// The text: the last one if its render began after this scrape arrived, else a new render.
     async fn text(&self) -> prometheus::Result<Bytes> {
         let arrived = Instant::now();
         let mut latest = self.latest.lock().await;
-        if arrived < latest.1 {
+        if latest.1 > arrived && !latest.0.is_empty() {
             return Ok(latest.0.clone());
         }
         // The last text's buffer is written over when no response holds it any more: a new
@@ -124,8 +119,7 @@ impl Exposition {
         let began = Instant::now();
         let mut writer = (&mut text).writer();
         TextEncoder::new().encode(&self.registry.gather(), &mut writer)?;
-        let ended = Instant::now();
-        *latest = (text.freeze(), ended + (ended - began) * REUSE);
+        *latest = (text.freeze(), began);
         Ok(latest.0.clone())
     }
 }

@@ -370,7 +370,7 @@ async fn gzip_is_the_same_text_and_a_change_shows_at_once() {
 
     assert!(plain.contains("\ncdss_precheck_ok{cluster=\"c-005\",region=\"KR\"} 0\n"));
     record(&s, "c-005", Outcome::Ready, Duration::from_millis(3), 5);
-    // The clock is paused, so the render took no time and its text answers no later scrape.
+    // A scrape after the change gets a render that began after it arrived.
     let (after, _) = e.encode(Encoding::Identity).await.unwrap();
     let after = String::from_utf8(after.to_vec()).unwrap();
     assert!(after.contains("\ncdss_precheck_ok{cluster=\"c-005\",region=\"KR\"} 1\n"));
