@@ -8,7 +8,7 @@
 //! what each last listed); the cluster set changes through the inventory.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use tokio::task::JoinHandle;
 
@@ -132,7 +132,7 @@ impl Supervisor {
     /// Runs exactly `blocks`: unchanged blocks keep running, removed ones stop, new ones start
     /// (and list at once).
     pub(crate) fn set_blocks(&self, blocks: &[Discovery]) {
-        let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut tasks = crate::lock::lock(&self.tasks);
         tasks.retain(|b, handle| {
             let keep = blocks.contains(b);
             if !keep {
@@ -157,7 +157,7 @@ impl Supervisor {
 
     /// Stops every block.
     pub(crate) fn stop(&self) {
-        let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut tasks = crate::lock::lock(&self.tasks);
         tasks.drain().for_each(|(_, handle)| handle.abort());
     }
 }

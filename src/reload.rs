@@ -16,7 +16,7 @@
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use crate::app::Parts;
@@ -84,11 +84,11 @@ impl LiveSettings {
 
     /// The current settings.
     pub fn get(&self) -> Live {
-        *self.0.read().unwrap_or_else(PoisonError::into_inner)
+        *crate::lock::read(&self.0)
     }
 
     fn set(&self, live: Live) {
-        *self.0.write().unwrap_or_else(PoisonError::into_inner) = live;
+        *crate::lock::write(&self.0) = live;
     }
 }
 

@@ -6,7 +6,7 @@
 //! it knows the credentials vocabulary (`mod.rs`) and nothing of how keys are found.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 use tokio::sync::Notify;
@@ -54,7 +54,7 @@ impl AccountKeys {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Current> {
-        self.current.read().unwrap_or_else(PoisonError::into_inner)
+        crate::lock::read(&self.current)
     }
 
     /// The account's name.
@@ -110,7 +110,7 @@ impl AccountKeys {
 
     /// Replaces the keys; returns whether they changed (a rotation) or only their expiry.
     pub(super) fn install(&self, found: Found) -> bool {
-        let mut c = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        let mut c = crate::lock::write(&self.current);
         let same = c.credentials.access_key == found.credentials.access_key
             && c.credentials.secret_key == found.credentials.secret_key;
         if !same {

@@ -1,8 +1,9 @@
 //! Basic auth against `basic_auth_users` (bcrypt hashes), with a cache of successful checks so
 //! that only a new password pays for bcrypt. An unknown user costs as much as a wrong password.
 
+use crate::lock::lock;
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 
 use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
@@ -43,10 +44,6 @@ impl Default for Authenticator {
             bcrypt: tokio::sync::Semaphore::new(1),
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Authenticator {

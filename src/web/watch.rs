@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError, RwLock, TryLockError};
+use std::sync::{Arc, Mutex, RwLock, TryLockError};
 use std::time::{Duration, SystemTime};
 
 use super::WebConfig;
@@ -76,7 +76,7 @@ impl fmt::Debug for WebConfigWatch {
 }
 
 fn read<T: Clone>(l: &RwLock<T>) -> T {
-    l.read().unwrap_or_else(PoisonError::into_inner).clone()
+    crate::lock::read(l).clone()
 }
 
 impl WebConfigWatch {
@@ -129,7 +129,7 @@ impl WebConfigWatch {
             Ok(new) => {
                 tracing::info!(file = %self.path.display(), tls = new.tls().is_some(), users = new.users.len(), "web config reloaded");
                 let new = Arc::new(new);
-                *self.current.write().unwrap_or_else(PoisonError::into_inner) = new.clone();
+                *crate::lock::write(&self.current) = new.clone();
                 *failed = None;
                 new
             }
