@@ -203,7 +203,7 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
 
 /// Binds `--web.listen-address`. `:PORT` means every interface: IPv6 and IPv4 where the host
 /// allows, IPv4 only otherwise.
-pub async fn bind(address: &str) -> anyhow::Result<TcpListener> {
+pub(crate) async fn bind(address: &str) -> anyhow::Result<TcpListener> {
     let listened = match address.strip_prefix(':') {
         Some(port) => {
             let port: u16 = port.parse().with_context(|| {

@@ -26,15 +26,15 @@ use crate::scheduler::Runner;
 use crate::state::State;
 
 /// Every named cluster is ready.
-pub const EXIT_GO: u8 = 0;
+pub(crate) const EXIT_GO: u8 = 0;
 /// At least one named cluster said no.
-pub const EXIT_NO_GO: u8 = 1;
+pub(crate) const EXIT_NO_GO: u8 = 1;
 /// No decision could be made.
-pub const EXIT_UNKNOWN: u8 = 2;
+pub(crate) const EXIT_UNKNOWN: u8 = 2;
 
 /// Why `check` could not pick its clusters.
 #[derive(Debug, thiserror::Error)]
-pub enum SelectError {
+pub(crate) enum SelectError {
     /// A name that is neither a static nor a discovered cluster.
     #[error("unknown cluster {name:?}; the config has: {}", known.join(", "))]
     UnknownCluster {
@@ -56,7 +56,7 @@ pub enum SelectError {
 /// Picks the clusters `args` names, in the order named. A name that is not a static cluster is
 /// looked up through the config's discovery blocks (one listing each); an unknown name is an
 /// error that lists the known ones.
-pub async fn select(
+pub(crate) async fn select(
     config: &Config,
     args: &CheckArgs,
     clients: &Clients,
@@ -105,7 +105,7 @@ pub async fn select(
 
 /// The aggregate: any no → no-go (a definite no, even if others could not be asked); else any
 /// unknown → unknown; else go.
-pub fn aggregate(decisions: impl IntoIterator<Item = Decision>) -> Decision {
+pub(crate) fn aggregate(decisions: impl IntoIterator<Item = Decision>) -> Decision {
     let all: Vec<Decision> = decisions.into_iter().collect();
     if all.contains(&Decision::NoGo) {
         Decision::NoGo
@@ -117,7 +117,7 @@ pub fn aggregate(decisions: impl IntoIterator<Item = Decision>) -> Decision {
 }
 
 /// Exit code for an aggregate decision.
-pub fn exit_code(decision: Decision) -> u8 {
+pub(crate) fn exit_code(decision: Decision) -> u8 {
     match decision {
         Decision::Go => EXIT_GO,
         Decision::NoGo => EXIT_NO_GO,
@@ -127,7 +127,7 @@ pub fn exit_code(decision: Decision) -> u8 {
 
 /// One cluster's line in the report.
 #[derive(Debug, Serialize)]
-pub struct ClusterReport {
+pub(crate) struct ClusterReport {
     /// Cluster name.
     pub cluster: String,
     /// Region label.
@@ -157,7 +157,7 @@ pub struct ClusterReport {
 
 /// The whole report (`--json`).
 #[derive(Debug, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     /// True when every named cluster is ready.
     pub ready: bool,
     /// The aggregate decision.
@@ -177,7 +177,12 @@ pub struct Report {
 /// Reports a `check` that could not ask (the caller has said why on stderr): with `--json`, the
 /// same report document a round would give, with `error` set, so a pipeline that reads stdout
 /// always gets one. Returns `exit_code`.
-pub fn could_not_ask(args: &CheckArgs, exit_code: u8, error: &str, out: &mut impl Write) -> u8 {
+pub(crate) fn could_not_ask(
+    args: &CheckArgs,
+    exit_code: u8,
+    error: &str,
+    out: &mut impl Write,
+) -> u8 {
     if args.json {
         let report = Report {
             ready: false,
@@ -239,7 +244,7 @@ async fn round(
 
 /// Runs `check`: prechecks (and polls, with `--wait`), writes the report to `out`, and returns
 /// the exit code.
-pub async fn run(
+pub(crate) async fn run(
     args: &CheckArgs,
     clusters: &[Arc<Cluster>],
     clients: Clients,

@@ -27,7 +27,7 @@ use crate::plan::Schedule;
 
 /// Why a reload changed nothing; at start, why the exporter or `check` cannot begin.
 #[derive(Debug, thiserror::Error)]
-pub enum ReloadError {
+pub(crate) enum ReloadError {
     /// The file does not parse or validate.
     #[error("{0}")]
     Config(#[from] ConfigError),
@@ -55,7 +55,7 @@ impl ReloadError {
 
 /// Settings the endpoints read that a reload may change.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Live {
+pub(crate) struct Live {
     /// Precheck interval (landing page).
     pub interval: Duration,
     /// Gate settings.
@@ -64,7 +64,7 @@ pub struct Live {
 
 impl Live {
     /// The live settings of `config`.
-    pub fn of(config: &Config) -> Self {
+    pub(crate) fn of(config: &Config) -> Self {
         Self {
             interval: config.interval,
             gate: config.gate,
@@ -74,16 +74,16 @@ impl Live {
 
 /// Shared, swappable [`Live`] settings.
 #[derive(Clone, Debug)]
-pub struct LiveSettings(Arc<RwLock<Live>>);
+pub(crate) struct LiveSettings(Arc<RwLock<Live>>);
 
 impl LiveSettings {
     /// Shares `live`.
-    pub fn new(live: Live) -> Self {
+    pub(crate) fn new(live: Live) -> Self {
         Self(Arc::new(RwLock::new(live)))
     }
 
     /// The current settings.
-    pub fn get(&self) -> Live {
+    pub(crate) fn get(&self) -> Live {
         *crate::lock::read(&self.0)
     }
 
@@ -94,7 +94,7 @@ impl LiveSettings {
 
 /// Applies new configs to the running exporter.
 #[derive(Debug)]
-pub struct Reloader {
+pub(crate) struct Reloader {
     /// The file to re-read.
     pub path: PathBuf,
     /// The running exporter's parts: clients (swapped on success), runner (prechecks with the new
@@ -113,7 +113,7 @@ pub struct Reloader {
 
 impl Reloader {
     /// Reloads the file. `Err` says why nothing changed (for the log and the HTTP 500 body).
-    pub async fn reload(&self) -> Result<(), ReloadError> {
+    pub(crate) async fn reload(&self) -> Result<(), ReloadError> {
         let _one_at_a_time = self.lock.lock().await;
         let result = self.try_reload().await;
         self.parts.state.record_reload(result.is_ok());
@@ -143,7 +143,7 @@ impl Reloader {
     }
 
     /// Reloads on every SIGHUP until the task is aborted.
-    pub async fn on_sighup(self: Arc<Self>) {
+    pub(crate) async fn on_sighup(self: Arc<Self>) {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
@@ -163,7 +163,7 @@ impl Reloader {
 
     /// Reloads whenever the file's content changes, checking every `every`. A content that
     /// failed to load is not retried until it changes again.
-    pub async fn watch_file(self: Arc<Self>, every: Duration) {
+    pub(crate) async fn watch_file(self: Arc<Self>, every: Duration) {
         let read = |path: PathBuf| async move {
             tokio::task::spawn_blocking(move || std::fs::read(path).ok())
                 .await

@@ -54,19 +54,19 @@ impl Metrics {
     }
 
     /// Also exposes the interval of the running config.
-    pub fn with_live(mut self, live: LiveSettings) -> Self {
+    pub(crate) fn with_live(mut self, live: LiveSettings) -> Self {
         self.live = Some(live);
         self
     }
 
     /// Also exposes the API calls counted in `usage`.
-    pub fn with_usage(mut self, usage: Arc<ApiUsage>) -> Self {
+    pub(crate) fn with_usage(mut self, usage: Arc<ApiUsage>) -> Self {
         self.usage = Some(usage);
         self
     }
 
     /// Also exposes the keys' expiry and refresh failures.
-    pub fn with_credentials(mut self, board: StatusBoard) -> Self {
+    pub(crate) fn with_credentials(mut self, board: StatusBoard) -> Self {
         self.credentials = Some(board);
         self
     }

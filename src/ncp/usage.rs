@@ -58,7 +58,7 @@ impl AccountUsage {
 
 /// Calls made, by (account, operation, result); `result` is `ok` or a failure reason.
 #[derive(Debug, Default)]
-pub struct ApiUsage {
+pub(crate) struct ApiUsage {
     /// By account (a lock only to find an account's counters, when clients are built, and to
     /// read them all at a scrape).
     accounts: Mutex<BTreeMap<String, Arc<AccountUsage>>>,

@@ -24,7 +24,7 @@ fn esc(s: &str) -> String {
 }
 
 /// The landing page: version, readiness, links, and every cluster's latest verdict.
-pub fn page(app: &App) -> String {
+pub(crate) fn page(app: &App) -> String {
     let version = env!("CARGO_PKG_VERSION");
     let now = Instant::now();
     let mut rows = String::new();

@@ -50,18 +50,18 @@ use crate::state::State;
 use crate::web::WebConfigWatch;
 
 /// Connections served at once; more wait in the accept queue.
-pub const MAX_CONNECTIONS: usize = 512;
+pub(crate) const MAX_CONNECTIONS: usize = 512;
 /// A client must send its request headers within this time.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest request head we buffer (hyper requires at least 8 KiB).
-pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+pub(crate) const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// How long open connections get to finish at shutdown.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// A TLS client must finish its handshake within this time.
-pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// What the endpoints read.
 #[derive(Debug)]
-pub struct App {
+pub(crate) struct App {
     /// Latest results.
     pub state: Arc<State>,
     /// The registry `/metrics` serves, read at every scrape.
@@ -76,7 +76,7 @@ pub struct App {
 
 /// Serves until `shutdown` turns true, then gives open connections [`SHUTDOWN_GRACE`] to finish.
 /// With `web` (`--web.config.file`): TLS and basic auth, as the web config currently says.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     app: Arc<App>,
     web: Option<Arc<WebConfigWatch>>,

@@ -23,7 +23,7 @@ type Resp = Response<Full<Bytes>>;
 
 /// What a route serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Endpoint {
+pub(crate) enum Endpoint {
     /// `/`: the landing page.
     Landing,
     /// `/metrics`: the exposition.
@@ -40,7 +40,7 @@ pub enum Endpoint {
 
 /// One entry of the route table.
 #[derive(Debug)]
-pub struct Route {
+pub(crate) struct Route {
     /// The path, or its prefix when `prefix` is set.
     pub path: &'static str,
     /// True when `path` is a prefix (`/gate/` + the cluster name).
@@ -52,7 +52,7 @@ pub struct Route {
 }
 
 /// Every path the exporter serves.
-pub const ROUTES: [Route; 6] = [
+pub(crate) const ROUTES: [Route; 6] = [
     Route {
         path: "/",
         prefix: false,
@@ -92,7 +92,7 @@ pub const ROUTES: [Route; 6] = [
 ];
 
 /// The route for `path`, if any.
-pub fn route(path: &str) -> Option<&'static Route> {
+pub(crate) fn route(path: &str) -> Option<&'static Route> {
     ROUTES.iter().find(|r| {
         if r.prefix {
             path.starts_with(r.path)
@@ -104,13 +104,13 @@ pub fn route(path: &str) -> Option<&'static Route> {
 
 impl Route {
     /// True when the route takes `method` (`HEAD` wherever `GET` is).
-    pub fn allows(&self, method: &Method) -> bool {
+    pub(crate) fn allows(&self, method: &Method) -> bool {
         self.allow.split(", ").any(|m| m == method.as_str())
     }
 }
 
 /// Answers one request.
-pub async fn handle(app: &App, req: Request<Incoming>) -> Resp {
+pub(crate) async fn handle(app: &App, req: Request<Incoming>) -> Resp {
     let path = req.uri().path();
     let Some(route) = route(path) else {
         return text(StatusCode::NOT_FOUND, "404 page not found\n");

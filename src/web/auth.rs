@@ -28,7 +28,7 @@ struct Verified {
 
 /// The basic-auth decision and its cache.
 #[derive(Debug)]
-pub struct Authenticator {
+pub(crate) struct Authenticator {
     /// Successful verifications by user name. bcrypt is slow on purpose; without this every
     /// scrape would pay for it. Bounded by the number of configured users.
     verified: Mutex<HashMap<String, Verified>>,
@@ -50,7 +50,7 @@ impl Authenticator {
     /// Whether a request with this `Authorization` header value may proceed under `config`:
     /// always when no users are configured; otherwise only with `Basic` credentials of a
     /// configured user whose bcrypt hash matches the password.
-    pub async fn authorize(&self, config: &WebConfig, authorization: Option<&[u8]>) -> bool {
+    pub(crate) async fn authorize(&self, config: &WebConfig, authorization: Option<&[u8]>) -> bool {
         if config.users.is_empty() {
             return true;
         }

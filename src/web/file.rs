@@ -133,7 +133,7 @@ impl<'de> Deserialize<'de> for BcryptHash {
 
 /// `client_auth_type`, named as Go's `tls.ClientAuthType`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ClientAuth {
+pub(crate) enum ClientAuth {
     /// No client certificate is asked for (the default).
     NoClientCert,
     /// One is asked for but not required, and not verified.
