@@ -28,7 +28,7 @@ use crate::exposition::{BuildInfo, Exposition, Metrics};
 use crate::inventory::Inventory;
 use crate::ncp::client::{Clients, SharedClients};
 use crate::plan::{Plan, Schedule};
-use crate::reload::{self, Live, LiveSettings, ReloadError, Reloader};
+use crate::reload::{self, Live, LiveSettings, Parts, ReloadError, Reloader};
 use crate::scheduler::Runner;
 use crate::server;
 use crate::state::State;
@@ -316,17 +316,6 @@ pub async fn run(
     collector.join().await.context("scheduler")?;
     server.await.context("server task")?;
     Ok(())
-}
-
-/// What [`run`] wires together before anything runs: the clients (empty until built), the
-/// state, the inventory, the runner and discovery.
-#[derive(Clone, Debug)]
-pub(crate) struct Parts {
-    pub(crate) clients: SharedClients,
-    pub(crate) state: Arc<State>,
-    pub(crate) inventory: Arc<Inventory>,
-    pub(crate) runner: Arc<Runner<Clients>>,
-    pub(crate) discovery: Arc<Supervisor>,
 }
 
 impl Parts {

@@ -19,11 +19,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use crate::app::Parts;
 use crate::config::{Config, ConfigError, GateConfig};
 use crate::credentials::{AccountError, Keyring, Lookup, StatusBoard};
-use crate::ncp::client::{BuildError, ClientSettings, Clients};
+use crate::discovery::Supervisor;
+use crate::inventory::Inventory;
+use crate::ncp::client::{BuildError, ClientSettings, Clients, SharedClients};
 use crate::plan::Schedule;
+use crate::scheduler::Runner;
+use crate::state::State;
 
 /// Why a reload changed nothing; at start, why the exporter or `check` cannot begin.
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +93,18 @@ impl LiveSettings {
     fn set(&self, live: Live) {
         *crate::lock::write(&self.0) = live;
     }
+}
+
+/// What a running exporter is wired from (`app::run` makes it; a reload hands its new config
+/// to each part): the clients (empty until built), the state, the inventory, the runner and
+/// discovery.
+#[derive(Clone, Debug)]
+pub(crate) struct Parts {
+    pub(crate) clients: SharedClients,
+    pub(crate) state: Arc<State>,
+    pub(crate) inventory: Arc<Inventory>,
+    pub(crate) runner: Arc<Runner<Clients>>,
+    pub(crate) discovery: Arc<Supervisor>,
 }
 
 /// Applies new configs to the running exporter.
