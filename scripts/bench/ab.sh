@@ -8,7 +8,8 @@
 #        scripts/bench/ab.sh /tmp/old/target/release/cdss-precheck-exporter target/release/cdss-precheck-exporter
 # Knobs: ROUNDS (2), WRK_SECONDS (5), CPU_SECONDS (60), STARTUP_RUNS (7), PORT_BASE (19300),
 #        SCRAPES (100) and SCRAPE_RATE (10 a second) for scrape-cpu.sh,
-#        SIM_BIN (a cdss-sim binary to use instead of building this tree's)
+#        SIM_BIN and FLOOR_BIN (cdss-sim and examples/precheck_floor binaries to use instead of
+#        building this tree's)
 # Per binary and round it prints:
 #   mem:     VmHWM at 10,000 clusters (gateway answering in 5 ms) at start, after the first round,
 #            after one plain and one gzip scrape, and after wrk -c16 on /metrics (issue 23's
@@ -17,6 +18,8 @@
 #            (informational: Prometheus scrapes once every 15-60 s);
 #   cpu:     CPU per precheck at 1,000 clusters every 10 s (all threads' schedstat, no scrapes;
 #            issue 23: no worse than the previous build);
+#   floor:   once a round, beside them: CPU per answer of examples/precheck_floor.rs (the same
+#            requests on the same schedule with bare hyper, nothing else), the same window;
 #   scrape:  CPU per /metrics scrape at 1,000 clusters every 10 s, plain and gzip, prechecks
 #            running (scripts/bench/scrape-cpu.sh: sequential scrapes less a quiet window of the
 #            same length; issue 23: at most 10 ms), and VmHWM after them (issue 23: at most 24 MiB);
@@ -31,10 +34,10 @@ STARTUP_RUNS=${STARTUP_RUNS:-7} PORT_BASE=${PORT_BASE:-19300}
 P_SIM=$PORT_BASE P_SIM50=$((PORT_BASE + 1)) P_EXP=$((PORT_BASE + 2))
 export NCLOUD_ACCESS_KEY=DEMO-ACCESS-KEY NCLOUD_SECRET_KEY=demo-secret-key-for-the-simulated-gateway
 OUT=$(mktemp -d)
-if [[ -z ${SIM_BIN:-} ]]; then
-  cargo build --release --locked --bin cdss-sim 2>&1 | tail -1
-  SIM_BIN=target/release/cdss-sim
+if [[ -z ${SIM_BIN:-} || -z ${FLOOR_BIN:-} ]]; then
+  cargo build --release --locked --bin cdss-sim --example precheck_floor 2>&1 | tail -1
 fi
+SIM_BIN=${SIM_BIN:-target/release/cdss-sim} FLOOR_BIN=${FLOOR_BIN:-target/release/examples/precheck_floor}
 "$SIM_BIN" --listen "127.0.0.1:$P_SIM" --count 10000 --delay 5ms >/dev/null 2>&1 &
 SIM=$!
 "$SIM_BIN" --listen "127.0.0.1:$P_SIM50" --count 10000 --delay 50ms >/dev/null 2>&1 &
@@ -88,6 +91,19 @@ cpu() {
   echo "  cpu     $1: $((r1 - r0)) prechecks, $(awk "BEGIN { printf \"%.4f\", ($c1 - $c0) / ($r1 - $r0) }") ms CPU each"
 }
 
+floor() {
+  local f0 f1 c0 c1 fp
+  "$FLOOR_BIN" "127.0.0.1:$P_SIM" 1000 10 16 >"$OUT/floor.log" 2>&1 &
+  fp=$!
+  sleep 4
+  f0=$(tail -1 "$OUT/floor.log") c0=$(cpu_ms "$fp")
+  sleep "$CPU_SECONDS"
+  c1=$(cpu_ms "$fp") f1=$(tail -1 "$OUT/floor.log")
+  kill "$fp"
+  wait "$fp" 2>/dev/null || true
+  echo "  floor   precheck_floor: $((f1 - f0)) answers, $(awk "BEGIN { printf \"%.4f\", ($c1 - $c0) / ($f1 - $f0) }") ms CPU each"
+}
+
 scrape() {
   local plain gz
   launch "$1" "$OUT/1k.yaml"
@@ -129,8 +145,8 @@ startup() {
 echo "load: $(uptime | sed 's/.*load average/load average/')"
 for ((round = 1; round <= ROUNDS; round++)); do
   echo "round $round"
-  for test in mem tput cpu scrape startup; do
-    for bin in "$@"; do "$test" "$bin"; done
+  for test in mem tput cpu floor scrape startup; do
+    if [[ $test == floor ]]; then floor; else for bin in "$@"; do "$test" "$bin"; done; fi
   done
 done
 echo "load: $(uptime | sed 's/.*load average/load average/')"
