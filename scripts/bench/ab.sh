@@ -8,6 +8,7 @@
 #        scripts/bench/ab.sh /tmp/old/target/release/cdss-precheck-exporter target/release/cdss-precheck-exporter
 # Knobs: ROUNDS (2), WRK_SECONDS (5), CPU_SECONDS (60), STARTUP_RUNS (7), PORT_BASE (19300),
 #        SCRAPES (100) and SCRAPE_RATE (10 a second) for scrape-cpu.sh,
+#        TESTS (a subset of "mem tput cpu floor scrape startup", in that order by default),
 #        SIM_BIN and FLOOR_BIN (cdss-sim and examples/precheck_floor binaries to use instead of
 #        building this tree's)
 # Per binary and round it prints:
@@ -33,6 +34,12 @@ ROUNDS=${ROUNDS:-2} WRK_SECONDS=${WRK_SECONDS:-5} CPU_SECONDS=${CPU_SECONDS:-60}
 STARTUP_RUNS=${STARTUP_RUNS:-7} PORT_BASE=${PORT_BASE:-19300}
 P_SIM=$PORT_BASE P_SIM50=$((PORT_BASE + 1)) P_EXP=$((PORT_BASE + 2))
 export NCLOUD_ACCESS_KEY=DEMO-ACCESS-KEY NCLOUD_SECRET_KEY=demo-secret-key-for-the-simulated-gateway
+need_apt=()
+command -v wrk >/dev/null || need_apt+=(wrk)
+command -v curl >/dev/null || need_apt+=(curl)
+if ((${#need_apt[@]})); then
+  apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
 OUT=$(mktemp -d)
 if [[ -z ${SIM_BIN:-} || -z ${FLOOR_BIN:-} ]]; then
   cargo build --release --locked --bin cdss-sim --example precheck_floor 2>&1 | tail -1
@@ -42,7 +49,7 @@ SIM_BIN=${SIM_BIN:-target/release/cdss-sim} FLOOR_BIN=${FLOOR_BIN:-target/releas
 SIM=$!
 "$SIM_BIN" --listen "127.0.0.1:$P_SIM50" --count 10000 --delay 50ms >/dev/null 2>&1 &
 SIM50=$!
-trap 'kill $SIM $SIM50 2>/dev/null; rm -rf "$OUT"' EXIT
+trap 'kill $SIM $SIM50 ${PID:-} 2>/dev/null; rm -rf "$OUT"' EXIT
 sleep 0.3
 scripts/bench/gen-config.sh 10000 "http://127.0.0.1:$P_SIM" 60s 16 >"$OUT/mem.yaml"
 scripts/bench/gen-config.sh 1000 "http://127.0.0.1:$P_SIM" 10s 16 | sed 's/^timeout: .*/timeout: 5s/' >"$OUT/1k.yaml"
@@ -145,7 +152,7 @@ startup() {
 echo "load: $(uptime | sed 's/.*load average/load average/')"
 for ((round = 1; round <= ROUNDS; round++)); do
   echo "round $round"
-  for test in mem tput cpu floor scrape startup; do
+  for test in ${TESTS:-mem tput cpu floor scrape startup}; do
     if [[ $test == floor ]]; then floor; else for bin in "$@"; do "$test" "$bin"; done; fi
   done
 done

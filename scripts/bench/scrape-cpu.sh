@@ -24,8 +24,21 @@ shift 2
 n=${SCRAPES:-100} rate=${SCRAPE_RATE:-10}
 ((n > 0)) || { echo "SCRAPES must be positive" >&2; exit 2; }
 
-cpu_ms() { cat /proc/"$pid"/task/*/schedstat | awk '{ s += $1 } END { printf "%.3f", s / 1e6 }'; }
-threads() { ls /proc/"$pid"/task | sort | tr '\n' ' '; }
+# snap: one "TID NANOSECONDS" line per live thread. cpu_between SNAP0 SNAP1: the ms of CPU between
+# them, thread by thread; a thread that exits in between loses only what it ran after SNAP0 (tokio's
+# idle blocking threads exit after 10 s without work: nothing), instead of its whole life as a sum
+# over the live threads would, and a new thread counts from its start.
+snap() {
+  local f ns rest
+  for f in /proc/"$pid"/task/*/schedstat; do
+    { read -r ns rest <"$f"; } 2>/dev/null && f=${f%/schedstat} && echo "${f##*/} $ns"
+  done
+  true
+}
+cpu_between() {
+  awk 'FNR == NR { a[$1] = $2; next } { d += $2 - (($1 in a) ? a[$1] : 0); seen[$1] = 1 }
+    END { for (t in a) if (!(t in seen)) gone++; printf "%.3f %d\n", d / 1e6, gone }' <(echo "$1") <(echo "$2")
+}
 calc() { awk "BEGIN { printf \"$1\", $2 }"; }
 rate_args=()
 ((rate > 0)) && rate_args=(--rate "${rate}/s")
@@ -53,17 +66,16 @@ else
   quiet=$(calc '%.3f' "(($t1 - $t0) * $n / $warm < 1) ? 1 : ($t1 - $t0) * $n / $warm")
 fi
 
-t_before=$(threads)
-q0=$EPOCHREALTIME c0=$(cpu_ms)
+q0=$EPOCHREALTIME c0=$(snap)
 sleep "$quiet"
-c1=$(cpu_ms) q1=$EPOCHREALTIME
-s0=$EPOCHREALTIME c2=$(cpu_ms)
+c1=$(snap) q1=$EPOCHREALTIME
+s0=$EPOCHREALTIME c2=$(snap)
 res=$(scrapes "$n" "$@")
-c3=$(cpu_ms) s1=$EPOCHREALTIME
+c3=$(snap) s1=$EPOCHREALTIME
 [[ ${res%|*} == "" ]] || { echo "scrape-cpu: scrapes answered ${res%|*}" >&2; exit 1; }
-[[ $(threads) == "$t_before" ]] || echo "scrape-cpu: warning: pid $pid's threads changed during the windows; CPU may be under-counted" >&2
 
-quiet_s=$(calc '%.3f' "$q1 - $q0") quiet_ms=$(calc '%.3f' "$c1 - $c0")
-wall_s=$(calc '%.3f' "$s1 - $s0") cpu=$(calc '%.3f' "$c3 - $c2")
+read -r quiet_ms gone_q < <(cpu_between "$c0" "$c1")
+read -r cpu gone_s < <(cpu_between "$c2" "$c3")
+quiet_s=$(calc '%.3f' "$q1 - $q0") wall_s=$(calc '%.3f' "$s1 - $s0")
 bg=$(calc '%.3f' "$quiet_ms / $quiet_s * $wall_s")
-echo "per_scrape_ms=$(calc '%.3f' "($cpu - $bg) / $n") scrapes=$n wall_s=$wall_s cpu_ms=$cpu background_ms=$bg quiet_s=$quiet_s quiet_ms=$quiet_ms body_bytes=${res#*|}"
+echo "per_scrape_ms=$(calc '%.3f' "($cpu - $bg) / $n") scrapes=$n wall_s=$wall_s cpu_ms=$cpu background_ms=$bg quiet_s=$quiet_s quiet_ms=$quiet_ms body_bytes=${res#*|} threads_gone=$((gone_q + gone_s))"
