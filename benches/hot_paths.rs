@@ -1,5 +1,5 @@
 //! Criterion benchmarks of the per-precheck and per-scrape hot paths: signing, classifying an
-//! answer, recording it, and rendering (and gzipping) the exposition at 10, 1,000 and 10,000
+//! answer, recording it, and a scrape (the exposition, and its gzip) at 10, 1,000 and 10,000
 //! clusters. Whole-process figures (RSS, CPU per precheck, `/metrics` under wrk) are in
 //! `scripts/bench/bench.sh`; results of both are in BENCHMARKS.md.
 //!
@@ -8,10 +8,11 @@
 
 use std::hint::black_box;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cdss_precheck_exporter::config::Config;
-use cdss_precheck_exporter::exposition::{BuildInfo, Encoding, Exposition};
+use cdss_precheck_exporter::exposition::{BuildInfo, Encoding, Exposition, Metrics};
 use cdss_precheck_exporter::ncp::client::CallMeta;
 use cdss_precheck_exporter::ncp::precheck::{Precheck, classify};
 use cdss_precheck_exporter::ncp::sign;
@@ -109,39 +110,38 @@ fn precheck(outcome: Outcome, i: usize) -> Precheck {
     }
 }
 
-fn rendering(c: &mut Criterion) {
-    let mut g = c.benchmark_group("render");
-    for n in [10, 1_000, 10_000] {
-        let state = checked_state(n);
-        let e = Exposition::new(BuildInfo::current());
-        g.throughput(Throughput::Elements(n as u64));
-        g.bench_with_input(BenchmarkId::from_parameter(n), &state, |b, s| {
-            b.iter(|| e.render(black_box(s)))
-        });
-    }
-    g.finish();
-
-    // What a scrape costs when the body must be made: a fresh cache, then the body (and its
-    // gzip); and what it costs when the body is cached.
+/// A scrape that renders: the registry gathers (our collector reads the state, the process
+/// collector reads /proc), the crate's `TextEncoder` writes the text, and gzip when asked. A new
+/// registry per iteration, so no scrape reuses the text of the one before.
+fn scraping(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a runtime");
     let mut g = c.benchmark_group("scrape");
-    let state = checked_state(1_000);
-    for (name, enc) in [
-        ("render_plain", Encoding::Identity),
-        ("render_gzip", Encoding::Gzip),
-    ] {
-        g.bench_function(BenchmarkId::new(name, 1_000), |b| {
+    let mut scrape = |name: &str, n: usize, encoding: Encoding| {
+        let state = Arc::new(checked_state(n));
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function(BenchmarkId::new(name, n), |b| {
             b.iter_batched(
-                || Exposition::new(BuildInfo::current()),
-                |e| e.encoded(&state, enc),
+                || exposition(state.clone()),
+                |e| {
+                    rt.block_on(async move { e.encode(encoding).await.map(|(body, _)| body.len()) })
+                },
                 BatchSize::SmallInput,
             )
         });
+    };
+    for n in [10, 1_000, 10_000] {
+        scrape("plain", n, Encoding::Identity);
     }
-    let e = Exposition::new(BuildInfo::current());
-    g.bench_function(BenchmarkId::new("cached", 1_000), |b| {
-        b.iter(|| e.encoded(black_box(&state), Encoding::Identity))
-    });
+    scrape("gzip", 1_000, Encoding::Gzip);
     g.finish();
+}
+
+fn exposition(state: Arc<State>) -> Exposition {
+    let metrics = Metrics::new(state, BuildInfo::current());
+    Exposition::new(metrics).expect("the catalogue registers")
 }
 
 fn recording(c: &mut Criterion) {
@@ -159,5 +159,5 @@ fn recording(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, signing, decoding, recording, rendering);
+criterion_group!(benches, signing, decoding, recording, scraping);
 criterion_main!(benches);

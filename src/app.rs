@@ -24,11 +24,11 @@ use crate::cli::{CheckArgs, Cli, Command};
 use crate::config::Config;
 use crate::credentials::{Keyring, Lookup, StatusBoard};
 use crate::discovery::Supervisor;
-use crate::exposition::{BuildInfo, Exposition};
+use crate::exposition::{BuildInfo, Exposition, Metrics};
 use crate::inventory::Inventory;
 use crate::ncp::client::{Clients, SharedClients};
 use crate::plan::{Plan, Schedule};
-use crate::reload::{self, Live, LiveSettings, Reloader};
+use crate::reload::{self, Live, LiveSettings, ReloadError, Reloader};
 use crate::scheduler::Runner;
 use crate::server;
 use crate::state::State;
@@ -44,35 +44,30 @@ pub async fn main(cli: Cli) -> ExitCode {
     if let Some(Command::Check(args)) = &cli.command {
         return ExitCode::from(check(&cli, args).await);
     }
-    if cli.demo {
-        return match web_config(&cli) {
-            Ok(web) => serve_demo(&cli, web).await,
-            Err(code) => code,
-        };
-    }
-    serve_config_file(&cli).await
+    let served = if cli.demo {
+        serve_demo(&cli).await
+    } else {
+        serve_config_file(&cli).await
+    };
+    served.unwrap_or_else(|code| code)
 }
 
 /// `--config.file`: the config, the web config, then `--config.check`'s report or the keys and
-/// the exporter.
-async fn serve_config_file(cli: &Cli) -> ExitCode {
-    let config = match reload::load_config(&cli.config_file).await {
-        Ok(c) => c,
-        Err(e) => return cannot_start(&e.at_start()),
-    };
-    let web = match web_config(cli) {
-        Ok(web) => web,
-        Err(code) => return code,
-    };
+/// the exporter. `Err` is the exit code of a start that failed, already said.
+async fn serve_config_file(cli: &Cli) -> Result<ExitCode, ExitCode> {
+    let start_error = |e: ReloadError| cannot_start(&e.at_start());
+    let config = reload::load_config(&cli.config_file)
+        .await
+        .map_err(start_error)?;
+    let web = web_config(cli)?;
     if cli.config_check {
         config_check(cli, &config, web.as_deref()).await;
-        return ExitCode::SUCCESS;
+        return Ok(ExitCode::SUCCESS);
     }
     let lookup = Lookup::from_process();
-    let keyring = match reload::load_keys(&config, &lookup).await {
-        Ok(k) => k,
-        Err(e) => return cannot_start(&e.at_start()),
-    };
+    let keyring = reload::load_keys(&config, &lookup)
+        .await
+        .map_err(start_error)?;
     let reload = ReloadOptions {
         config_file: cli.config_file.clone(),
         auto_reload_interval: cli.auto_reload_interval.filter(|d| !d.is_zero()),
@@ -83,7 +78,7 @@ async fn serve_config_file(cli: &Cli) -> ExitCode {
         lookup,
         ..Options::new(config, keyring)
     };
-    report(serve(&cli.listen_address, options).await)
+    Ok(report(serve(&cli.listen_address, options).await))
 }
 
 /// Logs and prints why the exporter cannot start with what it was given: exit 2.
@@ -113,12 +108,7 @@ async fn config_check(cli: &Cli, config: &Config, web: Option<&WebConfigWatch>) 
             if web.requires_auth() { "on" } else { "off" }
         );
     }
-    report_credentials(config).await;
-}
-
-/// `--config.check`: for each account, where its keys were found (never a key byte), or a
-/// warning with everything that was looked at. Missing keys are a warning here, not a failure.
-async fn report_credentials(config: &Config) {
+    // Where each account's keys were found (never a key byte); missing keys are a warning here.
     for (account, found) in
         crate::credentials::probe(&config.accounts, &Lookup::from_process()).await
     {
@@ -172,7 +162,8 @@ async fn check(cli: &Cli, args: &CheckArgs) -> u8 {
     }
 }
 
-async fn serve_demo(cli: &Cli, web: Option<Arc<WebConfigWatch>>) -> ExitCode {
+async fn serve_demo(cli: &Cli) -> Result<ExitCode, ExitCode> {
+    let web = web_config(cli)?;
     let result = async {
         let (sim, config, credentials) = crate::demo::start()
             .await
@@ -184,7 +175,7 @@ async fn serve_demo(cli: &Cli, web: Option<Arc<WebConfigWatch>>) -> ExitCode {
         };
         serve(&cli.listen_address, options).await
     };
-    report(result.await)
+    Ok(report(result.await))
 }
 
 async fn serve(listen_address: &str, options: Options) -> anyhow::Result<()> {
@@ -212,21 +203,20 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
 
 /// Binds `--web.listen-address`. `:PORT` means every interface: IPv6 and IPv4 where the host
 /// allows, IPv4 only otherwise.
-pub async fn bind(address: &str) -> anyhow::Result<TcpListener> {
-    if let Some(port) = address.strip_prefix(':') {
-        let port: u16 = port.parse().with_context(|| {
-            format!("--web.listen-address {address:?}: {port:?} is not a port number")
-        })?;
-        if let Ok(l) = TcpListener::bind(("::", port)).await {
-            return Ok(l);
+pub(crate) async fn bind(address: &str) -> anyhow::Result<TcpListener> {
+    let listened = match address.strip_prefix(':') {
+        Some(port) => {
+            let port: u16 = port.parse().with_context(|| {
+                format!("--web.listen-address {address:?}: {port:?} is not a port number")
+            })?;
+            match TcpListener::bind(("::", port)).await {
+                Ok(l) => Ok(l),
+                Err(_) => TcpListener::bind(("0.0.0.0", port)).await,
+            }
         }
-        return TcpListener::bind(("0.0.0.0", port))
-            .await
-            .with_context(|| format!("cannot listen on --web.listen-address {address:?}"));
-    }
-    TcpListener::bind(address)
-        .await
-        .with_context(|| format!("cannot listen on --web.listen-address {address:?}"))
+        None => TcpListener::bind(address).await,
+    };
+    listened.with_context(|| format!("cannot listen on --web.listen-address {address:?}"))
 }
 
 /// Where the config came from, so it can be reloaded.
@@ -299,7 +289,7 @@ pub async fn run(
     let reloader = reload
         .as_ref()
         .map(|r| parts.reloader(r, &live, lookup, &credentials));
-    let app = parts.app(live, reloader.clone(), credentials);
+    let app = parts.app(live, reloader.clone(), credentials)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut triggers = Vec::new();
     if let Some(web) = &web {
@@ -330,12 +320,13 @@ pub async fn run(
 
 /// What [`run`] wires together before anything runs: the clients (empty until built), the
 /// state, the inventory, the runner and discovery.
-struct Parts {
-    clients: SharedClients,
-    state: Arc<State>,
-    inventory: Arc<Inventory>,
-    runner: Arc<Runner<Clients>>,
-    discovery: Arc<Supervisor>,
+#[derive(Clone, Debug)]
+pub(crate) struct Parts {
+    pub(crate) clients: SharedClients,
+    pub(crate) state: Arc<State>,
+    pub(crate) inventory: Arc<Inventory>,
+    pub(crate) runner: Arc<Runner<Clients>>,
+    pub(crate) discovery: Arc<Supervisor>,
 }
 
 impl Parts {
@@ -383,11 +374,7 @@ impl Parts {
     ) -> Arc<Reloader> {
         Arc::new(Reloader {
             path: reload.config_file.clone(),
-            clients: self.clients.clone(),
-            runner: self.runner.clone(),
-            inventory: self.inventory.clone(),
-            discovery: self.discovery.clone(),
-            state: self.state.clone(),
+            parts: self.clone(),
             live: live.clone(),
             lock: tokio::sync::Mutex::new(()),
             lookup,
@@ -401,16 +388,17 @@ impl Parts {
         live: LiveSettings,
         reloader: Option<Arc<Reloader>>,
         credentials: StatusBoard,
-    ) -> Arc<server::App> {
-        Arc::new(server::App {
+    ) -> anyhow::Result<Arc<server::App>> {
+        let metrics = Metrics::new(self.state.clone(), BuildInfo::current())
+            .with_live(live.clone())
+            .with_usage(self.clients.usage())
+            .with_credentials(credentials);
+        Ok(Arc::new(server::App {
             state: self.state.clone(),
-            exposition: Exposition::new(BuildInfo::current())
-                .with_live(live.clone())
-                .with_usage(self.clients.usage())
-                .with_credentials(credentials),
+            exposition: Exposition::new(metrics).context("registering the metrics")?,
             live,
             fresh: self.runner.clone(),
             reloader,
-        })
+        }))
     }
 }

@@ -14,7 +14,7 @@ use rustls::pki_types::pem::{self, PemObject};
 
 /// Why `ca_file` cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub enum CaFileError {
+pub(crate) enum CaFileError {
     /// The file cannot be read.
     #[error("cannot read {}: {source}", path.display())]
     Unreadable {
@@ -63,7 +63,7 @@ pub(crate) fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>
 }
 
 /// Reads the PEM certificates of `path`; at least one.
-pub fn read(path: &Path) -> Result<Vec<Certificate>, CaFileError> {
+pub(crate) fn read(path: &Path) -> Result<Vec<Certificate>, CaFileError> {
     let path_buf = || path.to_path_buf();
     let certs = read_pem_certs(path).map_err(|e| match e {
         PemError::Read(pem::Error::Io(source)) => CaFileError::Unreadable {

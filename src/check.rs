@@ -26,15 +26,15 @@ use crate::scheduler::Runner;
 use crate::state::State;
 
 /// Every named cluster is ready.
-pub const EXIT_GO: u8 = 0;
+pub(crate) const EXIT_GO: u8 = 0;
 /// At least one named cluster said no.
-pub const EXIT_NO_GO: u8 = 1;
+pub(crate) const EXIT_NO_GO: u8 = 1;
 /// No decision could be made.
-pub const EXIT_UNKNOWN: u8 = 2;
+pub(crate) const EXIT_UNKNOWN: u8 = 2;
 
 /// Why `check` could not pick its clusters.
 #[derive(Debug, thiserror::Error)]
-pub enum SelectError {
+pub(crate) enum SelectError {
     /// A name that is neither a static nor a discovered cluster.
     #[error("unknown cluster {name:?}; the config has: {}", known.join(", "))]
     UnknownCluster {
@@ -56,7 +56,7 @@ pub enum SelectError {
 /// Picks the clusters `args` names, in the order named. A name that is not a static cluster is
 /// looked up through the config's discovery blocks (one listing each); an unknown name is an
 /// error that lists the known ones.
-pub async fn select(
+pub(crate) async fn select(
     config: &Config,
     args: &CheckArgs,
     clients: &Clients,
@@ -105,26 +105,19 @@ pub async fn select(
 
 /// The aggregate: any no → no-go (a definite no, even if others could not be asked); else any
 /// unknown → unknown; else go.
-pub fn aggregate(decisions: impl IntoIterator<Item = Decision>) -> Decision {
-    let (mut any, mut no, mut unknown) = (false, false, false);
-    for d in decisions {
-        any = true;
-        match d {
-            Decision::Go => {}
-            Decision::NoGo => no = true,
-            Decision::Unknown => unknown = true,
-        }
-    }
-    match (any, no, unknown) {
-        (false, _, _) => Decision::Unknown,
-        (_, true, _) => Decision::NoGo,
-        (_, _, true) => Decision::Unknown,
-        _ => Decision::Go,
+pub(crate) fn aggregate(decisions: impl IntoIterator<Item = Decision>) -> Decision {
+    let all: Vec<Decision> = decisions.into_iter().collect();
+    if all.contains(&Decision::NoGo) {
+        Decision::NoGo
+    } else if all.is_empty() || all.contains(&Decision::Unknown) {
+        Decision::Unknown
+    } else {
+        Decision::Go
     }
 }
 
 /// Exit code for an aggregate decision.
-pub fn exit_code(decision: Decision) -> u8 {
+pub(crate) fn exit_code(decision: Decision) -> u8 {
     match decision {
         Decision::Go => EXIT_GO,
         Decision::NoGo => EXIT_NO_GO,
@@ -134,7 +127,7 @@ pub fn exit_code(decision: Decision) -> u8 {
 
 /// One cluster's line in the report.
 #[derive(Debug, Serialize)]
-pub struct ClusterReport {
+pub(crate) struct ClusterReport {
     /// Cluster name.
     pub cluster: String,
     /// Region label.
@@ -164,7 +157,7 @@ pub struct ClusterReport {
 
 /// The whole report (`--json`).
 #[derive(Debug, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     /// True when every named cluster is ready.
     pub ready: bool,
     /// The aggregate decision.
@@ -184,7 +177,12 @@ pub struct Report {
 /// Reports a `check` that could not ask (the caller has said why on stderr): with `--json`, the
 /// same report document a round would give, with `error` set, so a pipeline that reads stdout
 /// always gets one. Returns `exit_code`.
-pub fn could_not_ask(args: &CheckArgs, exit_code: u8, error: &str, out: &mut impl Write) -> u8 {
+pub(crate) fn could_not_ask(
+    args: &CheckArgs,
+    exit_code: u8,
+    error: &str,
+    out: &mut impl Write,
+) -> u8 {
     if args.json {
         let report = Report {
             ready: false,
@@ -229,18 +227,13 @@ async fn round(
 ) -> Vec<(Precheck, SystemTime)> {
     let mut tasks = JoinSet::new();
     for (i, c) in clusters.iter().enumerate() {
-        let runner = runner.clone();
-        let name = c.name.clone();
-        tasks.spawn(async move {
-            let p = runner.precheck_now(&name).await;
-            (i, p, SystemTime::now())
-        });
+        let (runner, name) = (runner.clone(), c.name.clone());
+        tasks.spawn(async move { (i, runner.precheck_now(&name).await, SystemTime::now()) });
     }
     let mut out: Vec<Option<(Precheck, SystemTime)>> = vec![None; clusters.len()];
     while let Some(joined) = tasks.join_next().await {
         match joined {
-            Ok((i, Some(p), at)) => out[i] = Some((p, at)),
-            Ok((_, None, _)) => {}
+            Ok((i, p, at)) => out[i] = p.map(|p| (p, at)),
             Err(e) => tracing::error!(error = %e, "a precheck task failed"),
         }
     }
@@ -251,7 +244,7 @@ async fn round(
 
 /// Runs `check`: prechecks (and polls, with `--wait`), writes the report to `out`, and returns
 /// the exit code.
-pub async fn run(
+pub(crate) async fn run(
     args: &CheckArgs,
     clusters: &[Arc<Cluster>],
     clients: Clients,
@@ -393,53 +386,42 @@ fn secs(d: Duration) -> Duration {
 }
 
 fn write_table(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
-    let header = [
-        "CLUSTER",
-        "REGION",
-        "VERDICT",
-        "CODE",
-        "LATENCY",
-        "REQUEST ID",
-        "MESSAGE",
-    ];
-    let rows: Vec<[String; 7]> = report
-        .clusters
-        .iter()
-        .map(|r| {
-            [
-                r.cluster.clone(),
-                r.region.clone(),
-                r.verdict.to_string(),
-                r.code.to_string(),
-                format!("{:.0}ms", r.latency_seconds * 1e3),
-                r.request_id.clone().unwrap_or_else(|| "-".into()),
-                match &r.diagnosis {
-                    Some(d) => format!("{} ({})", r.message, d.summary),
-                    None => r.message.clone(),
-                },
-            ]
-        })
+    let header: Vec<&str> = "CLUSTER,REGION,VERDICT,CODE,LATENCY,REQUEST ID,MESSAGE"
+        .split(',')
         .collect();
-    let mut widths = header.map(str::len);
+    let mut rows: Vec<[String; 7]> = vec![std::array::from_fn(|i| header[i].to_string())];
+    rows.extend(report.clusters.iter().map(|r| {
+        let message = match &r.diagnosis {
+            Some(d) => format!("{} ({})", r.message, d.summary),
+            None => r.message.clone(),
+        };
+        let request_id = r.request_id.clone().unwrap_or_else(|| "-".into());
+        let latency = format!("{:.0}ms", r.latency_seconds * 1e3);
+        let code = r.code.to_string();
+        [
+            r.cluster.clone(),
+            r.region.clone(),
+            r.verdict.into(),
+            code,
+            latency,
+            request_id,
+            message,
+        ]
+    }));
+    let mut widths = [0; 7];
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cells: &[String]| {
-        let mut s = String::new();
-        for (i, cell) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                s.push_str(cell);
-            } else {
-                s.push_str(&format!("{cell:<width$}  ", width = widths[i]));
-            }
-        }
-        s
-    };
-    writeln!(out, "{}", line(&header.map(String::from)))?;
     for row in &rows {
-        writeln!(out, "{}", line(row))?;
+        let [init @ .., last] = row;
+        let padded: String = init
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}  "))
+            .collect();
+        writeln!(out, "{padded}{last}")?;
     }
     let verdict = match report.decision {
         Decision::Go => "GO: every cluster is ready for a rolling restart",

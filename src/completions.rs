@@ -33,11 +33,10 @@ pub(crate) fn dispatch(cli: &Cli) -> Option<ExitCode> {
         Some(Command::Man { command }) => match man_page(command.as_deref()) {
             Some(page) => page,
             None => {
-                let names: Vec<String> = subcommands().collect();
                 eprintln!(
                     "error: no command {:?}; man pages exist for: {}",
                     command.as_deref().unwrap_or_default(),
-                    names.join(", ")
+                    subcommands().join(", ")
                 );
                 return Some(ExitCode::from(crate::cli::EXIT_CONFIG));
             }
@@ -62,13 +61,12 @@ pub(crate) fn completion(shell: Shell) -> Vec<u8> {
 }
 
 /// The names of the commands that get their own man page (`cdss-precheck-exporter-NAME(1)`).
-fn subcommands() -> impl Iterator<Item = String> {
+fn subcommands() -> Vec<String> {
     Cli::command()
         .get_subcommands()
         .filter(|c| !c.is_hide_set() && c.get_name() != "help")
         .map(|c| c.get_name().to_string())
-        .collect::<Vec<_>>()
-        .into_iter()
+        .collect()
 }
 
 /// The program's man page (`None`), or a command's (`Some("check")`); `None` if no such command.
@@ -80,7 +78,7 @@ pub(crate) fn man_page(command: Option<&str>) -> Option<Vec<u8>> {
     let cmd = match command {
         None => cli,
         Some(name) => {
-            if !subcommands().any(|s| s == name) {
+            if !subcommands().iter().any(|s| s == name) {
                 return None;
             }
             let sub = cli.find_subcommand(name)?.clone();

@@ -8,7 +8,7 @@
 //! what each last listed); the cluster set changes through the inventory.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use tokio::task::JoinHandle;
 
@@ -84,8 +84,7 @@ async fn run_block(
 ) {
     let label = block.label();
     loop {
-        let result = list(&clients.current(), &block).await;
-        match result {
+        match list(&clients.current(), &block).await {
             Ok(clusters) => {
                 tracing::info!(discovery = %label, clusters = clusters.len(), "discovery listed clusters");
                 let n = clusters.len();
@@ -133,7 +132,7 @@ impl Supervisor {
     /// Runs exactly `blocks`: unchanged blocks keep running, removed ones stop, new ones start
     /// (and list at once).
     pub(crate) fn set_blocks(&self, blocks: &[Discovery]) {
-        let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut tasks = crate::lock::lock(&self.tasks);
         tasks.retain(|b, handle| {
             let keep = blocks.contains(b);
             if !keep {
@@ -158,14 +157,8 @@ impl Supervisor {
 
     /// Stops every block.
     pub(crate) fn stop(&self) {
-        for (_, handle) in self
-            .tasks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .drain()
-        {
-            handle.abort();
-        }
+        let mut tasks = crate::lock::lock(&self.tasks);
+        tasks.drain().for_each(|(_, handle)| handle.abort());
     }
 }
 

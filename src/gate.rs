@@ -149,17 +149,6 @@ impl DiagnosisView {
     }
 }
 
-impl Source {
-    /// The answer's source for a fresh call's outcome (`None`: no fresh call was asked for).
-    fn from_fresh(fresh: Option<FreshSource>) -> (Source, Option<Duration>) {
-        match fresh {
-            None => (Source::Latest, None),
-            Some(FreshSource::Fresh) => (Source::Fresh, None),
-            Some(FreshSource::Recent { retry_in }) => (Source::FreshRateLimited, Some(retry_in)),
-        }
-    }
-}
-
 /// Evaluates the gate for `status` at `now`.
 pub(crate) fn evaluate(
     status: &ClusterStatus,
@@ -167,19 +156,42 @@ pub(crate) fn evaluate(
     max_age: Duration,
     fresh: Option<FreshSource>,
 ) -> GateAnswer {
-    let (source, retry_in) = Source::from_fresh(fresh);
-    let mut answer = GateAnswer {
+    // The answer's source for a fresh call's outcome (`None`: no fresh call was asked for).
+    let (source, retry_in) = match fresh {
+        None => (Source::Latest, None),
+        Some(FreshSource::Fresh) => (Source::Fresh, None),
+        Some(FreshSource::Recent { retry_in }) => (Source::FreshRateLimited, Some(retry_in)),
+    };
+    let last = status.last.as_ref();
+    let age = last.map(|l| now.saturating_duration_since(l.at));
+    let reason = match last {
+        None => Some(ClosedReason::NeverChecked),
+        Some(l) if l.outcome.is_ready() => (age > Some(max_age)).then_some(ClosedReason::Stale),
+        Some(l) if l.outcome.failure_reason().is_none() => Some(ClosedReason::NotReady),
+        Some(_) => Some(ClosedReason::Error),
+    };
+    let message = match (last, age) {
+        (Some(_), Some(age)) if reason == Some(ClosedReason::Stale) => format!(
+            "last ready answer is {}s old, older than gate.max_age {}s",
+            age.as_secs(),
+            max_age.as_secs()
+        ),
+        (Some(l), _) => l.outcome.message(),
+        (None, _) => "no precheck has finished yet".into(),
+    };
+    GateAnswer {
         cluster: status.cluster.name.clone(),
         region: status.cluster.region.to_string(),
         service_group_instance_no: status.cluster.service_group_instance_no,
-        ready: false,
-        reason: Some(ClosedReason::NeverChecked),
-        verdict: None,
-        code: None,
-        message: "no precheck has finished yet".into(),
-        checked_at: None,
-        age_seconds: None,
-        request_id: None,
+        ready: reason.is_none(),
+        reason,
+        verdict: last.map(|l| l.outcome.verdict()),
+        code: last.map(|l| l.outcome.error_code()),
+        message,
+        checked_at: last.map(|l| humantime::format_rfc3339_millis(l.at_wall).to_string()),
+        // Rounded up to the millisecond, so a stale answer never shows an age equal to max_age.
+        age_seconds: age.map(|age| (age.as_secs_f64() * 1000.0).ceil() / 1000.0),
+        request_id: last.and_then(|l| l.meta.request_id.clone()),
         source,
         fresh_retry_in_seconds: retry_in.map(|d| d.as_secs_f64()),
         max_age_seconds: max_age.as_secs_f64(),
@@ -187,34 +199,7 @@ pub(crate) fn evaluate(
             .diagnosis
             .as_deref()
             .map(|(d, at)| DiagnosisView::of(d, *at)),
-    };
-    let Some(last) = &status.last else {
-        return answer;
-    };
-    let age = now.saturating_duration_since(last.at);
-    answer.verdict = Some(last.outcome.verdict());
-    answer.code = Some(last.outcome.error_code());
-    answer.message = last.outcome.message();
-    answer.checked_at = Some(humantime::format_rfc3339_millis(last.at_wall).to_string());
-    // Rounded up to the millisecond, so a stale answer never shows an age equal to max_age.
-    answer.age_seconds = Some((age.as_secs_f64() * 1000.0).ceil() / 1000.0);
-    answer.request_id = last.meta.request_id.clone();
-    answer.reason = if last.outcome.is_ready() {
-        (age > max_age).then_some(ClosedReason::Stale)
-    } else if last.outcome.failure_reason().is_none() {
-        Some(ClosedReason::NotReady)
-    } else {
-        Some(ClosedReason::Error)
-    };
-    if answer.reason == Some(ClosedReason::Stale) {
-        answer.message = format!(
-            "last ready answer is {}s old, older than gate.max_age {}s",
-            age.as_secs(),
-            max_age.as_secs()
-        );
     }
-    answer.ready = answer.reason.is_none();
-    answer
 }
 
 /// The cluster name a `/gate/...` path asks about, and whether `?fresh=1` was asked for. `None`
@@ -344,6 +329,26 @@ mod tests {
         assert_eq!(v["fresh_retry_in_seconds"], 4.0);
         for key in ["code", "message", "checked_at", "age_seconds", "request_id"] {
             assert!(v.get(key).is_some(), "{key} missing");
+        }
+    }
+
+    /// Any request path and query: a name comes out only when it is a plain configured-name
+    /// candidate (the fuzz target `gate_path` runs the same check).
+    mod properties {
+        use super::parse_request;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+            #[test]
+            fn gate_paths_only_ever_name_plain_names(path in prop_oneof![".{0,200}", "/gate/[a-zA-Z0-9._%/-]{0,140}"], query in proptest::option::of(".{0,40}")) {
+                if let Some((name, _)) = parse_request(&path, query.as_deref()) {
+                    prop_assert!(!name.is_empty() && name.len() <= 128);
+                    prop_assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')));
+                    prop_assert!(!name.starts_with('.'), "no dot-names like ..");
+                }
+            }
         }
     }
 }

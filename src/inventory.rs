@@ -9,7 +9,7 @@
 //! yet contributes nothing; a block whose listing fails keeps its last set (discovery simply does
 //! not call `set_discovered`). Owns no I/O: discovery and reload call in, the scheduler watches.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
@@ -61,7 +61,7 @@ impl Inventory {
     }
 
     fn update(&self, f: impl FnOnce(&mut Inner)) {
-        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut inner = crate::lock::lock(&self.inner);
         f(&mut inner);
         let plan = inner.plan();
         if *self.plan.borrow() == plan {

@@ -37,6 +37,7 @@ pub(crate) mod error_text;
 pub mod exposition;
 pub mod gate;
 pub(crate) mod inventory;
+pub(crate) mod lock;
 pub mod logging;
 pub mod model;
 pub mod ncp;

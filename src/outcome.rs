@@ -73,7 +73,7 @@ pub enum Outcome {
 /// Why a precheck did not produce an answer from CDSS: the `reason` label of
 /// `cdss_precheck_failures_total`. A fixed set, one per failing `Outcome` kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum FailureReason {
+pub(crate) enum FailureReason {
     /// CDSS answered with `code` != 0.
     ApiError,
     /// The gateway rejected the credentials or the signature (HTTP 401/403).
@@ -112,7 +112,7 @@ impl FailureReason {
     ];
 
     /// The label value.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             FailureReason::ApiError => "api_error",
             FailureReason::AuthError => "auth_error",
@@ -136,7 +136,7 @@ impl FailureReason {
 /// What an answer means for someone who wants to start a rolling restart now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Decision {
+pub(crate) enum Decision {
     /// CDSS said ready: go.
     Go,
     /// CDSS said no: `result` false, or a CDSS API error (e.g. code 3, no such cluster).
@@ -180,12 +180,12 @@ impl Outcome {
     }
 
     /// True only for `Ready`: the one value that may read as "go".
-    pub fn is_ready(&self) -> bool {
+    pub(crate) fn is_ready(&self) -> bool {
         matches!(self, Outcome::Ready)
     }
 
     /// Go, no-go, or "couldn't ask": what a maintenance pipeline branches on.
-    pub fn decision(&self) -> Decision {
+    pub(crate) fn decision(&self) -> Decision {
         match self {
             Outcome::Ready => Decision::Go,
             Outcome::NotReady | Outcome::ApiError { .. } => Decision::NoGo,
@@ -194,7 +194,7 @@ impl Outcome {
     }
 
     /// `None` when CDSS gave an answer (ready or not ready); otherwise why not.
-    pub fn failure_reason(&self) -> Option<FailureReason> {
+    pub(crate) fn failure_reason(&self) -> Option<FailureReason> {
         Some(match self {
             Outcome::Ready | Outcome::NotReady => return None,
             Outcome::ApiError { .. } => FailureReason::ApiError,
@@ -267,7 +267,7 @@ impl Outcome {
 
     /// The value of `cdss_precheck_last_error_code`: the CDSS code for CDSS answers (0 on ready and
     /// not ready), the gateway's errorCode for gateway errors, and -1 when no usable answer came.
-    pub fn error_code(&self) -> i64 {
+    pub(crate) fn error_code(&self) -> i64 {
         match self {
             Outcome::Ready | Outcome::NotReady => 0,
             Outcome::ApiError { code, .. } => *code,
@@ -288,7 +288,7 @@ impl Outcome {
     }
 
     /// A one-line human description (the CDSS or gateway message, or what went wrong).
-    pub fn message(&self) -> String {
+    pub(crate) fn message(&self) -> String {
         match self {
             Outcome::Ready => "ready for a rolling restart".into(),
             Outcome::NotReady => "not every node is available for a rolling restart".into(),

@@ -16,21 +16,18 @@
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use crate::app::Parts;
 use crate::config::{Config, ConfigError, GateConfig};
 use crate::credentials::{AccountError, Keyring, Lookup, StatusBoard};
-use crate::discovery::Supervisor;
-use crate::inventory::Inventory;
-use crate::ncp::client::{BuildError, ClientSettings, Clients, SharedClients};
+use crate::ncp::client::{BuildError, ClientSettings, Clients};
 use crate::plan::Schedule;
-use crate::scheduler::Runner;
-use crate::state::State;
 
 /// Why a reload changed nothing; at start, why the exporter or `check` cannot begin.
 #[derive(Debug, thiserror::Error)]
-pub enum ReloadError {
+pub(crate) enum ReloadError {
     /// The file does not parse or validate.
     #[error("{0}")]
     Config(#[from] ConfigError),
@@ -58,7 +55,7 @@ impl ReloadError {
 
 /// Settings the endpoints read that a reload may change.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Live {
+pub(crate) struct Live {
     /// Precheck interval (landing page).
     pub interval: Duration,
     /// Gate settings.
@@ -67,7 +64,7 @@ pub struct Live {
 
 impl Live {
     /// The live settings of `config`.
-    pub fn of(config: &Config) -> Self {
+    pub(crate) fn of(config: &Config) -> Self {
         Self {
             interval: config.interval,
             gate: config.gate,
@@ -77,39 +74,33 @@ impl Live {
 
 /// Shared, swappable [`Live`] settings.
 #[derive(Clone, Debug)]
-pub struct LiveSettings(Arc<RwLock<Live>>);
+pub(crate) struct LiveSettings(Arc<RwLock<Live>>);
 
 impl LiveSettings {
     /// Shares `live`.
-    pub fn new(live: Live) -> Self {
+    pub(crate) fn new(live: Live) -> Self {
         Self(Arc::new(RwLock::new(live)))
     }
 
     /// The current settings.
-    pub fn get(&self) -> Live {
-        *self.0.read().unwrap_or_else(PoisonError::into_inner)
+    pub(crate) fn get(&self) -> Live {
+        *crate::lock::read(&self.0)
     }
 
     fn set(&self, live: Live) {
-        *self.0.write().unwrap_or_else(PoisonError::into_inner) = live;
+        *crate::lock::write(&self.0) = live;
     }
 }
 
 /// Applies new configs to the running exporter.
 #[derive(Debug)]
-pub struct Reloader {
+pub(crate) struct Reloader {
     /// The file to re-read.
     pub path: PathBuf,
-    /// Swapped on success.
-    pub clients: SharedClients,
-    /// Prechecks with the new clients from then on.
-    pub runner: Arc<Runner<Clients>>,
-    /// Gets the new static clusters, schedule and blocks.
-    pub inventory: Arc<Inventory>,
-    /// Gets the new discovery blocks.
-    pub discovery: Arc<Supervisor>,
-    /// Gets the reload result.
-    pub state: Arc<State>,
+    /// The running exporter's parts: clients (swapped on success), runner (prechecks with the new
+    /// clients from then on), inventory (new static clusters, schedule and blocks), discovery
+    /// (new blocks) and state (the reload result).
+    pub(crate) parts: Parts,
     /// Gets the new gate settings and interval.
     pub live: LiveSettings,
     /// Serialises reloads (SIGHUP and HTTP may race).
@@ -122,10 +113,10 @@ pub struct Reloader {
 
 impl Reloader {
     /// Reloads the file. `Err` says why nothing changed (for the log and the HTTP 500 body).
-    pub async fn reload(&self) -> Result<(), ReloadError> {
+    pub(crate) async fn reload(&self) -> Result<(), ReloadError> {
         let _one_at_a_time = self.lock.lock().await;
         let result = self.try_reload().await;
-        self.state.record_reload(result.is_ok());
+        self.parts.state.record_reload(result.is_ok());
         match &result {
             Ok(()) => tracing::info!(file = %self.path.display(), "configuration reloaded"),
             Err(e) => {
@@ -138,20 +129,21 @@ impl Reloader {
     async fn try_reload(&self) -> Result<(), ReloadError> {
         let (config, keyring, clients) = load(&self.path, &self.lookup).await?;
         // Everything is valid: apply.
-        self.runner.set_prechecker(self.clients.replace(clients));
+        let parts = &self.parts;
+        parts.runner.set_prechecker(parts.clients.replace(clients));
         self.credentials.show(&keyring);
-        self.inventory.set_config(
+        parts.inventory.set_config(
             config.clusters.clone(),
             Schedule::of(&config),
             &config.discovery,
         );
-        self.discovery.set_blocks(&config.discovery);
+        parts.discovery.set_blocks(&config.discovery);
         self.live.set(Live::of(&config));
         Ok(())
     }
 
     /// Reloads on every SIGHUP until the task is aborted.
-    pub async fn on_sighup(self: Arc<Self>) {
+    pub(crate) async fn on_sighup(self: Arc<Self>) {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
@@ -171,7 +163,7 @@ impl Reloader {
 
     /// Reloads whenever the file's content changes, checking every `every`. A content that
     /// failed to load is not retried until it changes again.
-    pub async fn watch_file(self: Arc<Self>, every: Duration) {
+    pub(crate) async fn watch_file(self: Arc<Self>, every: Duration) {
         let read = |path: PathBuf| async move {
             tokio::task::spawn_blocking(move || std::fs::read(path).ok())
                 .await

@@ -5,18 +5,18 @@
 //! fact has one writer, and everyone else only reads:
 //! - the set of clusters: the inventory ([`State::sync`]); a removed cluster's record goes at
 //!   once, so all its series vanish together; a kept one keeps its record;
-//! - precheck results, the clock skew they show, and what `getClusterStatus` said: the
-//!   scheduler's runner ([`State::record`], [`State::record_diagnosis`]);
+//! - precheck results (periodic, fresh and `check`'s alike), the clock skew they show, and what
+//!   `getClusterStatus` said: the scheduler's runner ([`State::record_run`],
+//!   [`State::record_diagnosis`], [`State::clear_diagnosis`]);
 //! - discovery listings: discovery ([`State::expect_discovery`], [`State::record_discovery`],
 //!   [`State::retain_discovery`]);
 //! - reload results: reload ([`State::record_reload`]).
 //!
-//! Readers never wait on I/O. A generation number changes on every write, so readers can cache
-//! what they derive.
+//! Readers never wait on I/O.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
@@ -108,8 +108,6 @@ pub struct State {
     discovery: RwLock<BTreeMap<String, DiscoveryStatus>>,
     /// The last reload.
     reload: RwLock<ReloadStatus>,
-    /// Bumped on every change; lets readers cache derived output.
-    generation: AtomicU64,
     /// Latch: flips to true once every discovery block configured at start has reported once and
     /// every cluster known then has finished one precheck.
     ready: AtomicBool,
@@ -134,7 +132,6 @@ impl State {
                 successful: true,
                 last_success: SystemTime::now(),
             }),
-            generation: AtomicU64::new(0),
             ready: AtomicBool::new(false),
             pending_discovery: RwLock::default(),
             clock_skew: AtomicU64::new(f64::NAN.to_bits()),
@@ -143,7 +140,8 @@ impl State {
         s
     }
 
-    /// Records a finished precheck; returns false if the cluster is not (or no longer) configured.
+    /// Records a finished precheck without a slot (tests and benchmarks); returns false if the
+    /// cluster is not (or no longer) configured.
     pub fn record(
         &self,
         name: &str,
@@ -165,10 +163,7 @@ impl State {
         lag: Option<Duration>,
     ) -> bool {
         {
-            let mut map = self
-                .clusters
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut map = crate::lock::write(&self.clusters);
             let Some(status) = map.get_mut(name) else {
                 return false;
             };
@@ -190,39 +185,21 @@ impl State {
                 at_wall,
             });
         }
-        self.generation.fetch_add(1, Ordering::Release);
         self.update_ready();
         true
     }
 
     /// Records what `getClusterStatus` said about a cluster.
     pub(crate) fn record_diagnosis(&self, name: &str, diagnosis: Diagnosis, at_wall: SystemTime) {
-        self.update_cluster(name, |s| s.diagnosis = Some(Box::new((diagnosis, at_wall))));
+        if let Some(s) = crate::lock::write(&self.clusters).get_mut(name) {
+            s.diagnosis = Some(Box::new((diagnosis, at_wall)));
+        }
     }
 
     /// Forgets a cluster's diagnosis (it is ready again): its node series go.
     pub(crate) fn clear_diagnosis(&self, name: &str) {
-        let had = self
-            .clusters
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(name)
-            .is_some_and(|s| s.diagnosis.is_some());
-        if had {
-            self.update_cluster(name, |s| s.diagnosis = None);
-        }
-    }
-
-    fn update_cluster(&self, name: &str, f: impl FnOnce(&mut ClusterStatus)) {
-        let found = {
-            let mut map = self
-                .clusters
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
-            map.get_mut(name).map(f).is_some()
-        };
-        if found {
-            self.generation.fetch_add(1, Ordering::Release);
+        if let Some(s) = crate::lock::write(&self.clusters).get_mut(name) {
+            s.diagnosis = None;
         }
     }
 
@@ -230,18 +207,12 @@ impl State {
         if self.ready.load(Ordering::Acquire) {
             return;
         }
-        if !self
-            .pending_discovery
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_empty()
-        {
+        if !crate::lock::read(&self.pending_discovery).is_empty() {
             return;
         }
-        let map = self.clusters.read().unwrap_or_else(PoisonError::into_inner);
+        let map = crate::lock::read(&self.clusters);
         if map.values().all(|s| s.last.is_some()) {
             self.ready.store(true, Ordering::Release);
-            self.generation.fetch_add(1, Ordering::Release);
         }
     }
 
@@ -251,10 +222,7 @@ impl State {
     pub(crate) fn sync(&self, clusters: &[Arc<Cluster>]) -> (Vec<String>, Vec<String>) {
         let mut changed = false;
         let (added, removed) = {
-            let mut map = self
-                .clusters
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut map = crate::lock::write(&self.clusters);
             let removed = crate::plan::dropped(map.values().map(|s| &*s.cluster), clusters);
             for name in &removed {
                 map.remove(name);
@@ -278,7 +246,6 @@ impl State {
             (added, removed)
         };
         if changed || !added.is_empty() || !removed.is_empty() {
-            self.generation.fetch_add(1, Ordering::Release);
             self.update_ready();
         }
         (added, removed)
@@ -286,25 +253,16 @@ impl State {
 
     /// Holds the readiness latch until each of these discovery blocks has reported once.
     pub(crate) fn expect_discovery(&self, labels: Vec<String>) {
-        *self
-            .pending_discovery
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = labels;
+        *crate::lock::write(&self.pending_discovery) = labels;
         self.ready.store(false, Ordering::Release);
         self.update_ready();
     }
 
     /// Records a discovery listing: `Ok(n)` clusters found, or a failure (the set is kept).
     pub(crate) fn record_discovery(&self, label: &str, region: Region, result: Result<usize, ()>) {
-        self.pending_discovery
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|l| l != label);
+        crate::lock::write(&self.pending_discovery).retain(|l| l != label);
         {
-            let mut map = self
-                .discovery
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut map = crate::lock::write(&self.discovery);
             let entry = map.entry(label.to_string()).or_insert(DiscoveryStatus {
                 region,
                 clusters: 0,
@@ -319,24 +277,17 @@ impl State {
                 Err(()) => entry.failures += 1,
             }
         }
-        self.generation.fetch_add(1, Ordering::Release);
         self.update_ready();
     }
 
     /// Forgets discovery blocks that are no longer configured.
     pub(crate) fn retain_discovery(&self, labels: &[String]) {
-        self.discovery
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|k, _| labels.contains(k));
-        self.generation.fetch_add(1, Ordering::Release);
+        crate::lock::write(&self.discovery).retain(|k, _| labels.contains(k));
     }
 
     /// A copy of every discovery block's status.
     pub(crate) fn discovery(&self) -> Vec<DiscoveryStatus> {
-        self.discovery
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
+        crate::lock::read(&self.discovery)
             .values()
             .cloned()
             .collect()
@@ -351,18 +302,17 @@ impl State {
     /// Records a config reload's result.
     pub(crate) fn record_reload(&self, successful: bool) {
         {
-            let mut r = self.reload.write().unwrap_or_else(PoisonError::into_inner);
+            let mut r = crate::lock::write(&self.reload);
             r.successful = successful;
             if successful {
                 r.last_success = SystemTime::now();
             }
         }
-        self.generation.fetch_add(1, Ordering::Release);
     }
 
     /// The last reload's result.
     pub(crate) fn reload(&self) -> ReloadStatus {
-        *self.reload.read().unwrap_or_else(PoisonError::into_inner)
+        *crate::lock::read(&self.reload)
     }
 
     /// True once the first round of prechecks has finished (and forever after).
@@ -370,24 +320,15 @@ impl State {
         self.ready.load(Ordering::Acquire)
     }
 
-    /// Changes whenever anything readable here changes.
-    pub(crate) fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
-    }
-
     /// Runs `f` over every cluster in name order, under a read lock (keep `f` cheap, no I/O).
     pub(crate) fn for_each(&self, mut f: impl FnMut(&ClusterStatus)) {
-        let map = self.clusters.read().unwrap_or_else(PoisonError::into_inner);
+        let map = crate::lock::read(&self.clusters);
         map.values().for_each(&mut f);
     }
 
     /// A copy of one cluster's status.
     pub(crate) fn get(&self, name: &str) -> Option<ClusterStatus> {
-        self.clusters
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(name)
-            .cloned()
+        crate::lock::read(&self.clusters).get(name).cloned()
     }
 }
 
@@ -423,7 +364,6 @@ mod tests {
     async fn ready_latch_waits_for_every_cluster() {
         let s = State::new(&clusters());
         assert!(!s.is_ready());
-        let g0 = s.generation();
         assert!(s.record(
             "a",
             &precheck(Outcome::NotReady),
@@ -431,7 +371,6 @@ mod tests {
             SystemTime::now()
         ));
         assert!(!s.is_ready());
-        assert!(s.generation() > g0);
         assert!(s.record(
             "b",
             &precheck(Outcome::Timeout {
@@ -453,13 +392,7 @@ mod tests {
     fn sync_changes_only_what_changed() {
         let cs = clusters();
         let s = State::new(&cs);
-        let g0 = s.generation();
         assert_eq!(s.sync(&cs), (vec![], vec![]));
-        assert_eq!(
-            s.generation(),
-            g0,
-            "the same clusters: no change, no new generation"
-        );
 
         // What discovery says about "a" changed: same target, new record content.
         let mut a = (*cs[1]).clone();
@@ -470,7 +403,6 @@ mod tests {
         });
         let changed = vec![cs[0].clone(), Arc::new(a)];
         assert_eq!(s.sync(&changed), (vec![], vec![]));
-        assert!(s.generation() > g0);
         let info = s.get("a").unwrap().cluster.info.clone().unwrap();
         assert_eq!(info.kafka_version, "3.5.1");
 

@@ -121,87 +121,79 @@ pub(super) enum SourceKind {
     Keys,
 }
 
-impl<'de> Deserialize<'de> for SourceKind {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        parse_scalar(d, "chain, server_role or keys", |s| match s.trim() {
-            "chain" => Ok(SourceKind::Chain),
-            "server_role" => Ok(SourceKind::ServerRole),
-            "keys" => Ok(SourceKind::Keys),
-            other => Err(format!(
-                "unknown credentials source {other:?} (expected chain, server_role or keys)"
-            )),
-        })
-    }
+/// `impl Deserialize` for a type read from one string scalar by `parse` ([`parse_scalar`], so
+/// its errors carry the scalar's line and column).
+macro_rules! scalar {
+    ($t:ty, $expecting:literal, $parse:expr) => {
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                parse_scalar(d, $expecting, $parse)
+            }
+        }
+    };
 }
+
+scalar!(
+    SourceKind,
+    "chain, server_role or keys",
+    |s| match s.trim() {
+        "chain" => Ok(SourceKind::Chain),
+        "server_role" => Ok(SourceKind::ServerRole),
+        "keys" => Ok(SourceKind::Keys),
+        other => Err(format!(
+            "unknown credentials source {other:?} (expected chain, server_role or keys)"
+        )),
+    }
+);
 
 /// A server role name, checked by the rule in `credentials::source`.
 pub(super) struct RoleName(pub String);
 
-impl<'de> Deserialize<'de> for RoleName {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        parse_scalar(d, "a server role name", |s| {
-            validate_role_name(s.trim())?;
-            Ok(RoleName(s.trim().to_string()))
-        })
-    }
-}
+scalar!(RoleName, "a server role name", |s| {
+    validate_role_name(s.trim())?;
+    Ok(RoleName(s.trim().to_string()))
+});
 
 /// An account name: a map key and a reference.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) struct AccountName(pub String);
 
-impl<'de> Deserialize<'de> for AccountName {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        parse_scalar(d, "an account name", |s| {
-            validate_account(s)?;
-            Ok(AccountName(s.to_string()))
-        })
-    }
-}
+scalar!(AccountName, "an account name", |s| {
+    validate_account(s)?;
+    Ok(AccountName(s.to_string()))
+});
 
 /// A regular expression, compiled while parsing.
 pub(super) struct RegexField(pub Pattern);
 
-impl<'de> Deserialize<'de> for RegexField {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        parse_scalar(d, "a regular expression", |s| {
-            regex::Regex::new(s)
-                .map(|r| RegexField(Pattern(r)))
-                .map_err(|e| format!("not a valid regular expression: {e}"))
-        })
-    }
-}
+scalar!(RegexField, "a regular expression", |s| {
+    regex::Regex::new(s)
+        .map(|r| RegexField(Pattern(r)))
+        .map_err(|e| format!("not a valid regular expression: {e}"))
+});
 
 /// A `serverStatus` from [`KNOWN_STATUSES`], any case in, lower case out.
 pub(super) struct Status(pub String);
 
-impl<'de> Deserialize<'de> for Status {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        parse_scalar(d, "a cluster status", |s| {
-            let lower = s.trim().to_ascii_lowercase();
-            if KNOWN_STATUSES.contains(&lower.as_str()) {
-                Ok(Status(lower))
-            } else {
-                Err(format!(
-                    "unknown status {s:?} (expected one of {})",
-                    KNOWN_STATUSES.join(", ")
-                ))
-            }
-        })
+scalar!(Status, "a cluster status", |s| {
+    let lower = s.trim().to_ascii_lowercase();
+    if KNOWN_STATUSES.contains(&lower.as_str()) {
+        return Ok(Status(lower));
     }
-}
+    Err(format!(
+        "unknown status {s:?} (expected one of {})",
+        KNOWN_STATUSES.join(", ")
+    ))
+});
 
 /// `api_gateway`: scheme and host (and port) only; the region path is appended to it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Gateway(pub String);
 
-impl<'de> Deserialize<'de> for Gateway {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        parse_scalar(d, "a URL like https://host:port", |s| {
-            parse_gateway(s).map(Gateway)
-        })
-    }
-}
+scalar!(Gateway, "a URL like https://host:port", |s| parse_gateway(
+    s
+)
+.map(Gateway));
 
 pub(super) fn parse_gateway(s: &str) -> Result<String, String> {
     let url = Url::parse(s.trim()).map_err(|e| format!("api_gateway {s:?} is not a URL: {e}"))?;
@@ -222,25 +214,17 @@ pub(super) fn parse_gateway(s: &str) -> Result<String, String> {
     Ok(url.origin().ascii_serialization())
 }
 
-impl<'de> Deserialize<'de> for Region {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        parse_scalar(d, "a region (KR, SGN, JPN, GOV, KRS, FIN)", |s| {
-            s.parse::<Region>().map_err(|e| e.to_string())
-        })
-    }
-}
+scalar!(Region, "a region (KR, SGN, JPN, GOV, KRS, FIN)", |s| s
+    .parse::<Region>()
+    .map_err(|e| e.to_string()));
 
 /// A cluster name, checked by the name rule in `model`.
 pub(super) struct ClusterName(pub String);
 
-impl<'de> Deserialize<'de> for ClusterName {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        parse_scalar(d, "a cluster name", |s| {
-            validate_name(s)?;
-            Ok(ClusterName(s.to_string()))
-        })
-    }
-}
+scalar!(ClusterName, "a cluster name", |s| {
+    validate_name(s)?;
+    Ok(ClusterName(s.to_string()))
+});
 
 /// A positive `serviceGroupInstanceNo`.
 pub(super) struct InstanceNo(pub u64);

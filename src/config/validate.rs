@@ -32,6 +32,21 @@ impl At<'_> {
             message,
         }
     }
+
+    /// `Ok` when `ok`, else the error `message()` located at `section`.
+    fn check(
+        &self,
+        ok: bool,
+        section: &str,
+        message: impl FnOnce() -> String,
+    ) -> Result<(), ConfigError> {
+        ok.then_some(()).ok_or_else(|| self.err(section, message()))
+    }
+}
+
+/// A duration as the config writes it (`1m 30s`).
+fn human(d: Duration) -> humantime::FormattedDuration {
+    humantime::format_duration(d)
 }
 
 /// Every gateway + region pair's [`Endpoint`], parsed once and shared by the clusters and blocks
@@ -64,35 +79,36 @@ pub(super) fn config(
     env_gateway: Option<&str>,
 ) -> Result<Config, ConfigError> {
     let at = At { text, file };
-    let env_gateway = match env_gateway.map(str::trim).filter(|g| !g.is_empty()) {
-        None => None,
-        Some(g) => {
-            // NCP's tools accept a bare host there.
-            let url = if g.contains("://") {
-                g.to_string()
-            } else {
-                format!("https://{g}")
-            };
-            let url = cdss_host(&url);
-            let parsed = super::raw::parse_gateway(&url).map_err(|m| {
-                ConfigError::file(
-                    file,
-                    format!("env {API_GW_ENV}: {}", m.replace("api_gateway ", "")),
-                )
-            })?;
-            Some(Gateway(parsed))
-        }
-    };
+    let env_gateway = env_gateway
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        // NCP's tools accept a bare host there.
+        .map(|g| match g.contains("://") {
+            true => cdss_host(g),
+            false => cdss_host(&format!("https://{g}")),
+        })
+        .map(|url| super::raw::parse_gateway(&url).map(Gateway))
+        .transpose()
+        .map_err(|m| {
+            let m = m.replace("api_gateway ", "");
+            ConfigError::file(file, format!("env {API_GW_ENV}: {m}"))
+        })?;
     let (interval, timeout) = timing(raw.interval, raw.timeout, &at)?;
-    let concurrency = concurrency(raw.concurrency, &at)?;
-    let max_response_bytes = max_response_bytes(raw.max_response_bytes, &at)?;
+    let concurrency = raw.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
+    at.check(
+        (1..=MAX_CONCURRENCY).contains(&concurrency),
+        "concurrency",
+        || format!("concurrency: must be between 1 and {MAX_CONCURRENCY}, got {concurrency}"),
+    )?;
+    let max_response_bytes = raw.max_response_bytes.unwrap_or(DEFAULT_MAX_RESPONSE_BYTES);
+    at.check(max_response_bytes >= 1024, "max_response_bytes", || {
+        format!("max_response_bytes: must be at least 1024, got {max_response_bytes}")
+    })?;
     let accounts = accounts(raw.credentials, raw.accounts, &at)?;
-    if raw.clusters.0.is_empty() && raw.discovery.is_empty() {
-        return Err(at.err(
-            "clusters",
-            "clusters: at least one cluster (or a discovery block) is required".into(),
-        ));
-    }
+    let some_cluster = !raw.clusters.0.is_empty() || !raw.discovery.is_empty();
+    at.check(some_cluster, "clusters", || {
+        "clusters: at least one cluster (or a discovery block) is required".into()
+    })?;
     let mut endpoints = Endpoints {
         global: raw.api_gateway.or(env_gateway),
         parsed: HashMap::new(),
@@ -100,13 +116,11 @@ pub(super) fn config(
     let clusters = clusters(raw.clusters, &accounts, &mut endpoints, &at)?;
     let discovery = discovery(raw.discovery, &accounts, &mut endpoints, &at)?;
     let gate = gate(raw.gate.unwrap_or_default(), interval, &at)?;
-    if raw
+    let empty_ca = raw
         .ca_file
         .as_ref()
-        .is_some_and(|p| p.as_os_str().is_empty())
-    {
-        return Err(at.err("ca_file", "ca_file: must not be empty".into()));
-    }
+        .is_some_and(|p| p.as_os_str().is_empty());
+    at.check(!empty_ca, "ca_file", || "ca_file: must not be empty".into())?;
     Ok(Config {
         interval,
         timeout,
@@ -131,51 +145,17 @@ fn timing(
 ) -> Result<(Duration, Duration), ConfigError> {
     let interval = interval.unwrap_or(DEFAULT_INTERVAL);
     let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
-    if interval < MIN_INTERVAL {
-        return Err(at.err(
-            "interval",
-            format!(
-                "interval: must be at least {}",
-                humantime::format_duration(MIN_INTERVAL)
-            ),
-        ));
-    }
-    if timeout.is_zero() {
-        return Err(at.err("timeout", "timeout: must be greater than zero".into()));
-    }
-    if timeout >= interval {
-        return Err(at.err(
-            "timeout",
-            format!(
-                "timeout: {} must be shorter than interval {}",
-                humantime::format_duration(timeout),
-                humantime::format_duration(interval)
-            ),
-        ));
-    }
+    at.check(interval >= MIN_INTERVAL, "interval", || {
+        format!("interval: must be at least {}", human(MIN_INTERVAL))
+    })?;
+    at.check(!timeout.is_zero(), "timeout", || {
+        "timeout: must be greater than zero".into()
+    })?;
+    at.check(timeout < interval, "timeout", || {
+        let (t, i) = (human(timeout), human(interval));
+        format!("timeout: {t} must be shorter than interval {i}")
+    })?;
     Ok((interval, timeout))
-}
-
-fn concurrency(raw: Option<usize>, at: &At) -> Result<usize, ConfigError> {
-    let concurrency = raw.unwrap_or(DEFAULT_CONCURRENCY);
-    if !(1..=MAX_CONCURRENCY).contains(&concurrency) {
-        return Err(at.err(
-            "concurrency",
-            format!("concurrency: must be between 1 and {MAX_CONCURRENCY}, got {concurrency}"),
-        ));
-    }
-    Ok(concurrency)
-}
-
-fn max_response_bytes(raw: Option<u64>, at: &At) -> Result<u64, ConfigError> {
-    let n = raw.unwrap_or(DEFAULT_MAX_RESPONSE_BYTES);
-    if n < 1024 {
-        return Err(at.err(
-            "max_response_bytes",
-            format!("max_response_bytes: must be at least 1024, got {n}"),
-        ));
-    }
-    Ok(n)
 }
 
 /// `credentials:` (the default account) and `accounts:`.
@@ -184,21 +164,15 @@ fn accounts(
     raw: BTreeMap<AccountName, RawCredentials>,
     at: &At,
 ) -> Result<BTreeMap<String, CredentialSource>, ConfigError> {
-    let mut accounts = BTreeMap::new();
     let default = match credentials {
         None => CredentialSource::default(),
         Some(raw) => credential_source(raw, "credentials").map_err(|m| at.err("credentials", m))?,
     };
-    accounts.insert(DEFAULT_ACCOUNT.to_string(), default);
+    let mut accounts = BTreeMap::from([(DEFAULT_ACCOUNT.to_string(), default)]);
     for (name, raw) in raw {
-        if name.0 == DEFAULT_ACCOUNT {
-            return Err(at.err(
-                "accounts",
-                format!(
-                    "accounts.{DEFAULT_ACCOUNT}: reserved; the default account is `credentials:`"
-                ),
-            ));
-        }
+        at.check(name.0 != DEFAULT_ACCOUNT, "accounts", || {
+            format!("accounts.{DEFAULT_ACCOUNT}: reserved; the default account is `credentials:`")
+        })?;
         let source = credential_source(raw, &format!("accounts.{}", name.0))
             .map_err(|m| at.err("accounts", m))?;
         accounts.insert(name.0, source);
@@ -259,22 +233,13 @@ fn discovery(
     for (i, d) in raw.into_iter().enumerate() {
         let entry = format!("discovery[{i}]");
         let refresh = d.refresh.unwrap_or(DEFAULT_REFRESH);
-        if refresh < MIN_REFRESH {
-            return Err(at.err(
-                "discovery",
-                format!(
-                    "{entry}.refresh: must be at least {}",
-                    humantime::format_duration(MIN_REFRESH)
-                ),
-            ));
-        }
+        at.check(refresh >= MIN_REFRESH, "discovery", || {
+            format!("{entry}.refresh: must be at least {}", human(MIN_REFRESH))
+        })?;
         let page_size = d.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
-        if !(1..=100).contains(&page_size) {
-            return Err(at.err(
-                "discovery",
-                format!("{entry}.page_size: must be between 1 and 100, got {page_size}"),
-            ));
-        }
+        at.check((1..=100).contains(&page_size), "discovery", || {
+            format!("{entry}.page_size: must be between 1 and 100, got {page_size}")
+        })?;
         let block = Discovery {
             account: account(d.account, accounts, &|| entry.clone(), at)?,
             region: d.region,
@@ -291,12 +256,9 @@ fn discovery(
                 .get(d.api_gateway, d.region)
                 .map_err(|e| at.err("discovery", format!("{entry}: {e}")))?,
         };
-        if blocks.contains(&block) {
-            return Err(at.err(
-                "discovery",
-                format!("{entry}: the same block appears twice"),
-            ));
-        }
+        at.check(!blocks.contains(&block), "discovery", || {
+            format!("{entry}: the same block appears twice")
+        })?;
         blocks.push(block);
     }
     Ok(blocks)
@@ -310,39 +272,22 @@ fn gate(raw: RawGate, interval: Duration, at: &At) -> Result<GateConfig, ConfigE
             per_second: b.per_second.unwrap_or(FreshBudget::DEFAULT.per_second),
             burst: b.burst.unwrap_or(FreshBudget::DEFAULT.burst),
         });
-    if !(budget.per_second > 0.0 && budget.per_second <= 1000.0) {
-        return Err(at.err(
-            "gate",
-            format!(
-                "gate.fresh_budget.per_second: must be above 0 and at most 1000, got {}",
-                budget.per_second
-            ),
-        ));
-    }
-    if !(1..=10_000).contains(&budget.burst) {
-        return Err(at.err(
-            "gate",
-            format!(
-                "gate.fresh_budget.burst: must be between 1 and 10000, got {}",
-                budget.burst
-            ),
-        ));
-    }
+    let FreshBudget { per_second, burst } = budget;
+    at.check(per_second > 0.0 && per_second <= 1000.0, "gate", || {
+        format!("gate.fresh_budget.per_second: must be above 0 and at most 1000, got {per_second}")
+    })?;
+    at.check((1..=10_000).contains(&burst), "gate", || {
+        format!("gate.fresh_budget.burst: must be between 1 and 10000, got {burst}")
+    })?;
     let gate = GateConfig {
         max_age: raw.max_age.unwrap_or(interval.saturating_mul(2)),
         min_fresh_interval: raw.min_fresh_interval.unwrap_or(DEFAULT_MIN_FRESH_INTERVAL),
         fresh_budget: budget,
     };
-    if gate.max_age < interval {
-        return Err(at.err(
-            "gate",
-            format!(
-                "gate.max_age: {} is shorter than interval {}: the gate would be closed most of the time",
-                humantime::format_duration(gate.max_age),
-                humantime::format_duration(interval)
-            ),
-        ));
-    }
+    at.check(gate.max_age >= interval, "gate", || {
+        let (m, i) = (human(gate.max_age), human(interval));
+        format!("gate.max_age: {m} is shorter than interval {i}: the gate would be closed most of the time")
+    })?;
     Ok(gate)
 }
 
@@ -360,61 +305,45 @@ fn credential_source(raw: RawCredentials, entry: &str) -> Result<CredentialSourc
         None if role.is_some() => SourceKind::ServerRole,
         None => SourceKind::Chain,
     };
-    match kind {
-        SourceKind::Keys => {
-            if role.is_some() {
-                return Err(format!(
-                    "{entry}.server_role: only with source chain or server_role (source is keys)"
-                ));
-            }
-        }
-        SourceKind::Chain | SourceKind::ServerRole if has_keys => {
+    let named = match kind {
+        SourceKind::Keys if role.is_some() => {
             return Err(format!(
-                "{entry}.source: {} finds the keys itself; remove the *_env / *_file keys, or set source: keys",
-                if kind == SourceKind::Chain {
-                    "chain"
-                } else {
-                    "server_role"
-                }
+                "{entry}.server_role: only with source chain or server_role (source is keys)"
             ));
         }
-        SourceKind::Chain => return Ok(CredentialSource::Chain { server_role: role }),
-        SourceKind::ServerRole => return Ok(CredentialSource::ServerRole { name: role }),
+        SourceKind::Keys => None,
+        SourceKind::Chain => Some("chain"),
+        SourceKind::ServerRole => Some("server_role"),
+    };
+    match named {
+        Some(name) if has_keys => Err(format!(
+            "{entry}.source: {name} finds the keys itself; remove the *_env / *_file keys, or set source: keys"
+        )),
+        Some(_) if kind == SourceKind::Chain => Ok(CredentialSource::Chain { server_role: role }),
+        Some(_) => Ok(CredentialSource::ServerRole { name: role }),
+        None => Ok(CredentialSource::Keys(KeyPair {
+            access_key: key_source(raw.access_key_env, raw.access_key_file, "access_key", entry)?,
+            secret_key: key_source(raw.secret_key_env, raw.secret_key_file, "secret_key", entry)?,
+        })),
     }
-    Ok(CredentialSource::Keys(KeyPair {
-        access_key: key_source(
-            raw.access_key_env,
-            raw.access_key_file,
-            "access_key",
-            DEFAULT_ACCESS_KEY_ENV,
-        )
-        .map_err(|m| m.replace("credentials", entry))?,
-        secret_key: key_source(
-            raw.secret_key_env,
-            raw.secret_key_file,
-            "secret_key",
-            DEFAULT_SECRET_KEY_ENV,
-        )
-        .map_err(|m| m.replace("credentials", entry))?,
-    }))
 }
 
+/// One key's `{key}_env` / `{key}_file` (default: [`KeyPair::default`]'s env var).
 fn key_source(
     env: Option<String>,
     file: Option<std::path::PathBuf>,
     key: &str,
-    default_env: &str,
+    entry: &str,
 ) -> Result<KeySource, String> {
     match (env, file) {
-        (Some(_), Some(_)) => Err(format!(
-            "credentials: set {key}_env or {key}_file, not both"
-        )),
+        (Some(_), Some(_)) => Err(format!("{entry}: set {key}_env or {key}_file, not both")),
         (Some(e), None) if e.trim().is_empty() => {
-            Err(format!("credentials.{key}_env: must not be empty"))
+            Err(format!("{entry}.{key}_env: must not be empty"))
         }
         (Some(e), None) => Ok(KeySource::Env(e)),
         (None, Some(f)) => Ok(KeySource::File(f)),
-        (None, None) => Ok(KeySource::Env(default_env.to_string())),
+        (None, None) if key == "access_key" => Ok(KeySource::Env(DEFAULT_ACCESS_KEY_ENV.into())),
+        (None, None) => Ok(KeySource::Env(DEFAULT_SECRET_KEY_ENV.into())),
     }
 }
 

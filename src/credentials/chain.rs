@@ -5,6 +5,7 @@
 //! when the earlier steps found nothing. Files are read on a blocking thread. Writes nothing: the
 //! keyring installs what it finds.
 
+use super::env::METADATA_ENDPOINT_ENV;
 use super::role::MetadataClient;
 use super::{CredentialSource, CredentialsError, Found, Lookup, env, file};
 
@@ -53,13 +54,9 @@ pub(super) async fn resolve(
 
 async fn from_role(name: Option<&str>, lookup: &Lookup) -> Result<Resolved, super::RoleError> {
     let Some(endpoint) = lookup.metadata_endpoint.as_deref() else {
-        return Err(super::RoleError {
-            url: "(none)".into(),
-            problem: format!(
-                "this lookup has no metadata API ({} not given)",
-                env::METADATA_ENDPOINT_ENV
-            ),
-        });
+        let problem =
+            format!("this lookup has no metadata API ({METADATA_ENDPOINT_ENV} not given)");
+        return Err(super::RoleError::new("(none)", problem));
     };
     let client = MetadataClient::new(endpoint)?;
     let role = client.role(name).await?;

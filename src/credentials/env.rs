@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Credentials, Found, Origin};
-use crate::secret::Secret;
 
 /// Access key env vars the chain reads, in the SDKs' order.
 pub(crate) const ACCESS_KEY_ENVS: [&str; 2] = ["NCLOUD_ACCESS_KEY_ID", "NCLOUD_ACCESS_KEY"];
@@ -118,17 +117,13 @@ pub(super) fn from_env(lookup: &Lookup) -> Result<Found, String> {
     let access = lookup.first_of(&ACCESS_KEY_ENVS);
     let secret = lookup.first_of(&SECRET_KEY_ENVS);
     match (access, secret) {
-        (Some((access_var, access_key)), Some((secret_var, secret_key))) => Ok(Found {
-            credentials: Credentials {
-                access_key,
-                secret_key: Secret::new(secret_key),
-            },
-            expires: None,
-            origin: Origin::Env {
-                access: access_var,
-                secret: secret_var,
-            },
-        }),
+        (Some((access, access_key)), Some((secret, secret_key))) => {
+            let (credentials, origin) = (
+                Credentials::new(access_key, secret_key),
+                Origin::Env { access, secret },
+            );
+            Ok(Found::fixed(credentials, origin))
+        }
         (access, secret) => {
             let state = |set: bool| if set { "set" } else { "not set" };
             Err(format!(

@@ -13,7 +13,6 @@ use std::time::SystemTime;
 use super::{
     AccountKeys, Credentials, CredentialsError, Found, KeyPair, KeySource, Lookup, Origin,
 };
-use crate::secret::Secret;
 
 /// The configure file below `$HOME`.
 pub(crate) const CONFIGURE_FILE: &str = ".ncloud/configure";
@@ -26,14 +25,8 @@ pub(crate) const CONFIGURE_SECRET_KEY: &str = "ncloud_secret_access_key";
 pub(super) fn load_pair(pair: &KeyPair, lookup: &Lookup) -> Result<Found, CredentialsError> {
     let access_key = load_key("access key", "access_key", &pair.access_key, lookup)?;
     let secret_key = load_key("secret key", "secret_key", &pair.secret_key, lookup)?;
-    Ok(Found {
-        credentials: Credentials {
-            access_key,
-            secret_key: Secret::new(secret_key),
-        },
-        expires: None,
-        origin: Origin::Keys(pair.clone()),
-    })
+    let credentials = Credentials::new(access_key, secret_key);
+    Ok(Found::fixed(credentials, Origin::Keys(pair.clone())))
 }
 
 fn load_key(
@@ -74,45 +67,29 @@ fn read_key_file(what: &'static str, path: &Path) -> Result<String, CredentialsE
     Ok(value.to_string())
 }
 
-/// `$HOME/.ncloud/configure`, when `$HOME` is known.
-fn configure_path(lookup: &Lookup) -> Option<PathBuf> {
-    lookup.home.as_ref().map(|h| h.join(CONFIGURE_FILE))
-}
-
-/// The chain's second step. `Err` says what was looked at.
+/// The chain's second step, `$HOME/.ncloud/configure`. `Err` says what was looked at.
 pub(super) fn from_configure(lookup: &Lookup) -> Result<Found, String> {
-    let Some(path) = configure_path(lookup) else {
-        return Err("$HOME/.ncloud/configure (HOME is not set)".into());
-    };
-    let found = read_configure(&path).map_err(|why| format!("file {} ({why})", path.display()))?;
-    Ok(found)
+    match &lookup.home {
+        Some(home) => read_configure(&home.join(CONFIGURE_FILE)),
+        None => Err("$HOME/.ncloud/configure (HOME is not set)".into()),
+    }
 }
 
-/// Reads and parses a configure file; `Err` is why it gave no keys (never a value).
+/// Reads and parses a configure file; `Err` names the file and why it gave no keys (never a
+/// value).
 pub(super) fn read_configure(path: &Path) -> Result<Found, String> {
+    let why = |why: &str| format!("file {} ({why})", path.display());
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err("not found".into()),
-        Err(e) => return Err(format!("cannot read it: {e}")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(why("not found")),
+        Err(e) => return Err(why(&format!("cannot read it: {e}"))),
     };
     warn_if_readable_by_others(path, "the configure file");
+    let origin = Origin::Configure(path.to_path_buf());
     match parse_configure(&text) {
-        (Some(access_key), Some(secret_key)) => Ok(Found {
-            credentials: Credentials {
-                access_key,
-                secret_key: Secret::new(secret_key),
-            },
-            expires: None,
-            origin: Origin::Configure(path.to_path_buf()),
-        }),
-        (access, _) => Err(format!(
-            "no {}",
-            if access.is_none() {
-                CONFIGURE_ACCESS_KEY
-            } else {
-                CONFIGURE_SECRET_KEY
-            }
-        )),
+        (Some(access), Some(secret)) => Ok(Found::fixed(Credentials::new(access, secret), origin)),
+        (None, _) => Err(why(&format!("no {CONFIGURE_ACCESS_KEY}"))),
+        (Some(_), None) => Err(why(&format!("no {CONFIGURE_SECRET_KEY}"))),
     }
 }
 
@@ -157,12 +134,7 @@ fn warn_if_readable_by_others(path: &Path, what: &str) {
 }
 
 /// What identifies one version of a file: modification time, size and inode.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Stamp {
-    modified: Option<SystemTime>,
-    len: u64,
-    inode: u64,
-}
+type Stamp = (Option<SystemTime>, u64, u64);
 
 fn stamp(path: &Path) -> Option<Stamp> {
     let meta = std::fs::metadata(path).ok()?;
@@ -170,11 +142,7 @@ fn stamp(path: &Path) -> Option<Stamp> {
     let inode = std::os::unix::fs::MetadataExt::ino(&meta);
     #[cfg(not(unix))]
     let inode = 0;
-    Some(Stamp {
-        modified: meta.modified().ok(),
-        len: meta.len(),
-        inode,
-    })
+    Some((meta.modified().ok(), meta.len(), inode))
 }
 
 fn stamps(paths: &[PathBuf]) -> Vec<Option<Stamp>> {
@@ -206,9 +174,7 @@ pub(super) async fn watch(keys: Arc<AccountKeys>, origin: Origin, lookup: Lookup
         last = now;
         let (origin, lookup) = (origin.clone(), lookup.clone());
         let read = tokio::task::spawn_blocking(move || match &origin {
-            Origin::Configure(path) => {
-                read_configure(path).map_err(|why| format!("file {} ({why})", path.display()))
-            }
+            Origin::Configure(path) => read_configure(path),
             Origin::Keys(pair) => load_pair(pair, &lookup).map_err(|e| e.to_string()),
             _ => Err("not a file source".to_string()),
         })
@@ -248,12 +214,12 @@ mod tests {
     fn configure_file_found_missing_or_half() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("configure");
-        assert_eq!(read_configure(&path).unwrap_err(), "not found");
+        let shown = path.display();
+        let err = read_configure(&path).unwrap_err();
+        assert_eq!(err, format!("file {shown} (not found)"));
         std::fs::write(&path, "ncloud_access_key_id = AK\n").unwrap();
-        assert_eq!(
-            read_configure(&path).unwrap_err(),
-            "no ncloud_secret_access_key"
-        );
+        let err = read_configure(&path).unwrap_err();
+        assert_eq!(err, format!("file {shown} (no ncloud_secret_access_key)"));
         std::fs::write(
             &path,
             "ncloud_access_key_id=AK\nncloud_secret_access_key=SK\n",

@@ -5,16 +5,16 @@
 //! pair and half of a new one, and never with keys [`too_late`] for their `Expiration`. A leaf:
 //! it knows the credentials vocabulary (`mod.rs`) and nothing of how keys are found.
 
-use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 use tokio::sync::Notify;
 
 use super::{Credentials, Found, Origin, too_late};
 
-/// One account's current keys.
+/// One account's current keys. `Debug` shows no key (`Credentials` redacts both).
+#[derive(Debug)]
 pub(crate) struct AccountKeys {
     /// The account name (a label value; never a key).
     account: String,
@@ -22,33 +22,19 @@ pub(crate) struct AccountKeys {
     current: RwLock<Current>,
     /// Refreshes or re-reads that failed (the old keys were kept).
     failures: AtomicU64,
-    /// Bumped on every install and failure, so the exposition knows to render again.
-    changes: AtomicU64,
     /// Wakes the role refresher early (a 401 with the current keys).
     early: Notify,
     /// The key generation an early refresh was last asked for: one per generation.
     early_asked: AtomicU64,
 }
 
+#[derive(Debug)]
 struct Current {
     credentials: Arc<Credentials>,
     expires: Option<SystemTime>,
     origin: Origin,
     /// Bumped when the keys themselves change (not when only `Expiration` moves).
     generation: u64,
-}
-
-impl fmt::Debug for AccountKeys {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let current = self.read();
-        f.debug_struct("AccountKeys")
-            .field("account", &self.account)
-            .field("origin", &current.origin)
-            .field("expires", &current.expires)
-            .field("generation", &current.generation)
-            .field("failures", &self.failures)
-            .finish_non_exhaustive()
-    }
 }
 
 impl AccountKeys {
@@ -62,14 +48,13 @@ impl AccountKeys {
                 generation: 1,
             }),
             failures: AtomicU64::new(0),
-            changes: AtomicU64::new(0),
             early: Notify::new(),
             early_asked: AtomicU64::new(0),
         }
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Current> {
-        self.current.read().unwrap_or_else(PoisonError::into_inner)
+        crate::lock::read(&self.current)
     }
 
     /// The account's name.
@@ -80,10 +65,7 @@ impl AccountKeys {
     /// The keys to sign with now and their generation; `None` once it is [`too_late`] for them.
     pub(crate) fn keys(&self) -> Option<(Arc<Credentials>, u64)> {
         let c = self.read();
-        if too_late(c.expires, SystemTime::now()) {
-            return None;
-        }
-        Some((c.credentials.clone(), c.generation))
+        (!too_late(c.expires, SystemTime::now())).then(|| (c.credentials.clone(), c.generation))
     }
 
     /// When the current keys expire (`None`: they do not).
@@ -128,7 +110,7 @@ impl AccountKeys {
 
     /// Replaces the keys; returns whether they changed (a rotation) or only their expiry.
     pub(super) fn install(&self, found: Found) -> bool {
-        let mut c = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        let mut c = crate::lock::write(&self.current);
         let same = c.credentials.access_key == found.credentials.access_key
             && c.credentials.secret_key == found.credentials.secret_key;
         if !same {
@@ -138,18 +120,11 @@ impl AccountKeys {
         c.expires = found.expires;
         c.origin = found.origin;
         drop(c);
-        self.changes.fetch_add(1, Ordering::Relaxed);
         !same
-    }
-
-    /// Bumped on every install and failed refresh (the exposition renders again when it moves).
-    pub(super) fn changes(&self) -> u64 {
-        self.changes.load(Ordering::Relaxed)
     }
 
     /// Counts a failed refresh or re-read.
     pub(super) fn count_failure(&self) {
         self.failures.fetch_add(1, Ordering::Relaxed);
-        self.changes.fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -4,8 +4,7 @@
 //! dropped (the clients and the board that used it were replaced by a reload).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 use tokio::task::AbortHandle;
@@ -18,18 +17,11 @@ use super::{
 
 /// Aborts the refresh tasks when the last keyring clone goes.
 #[derive(Debug, Default)]
-struct Tasks(Mutex<Vec<AbortHandle>>);
+struct Tasks(Vec<AbortHandle>);
 
 impl Drop for Tasks {
     fn drop(&mut self) {
-        for t in self
-            .0
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-        {
-            t.abort();
-        }
+        self.0.iter().for_each(AbortHandle::abort);
     }
 }
 
@@ -37,7 +29,8 @@ impl Drop for Tasks {
 #[derive(Clone, Debug, Default)]
 pub struct Keyring {
     accounts: BTreeMap<String, Arc<AccountKeys>>,
-    tasks: Arc<Tasks>,
+    /// Held only to be dropped: the last clone's drop stops the refreshers and watchers.
+    _tasks: Arc<Tasks>,
 }
 
 impl Keyring {
@@ -47,39 +40,32 @@ impl Keyring {
         accounts: &BTreeMap<String, CredentialSource>,
         lookup: &Lookup,
     ) -> Result<Self, AccountError> {
-        // Tasks go into the keyring as they start: if a later account fails, dropping the
-        // keyring stops them.
-        let mut keyring = Keyring::default();
+        // Tasks are kept as they start: if a later account fails, dropping them stops them.
+        let (mut keys_by_name, mut tasks) = (BTreeMap::new(), Tasks::default());
         for (name, source) in accounts {
-            let Resolved { found, role } =
-                chain::resolve(source, lookup)
-                    .await
-                    .map_err(|source| AccountError {
-                        account: name.clone(),
-                        source,
-                    })?;
+            let account = |source| AccountError {
+                account: name.clone(),
+                source,
+            };
+            let Resolved { found, role } = chain::resolve(source, lookup).await.map_err(account)?;
             tracing::info!(account = %name, source = %found.origin, "API keys found");
             let origin = found.origin.clone();
             let keys = Arc::new(AccountKeys::new(name, found));
-            let task = if let Some((client, role_name)) = role {
-                let task = role::refresh(keys.clone(), client, role_name, lookup.clone());
-                Some(tokio::spawn(task).abort_handle())
-            } else if !origin.files().is_empty() {
-                let task = file::watch(keys.clone(), origin, lookup.clone());
-                Some(tokio::spawn(task).abort_handle())
-            } else {
-                None
+            keys_by_name.insert(name.clone(), keys.clone());
+            let lookup = lookup.clone();
+            let task = match role {
+                Some((client, role)) => tokio::spawn(role::refresh(keys, client, role, lookup)),
+                None if !origin.files().is_empty() => {
+                    tokio::spawn(file::watch(keys, origin, lookup))
+                }
+                None => continue,
             };
-            let mut tasks = keyring
-                .tasks
-                .0
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            tasks.extend(task);
-            drop(tasks);
-            keyring.accounts.insert(name.clone(), keys);
+            tasks.0.push(task.abort_handle());
         }
-        Ok(keyring)
+        Ok(Keyring {
+            accounts: keys_by_name,
+            _tasks: Arc::new(tasks),
+        })
     }
 
     /// Adds (or replaces) an account with fixed `found` keys and no refresher (tests, the demo).
@@ -104,15 +90,11 @@ impl Keyring {
 impl From<Credentials> for Keyring {
     /// A keyring with one account, the default one, with fixed keys.
     fn from(c: Credentials) -> Self {
-        let found = Found {
-            credentials: c,
-            expires: None,
-            origin: Origin::Keys(Default::default()),
-        };
+        let found = Found::fixed(c, Origin::Keys(Default::default()));
         let keys = Arc::new(AccountKeys::new(crate::model::DEFAULT_ACCOUNT, found));
         Keyring {
             accounts: BTreeMap::from([(crate::model::DEFAULT_ACCOUNT.to_string(), keys)]),
-            tasks: Arc::default(),
+            _tasks: Arc::default(),
         }
     }
 }
@@ -138,7 +120,6 @@ pub struct StatusBoard(Arc<Board>);
 #[derive(Debug, Default)]
 struct Board {
     keyring: RwLock<Keyring>,
-    swaps: AtomicU64,
 }
 
 /// One account's row on the board.
@@ -157,48 +138,24 @@ pub(crate) struct AccountStatus {
 impl StatusBoard {
     /// Shows `keyring` from now on (at start-up and after each reload).
     pub(crate) fn show(&self, keyring: &Keyring) {
-        *self
-            .0
-            .keyring
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = keyring.clone();
-        self.0.swaps.fetch_add(1, Ordering::Relaxed);
+        let board = &self.0;
+        *crate::lock::write(&board.keyring) = keyring.clone();
     }
 
-    /// Changes whenever anything on the board changes (for the exposition's cache).
-    pub(crate) fn generation(&self) -> u64 {
-        let keyring = self
-            .0
-            .keyring
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        keyring
-            .accounts
-            .values()
-            .map(|k| k.changes())
-            .fold(self.0.swaps.load(Ordering::Relaxed), u64::wrapping_add)
+    fn keyring(&self) -> std::sync::RwLockReadGuard<'_, Keyring> {
+        let board = &self.0;
+        crate::lock::read(&board.keyring)
     }
 
     /// Every account's status, by name.
     pub(crate) fn accounts(&self) -> Vec<AccountStatus> {
-        let keyring = self
-            .0
-            .keyring
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        keyring
-            .accounts
-            .iter()
-            .map(|(name, k)| {
-                let origin = k.origin();
-                AccountStatus {
-                    account: name.clone(),
-                    source: origin.kind(),
-                    expires: k.expires(),
-                    refresh_failures: k.refreshable().then(|| k.refresh_failures()),
-                }
-            })
-            .collect()
+        let status = |(name, k): (&String, &Arc<AccountKeys>)| AccountStatus {
+            account: name.clone(),
+            source: k.origin().kind(),
+            expires: k.expires(),
+            refresh_failures: k.refreshable().then(|| k.refresh_failures()),
+        };
+        self.keyring().accounts.iter().map(status).collect()
     }
 }
 

@@ -45,6 +45,17 @@ pub struct Credentials {
     pub secret_key: Secret,
 }
 
+impl Credentials {
+    /// The pair; the secret is a [`Secret`] from here on.
+    pub(crate) fn new(access_key: String, secret_key: String) -> Self {
+        let secret_key = Secret::new(secret_key);
+        Self {
+            access_key,
+            secret_key,
+        }
+    }
+}
+
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Credentials { access_key: <redacted>, secret_key: <redacted> }")
@@ -123,6 +134,18 @@ pub(crate) struct Found {
     pub expires: Option<std::time::SystemTime>,
     /// Where they came from.
     pub origin: Origin,
+}
+
+impl Found {
+    /// `credentials` from `origin` that do not expire.
+    pub(crate) fn fixed(credentials: Credentials, origin: Origin) -> Self {
+        let expires = None;
+        Self {
+            credentials,
+            expires,
+            origin,
+        }
+    }
 }
 
 /// Keys this close to their `Expiration` are no longer used: a request signed with them could

@@ -17,7 +17,6 @@ use serde::Deserialize;
 
 use super::source::validate_role_name;
 use super::{AccountKeys, Credentials, Found, Lookup, Origin, too_late};
-use crate::secret::Secret;
 
 /// The metadata API's list of roles (one a line), and the prefix of each role's keys.
 pub(crate) const ROLES_PATH: &str = "/latest/meta-data/iam/security-credentials/";
@@ -42,6 +41,16 @@ pub struct RoleError {
     pub problem: String,
 }
 
+impl RoleError {
+    pub(super) fn new(url: impl Into<String>, problem: impl Into<String>) -> Self {
+        let (url, problem) = (url.into(), problem.into());
+        Self { url, problem }
+    }
+}
+
+/// The `User-Agent` of metadata API calls.
+const USER_AGENT: &str = concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION"));
+
 /// Talks to the metadata API.
 #[derive(Clone, Debug)]
 pub(crate) struct MetadataClient {
@@ -59,20 +68,11 @@ impl MetadataClient {
             .no_proxy()
             .timeout(METADATA_TIMEOUT)
             .connect_timeout(METADATA_TIMEOUT)
-            .user_agent(concat!(
-                env!("CARGO_PKG_NAME"),
-                "/",
-                env!("CARGO_PKG_VERSION")
-            ))
+            .user_agent(USER_AGENT)
             .build()
-            .map_err(|e| RoleError {
-                url: endpoint.to_string(),
-                problem: format!("cannot build the HTTP client: {e}"),
-            })?;
-        Ok(Self {
-            http,
-            endpoint: endpoint.to_string(),
-        })
+            .map_err(|e| RoleError::new(endpoint, format!("cannot build the HTTP client: {e}")))?;
+        let endpoint = endpoint.to_string();
+        Ok(Self { http, endpoint })
     }
 
     /// The metadata API's address.
@@ -93,18 +93,13 @@ impl MetadataClient {
             .find(|l| !l.is_empty())
             .map(str::to_string);
         let Some(name) = first else {
-            return Err(RoleError {
-                url,
-                problem: "lists no server role (give the server one, or set keys)".into(),
-            });
+            let problem = "lists no server role (give the server one, or set keys)";
+            return Err(RoleError::new(url, problem));
         };
         // Not quoted: a misbehaving endpoint could answer this path with anything, keys included.
-        validate_role_name(&name).map_err(|_| RoleError {
-            url,
-            problem: format!(
-                "its first line ({} characters) is not a server role name (letters, digits and - _ . + = , @)",
-                name.chars().count()
-            ),
+        validate_role_name(&name).map_err(|_| {
+            let n = name.chars().count();
+            RoleError::new(url, format!("its first line ({n} characters) is not a server role name (letters, digits and - _ . + = , @)"))
         })?;
         Ok(name)
     }
@@ -115,21 +110,16 @@ impl MetadataClient {
         let body = self.get(&url).await?;
         let (credentials, expires) =
             parse_role_keys(&body).map_err(|problem| RoleError { url, problem })?;
+        let (name, endpoint) = (role.to_string(), self.endpoint.clone());
+        let found = Found::fixed(credentials, Origin::Role { name, endpoint });
         Ok(Found {
-            credentials,
             expires: Some(expires),
-            origin: Origin::Role {
-                name: role.to_string(),
-                endpoint: self.endpoint.clone(),
-            },
+            ..found
         })
     }
 
     async fn get(&self, url: &str) -> Result<Vec<u8>, RoleError> {
-        let err = |problem: String| RoleError {
-            url: url.to_string(),
-            problem,
-        };
+        let err = |problem: String| RoleError::new(url, problem);
         let mut response = self
             .http
             .get(url)
@@ -180,11 +170,8 @@ struct RoleAnswer {
 /// The keys and `Expiration` of a metadata answer. `Err` never quotes the answer's keys.
 fn parse_role_keys(body: &[u8]) -> Result<(Credentials, SystemTime), String> {
     let answer: RoleAnswer = serde_json::from_slice(body).map_err(|e| {
-        format!(
-            "not the expected JSON object (line {}, column {})",
-            e.line(),
-            e.column()
-        )
+        let (line, column) = (e.line(), e.column());
+        format!("not the expected JSON object (line {line}, column {column})")
     })?;
     if let Some(code) = answer.code.as_deref() {
         if !code.eq_ignore_ascii_case("success") {
@@ -206,13 +193,7 @@ fn parse_role_keys(body: &[u8]) -> Result<(Credentials, SystemTime), String> {
     let secret_key = present(answer.secret_access_key).ok_or("no SecretAccessKey in the answer")?;
     let expiration = present(answer.expiration).ok_or("no Expiration in the answer")?;
     let expires = parse_expiration(&expiration)?;
-    Ok((
-        Credentials {
-            access_key,
-            secret_key: Secret::new(secret_key),
-        },
-        expires,
-    ))
+    Ok((Credentials::new(access_key, secret_key), expires))
 }
 
 /// An RFC 3339 time: `2026-12-02T03:00:00Z`, with fractional seconds, or with a `+09:00` offset.
@@ -280,11 +261,8 @@ pub(super) async fn refresh(
         last_fetch = tokio::time::Instant::now();
         let result = client.fetch(&role).await.and_then(|found| {
             if too_late(found.expires, SystemTime::now()) {
-                return Err(RoleError {
-                    url: format!("{}{ROLES_PATH}{role}", client.endpoint()),
-                    problem: "the keys it gave have expired or expire within a second (is this host's clock right?)"
-                        .into(),
-                });
+                let url = format!("{}{ROLES_PATH}{role}", client.endpoint());
+                return Err(RoleError::new(url, "the keys it gave have expired or expire within a second (is this host's clock right?)"));
             }
             Ok(found)
         });

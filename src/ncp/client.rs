@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, DATE, HeaderMap, LOCATION, RETRY_AFTER};
@@ -38,7 +38,7 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// What the clients need to know; everything else comes per call.
 #[derive(Clone, Debug)]
-pub struct ClientSettings {
+pub(crate) struct ClientSettings {
     /// Whole-call timeout: connect, headers and body.
     pub timeout: Duration,
     /// Response bodies larger than this are not read.
@@ -49,7 +49,7 @@ pub struct ClientSettings {
 
 impl ClientSettings {
     /// The settings `config` asks for.
-    pub fn of(config: &Config) -> Self {
+    pub(crate) fn of(config: &Config) -> Self {
         Self {
             timeout: config.timeout,
             max_response_bytes: config.max_response_bytes,
@@ -126,7 +126,7 @@ struct CdssClient {
 
 /// The clients could not be built (TLS setup).
 #[derive(Debug, thiserror::Error)]
-pub enum BuildError {
+pub(crate) enum BuildError {
     /// reqwest refused the settings.
     #[error("cannot build the HTTP client: {0}")]
     Http(#[from] reqwest::Error),
@@ -327,7 +327,7 @@ struct Answer {
 
 /// One client per account, so each cluster's calls are signed with its account's keys.
 #[derive(Clone, Debug, Default)]
-pub struct Clients {
+pub(crate) struct Clients {
     by_account: HashMap<String, CdssClient>,
     /// The keyring the clients sign from, never read: held so its refreshers live as long as
     /// clients that use it.
@@ -339,7 +339,7 @@ pub struct Clients {
 impl Clients {
     /// A client for every account in `keyring`. Reads `ca_file` (blocking: call it off the async
     /// runtime, as start-up and reload do).
-    pub fn new(keyring: &Keyring, settings: &ClientSettings) -> Result<Self, BuildError> {
+    pub(crate) fn new(keyring: &Keyring, settings: &ClientSettings) -> Result<Self, BuildError> {
         let extra_roots = match &settings.ca_file {
             Some(path) => crate::ca_file::read(path)?,
             None => Vec::new(),
@@ -419,10 +419,7 @@ impl SharedClients {
 
     /// The clients now in use.
     pub(crate) fn current(&self) -> Arc<Clients> {
-        self.current
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        crate::lock::read(&self.current).clone()
     }
 
     /// Swaps in new clients (after a reload), counting into the same usage, and returns them
@@ -430,7 +427,7 @@ impl SharedClients {
     pub(crate) fn replace(&self, mut clients: Clients) -> Arc<Clients> {
         clients.count_into(self.usage.clone());
         let clients = Arc::new(clients);
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = clients.clone();
+        *crate::lock::write(&self.current) = clients.clone();
         clients
     }
 

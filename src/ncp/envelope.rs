@@ -36,7 +36,10 @@ impl Opened {
 
 /// A 2xx answer that says it is not JSON (an HTML login page, a proxy's text) is not trusted,
 /// whatever its body looks like. A missing `Content-Type` is tolerated.
-pub fn unexpected_content_type(http_status: u16, content_type: Option<&str>) -> Option<Outcome> {
+pub(crate) fn unexpected_content_type(
+    http_status: u16,
+    content_type: Option<&str>,
+) -> Option<Outcome> {
     let ct = content_type?.trim().to_ascii_lowercase();
     let json = ct.starts_with("application/json")
         || ct

@@ -12,8 +12,11 @@
 pub mod client;
 pub mod cluster_list;
 pub(crate) mod cluster_status;
-pub mod envelope;
+pub(crate) mod envelope;
 pub mod precheck;
 pub mod region;
 pub mod sign;
 pub(crate) mod usage;
+
+#[cfg(test)]
+mod tests;

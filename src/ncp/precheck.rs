@@ -39,7 +39,7 @@ impl Precheck {
 
 /// Prechecks `cluster` now, signed with its account's keys. Never fails: every failure is an
 /// `Outcome`.
-pub async fn precheck(clients: &Clients, cluster: &Cluster) -> Precheck {
+pub(crate) async fn precheck(clients: &Clients, cluster: &Cluster) -> Precheck {
     let body = format!(
         "{{\"serviceGroupInstanceNo\":{}}}",
         cluster.service_group_instance_no

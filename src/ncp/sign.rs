@@ -54,7 +54,7 @@ pub fn sign(
 }
 
 /// Checks a received signature in constant time (used by the simulated gateway).
-pub fn verify(
+pub(crate) fn verify(
     secret_key: &str,
     method: &str,
     uri: &str,

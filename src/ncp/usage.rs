@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use crate::outcome::FailureReason;
 
@@ -58,7 +58,7 @@ impl AccountUsage {
 
 /// Calls made, by (account, operation, result); `result` is `ok` or a failure reason.
 #[derive(Debug, Default)]
-pub struct ApiUsage {
+pub(crate) struct ApiUsage {
     /// By account (a lock only to find an account's counters, when clients are built, and to
     /// read them all at a scrape).
     accounts: Mutex<BTreeMap<String, Arc<AccountUsage>>>,
@@ -67,7 +67,7 @@ pub struct ApiUsage {
 impl ApiUsage {
     /// `account`'s counters, made on first use.
     pub(crate) fn account(&self, account: &str) -> Arc<AccountUsage> {
-        let mut accounts = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut accounts = crate::lock::lock(&self.accounts);
         accounts.entry(account.to_string()).or_default().clone()
     }
 
@@ -80,14 +80,9 @@ impl ApiUsage {
         self.account(account).count(operation, failure);
     }
 
-    /// Changes on every call (the number of calls), for the exposition's cache.
-    pub(crate) fn generation(&self) -> u64 {
-        self.snapshot().iter().map(|c| c.3).sum()
-    }
-
     /// Every count above zero, sorted by account, operation, result.
     pub(crate) fn snapshot(&self) -> Vec<(String, Operation, &'static str, u64)> {
-        let accounts = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
+        let accounts = crate::lock::lock(&self.accounts);
         let mut all = Vec::new();
         for (account, usage) in accounts.iter() {
             for operation in Operation::ALL {

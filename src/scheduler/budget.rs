@@ -22,7 +22,7 @@
 //! semaphores and clock, so tests run on the paused clock.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -131,7 +131,7 @@ impl Pool {
 
     /// Grows at once; shrinks as permits come back.
     fn resize(&self, n: usize) {
-        let mut size = self.size.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut size = crate::lock::lock(&self.size);
         if n > *size {
             self.sem.add_permits(n - *size);
         } else if n < *size {
@@ -235,7 +235,7 @@ impl Budgets {
     }
 
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::lock::lock(&self.inner)
     }
 
     /// Resizes every lane (and hard cap) to a new `concurrency`.
@@ -340,15 +340,86 @@ mod tests {
         assert!(b.admit(other, LaneKind::Answering).await.is_some());
     }
 
+    /// Takes permits of `kind`'s lane of `key` until the next one waits (a second on the paused
+    /// clock), leaving each lane at once when `leave` (so only the hard cap counts), and returns
+    /// them all: the count is how many the budget lets in.
+    async fn fill(b: &Budgets, key: BudgetKey<'_>, kind: LaneKind, leave: bool) -> Vec<Admission> {
+        let mut held = Vec::new();
+        while let Ok(Some(mut adm)) =
+            tokio::time::timeout(Duration::from_secs(1), b.admit(key, kind)).await
+        {
+            if leave {
+                adm.leave_lane();
+            }
+            held.push(adm);
+            assert!(held.len() <= 1000, "no cap at all");
+        }
+        held
+    }
+
+    /// How many permits each lane and the hard cap of `key` let in, each counted on its own.
+    async fn sizes(b: &Budgets, key: BudgetKey<'_>) -> [usize; 3] {
+        // A shrink takes its surplus permits in a task of its own: let it run first.
+        tokio::task::yield_now().await;
+        // One at a time: each count's permits come back before the next.
+        let answering = fill(b, key, LaneKind::Answering, false).await.len();
+        let suspect = fill(b, key, LaneKind::Suspect, false).await.len();
+        let hard_cap = fill(b, key, LaneKind::Answering, true).await.len();
+        [answering, suspect, hard_cap]
+    }
+
     #[tokio::test(start_paused = true)]
     async fn resizing_changes_every_lane() {
         let b = Budgets::new(1);
-        let ea = endpoint("http://a");
+        let (ea, eb) = (endpoint("http://a"), endpoint("http://b"));
         let a = key("default", &ea);
+        let hard = |n: usize| n * HARD_CAP_FACTOR;
+        assert_eq!(sizes(&b, a).await, [1, 1, hard(1)], "as made");
+
+        // Growing: every lane and the hard cap at once, also with a permit out.
         let first = b.admit(a, LaneKind::Answering).await.unwrap();
+        b.set_concurrency(3);
+        let held = fill(&b, a, LaneKind::Answering, false).await;
+        assert_eq!(held.len(), 2, "3 answering permits, one of them out");
+        drop((first, held));
+        assert_eq!(sizes(&b, a).await, [3, 3, hard(3)], "grown");
+
+        // Shrinking: every lane and the hard cap, and a lane made after the change is as small.
         b.set_concurrency(2);
-        assert!(b.admit(a, LaneKind::Answering).await.is_some());
-        drop(first);
+        assert_eq!(sizes(&b, a).await, [2, 2, hard(2)], "shrunk");
+        assert_eq!(
+            sizes(&b, key("default", &eb)).await,
+            [2, 2, hard(2)],
+            "a gateway first used after the change"
+        );
+        assert_eq!(
+            sizes(&b, key("prod", &ea)).await,
+            [2, 2, hard(2)],
+            "an account first used after the change"
+        );
+
+        // Shrinking while permits are out: the surplus is taken as they come back.
+        let out = fill(&b, a, LaneKind::Suspect, false).await;
+        assert_eq!(out.len(), 2);
+        b.set_concurrency(1);
+        let mut out = out.into_iter();
+        drop(out.next());
+        tokio::task::yield_now().await;
+        let wait = tokio::time::timeout(Duration::from_secs(1), b.admit(a, LaneKind::Suspect));
+        assert!(
+            wait.await.is_err(),
+            "one suspect permit is still out of one"
+        );
+        drop(out);
+        assert_eq!(
+            sizes(&b, a).await,
+            [1, 1, hard(1)],
+            "shrunk with permits out"
+        );
+
+        // 0 is taken as 1: a lane never closes.
+        b.set_concurrency(0);
+        assert_eq!(sizes(&b, a).await, [1, 1, hard(1)], "at least 1");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -128,10 +128,7 @@ impl<P: Prechecker> Runner<P> {
 }
 
 fn take_token(bucket: &Mutex<TokenBucket>, budget: FreshBudget) -> Result<(), Duration> {
-    bucket
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .take(budget, Instant::now())
+    crate::lock::lock(bucket).take(budget, Instant::now())
 }
 
 impl<P: Prechecker> FreshPrecheck for Runner<P> {

@@ -61,8 +61,8 @@ impl Collector {
 /// Starts [`run_plan`] on a thread of its own ("collector"), with a single-threaded tokio
 /// runtime. Prechecks are many small waits (a timer, then one answer at a time), and on a
 /// multi-threaded runtime each answer also woke a second worker to steal the work: one thread
-/// that owns every cluster task and its connections wakes once per answer, about a quarter less
-/// CPU per precheck (BENCHMARKS.md, "The collector thread"). The server keeps the multi-threaded
+/// that owns every cluster task and its connections wakes once per answer, which costs less CPU
+/// per precheck (figures: BENCHMARKS.md, "The collector thread"). The server keeps the multi-threaded
 /// runtime, so scrapes never wait behind the schedule; the gate's fresh prechecks run on the
 /// caller's runtime through the same clients and budgets.
 pub(crate) fn spawn<P: Prechecker>(

@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::Mutex;
@@ -213,18 +213,12 @@ impl<P: Prechecker> Runner<P> {
 
     /// The settings now in force.
     pub(super) fn settings(&self) -> Arc<Settings<P>> {
-        self.settings
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        crate::lock::read(&self.settings).clone()
     }
 
     /// Swaps in new settings, made from the current ones.
     fn change(&self, f: impl FnOnce(&Settings<P>) -> Settings<P>) {
-        let mut settings = self
-            .settings
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut settings = crate::lock::write(&self.settings);
         *settings = Arc::new(f(&settings));
     }
 
@@ -257,7 +251,7 @@ impl<P: Prechecker> Runner<P> {
     /// Follows a plan's cluster set (the state already holds it: the inventory synced it).
     /// Returns the new flights and the names removed; kept clusters keep their flight and rhythm.
     pub(super) fn apply(&self, clusters: &[Arc<Cluster>]) -> (Vec<Arc<Flight>>, Vec<String>) {
-        let mut flights = self.flights.write().unwrap_or_else(PoisonError::into_inner);
+        let mut flights = crate::lock::write(&self.flights);
         let removed = crate::plan::dropped(flights.values().map(|f| &*f.cluster), clusters);
         for name in &removed {
             flights.remove(name);
@@ -275,13 +269,13 @@ impl<P: Prechecker> Runner<P> {
 
     /// Every cluster's flight record.
     pub(super) fn flights(&self) -> Vec<Arc<Flight>> {
-        let flights = self.flights.read().unwrap_or_else(PoisonError::into_inner);
+        let flights = crate::lock::read(&self.flights);
         flights.values().cloned().collect()
     }
 
     /// One cluster's flight record, by name.
     pub(super) fn flight(&self, name: &str) -> Option<Arc<Flight>> {
-        let flights = self.flights.read().unwrap_or_else(PoisonError::into_inner);
+        let flights = crate::lock::read(&self.flights);
         flights.get(name).cloned()
     }
 

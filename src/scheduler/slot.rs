@@ -5,6 +5,10 @@
 //! 1,000 clusters never fire at once. Slots are anchored to the wall clock (Unix time modulo the
 //! interval), so a restarted exporter keeps each cluster's rhythm, and two replicas with the
 //! same config precheck a cluster at the same moment.
+//!
+//! [`phase`], [`next_slot`] and [`wall_anchor`] are public because that rhythm is a promise the
+//! README makes ("Schedule"): the integration tests use them to keep clear of a scheduled
+//! precheck, and a copy of the hash there could drift from this one unnoticed.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -24,7 +24,7 @@ fn esc(s: &str) -> String {
 }
 
 /// The landing page: version, readiness, links, and every cluster's latest verdict.
-pub fn page(app: &App) -> String {
+pub(crate) fn page(app: &App) -> String {
     let version = env!("CARGO_PKG_VERSION");
     let now = Instant::now();
     let mut rows = String::new();
@@ -67,7 +67,7 @@ pub fn page(app: &App) -> String {
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}.ok{{color:#1a7f37;font-weight:bold}}.bad{{color:#cf222e;font-weight:bold}}.unknown{{color:#6e7781}}.nodes{{font-weight:normal;color:#57606a}}</style>
 </head><body>
 <h1>CDSS precheck exporter</h1>
-<p>Version {version}. Status: {ready}. Each cluster is prechecked every {interval}; values below are from the last periodic run.</p>
+<p>Version {version}. Status: {ready}. Each cluster is prechecked every {interval}; values below are from the latest precheck, periodic or fresh (a gate's <code>?fresh=1</code>).</p>
 <ul>
 <li><a href="metrics">Metrics</a></li>
 <li><a href="-/healthy">Health</a></li>

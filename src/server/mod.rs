@@ -1,7 +1,6 @@
 //! The exporter's HTTP endpoints (hyper, HTTP/1.1): the accept loop, connection limits and
 //! timeouts, TLS and basic auth in front of the routes. [`routes`] is the one table of paths and
-//! methods; `tls` tells TLS from plain HTTP; [`landing`] is the landing page; [`body`] sends
-//! bodies without a copy.
+//! methods; `tls` tells TLS from plain HTTP; [`landing`] is the landing page.
 //!
 //! - `GET /metrics`: the exposition, from the last results; never calls NCP. Gzipped when the
 //!   scraper sends `Accept-Encoding: gzip` (Prometheus does).
@@ -25,7 +24,6 @@
 //! when users are configured every path, `/-/healthy` included, needs Basic auth (401 otherwise),
 //! as with exporter-toolkit.
 
-mod body;
 mod landing;
 mod routes;
 mod tls;
@@ -52,21 +50,21 @@ use crate::state::State;
 use crate::web::WebConfigWatch;
 
 /// Connections served at once; more wait in the accept queue.
-pub const MAX_CONNECTIONS: usize = 512;
+pub(crate) const MAX_CONNECTIONS: usize = 512;
 /// A client must send its request headers within this time.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest request head we buffer (hyper requires at least 8 KiB).
-pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+pub(crate) const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// How long open connections get to finish at shutdown.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// A TLS client must finish its handshake within this time.
-pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// What the endpoints read.
 #[derive(Debug)]
-pub struct App {
+pub(crate) struct App {
     /// Latest results.
     pub state: Arc<State>,
-    /// Cached exposition.
+    /// The registry `/metrics` serves, read at every scrape.
     pub exposition: Exposition,
     /// Interval and gate settings; a reload may change them.
     pub live: LiveSettings,
@@ -78,7 +76,7 @@ pub struct App {
 
 /// Serves until `shutdown` turns true, then gives open connections [`SHUTDOWN_GRACE`] to finish.
 /// With `web` (`--web.config.file`): TLS and basic auth, as the web config currently says.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     app: Arc<App>,
     web: Option<Arc<WebConfigWatch>>,

@@ -5,6 +5,7 @@
 //! from the state. Nothing here calls NCP, except the gate's `?fresh=1`, which asks the runner.
 
 use bytes::Bytes;
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{
     ACCEPT_ENCODING, ALLOW, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue,
@@ -14,16 +15,15 @@ use hyper::{Method, Request, Response, StatusCode};
 use tokio::time::Instant;
 
 use super::App;
-use super::body::Stream;
 use crate::exposition::{self, Encoding};
 use crate::gate;
 use crate::scheduler::FreshPolicy;
 
-type Resp = Response<Stream>;
+type Resp = Response<Full<Bytes>>;
 
 /// What a route serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Endpoint {
+pub(crate) enum Endpoint {
     /// `/`: the landing page.
     Landing,
     /// `/metrics`: the exposition.
@@ -40,7 +40,7 @@ pub enum Endpoint {
 
 /// One entry of the route table.
 #[derive(Debug)]
-pub struct Route {
+pub(crate) struct Route {
     /// The path, or its prefix when `prefix` is set.
     pub path: &'static str,
     /// True when `path` is a prefix (`/gate/` + the cluster name).
@@ -52,7 +52,7 @@ pub struct Route {
 }
 
 /// Every path the exporter serves.
-pub const ROUTES: [Route; 6] = [
+pub(crate) const ROUTES: [Route; 6] = [
     Route {
         path: "/",
         prefix: false,
@@ -92,7 +92,7 @@ pub const ROUTES: [Route; 6] = [
 ];
 
 /// The route for `path`, if any.
-pub fn route(path: &str) -> Option<&'static Route> {
+pub(crate) fn route(path: &str) -> Option<&'static Route> {
     ROUTES.iter().find(|r| {
         if r.prefix {
             path.starts_with(r.path)
@@ -104,13 +104,13 @@ pub fn route(path: &str) -> Option<&'static Route> {
 
 impl Route {
     /// True when the route takes `method` (`HEAD` wherever `GET` is).
-    pub fn allows(&self, method: &Method) -> bool {
+    pub(crate) fn allows(&self, method: &Method) -> bool {
         self.allow.split(", ").any(|m| m == method.as_str())
     }
 }
 
 /// Answers one request.
-pub async fn handle(app: &App, req: Request<Incoming>) -> Resp {
+pub(crate) async fn handle(app: &App, req: Request<Incoming>) -> Resp {
     let path = req.uri().path();
     let Some(route) = route(path) else {
         return text(StatusCode::NOT_FOUND, "404 page not found\n");
@@ -130,7 +130,7 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Resp {
     let mut resp = match route.endpoint {
         Endpoint::Reload => return reload_response(app).await,
         Endpoint::Gate => gate_response(app, path, req.uri().query()).await,
-        Endpoint::Metrics => metrics_response(app, req.headers()),
+        Endpoint::Metrics => metrics_response(app, req.headers()).await,
         Endpoint::Healthy => text(StatusCode::OK, "Healthy.\n"),
         Endpoint::Ready if app.state.is_ready() => text(StatusCode::OK, "Ready.\n"),
         Endpoint::Ready => text(
@@ -138,7 +138,7 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Resp {
             "Not ready: the first round of prechecks has not finished.\n",
         ),
         Endpoint::Landing => {
-            let mut r = Response::new(Stream::from(Bytes::from(super::landing::page(app))));
+            let mut r = Response::new(Full::new(Bytes::from(super::landing::page(app))));
             r.headers_mut().insert(
                 CONTENT_TYPE,
                 HeaderValue::from_static("text/html; charset=utf-8"),
@@ -149,19 +149,28 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Resp {
     resp.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if method == Method::HEAD {
-        *resp.body_mut() = Stream::from(Bytes::new());
+        *resp.body_mut() = Full::new(Bytes::new());
     }
     resp
 }
 
-fn metrics_response(app: &App, headers: &HeaderMap) -> Resp {
+async fn metrics_response(app: &App, headers: &HeaderMap) -> Resp {
     let wanted = if accepts_gzip(headers) {
         Encoding::Gzip
     } else {
         Encoding::Identity
     };
-    let (body, encoding) = app.exposition.encoded(&app.state, wanted);
-    let mut r = Response::new(Stream::from(body));
+    let (body, encoding) = match app.exposition.encode(wanted).await {
+        Ok(encoded) => encoded,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot encode the metrics");
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot encode the metrics\n",
+            );
+        }
+    };
+    let mut r = Response::new(Full::new(body));
     let headers = r.headers_mut();
     headers.insert(
         CONTENT_TYPE,
@@ -184,7 +193,7 @@ pub(super) fn unauthorized(method: &Method) -> Resp {
     r.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if method == Method::HEAD {
-        *r.body_mut() = Stream::from(Bytes::new());
+        *r.body_mut() = Full::new(Bytes::new());
     }
     r
 }
@@ -197,11 +206,9 @@ async fn reload_response(app: &App) -> Resp {
         );
     };
     let mut r = match reloader.reload().await {
-        Ok(()) => Response::new(Stream::from(Bytes::from_static(
-            b"configuration reloaded\n",
-        ))),
+        Ok(()) => Response::new(Full::new(Bytes::from_static(b"configuration reloaded\n"))),
         Err(e) => {
-            let mut r = Response::new(Stream::from(Bytes::from(format!(
+            let mut r = Response::new(Full::new(Bytes::from(format!(
                 "failed to reload config: {e}\n"
             ))));
             *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
@@ -216,7 +223,7 @@ async fn reload_response(app: &App) -> Resp {
 }
 
 fn json(status: StatusCode, body: String) -> Resp {
-    let mut r = Response::new(Stream::from(Bytes::from(body)));
+    let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -271,7 +278,7 @@ async fn gate_response(app: &App, path: &str, query: Option<&str>) -> Resp {
 }
 
 fn text(status: StatusCode, body: &'static str) -> Resp {
-    let mut r = Response::new(Stream::from(Bytes::from_static(body.as_bytes())));
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
     *r.status_mut() = status;
     r.headers_mut().insert(
         CONTENT_TYPE,

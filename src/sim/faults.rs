@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -70,10 +70,7 @@ impl FaultServer {
 
     /// Sets the fault for a cluster number.
     pub fn set(&self, instance_no: u64, fault: TcpFault) {
-        self.faults
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(instance_no, fault);
+        crate::lock::lock(&self.faults).insert(instance_no, fault);
     }
 }
 
@@ -119,9 +116,7 @@ async fn serve(mut sock: TcpStream, table: Arc<Mutex<HashMap<u64, TcpFault>>>) {
     let Some(no) = read_request(&mut sock).await else {
         return;
     };
-    let fault = table
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
+    let fault = crate::lock::lock(&table)
         .get(&no)
         .copied()
         .unwrap_or(TcpFault::Healthy);

@@ -17,10 +17,11 @@
 //! checks), `faults` (the misbehaviour cycle), `listing` (`getClusterInfoList`), `status`
 //! (`getClusterStatus`) and [`metadata`] (the server role keys).
 
+use crate::lock::lock;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use http_body_util::{BodyExt, Limited};
@@ -343,10 +344,6 @@ impl Drop for SimGateway {
     fn drop(&mut self) {
         self.task.abort();
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tls: Option<TlsAcceptor>) {

@@ -1,8 +1,9 @@
 //! Basic auth against `basic_auth_users` (bcrypt hashes), with a cache of successful checks so
 //! that only a new password pays for bcrypt. An unknown user costs as much as a wrong password.
 
+use crate::lock::lock;
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 
 use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
@@ -27,7 +28,7 @@ struct Verified {
 
 /// The basic-auth decision and its cache.
 #[derive(Debug)]
-pub struct Authenticator {
+pub(crate) struct Authenticator {
     /// Successful verifications by user name. bcrypt is slow on purpose; without this every
     /// scrape would pay for it. Bounded by the number of configured users.
     verified: Mutex<HashMap<String, Verified>>,
@@ -45,15 +46,11 @@ impl Default for Authenticator {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 impl Authenticator {
     /// Whether a request with this `Authorization` header value may proceed under `config`:
     /// always when no users are configured; otherwise only with `Basic` credentials of a
     /// configured user whose bcrypt hash matches the password.
-    pub async fn authorize(&self, config: &WebConfig, authorization: Option<&[u8]>) -> bool {
+    pub(crate) async fn authorize(&self, config: &WebConfig, authorization: Option<&[u8]>) -> bool {
         if config.users.is_empty() {
             return true;
         }
@@ -63,12 +60,9 @@ impl Authenticator {
         let hash = config.users.get(&user);
         let against = hash.map_or(UNKNOWN_USER_HASH, String::as_str).to_string();
         let digest = password_digest(&against, &password);
-        if let Some(hash) = hash {
-            if let Some(v) = lock(&self.verified).get(&user) {
-                if v.hash == *hash && bool::from(v.password.ct_eq(&digest)) {
-                    return true;
-                }
-            }
+        let cached = |v: &Verified| hash == Some(&v.hash) && bool::from(v.password.ct_eq(&digest));
+        if lock(&self.verified).get(&user).is_some_and(cached) {
+            return true;
         }
         let Ok(_one_at_a_time) = self.bcrypt.acquire().await else {
             return false;

@@ -14,17 +14,17 @@ use crate::config::yaml::parse_scalar;
 /// The file as written.
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)] // the `Unsupported` fields are parsed only to be refused
 pub(super) struct RawWebConfig {
     pub tls_server_config: Option<RawTls>,
     pub basic_auth_users: Option<HashMap<UserName, BcryptHash>>,
-    #[allow(dead_code)] // parsed only to be refused
     http_server_config: Option<Unsupported>,
-    #[allow(dead_code)] // parsed only to be refused
     rate_limit: Option<Unsupported>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)] // the `Unsupported` fields are parsed only to be refused
 pub(super) struct RawTls {
     pub cert_file: Option<FileName>,
     pub key_file: Option<FileName>,
@@ -32,19 +32,12 @@ pub(super) struct RawTls {
     pub client_auth_type: Option<ClientAuth>,
     pub min_version: Option<TlsVersion>,
     pub max_version: Option<TlsVersion>,
-    #[allow(dead_code)] // parsed only to be refused
     cert: Option<Unsupported>,
-    #[allow(dead_code)] // parsed only to be refused
     key: Option<Unsupported>,
-    #[allow(dead_code)] // parsed only to be refused
     client_ca: Option<Unsupported>,
-    #[allow(dead_code)] // parsed only to be refused
     cipher_suites: Option<Unsupported>,
-    #[allow(dead_code)] // parsed only to be refused
     prefer_server_cipher_suites: Option<Unsupported>,
-    #[allow(dead_code)] // parsed only to be refused
     curve_preferences: Option<Unsupported>,
-    #[allow(dead_code)] // parsed only to be refused
     client_allowed_sans: Option<Unsupported>,
 }
 
@@ -140,7 +133,7 @@ impl<'de> Deserialize<'de> for BcryptHash {
 
 /// `client_auth_type`, named as Go's `tls.ClientAuthType`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ClientAuth {
+pub(crate) enum ClientAuth {
     /// No client certificate is asked for (the default).
     NoClientCert,
     /// One is asked for but not required, and not verified.
@@ -154,18 +147,13 @@ pub enum ClientAuth {
 }
 
 impl ClientAuth {
-    const ALL: [(&'static str, ClientAuth); 5] = [
-        ("NoClientCert", ClientAuth::NoClientCert),
-        ("RequestClientCert", ClientAuth::RequestClientCert),
-        ("RequireAnyClientCert", ClientAuth::RequireAnyClientCert),
-        (
-            "VerifyClientCertIfGiven",
-            ClientAuth::VerifyClientCertIfGiven,
-        ),
-        (
-            "RequireAndVerifyClientCert",
-            ClientAuth::RequireAndVerifyClientCert,
-        ),
+    /// Every type; each is written as its name (`Debug`).
+    const ALL: [ClientAuth; 5] = [
+        ClientAuth::NoClientCert,
+        ClientAuth::RequestClientCert,
+        ClientAuth::RequireAnyClientCert,
+        ClientAuth::VerifyClientCertIfGiven,
+        ClientAuth::RequireAndVerifyClientCert,
     ];
 
     pub(super) fn verifies(self) -> bool {
@@ -179,17 +167,14 @@ impl ClientAuth {
 impl<'de> Deserialize<'de> for ClientAuth {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         parse_scalar(d, "a client auth type", |s| {
-            ClientAuth::ALL
-                .iter()
-                .find(|(name, _)| *name == s.trim())
-                .map(|(_, v)| *v)
-                .ok_or_else(|| {
-                    let names: Vec<&str> = ClientAuth::ALL.iter().map(|(n, _)| *n).collect();
-                    format!(
-                        "unknown client auth type {s:?} (expected one of {})",
-                        names.join(", ")
-                    )
-                })
+            let names = ClientAuth::ALL.map(|a| format!("{a:?}"));
+            match names.iter().position(|name| name == s.trim()) {
+                Some(i) => Ok(ClientAuth::ALL[i]),
+                None => Err(format!(
+                    "unknown client auth type {s:?} (expected one of {})",
+                    names.join(", ")
+                )),
+            }
         })
     }
 }

@@ -15,10 +15,10 @@
 //! `prefer_server_cipher_suites`, `client_allowed_sans`, `http_server_config`, `rate_limit`) are
 //! rejected as unsupported rather than silently ignored.
 
-pub mod auth;
+pub(crate) mod auth;
 mod file;
 mod tls;
-pub mod watch;
+pub(crate) mod watch;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -27,20 +27,19 @@ use std::time::Duration;
 
 use tokio_rustls::TlsAcceptor;
 
-pub use self::file::ClientAuth;
 use self::file::RawWebConfig;
 use self::watch::Stamp;
 pub use self::watch::WebConfigWatch;
 use crate::config::yaml::{ConfigError, is_empty_document, key_location, yaml_error};
 
 /// The realm in `WWW-Authenticate: Basic realm="..."`.
-pub const REALM: &str = "cdss-precheck-exporter";
+pub(crate) const REALM: &str = "cdss-precheck-exporter";
 
 /// How often the watcher looks at the web config's files for a change (one `stat` per file).
-pub const WATCH_EVERY: Duration = Duration::from_secs(1);
+pub(crate) const WATCH_EVERY: Duration = Duration::from_secs(1);
 
 /// A validated web config with its certificates loaded.
-pub struct WebConfig {
+pub(crate) struct WebConfig {
     /// Handshakes for the listener; `None`: plain HTTP.
     tls: Option<TlsAcceptor>,
     /// User name → bcrypt hash; empty: no basic auth.
@@ -64,7 +63,7 @@ impl fmt::Debug for WebConfig {
 impl WebConfig {
     /// Reads and validates `path` and loads the files it names (relative paths are relative to
     /// `path`'s directory, as in exporter-toolkit).
-    pub fn load(path: &Path) -> Result<WebConfig, ConfigError> {
+    pub(crate) fn load(path: &Path) -> Result<WebConfig, ConfigError> {
         Self::load_stamped(path, &mut Stamp::default())
     }
 
@@ -82,7 +81,8 @@ impl WebConfig {
 
     /// Parses and validates YAML text, loading the files it names from `dir` (when relative).
     /// `file` is only used in error messages.
-    pub fn parse(text: &str, file: &Path, dir: &Path) -> Result<WebConfig, ConfigError> {
+    #[cfg(test)]
+    pub(crate) fn parse(text: &str, file: &Path, dir: &Path) -> Result<WebConfig, ConfigError> {
         Self::parse_in(text, file, dir, &mut Stamp::default())
     }
 
@@ -103,10 +103,10 @@ impl WebConfig {
             location: key_location(text, key),
             message,
         };
-        let tls = match raw.tls_server_config {
-            None => None,
-            Some(t) => tls::build(t, dir, stamp, &err)?,
-        };
+        let tls = raw
+            .tls_server_config
+            .map(|t| tls::build(t, dir, stamp, &err));
+        let tls = tls.transpose()?.flatten();
         let users = raw
             .basic_auth_users
             .unwrap_or_default()
@@ -121,12 +121,12 @@ impl WebConfig {
     }
 
     /// The TLS handshake for new connections; `None` when the port speaks plain HTTP.
-    pub fn tls(&self) -> Option<&TlsAcceptor> {
+    pub(crate) fn tls(&self) -> Option<&TlsAcceptor> {
         self.tls.as_ref()
     }
 
     /// True when requests need a user name and password.
-    pub fn requires_auth(&self) -> bool {
+    pub(crate) fn requires_auth(&self) -> bool {
         !self.users.is_empty()
     }
 }

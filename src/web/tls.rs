@@ -29,11 +29,6 @@ use crate::config::yaml::ConfigError;
 /// Makes a located error: the key to point at, and the message.
 type ErrorAt<'a> = &'a dyn Fn(&str, String) -> ConfigError;
 
-/// The crypto provider reqwest uses too (aws-lc-rs), so only one is built in.
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
-}
-
 /// The rustls server config of a `tls_server_config:` section (`None`: TLS off), recording the
 /// files it reads in `stamp`.
 pub(super) fn build(
@@ -42,10 +37,9 @@ pub(super) fn build(
     stamp: &mut Stamp,
     err: ErrorAt<'_>,
 ) -> Result<Option<TlsAcceptor>, ConfigError> {
-    match validate(raw, dir, err)? {
-        None => Ok(None),
-        Some(section) => section.server_config(stamp, err).map(Some),
-    }
+    validate(raw, dir, err)?
+        .map(|section| section.server_config(stamp, err))
+        .transpose()
 }
 
 /// A `tls_server_config:` section whose settings agree with each other; its files not yet read.
@@ -93,17 +87,14 @@ fn validate(raw: RawTls, dir: &Path, err: ErrorAt<'_>) -> Result<Option<TlsSecti
             // `tls_server_config: {}`: TLS off, as in exporter-toolkit.
             return Ok(None);
         }
-        (_, None) => {
-            return Err(err(
-                "tls_server_config",
-                "tls_server_config.key_file: required when TLS is configured".into(),
-            ));
-        }
-        (None, _) => {
-            return Err(err(
-                "tls_server_config",
-                "tls_server_config.cert_file: required when TLS is configured".into(),
-            ));
+        (_, key) => {
+            let missing = if key.is_none() {
+                "key_file"
+            } else {
+                "cert_file"
+            };
+            let message = format!("tls_server_config.{missing}: required when TLS is configured");
+            return Err(err("tls_server_config", message));
         }
     };
     let versions = versions(raw.min_version, raw.max_version, err)?;
@@ -186,7 +177,8 @@ impl TlsSection {
         stamp.add(&self.key_file);
         let key = PrivateKeyDer::from_pem_file(&self.key_file)
             .map_err(|e| file_error(err, "key_file", &self.key_file, e))?;
-        let provider = provider();
+        // The crypto provider reqwest uses too (aws-lc-rs), so only one is built in.
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&self.versions)
             .map_err(|e| err("tls_server_config", format!("tls_server_config: {e}")))?;

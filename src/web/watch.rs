@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError, RwLock, TryLockError};
+use std::sync::{Arc, Mutex, RwLock, TryLockError};
 use std::time::{Duration, SystemTime};
 
 use super::WebConfig;
@@ -76,7 +76,7 @@ impl fmt::Debug for WebConfigWatch {
 }
 
 fn read<T: Clone>(l: &RwLock<T>) -> T {
-    l.read().unwrap_or_else(PoisonError::into_inner).clone()
+    crate::lock::read(l).clone()
 }
 
 impl WebConfigWatch {
@@ -92,7 +92,7 @@ impl WebConfigWatch {
     }
 
     /// The config in force (what the last [`refresh`](Self::refresh) found).
-    pub fn current(&self) -> Arc<WebConfig> {
+    pub(crate) fn current(&self) -> Arc<WebConfig> {
         read(&self.current)
     }
 
@@ -100,7 +100,7 @@ impl WebConfigWatch {
     /// file is re-read and, if valid, replaces the running config (logged either way). A bad new
     /// version keeps the running one and is not re-read until its files change again. Blocking:
     /// the watcher runs it off the async threads.
-    pub fn refresh(&self) -> Arc<WebConfig> {
+    pub(crate) fn refresh(&self) -> Arc<WebConfig> {
         let current = read(&self.current);
         if current.stamp.unchanged() {
             return current;
@@ -129,7 +129,7 @@ impl WebConfigWatch {
             Ok(new) => {
                 tracing::info!(file = %self.path.display(), tls = new.tls().is_some(), users = new.users.len(), "web config reloaded");
                 let new = Arc::new(new);
-                *self.current.write().unwrap_or_else(PoisonError::into_inner) = new.clone();
+                *crate::lock::write(&self.current) = new.clone();
                 *failed = None;
                 new
             }
@@ -142,7 +142,7 @@ impl WebConfigWatch {
     }
 
     /// Refreshes every `every` until the task is aborted.
-    pub async fn watch(self: Arc<Self>, every: Duration) {
+    pub(crate) async fn watch(self: Arc<Self>, every: Duration) {
         let mut ticker = tokio::time::interval(every);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -159,12 +159,13 @@ impl WebConfigWatch {
 
     /// Whether a request with this `Authorization` header value may proceed under `config`
     /// (see [`Authenticator::authorize`]).
-    pub async fn authorize(&self, config: &WebConfig, authorization: Option<&[u8]>) -> bool {
+    pub(crate) async fn authorize(&self, config: &WebConfig, authorization: Option<&[u8]>) -> bool {
         self.auth.authorize(config, authorization).await
     }
 
     /// The basic-auth checker.
-    pub fn auth(&self) -> &Authenticator {
+    #[cfg(test)]
+    pub(crate) fn auth(&self) -> &Authenticator {
         &self.auth
     }
 }

@@ -98,6 +98,7 @@ fn verdicts(rows: &[Vec<String>]) -> Vec<[&str; 4]> {
 
 const GO: &str = "GO: every cluster is ready for a rolling restart";
 const NO_GO: &str = "NO-GO: at least one cluster is not ready";
+const UNKNOWN: &str = "UNKNOWN: no decision could be made (see messages)";
 
 #[tokio::test]
 async fn exit_codes_tell_no_from_could_not_ask() {
@@ -153,7 +154,14 @@ async fn wrong_secret_and_unreachable_gateway_are_2() {
         .await
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("auth_error"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (rows, verdict) = table(&stdout);
+    assert_eq!(
+        verdicts(&rows),
+        [["orders", "KR", "auth_error", "200"]],
+        "{stdout}"
+    );
+    assert_eq!(verdict, UNKNOWN, "{stdout}");
     assert!(!String::from_utf8_lossy(&out.stderr).contains("wrong-secret"));
 
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -171,7 +179,14 @@ async fn wrong_secret_and_unreachable_gateway_are_2() {
         .await
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("connection_error"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (rows, verdict) = table(&stdout);
+    assert_eq!(
+        verdicts(&rows),
+        [["orders", "KR", "connection_error", "-1"]],
+        "{stdout}"
+    );
+    assert_eq!(verdict, UNKNOWN, "{stdout}");
 }
 
 #[tokio::test]
@@ -361,12 +376,20 @@ async fn wait_honours_retry_after() {
     let (code, _, stderr) =
         check(&s, &["--cluster", "busy", "--wait", "5s", "--every", "1s"]).await;
     assert_eq!(code, 2);
-    // 5 s with --every 1s would be 5-6 calls; Retry-After: 3 allows 2.
-    assert!(
-        s.sim.calls(12) <= 2,
-        "{} calls despite Retry-After: {stderr}",
-        s.sim.calls(12)
+    // 5 s with --every 1s would be 5-6 calls; Retry-After: 3 allows exactly 2: at 0 s, and at
+    // 3 s, after which another 3 s would pass the deadline, so it stops there.
+    assert_eq!(
+        s.sim.calls(12),
+        2,
+        "calls with Retry-After: 3 in a 5 s wait: {stderr}"
     );
+    // One pause between them, of the Retry-After, not --every.
+    let waits: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("check: 0/1 ready; waiting on busy rate_limited"))
+        .collect();
+    assert_eq!(waits.len(), 1, "{stderr}");
+    assert!(waits[0].contains("; next check in 3s, "), "{stderr}");
 }
 
 /// Starts a long `check --wait` and returns once it has reported its first "not ready" on

@@ -71,7 +71,34 @@ fn missing_credentials_exit_2_naming_what_was_tried() {
         "127.0.0.1:0",
     ]);
     assert_eq!(code, 2);
-    assert!(stderr.contains("NCLOUD_ACCESS_KEY"), "{stderr}");
+    // The last line is the error; it names every step of the key chain, in the SDKs' order,
+    // and what each found.
+    let error = stderr.lines().last().unwrap_or_default();
+    let (head, tried) = error
+        .split_once("; looked at: ")
+        .unwrap_or_else(|| panic!("no list of what was tried: {stderr}"));
+    assert_eq!(
+        head, "error: cannot load credentials: account \"default\": no keys found",
+        "{stderr}"
+    );
+    let tried: Vec<&str> = tried.split("; ").collect();
+    assert_eq!(tried.len(), 3, "env, file, server role: {tried:#?}");
+    assert_eq!(
+        tried[0],
+        "env NCLOUD_ACCESS_KEY_ID / NCLOUD_ACCESS_KEY (not set), \
+         NCLOUD_SECRET_ACCESS_KEY / NCLOUD_SECRET_KEY (not set)"
+    );
+    assert_eq!(
+        tried[1],
+        "file /nonexistent-home-for-tests/.ncloud/configure (not found)"
+    );
+    assert!(
+        tried[2].starts_with(
+            "metadata API http://127.0.0.1:9/latest/meta-data/iam/security-credentials/: unreachable: "
+        ),
+        "{}",
+        tried[2]
+    );
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use cdss_precheck_exporter::sim::{Behaviour, RawResponse};
 
-use crate::support::{Harness, Spec, metrics_until, value, value_with};
+use crate::support::{Harness, Spec, metrics_until, poll_until, value, value_with};
 
 const HEAD: &str = "interval: 2s\ntimeout: 1s\n";
 
@@ -91,18 +91,15 @@ async fn a_not_ready_cluster_says_which_node_and_a_healthy_one_costs_nothing() {
         "{page}"
     );
 
-    // Several rounds later: at most one status call per interval, and none for orders.
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    assert_eq!(
-        h.sim.status_calls(11),
-        0,
-        "a ready cluster costs no status call"
-    );
-    let (prechecks, reads) = (h.sim.calls(12), h.sim.status_calls(12));
-    assert!(
-        reads >= 2 && reads <= prechecks,
-        "{reads} status calls for {prechecks} prechecks"
-    );
+    // Scheduled rounds read again (an event, with room for a loaded machine): the start-up
+    // read and at least one more, an interval or more after it.
+    poll_until(
+        Duration::from_secs(20),
+        "a second status read",
+        || async { h.sim.status_calls(12).to_string() },
+        |n| n.parse::<u64>().unwrap_or_default() >= 2,
+    )
+    .await;
     // Every status call is counted (polled: one may be in flight at the moment of a scrape).
     metrics_until(&h, Duration::from_secs(10), "status calls counted", |m| {
         value_with(
@@ -112,6 +109,79 @@ async fn a_not_ready_cluster_says_which_node_and_a_healthy_one_costs_nothing() {
         ) == Some(h.sim.status_calls(12) as f64)
     })
     .await;
+    // Stopped, nothing is in flight, and the counts are final. Reads are spaced by the slots of
+    // the prechecks that asked for them, an interval apart: the start-up precheck reads, the
+    // first scheduled round (its slot less than an interval after the start-up precheck's) does
+    // not, unless the start-up precheck took so long that its slot is an interval away; every
+    // later round reads. (Exactly which, on a paused clock: scheduler::tests::diagnosis.)
+    let sim = h.stop_keeping_sim().await;
+    assert_eq!(
+        sim.status_calls(11),
+        0,
+        "a ready cluster costs no status call"
+    );
+    let (prechecks, reads) = (sim.calls(12), sim.status_calls(12));
+    assert!(
+        reads >= 2 && (prechecks - 1..=prechecks).contains(&reads),
+        "{reads} status calls for {prechecks} prechecks"
+    );
+}
+
+/// README: reads are "at most once per interval per cluster ... `?fresh=1` ... in between does not
+/// read again. A verdict that changed since the last read (ready, then not) is read at once".
+#[tokio::test]
+async fn fresh_prechecks_between_rounds_read_nothing_but_a_new_verdict_is_read_at_once() {
+    // A 60 s interval: payments' first scheduled round, if it comes during the test, is less
+    // than an interval after the start-up read and reads nothing either, so every count is exact.
+    let h = Harness::start(
+        "interval: 60s\ntimeout: 5s\ngate:\n  min_fresh_interval: 0s\n",
+        &CLUSTERS,
+    )
+    .await;
+    metrics_until(&h, Duration::from_secs(20), "payments' node status", |m| {
+        value(m, "cdss_cluster_brokers_up", "payments").is_some()
+    })
+    .await;
+    assert_eq!(h.sim.status_calls(12), 1, "read at start");
+    let fresh = || async {
+        let (status, body) = h.get("/gate/payments?fresh=1").await;
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["source"], "fresh", "{body}");
+        (status, v)
+    };
+    let before = h.sim.calls(12);
+    for _ in 0..3 {
+        let (status, v) = fresh().await;
+        assert_eq!(status, 503, "{v}");
+        assert_eq!(v["diagnosis"]["brokers_up"], 2, "{v}");
+    }
+    assert!(h.sim.calls(12) >= before + 3, "three fresh prechecks");
+    assert_eq!(
+        h.sim.status_calls(12),
+        1,
+        "fresh prechecks within the interval read no status"
+    );
+    // Ready: the diagnosis goes, and nothing is read.
+    h.sim.set_behaviour(12, Behaviour::Ready);
+    let (status, v) = fresh().await;
+    assert_eq!(status, 200, "{v}");
+    assert!(v.get("diagnosis").is_none(), "{v}");
+    assert_eq!(
+        value(&h.metrics().await, "cdss_cluster_brokers_up", "payments"),
+        None
+    );
+    assert_eq!(h.sim.status_calls(12), 1, "a ready answer reads nothing");
+    // Not ready again: read at once, not an interval later.
+    h.sim.set_behaviour(12, Behaviour::NotReady);
+    let (status, v) = fresh().await;
+    assert_eq!(status, 503, "{v}");
+    assert_eq!(v["diagnosis"]["brokers_up"], 2, "{v}");
+    assert_eq!(
+        h.sim.status_calls(12),
+        2,
+        "the new verdict was read at once"
+    );
+    assert_eq!(h.sim.status_calls(11), 0, "orders is ready: never read");
     h.stop().await;
 }
 
@@ -194,8 +264,25 @@ async fn an_unknown_colour_is_shown_as_it_came() {
         m.contains("status=\"ultraviolet\"")
     })
     .await;
-    assert!(
-        m.contains("cdss_cluster_node_status{cluster=\"payments\",region=\"SGN\",role=\"broker\",hostname=\"kafka-9\",status=\"rebalancing\",failing=\"true\"} 1"),
+    // The node's one series, parsed: every label as it came, and the value.
+    let nodes: Vec<&str> = m
+        .lines()
+        .filter(|l| l.starts_with("cdss_cluster_node_status{"))
+        .collect();
+    assert_eq!(
+        nodes,
+        [
+            "cdss_cluster_node_status{cluster=\"payments\",region=\"SGN\",role=\"broker\",hostname=\"kafka-9\",status=\"rebalancing\",failing=\"true\"} 1"
+        ],
+        "{m}"
+    );
+    assert_eq!(
+        value_with(
+            &m,
+            "cdss_cluster_role_status",
+            "cluster=\"payments\",region=\"SGN\",role=\"broker\",status=\"ultraviolet\""
+        ),
+        Some(1.0),
         "{m}"
     );
     // Counts it did not send are absent, not 0.
@@ -205,7 +292,15 @@ async fn an_unknown_colour_is_shown_as_it_came() {
         "{m}"
     );
     let (_, body) = h.get("/gate/payments").await;
-    assert!(body.contains("\"broker_status\":\"ultraviolet\""), "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let d = &v["diagnosis"];
+    assert_eq!(d["broker_status"], "ultraviolet", "{body}");
+    assert_eq!(
+        d["failing_nodes"],
+        serde_json::json!([{"role": "broker", "hostname": "kafka-9", "status": "rebalancing"}]),
+        "{body}"
+    );
+    assert!(d.get("brokers_up").is_none(), "{body}");
     assert!(!body.contains("brokers_up"), "{body}");
     h.stop().await;
 }

@@ -317,8 +317,23 @@ async fn metrics_are_gzipped_when_the_scraper_asks() {
     assert!(r.headers().get("content-encoding").is_none());
     assert_eq!(r.headers().get("vary").unwrap(), "Accept-Encoding");
     let plain = r.text().await.unwrap();
-    assert_eq!(unzipped, plain);
+    // The process collector's values (CPU, memory, fds) move between two scrapes; nothing else.
+    assert_eq!(without_process(&unzipped), without_process(&plain));
     assert_eq!(value(&plain, "cdss_precheck_ok", "orders"), Some(1.0));
+    #[cfg(target_os = "linux")]
+    for family in [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_virtual_memory_bytes",
+        "process_open_fds",
+        "process_max_fds",
+        "process_start_time_seconds",
+    ] {
+        assert!(
+            plain.contains(&format!("\n{family} ")),
+            "{family} missing:\n{plain}"
+        );
+    }
 
     // A scraper that refuses gzip gets the text.
     let r = h
@@ -329,6 +344,18 @@ async fn metrics_are_gzipped_when_the_scraper_asks() {
         .await
         .unwrap();
     assert!(r.headers().get("content-encoding").is_none());
-    assert_eq!(r.text().await.unwrap(), plain);
+    assert_eq!(
+        without_process(&r.text().await.unwrap()),
+        without_process(&plain)
+    );
     h.stop().await;
+}
+
+/// An exposition without the process collector's families (`process_*`).
+fn without_process(text: &str) -> String {
+    text.lines()
+        .filter(|l| !l.starts_with("process_") && !l.starts_with("# HELP process_"))
+        .filter(|l| !l.starts_with("# TYPE process_"))
+        .map(|l| format!("{l}\n"))
+        .collect()
 }

@@ -286,7 +286,24 @@ async fn every_fault_shows_ok_0_with_its_code_and_reason_then_recovers() {
     let trickle = value(&m, "cdss_precheck_duration_seconds", "trickle").unwrap();
     assert!(trickle < 3.0, "trickle took {trickle}s");
     // Redirects were never followed: nobody listens on port 9, and the reason is the redirect.
-    assert!(h.get("/").await.1.contains("not followed"));
+    for (name, status) in [
+        ("redirect-301", 301),
+        ("redirect-302", 302),
+        ("redirect-307", 307),
+    ] {
+        let (code, body) = h.get(&format!("/gate/{name}")).await;
+        assert_eq!(code, 503, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["reason"], "error", "{body}");
+        assert_eq!(v["verdict"], "http_error", "{body}");
+        assert_eq!(
+            v["message"],
+            format!(
+                "HTTP {status}: redirect to http://127.0.0.1:9/steal not followed (a signed request is never resent)"
+            ),
+            "{body}"
+        );
+    }
 
     // Heal everything; each cluster recovers on its next precheck.
     for (i, (name, _, _, _)) in http.iter().enumerate() {

@@ -26,6 +26,49 @@ fn leak(s: String) -> &'static str {
     Box::leak(s.into_boxed_str())
 }
 
+/// What one watch of the 24 healthy clusters saw.
+struct Window {
+    /// How old each one's last precheck got.
+    run_age: [f64; 24],
+    /// How old each one's last success got.
+    success_age: [f64; 24],
+    /// Each time one's gate was not open: which, and the answer.
+    closed: Vec<(usize, String)>,
+}
+
+/// Watches the healthy clusters `c0`..`c23` for 4 intervals (16 s): scrapes every 400 ms and
+/// asks one gate each time.
+async fn watch(h: &Harness) -> Window {
+    let started = Instant::now();
+    let mut w = Window {
+        run_age: [0.0; 24],
+        success_age: [0.0; 24],
+        closed: Vec::new(),
+    };
+    let mut scrapes = 0usize;
+    while started.elapsed() < Duration::from_secs(16) {
+        let m = h.metrics().await;
+        let now = unix_now();
+        for i in 0..24 {
+            let name = format!("c{i}");
+            let last = value(&m, "cdss_precheck_last_run_timestamp_seconds", &name)
+                .unwrap_or_else(|| panic!("{name} never prechecked:\n{m}"));
+            let success = value(&m, "cdss_precheck_last_success_timestamp_seconds", &name)
+                .unwrap_or_else(|| panic!("{name} never answered:\n{m}"));
+            w.run_age[i] = w.run_age[i].max(now - last);
+            w.success_age[i] = w.success_age[i].max(now - success);
+        }
+        let i = scrapes % 24;
+        let (status, body) = h.get(&format!("/gate/c{i}")).await;
+        if status != 200 {
+            w.closed.push((i, format!("{status} {body}")));
+        }
+        scrapes += 1;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    w
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hanging_clusters_and_a_hanging_gateway_cost_only_their_own_freshness() {
     // 24 KR clusters answer in 20-80 ms; 12 more hang until the timeout; 8 SGN clusters sit
@@ -60,57 +103,62 @@ async fn hanging_clusters_and_a_hanging_gateway_cost_only_their_own_freshness() 
     )
     .await;
     h.wait_ready(Duration::from_secs(30)).await;
-    // Watch for 4 intervals, recording for every healthy cluster how old its last precheck and
-    // its last success got, and whether its gate ever closed; judge at the end.
     let timeout = 2.0;
-    let started = Instant::now();
-    let (mut run_age, mut success_age) = ([0.0f64; 24], [0.0f64; 24]);
-    let mut closed: Vec<(usize, String)> = Vec::new();
-    let mut scrapes = 0usize;
-    let requests_before = h.sim.total_requests();
-    while started.elapsed() < Duration::from_secs(16) {
-        let m = h.metrics().await;
-        let now = unix_now();
-        for i in 0..24 {
-            let name = format!("c{i}");
-            let last = value(&m, "cdss_precheck_last_run_timestamp_seconds", &name)
-                .unwrap_or_else(|| panic!("{name} never prechecked:\n{m}"));
-            let success = value(&m, "cdss_precheck_last_success_timestamp_seconds", &name)
-                .unwrap_or_else(|| panic!("{name} never answered:\n{m}"));
-            run_age[i] = run_age[i].max(now - last);
-            success_age[i] = success_age[i].max(now - success);
-        }
-        let i = scrapes % 24;
-        let (status, body) = h.get(&format!("/gate/c{i}")).await;
-        if status != 200 {
-            closed.push((i, format!("{status} {body}")));
-        }
-        scrapes += 1;
-        tokio::time::sleep(Duration::from_millis(400)).await;
-    }
-    // A healthy cluster whose own precheck failed (on a loaded machine a 20-80 ms answer can
-    // still miss a 2 s timeout) moves to the suspect lane and pays with its own freshness, as the
-    // README says: that is by design, and its own failure counter shows it. Every other healthy
-    // cluster must never have waited behind a hanging one.
-    let m = h.metrics().await;
-    let failed_itself = |i: usize| {
-        m.lines().any(|l| {
-            l.starts_with(&format!("cdss_precheck_failures_total{{cluster=\"c{i}\","))
-                && l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) > Some(0.0)
-        })
+    // Every healthy cluster is judged. One whose own precheck failed (on a loaded machine a
+    // 20-80 ms answer can still miss a 2 s timeout) moves to the suspect lane and pays with its
+    // own freshness, as the README says; so a window of 4 intervals counts only if no healthy
+    // cluster failed during it (a build that makes healthy clusters fail by waiting behind
+    // hanging ones has no such window). Up to 3 windows, each started when every healthy
+    // cluster's last precheck answered (all are in the answering lane); a failure between two
+    // windows, or after the first round and before the first, spoils the next.
+    let healthy_failures = |m: &str| -> f64 {
+        m.lines()
+            .filter(|l| {
+                (0..24).any(|i| {
+                    l.starts_with(&format!("cdss_precheck_failures_total{{cluster=\"c{i}\","))
+                })
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
     };
-    let clean: Vec<usize> = (0..24).filter(|&i| !failed_itself(i)).collect();
-    assert!(
-        clean.len() >= 12,
-        "only {} of 24 healthy clusters never failed themselves: the machine is too loaded for \
-         this test to say anything about isolation\n{m}",
-        clean.len()
-    );
-    for &i in &clean {
+    let mut windows = Vec::new();
+    // A failure after the first round counts against the first window too.
+    let mut failed_before = healthy_failures(&h.metrics().await);
+    let requests_before = h.sim.total_requests();
+    let watched = Instant::now();
+    let judged = loop {
+        metrics_until(
+            &h,
+            Duration::from_secs(30),
+            "every healthy cluster's last precheck to answer",
+            |m| (0..24).all(|i| value(m, "cdss_precheck_ok", &format!("c{i}")) == Some(1.0)),
+        )
+        .await;
+        let window = watch(&h).await;
+        let failed_now = healthy_failures(&h.metrics().await);
+        let failed = failed_now - failed_before;
+        failed_before = failed_now;
+        windows.push(failed);
+        if failed == 0.0 {
+            break window;
+        }
+        assert!(
+            windows.len() < 3,
+            "healthy clusters failed themselves in every window ({windows:?} failures): they \
+             waited behind hanging ones, or the machine is too loaded to judge isolation"
+        );
+        eprintln!("isolation: {failed} healthy failures in this window; watching again");
+    };
+    let Window {
+        run_age,
+        success_age,
+        closed,
+    } = judged;
+    for i in 0..24 {
         // The stale alert's condition (no answer for 3 intervals) stays false.
         assert!(
             success_age[i] < 3.0 * interval,
-            "c{i} looked stale: its last success got {:.2} s old\n{m}",
+            "c{i} looked stale: its last success got {:.2} s old",
             success_age[i]
         );
         // Each precheck starts at its slot and, not failing, ends within the timeout: a last
@@ -121,25 +169,25 @@ async fn hanging_clusters_and_a_hanging_gateway_cost_only_their_own_freshness() 
             run_age[i]
         );
     }
-    let wrongly_closed: Vec<_> = closed.iter().filter(|(i, _)| clean.contains(i)).collect();
     assert!(
-        wrongly_closed.is_empty(),
-        "a healthy cluster's gate closed: {wrongly_closed:?}"
+        closed.is_empty(),
+        "a healthy cluster's gate closed: {closed:?}"
     );
     eprintln!(
-        "isolation: {} of 24 healthy clusters never failed; oldest last run {:.2} s, oldest \
-         success {:.2} s among them",
-        clean.len(),
-        clean.iter().map(|&i| run_age[i]).fold(0.0, f64::max),
-        clean.iter().map(|&i| success_age[i]).fold(0.0, f64::max),
+        "isolation: judged window {} (healthy failures per window: {windows:?}); oldest last \
+         run {:.2} s, oldest success {:.2} s",
+        windows.len(),
+        run_age.iter().copied().fold(0.0, f64::max),
+        success_age.iter().copied().fold(0.0, f64::max),
     );
     // The hanging ones are asked, but never more than the schedule: at most one precheck per
     // cluster per interval over the window (the black hole's are not counted by the simulator).
     let requests = h.sim.total_requests() - requests_before;
-    let allowed = 36.0 * (16.0 / interval + 1.0);
+    let secs = watched.elapsed().as_secs_f64();
+    let allowed = 36.0 * (secs / interval + 1.0);
     assert!(
         (requests as f64) <= allowed,
-        "{requests} requests in 16 s, the schedule allows {allowed}"
+        "{requests} requests in {secs:.1} s, the schedule allows {allowed}"
     );
     let m = h.metrics().await;
     assert!(

@@ -21,4 +21,3 @@ mod properties;
 mod secrets;
 mod soak;
 mod tls;
-mod wire;

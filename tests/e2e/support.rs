@@ -168,6 +168,17 @@ impl Harness {
 
     /// Stops the exporter and waits for `run` to return.
     pub async fn stop(mut self) {
+        self.shut_down().await;
+    }
+
+    /// Stops the exporter like [`stop`](Self::stop) and hands back the gateway, whose counts
+    /// are then final (in-flight prechecks end before `run` returns).
+    pub async fn stop_keeping_sim(mut self) -> SimGateway {
+        self.shut_down().await;
+        self.sim
+    }
+
+    async fn shut_down(&mut self) {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
@@ -496,22 +507,6 @@ pub fn run_exporter(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-/// NCP's signature v2, written from `ncp-api.md` and independent of `ncp::sign`: standard
-/// Base64 of HMAC-SHA256(secret, METHOD + " " + URI + "\n" + TIMESTAMP + "\n" + ACCESS_KEY).
-pub fn ncp_signature(
-    secret: &str,
-    method: &str,
-    uri: &str,
-    timestamp_ms: u64,
-    access_key: &str,
-) -> String {
-    use base64::Engine as _;
-    use hmac::Mac as _;
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(format!("{method} {uri}\n{timestamp_ms}\n{access_key}").as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
 /// A secret as it could leak: plain, and in every base64 form.

@@ -3,8 +3,10 @@
 //! - our endpoints behind `--web.config.file`: a real TLS client (reqwest) with and without Basic
 //!   credentials and client certificates, a plain-HTTP client on the TLS port, the file changing
 //!   while the exporter runs, and a bad file at start-up (the binary, exit 2);
-//! - the gateway client against the simulated gateway over HTTPS: a self-signed certificate is
-//!   refused unless `ca_file` trusts it, and a certificate for another name is refused.
+//! - `ca_file` errors are config errors.
+//!
+//! The gateway client's certificate checks (HTTPS to the simulated gateway, `ca_file`) drive the
+//! client directly, so they are unit tests: `src/ncp/tests/tls.rs`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,18 +16,13 @@ use std::time::Duration;
 use crate::support::{ACCESS_KEY, Process, SECRET_KEY, Spec, exporter_command, run_exporter};
 use cdss_precheck_exporter::config::Config;
 use cdss_precheck_exporter::credentials::{Credentials, Keyring};
-use cdss_precheck_exporter::ncp::client::ClientSettings;
-use cdss_precheck_exporter::ncp::client::Clients;
-use cdss_precheck_exporter::outcome::Outcome;
 use cdss_precheck_exporter::secret::Secret;
-use cdss_precheck_exporter::sim::{Behaviour, SimConfig, SimGateway};
+use cdss_precheck_exporter::sim::{Behaviour, SimGateway};
 use cdss_precheck_exporter::web::WebConfigWatch;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -661,126 +658,6 @@ fn bad_web_config_exits_2_with_location() {
     assert!(stdout.contains("OK (TLS off, basic auth on)"), "{stdout}");
 }
 
-// --- The gateway client's certificate checks ---
-
-/// A rustls server config for the simulated gateway.
-fn sim_tls(cert_pem: &str, key_pem: &str) -> Arc<rustls::ServerConfig> {
-    let certs = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap();
-    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    Arc::new(
-        rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .unwrap(),
-    )
-}
-
-/// A simulated gateway on HTTPS with a self-signed certificate for `names`; returns it and the
-/// certificate's PEM.
-async fn tls_sim(names: &[&str]) -> (SimGateway, String) {
-    let self_signed =
-        rcgen::generate_simple_self_signed(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-            .unwrap();
-    let cert = self_signed.cert.pem();
-    let tls = sim_tls(&cert, &self_signed.signing_key.serialize_pem());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sim = SimGateway::start_tls(
-        listener,
-        SimConfig {
-            access_key: ACCESS_KEY.into(),
-            secret_key: Secret::new(SECRET_KEY),
-            clusters: [(100, Behaviour::Ready)].into_iter().collect(),
-        },
-        tls,
-    )
-    .unwrap();
-    assert!(sim.url().starts_with("https://127.0.0.1:"), "{}", sim.url());
-    (sim, cert)
-}
-
-/// One precheck of cluster 100 through the config file `head` + the sim's gateway, as the
-/// exporter does it: `Config::load` (which checks `ca_file`), the configured clients, the call.
-async fn precheck_via_config(dir: &Path, sim: &SimGateway, head: &str) -> Outcome {
-    let path = dir.join("config.yaml");
-    std::fs::write(
-        &path,
-        format!(
-            "{head}\napi_gateway: {}\nclusters:\n  - {{name: orders, region: KR, service_group_instance_no: 100}}\n",
-            sim.url()
-        ),
-    )
-    .unwrap();
-    let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    let keyring: Keyring = Credentials {
-        access_key: ACCESS_KEY.into(),
-        secret_key: Secret::new(SECRET_KEY),
-    }
-    .into();
-    let clients = Clients::new(&keyring, &ClientSettings::of(&config)).unwrap();
-    let cluster = &config.clusters[0];
-    cdss_precheck_exporter::ncp::precheck::precheck(&clients, cluster)
-        .await
-        .outcome
-}
-
-#[tokio::test]
-async fn gateway_certificate_checks() {
-    let dir = tempfile::tempdir().unwrap();
-    let (sim, cert) = tls_sim(&["127.0.0.1"]).await;
-
-    // Self-signed: refused by default (not in the system's roots).
-    let outcome = precheck_via_config(dir.path(), &sim, "timeout: 5s").await;
-    let Outcome::ConnectionError { detail } = &outcome else {
-        panic!("self-signed accepted without ca_file: {outcome:?}")
-    };
-    assert!(
-        detail.contains("certificate") && detail.contains("UnknownIssuer"),
-        "{detail}"
-    );
-    assert_eq!(
-        outcome.failure_reason().map(|r| r.as_str()),
-        Some("connection_error")
-    );
-
-    // Trusted through ca_file: ready.
-    let ca_file = dir.path().join("gateway-ca.pem");
-    std::fs::write(&ca_file, &cert).unwrap();
-    let with_ca = format!("timeout: 5s\nca_file: {}", ca_file.display());
-    assert_eq!(
-        precheck_via_config(dir.path(), &sim, &with_ca).await,
-        Outcome::Ready
-    );
-    assert_eq!(
-        sim.calls(100),
-        1,
-        "only the trusted call reached the gateway"
-    );
-
-    // A certificate for another name, trusted through ca_file, still fails on the name.
-    let (wrong_name, wrong_cert) = tls_sim(&["example.invalid"]).await;
-    let wrong_ca = dir.path().join("wrong-name.pem");
-    std::fs::write(&wrong_ca, &wrong_cert).unwrap();
-    let outcome = precheck_via_config(
-        dir.path(),
-        &wrong_name,
-        &format!("timeout: 5s\nca_file: {}", wrong_ca.display()),
-    )
-    .await;
-    let Outcome::ConnectionError { detail } = &outcome else {
-        panic!("a certificate for example.invalid accepted for 127.0.0.1: {outcome:?}")
-    };
-    assert!(
-        detail.contains("certificate not valid for name \"127.0.0.1\""),
-        "{detail}"
-    );
-    assert_eq!(wrong_name.calls(100), 0);
-}
-
 #[test]
 fn ca_file_errors_are_config_errors() {
     let dir = tempfile::tempdir().unwrap();
@@ -829,7 +706,14 @@ fn readme_web_config_example_loads() {
     std::fs::write(dir.path().join("prometheus-ca.crt"), &ca.pem).unwrap();
     let web = dir.path().join("web.yml");
     std::fs::write(&web, example).unwrap();
-    let loaded = WebConfigWatch::load(&web).unwrap_or_else(|e| panic!("README example: {e}"));
-    let current = loaded.current();
-    assert!(current.tls().is_some() && current.requires_auth());
+    // Loaded as a user checks it: `--config.check` says what the file enables.
+    let (code, stdout, stderr) = run_exporter(&[
+        "--config.check",
+        "--config.file",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.yaml"),
+        "--web.config.file",
+        web.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "README example: {stderr}");
+    assert!(stdout.contains("OK (TLS on, basic auth on)"), "{stdout}");
 }

@@ -23,18 +23,33 @@ async fn status_is_read_only_for_failing_clusters_once_per_interval() {
         timeout: Duration::from_secs(5),
         diagnose_every_round: false,
     };
-    let state = run_for(fake.clone(), cs, schedule, Duration::from_secs(65)).await;
+    let run_time = Duration::from_secs(65);
+    let start = Instant::now();
+    let state = run_for(fake.clone(), cs, schedule, run_time).await;
     let calls = fake.status_calls.lock().unwrap().clone();
     // c0 and c2 are ready: never read.
     assert!(calls.iter().all(|c| c == "c1"), "{calls:?}");
-    // c1: at start, and then on every scheduled round but the first (its slot comes less than
-    // an interval after the start-up precheck), unless its slot is at 0.
-    let c1_prechecks = calls_of(&fake, "c1").len();
-    assert!(c1_prechecks >= 7, "{c1_prechecks}");
-    assert!(
-        (c1_prechecks - 1..=c1_prechecks).contains(&calls.len()),
-        "{} status calls for {c1_prechecks} prechecks",
-        calls.len()
+    // c1 is prechecked at start (900 ms, then its 10 ms read), then on every slot
+    // `phase + k·interval` after that. Reads are spaced by those slots: the start-up precheck
+    // (due at 0) reads, a slot less than an interval after it does not, and every later slot
+    // reads (its last read was due exactly an interval before).
+    let startup_done = Duration::from_millis(910);
+    let ph = phase("c1", schedule.interval);
+    let slots: Vec<Duration> = (0..10)
+        .map(|k| ph + schedule.interval * k)
+        .filter(|t| *t > startup_done && *t < run_time)
+        .collect();
+    let c1 = calls_of(&fake, "c1");
+    let at: Vec<Duration> = c1.iter().map(|t| *t - start).collect();
+    assert_eq!(at.len(), 1 + slots.len(), "c1 at {at:?}, phase {ph:?}");
+    assert_eq!(&at[1..], &slots[..], "c1 on its slots");
+    let reads = 1 + slots.iter().filter(|s| **s >= schedule.interval).count();
+    assert_eq!(
+        calls.len(),
+        reads,
+        "{} status calls for {} prechecks (phase {ph:?})",
+        calls.len(),
+        at.len()
     );
     assert!(state.get("c1").unwrap().diagnosis.is_some());
     assert!(state.get("c0").unwrap().diagnosis.is_none());
@@ -185,9 +200,24 @@ async fn every_round_reads_healthy_clusters_too() {
         timeout: Duration::from_secs(5),
         diagnose_every_round: true,
     };
-    let state = run_for(fake.clone(), cs, schedule, Duration::from_secs(25)).await;
-    let calls = fake.status_calls.lock().unwrap().len();
-    assert!(calls >= 4, "{calls}");
+    let run_time = Duration::from_secs(25);
+    let state = run_for(fake.clone(), cs, schedule, run_time).await;
+    let calls = fake.status_calls.lock().unwrap().clone();
+    // Each cluster: read at start, then on every slot an interval or more after that (the
+    // prechecks take 10 ms, their reads 10 ms).
+    for name in ["c0", "c1"] {
+        let ph = phase(name, schedule.interval);
+        let reads = 1
+            + (0..3)
+                .map(|k| ph + schedule.interval * k)
+                .filter(|t| *t >= schedule.interval && *t < run_time)
+                .count();
+        assert_eq!(
+            calls.iter().filter(|c| *c == name).count(),
+            reads,
+            "{name}, phase {ph:?}: {calls:?}"
+        );
+    }
     assert!(
         state.get("c0").unwrap().diagnosis.is_some(),
         "kept while ready"

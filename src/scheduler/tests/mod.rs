@@ -310,10 +310,21 @@ async fn rate_limited_cluster_honours_retry_after() {
             w[1] - w[0]
         );
     }
-    assert!(c0.len() >= 2 && c0.len() <= 3, "{}", c0.len());
-    // Without Retry-After: 120 s, then 240 s, then 480 s.
+    // At 0, then as each Retry-After ends (the precheck takes 10 ms): 300.01 s, 600.02 s.
+    let start = c0[0];
+    let ms = |t: &Instant| (*t - start).as_millis();
+    assert_eq!(
+        c0.iter().map(ms).collect::<Vec<_>>(),
+        [0, 300_010, 600_020],
+        "c0"
+    );
+    // Without Retry-After: 120 s, then 240 s, then 480 s (past the end).
     let c1 = calls_of(&fake, "c1");
-    assert!(c1.len() <= 3, "{}", c1.len());
+    assert_eq!(
+        c1.iter().map(ms).collect::<Vec<_>>(),
+        [0, 120_010, 360_020],
+        "c1"
+    );
     assert!(c1[1] - c1[0] >= Duration::from_secs(120));
     // The healthy cluster is unaffected: at start plus 10 slots.
     assert_eq!(calls_of(&fake, "c2").len(), 11);

@@ -3,19 +3,19 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::support::ncp_signature;
-use cdss_precheck_exporter::credentials::Credentials;
-use cdss_precheck_exporter::credentials::Keyring;
-use cdss_precheck_exporter::model::Cluster;
-use cdss_precheck_exporter::ncp::client::{ClientSettings, Clients};
-use cdss_precheck_exporter::ncp::precheck::{Precheck, precheck};
-use cdss_precheck_exporter::ncp::region::{Endpoint, Region};
-use cdss_precheck_exporter::ncp::sign;
-use cdss_precheck_exporter::outcome::{FailureReason, Outcome};
-use cdss_precheck_exporter::secret::Secret;
 use reqwest::Url;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+
+use super::ncp_signature;
+use crate::credentials::{Credentials, Keyring};
+use crate::model::{Cluster, DEFAULT_ACCOUNT};
+use crate::ncp::client::{ClientSettings, Clients};
+use crate::ncp::precheck::{Precheck, precheck};
+use crate::ncp::region::{Endpoint, Region};
+use crate::ncp::sign;
+use crate::outcome::{FailureReason, Outcome};
+use crate::secret::Secret;
 
 fn client() -> Clients {
     Clients::new(
@@ -44,7 +44,7 @@ async fn precheck_at(clients: &Clients, url: &Url, no: u64) -> Precheck {
             cluster_list: url.clone(),
             cluster_status_base: url.to_string(),
         }),
-        account: cdss_precheck_exporter::model::DEFAULT_ACCOUNT.into(),
+        account: DEFAULT_ACCOUNT.into(),
         info: None,
     };
     precheck(clients, &cluster).await
