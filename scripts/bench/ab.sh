@@ -6,12 +6,24 @@
 # Usage: scripts/bench/ab.sh BIN_A BIN_B [BIN...]
 #   e.g. git worktree add /tmp/old HEAD~1 && (cd /tmp/old && cargo build --release)
 #        scripts/bench/ab.sh /tmp/old/target/release/cdss-precheck-exporter target/release/cdss-precheck-exporter
-# Knobs: ROUNDS (2), WRK_SECONDS (5), CPU_SECONDS (60), STARTUP_RUNS (7), PORT_BASE (19300)
+# Knobs: ROUNDS (2), WRK_SECONDS (5), CPU_SECONDS (60), STARTUP_RUNS (7), PORT_BASE (19300),
+#        SCRAPES (100) and SCRAPE_RATE (10 a second) for scrape-cpu.sh,
+#        TESTS (a subset of "mem tput cpu floor scrape startup", in that order by default),
+#        SIM_BIN and FLOOR_BIN (cdss-sim and examples/precheck_floor binaries to use instead of
+#        building this tree's)
 # Per binary and round it prints:
 #   mem:     VmHWM at 10,000 clusters (gateway answering in 5 ms) at start, after the first round,
-#            after one plain and one gzip scrape, and after wrk -c16 on /metrics;
-#   tput:    /metrics req/s and p99 at 1,000 clusters every 10 s, wrk -c16, and VmHWM after it;
-#   cpu:     CPU per precheck at 1,000 clusters every 10 s (all threads' schedstat, no scrapes);
+#            after one plain and one gzip scrape, and after wrk -c16 on /metrics (issue 23's
+#            target: at most 128 MiB);
+#   tput:    /metrics req/s and p99 at 1,000 clusters every 10 s, wrk -c16, and VmHWM after it
+#            (informational: Prometheus scrapes once every 15-60 s);
+#   cpu:     CPU per precheck at 1,000 clusters every 10 s (all threads' schedstat, no scrapes;
+#            issue 23: no worse than the previous build);
+#   floor:   once a round, beside them: CPU per answer of examples/precheck_floor.rs (the same
+#            requests on the same schedule with bare hyper, nothing else), the same window;
+#   scrape:  CPU per /metrics scrape at 1,000 clusters every 10 s, plain and gzip, prechecks
+#            running (scripts/bench/scrape-cpu.sh: sequential scrapes less a quiet window of the
+#            same length; issue 23: at most 10 ms), and VmHWM after them (issue 23: at most 24 MiB);
 #   startup: ms from launch to the first /metrics answer at 10,000 clusters (gateway 50 ms).
 # Everything listens on 127.0.0.1.
 set -euo pipefail
@@ -22,13 +34,22 @@ ROUNDS=${ROUNDS:-2} WRK_SECONDS=${WRK_SECONDS:-5} CPU_SECONDS=${CPU_SECONDS:-60}
 STARTUP_RUNS=${STARTUP_RUNS:-7} PORT_BASE=${PORT_BASE:-19300}
 P_SIM=$PORT_BASE P_SIM50=$((PORT_BASE + 1)) P_EXP=$((PORT_BASE + 2))
 export NCLOUD_ACCESS_KEY=DEMO-ACCESS-KEY NCLOUD_SECRET_KEY=demo-secret-key-for-the-simulated-gateway
+need_apt=()
+command -v wrk >/dev/null || need_apt+=(wrk)
+command -v curl >/dev/null || need_apt+=(curl)
+if ((${#need_apt[@]})); then
+  apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
 OUT=$(mktemp -d)
-cargo build --release --locked --bin cdss-sim 2>&1 | tail -1
-target/release/cdss-sim --listen "127.0.0.1:$P_SIM" --count 10000 --delay 5ms >/dev/null 2>&1 &
+if [[ -z ${SIM_BIN:-} || -z ${FLOOR_BIN:-} ]]; then
+  cargo build --release --locked --bin cdss-sim --example precheck_floor 2>&1 | tail -1
+fi
+SIM_BIN=${SIM_BIN:-target/release/cdss-sim} FLOOR_BIN=${FLOOR_BIN:-target/release/examples/precheck_floor}
+"$SIM_BIN" --listen "127.0.0.1:$P_SIM" --count 10000 --delay 5ms >/dev/null 2>&1 &
 SIM=$!
-target/release/cdss-sim --listen "127.0.0.1:$P_SIM50" --count 10000 --delay 50ms >/dev/null 2>&1 &
+"$SIM_BIN" --listen "127.0.0.1:$P_SIM50" --count 10000 --delay 50ms >/dev/null 2>&1 &
 SIM50=$!
-trap 'kill $SIM $SIM50 2>/dev/null; rm -rf "$OUT"' EXIT
+trap 'kill $SIM $SIM50 ${PID:-} 2>/dev/null; rm -rf "$OUT"' EXIT
 sleep 0.3
 scripts/bench/gen-config.sh 10000 "http://127.0.0.1:$P_SIM" 60s 16 >"$OUT/mem.yaml"
 scripts/bench/gen-config.sh 1000 "http://127.0.0.1:$P_SIM" 10s 16 | sed 's/^timeout: .*/timeout: 5s/' >"$OUT/1k.yaml"
@@ -77,6 +98,36 @@ cpu() {
   echo "  cpu     $1: $((r1 - r0)) prechecks, $(awk "BEGIN { printf \"%.4f\", ($c1 - $c0) / ($r1 - $r0) }") ms CPU each"
 }
 
+floor() {
+  local f0 f1 c0 c1 fp
+  "$FLOOR_BIN" "127.0.0.1:$P_SIM" 1000 10 16 >"$OUT/floor.log" 2>&1 &
+  fp=$!
+  sleep 4
+  f0=$(tail -1 "$OUT/floor.log") c0=$(cpu_ms "$fp")
+  sleep "$CPU_SECONDS"
+  c1=$(cpu_ms "$fp") f1=$(tail -1 "$OUT/floor.log")
+  kill "$fp"
+  wait "$fp" 2>/dev/null || true
+  echo "  floor   precheck_floor: $((f1 - f0)) answers, $(awk "BEGIN { printf \"%.4f\", ($c1 - $c0) / ($f1 - $f0) }") ms CPU each"
+}
+
+scrape() {
+  local plain gz
+  launch "$1" "$OUT/1k.yaml"
+  ready
+  sleep 2
+  plain=$(scripts/bench/scrape-cpu.sh "$PID" "$URL")
+  gz=$(scripts/bench/scrape-cpu.sh "$PID" "$URL" -H 'Accept-Encoding: gzip')
+  echo "  scrape  $1: plain $(scrape_line "$plain"); gzip $(scrape_line "$gz"); VmHWM $(hwm "$PID") MiB"
+  finish
+}
+# scrape_line "KEY=VALUE ...": scrape-cpu.sh's line, shortened.
+scrape_line() {
+  awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] } }
+    END { printf "%s ms CPU each (%d in %.1f s: %.1f ms CPU less %.1f ms of prechecks; %d bytes)",
+      f["per_scrape_ms"], f["scrapes"], f["wall_s"], f["cpu_ms"], f["background_ms"], f["body_bytes"] }' <<<"$1"
+}
+
 startup() {
   local t0 t1 line sl times=()
   for ((i = 0; i < STARTUP_RUNS; i++)); do
@@ -101,8 +152,8 @@ startup() {
 echo "load: $(uptime | sed 's/.*load average/load average/')"
 for ((round = 1; round <= ROUNDS; round++)); do
   echo "round $round"
-  for test in mem tput cpu startup; do
-    for bin in "$@"; do "$test" "$bin"; done
+  for test in ${TESTS:-mem tput cpu floor scrape startup}; do
+    if [[ $test == floor ]]; then floor; else for bin in "$@"; do "$test" "$bin"; done; fi
   done
 done
 echo "load: $(uptime | sed 's/.*load average/load average/')"
