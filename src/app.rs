@@ -283,7 +283,7 @@ pub async fn run(
     let building = reload::build_clients(&config, keyring);
     let (parts, plan) = Parts::new(&config);
     let clients = building.await.context("starting the CDSS clients")?;
-    parts.runner.set_prechecker(parts.clients.replace(clients));
+    parts.use_clients(clients);
     parts.discovery.set_blocks(&config.discovery);
     let live = LiveSettings::new(Live::of(&config));
     let reloader = reload

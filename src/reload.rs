@@ -107,6 +107,15 @@ pub(crate) struct Parts {
     pub(crate) discovery: Arc<Supervisor>,
 }
 
+impl Parts {
+    /// Every NCP call uses `clients` from now on: discovery and the usage counters through the
+    /// shared clients, prechecks through the runner's settings. Calls in flight finish with the
+    /// old ones.
+    pub(crate) fn use_clients(&self, clients: Clients) {
+        self.runner.set_prechecker(self.clients.replace(clients));
+    }
+}
+
 /// Applies new configs to the running exporter.
 #[derive(Debug)]
 pub(crate) struct Reloader {
@@ -145,7 +154,7 @@ impl Reloader {
         let (config, keyring, clients) = load(&self.path, &self.lookup).await?;
         // Everything is valid: apply.
         let parts = &self.parts;
-        parts.runner.set_prechecker(parts.clients.replace(clients));
+        parts.use_clients(clients);
         self.credentials.show(&keyring);
         parts.inventory.set_config(
             config.clusters.clone(),

@@ -220,7 +220,6 @@ impl State {
     /// (with all their series), kept ones keep their record; a changed target (region, number,
     /// URL, account) counts as removed and added. Returns (added, removed) names.
     pub(crate) fn sync(&self, clusters: &[Arc<Cluster>]) -> (Vec<String>, Vec<String>) {
-        let mut changed = false;
         let (added, removed) = {
             let mut map = crate::lock::write(&self.clusters);
             let removed = crate::plan::dropped(map.values().map(|s| &*s.cluster), clusters);
@@ -230,13 +229,8 @@ impl State {
             let mut added = Vec::new();
             for c in clusters {
                 match map.get_mut(&c.name) {
-                    Some(status) => {
-                        // Same target; only what discovery says about it may have changed.
-                        if *status.cluster != **c {
-                            status.cluster = c.clone();
-                            changed = true;
-                        }
-                    }
+                    // Same target; what discovery says about it may have changed.
+                    Some(status) => status.cluster = c.clone(),
                     None => {
                         map.insert(c.name.clone(), ClusterStatus::new(c));
                         added.push(c.name.clone());
@@ -245,7 +239,7 @@ impl State {
             }
             (added, removed)
         };
-        if changed || !added.is_empty() || !removed.is_empty() {
+        if !added.is_empty() || !removed.is_empty() {
             self.update_ready();
         }
         (added, removed)

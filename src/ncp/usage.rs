@@ -80,7 +80,7 @@ impl ApiUsage {
         self.account(account).count(operation, failure);
     }
 
-    /// Every count above zero, sorted by account, operation, result.
+    /// Every count above zero, by account, operation and result (the registry sorts them).
     pub(crate) fn snapshot(&self) -> Vec<(String, Operation, &'static str, u64)> {
         let accounts = crate::lock::lock(&self.accounts);
         let mut all = Vec::new();
@@ -98,7 +98,6 @@ impl ApiUsage {
                 }
             }
         }
-        all.sort_by(|a, b| (&a.0, a.1, a.2).cmp(&(&b.0, b.1, b.2)));
         all
     }
 }
