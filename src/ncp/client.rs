@@ -1,4 +1,4 @@
-//! The one path every NCP call takes: pick the account's client, sign, send, read the answer
+//! The one path every NCP call takes: pick the account's keys, sign, send, read the answer
 //! under the body cap and the timeout, and open its envelope.
 //!
 //! [`Clients::call`] is that path, for every operation (the schedule's and the gate's prechecks,
@@ -10,13 +10,15 @@
 //! `credentials::AccountKeys` at each call (expired keys: `no_credentials`, nothing is sent), and
 //! a 401 is reported back to it (role keys get one early refresh); only `credentials` writes them.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, DATE, HeaderMap, LOCATION, RETRY_AFTER};
+use reqwest::header::{
+    AsHeaderName, CONTENT_LENGTH, CONTENT_TYPE, DATE, HeaderMap, LOCATION, RETRY_AFTER,
+};
 use reqwest::{Client, Method, Url};
+use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::ca_file::CaFileError;
@@ -24,7 +26,7 @@ use crate::config::Config;
 use crate::credentials::{AccountKeys, Credentials, Keyring};
 use crate::ncp::envelope::{self, Opened};
 use crate::ncp::sign;
-use crate::ncp::usage::{AccountUsage, ApiUsage, Operation};
+use crate::ncp::usage::{ApiUsage, Operation};
 use crate::outcome::Outcome;
 
 /// `User-Agent` on every request.
@@ -37,7 +39,7 @@ pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// What the clients need to know; everything else comes per call.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct ClientSettings {
     /// Whole-call timeout: connect, headers and body.
     pub timeout: Duration,
@@ -56,19 +58,6 @@ impl ClientSettings {
             ca_file: config.ca_file.clone(),
         }
     }
-}
-
-/// One call to make.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Request<'a> {
-    /// Which operation (the `operation` label of the usage counter).
-    pub operation: Operation,
-    /// `POST` or `GET`; signed.
-    pub method: &'a Method,
-    /// The operation's URL (an [`crate::ncp::region::Endpoint`]'s); its path is signed.
-    pub url: &'a Url,
-    /// The JSON body, if any (not signed).
-    pub body: Option<&'a str>,
 }
 
 /// What every call brings back besides its answer: the one record of a call's metadata, from
@@ -90,40 +79,6 @@ pub struct CallMeta {
     pub clock_skew: Option<f64>,
 }
 
-/// What one call brought back, decoded by its operation: `result` is `Err` for every failure,
-/// from no answer at all to a success envelope whose `result` has the wrong shape.
-#[derive(Clone, Debug)]
-pub(crate) struct Decoded<T> {
-    /// The operation's reading of the answer, or the outcome of a call without a usable one.
-    pub result: Result<T, Outcome>,
-    /// How the call went.
-    pub meta: CallMeta,
-}
-
-impl<T> Decoded<T> {
-    /// A call that never got an answer.
-    pub(crate) fn failed(outcome: Outcome) -> Self {
-        Self {
-            result: Err(outcome),
-            meta: CallMeta::default(),
-        }
-    }
-}
-
-/// Signs with one account's keys and sends.
-#[derive(Clone, Debug)]
-struct CdssClient {
-    /// Pooled HTTP client; redirects off.
-    http: Client,
-    /// The account's current keys, read at each call (rotated keys need no new client); only
-    /// `credentials` writes them.
-    keys: Arc<AccountKeys>,
-    /// Timeout and body cap.
-    settings: ClientSettings,
-    /// This account's calls, counted.
-    usage: Arc<AccountUsage>,
-}
-
 /// The clients could not be built (TLS setup).
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum BuildError {
@@ -135,144 +90,163 @@ pub(crate) enum BuildError {
     CaFile(#[from] CaFileError),
 }
 
-impl CdssClient {
-    fn new(
-        keys: Arc<AccountKeys>,
-        settings: ClientSettings,
-        extra_roots: &[reqwest::Certificate],
-    ) -> Result<Self, BuildError> {
+/// Signs each call with its account's keys, and sends it.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Clients {
+    /// Pooled HTTP client, redirects off, for every account (each request is signed on its own);
+    /// `None` only in the default, which has no account.
+    http: Option<Client>,
+    /// Every account's keys, read at each call (rotated keys need no new client); only
+    /// `credentials` writes them. Holding it keeps its refreshers alive.
+    keyring: Keyring,
+    /// Timeout and body cap.
+    settings: ClientSettings,
+    /// Every call is counted here.
+    usage: Arc<ApiUsage>,
+}
+
+impl Clients {
+    /// The clients for every account in `keyring`. Reads `ca_file` (blocking: call it off the
+    /// async runtime, as start-up and reload do).
+    pub(crate) fn new(keyring: &Keyring, settings: &ClientSettings) -> Result<Self, BuildError> {
         let mut builder = Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(USER_AGENT)
             .connect_timeout(settings.timeout)
             .pool_idle_timeout(POOL_IDLE_TIMEOUT);
-        if !extra_roots.is_empty() {
-            builder = builder.tls_certs_merge(extra_roots.to_vec());
+        if let Some(path) = &settings.ca_file {
+            builder = builder.tls_certs_merge(crate::ca_file::read(path)?);
         }
-        let http = builder.build()?;
         Ok(Self {
-            http,
-            keys,
-            settings,
+            http: Some(builder.build()?),
+            keyring: keyring.clone(),
+            settings: settings.clone(),
             usage: Arc::default(),
         })
     }
 
-    /// Signs with the account's current keys, sends, and has `decode` read the answer.
-    async fn call<T>(
+    /// Makes one call signed with `account`'s keys (a `POST` of `body`, or a `GET` without one)
+    /// and has `decode` read the envelope's `result`: the one path of every NCP call. Never
+    /// fails: a missing account, a timeout, a refused connection or a `result` `decode` cannot
+    /// read is an `Outcome`, and it is counted as what it is (a success envelope of the wrong
+    /// shape is an `invalid_response`, not an `ok`).
+    pub(crate) async fn call<T>(
         &self,
-        request: Request<'_>,
-        decode: impl FnOnce(Opened) -> Result<T, Outcome>,
-    ) -> Decoded<T> {
-        let Some((credentials, generation)) = self.keys.keys() else {
-            let account = self.keys.account().to_string();
-            return Decoded::failed(Outcome::NoCredentials { account });
+        account: &str,
+        operation: Operation,
+        url: &Url,
+        body: Option<&str>,
+        decode: impl FnOnce(Value) -> Result<T, String>,
+    ) -> (Result<T, Outcome>, CallMeta) {
+        let keys = self.keyring.iter().find(|(name, _)| *name == account);
+        let (Some(http), Some((_, keys))) = (&self.http, keys) else {
+            // Nothing is sent, so nothing is counted.
+            let account = account.to_string();
+            return (Err(Outcome::NoCredentials { account }), CallMeta::default());
         };
-        let (opened, meta) = self.call_with(&credentials, request).await;
+        let (result, meta) = self.signed(http, keys, url, body, decode).await;
+        let failure = result.as_ref().err().and_then(Outcome::failure_reason);
+        self.usage.account(account).count(operation, failure);
+        (result, meta)
+    }
+
+    /// Signs with the account's current keys, sends, and has `decode` read the answer.
+    async fn signed<T>(
+        &self,
+        http: &Client,
+        keys: &AccountKeys,
+        url: &Url,
+        body: Option<&str>,
+        decode: impl FnOnce(Value) -> Result<T, String>,
+    ) -> (Result<T, Outcome>, CallMeta) {
+        let Some((credentials, generation)) = keys.keys() else {
+            let account = keys.account().to_string();
+            return (Err(Outcome::NoCredentials { account }), CallMeta::default());
+        };
+        let started = Instant::now();
+        let timeout = self.settings.timeout;
+        let sent = tokio::time::timeout(timeout, self.exchange(http, &credentials, url, body));
+        let (opened, mut meta) = match sent.await {
+            Ok(Ok((meta, headers, body))) => {
+                let status = meta.http_status.unwrap_or_default();
+                let opened = match body {
+                    Ok(body) => envelope::open(
+                        status,
+                        header_str(&headers, LOCATION),
+                        header_str(&headers, CONTENT_TYPE),
+                        &body,
+                    ),
+                    Err(outcome) => Opened::failed(status, outcome),
+                };
+                (opened, meta)
+            }
+            Ok(Err(outcome)) => (Opened::failed(0, outcome), CallMeta::default()),
+            Err(_) => (
+                Opened::failed(0, Outcome::Timeout { after: timeout }),
+                CallMeta::default(),
+            ),
+        };
+        meta.latency = started.elapsed();
         if opened.http_status == 401 {
             // Role keys may have been rotated early: one early refresh per key pair.
-            self.keys.on_auth_failure(generation);
+            keys.on_auth_failure(generation);
         }
-        let mut decoded = Decoded {
-            result: decode(opened),
-            meta,
-        };
+        if opened.request_id.is_some() {
+            meta.request_id.clone_from(&opened.request_id);
+        }
+        let mut result = opened.decode(decode);
         // What an answer says is shown in logs, pages and `check`: never our keys, even when
         // the gateway repeats them (say, in an error's `details`).
         let keys = [
             credentials.access_key.as_str(),
             credentials.secret_key.expose(),
         ];
-        if let Err(outcome) = &mut decoded.result {
+        if let Err(outcome) = &mut result {
             outcome.redact(&keys);
         }
-        if let Some(id) = &mut decoded.meta.request_id {
+        if let Some(id) = &mut meta.request_id {
             crate::outcome::redact(id, &keys);
         }
-        decoded
+        (result, meta)
     }
 
-    /// Sends and opens the envelope; every failure is in the opened `result`.
-    async fn call_with(
-        &self,
-        credentials: &Credentials,
-        request: Request<'_>,
-    ) -> (Opened, CallMeta) {
-        let started = Instant::now();
-        let exchange =
-            tokio::time::timeout(self.settings.timeout, self.exchange(credentials, request)).await;
-        let latency = started.elapsed();
-        let failed = |outcome| {
-            let meta = CallMeta {
-                latency,
-                ..CallMeta::default()
-            };
-            (Opened::failed(0, outcome), meta)
-        };
-        let Answer {
-            status,
-            location,
-            content_type,
-            body,
-            mut meta,
-        } = match exchange {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(outcome)) => return failed(outcome),
-            Err(_) => {
-                return failed(Outcome::Timeout {
-                    after: self.settings.timeout,
-                });
-            }
-        };
-        let opened = match &body {
-            Ok(body) => envelope::open(status, location.as_deref(), content_type.as_deref(), body),
-            Err(outcome) => Opened::failed(status, outcome.clone()),
-        };
-        meta.latency = latency;
-        if opened.request_id.is_some() {
-            meta.request_id.clone_from(&opened.request_id);
-        }
-        (opened, meta)
-    }
-
-    /// Signs and sends one request; reads the answer up to the body cap. `Err` when no answer
-    /// came at all.
+    /// Signs and sends one request; reads the answer's headers, then its body up to the body
+    /// cap. `Err` when no answer came at all.
     async fn exchange(
         &self,
+        http: &Client,
         credentials: &Credentials,
-        request: Request<'_>,
-    ) -> Result<Answer, Outcome> {
-        let (url, timestamp_ms) = (request.url, now_ms());
+        url: &Url,
+        body: Option<&str>,
+    ) -> Result<(CallMeta, HeaderMap, Result<Vec<u8>, Outcome>), Outcome> {
+        let method = if body.is_some() {
+            Method::POST
+        } else {
+            Method::GET
+        };
         let uri = match url.query() {
             Some(q) => format!("{}?{q}", url.path()),
             None => url.path().to_string(),
         };
-        let access_key = &credentials.access_key;
-        let method = request.method.as_str();
+        let (access_key, timestamp_ms) = (&credentials.access_key, now_ms());
         let secret = credentials.secret_key.expose();
-        let signature = sign::sign(secret, method, &uri, timestamp_ms, access_key);
-        let mut builder = self
-            .http
-            .request(request.method.clone(), url.clone())
+        let signature = sign::sign(secret, method.as_str(), &uri, timestamp_ms, access_key);
+        let mut builder = http
+            .request(method, url.clone())
             .header(sign::HEADER_TIMESTAMP, timestamp_ms.to_string())
             .header(sign::HEADER_ACCESS_KEY, access_key.as_str())
             .header(sign::HEADER_SIGNATURE, signature);
-        if let Some(body) = request.body {
+        if let Some(body) = body {
             builder = builder
                 .header(CONTENT_TYPE, "application/json")
                 .body(body.to_owned());
         }
-        let response = builder.send().await.map_err(|e| Outcome::ConnectionError {
+        let mut response = builder.send().await.map_err(|e| Outcome::ConnectionError {
             detail: crate::error_text::chain(&e),
         })?;
-        Ok(self.read(response).await)
-    }
-
-    /// Reads an answer's headers, then its body up to the body cap.
-    async fn read(&self, mut response: reqwest::Response) -> Answer {
         let status = response.status().as_u16();
-        let headers = response.headers();
-        let header = |name: &str| header_str(headers, name);
+        let headers = std::mem::take(response.headers_mut());
+        let header = |name: &str| header_str(&headers, name);
         let server_date = header(DATE.as_str()).and_then(|d| httpdate::parse_http_date(d).ok());
         let meta = CallMeta {
             http_status: Some(status),
@@ -282,120 +256,37 @@ impl CdssClient {
             server_date,
             clock_skew: server_date.map(|server| skew(server, SystemTime::now())),
         };
-        let location = header(LOCATION.as_str()).map(str::to_owned);
-        let content_type = header(CONTENT_TYPE.as_str()).map(str::to_owned);
         let declared = header(CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok());
+        let body = self.read_body(response, status, declared).await;
+        Ok((meta, headers, body))
+    }
+
+    /// Reads an answer's body up to the body cap (`declared`: its `Content-Length`).
+    async fn read_body(
+        &self,
+        mut response: reqwest::Response,
+        status: u16,
+        declared: Option<u64>,
+    ) -> Result<Vec<u8>, Outcome> {
         let limit = self.settings.max_response_bytes;
-        let body = if declared.is_some_and(|n| n > limit) {
-            Err(Outcome::BodyTooLarge { limit })
-        } else {
-            let mut body = Vec::with_capacity(declared.unwrap_or(256).min(limit) as usize);
-            loop {
-                match response.chunk().await {
-                    Ok(Some(chunk)) if body.len() as u64 + chunk.len() as u64 > limit => {
-                        break Err(Outcome::BodyTooLarge { limit });
-                    }
-                    Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-                    Ok(None) => break Ok(body),
-                    Err(e) => {
-                        let e = crate::error_text::chain(&e);
-                        let detail = format!("reading the body after HTTP {status}: {e}");
-                        break Err(Outcome::ConnectionError { detail });
-                    }
+        if declared.is_some_and(|n| n > limit) {
+            return Err(Outcome::BodyTooLarge { limit });
+        }
+        let mut body = Vec::with_capacity(declared.unwrap_or(256).min(limit) as usize);
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) if body.len() as u64 + chunk.len() as u64 > limit => {
+                    return Err(Outcome::BodyTooLarge { limit });
+                }
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                Ok(None) => return Ok(body),
+                Err(e) => {
+                    let e = crate::error_text::chain(&e);
+                    let detail = format!("reading the body after HTTP {status}: {e}");
+                    return Err(Outcome::ConnectionError { detail });
                 }
             }
-        };
-        Answer {
-            status,
-            location,
-            content_type,
-            body,
-            meta,
         }
-    }
-}
-
-/// An answer: status, the headers the envelope needs, the body (or why it was not read), and
-/// the call's metadata (its latency is set by the caller, who timed the whole call).
-struct Answer {
-    status: u16,
-    location: Option<String>,
-    content_type: Option<String>,
-    body: Result<Vec<u8>, Outcome>,
-    meta: CallMeta,
-}
-
-/// One client per account, so each cluster's calls are signed with its account's keys.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Clients {
-    by_account: HashMap<String, CdssClient>,
-    /// The keyring the clients sign from, never read: held so its refreshers live as long as
-    /// clients that use it.
-    _keyring: Keyring,
-    /// Every call is counted here.
-    usage: Arc<ApiUsage>,
-}
-
-impl Clients {
-    /// A client for every account in `keyring`. Reads `ca_file` (blocking: call it off the async
-    /// runtime, as start-up and reload do).
-    pub(crate) fn new(keyring: &Keyring, settings: &ClientSettings) -> Result<Self, BuildError> {
-        let extra_roots = match &settings.ca_file {
-            Some(path) => crate::ca_file::read(path)?,
-            None => Vec::new(),
-        };
-        keyring
-            .iter()
-            .map(|(account, keys)| {
-                Ok((
-                    account.clone(),
-                    CdssClient::new(keys.clone(), settings.clone(), &extra_roots)?,
-                ))
-            })
-            .collect::<Result<_, BuildError>>()
-            .map(|by_account| {
-                let mut clients = Clients {
-                    by_account,
-                    _keyring: keyring.clone(),
-                    usage: Arc::default(),
-                };
-                clients.count_into(Arc::default());
-                clients
-            })
-    }
-
-    /// Counts every call from now on into `usage`.
-    fn count_into(&mut self, usage: Arc<ApiUsage>) {
-        for (account, client) in &mut self.by_account {
-            client.usage = usage.account(account);
-        }
-        self.usage = usage;
-    }
-
-    /// Makes one call signed with `account`'s keys and has `decode` read the answer: the one path
-    /// of every NCP call. Never fails: a missing account, a timeout, a refused connection or an
-    /// answer `decode` cannot read is an `Outcome` in the result, and it is counted as what it is
-    /// (a success envelope of the wrong shape is an `invalid_response`, not an `ok`).
-    pub(crate) async fn call<T>(
-        &self,
-        account: &str,
-        request: Request<'_>,
-        decode: impl FnOnce(Opened) -> Result<T, Outcome>,
-    ) -> Decoded<T> {
-        let Some(client) = self.by_account.get(account) else {
-            // Nothing is sent, so nothing is counted.
-            return Decoded::failed(Outcome::NoCredentials {
-                account: account.to_string(),
-            });
-        };
-        let decoded = client.call(request, decode).await;
-        let failure = decoded
-            .result
-            .as_ref()
-            .err()
-            .and_then(Outcome::failure_reason);
-        client.usage.count(request.operation, failure);
-        decoded
     }
 }
 
@@ -425,7 +316,7 @@ impl SharedClients {
     /// Swaps in new clients (after a reload), counting into the same usage, and returns them
     /// for the runner; calls in flight finish with the old ones.
     pub(crate) fn replace(&self, mut clients: Clients) -> Arc<Clients> {
-        clients.count_into(self.usage.clone());
+        clients.usage = self.usage.clone();
         let clients = Arc::new(clients);
         *crate::lock::write(&self.current) = clients.clone();
         clients
@@ -451,7 +342,7 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+fn header_str(headers: &HeaderMap, name: impl AsHeaderName) -> Option<&str> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())

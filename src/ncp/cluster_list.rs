@@ -5,13 +5,12 @@
 //! item (say, a `serviceGroupInstanceNo` that is not a number) is reported by index and skipped;
 //! the good items of the page are kept.
 
-use reqwest::Method;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::model::validate_name;
-use crate::ncp::client::{Clients, Request};
-use crate::ncp::envelope::{self, Opened, clean};
+use crate::ncp::client::Clients;
+use crate::ncp::envelope::{self, clean};
 use crate::ncp::region::Endpoint;
 use crate::ncp::usage::Operation;
 use crate::outcome::Outcome;
@@ -79,19 +78,9 @@ pub(crate) async fn page(
 ) -> Result<ClusterPage, ListError> {
     // Serialising this struct of strings and numbers cannot fail.
     let body = serde_json::to_string(request).unwrap_or_default();
-    let reply = clients
-        .call(
-            account,
-            Request {
-                operation: Operation::ClusterList,
-                method: &Method::POST,
-                url: &endpoint.cluster_list,
-                body: Some(&body),
-            },
-            |opened| decode(opened).map_err(|ListError(o)| o),
-        )
-        .await;
-    reply.result.map_err(ListError)
+    let url = &endpoint.cluster_list;
+    let call = clients.call(account, Operation::ClusterList, url, Some(&body), decode);
+    call.await.0.map_err(ListError)
 }
 
 fn str_or_number(v: Option<&Value>) -> Option<String> {
@@ -141,19 +130,14 @@ fn item(index: usize, v: &Value) -> Result<ListedCluster, String> {
 
 /// Decodes one answer of `getClusterInfoList` (status and body, no `Content-Type`).
 pub fn decode_page(http_status: u16, body: &[u8]) -> Result<ClusterPage, ListError> {
-    decode(envelope::open(http_status, None, None, body))
+    let opened = envelope::open(http_status, None, None, body);
+    opened.decode(decode).map_err(ListError)
 }
 
-fn decode(opened: Opened) -> Result<ClusterPage, ListError> {
-    let http_status = opened.http_status;
-    let value = opened.result.map_err(ListError)?;
-    let Some(result) = value.as_object() else {
-        // A well-formed "code 0" answer without a result object still is not a list.
-        return Err(ListError(Outcome::InvalidResponse {
-            http_status,
-            detail: "`result` is not a cluster list".into(),
-        }));
-    };
+/// Reads `result`; `Err` when it is not a list at all.
+fn decode(value: Value) -> Result<ClusterPage, String> {
+    // A well-formed "code 0" answer without a result object still is not a list.
+    let result = value.as_object().ok_or("`result` is not a cluster list")?;
     let number = |key: &str| result.get(key).and_then(Value::as_u64);
     let mut page = ClusterPage {
         current_page: number("currentPage"),

@@ -9,12 +9,11 @@
 //! still counts, and may be the failing one), and a malformed node entry (not an object) is
 //! skipped, never a failure of the whole answer.
 
-use reqwest::Method;
 use serde_json::Value;
 
 use crate::model::Cluster;
-use crate::ncp::client::{Clients, Request};
-use crate::ncp::envelope::{Opened, clean};
+use crate::ncp::client::Clients;
+use crate::ncp::envelope::clean;
 use crate::ncp::usage::Operation;
 use crate::outcome::{NodeHealth, Outcome};
 
@@ -160,19 +159,20 @@ pub(crate) async fn cluster_status(
         .endpoint
         .cluster_status(cluster.service_group_instance_no)
         .map_err(|e| Outcome::no_url("getClusterStatus", cluster.endpoint.precheck.as_str(), e))?;
-    let request = Request {
-        operation: Operation::ClusterStatus,
-        method: &Method::GET,
-        url: &url,
-        body: None,
-    };
-    clients.call(&cluster.account, request, decode).await.result
+    let call = clients.call(
+        &cluster.account,
+        Operation::ClusterStatus,
+        &url,
+        None,
+        decode,
+    );
+    call.await.0
 }
 
 /// Decodes a complete answer (status and body, no `Content-Type`).
 #[cfg(test)]
 pub(crate) fn decode_answer(http_status: u16, body: &[u8]) -> Result<Diagnosis, Outcome> {
-    decode(crate::ncp::envelope::open(http_status, None, None, body))
+    crate::ncp::envelope::open(http_status, None, None, body).decode(decode)
 }
 
 /// The fields of `result` this module reads; an answer with none of them says nothing.
@@ -188,21 +188,14 @@ const FIELDS: [&str; 9] = [
     "cmakStatus",
 ];
 
-fn decode(opened: Opened) -> Result<Diagnosis, Outcome> {
-    let http_status = opened.http_status;
-    let value = opened.result?;
-    let Some(result) = value.as_object() else {
-        return Err(Outcome::InvalidResponse {
-            http_status,
-            detail: "`result` is not a cluster status".into(),
-        });
-    };
+/// Reads `result`; `Err` when it is no cluster status.
+fn decode(value: Value) -> Result<Diagnosis, String> {
+    let result = value
+        .as_object()
+        .ok_or("`result` is not a cluster status")?;
     if !FIELDS.iter().any(|f| result.contains_key(*f)) {
         // Not a status at all: keep the last diagnosis rather than replace it with nothing.
-        return Err(Outcome::InvalidResponse {
-            http_status,
-            detail: "`result` has none of the cluster status fields".into(),
-        });
+        return Err("`result` has none of the cluster status fields".into());
     }
     let text = |key: &str| {
         result

@@ -32,6 +32,19 @@ impl Opened {
             request_id: None,
         }
     }
+
+    /// Has `decode` read `result`: its `Err` (a `result` of the wrong shape) is an
+    /// `invalid_response`.
+    pub(crate) fn decode<T>(
+        self,
+        decode: impl FnOnce(Value) -> Result<T, String>,
+    ) -> Result<T, Outcome> {
+        let http_status = self.http_status;
+        decode(self.result?).map_err(|detail| Outcome::InvalidResponse {
+            http_status,
+            detail,
+        })
+    }
 }
 
 /// A 2xx answer that says it is not JSON (an HTML login page, a proxy's text) is not trusted,

@@ -5,11 +5,10 @@
 //! answer we cannot read. Which `Outcome` that is, and what it means, is decided in `envelope`
 //! and `outcome`.
 
-use reqwest::Method;
 use serde_json::Value;
 
 use crate::model::Cluster;
-use crate::ncp::client::{CallMeta, Clients, Decoded, Request};
+use crate::ncp::client::{CallMeta, Clients};
 use crate::ncp::envelope;
 use crate::ncp::usage::Operation;
 use crate::outcome::Outcome;
@@ -26,44 +25,35 @@ pub struct Precheck {
 impl Precheck {
     /// A precheck that never got an answer.
     pub(crate) fn failed(outcome: Outcome) -> Self {
-        Self::from_reply(Decoded::failed(outcome))
-    }
-
-    fn from_reply(reply: Decoded<Outcome>) -> Self {
-        Self {
-            outcome: reply.result.unwrap_or_else(|failure| failure),
-            meta: reply.meta,
-        }
+        let meta = CallMeta::default();
+        Self { outcome, meta }
     }
 }
 
 /// Prechecks `cluster` now, signed with its account's keys. Never fails: every failure is an
 /// `Outcome`.
 pub(crate) async fn precheck(clients: &Clients, cluster: &Cluster) -> Precheck {
-    let body = format!(
-        "{{\"serviceGroupInstanceNo\":{}}}",
-        cluster.service_group_instance_no
-    );
-    let request = Request {
-        operation: Operation::Precheck,
-        method: &Method::POST,
-        url: &cluster.endpoint.precheck,
-        body: Some(&body),
-    };
-    Precheck::from_reply(clients.call(&cluster.account, request, answer).await)
+    let no = cluster.service_group_instance_no;
+    let body = format!("{{\"serviceGroupInstanceNo\":{no}}}");
+    let url = &cluster.endpoint.precheck;
+    let (result, meta) = (clients.call(
+        &cluster.account,
+        Operation::Precheck,
+        url,
+        Some(&body),
+        answer,
+    ))
+    .await;
+    let outcome = result.unwrap_or_else(|failure| failure);
+    Precheck { outcome, meta }
 }
 
-/// What an opened answer says: `Ok` with what its `result` means (ready or not), `Err` with the
-/// failure (no answer, an error, or a `result` that is neither).
-fn answer(opened: envelope::Opened) -> Result<Outcome, Outcome> {
-    let http_status = opened.http_status;
-    match opened.result? {
+/// What `result` means: ready or not; `Err` when it is neither.
+fn answer(result: Value) -> Result<Outcome, String> {
+    match result {
         Value::Bool(true) => Ok(Outcome::Ready),
         Value::Bool(false) | Value::Null => Ok(Outcome::NotReady),
-        other => Err(Outcome::InvalidResponse {
-            http_status,
-            detail: format!("`result` is neither a boolean nor null: {other}"),
-        }),
+        other => Err(format!("`result` is neither a boolean nor null: {other}")),
     }
 }
 
@@ -76,7 +66,10 @@ pub fn classify(
 ) -> (Outcome, Option<String>) {
     let opened = envelope::open(http_status, location, None, body);
     let request_id = opened.request_id.clone();
-    (answer(opened).unwrap_or_else(|failure| failure), request_id)
+    (
+        opened.decode(answer).unwrap_or_else(|failure| failure),
+        request_id,
+    )
 }
 
 #[cfg(test)]
