@@ -14,10 +14,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use reqwest::header::{
     AsHeaderName, CONTENT_LENGTH, CONTENT_TYPE, DATE, HeaderMap, LOCATION, RETRY_AFTER,
 };
-use reqwest::{Client, Method, Url};
+use reqwest::{Body, Client, Method, Url};
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -166,25 +168,22 @@ impl Clients {
         let started = Instant::now();
         let timeout = self.settings.timeout;
         let sent = tokio::time::timeout(timeout, self.exchange(http, &credentials, url, body));
-        let (opened, mut meta) = match sent.await {
-            Ok(Ok((meta, headers, body))) => {
+        let sent = sent
+            .await
+            .unwrap_or(Err(Outcome::Timeout { after: timeout }));
+        let (opened, mut meta) = match sent {
+            Ok((meta, headers, body)) => {
                 let status = meta.http_status.unwrap_or_default();
+                let header = |name| header_str(&headers, name);
                 let opened = match body {
-                    Ok(body) => envelope::open(
-                        status,
-                        header_str(&headers, LOCATION),
-                        header_str(&headers, CONTENT_TYPE),
-                        &body,
-                    ),
+                    Ok(body) => {
+                        envelope::open(status, header(LOCATION), header(CONTENT_TYPE), &body)
+                    }
                     Err(outcome) => Opened::failed(status, outcome),
                 };
                 (opened, meta)
             }
-            Ok(Err(outcome)) => (Opened::failed(0, outcome), CallMeta::default()),
-            Err(_) => (
-                Opened::failed(0, Outcome::Timeout { after: timeout }),
-                CallMeta::default(),
-            ),
+            Err(outcome) => (Opened::failed(0, outcome), CallMeta::default()),
         };
         meta.latency = started.elapsed();
         if opened.http_status == 401 {
@@ -218,19 +217,14 @@ impl Clients {
         credentials: &Credentials,
         url: &Url,
         body: Option<&str>,
-    ) -> Result<(CallMeta, HeaderMap, Result<Vec<u8>, Outcome>), Outcome> {
-        let method = if body.is_some() {
-            Method::POST
-        } else {
-            Method::GET
-        };
-        let uri = match url.query() {
-            Some(q) => format!("{}?{q}", url.path()),
-            None => url.path().to_string(),
-        };
-        let (access_key, timestamp_ms) = (&credentials.access_key, now_ms());
-        let secret = credentials.secret_key.expose();
-        let signature = sign::sign(secret, method.as_str(), &uri, timestamp_ms, access_key);
+    ) -> Result<(CallMeta, HeaderMap, Result<Bytes, Outcome>), Outcome> {
+        let method = body.map_or(Method::GET, |_| Method::POST);
+        // The path and the query, still percent-encoded, are signed.
+        let uri = &url[url::Position::BeforePath..url::Position::AfterQuery];
+        let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH);
+        let timestamp_ms = since_epoch.map_or(0, |d| d.as_millis() as u64);
+        let (access_key, secret) = (&credentials.access_key, credentials.secret_key.expose());
+        let signature = sign::sign(secret, method.as_str(), uri, timestamp_ms, access_key);
         let mut builder = http
             .request(method, url.clone())
             .header(sign::HEADER_TIMESTAMP, timestamp_ms.to_string())
@@ -257,36 +251,23 @@ impl Clients {
             clock_skew: server_date.map(|server| skew(server, SystemTime::now())),
         };
         let declared = header(CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok());
-        let body = self.read_body(response, status, declared).await;
-        Ok((meta, headers, body))
-    }
-
-    /// Reads an answer's body up to the body cap (`declared`: its `Content-Length`).
-    async fn read_body(
-        &self,
-        mut response: reqwest::Response,
-        status: u16,
-        declared: Option<u64>,
-    ) -> Result<Vec<u8>, Outcome> {
         let limit = self.settings.max_response_bytes;
         if declared.is_some_and(|n| n > limit) {
-            return Err(Outcome::BodyTooLarge { limit });
+            return Ok((meta, headers, Err(Outcome::BodyTooLarge { limit })));
         }
-        let mut body = Vec::with_capacity(declared.unwrap_or(256).min(limit) as usize);
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) if body.len() as u64 + chunk.len() as u64 > limit => {
-                    return Err(Outcome::BodyTooLarge { limit });
-                }
-                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-                Ok(None) => return Ok(body),
-                Err(e) => {
-                    let e = crate::error_text::chain(&e);
-                    let detail = format!("reading the body after HTTP {status}: {e}");
-                    return Err(Outcome::ConnectionError { detail });
-                }
+        let body = match Limited::new(Body::from(response), limit as usize)
+            .collect()
+            .await
+        {
+            Ok(body) => Ok(body.to_bytes()),
+            Err(e) if e.is::<LengthLimitError>() => Err(Outcome::BodyTooLarge { limit }),
+            Err(e) => {
+                let e = crate::error_text::chain(&*e);
+                let detail = format!("reading the body after HTTP {status}: {e}");
+                Err(Outcome::ConnectionError { detail })
             }
-        }
+        };
+        Ok((meta, headers, body))
     }
 }
 
@@ -295,16 +276,13 @@ impl Clients {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct SharedClients {
     current: Arc<RwLock<Arc<Clients>>>,
-    usage: Arc<ApiUsage>,
 }
 
 impl SharedClients {
     /// Shares `clients`.
     pub(crate) fn new(clients: Clients) -> Self {
-        let usage = clients.usage.clone();
         Self {
             current: Arc::new(RwLock::new(Arc::new(clients))),
-            usage,
         }
     }
 
@@ -316,7 +294,7 @@ impl SharedClients {
     /// Swaps in new clients (after a reload), counting into the same usage, and returns them
     /// for the runner; calls in flight finish with the old ones.
     pub(crate) fn replace(&self, mut clients: Clients) -> Arc<Clients> {
-        clients.usage = self.usage.clone();
+        clients.usage = self.usage();
         let clients = Arc::new(clients);
         *crate::lock::write(&self.current) = clients.clone();
         clients
@@ -324,7 +302,7 @@ impl SharedClients {
 
     /// What every set of clients has spent.
     pub(crate) fn usage(&self) -> Arc<ApiUsage> {
-        self.usage.clone()
+        self.current().usage.clone()
     }
 }
 
@@ -334,12 +312,6 @@ fn skew(server: SystemTime, local: SystemTime) -> f64 {
         Ok(ahead) => ahead.as_secs_f64(),
         Err(behind) => -behind.duration().as_secs_f64(),
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn header_str(headers: &HeaderMap, name: impl AsHeaderName) -> Option<&str> {

@@ -39,14 +39,6 @@ impl NodeStatus {
     fn named(&self) -> &str {
         self.hostname.as_deref().unwrap_or("(no hostname)")
     }
-
-    /// How people read the status: as it came, or "status unknown" when it was missing.
-    fn said(&self) -> String {
-        match &self.status {
-            Some(s) => format!("is {s}"),
-            None => "status unknown".into(),
-        }
-    }
 }
 
 /// Brokers or ZooKeeper nodes.
@@ -78,7 +70,7 @@ impl RoleStatus {
     /// Whether `node` (one of this role's) counts as failing: its status says so, or it is
     /// missing or a word we do not know while the role is not all up. Per-node values are not
     /// documented, so an unknown word never blames a node of a role that says all is well.
-    pub(crate) fn is_failing(&self, node: &NodeStatus) -> bool {
+    fn is_failing(&self, node: &NodeStatus) -> bool {
         match NodeHealth::of(node.status.as_deref()) {
             NodeHealth::Fine => false,
             NodeHealth::Failing => true,
@@ -98,13 +90,10 @@ pub(crate) struct Diagnosis {
     pub cmak: Option<String>,
 }
 
-/// A role's label value.
-pub(crate) const ROLES: [&str; 2] = ["broker", "zookeeper"];
-
 impl Diagnosis {
     /// (role label, role) for both roles.
     pub(crate) fn roles(&self) -> [(&'static str, &RoleStatus); 2] {
-        [(ROLES[0], &self.brokers), (ROLES[1], &self.zookeeper)]
+        [("broker", &self.brokers), ("zookeeper", &self.zookeeper)]
     }
 
     /// Every node with its role and whether it counts as failing.
@@ -126,17 +115,15 @@ impl Diagnosis {
     pub(crate) fn summary(&self) -> String {
         let mut parts: Vec<String> = self
             .failing_nodes()
-            .map(|(role, n)| format!("{role} {} {}", n.named(), n.said()))
+            .map(|(role, n)| match &n.status {
+                Some(s) => format!("{role} {} is {s}", n.named()),
+                None => format!("{role} {} status unknown", n.named()),
+            })
             .collect();
+        let count = |n: Option<i64>| n.map_or("?".into(), |n| n.to_string());
         for (role, r) in self.roles() {
-            match (r.up, r.total) {
-                (Some(up), Some(total)) => parts.push(format!("{up} of {total} {role}s up")),
-                (None, None) => {}
-                (up, total) => parts.push(format!(
-                    "{} of {} {role}s up",
-                    up.map_or("?".into(), |n| n.to_string()),
-                    total.map_or("?".into(), |n| n.to_string())
-                )),
+            if r.up.is_some() || r.total.is_some() {
+                parts.push(format!("{} of {} {role}s up", count(r.up), count(r.total)));
             }
         }
         if let Some(cmak) = &self.cmak {
@@ -246,17 +233,14 @@ fn number(v: &Value) -> Option<i64> {
 
 fn node(v: &Value) -> Option<NodeStatus> {
     let obj = v.as_object()?;
-    let hostname = obj
-        .get("hostname")
-        .and_then(Value::as_str)
-        .map(|h| clean(h, MAX_HOSTNAME))
-        .filter(|h| !h.is_empty());
-    let status = obj
-        .get("status")
-        .and_then(Value::as_str)
-        .map(|s| clean(s, MAX_STATUS))
-        .filter(|s| !s.is_empty());
-    Some(NodeStatus { hostname, status })
+    let text = |key, max| {
+        let text = obj.get(key).and_then(Value::as_str).map(|s| clean(s, max));
+        text.filter(|s| !s.is_empty())
+    };
+    Some(NodeStatus {
+        hostname: text("hostname", MAX_HOSTNAME),
+        status: text("status", MAX_STATUS),
+    })
 }
 
 #[cfg(test)]

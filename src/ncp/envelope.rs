@@ -7,7 +7,7 @@
 //! is the `result` field, which each operation decodes itself. Pure: a status, two headers and
 //! the body bytes in; never a socket.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::outcome::Outcome;
 
@@ -40,10 +40,8 @@ impl Opened {
         decode: impl FnOnce(Value) -> Result<T, String>,
     ) -> Result<T, Outcome> {
         let http_status = self.http_status;
-        decode(self.result?).map_err(|detail| Outcome::InvalidResponse {
-            http_status,
-            detail,
-        })
+        // `result` is `Ok` on a 2xx only, so this is an `invalid_response`.
+        decode(self.result?).map_err(|detail| invalid(http_status, detail))
     }
 }
 
@@ -54,12 +52,9 @@ pub(crate) fn unexpected_content_type(
     content_type: Option<&str>,
 ) -> Option<Outcome> {
     let ct = content_type?.trim().to_ascii_lowercase();
-    let json = ct.starts_with("application/json")
-        || ct
-            .split(';')
-            .next()
-            .is_some_and(|m| m.trim().ends_with("+json"));
-    ((200..300).contains(&http_status) && !json).then(|| Outcome::InvalidResponse {
+    let media = ct.split(';').next().unwrap_or_default();
+    let json = ct.starts_with("application/json") || media.trim().ends_with("+json");
+    (success(http_status) && !json).then(|| Outcome::InvalidResponse {
         http_status,
         detail: format!("content type {ct:?}, expected application/json"),
     })
@@ -78,8 +73,9 @@ fn excerpt(body: &[u8]) -> String {
     out
 }
 
-fn str_field<'a>(obj: &'a serde_json::Map<String, Value>, key: &str) -> Option<&'a str> {
-    obj.get(key).and_then(Value::as_str)
+/// Whether `http_status` is a 2xx.
+fn success(http_status: u16) -> bool {
+    (200..300).contains(&http_status)
 }
 
 /// Opens a complete HTTP answer. `location` is the `Location` header of a redirect.
@@ -89,53 +85,50 @@ pub(crate) fn open(
     content_type: Option<&str>,
     body: &[u8],
 ) -> Opened {
-    if (300..400).contains(&http_status) {
-        let to = location.unwrap_or("(no Location header)");
-        let detail = format!("redirect to {to} not followed (a signed request is never resent)");
-        return Opened::failed(
+    match object(http_status, location, content_type, body) {
+        Ok(obj) => Opened {
             http_status,
-            Outcome::HttpError {
-                http_status,
-                detail,
-            },
-        );
-    }
-    if let Some(problem) = unexpected_content_type(http_status, content_type) {
-        return Opened::failed(http_status, problem);
-    }
-    let success = (200..300).contains(&http_status);
-    let value: Value = match serde_json::from_slice(body) {
-        Ok(v) => v,
-        Err(e) => {
-            let detail = if body.iter().all(u8::is_ascii_whitespace) {
-                "empty body".to_string()
-            } else if success {
-                format!("not JSON ({e}): {}", excerpt(body))
-            } else {
-                format!("non-JSON body: {}", excerpt(body))
-            };
-            return Opened::failed(http_status, invalid(http_status, success, detail));
-        }
-    };
-    let Some(obj) = value.as_object() else {
-        let detail = format!("JSON is not an object: {}", excerpt(body));
-        return Opened::failed(http_status, invalid(http_status, success, detail));
-    };
-    let request_id = str_field(obj, "requestId").map(str::to_owned);
-    let result = envelope(http_status, success, obj, body);
-    Opened {
-        http_status,
-        result,
-        request_id,
+            result: envelope(http_status, &obj, body),
+            request_id: obj
+                .get("requestId")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        },
+        Err(outcome) => Opened::failed(http_status, outcome),
     }
 }
 
-fn envelope(
+/// The body's JSON object; `Err` for a redirect, a 2xx that says it is not JSON, and a body
+/// that is no JSON object.
+fn object(
     http_status: u16,
-    success: bool,
-    obj: &serde_json::Map<String, Value>,
+    location: Option<&str>,
+    content_type: Option<&str>,
     body: &[u8],
-) -> Result<Value, Outcome> {
+) -> Result<Map<String, Value>, Outcome> {
+    if (300..400).contains(&http_status) {
+        let to = location.unwrap_or("(no Location header)");
+        let detail = format!("redirect to {to} not followed (a signed request is never resent)");
+        return Err(Outcome::HttpError {
+            http_status,
+            detail,
+        });
+    }
+    if let Some(problem) = unexpected_content_type(http_status, content_type) {
+        return Err(problem);
+    }
+    let detail = match serde_json::from_slice(body) {
+        Ok(Value::Object(obj)) => return Ok(obj),
+        Ok(_) => format!("JSON is not an object: {}", excerpt(body)),
+        Err(_) if body.iter().all(u8::is_ascii_whitespace) => "empty body".to_string(),
+        Err(e) if success(http_status) => format!("not JSON ({e}): {}", excerpt(body)),
+        Err(_) => format!("non-JSON body: {}", excerpt(body)),
+    };
+    Err(invalid(http_status, detail))
+}
+
+/// What the envelope says: its `result` (`Null` when absent) on a success, else why not.
+fn envelope(http_status: u16, obj: &Map<String, Value>, body: &[u8]) -> Result<Value, Outcome> {
     if let Some(err) = obj.get("error").filter(|e| e.is_object()) {
         return Err(gateway_error(http_status, err));
     }
@@ -144,23 +137,22 @@ fn envelope(
             "neither a CDSS envelope nor a gateway error: {}",
             excerpt(body)
         );
-        return Err(invalid(http_status, success, detail));
+        return Err(invalid(http_status, detail));
     };
     let Some(code) = code.as_i64() else {
         let detail = format!("`code` is not an integer: {code}");
-        return Err(invalid(http_status, success, detail));
+        return Err(invalid(http_status, detail));
     };
     if code != 0 {
-        let message = str_field(obj, "message")
-            .unwrap_or("(no message)")
-            .to_string();
+        let message = obj.get("message").and_then(Value::as_str);
+        let message = message.unwrap_or("(no message)").to_string();
         return Err(Outcome::ApiError {
             http_status,
             code,
             message,
         });
     }
-    if !success {
+    if !success(http_status) {
         // A success envelope on a failing status: one of the two is wrong, so neither is trusted.
         return Err(Outcome::InvalidResponse {
             http_status,
@@ -173,8 +165,8 @@ fn envelope(
 }
 
 /// A body we cannot read: an `InvalidResponse` on 2xx, an `HttpError` otherwise.
-fn invalid(http_status: u16, success: bool, detail: String) -> Outcome {
-    if success {
+fn invalid(http_status: u16, detail: String) -> Outcome {
+    if success(http_status) {
         Outcome::InvalidResponse {
             http_status,
             detail,
@@ -193,19 +185,12 @@ fn gateway_error(http_status: u16, err: &Value) -> Outcome {
         Some(Value::String(s)) => s.trim().parse::<i64>().ok(),
         _ => None,
     };
-    let mut message = err
-        .get("message")
-        .and_then(Value::as_str)
-        .unwrap_or("(no message)")
-        .to_string();
-    if let Some(details) = err
-        .get("details")
-        .and_then(Value::as_str)
-        .filter(|d| !d.is_empty())
-    {
-        message.push_str(": ");
-        message.push_str(details);
-    }
+    let text = |key| err.get(key).and_then(Value::as_str);
+    let message = text("message").unwrap_or("(no message)");
+    let message = match text("details").filter(|d| !d.is_empty()) {
+        Some(details) => format!("{message}: {details}"),
+        None => message.to_string(),
+    };
     Outcome::GatewayError {
         http_status,
         code,
