@@ -148,7 +148,7 @@ impl Clients {
         };
         let (result, meta) = self.signed(http, keys, url, body, decode).await;
         let failure = result.as_ref().err().and_then(Outcome::failure_reason);
-        self.usage.account(account).count(operation, failure);
+        self.usage.record(account, operation, failure);
         (result, meta)
     }
 

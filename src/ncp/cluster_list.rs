@@ -83,37 +83,22 @@ pub(crate) async fn page(
     call.await.0.map_err(ListError)
 }
 
-fn str_or_number(v: Option<&Value>) -> Option<String> {
-    match v? {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-fn item(index: usize, v: &Value) -> Result<ListedCluster, String> {
-    let at = format!("allowedClusters[{index}]");
-    let obj = v
-        .as_object()
-        .ok_or_else(|| format!("{at}: not an object"))?;
-    let raw_no = str_or_number(obj.get("serviceGroupInstanceNo"))
-        .ok_or_else(|| format!("{at}: serviceGroupInstanceNo is missing"))?;
-    let service_group_instance_no = raw_no
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| {
-            format!("{at}: serviceGroupInstanceNo {raw_no:?} is not a positive integer")
-        })?;
-    let cluster_name = obj
-        .get("clusterName")
-        .and_then(Value::as_str)
-        .ok_or_else(|| format!("{at}: clusterName is missing"))?
-        .to_string();
-    validate_name(&cluster_name).map_err(|e| format!("{at}: {e}"))?;
+/// One item of `allowedClusters`; `Err` says what is wrong with it.
+fn item(v: &Value) -> Result<ListedCluster, String> {
+    let obj = v.as_object().ok_or("not an object")?;
+    let raw_no = match obj.get("serviceGroupInstanceNo") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => return Err("serviceGroupInstanceNo is missing".into()),
+    };
+    let no = raw_no.trim().parse::<u64>().ok().filter(|n| *n > 0);
+    let service_group_instance_no =
+        no.ok_or_else(|| format!("serviceGroupInstanceNo {raw_no:?} is not a positive integer"))?;
+    let cluster_name = obj.get("clusterName").and_then(Value::as_str);
+    let cluster_name = cluster_name.ok_or("clusterName is missing")?.to_string();
+    validate_name(&cluster_name)?;
     // These become label values (`cdss_cluster_info`) and filter inputs: bounded, one line.
-    let text = |key: &str| {
+    let text = |key| {
         clean(
             obj.get(key).and_then(Value::as_str).unwrap_or_default(),
             MAX_TEXT,
@@ -150,9 +135,9 @@ fn decode(value: Value) -> Result<ClusterPage, String> {
         None | Some(Value::Null) => {}
         Some(Value::Array(items)) => {
             for (i, v) in items.iter().enumerate() {
-                match item(i, v) {
+                match item(v) {
                     Ok(c) => page.clusters.push(c),
-                    Err(e) => page.malformed.push(e),
+                    Err(e) => page.malformed.push(format!("allowedClusters[{i}]: {e}")),
                 }
             }
         }

@@ -10,13 +10,6 @@ use std::str::FromStr;
 
 use reqwest::Url;
 
-/// Path of the precheck operation below a region's base path.
-pub(crate) const PRECHECK_PATH: &str = "/cluster/rollingRestartPreCheck";
-/// Path of the cluster list operation below a region's base path.
-pub(crate) const CLUSTER_LIST_PATH: &str = "/cluster/getClusterInfoList";
-/// Path of the cluster status operation below a region's base path (the cluster number follows).
-pub(crate) const CLUSTER_STATUS_PATH: &str = "/cluster/getClusterStatus/";
-
 /// A CDSS region. Its upper-case name is the `region` label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Region {
@@ -47,34 +40,26 @@ pub(crate) const ALL_REGIONS: [Region; 6] = [
 impl Region {
     /// The label value and the name users write in the config.
     pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Region::Kr => "KR",
-            Region::Sgn => "SGN",
-            Region::Jpn => "JPN",
-            Region::Gov => "GOV",
-            Region::Krs => "KRS",
-            Region::Fin => "FIN",
-        }
-    }
-
-    /// Scheme and host of NCP's own gateway for this region.
-    fn default_gateway(self) -> &'static str {
-        match self {
-            Region::Kr | Region::Sgn | Region::Jpn => {
-                "https://clouddatastreamingservice.apigw.ntruss.com"
-            }
-            Region::Gov | Region::Krs => "https://clouddatastreamingservice.apigw.gov-ntruss.com",
-            Region::Fin => "https://fin-clouddatastreamingservice.apigw.fin-ntruss.com",
-        }
+        self.row().0
     }
 
     /// The path prefix that is appended to the gateway, with or without an `api_gateway` override.
     pub(crate) fn base_path(self) -> &'static str {
+        self.row().2
+    }
+
+    /// The region's name, the scheme and host of NCP's own gateway for it, and its path prefix.
+    fn row(self) -> (&'static str, &'static str, &'static str) {
+        const PUBLIC: &str = "https://clouddatastreamingservice.apigw.ntruss.com";
+        const GOV: &str = "https://clouddatastreamingservice.apigw.gov-ntruss.com";
+        const FIN: &str = "https://fin-clouddatastreamingservice.apigw.fin-ntruss.com";
         match self {
-            Region::Kr | Region::Gov | Region::Fin => "/api/v1",
-            Region::Sgn => "/api/sgn-v1",
-            Region::Jpn => "/api/jpn-v1",
-            Region::Krs => "/api/krs-v1",
+            Region::Kr => ("KR", PUBLIC, "/api/v1"),
+            Region::Sgn => ("SGN", PUBLIC, "/api/sgn-v1"),
+            Region::Jpn => ("JPN", PUBLIC, "/api/jpn-v1"),
+            Region::Gov => ("GOV", GOV, "/api/v1"),
+            Region::Krs => ("KRS", GOV, "/api/krs-v1"),
+            Region::Fin => ("FIN", FIN, "/api/v1"),
         }
     }
 }
@@ -97,16 +82,13 @@ pub struct Endpoint {
 impl Endpoint {
     /// The API of `region` at `gateway` (scheme, host and port; `None`: NCP's own).
     pub(crate) fn new(gateway: Option<&str>, region: Region) -> Result<Self, url::ParseError> {
-        let base = format!(
-            "{}{}",
-            gateway.unwrap_or(region.default_gateway()),
-            region.base_path()
-        );
+        let (_, default_gateway, base_path) = region.row();
+        let base = format!("{}{base_path}/cluster", gateway.unwrap_or(default_gateway));
         Ok(Self {
             region,
-            precheck: Url::parse(&format!("{base}{PRECHECK_PATH}"))?,
-            cluster_list: Url::parse(&format!("{base}{CLUSTER_LIST_PATH}"))?,
-            cluster_status_base: Url::parse(&format!("{base}{CLUSTER_STATUS_PATH}"))?.into(),
+            precheck: Url::parse(&format!("{base}/rollingRestartPreCheck"))?,
+            cluster_list: Url::parse(&format!("{base}/getClusterInfoList"))?,
+            cluster_status_base: Url::parse(&format!("{base}/getClusterStatus/"))?.into(),
         })
     }
 
@@ -155,11 +137,11 @@ mod tests {
         assert_eq!(Region::Sgn.base_path(), "/api/sgn-v1");
         assert_eq!(Region::Jpn.base_path(), "/api/jpn-v1");
         assert_eq!(
-            Region::Gov.default_gateway(),
+            Region::Gov.row().1,
             "https://clouddatastreamingservice.apigw.gov-ntruss.com"
         );
         assert_eq!(
-            Region::Fin.default_gateway(),
+            Region::Fin.row().1,
             "https://fin-clouddatastreamingservice.apigw.fin-ntruss.com"
         );
         assert_eq!(Region::Kr.base_path(), "/api/v1");

@@ -24,17 +24,12 @@ fn string_to_sign(method: &str, uri: &str, timestamp_ms: u64, access_key: &str) 
     format!("{method} {uri}\n{timestamp_ms}\n{access_key}")
 }
 
-fn mac(
-    secret_key: &str,
-    method: &str,
-    uri: &str,
-    timestamp_ms: u64,
-    access_key: &str,
-) -> HmacSha256 {
+/// HMAC-SHA256 of the string to sign, keyed by the secret key.
+fn mac(secret_key: &str, string_to_sign: &str) -> HmacSha256 {
     // HMAC accepts keys of any length, so `new_from_slice` cannot fail here.
     let mut mac = HmacSha256::new_from_slice(secret_key.as_bytes())
         .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-    mac.update(string_to_sign(method, uri, timestamp_ms, access_key).as_bytes());
+    mac.update(string_to_sign.as_bytes());
     mac
 }
 
@@ -46,11 +41,8 @@ pub fn sign(
     timestamp_ms: u64,
     access_key: &str,
 ) -> String {
-    STANDARD.encode(
-        mac(secret_key, method, uri, timestamp_ms, access_key)
-            .finalize()
-            .into_bytes(),
-    )
+    let signed = string_to_sign(method, uri, timestamp_ms, access_key);
+    STANDARD.encode(mac(secret_key, &signed).finalize().into_bytes())
 }
 
 /// Checks a received signature in constant time (used by the simulated gateway).
@@ -65,9 +57,8 @@ pub(crate) fn verify(
     let Ok(received) = STANDARD.decode(signature_b64.as_bytes()) else {
         return false;
     };
-    mac(secret_key, method, uri, timestamp_ms, access_key)
-        .verify_slice(&received)
-        .is_ok()
+    let signed = string_to_sign(method, uri, timestamp_ms, access_key);
+    mac(secret_key, &signed).verify_slice(&received).is_ok()
 }
 
 #[cfg(test)]
