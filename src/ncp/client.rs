@@ -16,9 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use reqwest::header::{
-    AsHeaderName, CONTENT_LENGTH, CONTENT_TYPE, DATE, HeaderMap, LOCATION, RETRY_AFTER,
-};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, DATE, LOCATION, RETRY_AFTER};
 use reqwest::{Body, Client, Method, Url};
 use serde_json::Value;
 use tokio::time::Instant;
@@ -74,10 +72,8 @@ pub struct CallMeta {
     pub request_id: Option<String>,
     /// `Retry-After` (seconds or a date), clamped to [`MAX_RETRY_AFTER`].
     pub retry_after: Option<Duration>,
-    /// The gateway's `Date` header.
-    pub server_date: Option<SystemTime>,
     /// The gateway's clock minus ours, in seconds (positive: the gateway is ahead), from
-    /// `server_date` when the answer arrived. `Date` has one-second resolution.
+    /// its `Date` header when the answer arrived. `Date` has one-second resolution.
     pub clock_skew: Option<f64>,
 }
 
@@ -172,12 +168,11 @@ impl Clients {
             .await
             .unwrap_or(Err(Outcome::Timeout { after: timeout }));
         let (opened, mut meta) = match sent {
-            Ok((meta, headers, body)) => {
+            Ok((meta, [location, content_type], body)) => {
                 let status = meta.http_status.unwrap_or_default();
-                let header = |name| header_str(&headers, name);
                 let opened = match body {
                     Ok(body) => {
-                        envelope::open(status, header(LOCATION), header(CONTENT_TYPE), &body)
+                        envelope::open(status, location.as_deref(), content_type.as_deref(), &body)
                     }
                     Err(outcome) => Opened::failed(status, outcome),
                 };
@@ -209,15 +204,16 @@ impl Clients {
         (result, meta)
     }
 
-    /// Signs and sends one request; reads the answer's headers, then its body up to the body
-    /// cap. `Err` when no answer came at all.
+    /// Signs and sends one request; reads the answer's headers (those the envelope needs:
+    /// `Location` and `Content-Type`), then its body up to the body cap. `Err` when no answer
+    /// came at all.
     async fn exchange(
         &self,
         http: &Client,
         credentials: &Credentials,
         url: &Url,
         body: Option<&str>,
-    ) -> Result<(CallMeta, HeaderMap, Result<Bytes, Outcome>), Outcome> {
+    ) -> Result<(CallMeta, [Option<String>; 2], Result<Bytes, Outcome>), Outcome> {
         let method = body.map_or(Method::GET, |_| Method::POST);
         // The path and the query, still percent-encoded, are signed.
         let uri = &url[url::Position::BeforePath..url::Position::AfterQuery];
@@ -235,25 +231,24 @@ impl Clients {
                 .header(CONTENT_TYPE, "application/json")
                 .body(body.to_owned());
         }
-        let mut response = builder.send().await.map_err(|e| Outcome::ConnectionError {
+        let response = builder.send().await.map_err(|e| Outcome::ConnectionError {
             detail: crate::error_text::chain(&e),
         })?;
         let status = response.status().as_u16();
-        let headers = std::mem::take(response.headers_mut());
-        let header = |name: &str| header_str(&headers, name);
+        let header = |name: &str| response.headers().get(name)?.to_str().ok().map(str::trim);
         let server_date = header(DATE.as_str()).and_then(|d| httpdate::parse_http_date(d).ok());
         let meta = CallMeta {
             http_status: Some(status),
             latency: Duration::ZERO,
             request_id: header(HEADER_REQUEST_ID).map(str::to_owned),
             retry_after: header(RETRY_AFTER.as_str()).and_then(parse_retry_after),
-            server_date,
             clock_skew: server_date.map(|server| skew(server, SystemTime::now())),
         };
         let declared = header(CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok());
+        let kept = [LOCATION, CONTENT_TYPE].map(|name| header(name.as_str()).map(str::to_owned));
         let limit = self.settings.max_response_bytes;
         if declared.is_some_and(|n| n > limit) {
-            return Ok((meta, headers, Err(Outcome::BodyTooLarge { limit })));
+            return Ok((meta, kept, Err(Outcome::BodyTooLarge { limit })));
         }
         let body = match Limited::new(Body::from(response), limit as usize)
             .collect()
@@ -267,7 +262,7 @@ impl Clients {
                 Err(Outcome::ConnectionError { detail })
             }
         };
-        Ok((meta, headers, body))
+        Ok((meta, kept, body))
     }
 }
 
@@ -312,13 +307,6 @@ fn skew(server: SystemTime, local: SystemTime) -> f64 {
         Ok(ahead) => ahead.as_secs_f64(),
         Err(behind) => -behind.duration().as_secs_f64(),
     }
-}
-
-fn header_str(headers: &HeaderMap, name: impl AsHeaderName) -> Option<&str> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
 }
 
 /// `Retry-After` as seconds or an HTTP date, clamped to [`MAX_RETRY_AFTER`].

@@ -55,8 +55,6 @@ pub struct ClusterPage {
     pub is_last: Option<bool>,
     /// `totalPage` (when present).
     pub total_page: Option<u64>,
-    /// `totalCount` (when present).
-    pub total_count: Option<u64>,
     /// The good items of `allowedClusters`.
     pub clusters: Vec<ListedCluster>,
     /// One message per malformed item, naming its index.
@@ -128,7 +126,6 @@ fn decode(value: Value) -> Result<ClusterPage, String> {
         current_page: number("currentPage"),
         is_last: result.get("isLast").and_then(Value::as_bool),
         total_page: number("totalPage"),
-        total_count: number("totalCount"),
         ..ClusterPage::default()
     };
     match result.get("allowedClusters") {

@@ -146,13 +146,8 @@ pub(crate) async fn cluster_status(
         .endpoint
         .cluster_status(cluster.service_group_instance_no)
         .map_err(|e| Outcome::no_url("getClusterStatus", cluster.endpoint.precheck.as_str(), e))?;
-    let call = clients.call(
-        &cluster.account,
-        Operation::ClusterStatus,
-        &url,
-        None,
-        decode,
-    );
+    let account = &cluster.account;
+    let call = clients.call(account, Operation::ClusterStatus, &url, None, decode);
     call.await.0
 }
 

@@ -65,12 +65,11 @@ const EXCERPT_CHARS: usize = 120;
 
 fn excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
-    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    let mut out: String = one_line.chars().take(EXCERPT_CHARS).collect();
-    if one_line.chars().count() > EXCERPT_CHARS {
-        out.push('…');
+    let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match one_line.char_indices().nth(EXCERPT_CHARS) {
+        Some((cut, _)) => format!("{}…", &one_line[..cut]),
+        None => one_line,
     }
-    out
 }
 
 /// Whether `http_status` is a 2xx.
@@ -132,17 +131,16 @@ fn envelope(http_status: u16, obj: &Map<String, Value>, body: &[u8]) -> Result<V
     if let Some(err) = obj.get("error").filter(|e| e.is_object()) {
         return Err(gateway_error(http_status, err));
     }
-    let Some(code) = obj.get("code") else {
-        let detail = format!(
+    let code = match obj.get("code") {
+        Some(code) => code
+            .as_i64()
+            .ok_or_else(|| format!("`code` is not an integer: {code}")),
+        None => Err(format!(
             "neither a CDSS envelope nor a gateway error: {}",
             excerpt(body)
-        );
-        return Err(invalid(http_status, detail));
+        )),
     };
-    let Some(code) = code.as_i64() else {
-        let detail = format!("`code` is not an integer: {code}");
-        return Err(invalid(http_status, detail));
-    };
+    let code = code.map_err(|detail| invalid(http_status, detail))?;
     if code != 0 {
         let message = obj.get("message").and_then(Value::as_str);
         let message = message.unwrap_or("(no message)").to_string();

@@ -35,15 +35,9 @@ impl Precheck {
 pub(crate) async fn precheck(clients: &Clients, cluster: &Cluster) -> Precheck {
     let no = cluster.service_group_instance_no;
     let body = format!("{{\"serviceGroupInstanceNo\":{no}}}");
-    let url = &cluster.endpoint.precheck;
-    let (result, meta) = (clients.call(
-        &cluster.account,
-        Operation::Precheck,
-        url,
-        Some(&body),
-        answer,
-    ))
-    .await;
+    let (account, url) = (&cluster.account, &cluster.endpoint.precheck);
+    let call = clients.call(account, Operation::Precheck, url, Some(&body), answer);
+    let (result, meta) = call.await;
     let outcome = result.unwrap_or_else(|failure| failure);
     Precheck { outcome, meta }
 }
