@@ -269,21 +269,17 @@ impl Clients {
 /// The current [`Clients`], replaceable at reload while prechecks and discovery keep reading it.
 /// Every set of clients it holds counts into the same [`ApiUsage`].
 #[derive(Clone, Debug, Default)]
-pub(crate) struct SharedClients {
-    current: Arc<RwLock<Arc<Clients>>>,
-}
+pub(crate) struct SharedClients(Arc<RwLock<Arc<Clients>>>);
 
 impl SharedClients {
     /// Shares `clients`.
     pub(crate) fn new(clients: Clients) -> Self {
-        Self {
-            current: Arc::new(RwLock::new(Arc::new(clients))),
-        }
+        Self(Arc::new(RwLock::new(Arc::new(clients))))
     }
 
     /// The clients now in use.
     pub(crate) fn current(&self) -> Arc<Clients> {
-        crate::lock::read(&self.current).clone()
+        crate::lock::read(&self.0).clone()
     }
 
     /// Swaps in new clients (after a reload), counting into the same usage, and returns them
@@ -291,7 +287,7 @@ impl SharedClients {
     pub(crate) fn replace(&self, mut clients: Clients) -> Arc<Clients> {
         clients.usage = self.usage();
         let clients = Arc::new(clients);
-        *crate::lock::write(&self.current) = clients.clone();
+        *crate::lock::write(&self.0) = clients.clone();
         clients
     }
 

@@ -96,18 +96,15 @@ fn item(v: &Value) -> Result<ListedCluster, String> {
     let cluster_name = cluster_name.ok_or("clusterName is missing")?.to_string();
     validate_name(&cluster_name)?;
     // These become label values (`cdss_cluster_info`) and filter inputs: bounded, one line.
-    let text = |key| {
-        clean(
-            obj.get(key).and_then(Value::as_str).unwrap_or_default(),
-            MAX_TEXT,
-        )
-    };
+    let text = |key: &str| Some(clean(obj.get(key)?.as_str()?, MAX_TEXT));
     Ok(ListedCluster {
         service_group_instance_no,
         cluster_name,
-        server_status: text("serverStatus").to_ascii_lowercase(),
-        kafka_version: text("kafkaVersion"),
-        vpc_name: text("vpcName"),
+        server_status: text("serverStatus")
+            .unwrap_or_default()
+            .to_ascii_lowercase(),
+        kafka_version: text("kafkaVersion").unwrap_or_default(),
+        vpc_name: text("vpcName").unwrap_or_default(),
     })
 }
 

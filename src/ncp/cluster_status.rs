@@ -55,26 +55,19 @@ pub(crate) struct RoleStatus {
 }
 
 impl RoleStatus {
-    /// Whether the role itself says every node is up: its counts, or (without both counts) its
-    /// colour.
-    fn all_up(&self) -> bool {
-        match (self.up, self.total) {
-            (Some(up), Some(total)) => total > 0 && up >= total,
-            _ => self
-                .colour
-                .as_deref()
-                .is_some_and(|c| c.eq_ignore_ascii_case("green")),
-        }
-    }
-
     /// Whether `node` (one of this role's) counts as failing: its status says so, or it is
-    /// missing or a word we do not know while the role is not all up. Per-node values are not
+    /// missing or a word we do not know while the role itself does not say every node is up
+    /// (by its counts, or without both counts by its colour). Per-node values are not
     /// documented, so an unknown word never blames a node of a role that says all is well.
     fn is_failing(&self, node: &NodeStatus) -> bool {
+        let green = |c: &String| c.eq_ignore_ascii_case("green");
         match NodeHealth::of(node.status.as_deref()) {
             NodeHealth::Fine => false,
             NodeHealth::Failing => true,
-            NodeHealth::Unknown => !self.all_up(),
+            NodeHealth::Unknown => match (self.up, self.total) {
+                (Some(up), Some(total)) => total <= 0 || up < total,
+                _ => !self.colour.as_ref().is_some_and(green),
+            },
         }
     }
 }
@@ -179,12 +172,7 @@ fn decode(value: Value) -> Result<Diagnosis, String> {
         // Not a status at all: keep the last diagnosis rather than replace it with nothing.
         return Err("`result` has none of the cluster status fields".into());
     }
-    let text = |key: &str| {
-        result
-            .get(key)
-            .and_then(Value::as_str)
-            .map(|s| clean(s, MAX_STATUS))
-    };
+    let text = |key: &str| Some(clean(result.get(key)?.as_str()?, MAX_STATUS));
     let count = |key: &str| result.get(key).and_then(number);
     let nodes = |key: &str| match result.get(key) {
         Some(Value::Array(items)) => {

@@ -84,16 +84,15 @@ pub(crate) fn open(
     content_type: Option<&str>,
     body: &[u8],
 ) -> Opened {
-    match object(http_status, location, content_type, body) {
-        Ok(obj) => Opened {
-            http_status,
-            result: envelope(http_status, &obj, body),
-            request_id: obj
-                .get("requestId")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-        },
-        Err(outcome) => Opened::failed(http_status, outcome),
+    let obj = match object(http_status, location, content_type, body) {
+        Ok(obj) => obj,
+        Err(outcome) => return Opened::failed(http_status, outcome),
+    };
+    let request_id = obj.get("requestId").and_then(Value::as_str);
+    Opened {
+        http_status,
+        result: envelope(http_status, &obj, body),
+        request_id: request_id.map(str::to_owned),
     }
 }
 
