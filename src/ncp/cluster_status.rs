@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::model::Cluster;
 use crate::ncp::client::Clients;
-use crate::ncp::envelope::clean;
+use crate::ncp::envelope::{clean, number};
 use crate::ncp::usage::Operation;
 use crate::outcome::{NodeHealth, Outcome};
 
@@ -173,6 +173,7 @@ fn decode(value: Value) -> Result<Diagnosis, String> {
         return Err("`result` has none of the cluster status fields".into());
     }
     let text = |key: &str| Some(clean(result.get(key)?.as_str()?, MAX_STATUS));
+    // Counts are typed int32 in the SDK, but NCP's JSON types vary elsewhere.
     let count = |key: &str| result.get(key).and_then(number);
     let nodes = |key: &str| match result.get(key) {
         Some(Value::Array(items)) => {
@@ -202,16 +203,6 @@ fn decode(value: Value) -> Result<Diagnosis, String> {
         },
         cmak: text("cmakStatus"),
     })
-}
-
-/// An integer, or a string holding one (tolerated: the SDK types them int32, but NCP's JSON types
-/// vary elsewhere).
-fn number(v: &Value) -> Option<i64> {
-    match v {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
 }
 
 fn node(v: &Value) -> Option<NodeStatus> {

@@ -177,11 +177,7 @@ fn invalid(http_status: u16, detail: String) -> Outcome {
 }
 
 fn gateway_error(http_status: u16, err: &Value) -> Outcome {
-    let code = match err.get("errorCode") {
-        Some(Value::Number(n)) => n.as_i64(),
-        Some(Value::String(s)) => s.trim().parse::<i64>().ok(),
-        _ => None,
-    };
+    let code = err.get("errorCode").and_then(number);
     let text = |key| err.get(key).and_then(Value::as_str);
     let message = text("message").unwrap_or("(no message)");
     let message = match text("details").filter(|d| !d.is_empty()) {
@@ -192,6 +188,15 @@ fn gateway_error(http_status: u16, err: &Value) -> Outcome {
         http_status,
         code,
         message,
+    }
+}
+
+/// An integer, or a string holding one (the gateway's `errorCode` comes as either).
+pub(crate) fn number(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
     }
 }
 
