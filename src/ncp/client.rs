@@ -26,7 +26,7 @@ use crate::config::Config;
 use crate::credentials::{AccountKeys, Credentials, Keyring};
 use crate::ncp::envelope::{self, Opened};
 use crate::ncp::sign;
-use crate::ncp::usage::{ApiUsage, Operation};
+use crate::ncp::usage::{AccountUsage, ApiUsage, Operation};
 use crate::outcome::Outcome;
 
 /// `User-Agent` on every request.
@@ -101,6 +101,9 @@ pub(crate) struct Clients {
     settings: ClientSettings,
     /// Every call is counted here.
     usage: Arc<ApiUsage>,
+    /// Each account's counters in `usage`, in the keyring's order: found once, when the clients
+    /// are built, so counting a call takes no lock.
+    counters: Vec<Arc<AccountUsage>>,
 }
 
 impl Clients {
@@ -115,12 +118,20 @@ impl Clients {
         if let Some(path) = &settings.ca_file {
             builder = builder.tls_certs_merge(crate::ca_file::read(path)?);
         }
-        Ok(Self {
+        let clients = Self {
             http: Some(builder.build()?),
             keyring: keyring.clone(),
             settings: settings.clone(),
-            usage: Arc::default(),
-        })
+            ..Self::default()
+        };
+        Ok(clients.count_into(Arc::default()))
+    }
+
+    /// These clients, counting their calls into `usage`.
+    fn count_into(mut self, usage: Arc<ApiUsage>) -> Self {
+        self.counters = self.keyring.iter().map(|(a, _)| usage.account(a)).collect();
+        self.usage = usage;
+        self
     }
 
     /// Makes one call signed with `account`'s keys (a `POST` of `body`, or a `GET` without one)
@@ -136,15 +147,16 @@ impl Clients {
         body: Option<&str>,
         decode: impl FnOnce(Value) -> Result<T, String>,
     ) -> (Result<T, Outcome>, CallMeta) {
-        let keys = self.keyring.iter().find(|(name, _)| *name == account);
-        let (Some(http), Some((_, keys))) = (&self.http, keys) else {
+        let mut accounts = self.keyring.iter().zip(&self.counters);
+        let found = accounts.find(|((name, _), _)| *name == account);
+        let (Some(http), Some(((_, keys), counters))) = (&self.http, found) else {
             // Nothing is sent, so nothing is counted.
             let account = account.to_string();
             return (Err(Outcome::NoCredentials { account }), CallMeta::default());
         };
         let (result, meta) = self.signed(http, keys, url, body, decode).await;
         let failure = result.as_ref().err().and_then(Outcome::failure_reason);
-        self.usage.record(account, operation, failure);
+        counters.count(operation, failure);
         (result, meta)
     }
 
@@ -284,9 +296,8 @@ impl SharedClients {
 
     /// Swaps in new clients (after a reload), counting into the same usage, and returns them
     /// for the runner; calls in flight finish with the old ones.
-    pub(crate) fn replace(&self, mut clients: Clients) -> Arc<Clients> {
-        clients.usage = self.usage();
-        let clients = Arc::new(clients);
+    pub(crate) fn replace(&self, clients: Clients) -> Arc<Clients> {
+        let clients = Arc::new(clients.count_into(self.usage()));
         *crate::lock::write(&self.0) = clients.clone();
         clients
     }
