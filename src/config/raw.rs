@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
 use super::Pattern;
-use super::yaml::parse_scalar;
+use super::yaml::{parse_scalar, scalar};
 use crate::credentials::source::validate_role_name;
 use crate::model::{validate_account, validate_name};
 use crate::ncp::region::Region;
@@ -119,18 +119,6 @@ pub(super) enum SourceKind {
     ServerRole,
     /// The `*_env` / `*_file` keys.
     Keys,
-}
-
-/// `impl Deserialize` for a type read from one string scalar by `parse` ([`parse_scalar`], so
-/// its errors carry the scalar's line and column).
-macro_rules! scalar {
-    ($t:ty, $expecting:literal, $parse:expr) => {
-        impl<'de> Deserialize<'de> for $t {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                parse_scalar(d, $expecting, $parse)
-            }
-        }
-    };
 }
 
 scalar!(

@@ -100,6 +100,19 @@ where
     d.deserialize_str(V(parse, expecting))
 }
 
+/// `impl Deserialize` for a type read from one string scalar by `parse` ([`parse_scalar`], so
+/// its errors carry the scalar's line and column).
+macro_rules! scalar {
+    ($t:ty, $expecting:literal, $parse:expr) => {
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                $crate::config::yaml::parse_scalar(d, $expecting, $parse)
+            }
+        }
+    };
+}
+pub(crate) use scalar;
+
 /// Where a top-level `key:` starts (line, column 1), for cross-field errors.
 pub(crate) fn top_level_line(text: &str, key: &str) -> Option<(usize, usize)> {
     text.lines()
