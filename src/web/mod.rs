@@ -62,14 +62,9 @@ impl fmt::Debug for WebConfig {
 
 impl WebConfig {
     /// Reads and validates `path` and loads the files it names (relative paths are relative to
-    /// `path`'s directory, as in exporter-toolkit).
-    pub(crate) fn load(path: &Path) -> Result<WebConfig, ConfigError> {
-        Self::load_stamped(path, &mut Stamp::default())
-    }
-
-    /// [`load`](Self::load), recording in `stamp` every file it looked at (also when it fails,
-    /// so a failed version is not retried until one of them changes).
-    pub(crate) fn load_stamped(path: &Path, stamp: &mut Stamp) -> Result<WebConfig, ConfigError> {
+    /// `path`'s directory, as in exporter-toolkit), recording in `stamp` every file it looked at
+    /// (also when it fails, so a failed version is not retried until one of them changes).
+    pub(crate) fn load(path: &Path, stamp: &mut Stamp) -> Result<WebConfig, ConfigError> {
         stamp.add(path);
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::file(path, format!("cannot read web config file: {e}")))?;
