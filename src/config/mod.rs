@@ -74,8 +74,9 @@ pub struct Config {
     pub ca_file: Option<PathBuf>,
 }
 
-/// `diagnosis:`: when `getClusterStatus` says why a cluster is not ready.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// `diagnosis:`: when `getClusterStatus` says why a cluster is not ready (read as written).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct DiagnosisConfig {
     /// Read it after every precheck that got an answer, for node-level dashboards; by default
     /// only after one that says no (at most once per interval per cluster either way).
@@ -95,8 +96,10 @@ pub struct GateConfig {
     pub fresh_budget: FreshBudget,
 }
 
-/// A token bucket for the gate's fresh prechecks: `burst` at once, refilled at `per_second`.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// A token bucket for the gate's fresh prechecks: `burst` at once, refilled at `per_second`
+/// (`gate.fresh_budget`, read as written; `validate` checks the limits).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct FreshBudget {
     /// Tokens added per second.
     pub per_second: f64,
@@ -110,6 +113,12 @@ impl FreshBudget {
         per_second: 1.0,
         burst: 10,
     };
+}
+
+impl Default for FreshBudget {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
 }
 
 /// One `discovery:` block: list clusters of one region (and account) through the API.

@@ -11,8 +11,8 @@ use reqwest::Url;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
-use super::Pattern;
 use super::yaml::{parse_scalar, scalar};
+use super::{DiagnosisConfig, FreshBudget, Pattern};
 use crate::credentials::source::validate_role_name;
 use crate::model::{validate_account, validate_name};
 use crate::ncp::region::Region;
@@ -37,7 +37,7 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub accounts: BTreeMap<AccountName, RawCredentials>,
     pub gate: Option<RawGate>,
-    pub diagnosis: Option<RawDiagnosis>,
+    pub diagnosis: Option<DiagnosisConfig>,
     #[serde(default)]
     pub clusters: Clusters,
     #[serde(default)]
@@ -61,13 +61,6 @@ pub(super) struct RawDiscovery {
     pub api_gateway: Option<Gateway>,
 }
 
-/// `diagnosis:`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawDiagnosis {
-    pub every_round: Option<bool>,
-}
-
 /// `gate:`.
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -76,15 +69,7 @@ pub(super) struct RawGate {
     pub max_age: Option<Duration>,
     #[serde(default, deserialize_with = "duration")]
     pub min_fresh_interval: Option<Duration>,
-    pub fresh_budget: Option<RawFreshBudget>,
-}
-
-/// `gate.fresh_budget`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawFreshBudget {
-    pub per_second: Option<f64>,
-    pub burst: Option<u32>,
+    pub fresh_budget: Option<FreshBudget>,
 }
 
 /// `credentials:` or one `accounts.NAME:`.

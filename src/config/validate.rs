@@ -130,9 +130,7 @@ pub(super) fn config(
         clusters,
         discovery,
         gate,
-        diagnosis: DiagnosisConfig {
-            every_round: raw.diagnosis.and_then(|d| d.every_round).unwrap_or(false),
-        },
+        diagnosis: raw.diagnosis.unwrap_or_default(),
         ca_file: raw.ca_file,
     })
 }
@@ -266,12 +264,7 @@ fn discovery(
 
 /// `gate:`; `max_age` defaults to twice the interval and may not be shorter than it.
 fn gate(raw: RawGate, interval: Duration, at: &At) -> Result<GateConfig, ConfigError> {
-    let budget = raw
-        .fresh_budget
-        .map_or(FreshBudget::DEFAULT, |b| FreshBudget {
-            per_second: b.per_second.unwrap_or(FreshBudget::DEFAULT.per_second),
-            burst: b.burst.unwrap_or(FreshBudget::DEFAULT.burst),
-        });
+    let budget = raw.fresh_budget.unwrap_or_default();
     let FreshBudget { per_second, burst } = budget;
     at.check(per_second > 0.0 && per_second <= 1000.0, "gate", || {
         format!("gate.fresh_budget.per_second: must be above 0 and at most 1000, got {per_second}")
@@ -299,32 +292,31 @@ fn credential_source(raw: RawCredentials, entry: &str) -> Result<CredentialSourc
         || raw.secret_key_env.is_some()
         || raw.secret_key_file.is_some();
     let role = raw.server_role.map(|r| r.0);
-    let kind = match raw.source {
-        Some(kind) => kind,
-        None if has_keys => SourceKind::Keys,
-        None if role.is_some() => SourceKind::ServerRole,
-        None => SourceKind::Chain,
-    };
-    let named = match kind {
-        SourceKind::Keys if role.is_some() => {
-            return Err(format!(
-                "{entry}.server_role: only with source chain or server_role (source is keys)"
-            ));
-        }
-        SourceKind::Keys => None,
-        SourceKind::Chain => Some("chain"),
-        SourceKind::ServerRole => Some("server_role"),
-    };
-    match named {
-        Some(name) if has_keys => Err(format!(
-            "{entry}.source: {name} finds the keys itself; remove the *_env / *_file keys, or set source: keys"
+    let kind = raw.source.unwrap_or(match (has_keys, &role) {
+        (true, _) => SourceKind::Keys,
+        (false, Some(_)) => SourceKind::ServerRole,
+        (false, None) => SourceKind::Chain,
+    });
+    match kind {
+        SourceKind::Keys if role.is_some() => Err(format!(
+            "{entry}.server_role: only with source chain or server_role (source is keys)"
         )),
-        Some(_) if kind == SourceKind::Chain => Ok(CredentialSource::Chain { server_role: role }),
-        Some(_) => Ok(CredentialSource::ServerRole { name: role }),
-        None => Ok(CredentialSource::Keys(KeyPair {
+        SourceKind::Keys => Ok(CredentialSource::Keys(KeyPair {
             access_key: key_source(raw.access_key_env, raw.access_key_file, "access_key", entry)?,
             secret_key: key_source(raw.secret_key_env, raw.secret_key_file, "secret_key", entry)?,
         })),
+        _ if has_keys => {
+            let name = if kind == SourceKind::Chain {
+                "chain"
+            } else {
+                "server_role"
+            };
+            Err(format!(
+                "{entry}.source: {name} finds the keys itself; remove the *_env / *_file keys, or set source: keys"
+            ))
+        }
+        SourceKind::Chain => Ok(CredentialSource::Chain { server_role: role }),
+        SourceKind::ServerRole => Ok(CredentialSource::ServerRole { name: role }),
     }
 }
 
