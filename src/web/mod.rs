@@ -69,9 +69,7 @@ impl WebConfig {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::file(path, format!("cannot read web config file: {e}")))?;
         let dir = path.parent().unwrap_or(Path::new("."));
-        let mut config = Self::parse_in(&text, path, dir, stamp)?;
-        config.stamp = stamp.clone();
-        Ok(config)
+        Self::parse_in(&text, path, dir, stamp)
     }
 
     /// Parses and validates YAML text, loading the files it names from `dir` (when relative).
@@ -111,7 +109,7 @@ impl WebConfig {
         Ok(WebConfig {
             tls,
             users,
-            stamp: Stamp::default(),
+            stamp: stamp.clone(),
         })
     }
 

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock, TryLockError};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use super::WebConfig;
@@ -52,7 +52,7 @@ pub struct WebConfigWatch {
     /// The config in force.
     current: RwLock<Arc<WebConfig>>,
     /// The files of the last version that failed to load (or was refused), so it is reported
-    /// once and not re-read on every connection; held while re-reading, so one caller does it.
+    /// once and not re-read on every look.
     failed: Mutex<Option<Stamp>>,
     /// Successful basic-auth verifications by user name. bcrypt is slow on purpose; without this
     /// every scrape would pay for it. Bounded by the number of configured users.
@@ -95,47 +95,31 @@ impl WebConfigWatch {
 
     /// Looks at the files the config was loaded from (one `stat` each); when one changed, the
     /// file is re-read and, if valid, replaces the running config (logged either way). A bad new
-    /// version keeps the running one and is not re-read until its files change again. Blocking:
-    /// the watcher runs it off the async threads.
-    pub(crate) fn refresh(&self) -> Arc<WebConfig> {
+    /// version keeps the running one and is not re-read until its files change again. Blocking,
+    /// and called only by [`watch`](Self::watch), off the async threads.
+    fn refresh(&self) {
         let current = read(&self.current);
-        if current.stamp.unchanged() {
-            return current;
-        }
-        // One caller re-reads; another one goes on with the running config meanwhile.
-        let mut failed = match self.failed.try_lock() {
-            Ok(guard) => guard,
-            Err(TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(TryLockError::WouldBlock) => return current,
-        };
-        // Someone else may have re-read it just before.
-        let current = read(&self.current);
+        let mut failed = crate::lock::lock(&self.failed);
         if current.stamp.unchanged() || failed.as_ref().is_some_and(Stamp::unchanged) {
-            return current;
+            return;
         }
         let mut stamp = Stamp::default();
         match WebConfig::load(&self.path, &mut stamp) {
-            Ok(new) if new.tls().is_some() != current.tls().is_some() => {
-                tracing::error!(
-                    file = %self.path.display(),
-                    "web config changed TLS on or off; that needs a restart, keeping the running web config"
-                );
-                *failed = Some(stamp);
-                current
-            }
+            Ok(new) if new.tls().is_some() != current.tls().is_some() => tracing::error!(
+                file = %self.path.display(),
+                "web config changed TLS on or off; that needs a restart, keeping the running web config"
+            ),
             Ok(new) => {
                 tracing::info!(file = %self.path.display(), tls = new.tls().is_some(), users = new.users.len(), "web config reloaded");
-                let new = Arc::new(new);
-                *crate::lock::write(&self.current) = new.clone();
+                *crate::lock::write(&self.current) = Arc::new(new);
                 *failed = None;
-                new
+                return;
             }
             Err(e) => {
-                tracing::error!("web config reload failed, keeping the running web config: {e}");
-                *failed = Some(stamp);
-                current
+                tracing::error!("web config reload failed, keeping the running web config: {e}")
             }
         }
+        *failed = Some(stamp);
     }
 
     /// Refreshes every `every` until the task is aborted.
