@@ -18,13 +18,22 @@ use crate::credentials::{
 use crate::model::{Cluster, DEFAULT_ACCOUNT};
 use crate::ncp::region::{Endpoint, Region};
 
-/// Builds errors located at a top-level section of `text`.
-struct At<'a> {
+/// What validating a section needs: the text and file (to locate errors), and what earlier
+/// sections settled (the accounts, the gateways).
+struct Cx<'a> {
     text: &'a str,
     file: &'a Path,
+    /// Every configured account (set once `credentials:` and `accounts:` are read).
+    accounts: BTreeMap<String, CredentialSource>,
+    /// The file's `api_gateway` (else `NCLOUD_API_GW`), for entries that set none.
+    gateway: Option<Gateway>,
+    /// Every gateway + region pair's [`Endpoint`], parsed once and shared by the clusters and
+    /// blocks that use it (most of 10,000 clusters share a handful).
+    endpoints: HashMap<(Option<String>, Region), Arc<Endpoint>>,
 }
 
-impl At<'_> {
+impl Cx<'_> {
+    /// An error located at the top-level section `section` of the text.
     fn err(&self, section: &str, message: String) -> ConfigError {
         ConfigError {
             file: self.file.to_path_buf(),
@@ -42,32 +51,53 @@ impl At<'_> {
     ) -> Result<(), ConfigError> {
         ok.then_some(()).ok_or_else(|| self.err(section, message()))
     }
+
+    /// An error about `entry` (`clusters[3]`), located at its section.
+    fn entry_err(&self, entry: &str, message: String) -> ConfigError {
+        self.err(entry.split(['[', '.']).next().unwrap_or(entry), message)
+    }
+
+    /// The account an entry names (default: [`DEFAULT_ACCOUNT`]), which must be configured.
+    /// `entry` names the entry in an error; it is made only when there is one.
+    fn account(
+        &self,
+        named: Option<AccountName>,
+        entry: &dyn Fn() -> String,
+    ) -> Result<String, ConfigError> {
+        let name = named.map_or_else(|| DEFAULT_ACCOUNT.to_string(), |a| a.0);
+        if self.accounts.contains_key(&name) {
+            return Ok(name);
+        }
+        let (entry, known) = (entry(), self.accounts.keys().cloned().collect::<Vec<_>>());
+        let message = format!(
+            "{entry}.account: unknown account {name:?} (configured: {})",
+            known.join(", ")
+        );
+        Err(self.entry_err(&entry, message))
+    }
+
+    /// The endpoint of an entry's own gateway, else the file's, in `region`.
+    fn endpoint(
+        &mut self,
+        own: Option<Gateway>,
+        region: Region,
+        entry: &dyn Fn() -> String,
+    ) -> Result<Arc<Endpoint>, ConfigError> {
+        let gateway = own.or_else(|| self.gateway.clone()).map(|g| g.0);
+        if let Some(e) = self.endpoints.get(&(gateway.clone(), region)) {
+            return Ok(e.clone());
+        }
+        let endpoint = Endpoint::new(gateway.as_deref(), region)
+            .map_err(|e| self.entry_err(&entry(), format!("{}: bad URL: {e}", entry())))?;
+        let endpoint = Arc::new(endpoint);
+        self.endpoints.insert((gateway, region), endpoint.clone());
+        Ok(endpoint)
+    }
 }
 
 /// A duration as the config writes it (`1m 30s`).
 fn human(d: Duration) -> humantime::FormattedDuration {
     humantime::format_duration(d)
-}
-
-/// Every gateway + region pair's [`Endpoint`], parsed once and shared by the clusters and blocks
-/// that use it (most of 10,000 clusters share a handful).
-struct Endpoints {
-    global: Option<Gateway>,
-    parsed: HashMap<(Option<String>, Region), Arc<Endpoint>>,
-}
-
-impl Endpoints {
-    fn get(&mut self, own: Option<Gateway>, region: Region) -> Result<Arc<Endpoint>, String> {
-        let gateway = own.or_else(|| self.global.clone()).map(|g| g.0);
-        if let Some(e) = self.parsed.get(&(gateway.clone(), region)) {
-            return Ok(e.clone());
-        }
-        let endpoint = Arc::new(
-            Endpoint::new(gateway.as_deref(), region).map_err(|e| format!("bad URL: {e}"))?,
-        );
-        self.parsed.insert((gateway, region), endpoint.clone());
-        Ok(endpoint)
-    }
 }
 
 /// The validated config of `raw`; `text` and `file` locate errors.
@@ -78,7 +108,6 @@ pub(super) fn config(
     file: &Path,
     env_gateway: Option<&str>,
 ) -> Result<Config, ConfigError> {
-    let at = At { text, file };
     let env_gateway = env_gateway
         .map(str::trim)
         .filter(|g| !g.is_empty())
@@ -93,40 +122,43 @@ pub(super) fn config(
             let m = m.replace("api_gateway ", "");
             ConfigError::file(file, format!("env {API_GW_ENV}: {m}"))
         })?;
-    let (interval, timeout) = timing(raw.interval, raw.timeout, &at)?;
+    let mut cx = Cx {
+        text,
+        file,
+        accounts: BTreeMap::new(),
+        gateway: raw.api_gateway.or(env_gateway),
+        endpoints: HashMap::new(),
+    };
+    let (interval, timeout) = timing(raw.interval, raw.timeout, &cx)?;
     let concurrency = raw.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
-    at.check(
+    cx.check(
         (1..=MAX_CONCURRENCY).contains(&concurrency),
         "concurrency",
         || format!("concurrency: must be between 1 and {MAX_CONCURRENCY}, got {concurrency}"),
     )?;
     let max_response_bytes = raw.max_response_bytes.unwrap_or(DEFAULT_MAX_RESPONSE_BYTES);
-    at.check(max_response_bytes >= 1024, "max_response_bytes", || {
+    cx.check(max_response_bytes >= 1024, "max_response_bytes", || {
         format!("max_response_bytes: must be at least 1024, got {max_response_bytes}")
     })?;
-    let accounts = accounts(raw.credentials, raw.accounts, &at)?;
+    cx.accounts = accounts(raw.credentials, raw.accounts, &cx)?;
     let some_cluster = !raw.clusters.0.is_empty() || !raw.discovery.is_empty();
-    at.check(some_cluster, "clusters", || {
+    cx.check(some_cluster, "clusters", || {
         "clusters: at least one cluster (or a discovery block) is required".into()
     })?;
-    let mut endpoints = Endpoints {
-        global: raw.api_gateway.or(env_gateway),
-        parsed: HashMap::new(),
-    };
-    let clusters = clusters(raw.clusters, &accounts, &mut endpoints, &at)?;
-    let discovery = discovery(raw.discovery, &accounts, &mut endpoints, &at)?;
-    let gate = gate(raw.gate.unwrap_or_default(), interval, &at)?;
+    let clusters = clusters(raw.clusters, &mut cx)?;
+    let discovery = discovery(raw.discovery, &mut cx)?;
+    let gate = gate(raw.gate.unwrap_or_default(), interval, &cx)?;
     let empty_ca = raw
         .ca_file
         .as_ref()
         .is_some_and(|p| p.as_os_str().is_empty());
-    at.check(!empty_ca, "ca_file", || "ca_file: must not be empty".into())?;
+    cx.check(!empty_ca, "ca_file", || "ca_file: must not be empty".into())?;
     Ok(Config {
         interval,
         timeout,
         concurrency,
         max_response_bytes,
-        accounts,
+        accounts: cx.accounts,
         clusters,
         discovery,
         gate,
@@ -139,17 +171,17 @@ pub(super) fn config(
 fn timing(
     interval: Option<Duration>,
     timeout: Option<Duration>,
-    at: &At,
+    cx: &Cx,
 ) -> Result<(Duration, Duration), ConfigError> {
     let interval = interval.unwrap_or(DEFAULT_INTERVAL);
     let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
-    at.check(interval >= MIN_INTERVAL, "interval", || {
+    cx.check(interval >= MIN_INTERVAL, "interval", || {
         format!("interval: must be at least {}", human(MIN_INTERVAL))
     })?;
-    at.check(!timeout.is_zero(), "timeout", || {
+    cx.check(!timeout.is_zero(), "timeout", || {
         "timeout: must be greater than zero".into()
     })?;
-    at.check(timeout < interval, "timeout", || {
+    cx.check(timeout < interval, "timeout", || {
         let (t, i) = (human(timeout), human(interval));
         format!("timeout: {t} must be shorter than interval {i}")
     })?;
@@ -160,86 +192,54 @@ fn timing(
 fn accounts(
     credentials: Option<RawCredentials>,
     raw: BTreeMap<AccountName, RawCredentials>,
-    at: &At,
+    cx: &Cx,
 ) -> Result<BTreeMap<String, CredentialSource>, ConfigError> {
     let default = match credentials {
         None => CredentialSource::default(),
-        Some(raw) => credential_source(raw, "credentials").map_err(|m| at.err("credentials", m))?,
+        Some(raw) => credential_source(raw, "credentials").map_err(|m| cx.err("credentials", m))?,
     };
     let mut accounts = BTreeMap::from([(DEFAULT_ACCOUNT.to_string(), default)]);
     for (name, raw) in raw {
-        at.check(name.0 != DEFAULT_ACCOUNT, "accounts", || {
+        cx.check(name.0 != DEFAULT_ACCOUNT, "accounts", || {
             format!("accounts.{DEFAULT_ACCOUNT}: reserved; the default account is `credentials:`")
         })?;
         let source = credential_source(raw, &format!("accounts.{}", name.0))
-            .map_err(|m| at.err("accounts", m))?;
+            .map_err(|m| cx.err("accounts", m))?;
         accounts.insert(name.0, source);
     }
     Ok(accounts)
 }
 
-/// The account an entry names (default: [`DEFAULT_ACCOUNT`]), which must be configured.
-/// `entry` names the entry in an error; it is made only when there is one.
-fn account(
-    named: Option<AccountName>,
-    accounts: &BTreeMap<String, CredentialSource>,
-    entry: &dyn Fn() -> String,
-    at: &At,
-) -> Result<String, ConfigError> {
-    let name = named.map_or_else(|| DEFAULT_ACCOUNT.to_string(), |a| a.0);
-    if accounts.contains_key(&name) {
-        return Ok(name);
-    }
-    let entry = entry();
-    let known = accounts.keys().cloned().collect::<Vec<_>>().join(", ");
-    Err(at.err(
-        entry.split(['[', '.']).next().unwrap_or(&entry),
-        format!("{entry}.account: unknown account {name:?} (configured: {known})"),
-    ))
-}
-
-fn clusters(
-    raw: super::raw::Clusters,
-    accounts: &BTreeMap<String, CredentialSource>,
-    endpoints: &mut Endpoints,
-    at: &At,
-) -> Result<Vec<Arc<Cluster>>, ConfigError> {
+fn clusters(raw: super::raw::Clusters, cx: &mut Cx) -> Result<Vec<Arc<Cluster>>, ConfigError> {
     let mut clusters = Vec::with_capacity(raw.0.len());
     for (i, c) in raw.0.into_iter().enumerate() {
-        let endpoint = endpoints
-            .get(c.api_gateway, c.region)
-            .map_err(|e| at.err("clusters", format!("clusters[{i}]: {e}")))?;
+        let entry = || format!("clusters[{i}]");
         clusters.push(Arc::new(Cluster {
-            account: account(c.account, accounts, &|| format!("clusters[{i}]"), at)?,
+            endpoint: cx.endpoint(c.api_gateway, c.region, &entry)?,
+            account: cx.account(c.account, &entry)?,
             name: c.name.0,
             region: c.region,
             service_group_instance_no: c.service_group_instance_no.0,
-            endpoint,
             info: None,
         }));
     }
     Ok(clusters)
 }
 
-fn discovery(
-    raw: Vec<RawDiscovery>,
-    accounts: &BTreeMap<String, CredentialSource>,
-    endpoints: &mut Endpoints,
-    at: &At,
-) -> Result<Vec<Discovery>, ConfigError> {
+fn discovery(raw: Vec<RawDiscovery>, cx: &mut Cx) -> Result<Vec<Discovery>, ConfigError> {
     let mut blocks = Vec::with_capacity(raw.len());
     for (i, d) in raw.into_iter().enumerate() {
         let entry = format!("discovery[{i}]");
         let refresh = d.refresh.unwrap_or(DEFAULT_REFRESH);
-        at.check(refresh >= MIN_REFRESH, "discovery", || {
+        cx.check(refresh >= MIN_REFRESH, "discovery", || {
             format!("{entry}.refresh: must be at least {}", human(MIN_REFRESH))
         })?;
         let page_size = d.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
-        at.check((1..=100).contains(&page_size), "discovery", || {
+        cx.check((1..=100).contains(&page_size), "discovery", || {
             format!("{entry}.page_size: must be between 1 and 100, got {page_size}")
         })?;
         let block = Discovery {
-            account: account(d.account, accounts, &|| entry.clone(), at)?,
+            account: cx.account(d.account, &|| entry.clone())?,
             region: d.region,
             refresh,
             name_regex: d.name_regex.map(|r| r.0),
@@ -250,11 +250,9 @@ fn discovery(
                 |v| v.into_iter().map(|s| s.0).collect(),
             ),
             page_size,
-            endpoint: endpoints
-                .get(d.api_gateway, d.region)
-                .map_err(|e| at.err("discovery", format!("{entry}: {e}")))?,
+            endpoint: cx.endpoint(d.api_gateway, d.region, &|| entry.clone())?,
         };
-        at.check(!blocks.contains(&block), "discovery", || {
+        cx.check(!blocks.contains(&block), "discovery", || {
             format!("{entry}: the same block appears twice")
         })?;
         blocks.push(block);
@@ -263,13 +261,13 @@ fn discovery(
 }
 
 /// `gate:`; `max_age` defaults to twice the interval and may not be shorter than it.
-fn gate(raw: RawGate, interval: Duration, at: &At) -> Result<GateConfig, ConfigError> {
+fn gate(raw: RawGate, interval: Duration, cx: &Cx) -> Result<GateConfig, ConfigError> {
     let budget = raw.fresh_budget.unwrap_or_default();
     let FreshBudget { per_second, burst } = budget;
-    at.check(per_second > 0.0 && per_second <= 1000.0, "gate", || {
+    cx.check(per_second > 0.0 && per_second <= 1000.0, "gate", || {
         format!("gate.fresh_budget.per_second: must be above 0 and at most 1000, got {per_second}")
     })?;
-    at.check((1..=10_000).contains(&burst), "gate", || {
+    cx.check((1..=10_000).contains(&burst), "gate", || {
         format!("gate.fresh_budget.burst: must be between 1 and 10000, got {burst}")
     })?;
     let gate = GateConfig {
@@ -277,7 +275,7 @@ fn gate(raw: RawGate, interval: Duration, at: &At) -> Result<GateConfig, ConfigE
         min_fresh_interval: raw.min_fresh_interval.unwrap_or(DEFAULT_MIN_FRESH_INTERVAL),
         fresh_budget: budget,
     };
-    at.check(gate.max_age >= interval, "gate", || {
+    cx.check(gate.max_age >= interval, "gate", || {
         let (m, i) = (human(gate.max_age), human(interval));
         format!("gate.max_age: {m} is shorter than interval {i}: the gate would be closed most of the time")
     })?;
