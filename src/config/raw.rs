@@ -163,12 +163,9 @@ scalar!(Status, "a cluster status", |s| {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Gateway(pub String);
 
-scalar!(Gateway, "a URL like https://host:port", |s| parse_gateway(
-    s
-)
-.map(Gateway));
+scalar!(Gateway, "a URL like https://host:port", parse_gateway);
 
-pub(super) fn parse_gateway(s: &str) -> Result<String, String> {
+pub(super) fn parse_gateway(s: &str) -> Result<Gateway, String> {
     let url = Url::parse(s.trim()).map_err(|e| format!("api_gateway {s:?} is not a URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!("api_gateway {s:?}: scheme must be http or https"));
@@ -184,7 +181,7 @@ pub(super) fn parse_gateway(s: &str) -> Result<String, String> {
             "api_gateway {s:?}: give scheme and host only (like https://host:port); the region path /api/... is appended"
         ));
     }
-    Ok(url.origin().ascii_serialization())
+    Ok(Gateway(url.origin().ascii_serialization()))
 }
 
 scalar!(Region, "a region (KR, SGN, JPN, GOV, KRS, FIN)", |s| s

@@ -116,7 +116,7 @@ pub(super) fn config(
             true => cdss_host(g),
             false => cdss_host(&format!("https://{g}")),
         })
-        .map(|url| super::raw::parse_gateway(&url).map(Gateway))
+        .map(|url| super::raw::parse_gateway(&url))
         .transpose()
         .map_err(|m| {
             let m = m.replace("api_gateway ", "");

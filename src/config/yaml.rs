@@ -67,14 +67,6 @@ pub(crate) fn yaml_error(file: &Path, e: &yaml_serde::Error) -> ConfigError {
     }
 }
 
-/// True when the text has nothing but blank lines, comments and document markers.
-pub(crate) fn is_empty_document(text: &str) -> bool {
-    text.lines().all(|l| {
-        let l = l.trim();
-        l.is_empty() || l.starts_with('#') || l == "---"
-    })
-}
-
 /// Parses a string scalar with `parse`. The error is raised while the parser is still on the
 /// scalar, so it carries the scalar's own line and column (an error raised after
 /// `String::deserialize` returns is only located at the enclosing mapping).
@@ -152,7 +144,5 @@ mod tests {
         assert_eq!(top_level_line(text, "max_age"), None);
         assert_eq!(key_location(text, "max_age"), Some((3, 12)));
         assert_eq!(key_location(text, "gate"), Some((2, 1)));
-        assert!(is_empty_document("# only\n---\n\n"));
-        assert!(!is_empty_document("a: 1\n"));
     }
 }

@@ -30,7 +30,7 @@ use tokio_rustls::TlsAcceptor;
 use self::file::RawWebConfig;
 use self::watch::Stamp;
 pub use self::watch::WebConfigWatch;
-use crate::config::yaml::{ConfigError, is_empty_document, key_location, yaml_error};
+use crate::config::yaml::{ConfigError, key_location, yaml_error};
 
 /// The realm in `WWW-Authenticate: Basic realm="..."`.
 pub(crate) const REALM: &str = "cdss-precheck-exporter";
@@ -86,11 +86,9 @@ impl WebConfig {
         stamp: &mut Stamp,
     ) -> Result<WebConfig, ConfigError> {
         // An empty file (or one with only comments) enables nothing, as in exporter-toolkit.
-        let raw: RawWebConfig = if is_empty_document(text) {
-            RawWebConfig::default()
-        } else {
-            yaml_serde::from_str(text).map_err(|e| yaml_error(file, &e))?
-        };
+        let raw: Option<RawWebConfig> =
+            yaml_serde::from_str(text).map_err(|e| yaml_error(file, &e))?;
+        let raw = raw.unwrap_or_default();
         let err = |key: &str, message: String| ConfigError {
             file: file.to_path_buf(),
             location: key_location(text, key),
@@ -135,7 +133,13 @@ mod tests {
 
     #[test]
     fn empty_file_enables_nothing() {
-        for text in ["", "# nothing\n", "---\n", "tls_server_config: {}\n"] {
+        for text in [
+            "",
+            "# nothing\n",
+            "---\n",
+            "# only\n---\n\n",
+            "tls_server_config: {}\n",
+        ] {
             let c = parse(text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
             assert!(c.tls().is_none() && !c.requires_auth(), "{text:?}");
         }
