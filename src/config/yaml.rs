@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 
 use serde::de::{self, Deserializer, Visitor};
 
-/// A configuration error, located as precisely as the parser allows.
+/// A configuration error, located as precisely as the parser allows: `FILE[:LINE:COLUMN]: MESSAGE`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{}: {message}", file.display(), location.map_or(String::new(), |(l, c)| format!(":{l}:{c}")))]
 pub struct ConfigError {
     /// The config file (or `<inline>` for strings).
     pub file: PathBuf,
@@ -18,17 +19,6 @@ pub struct ConfigError {
     pub location: Option<(usize, usize)>,
     /// What is wrong, starting with the field path (`clusters[1].region: ...`).
     pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.location {
-            Some((line, col)) => {
-                write!(f, "{}:{line}:{col}: {}", self.file.display(), self.message)
-            }
-            None => write!(f, "{}: {}", self.file.display(), self.message),
-        }
-    }
 }
 
 impl ConfigError {
