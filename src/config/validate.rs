@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::raw::{
     AccountName, Gateway, RawConfig, RawCredentials, RawDiscovery, RawGate, SourceKind,
+    parse_gateway,
 };
 use super::yaml::{ConfigError, top_level_line};
 use super::*;
@@ -111,12 +112,7 @@ pub(super) fn config(
     let env_gateway = env_gateway
         .map(str::trim)
         .filter(|g| !g.is_empty())
-        // NCP's tools accept a bare host there.
-        .map(|g| match g.contains("://") {
-            true => cdss_host(g),
-            false => cdss_host(&format!("https://{g}")),
-        })
-        .map(|url| super::raw::parse_gateway(&url))
+        .map(cdss_gateway)
         .transpose()
         .map_err(|m| {
             let m = m.replace("api_gateway ", "");
@@ -337,20 +333,18 @@ fn key_source(
     }
 }
 
-/// The CDSS gateway behind an `NCLOUD_API_GW` value, as NCP's SDK (`services/vcdss`) finds it:
-/// the general API host `https://ncloud.…` (and the financial cloud's `https://fin-ncloud.…`)
-/// becomes CDSS's own (`https://clouddatastreamingservice.…`); any other value is used as it is.
-fn cdss_host(gateway: &str) -> String {
-    for (general, cdss) in [
-        ("https://ncloud.", "https://clouddatastreamingservice."),
-        (
-            "https://fin-ncloud.",
-            "https://fin-clouddatastreamingservice.",
-        ),
-    ] {
-        if let Some(rest) = gateway.strip_prefix(general) {
-            return format!("{cdss}{rest}");
-        }
+/// The CDSS gateway behind an `NCLOUD_API_GW` value (a URL, or a bare host as NCP's tools
+/// accept), as NCP's SDK (`services/vcdss`) finds it: the general API host `https://ncloud.…`
+/// (and the financial cloud's `https://fin-ncloud.…`) becomes CDSS's own
+/// (`https://clouddatastreamingservice.…`); any other value is used as it is.
+fn cdss_gateway(value: &str) -> Result<Gateway, String> {
+    let url = match value.contains("://") {
+        true => value.to_string(),
+        false => format!("https://{value}"),
+    };
+    let general = url.starts_with("https://ncloud.") || url.starts_with("https://fin-ncloud.");
+    match general {
+        true => parse_gateway(&url.replacen("ncloud.", "clouddatastreamingservice.", 1)),
+        false => parse_gateway(&url),
     }
-    gateway.to_string()
 }
