@@ -131,10 +131,8 @@ scalar!(RoleName, "a server role name", |s| {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) struct AccountName(pub String);
 
-scalar!(AccountName, "an account name", |s| {
-    validate_account(s)?;
-    Ok(AccountName(s.to_string()))
-});
+scalar!(AccountName, "an account name", |s| validate_account(s)
+    .map(|()| AccountName(s.into())));
 
 /// A regular expression, compiled while parsing.
 pub(super) struct RegexField(pub Pattern);
@@ -191,10 +189,8 @@ scalar!(Region, "a region (KR, SGN, JPN, GOV, KRS, FIN)", |s| s
 /// A cluster name, checked by the name rule in `model`.
 pub(super) struct ClusterName(pub String);
 
-scalar!(ClusterName, "a cluster name", |s| {
-    validate_name(s)?;
-    Ok(ClusterName(s.to_string()))
-});
+scalar!(ClusterName, "a cluster name", |s| validate_name(s)
+    .map(|()| ClusterName(s.into())));
 
 /// A positive `serviceGroupInstanceNo`.
 pub(super) struct InstanceNo(pub u64);

@@ -68,9 +68,6 @@ impl<'de> Deserialize<'de> for Unsupported {
             fn visit_str<E: de::Error>(self, _: &str) -> Result<Unsupported, E> {
                 Err(E::custom(WHY))
             }
-            fn visit_unit<E: de::Error>(self) -> Result<Unsupported, E> {
-                Err(E::custom(WHY))
-            }
             fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<Unsupported, A::Error> {
                 Err(de::Error::custom(WHY))
             }
@@ -162,7 +159,7 @@ scalar!(ClientAuth, "a client auth type", |s| {
 });
 
 /// `min_version` / `max_version`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum TlsVersion {
     Tls12,
     Tls13,

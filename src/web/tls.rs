@@ -114,22 +114,17 @@ fn versions(
     max: Option<TlsVersion>,
     err: ErrorAt<'_>,
 ) -> Result<Vec<&'static SupportedProtocolVersion>, ConfigError> {
-    let min = min.unwrap_or(TlsVersion::Tls12);
-    let max = max.unwrap_or(TlsVersion::Tls13);
-    if min > max {
-        return Err(err(
+    use TlsVersion::{Tls12, Tls13};
+    use rustls::version::{TLS12, TLS13};
+    match (min.unwrap_or(Tls12), max.unwrap_or(Tls13)) {
+        (Tls13, Tls12) => Err(err(
             "min_version",
             "tls_server_config.min_version: above max_version".into(),
-        ));
+        )),
+        (Tls12, Tls12) => Ok(vec![&TLS12]),
+        (Tls13, Tls13) => Ok(vec![&TLS13]),
+        (Tls12, Tls13) => Ok(vec![&TLS12, &TLS13]),
     }
-    Ok([
-        (TlsVersion::Tls12, &rustls::version::TLS12),
-        (TlsVersion::Tls13, &rustls::version::TLS13),
-    ]
-    .into_iter()
-    .filter(|(v, _)| (min..=max).contains(v))
-    .map(|(_, p)| p)
-    .collect())
 }
 
 /// The verifier for `auth` (`None`: no certificate asked for), reading `ca_file`, which `build`
