@@ -341,6 +341,13 @@ mod tests {
     }
 
     #[test]
+    fn empty_ca_file_is_refused_where_written() {
+        let e = parse(&format!("ca_file: ''\n{MINIMAL}")).unwrap_err();
+        assert_eq!(e.message, "ca_file: must not be empty", "{e}");
+        assert_eq!(e.location.map(|l| l.0), Some(1), "{e}");
+    }
+
+    #[test]
     fn timeout_must_be_below_interval() {
         let e = parse(&format!("interval: 10s\ntimeout: 10s\n{MINIMAL}")).unwrap_err();
         assert!(e.message.starts_with("timeout:"), "{e}");

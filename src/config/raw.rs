@@ -11,7 +11,7 @@ use reqwest::Url;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
-use super::yaml::{parse_scalar, scalar};
+use super::yaml::{FileName, parse_scalar, scalar};
 use super::{DiagnosisConfig, FreshBudget, Pattern};
 use crate::credentials::source::validate_role_name;
 use crate::model::{validate_account, validate_name};
@@ -42,7 +42,7 @@ pub(super) struct RawConfig {
     pub clusters: Clusters,
     #[serde(default)]
     pub discovery: Vec<RawDiscovery>,
-    pub ca_file: Option<PathBuf>,
+    pub ca_file: Option<FileName>,
 }
 
 /// One `discovery:` block.

@@ -125,7 +125,19 @@ pub(super) fn config(
         gateway: raw.api_gateway.or(env_gateway),
         endpoints: HashMap::new(),
     };
-    let (interval, timeout) = timing(raw.interval, raw.timeout, &cx)?;
+    let interval = raw.interval.unwrap_or(DEFAULT_INTERVAL);
+    cx.check(interval >= MIN_INTERVAL, "interval", || {
+        format!("interval: must be at least {}", human(MIN_INTERVAL))
+    })?;
+    // The timeout must fit inside the interval.
+    let timeout = raw.timeout.unwrap_or(DEFAULT_TIMEOUT);
+    cx.check(!timeout.is_zero(), "timeout", || {
+        "timeout: must be greater than zero".into()
+    })?;
+    cx.check(timeout < interval, "timeout", || {
+        let (t, i) = (human(timeout), human(interval));
+        format!("timeout: {t} must be shorter than interval {i}")
+    })?;
     let concurrency = raw.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
     cx.check(
         (1..=MAX_CONCURRENCY).contains(&concurrency),
@@ -144,11 +156,6 @@ pub(super) fn config(
     let clusters = clusters(raw.clusters, &mut cx)?;
     let discovery = discovery(raw.discovery, &mut cx)?;
     let gate = gate(raw.gate.unwrap_or_default(), interval, &cx)?;
-    let empty_ca = raw
-        .ca_file
-        .as_ref()
-        .is_some_and(|p| p.as_os_str().is_empty());
-    cx.check(!empty_ca, "ca_file", || "ca_file: must not be empty".into())?;
     Ok(Config {
         interval,
         timeout,
@@ -159,29 +166,8 @@ pub(super) fn config(
         discovery,
         gate,
         diagnosis: raw.diagnosis.unwrap_or_default(),
-        ca_file: raw.ca_file,
+        ca_file: raw.ca_file.map(|f| f.0),
     })
-}
-
-/// `interval` and `timeout`: the timeout must fit inside the interval.
-fn timing(
-    interval: Option<Duration>,
-    timeout: Option<Duration>,
-    cx: &Cx,
-) -> Result<(Duration, Duration), ConfigError> {
-    let interval = interval.unwrap_or(DEFAULT_INTERVAL);
-    let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
-    cx.check(interval >= MIN_INTERVAL, "interval", || {
-        format!("interval: must be at least {}", human(MIN_INTERVAL))
-    })?;
-    cx.check(!timeout.is_zero(), "timeout", || {
-        "timeout: must be greater than zero".into()
-    })?;
-    cx.check(timeout < interval, "timeout", || {
-        let (t, i) = (human(timeout), human(interval));
-        format!("timeout: {t} must be shorter than interval {i}")
-    })?;
-    Ok((interval, timeout))
 }
 
 /// `credentials:` (the default account) and `accounts:`.

@@ -95,6 +95,14 @@ macro_rules! scalar {
 }
 pub(crate) use scalar;
 
+/// A non-empty path (`ca_file`, and the web config's files).
+pub(crate) struct FileName(pub(crate) PathBuf);
+
+scalar!(FileName, "a file name", |s| match s.trim().is_empty() {
+    true => Err("must not be empty".into()),
+    false => Ok(FileName(PathBuf::from(s))),
+});
+
 /// Where a top-level `key:` starts (line, column 1), for cross-field errors.
 pub(crate) fn top_level_line(text: &str, key: &str) -> Option<(usize, usize)> {
     text.lines()

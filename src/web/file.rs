@@ -4,12 +4,11 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::path::PathBuf;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
-use crate::config::yaml::scalar;
+use crate::config::yaml::{FileName, scalar};
 
 /// The file as written.
 #[derive(Default, Deserialize)]
@@ -78,14 +77,6 @@ impl<'de> Deserialize<'de> for Unsupported {
         d.deserialize_any(V)
     }
 }
-
-/// A non-empty path.
-pub(super) struct FileName(pub PathBuf);
-
-scalar!(FileName, "a file name", |s| match s.trim().is_empty() {
-    true => Err("must not be empty".into()),
-    false => Ok(FileName(PathBuf::from(s))),
-});
 
 /// A basic-auth user name: not empty, and no `:` (Basic auth could not send it).
 #[derive(PartialEq, Eq, Hash)]
