@@ -18,6 +18,7 @@ use crate::credentials::{
 };
 use crate::model::{Cluster, DEFAULT_ACCOUNT};
 use crate::ncp::region::{Endpoint, Region};
+use humantime::format_duration as human;
 
 /// What validating a section needs: the text and file (to locate errors), and what earlier
 /// sections settled (the accounts, the gateways).
@@ -94,11 +95,6 @@ impl Cx<'_> {
         self.endpoints.insert((gateway, region), endpoint.clone());
         Ok(endpoint)
     }
-}
-
-/// A duration as the config writes it (`1m 30s`).
-fn human(d: Duration) -> humantime::FormattedDuration {
-    humantime::format_duration(d)
 }
 
 /// The validated config of `raw`; `text` and `file` locate errors.
