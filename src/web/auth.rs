@@ -1,5 +1,6 @@
 //! Basic auth against `basic_auth_users` (bcrypt hashes), with a cache of successful checks (kept
-//! by [`WebConfigWatch`]) so that only a new password pays for bcrypt. An unknown user costs as much as a wrong password.
+//! by [`WebConfigWatch`]) so that only a new password pays for bcrypt. An unknown user costs as
+//! much as a wrong password.
 
 use crate::lock::lock;
 
@@ -49,19 +50,15 @@ impl WebConfigWatch {
         })
         .await
         .unwrap_or(false);
-        match hash {
-            Some(hash) if matches => {
-                lock(&self.verified).insert(
-                    user,
-                    Verified {
-                        hash: hash.clone(),
-                        password: digest,
-                    },
-                );
-                true
-            }
-            _ => false,
-        }
+        let (Some(hash), true) = (hash, matches) else {
+            return false;
+        };
+        let verified = Verified {
+            hash: hash.clone(),
+            password: digest,
+        };
+        lock(&self.verified).insert(user, verified);
+        true
     }
 }
 
