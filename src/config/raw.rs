@@ -23,24 +23,21 @@ pub(crate) const KNOWN_STATUSES: [&str; 6] = [
 ];
 
 /// The whole file.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub(super) struct RawConfig {
-    #[serde(default, deserialize_with = "duration")]
+    #[serde(deserialize_with = "duration")]
     pub interval: Option<Duration>,
-    #[serde(default, deserialize_with = "duration")]
+    #[serde(deserialize_with = "duration")]
     pub timeout: Option<Duration>,
     pub concurrency: Option<usize>,
     pub max_response_bytes: Option<u64>,
     pub api_gateway: Option<Gateway>,
     pub credentials: Option<RawCredentials>,
-    #[serde(default)]
     pub accounts: BTreeMap<AccountName, RawCredentials>,
     pub gate: Option<RawGate>,
     pub diagnosis: Option<DiagnosisConfig>,
-    #[serde(default)]
     pub clusters: Clusters,
-    #[serde(default)]
     pub discovery: Vec<RawDiscovery>,
     pub ca_file: Option<FileName>,
 }
