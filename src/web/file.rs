@@ -82,16 +82,14 @@ impl<'de> Deserialize<'de> for Unsupported {
 #[derive(PartialEq, Eq, Hash)]
 pub(super) struct UserName(pub String);
 
-scalar!(
-    UserName,
-    "a user name",
-    |s| match s.is_empty() || s.contains(':') {
-        true => Err(format!(
+scalar!(UserName, "a user name", |s| {
+    if s.is_empty() || s.contains(':') {
+        return Err(format!(
             "user name {s:?}: must be non-empty and without ':'"
-        )),
-        false => Ok(UserName(s.to_string())),
+        ));
     }
-);
+    Ok(UserName(s.to_string()))
+});
 
 /// A bcrypt hash (`$2a$`, `$2b$`, `$2x$` or `$2y$`), checked for form, never echoed.
 pub(super) struct BcryptHash(pub String);
