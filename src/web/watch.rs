@@ -66,13 +66,9 @@ impl fmt::Debug for WebConfigWatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebConfigWatch")
             .field("path", &self.path)
-            .field("current", &*read(&self.current))
+            .field("current", &*self.current())
             .finish_non_exhaustive()
     }
-}
-
-fn read<T: Clone>(l: &RwLock<T>) -> T {
-    crate::lock::read(l).clone()
 }
 
 impl WebConfigWatch {
@@ -90,7 +86,7 @@ impl WebConfigWatch {
 
     /// The config in force (what the last [`refresh`](Self::refresh) found).
     pub(crate) fn current(&self) -> Arc<WebConfig> {
-        read(&self.current)
+        crate::lock::read(&self.current).clone()
     }
 
     /// Looks at the files the config was loaded from (one `stat` each); when one changed, the
@@ -98,7 +94,7 @@ impl WebConfigWatch {
     /// version keeps the running one and is not re-read until its files change again. Blocking,
     /// and called only by [`watch`](Self::watch), off the async threads.
     fn refresh(&self) {
-        let current = read(&self.current);
+        let current = self.current();
         let mut failed = crate::lock::lock(&self.failed);
         if current.stamp.unchanged() || failed.as_ref().is_some_and(Stamp::unchanged) {
             return;
