@@ -1,6 +1,7 @@
 //! Where in a YAML file a problem is: the error type both config files use, and the helpers that
 //! locate a value (the parser's own position, a scalar's position while it is parsed, or a key
-//! found in the text for problems seen after parsing).
+//! found in the text for problems seen after parsing); with the `scalar!` types built on them
+//! (such as [`FileName`]).
 //!
 //! Shared by the exporter's config and `--web.config.file`. No I/O.
 

@@ -3,10 +3,10 @@
 //!
 //! Owns the file, in parts: `file` (the format, every setting checked while parsing; errors with
 //! file:line:column, like `config`), `tls` (certificate, key and client CAs into a rustls
-//! `ServerConfig`), [`auth`] (the basic-auth decision with its cache), and [`watch`] (noticing
-//! that the file or a file it names changed: a watcher task, off the request path). It serves
-//! nothing: `server` does the handshake and sends the 401. It never logs or prints a password,
-//! an `Authorization` header or a hash.
+//! `ServerConfig`), [`auth`] (the basic-auth decision), and [`watch`] (the config in force and the
+//! basic-auth cache; noticing that the file or a file it names changed: a watcher task, off the
+//! request path). It serves nothing: `server` does the handshake and sends the 401. It never logs
+//! or prints a password, an `Authorization` header or a hash.
 //!
 //! Where it differs from exporter-toolkit: TLS 1.2 and 1.3 only (rustls); the two verifying
 //! `client_auth_type`s need `client_ca_file` (Go would fall back to the system roots); whether
