@@ -191,14 +191,13 @@ impl Config {
     /// and checks that `ca_file` holds certificates.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::file(path, format!("cannot read config file: {e}")))?;
+            .map_err(|e| ConfigError::new(path, None, format!("cannot read config file: {e}")))?;
         let env_gateway = std::env::var(API_GW_ENV).ok();
         let config = Self::parse_with(&text, path, env_gateway.as_deref())?;
         if let Some(ca_file) = &config.ca_file {
-            crate::ca_file::read(ca_file).map_err(|e| ConfigError {
-                file: path.to_path_buf(),
-                location: yaml::top_level_line(&text, "ca_file"),
-                message: format!("ca_file: {e}"),
+            crate::ca_file::read(ca_file).map_err(|e| {
+                let location = yaml::top_level_line(&text, "ca_file");
+                ConfigError::new(path, location, format!("ca_file: {e}"))
             })?;
         }
         Ok(config)

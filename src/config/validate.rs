@@ -37,11 +37,7 @@ struct Cx<'a> {
 impl Cx<'_> {
     /// An error located at the top-level section `section` of the text.
     fn err(&self, section: &str, message: String) -> ConfigError {
-        ConfigError {
-            file: self.file.to_path_buf(),
-            location: top_level_line(self.text, section),
-            message,
-        }
+        ConfigError::new(self.file, top_level_line(self.text, section), message)
     }
 
     /// `Ok` when `ok`, else the error `message()` located at `section`.
@@ -112,7 +108,7 @@ pub(super) fn config(
         .transpose()
         .map_err(|m| {
             let m = m.replace("api_gateway ", "");
-            ConfigError::file(file, format!("env {API_GW_ENV}: {m}"))
+            ConfigError::new(file, None, format!("env {API_GW_ENV}: {m}"))
         })?;
     let mut cx = Cx {
         text,

@@ -23,11 +23,11 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    /// An error about the whole file (it cannot be read, say).
-    pub(crate) fn file(file: &Path, message: String) -> Self {
+    /// An error in `file` at `location` (`None`: about the whole file, it cannot be read, say).
+    pub(crate) fn new(file: &Path, location: Option<(usize, usize)>, message: String) -> Self {
         Self {
             file: file.to_path_buf(),
-            location: None,
+            location,
             message,
         }
     }
@@ -51,11 +51,7 @@ pub(crate) fn yaml_error(file: &Path, e: &yaml_serde::Error) -> ConfigError {
     if message.contains("EOF while parsing") {
         message = "the file is empty; it needs at least a `clusters:` list".into();
     }
-    ConfigError {
-        file: file.to_path_buf(),
-        location,
-        message,
-    }
+    ConfigError::new(file, location, message)
 }
 
 /// Parses a string scalar with `parse`. The error is raised while the parser is still on the

@@ -66,8 +66,9 @@ impl WebConfig {
     /// (also when it fails, so a failed version is not retried until one of them changes).
     pub(crate) fn load(path: &Path, stamp: &mut Stamp) -> Result<WebConfig, ConfigError> {
         stamp.add(path);
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::file(path, format!("cannot read web config file: {e}")))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new(path, None, format!("cannot read web config file: {e}"))
+        })?;
         let dir = path.parent().unwrap_or(Path::new("."));
         Self::parse_in(&text, path, dir, stamp)
     }
@@ -89,11 +90,7 @@ impl WebConfig {
         let raw: Option<RawWebConfig> =
             yaml_serde::from_str(text).map_err(|e| yaml_error(file, &e))?;
         let raw = raw.unwrap_or_default();
-        let err = |key: &str, message: String| ConfigError {
-            file: file.to_path_buf(),
-            location: key_location(text, key),
-            message,
-        };
+        let err = |key: &str, message| ConfigError::new(file, key_location(text, key), message);
         let tls = raw
             .tls_server_config
             .map(|t| tls::build(t, dir, stamp, &err));
