@@ -39,6 +39,10 @@ pub(super) fn build(
     stamp: &mut Stamp,
     err: ErrorAt<'_>,
 ) -> Result<Option<TlsAcceptor>, ConfigError> {
+    let required = |key: &str| {
+        let message = format!("tls_server_config.{key}: required when TLS is configured");
+        err("tls_server_config", message)
+    };
     let (cert_file, key_file) = match (raw.cert_file, raw.key_file) {
         (Some(c), Some(k)) => (dir.join(c.0), dir.join(k.0)),
         (None, None)
@@ -50,15 +54,8 @@ pub(super) fn build(
             // `tls_server_config: {}`: TLS off, as in exporter-toolkit.
             return Ok(None);
         }
-        (_, key) => {
-            let missing = if key.is_none() {
-                "key_file"
-            } else {
-                "cert_file"
-            };
-            let message = format!("tls_server_config.{missing}: required when TLS is configured");
-            return Err(err("tls_server_config", message));
-        }
+        (_, None) => return Err(required("key_file")),
+        (None, Some(_)) => return Err(required("cert_file")),
     };
     let versions = versions(raw.min_version, raw.max_version, err)?;
     let auth = raw.client_auth_type.unwrap_or(ClientAuth::NoClientCert);
