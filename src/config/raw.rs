@@ -50,8 +50,8 @@ pub(super) struct RawDiscovery {
     pub account: Option<AccountName>,
     #[serde(default, deserialize_with = "duration")]
     pub refresh: Option<Duration>,
-    pub name_regex: Option<RegexField>,
-    pub exclude_regex: Option<RegexField>,
+    pub name_regex: Option<Pattern>,
+    pub exclude_regex: Option<Pattern>,
     pub vpc_name: Option<String>,
     pub statuses: Option<Vec<Status>>,
     pub page_size: Option<u32>,
@@ -131,12 +131,10 @@ pub(super) struct AccountName(pub String);
 scalar!(AccountName, "an account name", |s| validate_account(s)
     .map(|()| AccountName(s.into())));
 
-/// A regular expression, compiled while parsing.
-pub(super) struct RegexField(pub Pattern);
-
-scalar!(RegexField, "a regular expression", |s| {
+// A regular expression, compiled while parsing.
+scalar!(Pattern, "a regular expression", |s| {
     regex::Regex::new(s)
-        .map(|r| RegexField(Pattern(r)))
+        .map(Pattern)
         .map_err(|e| format!("not a valid regular expression: {e}"))
 });
 

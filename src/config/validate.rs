@@ -216,8 +216,8 @@ fn discovery(raw: Vec<RawDiscovery>, cx: &mut Cx) -> Result<Vec<Discovery>, Conf
             account: cx.account(d.account, &|| entry.clone())?,
             region: d.region,
             refresh,
-            name_regex: d.name_regex.map(|r| r.0),
-            exclude_regex: d.exclude_regex.map(|r| r.0),
+            name_regex: d.name_regex,
+            exclude_regex: d.exclude_regex,
             vpc_name: d.vpc_name.filter(|v| !v.is_empty()),
             statuses: d.statuses.map_or_else(
                 || DEFAULT_STATUSES.iter().map(|s| s.to_string()).collect(),
