@@ -12,31 +12,18 @@ use reqwest::Certificate;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::{self, PemObject};
 
-/// Why `ca_file` cannot be used.
+/// Why `ca_file` cannot be used; each names the file.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum CaFileError {
     /// The file cannot be read.
-    #[error("cannot read {}: {source}", path.display())]
-    Unreadable {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The file is not a PEM bundle.
-    #[error("{}: not PEM certificates: {detail}", path.display())]
-    NotPem {
-        /// The file.
-        path: PathBuf,
-        /// The parser's complaint.
-        detail: String,
-    },
+    #[error("cannot read {}: {}", .0.display(), .1)]
+    Unreadable(PathBuf, #[source] std::io::Error),
+    /// The file is not a PEM bundle (with the parser's complaint).
+    #[error("{}: not PEM certificates: {}", .0.display(), .1)]
+    NotPem(PathBuf, String),
     /// The file has no certificate in it.
-    #[error("{}: no PEM certificate (-----BEGIN CERTIFICATE-----) found", path.display())]
-    Empty {
-        /// The file.
-        path: PathBuf,
-    },
+    #[error("{}: no PEM certificate (-----BEGIN CERTIFICATE-----) found", .0.display())]
+    Empty(PathBuf),
 }
 
 /// Why a PEM certificate file gave no certificates (the caller adds the file's name).
@@ -64,26 +51,17 @@ pub(crate) fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>
 
 /// Reads the PEM certificates of `path`; at least one.
 pub(crate) fn read(path: &Path) -> Result<Vec<Certificate>, CaFileError> {
-    let path_buf = || path.to_path_buf();
-    let certs = read_pem_certs(path).map_err(|e| match e {
-        PemError::Read(pem::Error::Io(source)) => CaFileError::Unreadable {
-            path: path_buf(),
-            source,
-        },
-        PemError::Read(e) => CaFileError::NotPem {
-            path: path_buf(),
-            detail: e.to_string(),
-        },
-        PemError::Empty => CaFileError::Empty { path: path_buf() },
-    })?;
-    certs
+    let file = || path.to_path_buf();
+    read_pem_certs(path)
+        .map_err(|e| match e {
+            PemError::Read(pem::Error::Io(source)) => CaFileError::Unreadable(file(), source),
+            PemError::Read(e) => CaFileError::NotPem(file(), e.to_string()),
+            PemError::Empty => CaFileError::Empty(file()),
+        })?
         .iter()
         .map(|der| Certificate::from_der(der))
         .collect::<Result<_, _>>()
-        .map_err(|e| CaFileError::NotPem {
-            path: path_buf(),
-            detail: e.to_string(),
-        })
+        .map_err(|e| CaFileError::NotPem(file(), e.to_string()))
 }
 
 #[cfg(test)]

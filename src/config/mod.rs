@@ -74,8 +74,9 @@ pub struct Config {
     pub ca_file: Option<PathBuf>,
 }
 
-/// `diagnosis:`: when `getClusterStatus` says why a cluster is not ready.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// `diagnosis:`: when `getClusterStatus` says why a cluster is not ready (read as written).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct DiagnosisConfig {
     /// Read it after every precheck that got an answer, for node-level dashboards; by default
     /// only after one that says no (at most once per interval per cluster either way).
@@ -95,8 +96,10 @@ pub struct GateConfig {
     pub fresh_budget: FreshBudget,
 }
 
-/// A token bucket for the gate's fresh prechecks: `burst` at once, refilled at `per_second`.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// A token bucket for the gate's fresh prechecks: `burst` at once, refilled at `per_second`
+/// (`gate.fresh_budget`, read as written; `validate` checks the limits).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct FreshBudget {
     /// Tokens added per second.
     pub per_second: f64,
@@ -110,6 +113,12 @@ impl FreshBudget {
         per_second: 1.0,
         burst: 10,
     };
+}
+
+impl Default for FreshBudget {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
 }
 
 /// One `discovery:` block: list clusters of one region (and account) through the API.
@@ -182,14 +191,13 @@ impl Config {
     /// and checks that `ca_file` holds certificates.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::file(path, format!("cannot read config file: {e}")))?;
+            .map_err(|e| ConfigError::new(path, None, format!("cannot read config file: {e}")))?;
         let env_gateway = std::env::var(API_GW_ENV).ok();
         let config = Self::parse_with(&text, path, env_gateway.as_deref())?;
         if let Some(ca_file) = &config.ca_file {
-            crate::ca_file::read(ca_file).map_err(|e| ConfigError {
-                file: path.to_path_buf(),
-                location: yaml::top_level_line(&text, "ca_file"),
-                message: format!("ca_file: {e}"),
+            crate::ca_file::read(ca_file).map_err(|e| {
+                let location = yaml::top_level_line(&text, "ca_file");
+                ConfigError::new(path, location, format!("ca_file: {e}"))
             })?;
         }
         Ok(config)
@@ -329,6 +337,13 @@ mod tests {
         .unwrap_err();
         assert!(e.message.contains("duplicate cluster name \"a\""), "{e}");
         assert!(e.location.is_some(), "{e}");
+    }
+
+    #[test]
+    fn empty_ca_file_is_refused_where_written() {
+        let e = parse(&format!("ca_file: ''\n{MINIMAL}")).unwrap_err();
+        assert_eq!(e.message, "ca_file: must not be empty", "{e}");
+        assert_eq!(e.location.map(|l| l.0), Some(1), "{e}");
     }
 
     #[test]

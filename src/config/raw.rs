@@ -11,8 +11,8 @@ use reqwest::Url;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
-use super::Pattern;
-use super::yaml::parse_scalar;
+use super::yaml::{FileName, parse_scalar, scalar};
+use super::{DiagnosisConfig, FreshBudget, Pattern};
 use crate::credentials::source::validate_role_name;
 use crate::model::{validate_account, validate_name};
 use crate::ncp::region::Region;
@@ -23,26 +23,23 @@ pub(crate) const KNOWN_STATUSES: [&str; 6] = [
 ];
 
 /// The whole file.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub(super) struct RawConfig {
-    #[serde(default, deserialize_with = "duration")]
+    #[serde(deserialize_with = "duration")]
     pub interval: Option<Duration>,
-    #[serde(default, deserialize_with = "duration")]
+    #[serde(deserialize_with = "duration")]
     pub timeout: Option<Duration>,
     pub concurrency: Option<usize>,
     pub max_response_bytes: Option<u64>,
     pub api_gateway: Option<Gateway>,
     pub credentials: Option<RawCredentials>,
-    #[serde(default)]
     pub accounts: BTreeMap<AccountName, RawCredentials>,
     pub gate: Option<RawGate>,
-    pub diagnosis: Option<RawDiagnosis>,
-    #[serde(default)]
+    pub diagnosis: Option<DiagnosisConfig>,
     pub clusters: Clusters,
-    #[serde(default)]
     pub discovery: Vec<RawDiscovery>,
-    pub ca_file: Option<PathBuf>,
+    pub ca_file: Option<FileName>,
 }
 
 /// One `discovery:` block.
@@ -53,19 +50,12 @@ pub(super) struct RawDiscovery {
     pub account: Option<AccountName>,
     #[serde(default, deserialize_with = "duration")]
     pub refresh: Option<Duration>,
-    pub name_regex: Option<RegexField>,
-    pub exclude_regex: Option<RegexField>,
+    pub name_regex: Option<Pattern>,
+    pub exclude_regex: Option<Pattern>,
     pub vpc_name: Option<String>,
     pub statuses: Option<Vec<Status>>,
     pub page_size: Option<u32>,
     pub api_gateway: Option<Gateway>,
-}
-
-/// `diagnosis:`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawDiagnosis {
-    pub every_round: Option<bool>,
 }
 
 /// `gate:`.
@@ -76,15 +66,7 @@ pub(super) struct RawGate {
     pub max_age: Option<Duration>,
     #[serde(default, deserialize_with = "duration")]
     pub min_fresh_interval: Option<Duration>,
-    pub fresh_budget: Option<RawFreshBudget>,
-}
-
-/// `gate.fresh_budget`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawFreshBudget {
-    pub per_second: Option<f64>,
-    pub burst: Option<u32>,
+    pub fresh_budget: Option<FreshBudget>,
 }
 
 /// `credentials:` or one `accounts.NAME:`.
@@ -121,18 +103,6 @@ pub(super) enum SourceKind {
     Keys,
 }
 
-/// `impl Deserialize` for a type read from one string scalar by `parse` ([`parse_scalar`], so
-/// its errors carry the scalar's line and column).
-macro_rules! scalar {
-    ($t:ty, $expecting:literal, $parse:expr) => {
-        impl<'de> Deserialize<'de> for $t {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                parse_scalar(d, $expecting, $parse)
-            }
-        }
-    };
-}
-
 scalar!(
     SourceKind,
     "chain, server_role or keys",
@@ -158,17 +128,13 @@ scalar!(RoleName, "a server role name", |s| {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) struct AccountName(pub String);
 
-scalar!(AccountName, "an account name", |s| {
-    validate_account(s)?;
-    Ok(AccountName(s.to_string()))
-});
+scalar!(AccountName, "an account name", |s| validate_account(s)
+    .map(|()| AccountName(s.into())));
 
-/// A regular expression, compiled while parsing.
-pub(super) struct RegexField(pub Pattern);
-
-scalar!(RegexField, "a regular expression", |s| {
+// A regular expression, compiled while parsing.
+scalar!(Pattern, "a regular expression", |s| {
     regex::Regex::new(s)
-        .map(|r| RegexField(Pattern(r)))
+        .map(Pattern)
         .map_err(|e| format!("not a valid regular expression: {e}"))
 });
 
@@ -190,12 +156,9 @@ scalar!(Status, "a cluster status", |s| {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Gateway(pub String);
 
-scalar!(Gateway, "a URL like https://host:port", |s| parse_gateway(
-    s
-)
-.map(Gateway));
+scalar!(Gateway, "a URL like https://host:port", parse_gateway);
 
-pub(super) fn parse_gateway(s: &str) -> Result<String, String> {
+pub(super) fn parse_gateway(s: &str) -> Result<Gateway, String> {
     let url = Url::parse(s.trim()).map_err(|e| format!("api_gateway {s:?} is not a URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!("api_gateway {s:?}: scheme must be http or https"));
@@ -211,7 +174,7 @@ pub(super) fn parse_gateway(s: &str) -> Result<String, String> {
             "api_gateway {s:?}: give scheme and host only (like https://host:port); the region path /api/... is appended"
         ));
     }
-    Ok(url.origin().ascii_serialization())
+    Ok(Gateway(url.origin().ascii_serialization()))
 }
 
 scalar!(Region, "a region (KR, SGN, JPN, GOV, KRS, FIN)", |s| s
@@ -221,10 +184,8 @@ scalar!(Region, "a region (KR, SGN, JPN, GOV, KRS, FIN)", |s| s
 /// A cluster name, checked by the name rule in `model`.
 pub(super) struct ClusterName(pub String);
 
-scalar!(ClusterName, "a cluster name", |s| {
-    validate_name(s)?;
-    Ok(ClusterName(s.to_string()))
-});
+scalar!(ClusterName, "a cluster name", |s| validate_name(s)
+    .map(|()| ClusterName(s.into())));
 
 /// A positive `serviceGroupInstanceNo`.
 pub(super) struct InstanceNo(pub u64);

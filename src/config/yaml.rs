@@ -1,6 +1,7 @@
 //! Where in a YAML file a problem is: the error type both config files use, and the helpers that
 //! locate a value (the parser's own position, a scalar's position while it is parsed, or a key
-//! found in the text for problems seen after parsing).
+//! found in the text for problems seen after parsing); with the `scalar!` types built on them
+//! (such as [`FileName`]).
 //!
 //! Shared by the exporter's config and `--web.config.file`. No I/O.
 
@@ -9,8 +10,9 @@ use std::path::{Path, PathBuf};
 
 use serde::de::{self, Deserializer, Visitor};
 
-/// A configuration error, located as precisely as the parser allows.
+/// A configuration error, located as precisely as the parser allows: `FILE[:LINE:COLUMN]: MESSAGE`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{}: {message}", file.display(), location.map_or(String::new(), |(l, c)| format!(":{l}:{c}")))]
 pub struct ConfigError {
     /// The config file (or `<inline>` for strings).
     pub file: PathBuf,
@@ -20,23 +22,12 @@ pub struct ConfigError {
     pub message: String,
 }
 
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.location {
-            Some((line, col)) => {
-                write!(f, "{}:{line}:{col}: {}", self.file.display(), self.message)
-            }
-            None => write!(f, "{}: {}", self.file.display(), self.message),
-        }
-    }
-}
-
 impl ConfigError {
-    /// An error about the whole file (it cannot be read, say).
-    pub(crate) fn file(file: &Path, message: String) -> Self {
+    /// An error in `file` at `location` (`None`: about the whole file, it cannot be read, say).
+    pub(crate) fn new(file: &Path, location: Option<(usize, usize)>, message: String) -> Self {
         Self {
             file: file.to_path_buf(),
-            location: None,
+            location,
             message,
         }
     }
@@ -60,19 +51,7 @@ pub(crate) fn yaml_error(file: &Path, e: &yaml_serde::Error) -> ConfigError {
     if message.contains("EOF while parsing") {
         message = "the file is empty; it needs at least a `clusters:` list".into();
     }
-    ConfigError {
-        file: file.to_path_buf(),
-        location,
-        message,
-    }
-}
-
-/// True when the text has nothing but blank lines, comments and document markers.
-pub(crate) fn is_empty_document(text: &str) -> bool {
-    text.lines().all(|l| {
-        let l = l.trim();
-        l.is_empty() || l.starts_with('#') || l == "---"
-    })
+    ConfigError::new(file, location, message)
 }
 
 /// Parses a string scalar with `parse`. The error is raised while the parser is still on the
@@ -99,6 +78,27 @@ where
     }
     d.deserialize_str(V(parse, expecting))
 }
+
+/// `impl Deserialize` for a type read from one string scalar by `parse` ([`parse_scalar`], so
+/// its errors carry the scalar's line and column).
+macro_rules! scalar {
+    ($t:ty, $expecting:literal, $parse:expr) => {
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                $crate::config::yaml::parse_scalar(d, $expecting, $parse)
+            }
+        }
+    };
+}
+pub(crate) use scalar;
+
+/// A non-empty path (`ca_file`, and the web config's files).
+pub(crate) struct FileName(pub(crate) PathBuf);
+
+scalar!(FileName, "a file name", |s| match s.trim().is_empty() {
+    true => Err("must not be empty".into()),
+    false => Ok(FileName(PathBuf::from(s))),
+});
 
 /// Where a top-level `key:` starts (line, column 1), for cross-field errors.
 pub(crate) fn top_level_line(text: &str, key: &str) -> Option<(usize, usize)> {
@@ -139,7 +139,5 @@ mod tests {
         assert_eq!(top_level_line(text, "max_age"), None);
         assert_eq!(key_location(text, "max_age"), Some((3, 12)));
         assert_eq!(key_location(text, "gate"), Some((2, 1)));
-        assert!(is_empty_document("# only\n---\n\n"));
-        assert!(!is_empty_document("a: 1\n"));
     }
 }

@@ -1,15 +1,14 @@
-//! Basic auth against `basic_auth_users` (bcrypt hashes), with a cache of successful checks so
-//! that only a new password pays for bcrypt. An unknown user costs as much as a wrong password.
+//! Basic auth against `basic_auth_users` (bcrypt hashes), with a cache of successful checks (kept
+//! by [`WebConfigWatch`]) so that only a new password pays for bcrypt. An unknown user costs as
+//! much as a wrong password.
 
 use crate::lock::lock;
-use std::collections::HashMap;
-use std::sync::Mutex;
 
 use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
-use super::WebConfig;
+use super::{WebConfig, WebConfigWatch};
 
 /// Checked instead of a real hash when the user name is unknown, so that an unknown user costs
 /// as much time as a wrong password and user names cannot be probed by timing. Cost 10, as
@@ -18,35 +17,14 @@ pub(crate) const UNKNOWN_USER_HASH: &str =
     "$2b$10$18AwjZ8kc3w0cB/BmY..wuyzFm0cC7OYyq6nu7.srBfe8OggxnAda";
 
 /// A successful verification: the hash it was checked against and a digest of the password.
-#[derive(Debug)]
-struct Verified {
+pub(super) struct Verified {
     /// The user's hash then; a new hash for the user makes the entry stale.
     hash: String,
     /// [`password_digest`] of the password, compared in constant time.
     password: [u8; 32],
 }
 
-/// The basic-auth decision and its cache.
-#[derive(Debug)]
-pub(crate) struct Authenticator {
-    /// Successful verifications by user name. bcrypt is slow on purpose; without this every
-    /// scrape would pay for it. Bounded by the number of configured users.
-    verified: Mutex<HashMap<String, Verified>>,
-    /// One bcrypt at a time, off the async threads: a flood of wrong passwords takes one core,
-    /// not all of them (exporter-toolkit also serialises bcrypt).
-    bcrypt: tokio::sync::Semaphore,
-}
-
-impl Default for Authenticator {
-    fn default() -> Self {
-        Self {
-            verified: Mutex::default(),
-            bcrypt: tokio::sync::Semaphore::new(1),
-        }
-    }
-}
-
-impl Authenticator {
+impl WebConfigWatch {
     /// Whether a request with this `Authorization` header value may proceed under `config`:
     /// always when no users are configured; otherwise only with `Basic` credentials of a
     /// configured user whose bcrypt hash matches the password.
@@ -72,19 +50,15 @@ impl Authenticator {
         })
         .await
         .unwrap_or(false);
-        match hash {
-            Some(hash) if matches => {
-                lock(&self.verified).insert(
-                    user,
-                    Verified {
-                        hash: hash.clone(),
-                        password: digest,
-                    },
-                );
-                true
-            }
-            _ => false,
-        }
+        let (Some(hash), true) = (hash, matches) else {
+            return false;
+        };
+        let verified = Verified {
+            hash: hash.clone(),
+            password: digest,
+        };
+        lock(&self.verified).insert(user, verified);
+        true
     }
 }
 
@@ -116,7 +90,6 @@ fn basic_credentials(header: &[u8]) -> Option<(String, Vec<u8>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::web::WebConfigWatch;
 
     #[test]
     fn unknown_user_hash_is_well_formed_cost_10() {
@@ -166,12 +139,9 @@ mod tests {
             !w.authorize(&c, Some(basic("mallory:right").as_bytes()))
                 .await
         );
-        assert!(
-            lock(&w.auth().verified).is_empty(),
-            "failures are not cached"
-        );
+        assert!(lock(&w.verified).is_empty(), "failures are not cached");
         assert!(w.authorize(&c, Some(basic("alice:right").as_bytes())).await);
-        assert_eq!(lock(&w.auth().verified).len(), 1);
+        assert_eq!(lock(&w.verified).len(), 1);
         assert!(w.authorize(&c, Some(basic("alice:right").as_bytes())).await);
         assert!(
             !w.authorize(&c, Some(basic("alice:wrong").as_bytes())).await,

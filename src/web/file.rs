@@ -4,12 +4,11 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::path::PathBuf;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
-use crate::config::yaml::parse_scalar;
+use crate::config::yaml::{FileName, scalar};
 
 /// The file as written.
 #[derive(Default, Deserialize)]
@@ -68,9 +67,6 @@ impl<'de> Deserialize<'de> for Unsupported {
             fn visit_str<E: de::Error>(self, _: &str) -> Result<Unsupported, E> {
                 Err(E::custom(WHY))
             }
-            fn visit_unit<E: de::Error>(self) -> Result<Unsupported, E> {
-                Err(E::custom(WHY))
-            }
             fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<Unsupported, A::Error> {
                 Err(de::Error::custom(WHY))
             }
@@ -82,54 +78,30 @@ impl<'de> Deserialize<'de> for Unsupported {
     }
 }
 
-/// A non-empty path.
-pub(super) struct FileName(pub PathBuf);
-
-impl<'de> Deserialize<'de> for FileName {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        parse_scalar(d, "a file name", |s| {
-            if s.trim().is_empty() {
-                Err("must not be empty".into())
-            } else {
-                Ok(FileName(PathBuf::from(s)))
-            }
-        })
-    }
-}
-
 /// A basic-auth user name: not empty, and no `:` (Basic auth could not send it).
 #[derive(PartialEq, Eq, Hash)]
 pub(super) struct UserName(pub String);
 
-impl<'de> Deserialize<'de> for UserName {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        parse_scalar(d, "a user name", |s| {
-            if s.is_empty() || s.contains(':') {
-                Err(format!(
-                    "user name {s:?}: must be non-empty and without ':'"
-                ))
-            } else {
-                Ok(UserName(s.to_string()))
-            }
-        })
+scalar!(UserName, "a user name", |s| {
+    if s.is_empty() || s.contains(':') {
+        return Err(format!(
+            "user name {s:?}: must be non-empty and without ':'"
+        ));
     }
-}
+    Ok(UserName(s.to_string()))
+});
 
 /// A bcrypt hash (`$2a$`, `$2b$`, `$2x$` or `$2y$`), checked for form, never echoed.
 pub(super) struct BcryptHash(pub String);
 
-impl<'de> Deserialize<'de> for BcryptHash {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        parse_scalar(d, "a bcrypt hash", |s| {
-            let s = s.trim();
-            s.parse::<bcrypt::HashParts>()
-                .map(|_| BcryptHash(s.to_string()))
-                .map_err(|_| {
-                    "not a bcrypt hash (like $2y$10$ followed by 53 characters; make one with `htpasswd -nbBC 10 USER PASSWORD`)".to_string()
-                })
+scalar!(BcryptHash, "a bcrypt hash", |s| {
+    let s = s.trim();
+    s.parse::<bcrypt::HashParts>()
+        .map(|_| BcryptHash(s.to_string()))
+        .map_err(|_| {
+            "not a bcrypt hash (like $2y$10$ followed by 53 characters; make one with `htpasswd -nbBC 10 USER PASSWORD`)".to_string()
         })
-    }
-}
+});
 
 /// `client_auth_type`, named as Go's `tls.ClientAuthType`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -164,39 +136,31 @@ impl ClientAuth {
     }
 }
 
-impl<'de> Deserialize<'de> for ClientAuth {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        parse_scalar(d, "a client auth type", |s| {
-            let names = ClientAuth::ALL.map(|a| format!("{a:?}"));
-            match names.iter().position(|name| name == s.trim()) {
-                Some(i) => Ok(ClientAuth::ALL[i]),
-                None => Err(format!(
-                    "unknown client auth type {s:?} (expected one of {})",
-                    names.join(", ")
-                )),
-            }
-        })
+scalar!(ClientAuth, "a client auth type", |s| {
+    let names = ClientAuth::ALL.map(|a| format!("{a:?}"));
+    match names.iter().position(|name| name == s.trim()) {
+        Some(i) => Ok(ClientAuth::ALL[i]),
+        None => Err(format!(
+            "unknown client auth type {s:?} (expected one of {})",
+            names.join(", ")
+        )),
     }
-}
+});
 
 /// `min_version` / `max_version`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum TlsVersion {
     Tls12,
     Tls13,
 }
 
-impl<'de> Deserialize<'de> for TlsVersion {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        parse_scalar(d, "a TLS version", |s| match s.trim() {
-            "TLS12" => Ok(TlsVersion::Tls12),
-            "TLS13" => Ok(TlsVersion::Tls13),
-            "TLS10" | "TLS11" => Err(format!(
-                "{s}: TLS 1.0 and 1.1 are not supported; use TLS12 or TLS13"
-            )),
-            _ => Err(format!(
-                "unknown TLS version {s:?} (expected TLS12 or TLS13)"
-            )),
-        })
-    }
-}
+scalar!(TlsVersion, "a TLS version", |s| match s.trim() {
+    "TLS12" => Ok(TlsVersion::Tls12),
+    "TLS13" => Ok(TlsVersion::Tls13),
+    "TLS10" | "TLS11" => Err(format!(
+        "{s}: TLS 1.0 and 1.1 are not supported; use TLS12 or TLS13"
+    )),
+    _ => Err(format!(
+        "unknown TLS version {s:?} (expected TLS12 or TLS13)"
+    )),
+});

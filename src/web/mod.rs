@@ -3,10 +3,10 @@
 //!
 //! Owns the file, in parts: `file` (the format, every setting checked while parsing; errors with
 //! file:line:column, like `config`), `tls` (certificate, key and client CAs into a rustls
-//! `ServerConfig`), [`auth`] (the basic-auth decision with its cache), and [`watch`] (noticing
-//! that the file or a file it names changed: a watcher task, off the request path). It serves
-//! nothing: `server` does the handshake and sends the 401. It never logs or prints a password,
-//! an `Authorization` header or a hash.
+//! `ServerConfig`), [`auth`] (the basic-auth decision), and [`watch`] (the config in force and the
+//! basic-auth cache; noticing that the file or a file it names changed: a watcher task, off the
+//! request path). It serves nothing: `server` does the handshake and sends the 401. It never logs
+//! or prints a password, an `Authorization` header or a hash.
 //!
 //! Where it differs from exporter-toolkit: TLS 1.2 and 1.3 only (rustls); the two verifying
 //! `client_auth_type`s need `client_ca_file` (Go would fall back to the system roots); whether
@@ -30,7 +30,7 @@ use tokio_rustls::TlsAcceptor;
 use self::file::RawWebConfig;
 use self::watch::Stamp;
 pub use self::watch::WebConfigWatch;
-use crate::config::yaml::{ConfigError, is_empty_document, key_location, yaml_error};
+use crate::config::yaml::{ConfigError, key_location, yaml_error};
 
 /// The realm in `WWW-Authenticate: Basic realm="..."`.
 pub(crate) const REALM: &str = "cdss-precheck-exporter";
@@ -62,21 +62,15 @@ impl fmt::Debug for WebConfig {
 
 impl WebConfig {
     /// Reads and validates `path` and loads the files it names (relative paths are relative to
-    /// `path`'s directory, as in exporter-toolkit).
-    pub(crate) fn load(path: &Path) -> Result<WebConfig, ConfigError> {
-        Self::load_stamped(path, &mut Stamp::default())
-    }
-
-    /// [`load`](Self::load), recording in `stamp` every file it looked at (also when it fails,
-    /// so a failed version is not retried until one of them changes).
-    pub(crate) fn load_stamped(path: &Path, stamp: &mut Stamp) -> Result<WebConfig, ConfigError> {
+    /// `path`'s directory, as in exporter-toolkit), recording in `stamp` every file it looked at
+    /// (also when it fails, so a failed version is not retried until one of them changes).
+    pub(crate) fn load(path: &Path, stamp: &mut Stamp) -> Result<WebConfig, ConfigError> {
         stamp.add(path);
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::file(path, format!("cannot read web config file: {e}")))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new(path, None, format!("cannot read web config file: {e}"))
+        })?;
         let dir = path.parent().unwrap_or(Path::new("."));
-        let mut config = Self::parse_in(&text, path, dir, stamp)?;
-        config.stamp = stamp.clone();
-        Ok(config)
+        Self::parse_in(&text, path, dir, stamp)
     }
 
     /// Parses and validates YAML text, loading the files it names from `dir` (when relative).
@@ -93,16 +87,10 @@ impl WebConfig {
         stamp: &mut Stamp,
     ) -> Result<WebConfig, ConfigError> {
         // An empty file (or one with only comments) enables nothing, as in exporter-toolkit.
-        let raw: RawWebConfig = if is_empty_document(text) {
-            RawWebConfig::default()
-        } else {
-            yaml_serde::from_str(text).map_err(|e| yaml_error(file, &e))?
-        };
-        let err = |key: &str, message: String| ConfigError {
-            file: file.to_path_buf(),
-            location: key_location(text, key),
-            message,
-        };
+        let raw: Option<RawWebConfig> =
+            yaml_serde::from_str(text).map_err(|e| yaml_error(file, &e))?;
+        let raw = raw.unwrap_or_default();
+        let err = |key: &str, message| ConfigError::new(file, key_location(text, key), message);
         let tls = raw
             .tls_server_config
             .map(|t| tls::build(t, dir, stamp, &err));
@@ -116,7 +104,7 @@ impl WebConfig {
         Ok(WebConfig {
             tls,
             users,
-            stamp: Stamp::default(),
+            stamp: stamp.clone(),
         })
     }
 
@@ -142,7 +130,13 @@ mod tests {
 
     #[test]
     fn empty_file_enables_nothing() {
-        for text in ["", "# nothing\n", "---\n", "tls_server_config: {}\n"] {
+        for text in [
+            "",
+            "# nothing\n",
+            "---\n",
+            "# only\n---\n\n",
+            "tls_server_config: {}\n",
+        ] {
             let c = parse(text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
             assert!(c.tls().is_none() && !c.requires_auth(), "{text:?}");
         }

@@ -1,9 +1,9 @@
 //! `tls_server_config`: certificate, key and client CAs into a rustls `ServerConfig`, TLS 1.2
 //! and 1.3 only, HTTP/1.1 by ALPN, and exporter-toolkit's client auth types.
 //!
-//! Two steps: `validate` checks that the section's settings agree with each other (no I/O),
-//! then `TlsSection::server_config` reads the files it names (certificates through
-//! `ca_file::read_pem_certs`, shared with the gateway's `ca_file`) and builds rustls.
+//! The section's settings are checked against each other before any file is read; then the files
+//! it names are read (certificates through `ca_file::read_pem_certs`, shared with the gateway's
+//! `ca_file`) and rustls is built.
 
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
@@ -30,52 +30,19 @@ use crate::config::yaml::ConfigError;
 type ErrorAt<'a> = &'a dyn Fn(&str, String) -> ConfigError;
 
 /// The rustls server config of a `tls_server_config:` section (`None`: TLS off), recording the
-/// files it reads in `stamp`.
+/// files it reads in `stamp`. The section's settings are checked against each other first (both
+/// of `cert_file` and `key_file`, versions in order, a client auth type that agrees with
+/// `client_ca_file`); then the certificate, the key and the client CAs are read, in that order.
 pub(super) fn build(
     raw: RawTls,
     dir: &Path,
     stamp: &mut Stamp,
     err: ErrorAt<'_>,
 ) -> Result<Option<TlsAcceptor>, ConfigError> {
-    validate(raw, dir, err)?
-        .map(|section| section.server_config(stamp, err))
-        .transpose()
-}
-
-/// A `tls_server_config:` section whose settings agree with each other; its files not yet read.
-struct TlsSection {
-    /// The server's certificate chain (PEM), relative paths resolved.
-    cert_file: PathBuf,
-    /// The server's private key (PEM).
-    key_file: PathBuf,
-    /// From `min_version` to `max_version`.
-    versions: Vec<&'static SupportedProtocolVersion>,
-    /// What is asked of clients.
-    clients: ClientCerts,
-}
-
-/// `client_auth_type` with `client_ca_file`, in the combinations that make sense.
-enum ClientCerts {
-    /// `NoClientCert`.
-    NotAsked,
-    /// `RequestClientCert` / `RequireAnyClientCert`: proof of the key, no CA check.
-    AnyCert {
-        /// `RequireAnyClientCert`.
-        mandatory: bool,
-    },
-    /// `VerifyClientCertIfGiven` / `RequireAndVerifyClientCert`: checked against `ca_file`.
-    Verified {
-        /// `client_ca_file`, relative paths resolved.
-        ca_file: PathBuf,
-        /// `VerifyClientCertIfGiven`: a client without a certificate is let through.
-        optional: bool,
-    },
-}
-
-/// Checks the section without reading any file: both of `cert_file` and `key_file` (or an empty
-/// section: TLS off, as in exporter-toolkit), versions in order, and a client auth type that
-/// agrees with `client_ca_file`.
-fn validate(raw: RawTls, dir: &Path, err: ErrorAt<'_>) -> Result<Option<TlsSection>, ConfigError> {
+    let required = |key: &str| {
+        let message = format!("tls_server_config.{key}: required when TLS is configured");
+        err("tls_server_config", message)
+    };
     let (cert_file, key_file) = match (raw.cert_file, raw.key_file) {
         (Some(c), Some(k)) => (dir.join(c.0), dir.join(k.0)),
         (None, None)
@@ -87,25 +54,55 @@ fn validate(raw: RawTls, dir: &Path, err: ErrorAt<'_>) -> Result<Option<TlsSecti
             // `tls_server_config: {}`: TLS off, as in exporter-toolkit.
             return Ok(None);
         }
-        (_, key) => {
-            let missing = if key.is_none() {
-                "key_file"
-            } else {
-                "cert_file"
-            };
-            let message = format!("tls_server_config.{missing}: required when TLS is configured");
-            return Err(err("tls_server_config", message));
-        }
+        (_, None) => return Err(required("key_file")),
+        (None, Some(_)) => return Err(required("cert_file")),
     };
     let versions = versions(raw.min_version, raw.max_version, err)?;
-    let client_auth = raw.client_auth_type.unwrap_or(ClientAuth::NoClientCert);
+    let auth = raw.client_auth_type.unwrap_or(ClientAuth::NoClientCert);
     let ca_file = raw.client_ca_file.map(|f| dir.join(f.0));
-    Ok(Some(TlsSection {
-        cert_file,
-        key_file,
-        versions,
-        clients: client_certs(client_auth, ca_file, err)?,
-    }))
+    // A CA file goes with the verifying types only, and they need one (Go would fall back to the
+    // system roots; we refuse rather than trust every public CA).
+    match (auth.verifies(), &ca_file) {
+        (false, Some(_)) => {
+            return Err(err(
+                "client_ca_file",
+                format!(
+                    "tls_server_config.client_ca_file: only used with client_auth_type VerifyClientCertIfGiven or RequireAndVerifyClientCert, not {auth:?}"
+                ),
+            ));
+        }
+        (true, None) => {
+            return Err(err(
+                "client_auth_type",
+                format!("tls_server_config.client_auth_type: {auth:?} needs client_ca_file"),
+            ));
+        }
+        _ => {}
+    }
+    stamp.add(&cert_file);
+    let certs =
+        read_pem_certs(&cert_file).map_err(|e| file_error(err, "cert_file", &cert_file, e))?;
+    stamp.add(&key_file);
+    let key = PrivateKeyDer::from_pem_file(&key_file)
+        .map_err(|e| file_error(err, "key_file", &key_file, e))?;
+    // The crypto provider reqwest uses too (aws-lc-rs), so only one is built in.
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&versions)
+        .map_err(|e| err("tls_server_config", format!("tls_server_config: {e}")))?;
+    let builder = match client_verifier(auth, ca_file, &provider, stamp, err)? {
+        None => builder.with_no_client_auth(),
+        Some(verifier) => builder.with_client_cert_verifier(verifier),
+    };
+    let mut server = builder.with_single_cert(certs, key).map_err(|e| {
+        err(
+            "key_file",
+            format!("tls_server_config: certificate and key do not work together: {e}"),
+        )
+    })?;
+    // The endpoints speak HTTP/1.1 only.
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Some(TlsAcceptor::from(Arc::new(server))))
 }
 
 /// The protocol versions from `min` to `max` (default TLS 1.2 to 1.3).
@@ -114,106 +111,35 @@ fn versions(
     max: Option<TlsVersion>,
     err: ErrorAt<'_>,
 ) -> Result<Vec<&'static SupportedProtocolVersion>, ConfigError> {
-    let min = min.unwrap_or(TlsVersion::Tls12);
-    let max = max.unwrap_or(TlsVersion::Tls13);
-    if min > max {
-        return Err(err(
+    use TlsVersion::{Tls12, Tls13};
+    use rustls::version::{TLS12, TLS13};
+    match (min.unwrap_or(Tls12), max.unwrap_or(Tls13)) {
+        (Tls13, Tls12) => Err(err(
             "min_version",
             "tls_server_config.min_version: above max_version".into(),
-        ));
+        )),
+        (Tls12, Tls12) => Ok(vec![&TLS12]),
+        (Tls13, Tls13) => Ok(vec![&TLS13]),
+        (Tls12, Tls13) => Ok(vec![&TLS12, &TLS13]),
     }
-    Ok([
-        (TlsVersion::Tls12, &rustls::version::TLS12),
-        (TlsVersion::Tls13, &rustls::version::TLS13),
-    ]
-    .into_iter()
-    .filter(|(v, _)| (min..=max).contains(v))
-    .map(|(_, p)| p)
-    .collect())
 }
 
-/// A CA file goes with the verifying types only, and they need one (Go would fall back to the
-/// system roots; we refuse rather than trust every public CA).
-fn client_certs(
+/// The verifier for `auth` (`None`: no certificate asked for), reading `ca_file`, which `build`
+/// has checked is there exactly for the verifying types.
+fn client_verifier(
     auth: ClientAuth,
     ca_file: Option<PathBuf>,
-    err: ErrorAt<'_>,
-) -> Result<ClientCerts, ConfigError> {
-    match (auth, ca_file) {
-        (ClientAuth::NoClientCert, None) => Ok(ClientCerts::NotAsked),
-        (ClientAuth::RequestClientCert | ClientAuth::RequireAnyClientCert, None) => {
-            Ok(ClientCerts::AnyCert {
-                mandatory: auth == ClientAuth::RequireAnyClientCert,
-            })
-        }
-        (auth, Some(_)) if !auth.verifies() => Err(err(
-            "client_ca_file",
-            format!(
-                "tls_server_config.client_ca_file: only used with client_auth_type VerifyClientCertIfGiven or RequireAndVerifyClientCert, not {auth:?}"
-            ),
-        )),
-        (auth, None) => Err(err(
-            "client_auth_type",
-            format!("tls_server_config.client_auth_type: {auth:?} needs client_ca_file"),
-        )),
-        (auth, Some(ca_file)) => Ok(ClientCerts::Verified {
-            ca_file,
-            optional: auth == ClientAuth::VerifyClientCertIfGiven,
-        }),
-    }
-}
-
-impl TlsSection {
-    /// Reads the certificate, the key and the client CAs (in that order, each recorded in
-    /// `stamp`) and builds the rustls server config: HTTP/1.1 only.
-    fn server_config(
-        self,
-        stamp: &mut Stamp,
-        err: ErrorAt<'_>,
-    ) -> Result<TlsAcceptor, ConfigError> {
-        stamp.add(&self.cert_file);
-        let certs = read_pem_certs(&self.cert_file)
-            .map_err(|e| file_error(err, "cert_file", &self.cert_file, e))?;
-        stamp.add(&self.key_file);
-        let key = PrivateKeyDer::from_pem_file(&self.key_file)
-            .map_err(|e| file_error(err, "key_file", &self.key_file, e))?;
-        // The crypto provider reqwest uses too (aws-lc-rs), so only one is built in.
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let builder = ServerConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(&self.versions)
-            .map_err(|e| err("tls_server_config", format!("tls_server_config: {e}")))?;
-        let builder = match client_verifier(self.clients, &provider, stamp, err)? {
-            None => builder.with_no_client_auth(),
-            Some(verifier) => builder.with_client_cert_verifier(verifier),
-        };
-        let mut server = builder.with_single_cert(certs, key).map_err(|e| {
-            err(
-                "key_file",
-                format!("tls_server_config: certificate and key do not work together: {e}"),
-            )
-        })?;
-        // The endpoints speak HTTP/1.1 only.
-        server.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(TlsAcceptor::from(Arc::new(server)))
-    }
-}
-
-/// The verifier for `clients` (`None`: no certificate asked for), reading `client_ca_file`.
-fn client_verifier(
-    clients: ClientCerts,
     provider: &Arc<CryptoProvider>,
     stamp: &mut Stamp,
     err: ErrorAt<'_>,
 ) -> Result<Option<Arc<dyn ClientCertVerifier>>, ConfigError> {
-    let (ca_file, optional) = match clients {
-        ClientCerts::NotAsked => return Ok(None),
-        ClientCerts::AnyCert { mandatory } => {
-            return Ok(Some(Arc::new(AnyClientCert {
-                mandatory,
+    let Some(ca_file) = ca_file else {
+        return Ok((auth != ClientAuth::NoClientCert).then(|| {
+            Arc::new(AnyClientCert {
+                mandatory: auth == ClientAuth::RequireAnyClientCert,
                 algorithms: provider.signature_verification_algorithms,
-            })));
-        }
-        ClientCerts::Verified { ca_file, optional } => (ca_file, optional),
+            }) as Arc<dyn ClientCertVerifier>
+        }));
     };
     stamp.add(&ca_file);
     let ca_err = |e: &dyn Display| file_error(err, "client_ca_file", &ca_file, e);
@@ -222,7 +148,7 @@ fn client_verifier(
         roots.add(cert).map_err(|e| ca_err(&e))?;
     }
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
-    let verifier = if optional {
+    let verifier = if auth == ClientAuth::VerifyClientCertIfGiven {
         verifier.allow_unauthenticated()
     } else {
         verifier

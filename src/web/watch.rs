@@ -2,13 +2,14 @@
 //! (a rotated certificate is picked up without a restart). A watcher task looks every
 //! [`WATCH_EVERY`](super::WATCH_EVERY), off the request path, as the config's auto-reload does.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock, TryLockError};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use super::WebConfig;
-use super::auth::Authenticator;
+use super::auth::Verified;
 use crate::config::yaml::ConfigError;
 
 /// The state of the files a config was loaded from (`None` for one that could not be read).
@@ -16,15 +17,10 @@ use crate::config::yaml::ConfigError;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Stamp(Vec<(PathBuf, Option<FileState>)>);
 
-/// What tells a file's versions apart without reading it: modification time and size, and on
-/// Unix the inode, so a file replaced by rename (editors, config management, Kubernetes secret
+/// What tells a file's versions apart without reading it: modification time, size, and on Unix
+/// the inode, so a file replaced by rename (editors, config management, Kubernetes secret
 /// updates) counts as changed even within the file system's timestamp granularity.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct FileState {
-    modified: SystemTime,
-    len: u64,
-    inode: u64,
-}
+type FileState = (SystemTime, u64, u64);
 
 impl Stamp {
     pub(crate) fn add(&mut self, path: &Path) {
@@ -45,100 +41,81 @@ fn file_state(path: &Path) -> Option<FileState> {
     let inode = std::os::unix::fs::MetadataExt::ino(&m);
     #[cfg(not(unix))]
     let inode = 0;
-    Some(FileState {
-        modified: m.modified().ok()?,
-        len: m.len(),
-        inode,
-    })
+    Some((m.modified().ok()?, m.len(), inode))
 }
 
 /// The web config in force, re-read by a watcher when its file (or a certificate, key or CA file
-/// it names) changes, and the basic-auth check with its cache.
+/// it names) changes, and the basic-auth cache (the check is in [`auth`](super::auth)).
 pub struct WebConfigWatch {
     /// The `--web.config.file`.
     path: PathBuf,
     /// The config in force.
     current: RwLock<Arc<WebConfig>>,
     /// The files of the last version that failed to load (or was refused), so it is reported
-    /// once and not re-read on every connection; held while re-reading, so one caller does it.
+    /// once and not re-read on every look.
     failed: Mutex<Option<Stamp>>,
-    /// Basic auth against the config in force.
-    auth: Authenticator,
+    /// Successful basic-auth verifications by user name. bcrypt is slow on purpose; without this
+    /// every scrape would pay for it. Bounded by the number of configured users.
+    pub(super) verified: Mutex<HashMap<String, Verified>>,
+    /// One bcrypt at a time, off the async threads: a flood of wrong passwords takes one core,
+    /// not all of them (exporter-toolkit also serialises bcrypt).
+    pub(super) bcrypt: tokio::sync::Semaphore,
 }
 
 impl fmt::Debug for WebConfigWatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebConfigWatch")
             .field("path", &self.path)
-            .field("current", &*read(&self.current))
+            .field("current", &*self.current())
             .finish_non_exhaustive()
     }
-}
-
-fn read<T: Clone>(l: &RwLock<T>) -> T {
-    crate::lock::read(l).clone()
 }
 
 impl WebConfigWatch {
     /// Loads `path`; an error here is a start-up error (exit 2).
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let config = WebConfig::load(path)?;
+        let config = WebConfig::load(path, &mut Stamp::default())?;
         Ok(Self {
             path: path.to_path_buf(),
             current: RwLock::new(Arc::new(config)),
             failed: Mutex::new(None),
-            auth: Authenticator::default(),
+            verified: Mutex::default(),
+            bcrypt: tokio::sync::Semaphore::new(1),
         })
     }
 
     /// The config in force (what the last [`refresh`](Self::refresh) found).
     pub(crate) fn current(&self) -> Arc<WebConfig> {
-        read(&self.current)
+        crate::lock::read(&self.current).clone()
     }
 
     /// Looks at the files the config was loaded from (one `stat` each); when one changed, the
     /// file is re-read and, if valid, replaces the running config (logged either way). A bad new
-    /// version keeps the running one and is not re-read until its files change again. Blocking:
-    /// the watcher runs it off the async threads.
-    pub(crate) fn refresh(&self) -> Arc<WebConfig> {
-        let current = read(&self.current);
-        if current.stamp.unchanged() {
-            return current;
-        }
-        // One caller re-reads; another one goes on with the running config meanwhile.
-        let mut failed = match self.failed.try_lock() {
-            Ok(guard) => guard,
-            Err(TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(TryLockError::WouldBlock) => return current,
-        };
-        // Someone else may have re-read it just before.
-        let current = read(&self.current);
+    /// version keeps the running one and is not re-read until its files change again. Blocking,
+    /// and called only by [`watch`](Self::watch), off the async threads.
+    fn refresh(&self) {
+        let current = self.current();
+        let mut failed = crate::lock::lock(&self.failed);
         if current.stamp.unchanged() || failed.as_ref().is_some_and(Stamp::unchanged) {
-            return current;
+            return;
         }
         let mut stamp = Stamp::default();
-        match WebConfig::load_stamped(&self.path, &mut stamp) {
-            Ok(new) if new.tls().is_some() != current.tls().is_some() => {
-                tracing::error!(
-                    file = %self.path.display(),
-                    "web config changed TLS on or off; that needs a restart, keeping the running web config"
-                );
-                *failed = Some(stamp);
-                current
-            }
+        match WebConfig::load(&self.path, &mut stamp) {
+            Ok(new) if new.tls().is_some() != current.tls().is_some() => tracing::error!(
+                file = %self.path.display(),
+                "web config changed TLS on or off; that needs a restart, keeping the running web config"
+            ),
             Ok(new) => {
                 tracing::info!(file = %self.path.display(), tls = new.tls().is_some(), users = new.users.len(), "web config reloaded");
-                let new = Arc::new(new);
-                *crate::lock::write(&self.current) = new.clone();
+                *crate::lock::write(&self.current) = Arc::new(new);
                 *failed = None;
-                new
+                return;
             }
             Err(e) => {
-                tracing::error!("web config reload failed, keeping the running web config: {e}");
-                *failed = Some(stamp);
-                current
+                tracing::error!("web config reload failed, keeping the running web config: {e}")
             }
         }
+        *failed = Some(stamp);
     }
 
     /// Refreshes every `every` until the task is aborted.
@@ -155,17 +132,5 @@ impl WebConfigWatch {
                 tracing::error!("the web config watcher failed");
             }
         }
-    }
-
-    /// Whether a request with this `Authorization` header value may proceed under `config`
-    /// (see [`Authenticator::authorize`]).
-    pub(crate) async fn authorize(&self, config: &WebConfig, authorization: Option<&[u8]>) -> bool {
-        self.auth.authorize(config, authorization).await
-    }
-
-    /// The basic-auth checker.
-    #[cfg(test)]
-    pub(crate) fn auth(&self) -> &Authenticator {
-        &self.auth
     }
 }
