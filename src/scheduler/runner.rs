@@ -47,14 +47,11 @@ pub(crate) trait Prechecker: Send + Sync + std::fmt::Debug + 'static {
 }
 
 impl Prechecker for Clients {
-    fn precheck(&self, cluster: &Arc<Cluster>) -> impl Future<Output = Precheck> + Send {
-        precheck(self, cluster)
+    async fn precheck(&self, cluster: &Arc<Cluster>) -> Precheck {
+        precheck(self, cluster).await
     }
-    fn cluster_status(
-        &self,
-        cluster: &Arc<Cluster>,
-    ) -> impl Future<Output = Result<Diagnosis, Outcome>> + Send {
-        cluster_status(self, cluster)
+    async fn cluster_status(&self, cluster: &Arc<Cluster>) -> Result<Diagnosis, Outcome> {
+        cluster_status(self, cluster).await
     }
 }
 

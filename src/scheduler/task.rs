@@ -38,18 +38,18 @@ impl<P: Prechecker> ClusterTask<P> {
                 _ = shutdown.changed() => return,
             }
         }
-        loop {
-            if *shutdown.borrow() {
-                return;
-            }
+        while !*shutdown.borrow() {
             // Waiting for the cluster's lock or its budget ends at shutdown...
-            let mut times = tokio::select! {
-                t = self.flight.guard.lock() => t,
-                _ = shutdown.changed() => return,
+            let admitted = async {
+                let times = self.flight.guard.lock().await;
+                Some((self.flight.lanes.admit(times.lane()).await?, times))
             };
-            let admission = tokio::select! {
-                a = self.flight.lanes.admit(times.lane()) => match a { Some(a) => a, None => return },
-                _ = shutdown.changed() => return,
+            let admitted = tokio::select! {
+                a = admitted => a,
+                _ = shutdown.changed() => None,
+            };
+            let Some((admission, mut times)) = admitted else {
+                return;
             };
             // ...but a precheck in flight is not cancelled: it ends on its own, within the timeout.
             // Boxed: the precheck's state (the call, its patience timer, a status read) is large
@@ -60,16 +60,11 @@ impl<P: Prechecker> ClusterTask<P> {
             )
             .await;
             // The runner decides the back-off after a 429 (fresh prechecks wait it out too).
-            let hold = times.rate_limited_until;
+            due = next_slot(self.anchor, self.phase, self.interval, Instant::now());
+            due = times.rate_limited_until.map_or(due, |until| due.max(until));
             drop(times);
-            let now = Instant::now();
-            let mut next = next_slot(self.anchor, self.phase, self.interval, now);
-            if let Some(until) = hold {
-                next = next.max(until);
-            }
-            due = next;
             tokio::select! {
-                _ = tokio::time::sleep_until(next) => {}
+                _ = tokio::time::sleep_until(due) => {}
                 _ = shutdown.changed() => return,
             }
         }
