@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Credentials, Found, Origin};
+use super::{Credentials, Found, Origin, nonblank};
 
 /// Access key env vars the chain reads, in the SDKs' order.
 pub(crate) const ACCESS_KEY_ENVS: [&str; 2] = ["NCLOUD_ACCESS_KEY_ID", "NCLOUD_ACCESS_KEY"];
@@ -86,9 +86,7 @@ impl Lookup {
         let home = vars("HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
         let metadata_endpoint = [METADATA_ENDPOINT_ENV, METADATA_ENDPOINT_ENV_PYTHON]
             .into_iter()
-            .filter_map(|name| vars(name))
-            .map(|e| e.trim().trim_end_matches('/').to_string())
-            .find(|e| !e.is_empty())
+            .find_map(|name| nonblank(vars(name)?.trim().trim_end_matches('/')))
             .or_else(|| default_endpoint.map(str::to_string));
         Self {
             vars,
@@ -101,9 +99,7 @@ impl Lookup {
 
     /// An env var's value, trimmed; `None` when unset or empty.
     pub(crate) fn var(&self, name: &str) -> Option<String> {
-        (self.vars)(name)
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
+        (self.vars)(name).as_deref().and_then(nonblank)
     }
 
     /// The first of `names` that is set, with its name.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::{
-    AccountKeys, Credentials, CredentialsError, Found, KeyPair, KeySource, Lookup, Origin,
+    AccountKeys, Credentials, CredentialsError, Found, KeyPair, KeySource, Lookup, Origin, nonblank,
 };
 
 /// The configure file below `$HOME`.
@@ -45,26 +45,14 @@ fn load_key(
             if key == "secret_key" {
                 warn_if_readable_by_others(path, "the secret key file");
             }
-            read_key_file(what, path)
+            let text = std::fs::read_to_string(path).map_err(|source| {
+                let path = path.to_path_buf();
+                CredentialsError::FileUnreadable { what, path, source }
+            })?;
+            let path = path.to_path_buf();
+            nonblank(&text).ok_or(CredentialsError::FileEmpty { what, path })
         }
     }
-}
-
-fn read_key_file(what: &'static str, path: &Path) -> Result<String, CredentialsError> {
-    let text =
-        std::fs::read_to_string(path).map_err(|source| CredentialsError::FileUnreadable {
-            what,
-            path: path.to_path_buf(),
-            source,
-        })?;
-    let value = text.trim();
-    if value.is_empty() {
-        return Err(CredentialsError::FileEmpty {
-            what,
-            path: path.to_path_buf(),
-        });
-    }
-    Ok(value.to_string())
 }
 
 /// The chain's second step, `$HOME/.ncloud/configure`. `Err` says what was looked at.
@@ -97,17 +85,10 @@ pub(super) fn read_configure(path: &Path) -> Result<Found, String> {
 /// first `=`, trimmed; other lines (such as `[DEFAULT]`) are ignored; the last value wins.
 fn parse_configure(text: &str) -> (Option<String>, Option<String>) {
     let (mut access, mut secret) = (None, None);
-    for line in text.lines() {
-        let Some((key, value)) = line.split_once('=') else {
-            continue;
-        };
-        let value = value.trim();
-        if value.is_empty() {
-            continue;
-        }
-        match key.trim() {
-            CONFIGURE_ACCESS_KEY => access = Some(value.to_string()),
-            CONFIGURE_SECRET_KEY => secret = Some(value.to_string()),
+    for (key, value) in text.lines().filter_map(|line| line.split_once('=')) {
+        match (key.trim(), nonblank(value)) {
+            (CONFIGURE_ACCESS_KEY, Some(value)) => access = Some(value),
+            (CONFIGURE_SECRET_KEY, Some(value)) => secret = Some(value),
             _ => {}
         }
     }

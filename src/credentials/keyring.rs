@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
-use tokio::task::AbortHandle;
+use tokio::task::JoinSet;
 
 use super::chain::{self, Resolved};
 use super::{
@@ -15,22 +15,12 @@ use super::{
     Origin, file, role,
 };
 
-/// Aborts the refresh tasks when the last keyring clone goes.
-#[derive(Debug, Default)]
-struct Tasks(Vec<AbortHandle>);
-
-impl Drop for Tasks {
-    fn drop(&mut self) {
-        self.0.iter().for_each(AbortHandle::abort);
-    }
-}
-
 /// Every account's keys, by account name, and the tasks that keep them fresh.
 #[derive(Clone, Debug, Default)]
 pub struct Keyring {
     accounts: BTreeMap<String, Arc<AccountKeys>>,
-    /// Held only to be dropped: the last clone's drop stops the refreshers and watchers.
-    _tasks: Arc<Tasks>,
+    /// Held only to be dropped: the last clone's drop aborts the refreshers and watchers.
+    _tasks: Arc<JoinSet<()>>,
 }
 
 impl Keyring {
@@ -41,7 +31,7 @@ impl Keyring {
         lookup: &Lookup,
     ) -> Result<Self, AccountError> {
         // Tasks are kept as they start: if a later account fails, dropping them stops them.
-        let (mut keys_by_name, mut tasks) = (BTreeMap::new(), Tasks::default());
+        let (mut keys_by_name, mut tasks) = (BTreeMap::new(), JoinSet::new());
         for (name, source) in accounts {
             let account = |source| AccountError {
                 account: name.clone(),
@@ -53,14 +43,11 @@ impl Keyring {
             let keys = Arc::new(AccountKeys::new(name, found));
             keys_by_name.insert(name.clone(), keys.clone());
             let lookup = lookup.clone();
-            let task = match role {
-                Some((client, role)) => tokio::spawn(role::refresh(keys, client, role, lookup)),
-                None if !origin.files().is_empty() => {
-                    tokio::spawn(file::watch(keys, origin, lookup))
-                }
-                None => continue,
+            match role {
+                Some((client, role)) => tasks.spawn(role::refresh(keys, client, role, lookup)),
+                // Ends at once for keys that are not in files.
+                None => tasks.spawn(file::watch(keys, origin, lookup)),
             };
-            tasks.0.push(task.abort_handle());
         }
         Ok(Keyring {
             accounts: keys_by_name,
@@ -115,12 +102,7 @@ pub async fn probe(
 
 /// The keyring in use, for the exposition: expiry and refresh failures per account.
 #[derive(Clone, Debug, Default)]
-pub struct StatusBoard(Arc<Board>);
-
-#[derive(Debug, Default)]
-struct Board {
-    keyring: RwLock<Keyring>,
-}
+pub struct StatusBoard(Arc<RwLock<Keyring>>);
 
 /// One account's row on the board.
 #[derive(Clone, Debug, PartialEq)]
@@ -138,13 +120,7 @@ pub(crate) struct AccountStatus {
 impl StatusBoard {
     /// Shows `keyring` from now on (at start-up and after each reload).
     pub(crate) fn show(&self, keyring: &Keyring) {
-        let board = &self.0;
-        *crate::lock::write(&board.keyring) = keyring.clone();
-    }
-
-    fn keyring(&self) -> std::sync::RwLockReadGuard<'_, Keyring> {
-        let board = &self.0;
-        crate::lock::read(&board.keyring)
+        *crate::lock::write(&self.0) = keyring.clone();
     }
 
     /// Every account's status, by name.
@@ -155,7 +131,11 @@ impl StatusBoard {
             expires: k.expires(),
             refresh_failures: k.refreshable().then(|| k.refresh_failures()),
         };
-        self.keyring().accounts.iter().map(status).collect()
+        crate::lock::read(&self.0)
+            .accounts
+            .iter()
+            .map(status)
+            .collect()
     }
 }
 

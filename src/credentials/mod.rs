@@ -159,6 +159,11 @@ pub(crate) fn too_late(expires: Option<std::time::SystemTime>, now: std::time::S
     expires.is_some_and(|e| e <= now + EXPIRY_MARGIN)
 }
 
+/// `s` trimmed, unless that leaves nothing.
+pub(crate) fn nonblank(s: &str) -> Option<String> {
+    Some(s.trim()).filter(|s| !s.is_empty()).map(str::to_string)
+}
+
 /// Keys that could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialsError {

@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 use serde::Deserialize;
 
 use super::source::validate_role_name;
-use super::{AccountKeys, Credentials, Found, Lookup, Origin, too_late};
+use super::{AccountKeys, Credentials, Found, Lookup, Origin, nonblank, too_late};
 
 /// The metadata API's list of roles (one a line), and the prefix of each role's keys.
 pub(crate) const ROLES_PATH: &str = "/latest/meta-data/iam/security-credentials/";
@@ -87,11 +87,7 @@ impl MetadataClient {
         }
         let url = format!("{}{ROLES_PATH}", self.endpoint);
         let body = self.get(&url).await?;
-        let first = String::from_utf8_lossy(&body)
-            .lines()
-            .map(str::trim)
-            .find(|l| !l.is_empty())
-            .map(str::to_string);
+        let first = String::from_utf8_lossy(&body).lines().find_map(nonblank);
         let Some(name) = first else {
             let problem = "lists no server role (give the server one, or set keys)";
             return Err(RoleError::new(url, problem));
@@ -188,7 +184,7 @@ fn parse_role_keys(body: &[u8]) -> Result<(Credentials, SystemTime), String> {
             return Err(format!("Code {code:?}: {message}"));
         }
     }
-    let present = |v: Option<String>| v.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let present = |v: Option<String>| v.as_deref().and_then(nonblank);
     let access_key = present(answer.access_key_id).ok_or("no AccessKeyId in the answer")?;
     let secret_key = present(answer.secret_access_key).ok_or("no SecretAccessKey in the answer")?;
     let expiration = present(answer.expiration).ok_or("no Expiration in the answer")?;

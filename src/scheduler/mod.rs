@@ -119,14 +119,10 @@ pub(crate) async fn run_plan<P: Prechecker>(
         shutdown: shutdown.clone(),
     };
     tasks.restart_all(true).await;
-    let mut watching = true;
     loop {
         tokio::select! {
-            changed = plan.changed(), if watching => {
-                if changed.is_err() {
-                    watching = false;
-                    continue;
-                }
+            // Once the inventory is gone, the plan stays as it is.
+            Ok(()) = plan.changed() => {
                 let next = plan.borrow_and_update().clone();
                 tasks.follow(&next).await;
             }
