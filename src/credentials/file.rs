@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::{
-    AccountKeys, Credentials, CredentialsError, Found, KeyPair, KeySource, Lookup, Origin, nonblank,
+    AccountKeys, Credentials, CredentialsError, Found, KeyPair, KeySource, Lookup, Origin,
+    blocking, nonblank,
 };
 
 /// The configure file below `$HOME`.
@@ -126,8 +127,8 @@ fn stamp(path: &Path) -> Option<Stamp> {
     Some((meta.modified().ok(), meta.len(), inode))
 }
 
-fn stamps(paths: &[PathBuf]) -> Vec<Option<Stamp>> {
-    paths.iter().map(|p| stamp(p)).collect()
+async fn stamps(paths: Vec<PathBuf>) -> Vec<Option<Stamp>> {
+    blocking(move || paths.iter().map(|p| stamp(p)).collect()).await
 }
 
 /// Re-reads `origin`'s files whenever one changes, until the task is aborted (its keyring is
@@ -137,41 +138,28 @@ pub(super) async fn watch(keys: Arc<AccountKeys>, origin: Origin, lookup: Lookup
     if paths.is_empty() {
         return;
     }
-    let read_stamps = |paths: Vec<PathBuf>| async move {
-        tokio::task::spawn_blocking(move || stamps(&paths))
-            .await
-            .unwrap_or_default()
-    };
-    let mut last = read_stamps(paths.clone()).await;
-    let mut ticker = tokio::time::interval(lookup.watch_every);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticker.tick().await;
+    let mut last = stamps(paths.clone()).await;
     loop {
-        ticker.tick().await;
-        let now = read_stamps(paths.clone()).await;
+        tokio::time::sleep(lookup.watch_every).await;
+        let now = stamps(paths.clone()).await;
         if now == last {
             continue;
         }
         last = now;
         let (origin, lookup) = (origin.clone(), lookup.clone());
-        let read = tokio::task::spawn_blocking(move || match &origin {
+        let read = blocking(move || match &origin {
             Origin::Configure(path) => read_configure(path),
             Origin::Keys(pair) => load_pair(pair, &lookup).map_err(|e| e.to_string()),
             _ => Err("not a file source".to_string()),
-        })
-        .await;
-        match read {
-            Ok(Ok(found)) => {
+        });
+        match read.await {
+            Ok(found) => {
                 tracing::info!(account = %keys.account(), source = %found.origin, "key file changed, keys re-read");
                 keys.install(found);
             }
-            Ok(Err(why)) => {
+            Err(why) => {
                 keys.count_failure();
                 tracing::warn!(account = %keys.account(), "key file changed but cannot be read, keeping the old keys: {why}");
-            }
-            Err(e) => {
-                keys.count_failure();
-                tracing::warn!(account = %keys.account(), "key file re-read failed: {e}");
             }
         }
     }

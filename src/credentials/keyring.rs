@@ -2,18 +2,138 @@
 //! initial lookup through `chain`) and their refresh tasks (`file::watch`, `role::refresh`), and
 //! the [`StatusBoard`] the exposition reads. A keyring's tasks stop when its last clone is
 //! dropped (the clients and the board that used it were replaced by a reload).
+//!
+//! [`AccountKeys`] is what the call path reads at call time. Only the keyring's initial lookup,
+//! the file watcher and the role refresher write it. Readers get the keys whole, so a call never
+//! signs with half of an old pair and half of a new one, and never with keys [`too_late`] for
+//! their `Expiration`.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use super::chain::{self, Resolved};
 use super::{
-    AccountError, AccountKeys, CredentialSource, Credentials, CredentialsError, Found, Lookup,
-    Origin, file, role,
+    AccountError, CredentialSource, Credentials, CredentialsError, Found, Lookup, Origin, file,
+    role, too_late,
 };
+
+/// One account's current keys. `Debug` shows no key (`Credentials` redacts both).
+#[derive(Debug)]
+pub(crate) struct AccountKeys {
+    /// The account name (a label value; never a key).
+    account: String,
+    /// The keys now in use.
+    current: RwLock<Current>,
+    /// Refreshes or re-reads that failed (the old keys were kept).
+    failures: AtomicU64,
+    /// Wakes the role refresher early (a 401 with the current keys).
+    early: Notify,
+    /// The key generation an early refresh was last asked for: one per generation.
+    early_asked: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Current {
+    credentials: Arc<Credentials>,
+    expires: Option<SystemTime>,
+    origin: Origin,
+    /// Bumped when the keys themselves change (not when only `Expiration` moves).
+    generation: u64,
+}
+
+impl AccountKeys {
+    pub(super) fn new(account: &str, found: Found) -> Self {
+        Self {
+            account: account.to_string(),
+            current: RwLock::new(Current {
+                credentials: Arc::new(found.credentials),
+                expires: found.expires,
+                origin: found.origin,
+                generation: 1,
+            }),
+            failures: AtomicU64::new(0),
+            early: Notify::new(),
+            early_asked: AtomicU64::new(0),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Current> {
+        crate::lock::read(&self.current)
+    }
+
+    /// The account's name.
+    pub(crate) fn account(&self) -> &str {
+        &self.account
+    }
+
+    /// The keys to sign with now and their generation; `None` once it is [`too_late`] for them.
+    pub(crate) fn keys(&self) -> Option<(Arc<Credentials>, u64)> {
+        let c = self.read();
+        (!too_late(c.expires, SystemTime::now())).then(|| (c.credentials.clone(), c.generation))
+    }
+
+    /// When the current keys expire (`None`: they do not).
+    pub(crate) fn expires(&self) -> Option<SystemTime> {
+        self.read().expires
+    }
+
+    /// The account's row on the status board: its source, expiry and, for keys refreshed or
+    /// re-read in the background (role keys, key files), the refreshes and re-reads that failed.
+    pub(crate) fn status(&self) -> AccountStatus {
+        let c = self.read();
+        let refreshable = matches!(c.origin, Origin::Role { .. }) || !c.origin.files().is_empty();
+        AccountStatus {
+            account: self.account.clone(),
+            source: c.origin.kind(),
+            expires: c.expires,
+            refresh_failures: refreshable.then(|| self.failures.load(Ordering::Relaxed)),
+        }
+    }
+
+    /// The gateway refused keys of `generation`: for role keys, asks the refresher for one early
+    /// refresh, once per generation (a second 401 with the same keys asks nothing).
+    pub(crate) fn on_auth_failure(&self, generation: u64) {
+        let current = self.read();
+        if current.generation != generation || !matches!(current.origin, Origin::Role { .. }) {
+            return;
+        }
+        drop(current);
+        if self.early_asked.swap(generation, Ordering::Relaxed) != generation {
+            tracing::info!(account = %self.account, "the gateway refused the server role keys; refreshing them early, once");
+            self.early.notify_one();
+        }
+    }
+
+    /// Resolves when an early refresh was asked for.
+    pub(super) async fn early_refresh_wanted(&self) {
+        self.early.notified().await;
+    }
+
+    /// Replaces the keys; returns whether they changed (a rotation) or only their expiry.
+    pub(super) fn install(&self, found: Found) -> bool {
+        let mut c = crate::lock::write(&self.current);
+        let same = c.credentials.access_key == found.credentials.access_key
+            && c.credentials.secret_key == found.credentials.secret_key;
+        if !same {
+            c.credentials = Arc::new(found.credentials);
+            c.generation += 1;
+        }
+        c.expires = found.expires;
+        c.origin = found.origin;
+        drop(c);
+        !same
+    }
+
+    /// Counts a failed refresh or re-read.
+    pub(super) fn count_failure(&self) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 /// Every account's keys, by account name, and the tasks that keep them fresh.
 #[derive(Clone, Debug, Default)]
@@ -125,17 +245,8 @@ impl StatusBoard {
 
     /// Every account's status, by name.
     pub(crate) fn accounts(&self) -> Vec<AccountStatus> {
-        let status = |(name, k): (&String, &Arc<AccountKeys>)| AccountStatus {
-            account: name.clone(),
-            source: k.origin().kind(),
-            expires: k.expires(),
-            refresh_failures: k.refreshable().then(|| k.refresh_failures()),
-        };
-        crate::lock::read(&self.0)
-            .accounts
-            .iter()
-            .map(status)
-            .collect()
+        let keyring = crate::lock::read(&self.0);
+        keyring.accounts.values().map(|k| k.status()).collect()
     }
 }
 
@@ -179,7 +290,7 @@ mod tests {
         );
         assert!(k.install(role_keys("AK4", now + EXPIRY_MARGIN * 3)));
         assert_eq!(k.keys().unwrap().0.access_key, "AK4");
-        assert!(k.refreshable());
+        assert!(k.status().refresh_failures.is_some(), "refreshed");
         assert!(!format!("{k:?}").contains("AK2-secret"));
     }
 
@@ -208,7 +319,7 @@ mod tests {
             secret_key: Secret::new("sk"),
         });
         let keys = k.get(crate::model::DEFAULT_ACCOUNT).unwrap();
-        assert!(!keys.refreshable());
+        assert!(keys.status().refresh_failures.is_none(), "not refreshed");
         keys.on_auth_failure(1);
         let board = StatusBoard::default();
         board.show(&k);

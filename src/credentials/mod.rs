@@ -20,7 +20,6 @@
 pub(crate) mod chain;
 pub(crate) mod env;
 pub(crate) mod file;
-pub(crate) mod holder;
 pub(crate) mod keyring;
 pub(crate) mod role;
 pub(crate) mod source;
@@ -29,7 +28,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 pub use self::env::Lookup;
-pub(crate) use self::holder::AccountKeys;
+pub(crate) use self::keyring::AccountKeys;
 pub use self::keyring::{Keyring, StatusBoard, probe};
 pub(crate) use self::role::RoleError;
 pub use self::source::{CredentialSource, KeySource};
@@ -162,6 +161,13 @@ pub(crate) fn too_late(expires: Option<std::time::SystemTime>, now: std::time::S
 /// `s` trimmed, unless that leaves nothing.
 pub(crate) fn nonblank(s: &str) -> Option<String> {
     Some(s.trim()).filter(|s| !s.is_empty()).map(str::to_string)
+}
+
+/// Runs `f` on a blocking thread (file reads and checks); a panic there is resumed here. (Only a
+/// runtime that shuts down cancels it, and then the caller is cancelled with it.)
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let done = tokio::task::spawn_blocking(f).await;
+    done.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }
 
 /// Keys that could not be loaded.

@@ -75,9 +75,9 @@ impl MetadataClient {
         Ok(Self { http, endpoint })
     }
 
-    /// The metadata API's address.
-    pub(crate) fn endpoint(&self) -> &str {
-        &self.endpoint
+    /// The address of `role`'s keys (`""`: of the list of roles).
+    fn url(&self, role: &str) -> String {
+        format!("{}{ROLES_PATH}{role}", self.endpoint)
     }
 
     /// `wanted`, or the first role the metadata API lists.
@@ -85,7 +85,7 @@ impl MetadataClient {
         if let Some(name) = wanted {
             return Ok(name.to_string());
         }
-        let url = format!("{}{ROLES_PATH}", self.endpoint);
+        let url = self.url("");
         let body = self.get(&url).await?;
         let first = String::from_utf8_lossy(&body).lines().find_map(nonblank);
         let Some(name) = first else {
@@ -102,7 +102,7 @@ impl MetadataClient {
 
     /// The role's current keys and when they expire.
     pub(crate) async fn fetch(&self, role: &str) -> Result<Found, RoleError> {
-        let url = format!("{}{ROLES_PATH}{role}", self.endpoint);
+        let url = self.url(role);
         let body = self.get(&url).await?;
         let (credentials, expires) =
             parse_role_keys(&body).map_err(|problem| RoleError { url, problem })?;
@@ -255,13 +255,13 @@ pub(super) async fn refresh(
         // Even an early refresh waits for the gap since the last one.
         tokio::time::sleep_until(last_fetch + MIN_REFRESH_GAP).await;
         last_fetch = tokio::time::Instant::now();
-        let result = client.fetch(&role).await.and_then(|found| {
-            if too_late(found.expires, SystemTime::now()) {
-                let url = format!("{}{ROLES_PATH}{role}", client.endpoint());
-                return Err(RoleError::new(url, "the keys it gave have expired or expire within a second (is this host's clock right?)"));
-            }
-            Ok(found)
-        });
+        let result = match client.fetch(&role).await {
+            Ok(found) if too_late(found.expires, SystemTime::now()) => Err(RoleError::new(
+                client.url(&role),
+                "the keys it gave have expired or expire within a second (is this host's clock right?)",
+            )),
+            fetched => fetched,
+        };
         match result {
             Ok(found) => {
                 failures = 0;
