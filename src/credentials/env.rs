@@ -26,8 +26,6 @@ pub(crate) const METADATA_ENDPOINT_ENV: &str = "NCLOUD_METADATA_API_ENDPOINT";
 pub(crate) const METADATA_ENDPOINT_ENV_PYTHON: &str = "NCLOUD_METADATA_ENDPOINT";
 /// The metadata API of an NCP server.
 pub(crate) const DEFAULT_METADATA_ENDPOINT: &str = "http://169.254.169.254";
-/// Role keys are refreshed this long before they expire (or halfway, for shorter lives).
-pub(crate) const DEFAULT_REFRESH_BEFORE: Duration = Duration::from_secs(5 * 60);
 /// How often key files and the configure file are checked for changes.
 pub(crate) const DEFAULT_WATCH_EVERY: Duration = Duration::from_secs(5);
 
@@ -53,8 +51,6 @@ pub struct Lookup {
     /// Scheme, host and port of the metadata API (redirects are never followed); `None`: this
     /// lookup has no metadata API, and the role step finds nothing.
     pub metadata_endpoint: Option<String>,
-    /// Refresh role keys this long before `Expiration` (at most halfway through their life).
-    pub refresh_before: Duration,
     /// How often watched key files are checked for a change.
     pub watch_every: Duration,
 }
@@ -92,7 +88,6 @@ impl Lookup {
             vars,
             home,
             metadata_endpoint,
-            refresh_before: DEFAULT_REFRESH_BEFORE,
             watch_every: DEFAULT_WATCH_EVERY,
         }
     }

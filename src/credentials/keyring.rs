@@ -162,11 +162,10 @@ impl Keyring {
             let origin = found.origin.clone();
             let keys = Arc::new(AccountKeys::new(name, found));
             keys_by_name.insert(name.clone(), keys.clone());
-            let lookup = lookup.clone();
             match role {
-                Some((client, role)) => tasks.spawn(role::refresh(keys, client, role, lookup)),
+                Some((client, role)) => tasks.spawn(role::refresh(keys, client, role)),
                 // Ends at once for keys that are not in files.
-                None => tasks.spawn(file::watch(keys, origin, lookup)),
+                None => tasks.spawn(file::watch(keys, origin, lookup.clone())),
             };
         }
         Ok(Keyring {

@@ -3,7 +3,7 @@
 //!
 //! Owns the metadata API's paths, its 3 s timeout (no proxy, redirects never followed, a small
 //! body cap), the parsing of its answer and `Expiration`, and the refresh schedule: at
-//! `Expiration - min(Lookup::refresh_before, half the remaining life)`, then with back-off
+//! `Expiration - min(REFRESH_BEFORE, half the remaining life)`, then with back-off
 //! ([`RETRY_MIN`] doubling to [`RETRY_MAX`]) while it fails. A failed refresh keeps the old keys
 //! (the call path stops using them at `Expiration`) and counts a refresh failure. A 401 with the
 //! current keys asks for one early refresh per key pair ([`AccountKeys::on_auth_failure`]):
@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 use serde::Deserialize;
 
 use super::source::validate_role_name;
-use super::{AccountKeys, Credentials, Found, Lookup, Origin, nonblank, too_late};
+use super::{AccountKeys, Credentials, Found, Origin, nonblank, too_late};
 
 /// The metadata API's list of roles (one a line), and the prefix of each role's keys.
 pub(crate) const ROLES_PATH: &str = "/latest/meta-data/iam/security-credentials/";
@@ -28,6 +28,8 @@ pub(crate) const RETRY_MIN: Duration = Duration::from_secs(1);
 pub(crate) const RETRY_MAX: Duration = Duration::from_secs(60);
 /// Shortest time between two refreshes, whatever `Expiration` or 401s say.
 pub(crate) const MIN_REFRESH_GAP: Duration = Duration::from_secs(1);
+/// Role keys are refreshed this long before they expire (or halfway, for shorter lives).
+pub(crate) const REFRESH_BEFORE: Duration = Duration::from_secs(5 * 60);
 /// Largest metadata answer read (a role's keys are a few hundred bytes).
 const MAX_BODY: usize = 64 * 1024;
 
@@ -230,12 +232,7 @@ pub(crate) fn backoff(failures: u32) -> Duration {
 }
 
 /// Keeps `keys` fresh from `role` until the task is aborted (its keyring is dropped).
-pub(super) async fn refresh(
-    keys: Arc<AccountKeys>,
-    client: MetadataClient,
-    role: String,
-    lookup: Lookup,
-) {
+pub(super) async fn refresh(keys: Arc<AccountKeys>, client: MetadataClient, role: String) {
     let mut failures = 0u32;
     let mut last_fetch = tokio::time::Instant::now();
     loop {
@@ -246,7 +243,7 @@ pub(super) async fn refresh(
                 .expires()
                 .and_then(|e| e.duration_since(SystemTime::now()).ok())
                 .unwrap_or(Duration::ZERO);
-            refresh_delay(remaining, lookup.refresh_before)
+            refresh_delay(remaining, REFRESH_BEFORE)
         };
         let early = tokio::select! {
             () = tokio::time::sleep(wait.max(MIN_REFRESH_GAP)) => false,

@@ -74,9 +74,10 @@ impl Latency {
 }
 
 /// Which lane a cluster's next precheck waits in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub(crate) enum LaneKind {
     /// The last precheck got an answer, or there was none yet.
+    #[default]
     Answering,
     /// The last precheck timed out or could not connect.
     Suspect,

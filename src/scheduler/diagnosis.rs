@@ -80,7 +80,7 @@ impl<P: Prechecker> Runner<P> {
             Next::Forget => return self.state.clear_diagnosis(name),
             Next::Read => {}
         }
-        let Some(mut admission) = flight.lanes.admit(times.lane()).await else {
+        let Some(mut admission) = flight.lanes.admit(times.lane).await else {
             return;
         };
         let call = Box::pin(settings.prechecker.cluster_status(&flight.cluster));

@@ -108,7 +108,7 @@ impl<P: Prechecker> FreshPrecheck for Runner<P> {
             times.last_fresh_started = Some(arrived);
             // In its own task, so a caller that hangs up does not cancel the call others are waiting on.
             let call = tokio::spawn(async move {
-                if let Some(admission) = flight.lanes.admit(times.lane()).await {
+                if let Some(admission) = flight.lanes.admit(times.lane).await {
                     self.precheck_locked(&flight, &mut times, admission, None)
                         .await;
                 }

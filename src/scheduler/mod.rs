@@ -34,8 +34,7 @@ use tokio::time::Instant;
 pub(crate) use self::fresh::{FreshPolicy, FreshPrecheck, FreshSource};
 use self::runner::Flight;
 pub(crate) use self::runner::{Prechecker, Runner};
-use self::slot::{phase, wall_anchor};
-use self::task::ClusterTask;
+use self::slot::wall_anchor;
 use crate::plan::Plan;
 
 /// Cluster tasks spawned at start between two yields to the runtime.
@@ -148,17 +147,18 @@ struct Tasks<P> {
 
 impl<P: Prechecker> Tasks<P> {
     fn spawn(&mut self, flight: Arc<Flight>, wait_first: bool) {
-        let name = flight.cluster.name.clone();
-        let task = ClusterTask {
-            phase: phase(&name, self.interval),
+        let (name, slots) = (
+            flight.cluster.name.clone(),
+            (self.slots_from, self.interval),
+        );
+        let task = task::run(
+            self.runner.clone(),
             flight,
-            runner: self.runner.clone(),
-            interval: self.interval,
-            anchor: self.slots_from,
+            slots,
             wait_first,
-        };
-        let handle = self.set.spawn(task.run(self.shutdown.clone()));
-        self.handles.insert(name, handle);
+            self.shutdown.clone(),
+        );
+        self.handles.insert(name, self.set.spawn(task));
     }
 
     /// Follows a new plan: its schedule, and its cluster set.

@@ -102,8 +102,9 @@ pub(super) struct Flight {
 /// When a cluster's prechecks last ran, and which lane the next one waits in.
 #[derive(Debug, Default)]
 pub(super) struct FlightTimes {
-    /// Suspect after a timeout or a refused connection; answering again after an answer.
-    lane: Option<LaneKind>,
+    /// The lane the next precheck waits in: suspect after a timeout or a refused connection,
+    /// answering again after an answer.
+    pub(super) lane: LaneKind,
     /// The precheck that last asked for `getClusterStatus` (cleared when the diagnosis goes).
     pub(super) last_status: Option<StatusRead>,
     /// When the last precheck of this cluster (periodic or fresh) finished.
@@ -117,18 +118,13 @@ pub(super) struct FlightTimes {
 }
 
 impl FlightTimes {
-    /// The lane the next precheck waits in.
-    pub(super) fn lane(&self) -> LaneKind {
-        self.lane.unwrap_or(LaneKind::Answering)
-    }
-
     /// Notes a finished precheck. After a 429 the cluster waits for `Retry-After` (or
     /// `interval · 2^n` without one) before any precheck, periodic or fresh; any other outcome
     /// ends the back-off. Returns the back-off it set. Only `check`, a one-shot command the
     /// user runs on purpose, is not held (its `--wait` honours `Retry-After` itself).
     fn finished(&mut self, p: &Precheck, interval: Duration, now: Instant) -> Option<Duration> {
         self.last_finished = Some(now);
-        self.lane = Some(LaneKind::after(&p.outcome));
+        self.lane = LaneKind::after(&p.outcome);
         if !p.outcome.is_rate_limited() {
             self.rate_limited_streak = 0;
             self.rate_limited_until = None;
@@ -259,7 +255,7 @@ impl<P: Prechecker> Runner<P> {
     pub(crate) async fn precheck_now(&self, name: &str) -> Option<Precheck> {
         let flight = self.flight(name)?;
         let mut times = flight.guard.lock().await;
-        let admission = flight.lanes.admit(times.lane()).await?;
+        let admission = flight.lanes.admit(times.lane).await?;
         Some(
             self.precheck_locked(&flight, &mut times, admission, None)
                 .await,

@@ -13,6 +13,7 @@ use crate::ncp::cluster_status::Diagnosis;
 use crate::ncp::precheck::Precheck;
 use crate::outcome::Outcome;
 use crate::plan::Schedule;
+use crate::scheduler::slot::phase;
 use crate::state::State;
 use std::future::Future;
 use std::path::Path;
