@@ -200,9 +200,8 @@ impl<P: Prechecker> Runner<P> {
     pub(super) fn set_schedule(&self, schedule: &Schedule) {
         self.budgets.set_concurrency(schedule.concurrency);
         let mut settings = crate::lock::write(&self.settings);
-        let prechecker = settings.prechecker.clone();
         *settings = Arc::new(Settings {
-            prechecker,
+            prechecker: settings.prechecker.clone(),
             schedule: *schedule,
         });
     }
@@ -211,10 +210,9 @@ impl<P: Prechecker> Runner<P> {
     /// finish with the old one.
     pub(crate) fn set_prechecker(&self, prechecker: Arc<P>) {
         let mut settings = crate::lock::write(&self.settings);
-        let schedule = settings.schedule;
         *settings = Arc::new(Settings {
             prechecker,
-            schedule,
+            schedule: settings.schedule,
         });
     }
 
