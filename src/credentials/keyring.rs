@@ -117,15 +117,13 @@ impl AccountKeys {
     /// Replaces the keys; returns whether they changed (a rotation) or only their expiry.
     pub(super) fn install(&self, found: Found) -> bool {
         let mut c = crate::lock::write(&self.current);
-        let same = c.credentials.access_key == found.credentials.access_key
-            && c.credentials.secret_key == found.credentials.secret_key;
+        let same = *c.credentials == found.credentials;
         if !same {
             c.credentials = Arc::new(found.credentials);
             c.generation += 1;
         }
         c.expires = found.expires;
         c.origin = found.origin;
-        drop(c);
         !same
     }
 
@@ -213,8 +211,8 @@ pub async fn probe(
 ) -> Vec<(String, Result<Origin, CredentialsError>)> {
     let mut out = Vec::new();
     for (name, source) in accounts {
-        let found = chain::resolve(source, lookup).await.map(|r| r.found.origin);
-        out.push((name.clone(), found));
+        let origin = chain::resolve(source, lookup).await.map(|r| r.found.origin);
+        out.push((name.clone(), origin));
     }
     out
 }

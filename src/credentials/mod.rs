@@ -36,7 +36,7 @@ pub(crate) use self::source::{DEFAULT_ACCESS_KEY_ENV, DEFAULT_SECRET_KEY_ENV, Ke
 use crate::secret::Secret;
 
 /// Loaded API keys. `Debug` shows neither key.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
     /// The access key id, sent in `x-ncp-iam-access-key`.
     pub access_key: String,

@@ -59,20 +59,15 @@ impl TokenBucket {
     /// Takes one token, or says how long until one is there.
     fn take(&mut self, budget: FreshBudget, now: Instant) -> Result<(), Duration> {
         let burst = f64::from(budget.burst);
-        let tokens = match self.at {
-            None => burst,
-            Some(at) => (self.tokens
-                + now.saturating_duration_since(at).as_secs_f64() * budget.per_second)
-                .min(burst),
-        };
-        self.at = Some(now);
-        if tokens >= 1.0 {
-            self.tokens = tokens - 1.0;
-            Ok(())
-        } else {
-            self.tokens = tokens;
-            Err(Duration::from_secs_f64((1.0 - tokens) / budget.per_second))
+        let refill = |at| now.saturating_duration_since(at).as_secs_f64() * budget.per_second;
+        self.tokens = (self.tokens + self.at.replace(now).map_or(burst, refill)).min(burst);
+        if self.tokens < 1.0 {
+            return Err(Duration::from_secs_f64(
+                (1.0 - self.tokens) / budget.per_second,
+            ));
         }
+        self.tokens -= 1.0;
+        Ok(())
     }
 }
 

@@ -145,11 +145,6 @@ impl<P: Prechecker> Runner<P> {
         state: Arc<State>,
         concurrency: usize,
     ) -> Self {
-        let budgets = Budgets::new(concurrency);
-        let flights = clusters
-            .into_iter()
-            .map(|c| (c.name.clone(), Flight::new(c, &budgets)))
-            .collect();
         let schedule = Schedule {
             interval: crate::config::DEFAULT_INTERVAL,
             concurrency,
@@ -157,19 +152,21 @@ impl<P: Prechecker> Runner<P> {
             diagnose_every_round: false,
         };
         let prechecker = Arc::new(prechecker);
-        Self {
+        let runner = Self {
             settings: RwLock::new(Arc::new(Settings {
                 prechecker,
                 schedule,
             })),
             state,
-            budgets,
-            flights: RwLock::new(flights),
+            budgets: Budgets::new(concurrency),
+            flights: RwLock::default(),
             fresh_tokens: std::sync::Mutex::default(),
             skew_warning: SkewWarning::new(),
             wall_clock: SystemTime::now,
             logs: true,
-        }
+        };
+        runner.apply(&clusters);
+        runner
     }
 
     /// The same runner without its own log lines, for a caller that reports every result.
