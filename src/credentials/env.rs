@@ -1,5 +1,5 @@
 //! What the process gives the key lookup: its environment, `$HOME`, the metadata API's address,
-//! and the timing of refreshes ([`Lookup`]); and the chain's first step, the NCP env vars.
+//! and how often key files are checked ([`Lookup`]); and the chain's first step, the NCP env vars.
 //!
 //! [`Lookup::from_process`] is the one place the process environment is read for keys (the
 //! binary's `app::main` uses it); tests pass their own variables, home and metadata address

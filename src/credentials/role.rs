@@ -236,14 +236,10 @@ pub(super) async fn refresh(keys: Arc<AccountKeys>, client: MetadataClient, role
     let mut failures = 0u32;
     let mut last_fetch = tokio::time::Instant::now();
     loop {
-        let wait = if failures > 0 {
-            backoff(failures)
-        } else {
-            let remaining = keys
-                .expires()
-                .and_then(|e| e.duration_since(SystemTime::now()).ok())
-                .unwrap_or(Duration::ZERO);
-            refresh_delay(remaining, REFRESH_BEFORE)
+        let left = |e: SystemTime| e.duration_since(SystemTime::now()).unwrap_or_default();
+        let wait = match failures {
+            0 => refresh_delay(keys.expires().map_or(Duration::ZERO, left), REFRESH_BEFORE),
+            n => backoff(n),
         };
         let early = tokio::select! {
             () = tokio::time::sleep(wait.max(MIN_REFRESH_GAP)) => false,
