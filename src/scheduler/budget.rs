@@ -141,9 +141,7 @@ impl Lanes {
 
 /// Every budget; shared by all prechecks of one runner.
 #[derive(Debug)]
-pub(crate) struct Budgets {
-    inner: Mutex<Inner>,
-}
+pub(crate) struct Budgets(Mutex<Inner>);
 
 /// The lane size and every budget, changed together: every lane has `concurrency` permits and
 /// every hard cap [`HARD_CAP_FACTOR`] times that.
@@ -182,19 +180,17 @@ impl Admission {
 impl Budgets {
     /// Budgets of `concurrency` permits per lane.
     pub(crate) fn new(concurrency: usize) -> Self {
-        Self {
-            inner: Mutex::new(Inner {
-                concurrency: concurrency.max(1),
-                hard_caps: HashMap::new(),
-                lanes: HashMap::new(),
-            }),
-        }
+        Self(Mutex::new(Inner {
+            concurrency: concurrency.max(1),
+            hard_caps: HashMap::new(),
+            lanes: HashMap::new(),
+        }))
     }
 
     /// Resizes every lane (and hard cap) to a new `concurrency`.
     pub(crate) fn set_concurrency(&self, n: usize) {
         let n = n.max(1);
-        let mut inner = crate::lock::lock(&self.inner);
+        let mut inner = crate::lock::lock(&self.0);
         let old = std::mem::replace(&mut inner.concurrency, n);
         for cap in inner.hard_caps.values() {
             resize(cap, old * HARD_CAP_FACTOR, n * HARD_CAP_FACTOR);
@@ -212,7 +208,7 @@ impl Budgets {
     }
 
     fn lanes_of(&self, account: &str, gateway: &str) -> Arc<Lanes> {
-        let mut inner = crate::lock::lock(&self.inner);
+        let mut inner = crate::lock::lock(&self.0);
         let n = inner.concurrency;
         let sem = |n| Arc::new(Semaphore::new(n));
         let hard_cap = inner.hard_caps.entry(account.to_string());
