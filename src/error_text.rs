@@ -5,14 +5,11 @@
 /// The error and its sources, each once, joined with `: `.
 pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
+    for source in std::iter::successors(e.source(), |s| s.source()) {
+        let text = source.to_string();
         if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
+            out = format!("{out}: {text}");
         }
-        source = s.source();
     }
     out
 }

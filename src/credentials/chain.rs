@@ -7,7 +7,7 @@
 
 use super::env::METADATA_ENDPOINT_ENV;
 use super::role::MetadataClient;
-use super::{CredentialSource, CredentialsError, Found, Lookup, env, file};
+use super::{CredentialSource, CredentialsError, Found, Lookup, blocking, env, file};
 
 /// What a lookup found, and how to refresh it when it came from a role.
 #[derive(Debug)]
@@ -37,7 +37,7 @@ pub(super) async fn resolve(
                 Err(what) => looked_at.push(what),
             }
             let l = lookup.clone();
-            match blocking(move || Ok(file::from_configure(&l))).await? {
+            match blocking(move || file::from_configure(&l)).await {
                 Ok(found) => return Ok(Resolved { found, role: None }),
                 Err(what) => looked_at.push(what),
             }
@@ -65,19 +65,6 @@ async fn from_role(name: Option<&str>, lookup: &Lookup) -> Result<Resolved, supe
         found,
         role: Some((client, role)),
     })
-}
-
-/// Runs `f` on a blocking thread (file reads); a panic there is resumed here.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, CredentialsError> + Send + 'static,
-) -> Result<T, CredentialsError> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(result) => result,
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(e) => Err(CredentialsError::NotFound {
-            looked_at: vec![format!("the file reader was cancelled: {e}")],
-        }),
-    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! What the process gives the key lookup: its environment, `$HOME`, the metadata API's address,
-//! and the timing of refreshes ([`Lookup`]); and the chain's first step, the NCP env vars.
+//! and how often key files are checked ([`Lookup`]); and the chain's first step, the NCP env vars.
 //!
 //! [`Lookup::from_process`] is the one place the process environment is read for keys (the
 //! binary's `app::main` uses it); tests pass their own variables, home and metadata address
@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Credentials, Found, Origin};
+use super::{Credentials, Found, Origin, nonblank};
 
 /// Access key env vars the chain reads, in the SDKs' order.
 pub(crate) const ACCESS_KEY_ENVS: [&str; 2] = ["NCLOUD_ACCESS_KEY_ID", "NCLOUD_ACCESS_KEY"];
@@ -26,38 +26,33 @@ pub(crate) const METADATA_ENDPOINT_ENV: &str = "NCLOUD_METADATA_API_ENDPOINT";
 pub(crate) const METADATA_ENDPOINT_ENV_PYTHON: &str = "NCLOUD_METADATA_ENDPOINT";
 /// The metadata API of an NCP server.
 pub(crate) const DEFAULT_METADATA_ENDPOINT: &str = "http://169.254.169.254";
-/// Role keys are refreshed this long before they expire (or halfway, for shorter lives).
-pub(crate) const DEFAULT_REFRESH_BEFORE: Duration = Duration::from_secs(5 * 60);
 /// How often key files and the configure file are checked for changes.
 pub(crate) const DEFAULT_WATCH_EVERY: Duration = Duration::from_secs(5);
 
-type Vars = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+/// Reads an env var (the process's, or a test's map). `Debug` shows no value.
+#[derive(Clone)]
+struct Vars(Arc<VarFn>);
+
+type VarFn = dyn Fn(&str) -> Option<String> + Send + Sync;
+
+impl fmt::Debug for Vars {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Vars(..)")
+    }
+}
 
 /// Where and how keys are looked up.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Lookup {
-    /// Reads an env var (the process's, or a test's map).
+    /// The environment it reads.
     vars: Vars,
     /// `$HOME`, for `.ncloud/configure`; `None`: that step is skipped.
     pub home: Option<PathBuf>,
     /// Scheme, host and port of the metadata API (redirects are never followed); `None`: this
     /// lookup has no metadata API, and the role step finds nothing.
     pub metadata_endpoint: Option<String>,
-    /// Refresh role keys this long before `Expiration` (at most halfway through their life).
-    pub refresh_before: Duration,
     /// How often watched key files are checked for a change.
     pub watch_every: Duration,
-}
-
-impl fmt::Debug for Lookup {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Lookup")
-            .field("home", &self.home)
-            .field("metadata_endpoint", &self.metadata_endpoint)
-            .field("refresh_before", &self.refresh_before)
-            .field("watch_every", &self.watch_every)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Lookup {
@@ -66,7 +61,7 @@ impl Lookup {
     /// [`DEFAULT_METADATA_ENDPOINT`]).
     pub(crate) fn from_process() -> Self {
         Self::with_vars(
-            Arc::new(|name| std::env::var(name).ok()),
+            Vars(Arc::new(|name| std::env::var(name).ok())),
             Some(DEFAULT_METADATA_ENDPOINT),
         )
     }
@@ -74,7 +69,7 @@ impl Lookup {
     /// Only these variables (`HOME` and `NCLOUD_METADATA_API_ENDPOINT` among them), for tests
     /// and embedders. Without `NCLOUD_METADATA_API_ENDPOINT` there is no metadata API.
     pub fn from_map(vars: HashMap<String, String>) -> Self {
-        Self::with_vars(Arc::new(move |name| vars.get(name).cloned()), None)
+        Self::with_vars(Vars(Arc::new(move |name| vars.get(name).cloned())), None)
     }
 
     /// No variables, no home, no metadata API: only configured key files work.
@@ -83,27 +78,23 @@ impl Lookup {
     }
 
     fn with_vars(vars: Vars, default_endpoint: Option<&str>) -> Self {
-        let home = vars("HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
+        let var = |name| (vars.0)(name);
+        let home = var("HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
         let metadata_endpoint = [METADATA_ENDPOINT_ENV, METADATA_ENDPOINT_ENV_PYTHON]
             .into_iter()
-            .filter_map(|name| vars(name))
-            .map(|e| e.trim().trim_end_matches('/').to_string())
-            .find(|e| !e.is_empty())
+            .find_map(|name| nonblank(var(name)?.trim().trim_end_matches('/')))
             .or_else(|| default_endpoint.map(str::to_string));
         Self {
             vars,
             home,
             metadata_endpoint,
-            refresh_before: DEFAULT_REFRESH_BEFORE,
             watch_every: DEFAULT_WATCH_EVERY,
         }
     }
 
     /// An env var's value, trimmed; `None` when unset or empty.
     pub(crate) fn var(&self, name: &str) -> Option<String> {
-        (self.vars)(name)
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
+        (self.vars.0)(name).as_deref().and_then(nonblank)
     }
 
     /// The first of `names` that is set, with its name.
@@ -114,24 +105,22 @@ impl Lookup {
 
 /// The chain's first step. `Err` says what was looked at, for the "not found" message.
 pub(super) fn from_env(lookup: &Lookup) -> Result<Found, String> {
-    let access = lookup.first_of(&ACCESS_KEY_ENVS);
-    let secret = lookup.first_of(&SECRET_KEY_ENVS);
-    match (access, secret) {
+    match (
+        lookup.first_of(&ACCESS_KEY_ENVS),
+        lookup.first_of(&SECRET_KEY_ENVS),
+    ) {
         (Some((access, access_key)), Some((secret, secret_key))) => {
-            let (credentials, origin) = (
-                Credentials::new(access_key, secret_key),
-                Origin::Env { access, secret },
-            );
-            Ok(Found::fixed(credentials, origin))
+            let credentials = Credentials::new(access_key, secret_key);
+            Ok(Found::fixed(credentials, Origin::Env { access, secret }))
         }
         (access, secret) => {
-            let state = |set: bool| if set { "set" } else { "not set" };
+            let state = |v: Option<_>| if v.is_some() { "set" } else { "not set" };
             Err(format!(
                 "env {} ({}), {} ({})",
                 ACCESS_KEY_ENVS.join(" / "),
-                state(access.is_some()),
+                state(access),
                 SECRET_KEY_ENVS.join(" / "),
-                state(secret.is_some()),
+                state(secret),
             ))
         }
     }

@@ -12,6 +12,7 @@ use std::time::SystemTime;
 
 use super::{
     AccountKeys, Credentials, CredentialsError, Found, KeyPair, KeySource, Lookup, Origin,
+    blocking, nonblank,
 };
 
 /// The configure file below `$HOME`.
@@ -45,26 +46,14 @@ fn load_key(
             if key == "secret_key" {
                 warn_if_readable_by_others(path, "the secret key file");
             }
-            read_key_file(what, path)
+            let text = std::fs::read_to_string(path).map_err(|source| {
+                let path = path.to_path_buf();
+                CredentialsError::FileUnreadable { what, path, source }
+            })?;
+            let path = path.to_path_buf();
+            nonblank(&text).ok_or(CredentialsError::FileEmpty { what, path })
         }
     }
-}
-
-fn read_key_file(what: &'static str, path: &Path) -> Result<String, CredentialsError> {
-    let text =
-        std::fs::read_to_string(path).map_err(|source| CredentialsError::FileUnreadable {
-            what,
-            path: path.to_path_buf(),
-            source,
-        })?;
-    let value = text.trim();
-    if value.is_empty() {
-        return Err(CredentialsError::FileEmpty {
-            what,
-            path: path.to_path_buf(),
-        });
-    }
-    Ok(value.to_string())
 }
 
 /// The chain's second step, `$HOME/.ncloud/configure`. `Err` says what was looked at.
@@ -97,17 +86,10 @@ pub(super) fn read_configure(path: &Path) -> Result<Found, String> {
 /// first `=`, trimmed; other lines (such as `[DEFAULT]`) are ignored; the last value wins.
 fn parse_configure(text: &str) -> (Option<String>, Option<String>) {
     let (mut access, mut secret) = (None, None);
-    for line in text.lines() {
-        let Some((key, value)) = line.split_once('=') else {
-            continue;
-        };
-        let value = value.trim();
-        if value.is_empty() {
-            continue;
-        }
-        match key.trim() {
-            CONFIGURE_ACCESS_KEY => access = Some(value.to_string()),
-            CONFIGURE_SECRET_KEY => secret = Some(value.to_string()),
+    for (key, value) in text.lines().filter_map(|line| line.split_once('=')) {
+        match (key.trim(), nonblank(value)) {
+            (CONFIGURE_ACCESS_KEY, Some(value)) => access = Some(value),
+            (CONFIGURE_SECRET_KEY, Some(value)) => secret = Some(value),
             _ => {}
         }
     }
@@ -145,8 +127,8 @@ fn stamp(path: &Path) -> Option<Stamp> {
     Some((meta.modified().ok(), meta.len(), inode))
 }
 
-fn stamps(paths: &[PathBuf]) -> Vec<Option<Stamp>> {
-    paths.iter().map(|p| stamp(p)).collect()
+async fn stamps(paths: Vec<PathBuf>) -> Vec<Option<Stamp>> {
+    blocking(move || paths.iter().map(|p| stamp(p)).collect()).await
 }
 
 /// Re-reads `origin`'s files whenever one changes, until the task is aborted (its keyring is
@@ -156,41 +138,28 @@ pub(super) async fn watch(keys: Arc<AccountKeys>, origin: Origin, lookup: Lookup
     if paths.is_empty() {
         return;
     }
-    let read_stamps = |paths: Vec<PathBuf>| async move {
-        tokio::task::spawn_blocking(move || stamps(&paths))
-            .await
-            .unwrap_or_default()
-    };
-    let mut last = read_stamps(paths.clone()).await;
-    let mut ticker = tokio::time::interval(lookup.watch_every);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticker.tick().await;
+    let mut last = stamps(paths.clone()).await;
     loop {
-        ticker.tick().await;
-        let now = read_stamps(paths.clone()).await;
+        tokio::time::sleep(lookup.watch_every).await;
+        let now = stamps(paths.clone()).await;
         if now == last {
             continue;
         }
         last = now;
         let (origin, lookup) = (origin.clone(), lookup.clone());
-        let read = tokio::task::spawn_blocking(move || match &origin {
+        let read = blocking(move || match &origin {
             Origin::Configure(path) => read_configure(path),
             Origin::Keys(pair) => load_pair(pair, &lookup).map_err(|e| e.to_string()),
             _ => Err("not a file source".to_string()),
-        })
-        .await;
-        match read {
-            Ok(Ok(found)) => {
+        });
+        match read.await {
+            Ok(found) => {
                 tracing::info!(account = %keys.account(), source = %found.origin, "key file changed, keys re-read");
                 keys.install(found);
             }
-            Ok(Err(why)) => {
+            Err(why) => {
                 keys.count_failure();
                 tracing::warn!(account = %keys.account(), "key file changed but cannot be read, keeping the old keys: {why}");
-            }
-            Err(e) => {
-                keys.count_failure();
-                tracing::warn!(account = %keys.account(), "key file re-read failed: {e}");
             }
         }
     }

@@ -2,26 +2,134 @@
 //! initial lookup through `chain`) and their refresh tasks (`file::watch`, `role::refresh`), and
 //! the [`StatusBoard`] the exposition reads. A keyring's tasks stop when its last clone is
 //! dropped (the clients and the board that used it were replaced by a reload).
+//!
+//! [`AccountKeys`] is what the call path reads at call time. Only the keyring's initial lookup,
+//! the file watcher and the role refresher write it. Readers get the keys whole, so a call never
+//! signs with half of an old pair and half of a new one, and never with keys [`too_late`] for
+//! their `Expiration`.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
-use tokio::task::AbortHandle;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
 
 use super::chain::{self, Resolved};
 use super::{
-    AccountError, AccountKeys, CredentialSource, Credentials, CredentialsError, Found, Lookup,
-    Origin, file, role,
+    AccountError, CredentialSource, Credentials, CredentialsError, Found, Lookup, Origin, file,
+    role, too_late,
 };
 
-/// Aborts the refresh tasks when the last keyring clone goes.
-#[derive(Debug, Default)]
-struct Tasks(Vec<AbortHandle>);
+/// One account's current keys. `Debug` shows no key (`Credentials` redacts both).
+#[derive(Debug)]
+pub(crate) struct AccountKeys {
+    /// The account name (a label value; never a key).
+    account: String,
+    /// The keys now in use.
+    current: RwLock<Current>,
+    /// Refreshes or re-reads that failed (the old keys were kept).
+    failures: AtomicU64,
+    /// Wakes the role refresher early (a 401 with the current keys).
+    early: Notify,
+    /// The key generation an early refresh was last asked for: one per generation.
+    early_asked: AtomicU64,
+}
 
-impl Drop for Tasks {
-    fn drop(&mut self) {
-        self.0.iter().for_each(AbortHandle::abort);
+#[derive(Debug)]
+struct Current {
+    credentials: Arc<Credentials>,
+    expires: Option<SystemTime>,
+    origin: Origin,
+    /// Bumped when the keys themselves change (not when only `Expiration` moves).
+    generation: u64,
+}
+
+impl AccountKeys {
+    pub(super) fn new(account: &str, found: Found) -> Self {
+        Self {
+            account: account.to_string(),
+            current: RwLock::new(Current {
+                credentials: Arc::new(found.credentials),
+                expires: found.expires,
+                origin: found.origin,
+                generation: 1,
+            }),
+            failures: AtomicU64::new(0),
+            early: Notify::new(),
+            early_asked: AtomicU64::new(0),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Current> {
+        crate::lock::read(&self.current)
+    }
+
+    /// The account's name.
+    pub(crate) fn account(&self) -> &str {
+        &self.account
+    }
+
+    /// The keys to sign with now and their generation; `None` once it is [`too_late`] for them.
+    pub(crate) fn keys(&self) -> Option<(Arc<Credentials>, u64)> {
+        let c = self.read();
+        (!too_late(c.expires, SystemTime::now())).then(|| (c.credentials.clone(), c.generation))
+    }
+
+    /// When the current keys expire (`None`: they do not).
+    pub(crate) fn expires(&self) -> Option<SystemTime> {
+        self.read().expires
+    }
+
+    /// The account's row on the status board: its source, expiry and, for keys refreshed or
+    /// re-read in the background (role keys, key files), the refreshes and re-reads that failed.
+    pub(crate) fn status(&self) -> AccountStatus {
+        let c = self.read();
+        let refreshable = matches!(c.origin, Origin::Role { .. }) || !c.origin.files().is_empty();
+        AccountStatus {
+            account: self.account.clone(),
+            source: c.origin.kind(),
+            expires: c.expires,
+            refresh_failures: refreshable.then(|| self.failures.load(Ordering::Relaxed)),
+        }
+    }
+
+    /// The gateway refused keys of `generation`: for role keys, asks the refresher for one early
+    /// refresh, once per generation (a second 401 with the same keys asks nothing).
+    pub(crate) fn on_auth_failure(&self, generation: u64) {
+        let current = self.read();
+        if current.generation != generation || !matches!(current.origin, Origin::Role { .. }) {
+            return;
+        }
+        drop(current);
+        if self.early_asked.swap(generation, Ordering::Relaxed) != generation {
+            tracing::info!(account = %self.account, "the gateway refused the server role keys; refreshing them early, once");
+            self.early.notify_one();
+        }
+    }
+
+    /// Resolves when an early refresh was asked for.
+    pub(super) async fn early_refresh_wanted(&self) {
+        self.early.notified().await;
+    }
+
+    /// Replaces the keys; returns whether they changed (a rotation) or only their expiry.
+    pub(super) fn install(&self, found: Found) -> bool {
+        let mut c = crate::lock::write(&self.current);
+        let same = *c.credentials == found.credentials;
+        if !same {
+            c.credentials = Arc::new(found.credentials);
+            c.generation += 1;
+        }
+        c.expires = found.expires;
+        c.origin = found.origin;
+        !same
+    }
+
+    /// Counts a failed refresh or re-read.
+    pub(super) fn count_failure(&self) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -29,8 +137,8 @@ impl Drop for Tasks {
 #[derive(Clone, Debug, Default)]
 pub struct Keyring {
     accounts: BTreeMap<String, Arc<AccountKeys>>,
-    /// Held only to be dropped: the last clone's drop stops the refreshers and watchers.
-    _tasks: Arc<Tasks>,
+    /// Held only to be dropped: the last clone's drop aborts the refreshers and watchers.
+    _tasks: Arc<JoinSet<()>>,
 }
 
 impl Keyring {
@@ -41,7 +149,7 @@ impl Keyring {
         lookup: &Lookup,
     ) -> Result<Self, AccountError> {
         // Tasks are kept as they start: if a later account fails, dropping them stops them.
-        let (mut keys_by_name, mut tasks) = (BTreeMap::new(), Tasks::default());
+        let (mut keys_by_name, mut tasks) = (BTreeMap::new(), JoinSet::new());
         for (name, source) in accounts {
             let account = |source| AccountError {
                 account: name.clone(),
@@ -52,15 +160,11 @@ impl Keyring {
             let origin = found.origin.clone();
             let keys = Arc::new(AccountKeys::new(name, found));
             keys_by_name.insert(name.clone(), keys.clone());
-            let lookup = lookup.clone();
-            let task = match role {
-                Some((client, role)) => tokio::spawn(role::refresh(keys, client, role, lookup)),
-                None if !origin.files().is_empty() => {
-                    tokio::spawn(file::watch(keys, origin, lookup))
-                }
-                None => continue,
+            match role {
+                Some((client, role)) => tasks.spawn(role::refresh(keys, client, role)),
+                // Ends at once for keys that are not in files.
+                None => tasks.spawn(file::watch(keys, origin, lookup.clone())),
             };
-            tasks.0.push(task.abort_handle());
         }
         Ok(Keyring {
             accounts: keys_by_name,
@@ -107,20 +211,15 @@ pub async fn probe(
 ) -> Vec<(String, Result<Origin, CredentialsError>)> {
     let mut out = Vec::new();
     for (name, source) in accounts {
-        let found = chain::resolve(source, lookup).await.map(|r| r.found.origin);
-        out.push((name.clone(), found));
+        let origin = chain::resolve(source, lookup).await.map(|r| r.found.origin);
+        out.push((name.clone(), origin));
     }
     out
 }
 
 /// The keyring in use, for the exposition: expiry and refresh failures per account.
 #[derive(Clone, Debug, Default)]
-pub struct StatusBoard(Arc<Board>);
-
-#[derive(Debug, Default)]
-struct Board {
-    keyring: RwLock<Keyring>,
-}
+pub struct StatusBoard(Arc<RwLock<Keyring>>);
 
 /// One account's row on the board.
 #[derive(Clone, Debug, PartialEq)]
@@ -138,24 +237,13 @@ pub(crate) struct AccountStatus {
 impl StatusBoard {
     /// Shows `keyring` from now on (at start-up and after each reload).
     pub(crate) fn show(&self, keyring: &Keyring) {
-        let board = &self.0;
-        *crate::lock::write(&board.keyring) = keyring.clone();
-    }
-
-    fn keyring(&self) -> std::sync::RwLockReadGuard<'_, Keyring> {
-        let board = &self.0;
-        crate::lock::read(&board.keyring)
+        *crate::lock::write(&self.0) = keyring.clone();
     }
 
     /// Every account's status, by name.
     pub(crate) fn accounts(&self) -> Vec<AccountStatus> {
-        let status = |(name, k): (&String, &Arc<AccountKeys>)| AccountStatus {
-            account: name.clone(),
-            source: k.origin().kind(),
-            expires: k.expires(),
-            refresh_failures: k.refreshable().then(|| k.refresh_failures()),
-        };
-        self.keyring().accounts.iter().map(status).collect()
+        let keyring = crate::lock::read(&self.0);
+        keyring.accounts.values().map(|k| k.status()).collect()
     }
 }
 
@@ -199,7 +287,7 @@ mod tests {
         );
         assert!(k.install(role_keys("AK4", now + EXPIRY_MARGIN * 3)));
         assert_eq!(k.keys().unwrap().0.access_key, "AK4");
-        assert!(k.refreshable());
+        assert!(k.status().refresh_failures.is_some(), "refreshed");
         assert!(!format!("{k:?}").contains("AK2-secret"));
     }
 
@@ -228,7 +316,7 @@ mod tests {
             secret_key: Secret::new("sk"),
         });
         let keys = k.get(crate::model::DEFAULT_ACCOUNT).unwrap();
-        assert!(!keys.refreshable());
+        assert!(keys.status().refresh_failures.is_none(), "not refreshed");
         keys.on_auth_failure(1);
         let board = StatusBoard::default();
         board.show(&k);

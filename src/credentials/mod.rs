@@ -20,7 +20,6 @@
 pub(crate) mod chain;
 pub(crate) mod env;
 pub(crate) mod file;
-pub(crate) mod holder;
 pub(crate) mod keyring;
 pub(crate) mod role;
 pub(crate) mod source;
@@ -29,7 +28,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 pub use self::env::Lookup;
-pub(crate) use self::holder::AccountKeys;
+pub(crate) use self::keyring::AccountKeys;
 pub use self::keyring::{Keyring, StatusBoard, probe};
 pub(crate) use self::role::RoleError;
 pub use self::source::{CredentialSource, KeySource};
@@ -37,7 +36,7 @@ pub(crate) use self::source::{DEFAULT_ACCESS_KEY_ENV, DEFAULT_SECRET_KEY_ENV, Ke
 use crate::secret::Secret;
 
 /// Loaded API keys. `Debug` shows neither key.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
     /// The access key id, sent in `x-ncp-iam-access-key`.
     pub access_key: String,
@@ -157,6 +156,18 @@ pub(crate) const EXPIRY_MARGIN: std::time::Duration = std::time::Duration::from_
 /// accepting freshly fetched ones.
 pub(crate) fn too_late(expires: Option<std::time::SystemTime>, now: std::time::SystemTime) -> bool {
     expires.is_some_and(|e| e <= now + EXPIRY_MARGIN)
+}
+
+/// `s` trimmed, unless that leaves nothing.
+pub(crate) fn nonblank(s: &str) -> Option<String> {
+    Some(s.trim()).filter(|s| !s.is_empty()).map(str::to_string)
+}
+
+/// Runs `f` on a blocking thread (file reads and checks); a panic there is resumed here. (Only a
+/// runtime that shuts down cancels it, and then the caller is cancelled with it.)
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let done = tokio::task::spawn_blocking(f).await;
+    done.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }
 
 /// Keys that could not be loaded.

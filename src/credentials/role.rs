@@ -3,7 +3,7 @@
 //!
 //! Owns the metadata API's paths, its 3 s timeout (no proxy, redirects never followed, a small
 //! body cap), the parsing of its answer and `Expiration`, and the refresh schedule: at
-//! `Expiration - min(Lookup::refresh_before, half the remaining life)`, then with back-off
+//! `Expiration - min(REFRESH_BEFORE, half the remaining life)`, then with back-off
 //! ([`RETRY_MIN`] doubling to [`RETRY_MAX`]) while it fails. A failed refresh keeps the old keys
 //! (the call path stops using them at `Expiration`) and counts a refresh failure. A 401 with the
 //! current keys asks for one early refresh per key pair ([`AccountKeys::on_auth_failure`]):
@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 use serde::Deserialize;
 
 use super::source::validate_role_name;
-use super::{AccountKeys, Credentials, Found, Lookup, Origin, too_late};
+use super::{AccountKeys, Credentials, Found, Origin, nonblank, too_late};
 
 /// The metadata API's list of roles (one a line), and the prefix of each role's keys.
 pub(crate) const ROLES_PATH: &str = "/latest/meta-data/iam/security-credentials/";
@@ -28,6 +28,8 @@ pub(crate) const RETRY_MIN: Duration = Duration::from_secs(1);
 pub(crate) const RETRY_MAX: Duration = Duration::from_secs(60);
 /// Shortest time between two refreshes, whatever `Expiration` or 401s say.
 pub(crate) const MIN_REFRESH_GAP: Duration = Duration::from_secs(1);
+/// Role keys are refreshed this long before they expire (or halfway, for shorter lives).
+pub(crate) const REFRESH_BEFORE: Duration = Duration::from_secs(5 * 60);
 /// Largest metadata answer read (a role's keys are a few hundred bytes).
 const MAX_BODY: usize = 64 * 1024;
 
@@ -75,9 +77,9 @@ impl MetadataClient {
         Ok(Self { http, endpoint })
     }
 
-    /// The metadata API's address.
-    pub(crate) fn endpoint(&self) -> &str {
-        &self.endpoint
+    /// The address of `role`'s keys (`""`: of the list of roles).
+    fn url(&self, role: &str) -> String {
+        format!("{}{ROLES_PATH}{role}", self.endpoint)
     }
 
     /// `wanted`, or the first role the metadata API lists.
@@ -85,13 +87,9 @@ impl MetadataClient {
         if let Some(name) = wanted {
             return Ok(name.to_string());
         }
-        let url = format!("{}{ROLES_PATH}", self.endpoint);
+        let url = self.url("");
         let body = self.get(&url).await?;
-        let first = String::from_utf8_lossy(&body)
-            .lines()
-            .map(str::trim)
-            .find(|l| !l.is_empty())
-            .map(str::to_string);
+        let first = String::from_utf8_lossy(&body).lines().find_map(nonblank);
         let Some(name) = first else {
             let problem = "lists no server role (give the server one, or set keys)";
             return Err(RoleError::new(url, problem));
@@ -106,7 +104,7 @@ impl MetadataClient {
 
     /// The role's current keys and when they expire.
     pub(crate) async fn fetch(&self, role: &str) -> Result<Found, RoleError> {
-        let url = format!("{}{ROLES_PATH}{role}", self.endpoint);
+        let url = self.url(role);
         let body = self.get(&url).await?;
         let (credentials, expires) =
             parse_role_keys(&body).map_err(|problem| RoleError { url, problem })?;
@@ -188,7 +186,7 @@ fn parse_role_keys(body: &[u8]) -> Result<(Credentials, SystemTime), String> {
             return Err(format!("Code {code:?}: {message}"));
         }
     }
-    let present = |v: Option<String>| v.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let present = |v: Option<String>| v.as_deref().and_then(nonblank);
     let access_key = present(answer.access_key_id).ok_or("no AccessKeyId in the answer")?;
     let secret_key = present(answer.secret_access_key).ok_or("no SecretAccessKey in the answer")?;
     let expiration = present(answer.expiration).ok_or("no Expiration in the answer")?;
@@ -234,23 +232,14 @@ pub(crate) fn backoff(failures: u32) -> Duration {
 }
 
 /// Keeps `keys` fresh from `role` until the task is aborted (its keyring is dropped).
-pub(super) async fn refresh(
-    keys: Arc<AccountKeys>,
-    client: MetadataClient,
-    role: String,
-    lookup: Lookup,
-) {
+pub(super) async fn refresh(keys: Arc<AccountKeys>, client: MetadataClient, role: String) {
     let mut failures = 0u32;
     let mut last_fetch = tokio::time::Instant::now();
     loop {
-        let wait = if failures > 0 {
-            backoff(failures)
-        } else {
-            let remaining = keys
-                .expires()
-                .and_then(|e| e.duration_since(SystemTime::now()).ok())
-                .unwrap_or(Duration::ZERO);
-            refresh_delay(remaining, lookup.refresh_before)
+        let left = |e: SystemTime| e.duration_since(SystemTime::now()).unwrap_or_default();
+        let wait = match failures {
+            0 => refresh_delay(keys.expires().map_or(Duration::ZERO, left), REFRESH_BEFORE),
+            n => backoff(n),
         };
         let early = tokio::select! {
             () = tokio::time::sleep(wait.max(MIN_REFRESH_GAP)) => false,
@@ -259,13 +248,13 @@ pub(super) async fn refresh(
         // Even an early refresh waits for the gap since the last one.
         tokio::time::sleep_until(last_fetch + MIN_REFRESH_GAP).await;
         last_fetch = tokio::time::Instant::now();
-        let result = client.fetch(&role).await.and_then(|found| {
-            if too_late(found.expires, SystemTime::now()) {
-                let url = format!("{}{ROLES_PATH}{role}", client.endpoint());
-                return Err(RoleError::new(url, "the keys it gave have expired or expire within a second (is this host's clock right?)"));
-            }
-            Ok(found)
-        });
+        let result = match client.fetch(&role).await {
+            Ok(found) if too_late(found.expires, SystemTime::now()) => Err(RoleError::new(
+                client.url(&role),
+                "the keys it gave have expired or expire within a second (is this host's clock right?)",
+            )),
+            fetched => fetched,
+        };
         match result {
             Ok(found) => {
                 failures = 0;

@@ -2,7 +2,7 @@
 //!
 //! A slow or hanging cluster must cost only its own freshness, so the budget is split where
 //! failures stay together:
-//! - per account and gateway ([`BudgetKey`]: scheme, host and port): a gateway that hangs or refuses
+//! - per account and gateway (scheme, host and port): a gateway that hangs or refuses
 //!   connections, or an account that is rate limited, drains only its own budget;
 //! - in each, two lanes of `concurrency` permits: [`LaneKind::Answering`] for clusters whose last
 //!   precheck got an answer (or that were never checked), [`LaneKind::Suspect`] for clusters
@@ -74,9 +74,10 @@ impl Latency {
 }
 
 /// Which lane a cluster's next precheck waits in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub(crate) enum LaneKind {
     /// The last precheck got an answer, or there was none yet.
+    #[default]
     Answering,
     /// The last precheck timed out or could not connect.
     Suspect,
@@ -93,70 +94,19 @@ impl LaneKind {
     }
 }
 
-/// Whose budget a cluster's prechecks draw from: its account at its gateway (scheme, host and
-/// port: NCP's own gateway serves several regions, so they share one budget). Borrowed from the
-/// cluster, so a precheck allocates nothing to find its budget.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct BudgetKey<'a> {
-    /// The account name.
-    pub account: &'a str,
-    /// The gateway, as `scheme://host:port`.
-    pub gateway: &'a str,
-}
-
-impl<'a> BudgetKey<'a> {
-    /// The budget `cluster` draws from.
-    pub(crate) fn of(cluster: &'a Cluster) -> Self {
-        Self {
-            account: &cluster.account,
-            gateway: &cluster.endpoint.precheck[..url::Position::BeforePath],
-        }
+/// A semaphore of `from` permits now has `to`: it grows at once, and shrinks as permits come
+/// back.
+fn resize(sem: &Arc<Semaphore>, from: usize, to: usize) {
+    if to > from {
+        sem.add_permits(to - from);
+    } else if to < from {
+        let (surplus, sem) = ((from - to) as u32, sem.clone());
+        tokio::spawn(async move {
+            if let Ok(p) = sem.acquire_many_owned(surplus).await {
+                p.forget();
+            }
+        });
     }
-}
-
-/// A semaphore whose size can change while permits are out.
-#[derive(Debug)]
-struct Pool {
-    sem: Arc<Semaphore>,
-    size: Mutex<usize>,
-}
-
-impl Pool {
-    fn new(size: usize) -> Self {
-        Self {
-            sem: Arc::new(Semaphore::new(size)),
-            size: Mutex::new(size),
-        }
-    }
-
-    /// Grows at once; shrinks as permits come back.
-    fn resize(&self, n: usize) {
-        let mut size = crate::lock::lock(&self.size);
-        if n > *size {
-            self.sem.add_permits(n - *size);
-        } else if n < *size {
-            let surplus = (*size - n) as u32;
-            let sem = self.sem.clone();
-            tokio::spawn(async move {
-                if let Ok(p) = sem.acquire_many_owned(surplus).await {
-                    p.forget();
-                }
-            });
-        }
-        *size = n;
-    }
-
-    async fn acquire(&self) -> Option<OwnedSemaphorePermit> {
-        // The semaphores are never closed.
-        self.sem.clone().acquire_owned().await.ok()
-    }
-}
-
-/// One account's budgets: its hard cap, and per gateway two lanes and how quickly it answers.
-#[derive(Debug)]
-struct Account {
-    hard_cap: Arc<Pool>,
-    gateways: HashMap<String, Arc<Lanes>>,
 }
 
 /// What one account's prechecks at one gateway draw from: two lanes, the account's hard cap,
@@ -164,9 +114,9 @@ struct Account {
 /// admission takes no lock.
 #[derive(Debug)]
 pub(crate) struct Lanes {
-    answering: Pool,
-    suspect: Pool,
-    hard_cap: Arc<Pool>,
+    answering: Arc<Semaphore>,
+    suspect: Arc<Semaphore>,
+    hard_cap: Arc<Semaphore>,
     latency: Arc<Latency>,
 }
 
@@ -177,8 +127,9 @@ impl Lanes {
             LaneKind::Answering => &self.answering,
             LaneKind::Suspect => &self.suspect,
         };
-        let lane = lane.acquire().await?;
-        let hard = self.hard_cap.acquire().await?;
+        // The semaphores are never closed.
+        let lane = lane.clone().acquire_owned().await.ok()?;
+        let hard = self.hard_cap.clone().acquire_owned().await.ok()?;
         Some(Admission {
             lane: Some(lane),
             kind,
@@ -190,15 +141,18 @@ impl Lanes {
 
 /// Every budget; shared by all prechecks of one runner.
 #[derive(Debug)]
-pub(crate) struct Budgets {
-    inner: Mutex<Inner>,
-}
+pub(crate) struct Budgets(Mutex<Inner>);
 
-/// The lane size and every account's budgets, changed together.
+/// The lane size and every budget, changed together: every lane has `concurrency` permits and
+/// every hard cap [`HARD_CAP_FACTOR`] times that.
 #[derive(Debug)]
 struct Inner {
     concurrency: usize,
-    accounts: HashMap<String, Account>,
+    /// Each account's hard cap, by account name.
+    hard_caps: HashMap<String, Arc<Semaphore>>,
+    /// By account name and gateway (`scheme://host:port`: NCP's own gateway serves several
+    /// regions, so they share one budget).
+    lanes: HashMap<(String, String), Arc<Lanes>>,
 }
 
 /// Permits held by one precheck in flight.
@@ -226,62 +180,57 @@ impl Admission {
 impl Budgets {
     /// Budgets of `concurrency` permits per lane.
     pub(crate) fn new(concurrency: usize) -> Self {
-        Self {
-            inner: Mutex::new(Inner {
-                concurrency: concurrency.max(1),
-                accounts: HashMap::new(),
-            }),
-        }
-    }
-
-    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
-        crate::lock::lock(&self.inner)
+        Self(Mutex::new(Inner {
+            concurrency: concurrency.max(1),
+            hard_caps: HashMap::new(),
+            lanes: HashMap::new(),
+        }))
     }
 
     /// Resizes every lane (and hard cap) to a new `concurrency`.
     pub(crate) fn set_concurrency(&self, n: usize) {
         let n = n.max(1);
-        let mut inner = self.inner();
-        inner.concurrency = n;
-        for a in inner.accounts.values() {
-            a.hard_cap.resize(n * HARD_CAP_FACTOR);
-            for g in a.gateways.values() {
-                g.answering.resize(n);
-                g.suspect.resize(n);
-            }
+        let mut inner = crate::lock::lock(&self.0);
+        let old = std::mem::replace(&mut inner.concurrency, n);
+        for cap in inner.hard_caps.values() {
+            resize(cap, old * HARD_CAP_FACTOR, n * HARD_CAP_FACTOR);
+        }
+        for lanes in inner.lanes.values() {
+            resize(&lanes.answering, old, n);
+            resize(&lanes.suspect, old, n);
         }
     }
 
-    /// The lanes of `key`'s account and gateway, made on first use.
-    pub(crate) fn lanes(&self, key: BudgetKey<'_>) -> Arc<Lanes> {
-        let mut inner = self.inner();
-        let n = inner.concurrency;
-        let account = inner
-            .accounts
-            .entry(key.account.to_string())
-            .or_insert_with(|| Account {
-                hard_cap: Arc::new(Pool::new(n * HARD_CAP_FACTOR)),
-                gateways: HashMap::new(),
-            });
-        let hard_cap = account.hard_cap.clone();
-        account
-            .gateways
-            .entry(key.gateway.to_string())
-            .or_insert_with(|| {
-                Arc::new(Lanes {
-                    answering: Pool::new(n),
-                    suspect: Pool::new(n),
-                    hard_cap,
-                    latency: Arc::default(),
-                })
-            })
-            .clone()
+    /// The lanes `cluster` draws from (its account at its gateway), made on first use.
+    pub(crate) fn lanes(&self, cluster: &Cluster) -> Arc<Lanes> {
+        let gateway = &cluster.endpoint.precheck[..url::Position::BeforePath];
+        self.lanes_of(&cluster.account, gateway)
     }
 
-    /// Waits for a permit in `kind`'s lane of `key`, then for the account's hard cap.
+    fn lanes_of(&self, account: &str, gateway: &str) -> Arc<Lanes> {
+        let mut inner = crate::lock::lock(&self.0);
+        let n = inner.concurrency;
+        let sem = |n| Arc::new(Semaphore::new(n));
+        let hard_cap = inner.hard_caps.entry(account.to_string());
+        let hard_cap = hard_cap.or_insert_with(|| sem(n * HARD_CAP_FACTOR)).clone();
+        let key = (account.to_string(), gateway.to_string());
+        let lanes = inner.lanes.entry(key).or_insert_with(|| {
+            let (answering, suspect, latency) = (sem(n), sem(n), Arc::default());
+            Arc::new(Lanes {
+                answering,
+                suspect,
+                hard_cap,
+                latency,
+            })
+        });
+        lanes.clone()
+    }
+
+    /// Waits for a permit in `kind`'s lane of `key` (account, gateway), then for the account's
+    /// hard cap.
     #[cfg(test)]
-    pub(crate) async fn admit(&self, key: BudgetKey<'_>, kind: LaneKind) -> Option<Admission> {
-        self.lanes(key).admit(kind).await
+    pub(crate) async fn admit(&self, key: (&str, &str), kind: LaneKind) -> Option<Admission> {
+        self.lanes_of(key.0, key.1).admit(kind).await
     }
 }
 
@@ -293,8 +242,8 @@ mod tests {
         gateway.to_string()
     }
 
-    fn key<'a>(account: &'a str, gateway: &'a str) -> BudgetKey<'a> {
-        BudgetKey { account, gateway }
+    fn key<'a>(account: &'a str, gateway: &'a str) -> (&'a str, &'a str) {
+        (account, gateway)
     }
 
     #[tokio::test(start_paused = true)]
@@ -343,7 +292,7 @@ mod tests {
     /// Takes permits of `kind`'s lane of `key` until the next one waits (a second on the paused
     /// clock), leaving each lane at once when `leave` (so only the hard cap counts), and returns
     /// them all: the count is how many the budget lets in.
-    async fn fill(b: &Budgets, key: BudgetKey<'_>, kind: LaneKind, leave: bool) -> Vec<Admission> {
+    async fn fill(b: &Budgets, key: (&str, &str), kind: LaneKind, leave: bool) -> Vec<Admission> {
         let mut held = Vec::new();
         while let Ok(Some(mut adm)) =
             tokio::time::timeout(Duration::from_secs(1), b.admit(key, kind)).await
@@ -358,7 +307,7 @@ mod tests {
     }
 
     /// How many permits each lane and the hard cap of `key` let in, each counted on its own.
-    async fn sizes(b: &Budgets, key: BudgetKey<'_>) -> [usize; 3] {
+    async fn sizes(b: &Budgets, key: (&str, &str)) -> [usize; 3] {
         // A shrink takes its surplus permits in a task of its own: let it run first.
         tokio::task::yield_now().await;
         // One at a time: each count's permits come back before the next.

@@ -11,21 +11,13 @@
 //! counted with the others). The diagnosis goes when the cluster is ready again (unless it is
 //! read every round) and when CDSS says there is no such cluster.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use tokio::time::Instant;
 
 use super::runner::{Flight, FlightTimes, Prechecker, Runner, Settings, patiently};
 use crate::outcome::Outcome;
-
-/// When to read `getClusterStatus` (from the schedule; a reload may change it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct DiagnosisPolicy {
-    /// After every precheck that got an answer, not only the failing ones.
-    pub(super) every_round: bool,
-    /// At most once per cluster in this window (the interval).
-    pub(super) at_most_every: Duration,
-}
+use crate::plan::Schedule;
 
 /// The precheck that led to a `getClusterStatus` read.
 #[derive(Clone, Copy, Debug)]
@@ -49,18 +41,13 @@ enum Next {
 
 /// Decides what follows a precheck that ended with `outcome` and was due at `due`, given the
 /// last read; notes a read in `last`.
-fn next(
-    policy: DiagnosisPolicy,
-    last: &mut Option<StatusRead>,
-    outcome: &Outcome,
-    due: Instant,
-) -> Next {
+fn next(policy: &Schedule, last: &mut Option<StatusRead>, outcome: &Outcome, due: Instant) -> Next {
     let answered = outcome.failure_reason().is_none();
     let ready = outcome.is_ready();
-    if !(outcome.worth_diagnosing() || (policy.every_round && answered)) {
+    if !(outcome.worth_diagnosing() || (policy.diagnose_every_round && answered)) {
         // Only a cluster that was read can have a diagnosis, so a healthy cluster's precheck
         // costs no lookup.
-        let gone = outcome.is_no_such_cluster() || (ready && !policy.every_round);
+        let gone = outcome.is_no_such_cluster() || (ready && !policy.diagnose_every_round);
         return if gone && last.take().is_some() {
             Next::Forget
         } else {
@@ -69,7 +56,7 @@ fn next(
     }
     if let Some(l) = last
         && l.ready == ready
-        && due.saturating_duration_since(l.due) < policy.at_most_every
+        && due.saturating_duration_since(l.due) < policy.interval
     {
         return Next::Nothing;
     }
@@ -88,16 +75,16 @@ impl<P: Prechecker> Runner<P> {
         due: Instant,
     ) {
         let name = &flight.cluster.name;
-        match next(settings.diagnosis, &mut times.last_status, outcome, due) {
+        match next(&settings.schedule, &mut times.last_status, outcome, due) {
             Next::Nothing => return,
             Next::Forget => return self.state.clear_diagnosis(name),
             Next::Read => {}
         }
-        let Some(mut admission) = flight.lanes.admit(times.lane()).await else {
+        let Some(mut admission) = flight.lanes.admit(times.lane).await else {
             return;
         };
         let call = Box::pin(settings.prechecker.cluster_status(&flight.cluster));
-        let read = patiently(&mut admission, settings.timeout, call).await;
+        let read = patiently(&mut admission, settings.schedule.timeout, call).await;
         drop(admission);
         let region = flight.cluster.region;
         match read {
@@ -118,11 +105,15 @@ impl<P: Prechecker> Runner<P> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
-    const POLICY: DiagnosisPolicy = DiagnosisPolicy {
-        every_round: false,
-        at_most_every: Duration::from_secs(60),
+    const POLICY: Schedule = Schedule {
+        interval: Duration::from_secs(60),
+        concurrency: 4,
+        timeout: Duration::from_secs(10),
+        diagnose_every_round: false,
     };
 
     fn api_error(code: i64) -> Outcome {
@@ -137,23 +128,23 @@ mod tests {
     async fn reads_failing_clusters_once_per_window_and_a_changed_verdict_at_once() {
         let t0 = Instant::now();
         let mut last = None;
-        assert_eq!(next(POLICY, &mut last, &Outcome::Ready, t0), Next::Nothing);
-        assert_eq!(next(POLICY, &mut last, &Outcome::NotReady, t0), Next::Read);
+        assert_eq!(next(&POLICY, &mut last, &Outcome::Ready, t0), Next::Nothing);
+        assert_eq!(next(&POLICY, &mut last, &Outcome::NotReady, t0), Next::Read);
         let t1 = t0 + Duration::from_secs(59);
         assert_eq!(
-            next(POLICY, &mut last, &Outcome::NotReady, t1),
+            next(&POLICY, &mut last, &Outcome::NotReady, t1),
             Next::Nothing
         );
         assert_eq!(
-            next(POLICY, &mut last, &api_error(5), t1),
+            next(&POLICY, &mut last, &api_error(5), t1),
             Next::Nothing,
             "still a no"
         );
         let t2 = t0 + Duration::from_secs(60);
-        assert_eq!(next(POLICY, &mut last, &Outcome::NotReady, t2), Next::Read);
-        assert_eq!(next(POLICY, &mut last, &Outcome::Ready, t2), Next::Forget);
+        assert_eq!(next(&POLICY, &mut last, &Outcome::NotReady, t2), Next::Read);
+        assert_eq!(next(&POLICY, &mut last, &Outcome::Ready, t2), Next::Forget);
         assert_eq!(
-            next(POLICY, &mut last, &Outcome::Ready, t2),
+            next(&POLICY, &mut last, &Outcome::Ready, t2),
             Next::Nothing,
             "forgotten once"
         );
@@ -163,20 +154,20 @@ mod tests {
     async fn no_such_cluster_forgets_and_failures_without_an_answer_keep() {
         let t0 = Instant::now();
         let mut last = None;
-        assert_eq!(next(POLICY, &mut last, &Outcome::NotReady, t0), Next::Read);
+        assert_eq!(next(&POLICY, &mut last, &Outcome::NotReady, t0), Next::Read);
         let timeout = Outcome::Timeout {
             after: Duration::from_secs(1),
         };
-        assert_eq!(next(POLICY, &mut last, &timeout, t0), Next::Nothing);
+        assert_eq!(next(&POLICY, &mut last, &timeout, t0), Next::Nothing);
         assert!(last.is_some(), "a timeout says nothing about the nodes");
-        assert_eq!(next(POLICY, &mut last, &api_error(3), t0), Next::Forget);
-        assert_eq!(next(POLICY, &mut last, &api_error(3), t0), Next::Nothing);
+        assert_eq!(next(&POLICY, &mut last, &api_error(3), t0), Next::Forget);
+        assert_eq!(next(&POLICY, &mut last, &api_error(3), t0), Next::Nothing);
     }
 
     #[tokio::test(start_paused = true)]
     async fn every_round_reads_answers_and_keeps_the_diagnosis_when_ready() {
-        let policy = DiagnosisPolicy {
-            every_round: true,
+        let policy = &Schedule {
+            diagnose_every_round: true,
             ..POLICY
         };
         let t0 = Instant::now();

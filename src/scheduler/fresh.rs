@@ -6,7 +6,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -59,80 +59,62 @@ impl TokenBucket {
     /// Takes one token, or says how long until one is there.
     fn take(&mut self, budget: FreshBudget, now: Instant) -> Result<(), Duration> {
         let burst = f64::from(budget.burst);
-        let tokens = match self.at {
-            None => burst,
-            Some(at) => (self.tokens
-                + now.saturating_duration_since(at).as_secs_f64() * budget.per_second)
-                .min(burst),
-        };
-        self.at = Some(now);
-        if tokens >= 1.0 {
-            self.tokens = tokens - 1.0;
-            Ok(())
-        } else {
-            self.tokens = tokens;
-            Err(Duration::from_secs_f64((1.0 - tokens) / budget.per_second))
+        let refill = |at| now.saturating_duration_since(at).as_secs_f64() * budget.per_second;
+        self.tokens = (self.tokens + self.at.replace(now).map_or(burst, refill)).min(burst);
+        if self.tokens < 1.0 {
+            return Err(Duration::from_secs_f64(
+                (1.0 - self.tokens) / budget.per_second,
+            ));
         }
+        self.tokens -= 1.0;
+        Ok(())
     }
-}
-
-impl<P: Prechecker> Runner<P> {
-    async fn fresh_inner(
-        self: Arc<Self>,
-        name: String,
-        policy: FreshPolicy,
-    ) -> Option<FreshSource> {
-        let flight = self.flight(&name)?;
-        let arrived = Instant::now();
-        let mut times = flight.guard.clone().lock_owned().await;
-        if times.last_finished.is_some_and(|t| t >= arrived) {
-            // A precheck finished while we waited for the lock: share it.
-            return Some(FreshSource::Fresh);
-        }
-        if let Some(until) = times.rate_limited_until.filter(|until| *until > arrived) {
-            // NCP said 429: a fresh precheck would spend quota it asked us not to.
-            return Some(FreshSource::Recent {
-                retry_in: until - arrived,
-            });
-        }
-        if let Some(started) = times.last_fresh_started {
-            let since = arrived.saturating_duration_since(started);
-            if since < policy.min_interval {
-                return Some(FreshSource::Recent {
-                    retry_in: policy.min_interval - since,
-                });
-            }
-        }
-        if let Err(retry_in) = take_token(&self.fresh_tokens, policy.budget) {
-            return Some(FreshSource::Recent { retry_in });
-        }
-        times.last_fresh_started = Some(arrived);
-        // In its own task, so a caller that hangs up does not cancel the call others are waiting on.
-        let runner = self.clone();
-        let call = tokio::spawn(async move {
-            let mut times = times;
-            if let Some(admission) = flight.lanes.admit(times.lane()).await {
-                runner
-                    .precheck_locked(&flight, &mut times, admission, None)
-                    .await;
-            }
-        });
-        match call.await {
-            Ok(()) => Some(FreshSource::Fresh),
-            Err(e) => {
-                tracing::error!(cluster = %name, error = %e, "fresh precheck task failed");
-                None
-            }
-        }
-    }
-}
-
-fn take_token(bucket: &Mutex<TokenBucket>, budget: FreshBudget) -> Result<(), Duration> {
-    crate::lock::lock(bucket).take(budget, Instant::now())
 }
 
 impl<P: Prechecker> FreshPrecheck for Runner<P> {
     fn fresh(self: Arc<Self>, name: &str, policy: FreshPolicy) -> FreshFuture {
-        Box::pin(self.fresh_inner(name.to_string(), policy))
+        let name = name.to_string();
+        Box::pin(async move {
+            let flight = self.flight(&name)?;
+            let arrived = Instant::now();
+            let mut times = flight.guard.clone().lock_owned().await;
+            if times.last_finished.is_some_and(|t| t >= arrived) {
+                // A precheck finished while we waited for the lock: share it.
+                return Some(FreshSource::Fresh);
+            }
+            if let Some(until) = times.rate_limited_until.filter(|until| *until > arrived) {
+                // NCP said 429: a fresh precheck would spend quota it asked us not to.
+                return Some(FreshSource::Recent {
+                    retry_in: until - arrived,
+                });
+            }
+            if let Some(started) = times.last_fresh_started {
+                let since = arrived.saturating_duration_since(started);
+                if since < policy.min_interval {
+                    return Some(FreshSource::Recent {
+                        retry_in: policy.min_interval - since,
+                    });
+                }
+            }
+            let token = crate::lock::lock(&self.fresh_tokens).take(policy.budget, Instant::now());
+            if let Err(retry_in) = token {
+                return Some(FreshSource::Recent { retry_in });
+            }
+            times.last_fresh_started = Some(arrived);
+            // In its own task, so a caller that hangs up does not cancel the call others are waiting on.
+            let call = tokio::spawn(async move {
+                if let Some(admission) = flight.lanes.admit(times.lane).await {
+                    self.precheck_locked(&flight, &mut times, admission, None)
+                        .await;
+                }
+            });
+            match call.await {
+                Ok(()) => Some(FreshSource::Fresh),
+                Err(e) => {
+                    tracing::error!(cluster = %name, error = %e, "fresh precheck task failed");
+                    None
+                }
+            }
+        })
     }
 }

@@ -25,6 +25,7 @@ mod task;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{oneshot, watch};
 use tokio::task::{AbortHandle, JoinSet};
@@ -33,9 +34,8 @@ use tokio::time::Instant;
 pub(crate) use self::fresh::{FreshPolicy, FreshPrecheck, FreshSource};
 use self::runner::Flight;
 pub(crate) use self::runner::{Prechecker, Runner};
-use self::slot::{phase, wall_anchor};
-use self::task::ClusterTask;
-use crate::plan::{Plan, Schedule};
+use self::slot::wall_anchor;
+use crate::plan::Plan;
 
 /// Cluster tasks spawned at start between two yields to the runtime.
 const SPAWN_BATCH: usize = 500;
@@ -89,7 +89,7 @@ pub(crate) fn spawn<P: Prechecker>(
 #[cfg(test)]
 pub(crate) async fn run<P: Prechecker>(
     runner: Arc<Runner<P>>,
-    schedule: Schedule,
+    schedule: crate::plan::Schedule,
     shutdown: watch::Receiver<bool>,
 ) {
     let clusters: Vec<Arc<crate::model::Cluster>> =
@@ -107,20 +107,23 @@ pub(crate) async fn run_plan<P: Prechecker>(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let first = plan.borrow_and_update().clone();
-    let mut tasks = Tasks::new(runner, &first.schedule, shutdown.clone());
-    tasks.runner.set_schedule(&first.schedule);
-    tasks.runner.apply(&first.clusters);
-    tasks.start().await;
-    let mut watching = true;
+    runner.set_schedule(&first.schedule);
+    runner.apply(&first.clusters);
+    let mut tasks = Tasks {
+        runner,
+        set: JoinSet::new(),
+        handles: HashMap::new(),
+        interval: first.schedule.interval,
+        slots_from: Instant::now(),
+        shutdown: shutdown.clone(),
+    };
+    tasks.restart_all(true).await;
     loop {
         tokio::select! {
-            changed = plan.changed(), if watching => {
-                if changed.is_err() {
-                    watching = false;
-                    continue;
-                }
+            // Once the inventory is gone, the plan stays as it is.
+            Ok(()) = plan.changed() => {
                 let next = plan.borrow_and_update().clone();
-                tasks.follow(&next);
+                tasks.follow(&next).await;
             }
             Some(joined) = tasks.set.join_next() => report_abnormal(joined),
             _ = shutdown.changed() => break,
@@ -136,52 +139,30 @@ struct Tasks<P> {
     runner: Arc<Runner<P>>,
     set: JoinSet<()>,
     handles: HashMap<String, AbortHandle>,
-    schedule: Schedule,
+    interval: Duration,
     /// The instant slots are counted from (moves when the interval changes).
     slots_from: Instant,
     shutdown: watch::Receiver<bool>,
 }
 
 impl<P: Prechecker> Tasks<P> {
-    fn new(runner: Arc<Runner<P>>, schedule: &Schedule, shutdown: watch::Receiver<bool>) -> Self {
-        let slots_from = wall_anchor(Instant::now(), (runner.wall_clock)(), schedule.interval);
-        Self {
-            runner,
-            set: JoinSet::new(),
-            handles: HashMap::new(),
-            schedule: *schedule,
-            slots_from,
-            shutdown,
-        }
-    }
-
-    /// Starts every cluster's task, each prechecking at once.
-    async fn start(&mut self) {
-        for (i, flight) in self.runner.flights().into_iter().enumerate() {
-            if i % SPAWN_BATCH == SPAWN_BATCH - 1 {
-                // 10,000 clusters take milliseconds to spawn: let the server answer meanwhile.
-                tokio::task::yield_now().await;
-            }
-            self.spawn(flight, false);
-        }
-    }
-
     fn spawn(&mut self, flight: Arc<Flight>, wait_first: bool) {
-        let name = flight.cluster.name.clone();
-        let task = ClusterTask {
-            phase: phase(&name, self.schedule.interval),
+        let (name, slots) = (
+            flight.cluster.name.clone(),
+            (self.slots_from, self.interval),
+        );
+        let task = task::run(
+            self.runner.clone(),
             flight,
-            runner: self.runner.clone(),
-            interval: self.schedule.interval,
-            anchor: self.slots_from,
+            slots,
             wait_first,
-        };
-        let handle = self.set.spawn(task.run(self.shutdown.clone()));
-        self.handles.insert(name, handle);
+            self.shutdown.clone(),
+        );
+        self.handles.insert(name, self.set.spawn(task));
     }
 
     /// Follows a new plan: its schedule, and its cluster set.
-    fn follow(&mut self, next: &Plan) {
+    async fn follow(&mut self, next: &Plan) {
         self.runner.set_schedule(&next.schedule);
         let (added, removed) = self.runner.apply(&next.clusters);
         for name in &removed {
@@ -189,10 +170,9 @@ impl<P: Prechecker> Tasks<P> {
                 h.abort();
             }
         }
-        let new_interval = next.schedule.interval != self.schedule.interval;
-        self.schedule = next.schedule;
-        if new_interval {
-            self.restart_all();
+        if next.schedule.interval != self.interval {
+            self.interval = next.schedule.interval;
+            self.restart_all(false).await;
         } else {
             for flight in added {
                 self.spawn(flight, false);
@@ -207,21 +187,22 @@ impl<P: Prechecker> Tasks<P> {
         }
     }
 
-    /// A new interval moves every slot: restarts every task, each waiting for its next slot
-    /// (clusters never checked yet go at once).
-    fn restart_all(&mut self) {
-        for h in self.handles.values() {
+    /// Starts every cluster's task with slots anchored anew: at start each prechecks at once; a
+    /// new interval moves every slot, so each restarted task waits for its next one (clusters
+    /// never checked yet go at once).
+    async fn restart_all(&mut self, at_start: bool) {
+        for (_, h) in self.handles.drain() {
             h.abort();
         }
-        self.handles.clear();
-        self.slots_from = wall_anchor(
-            Instant::now(),
-            (self.runner.wall_clock)(),
-            self.schedule.interval,
-        );
-        for flight in self.runner.flights() {
-            let state = self.runner.state.get(&flight.cluster.name);
-            let checked = state.is_some_and(|s| s.last.is_some());
+        let wall = (self.runner.wall_clock)();
+        self.slots_from = wall_anchor(Instant::now(), wall, self.interval);
+        for (i, flight) in self.runner.flights().into_iter().enumerate() {
+            if i % SPAWN_BATCH == SPAWN_BATCH - 1 {
+                // 10,000 clusters take milliseconds to spawn: let the server answer meanwhile.
+                tokio::task::yield_now().await;
+            }
+            let state = || self.runner.state.get(&flight.cluster.name);
+            let checked = !at_start && state().is_some_and(|s| s.last.is_some());
             self.spawn(flight, checked);
         }
     }

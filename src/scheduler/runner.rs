@@ -21,8 +21,8 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::budget::{Admission, BudgetKey, Budgets, LaneKind, Lanes};
-use super::diagnosis::{DiagnosisPolicy, StatusRead};
+use super::budget::{Admission, Budgets, LaneKind, Lanes};
+use super::diagnosis::StatusRead;
 use super::fresh::TokenBucket;
 use super::report::{self, SkewWarning};
 use super::slot::backoff;
@@ -46,27 +46,12 @@ pub(crate) trait Prechecker: Send + Sync + std::fmt::Debug + 'static {
     ) -> impl Future<Output = Result<Diagnosis, Outcome>> + Send;
 }
 
-impl<P: Prechecker> Prechecker for Arc<P> {
-    fn precheck(&self, cluster: &Arc<Cluster>) -> impl Future<Output = Precheck> + Send {
-        P::precheck(self, cluster)
-    }
-    fn cluster_status(
-        &self,
-        cluster: &Arc<Cluster>,
-    ) -> impl Future<Output = Result<Diagnosis, Outcome>> + Send {
-        P::cluster_status(self, cluster)
-    }
-}
-
 impl Prechecker for Clients {
-    fn precheck(&self, cluster: &Arc<Cluster>) -> impl Future<Output = Precheck> + Send {
-        precheck(self, cluster)
+    async fn precheck(&self, cluster: &Arc<Cluster>) -> Precheck {
+        precheck(self, cluster).await
     }
-    fn cluster_status(
-        &self,
-        cluster: &Arc<Cluster>,
-    ) -> impl Future<Output = Result<Diagnosis, Outcome>> + Send {
-        cluster_status(self, cluster)
+    async fn cluster_status(&self, cluster: &Arc<Cluster>) -> Result<Diagnosis, Outcome> {
+        cluster_status(self, cluster).await
     }
 }
 
@@ -76,12 +61,9 @@ impl Prechecker for Clients {
 pub(super) struct Settings<P> {
     /// What asks NCP (a reload brings new clients).
     pub(super) prechecker: Arc<P>,
-    /// The per-request timeout: a precheck never holds an answering permit longer.
-    pub(super) timeout: Duration,
-    /// The schedule's interval, the unit of the back-off after a 429 without `Retry-After`.
-    pub(super) interval: Duration,
-    /// When to read `getClusterStatus`.
-    pub(super) diagnosis: DiagnosisPolicy,
+    /// The timeout (a precheck never holds an answering permit longer), the interval (the unit
+    /// of the back-off after a 429 without `Retry-After`) and when to read `getClusterStatus`.
+    pub(super) schedule: Schedule,
 }
 
 /// Runs prechecks: see the module header. Its cluster set follows the scheduler's
@@ -120,8 +102,9 @@ pub(super) struct Flight {
 /// When a cluster's prechecks last ran, and which lane the next one waits in.
 #[derive(Debug, Default)]
 pub(super) struct FlightTimes {
-    /// Suspect after a timeout or a refused connection; answering again after an answer.
-    lane: Option<LaneKind>,
+    /// The lane the next precheck waits in: suspect after a timeout or a refused connection,
+    /// answering again after an answer.
+    pub(super) lane: LaneKind,
     /// The precheck that last asked for `getClusterStatus` (cleared when the diagnosis goes).
     pub(super) last_status: Option<StatusRead>,
     /// When the last precheck of this cluster (periodic or fresh) finished.
@@ -135,18 +118,13 @@ pub(super) struct FlightTimes {
 }
 
 impl FlightTimes {
-    /// The lane the next precheck waits in.
-    pub(super) fn lane(&self) -> LaneKind {
-        self.lane.unwrap_or(LaneKind::Answering)
-    }
-
     /// Notes a finished precheck. After a 429 the cluster waits for `Retry-After` (or
     /// `interval · 2^n` without one) before any precheck, periodic or fresh; any other outcome
     /// ends the back-off. Returns the back-off it set. Only `check`, a one-shot command the
     /// user runs on purpose, is not held (its `--wait` honours `Retry-After` itself).
     fn finished(&mut self, p: &Precheck, interval: Duration, now: Instant) -> Option<Duration> {
         self.last_finished = Some(now);
-        self.lane = Some(LaneKind::after(&p.outcome));
+        self.lane = LaneKind::after(&p.outcome);
         if !p.outcome.is_rate_limited() {
             self.rate_limited_streak = 0;
             self.rate_limited_until = None;
@@ -167,30 +145,28 @@ impl<P: Prechecker> Runner<P> {
         state: Arc<State>,
         concurrency: usize,
     ) -> Self {
-        let budgets = Budgets::new(concurrency);
-        let flights = clusters
-            .into_iter()
-            .map(|c| (c.name.clone(), Flight::new(c, &budgets)))
-            .collect();
-        let settings = Settings {
-            prechecker: Arc::new(prechecker),
-            timeout: crate::config::DEFAULT_TIMEOUT,
+        let schedule = Schedule {
             interval: crate::config::DEFAULT_INTERVAL,
-            diagnosis: DiagnosisPolicy {
-                every_round: false,
-                at_most_every: crate::config::DEFAULT_INTERVAL,
-            },
+            concurrency,
+            timeout: crate::config::DEFAULT_TIMEOUT,
+            diagnose_every_round: false,
         };
-        Self {
-            settings: RwLock::new(Arc::new(settings)),
+        let prechecker = Arc::new(prechecker);
+        let runner = Self {
+            settings: RwLock::new(Arc::new(Settings {
+                prechecker,
+                schedule,
+            })),
             state,
-            budgets,
-            flights: RwLock::new(flights),
+            budgets: Budgets::new(concurrency),
+            flights: RwLock::default(),
             fresh_tokens: std::sync::Mutex::default(),
             skew_warning: SkewWarning::new(),
             wall_clock: SystemTime::now,
             logs: true,
-        }
+        };
+        runner.apply(&clusters);
+        runner
     }
 
     /// The same runner without its own log lines, for a caller that reports every result.
@@ -216,35 +192,24 @@ impl<P: Prechecker> Runner<P> {
         crate::lock::read(&self.settings).clone()
     }
 
-    /// Swaps in new settings, made from the current ones.
-    fn change(&self, f: impl FnOnce(&Settings<P>) -> Settings<P>) {
-        let mut settings = crate::lock::write(&self.settings);
-        *settings = Arc::new(f(&settings));
-    }
-
     /// Follows a new schedule: lane sizes from `concurrency`, the timeout, the interval and the
     /// diagnosis policy. Shrinking lanes takes effect as running prechecks finish.
     pub(super) fn set_schedule(&self, schedule: &Schedule) {
         self.budgets.set_concurrency(schedule.concurrency);
-        self.change(|s| Settings {
-            prechecker: s.prechecker.clone(),
-            timeout: schedule.timeout,
-            interval: schedule.interval,
-            diagnosis: DiagnosisPolicy {
-                every_round: schedule.diagnose_every_round,
-                at_most_every: schedule.interval,
-            },
+        let mut settings = crate::lock::write(&self.settings);
+        *settings = Arc::new(Settings {
+            prechecker: settings.prechecker.clone(),
+            schedule: *schedule,
         });
     }
 
     /// Asks NCP through `prechecker` from now on (a reload's new clients); calls in flight
     /// finish with the old one.
     pub(crate) fn set_prechecker(&self, prechecker: Arc<P>) {
-        self.change(|s| Settings {
+        let mut settings = crate::lock::write(&self.settings);
+        *settings = Arc::new(Settings {
             prechecker,
-            timeout: s.timeout,
-            interval: s.interval,
-            diagnosis: s.diagnosis,
+            schedule: settings.schedule,
         });
     }
 
@@ -285,7 +250,7 @@ impl<P: Prechecker> Runner<P> {
     pub(crate) async fn precheck_now(&self, name: &str) -> Option<Precheck> {
         let flight = self.flight(name)?;
         let mut times = flight.guard.lock().await;
-        let admission = flight.lanes.admit(times.lane()).await?;
+        let admission = flight.lanes.admit(times.lane).await?;
         Some(
             self.precheck_locked(&flight, &mut times, admission, None)
                 .await,
@@ -307,7 +272,7 @@ impl<P: Prechecker> Runner<P> {
         // Boxed: the HTTP call's state is large and only alive during the call, while a cluster's
         // task lives (asleep) for the whole run; inline, every cluster's sleeping task would carry it.
         let call = Box::pin(settings.prechecker.precheck(&flight.cluster));
-        let precheck = patiently(&mut admission, settings.timeout, call).await;
+        let precheck = patiently(&mut admission, settings.schedule.timeout, call).await;
         let sent = !matches!(precheck.outcome, Outcome::NoCredentials { .. });
         if sent && !precheck.outcome.is_suspect() {
             // An answer (any answer): how quickly this gateway answers.
@@ -315,7 +280,7 @@ impl<P: Prechecker> Runner<P> {
         }
         drop(admission);
         let now = Instant::now();
-        let hold = times.finished(&precheck, settings.interval, now);
+        let hold = times.finished(&precheck, settings.schedule.interval, now);
         if self.logs {
             report::precheck(&flight.cluster, &precheck);
             if let Some(wait) = hold {
@@ -335,7 +300,7 @@ impl<P: Prechecker> Runner<P> {
 
 impl Flight {
     fn new(cluster: Arc<Cluster>, budgets: &Budgets) -> Arc<Self> {
-        let lanes = budgets.lanes(BudgetKey::of(&cluster));
+        let lanes = budgets.lanes(&cluster);
         Arc::new(Self {
             cluster,
             guard: Arc::default(),

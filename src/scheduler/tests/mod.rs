@@ -12,7 +12,10 @@ use crate::ncp::client::CallMeta;
 use crate::ncp::cluster_status::Diagnosis;
 use crate::ncp::precheck::Precheck;
 use crate::outcome::Outcome;
+use crate::plan::Schedule;
+use crate::scheduler::slot::phase;
 use crate::state::State;
+use std::future::Future;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -66,6 +69,18 @@ fn runner<P: Prechecker>(
     concurrency: usize,
 ) -> Arc<Runner<P>> {
     Arc::new(Runner::new(cs, p, state, concurrency).with_wall_clock(epoch))
+}
+
+impl<P: Prechecker> Prechecker for Arc<P> {
+    fn precheck(&self, cluster: &Arc<Cluster>) -> impl Future<Output = Precheck> + Send {
+        P::precheck(self, cluster)
+    }
+    fn cluster_status(
+        &self,
+        cluster: &Arc<Cluster>,
+    ) -> impl Future<Output = Result<Diagnosis, Outcome>> + Send {
+        P::cluster_status(self, cluster)
+    }
 }
 
 impl Prechecker for Fake {
