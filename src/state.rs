@@ -320,6 +320,11 @@ impl State {
         map.values().for_each(&mut f);
     }
 
+    /// How many clusters there are.
+    pub(crate) fn len(&self) -> usize {
+        crate::lock::read(&self.clusters).len()
+    }
+
     /// A copy of one cluster's status.
     pub(crate) fn get(&self, name: &str) -> Option<ClusterStatus> {
         crate::lock::read(&self.clusters).get(name).cloned()

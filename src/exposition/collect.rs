@@ -205,9 +205,14 @@ fn diagnosis(s: &ClusterStatus) -> Option<&Diagnosis> {
 
 /// Every per-cluster family, from one pass over the state (a consistent snapshot).
 fn clusters(state: &State) -> Vec<MetricFamily> {
+    // Room for a sample per cluster up front: growing a family copies every sample so far.
+    let n = state.len();
     let mut out: Vec<MetricFamily> = PER_CLUSTER.iter().map(|(f, _)| family(f)).collect();
     let [mut failures, mut info, mut roles, mut nodes] =
         [&FAILURES, &CLUSTER_INFO, &ROLE_STATUS, &NODE_STATUS].map(family);
+    for mf in out.iter_mut().chain([&mut info]) {
+        mf.mut_metric().reserve(n);
+    }
     let mut count = 0u32;
     state.for_each(|s| {
         count += 1;

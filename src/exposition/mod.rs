@@ -16,10 +16,10 @@ mod tests;
 
 use std::io::Write as _;
 
-use bytes::{BufMut as _, Bytes, BytesMut};
+use bytes::Bytes;
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use prometheus::{Encoder as _, Registry, TextEncoder};
+use prometheus::{Registry, TextEncoder};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
@@ -112,14 +112,16 @@ impl Exposition {
         // The last text's buffer is written over when no response holds it any more: a new
         // large buffer per render would grow the allocator's heap (RSS) under many scrapers.
         let last = std::mem::take(&mut latest.0);
-        let mut text = last
-            .try_into_mut()
-            .unwrap_or_else(|last| BytesMut::with_capacity(last.len() + last.len() / 8));
-        text.clear();
+        let mut buf = last.try_into_mut().map_or_else(
+            |last| Vec::with_capacity(last.len() + last.len() / 8),
+            Vec::from,
+        );
+        buf.clear();
+        // Empty, so valid UTF-8: the encoder appends to a `String`, cheaper than through a writer.
+        let mut text = String::from_utf8(buf).unwrap_or_default();
         let began = Instant::now();
-        let mut writer = (&mut text).writer();
-        TextEncoder::new().encode(&self.registry.gather(), &mut writer)?;
-        *latest = (text.freeze(), began);
+        TextEncoder::new().encode_utf8(&self.registry.gather(), &mut text)?;
+        *latest = (Bytes::from(text), began);
         Ok(latest.0.clone())
     }
 }

@@ -21,9 +21,14 @@ use crate::scheduler::FreshPolicy;
 
 type Resp = Response<Full<Bytes>>;
 
+/// `Content-Type` of every text answer.
+const TEXT: &str = "text/plain; charset=utf-8";
+/// `Allow` of the routes that read.
+const GET: &str = "GET, HEAD";
+
 /// What a route serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Endpoint {
+enum Endpoint {
     /// `/`: the landing page.
     Landing,
     /// `/metrics`: the exposition.
@@ -38,96 +43,43 @@ pub(crate) enum Endpoint {
     Gate,
 }
 
-/// One entry of the route table.
-#[derive(Debug)]
-pub(crate) struct Route {
-    /// The path, or its prefix when `prefix` is set.
-    pub path: &'static str,
-    /// True when `path` is a prefix (`/gate/` + the cluster name).
-    pub prefix: bool,
-    /// The methods it takes, as the `Allow` header lists them.
-    pub allow: &'static str,
-    /// What it serves.
-    pub endpoint: Endpoint,
+/// The one route table: what `path` serves, and the methods it takes as `Allow` lists them.
+fn route(path: &str) -> Option<(Endpoint, &'static str)> {
+    let endpoint = match path {
+        "/" => Endpoint::Landing,
+        "/metrics" => Endpoint::Metrics,
+        "/-/healthy" => Endpoint::Healthy,
+        "/-/ready" => Endpoint::Ready,
+        "/-/reload" => return Some((Endpoint::Reload, "POST")),
+        _ if path.starts_with("/gate/") => Endpoint::Gate,
+        _ => return None,
+    };
+    Some((endpoint, GET))
 }
 
-/// Every path the exporter serves.
-pub(crate) const ROUTES: [Route; 6] = [
-    Route {
-        path: "/",
-        prefix: false,
-        allow: "GET, HEAD",
-        endpoint: Endpoint::Landing,
-    },
-    Route {
-        path: "/metrics",
-        prefix: false,
-        allow: "GET, HEAD",
-        endpoint: Endpoint::Metrics,
-    },
-    Route {
-        path: "/-/healthy",
-        prefix: false,
-        allow: "GET, HEAD",
-        endpoint: Endpoint::Healthy,
-    },
-    Route {
-        path: "/-/ready",
-        prefix: false,
-        allow: "GET, HEAD",
-        endpoint: Endpoint::Ready,
-    },
-    Route {
-        path: "/-/reload",
-        prefix: false,
-        allow: "POST",
-        endpoint: Endpoint::Reload,
-    },
-    Route {
-        path: "/gate/",
-        prefix: true,
-        allow: "GET, HEAD",
-        endpoint: Endpoint::Gate,
-    },
-];
-
-/// The route for `path`, if any.
-pub(crate) fn route(path: &str) -> Option<&'static Route> {
-    ROUTES.iter().find(|r| {
-        if r.prefix {
-            path.starts_with(r.path)
-        } else {
-            path == r.path
-        }
-    })
-}
-
-impl Route {
-    /// True when the route takes `method` (`HEAD` wherever `GET` is).
-    pub(crate) fn allows(&self, method: &Method) -> bool {
-        self.allow.split(", ").any(|m| m == method.as_str())
-    }
+/// True when `allow` lists `method` (`HEAD` wherever `GET` is).
+fn allows(allow: &str, method: &Method) -> bool {
+    allow.split(", ").any(|m| m == method.as_str())
 }
 
 /// Answers one request.
 pub(crate) async fn handle(app: &App, req: Request<Incoming>) -> Resp {
-    let path = req.uri().path();
-    let Some(route) = route(path) else {
+    let (path, method) = (req.uri().path(), req.method());
+    let Some((endpoint, allow)) = route(path) else {
         return text(StatusCode::NOT_FOUND, "404 page not found\n");
     };
-    let method = req.method();
-    if !route.allows(method) {
-        let body = if route.endpoint == Endpoint::Reload {
+    if !allows(allow, method) {
+        let body = if endpoint == Endpoint::Reload {
             "405 method not allowed: use POST\n"
         } else {
             "405 method not allowed\n"
         };
         let mut r = text(StatusCode::METHOD_NOT_ALLOWED, body);
         r.headers_mut()
-            .insert(ALLOW, HeaderValue::from_static(route.allow));
+            .insert(ALLOW, HeaderValue::from_static(allow));
         return r;
     }
-    let mut resp = match route.endpoint {
+    let resp = match endpoint {
         Endpoint::Reload => return reload_response(app).await,
         Endpoint::Gate => gate_response(app, path, req.uri().query()).await,
         Endpoint::Metrics => metrics_response(app, req.headers()).await,
@@ -138,14 +90,15 @@ pub(crate) async fn handle(app: &App, req: Request<Incoming>) -> Resp {
             "Not ready: the first round of prechecks has not finished.\n",
         ),
         Endpoint::Landing => {
-            let mut r = Response::new(Full::new(Bytes::from(super::landing::page(app))));
-            r.headers_mut().insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static("text/html; charset=utf-8"),
-            );
-            r
+            let page = super::landing::page(app);
+            respond(StatusCode::OK, "text/html; charset=utf-8", page)
         }
     };
+    uncached(resp, method)
+}
+
+/// `Cache-Control: no-store`, and no body for `HEAD`.
+fn uncached(mut resp: Resp, method: &Method) -> Resp {
     resp.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if method == Method::HEAD {
@@ -164,18 +117,12 @@ async fn metrics_response(app: &App, headers: &HeaderMap) -> Resp {
         Ok(encoded) => encoded,
         Err(e) => {
             tracing::error!(error = %e, "cannot encode the metrics");
-            return text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "cannot encode the metrics\n",
-            );
+            let body = "cannot encode the metrics\n";
+            return text(StatusCode::INTERNAL_SERVER_ERROR, body);
         }
     };
-    let mut r = Response::new(Full::new(body));
+    let mut r = respond(StatusCode::OK, exposition::CONTENT_TYPE, body);
     let headers = r.headers_mut();
-    headers.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static(exposition::CONTENT_TYPE),
-    );
     headers.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
     if encoding == Encoding::Gzip {
         headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
@@ -190,12 +137,7 @@ pub(super) fn unauthorized(method: &Method) -> Resp {
     if let Ok(v) = HeaderValue::from_str(&challenge) {
         r.headers_mut().insert(WWW_AUTHENTICATE, v);
     }
-    r.headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if method == Method::HEAD {
-        *r.body_mut() = Full::new(Bytes::new());
-    }
-    r
+    uncached(r, method)
 }
 
 async fn reload_response(app: &App) -> Resp {
@@ -205,36 +147,21 @@ async fn reload_response(app: &App) -> Resp {
             "reload is not available: the exporter was not started from a config file (--demo?)\n",
         );
     };
-    let mut r = match reloader.reload().await {
-        Ok(()) => Response::new(Full::new(Bytes::from_static(b"configuration reloaded\n"))),
+    match reloader.reload().await {
+        Ok(()) => text(StatusCode::OK, "configuration reloaded\n"),
         Err(e) => {
-            let mut r = Response::new(Full::new(Bytes::from(format!(
-                "failed to reload config: {e}\n"
-            ))));
-            *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-            r
+            let body = format!("failed to reload config: {e}\n");
+            respond(StatusCode::INTERNAL_SERVER_ERROR, TEXT, body)
         }
-    };
-    r.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r
-}
-
-fn json(status: StatusCode, body: String) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
-    *r.status_mut() = status;
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r
+    }
 }
 
 async fn gate_response(app: &App, path: &str, query: Option<&str>) -> Resp {
     let not_found = || {
         let body = serde_json::json!({"error": "no such cluster in the config", "ready": false});
-        json(StatusCode::NOT_FOUND, body.to_string())
+        respond(StatusCode::NOT_FOUND, JSON, body.to_string())
     };
+    // Only clusters in the config, before anything is spent on a fresh precheck.
     let Some((name, wants_fresh)) = gate::parse_request(path, query) else {
         return not_found();
     };
@@ -242,49 +169,46 @@ async fn gate_response(app: &App, path: &str, query: Option<&str>) -> Resp {
         return not_found();
     }
     let gate = app.live.get().gate;
-    let fresh = if wants_fresh {
-        app.fresh
-            .clone()
-            .fresh(
-                name,
-                FreshPolicy {
-                    min_interval: gate.min_fresh_interval,
-                    budget: gate.fresh_budget,
-                },
-            )
-            .await
-    } else {
-        None
+    let policy = FreshPolicy {
+        min_interval: gate.min_fresh_interval,
+        budget: gate.fresh_budget,
+    };
+    let fresh = match wants_fresh {
+        true => app.fresh.clone().fresh(name, policy).await,
+        false => None,
     };
     let Some(status) = app.state.get(name) else {
         return not_found();
     };
     let answer = gate::evaluate(&status, Instant::now(), gate.max_age, fresh);
-    let code = if answer.ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
+    let code = match answer.ready {
+        true => StatusCode::OK,
+        false => StatusCode::SERVICE_UNAVAILABLE,
     };
     match serde_json::to_string(&answer) {
-        Ok(body) => json(code, body),
+        Ok(body) => respond(code, JSON, body),
         Err(e) => {
             tracing::error!(error = %e, "cannot encode the gate answer");
-            text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "cannot encode the gate answer\n",
-            )
+            let body = "cannot encode the gate answer\n";
+            text(StatusCode::INTERNAL_SERVER_ERROR, body)
         }
     }
 }
 
-fn text(status: StatusCode, body: &'static str) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+/// `Content-Type` of the gate's answers.
+const JSON: &str = "application/json";
+
+/// An answer of `status` with `body` of `content_type`.
+fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Resp {
+    let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
-    r.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
+}
+
+fn text(status: StatusCode, body: &'static str) -> Resp {
+    respond(status, TEXT, body)
 }
 
 /// True when `Accept-Encoding` allows gzip: `gzip` (or `x-gzip`) with a q-value above 0, or
@@ -324,17 +248,14 @@ mod tests {
 
     #[test]
     fn one_table_for_paths_and_methods() {
-        assert_eq!(route("/").map(|r| r.endpoint), Some(Endpoint::Landing));
-        assert_eq!(
-            route("/gate/orders").map(|r| r.endpoint),
-            Some(Endpoint::Gate)
-        );
+        assert_eq!(route("/").map(|r| r.0), Some(Endpoint::Landing));
+        assert_eq!(route("/gate/orders").map(|r| r.0), Some(Endpoint::Gate));
         assert!(route("/metricsx").is_none());
         assert!(route("").is_none());
-        let reload = route("/-/reload").unwrap();
-        assert!(reload.allows(&Method::POST) && !reload.allows(&Method::GET));
-        let metrics = route("/metrics").unwrap();
-        assert!(metrics.allows(&Method::HEAD) && !metrics.allows(&Method::POST));
+        let (_, reload) = route("/-/reload").unwrap();
+        assert!(allows(reload, &Method::POST) && !allows(reload, &Method::GET));
+        let (_, metrics) = route("/metrics").unwrap();
+        assert!(allows(metrics, &Method::HEAD) && !allows(metrics, &Method::POST));
     }
 
     #[test]
