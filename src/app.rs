@@ -22,16 +22,10 @@ use tokio::sync::watch;
 use crate::check;
 use crate::cli::{CheckArgs, Cli, Command};
 use crate::config::Config;
-use crate::credentials::{Keyring, Lookup, StatusBoard};
-use crate::discovery::Supervisor;
+use crate::credentials::{Keyring, Lookup};
 use crate::exposition::{BuildInfo, Exposition, Metrics};
-use crate::inventory::Inventory;
-use crate::ncp::client::{Clients, SharedClients};
-use crate::plan::{Plan, Schedule};
-use crate::reload::{self, Live, LiveSettings, Parts, ReloadError, Reloader};
-use crate::scheduler::Runner;
+use crate::reload::{self, Parts, ReloadError, Reloader};
 use crate::server;
-use crate::state::State;
 use crate::web::WebConfigWatch;
 
 pub use crate::cli::{EXIT_CONFIG, EXIT_FAILURE};
@@ -65,9 +59,9 @@ async fn serve_config_file(cli: &Cli) -> Result<ExitCode, ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let lookup = Lookup::from_process();
-    let keyring = reload::load_keys(&config, &lookup)
+    let keyring = Keyring::load(&config.accounts, &lookup)
         .await
-        .map_err(start_error)?;
+        .map_err(|e| start_error(e.into()))?;
     let reload = ReloadOptions {
         config_file: cli.config_file.clone(),
         auto_reload_interval: cli.auto_reload_interval.filter(|d| !d.is_zero()),
@@ -147,7 +141,7 @@ async fn check(cli: &Cli, args: &CheckArgs) -> u8 {
     let run = async {
         let clusters = match check::select(&config, args, &clients).await {
             Ok(c) => c,
-            Err(e) => return fail(e.to_string()),
+            Err(e) => return fail(e),
         };
         let mut stdout = std::io::stdout();
         check::run(args, &clusters, clients, config.concurrency, &mut stdout).await
@@ -274,22 +268,32 @@ pub async fn run(
         web,
         lookup,
     } = options;
-    // What `/metrics` says about the keys (expiry, refresh failures); reload shows its new ring.
-    let credentials = StatusBoard::default();
-    credentials.show(&keyring);
     // Building the HTTP clients reads the system's CA certificates (milliseconds): on a blocking
     // thread while the state, inventory and runner are set up. Nothing can precheck before
-    // `replace` below: the scheduler, discovery and the server start after it.
-    let building = reload::build_clients(&config, keyring);
+    // `apply` below: the scheduler, discovery and the server start after it.
+    let building = reload::build_clients(&config, keyring.clone());
     let (parts, plan) = Parts::new(&config);
     let clients = building.await.context("starting the CDSS clients")?;
-    parts.use_clients(clients);
-    parts.discovery.set_blocks(&config.discovery);
-    let live = LiveSettings::new(Live::of(&config));
-    let reloader = reload
-        .as_ref()
-        .map(|r| parts.reloader(r, &live, lookup, &credentials));
-    let app = parts.app(live, reloader.clone(), credentials)?;
+    parts.apply(&config, &keyring, clients);
+    let reloader = reload.as_ref().map(|r| {
+        Arc::new(Reloader {
+            path: r.config_file.clone(),
+            parts: parts.clone(),
+            lock: tokio::sync::Mutex::new(()),
+            lookup,
+        })
+    });
+    let metrics = Metrics::new(parts.state.clone(), BuildInfo::current())
+        .with_live(parts.live.clone())
+        .with_usage(parts.clients.usage())
+        .with_credentials(parts.credentials.clone());
+    let app = Arc::new(server::App {
+        state: parts.state.clone(),
+        exposition: Exposition::new(metrics).context("registering the metrics")?,
+        live: parts.live.clone(),
+        fresh: parts.runner.clone(),
+        reloader: reloader.clone(),
+    });
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut triggers = Vec::new();
     if let Some(web) = &web {
@@ -316,78 +320,4 @@ pub async fn run(
     collector.join().await.context("scheduler")?;
     server.await.context("server task")?;
     Ok(())
-}
-
-impl Parts {
-    /// The parts for `config`, and the inventory's plan for the scheduler.
-    fn new(config: &Config) -> (Self, watch::Receiver<Plan>) {
-        let clients = SharedClients::new(Clients::default());
-        // The state starts with the static clusters, as the inventory's first plan has them.
-        let state = Arc::new(State::new(&config.clusters));
-        let (inventory, plan) = Inventory::new(
-            config.clusters.clone(),
-            Schedule::of(config),
-            &config.discovery,
-            state.clone(),
-        );
-        let inventory = Arc::new(inventory);
-        let runner = Arc::new(Runner::new(
-            config.clusters.clone(),
-            Clients::default(),
-            state.clone(),
-            config.concurrency,
-        ));
-        let discovery = Arc::new(Supervisor::new(
-            &config.discovery,
-            clients.clone(),
-            inventory.clone(),
-            state.clone(),
-        ));
-        let parts = Self {
-            clients,
-            state,
-            inventory,
-            runner,
-            discovery,
-        };
-        (parts, plan)
-    }
-
-    /// Reloads `reload.config_file` into these parts.
-    fn reloader(
-        &self,
-        reload: &ReloadOptions,
-        live: &LiveSettings,
-        lookup: Lookup,
-        credentials: &StatusBoard,
-    ) -> Arc<Reloader> {
-        Arc::new(Reloader {
-            path: reload.config_file.clone(),
-            parts: self.clone(),
-            live: live.clone(),
-            lock: tokio::sync::Mutex::new(()),
-            lookup,
-            credentials: credentials.clone(),
-        })
-    }
-
-    /// What the endpoints serve from.
-    fn app(
-        &self,
-        live: LiveSettings,
-        reloader: Option<Arc<Reloader>>,
-        credentials: StatusBoard,
-    ) -> anyhow::Result<Arc<server::App>> {
-        let metrics = Metrics::new(self.state.clone(), BuildInfo::current())
-            .with_live(live.clone())
-            .with_usage(self.clients.usage())
-            .with_credentials(credentials);
-        Ok(Arc::new(server::App {
-            state: self.state.clone(),
-            exposition: Exposition::new(metrics).context("registering the metrics")?,
-            live,
-            fresh: self.runner.clone(),
-            reloader,
-        }))
-    }
 }

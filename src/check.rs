@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::cli::CheckArgs;
@@ -19,82 +18,47 @@ use crate::config::Config;
 use crate::gate::DiagnosisView;
 use crate::model::Cluster;
 use crate::ncp::client::Clients;
-use crate::ncp::cluster_list::ListError;
 use crate::ncp::precheck::Precheck;
 use crate::outcome::{Decision, Outcome};
 use crate::scheduler::Runner;
 use crate::state::State;
 
-/// Every named cluster is ready.
-pub(crate) const EXIT_GO: u8 = 0;
-/// At least one named cluster said no.
-pub(crate) const EXIT_NO_GO: u8 = 1;
 /// No decision could be made.
 pub(crate) const EXIT_UNKNOWN: u8 = 2;
 
-/// Why `check` could not pick its clusters.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum SelectError {
-    /// A name that is neither a static nor a discovered cluster.
-    #[error("unknown cluster {name:?}; the config has: {}", known.join(", "))]
-    UnknownCluster {
-        /// The name asked for.
-        name: String,
-        /// Every cluster the config has (static and discovered).
-        known: Vec<String>,
-    },
-    /// A discovery block needed to find a name could not list.
-    #[error("discovery {block} failed: {source}")]
-    Discovery {
-        /// The block's label (`KR/prod`).
-        block: String,
-        /// Why.
-        source: ListError,
-    },
-}
-
 /// Picks the clusters `args` names, in the order named. A name that is not a static cluster is
 /// looked up through the config's discovery blocks (one listing each); an unknown name is an
-/// error that lists the known ones.
+/// error that lists the known ones. `Err` says why, for stderr and the report.
 pub(crate) async fn select(
     config: &Config,
     args: &CheckArgs,
     clients: &Clients,
-) -> Result<Vec<Arc<Cluster>>, SelectError> {
-    let needs_discovery = !config.discovery.is_empty()
-        && (args.all
-            || args
-                .clusters
-                .iter()
-                .any(|n| !config.clusters.iter().any(|c| &c.name == n)));
-    let known: Vec<Arc<Cluster>> = if needs_discovery {
-        let mut found = Vec::new();
+) -> Result<Vec<Arc<Cluster>>, String> {
+    let is_static = |n: &String| config.clusters.iter().any(|c| &c.name == n);
+    let mut found = Vec::new();
+    if args.all || !args.clusters.iter().all(is_static) {
         for block in &config.discovery {
             let listed = crate::discovery::list(clients, block)
                 .await
-                .map_err(|source| SelectError::Discovery {
-                    block: block.label(),
-                    source,
-                })?;
+                .map_err(|e| format!("discovery {} failed: {e}", block.label()))?;
             found.push((block, listed));
         }
-        crate::plan::merge(
-            &config.clusters,
-            found.iter().map(|(b, c)| (*b, c.as_slice())),
-        )
-    } else {
-        config.clusters.clone()
-    };
+    }
+    let known = crate::plan::merge(
+        &config.clusters,
+        found.iter().map(|(b, c)| (*b, c.as_slice())),
+    );
     if args.all {
         return Ok(known);
     }
     let mut picked: Vec<Arc<Cluster>> = Vec::new();
     for name in &args.clusters {
         let Some(c) = known.iter().find(|c| &c.name == name) else {
-            return Err(SelectError::UnknownCluster {
-                name: name.clone(),
-                known: known.iter().map(|c| c.name.clone()).collect(),
-            });
+            let known: Vec<&str> = known.iter().map(|c| c.name.as_str()).collect();
+            return Err(format!(
+                "unknown cluster {name:?}; the config has: {}",
+                known.join(", ")
+            ));
         };
         if !picked.iter().any(|p| p.name == c.name) {
             picked.push(c.clone());
@@ -108,19 +72,17 @@ pub(crate) async fn select(
 pub(crate) fn aggregate(decisions: impl IntoIterator<Item = Decision>) -> Decision {
     let all: Vec<Decision> = decisions.into_iter().collect();
     if all.contains(&Decision::NoGo) {
-        Decision::NoGo
-    } else if all.is_empty() || all.contains(&Decision::Unknown) {
-        Decision::Unknown
-    } else {
-        Decision::Go
+        return Decision::NoGo;
     }
+    // Go < Unknown; nothing asked is no decision.
+    all.into_iter().max().unwrap_or(Decision::Unknown)
 }
 
 /// Exit code for an aggregate decision.
 pub(crate) fn exit_code(decision: Decision) -> u8 {
     match decision {
-        Decision::Go => EXIT_GO,
-        Decision::NoGo => EXIT_NO_GO,
+        Decision::Go => 0,
+        Decision::NoGo => 1,
         Decision::Unknown => EXIT_UNKNOWN,
     }
 }
@@ -197,49 +159,32 @@ pub(crate) fn could_not_ask(
     exit_code
 }
 
-fn cluster_report(
-    c: &Cluster,
-    p: &Precheck,
-    at: SystemTime,
-    diagnosis: Option<DiagnosisView>,
-) -> ClusterReport {
-    ClusterReport {
-        cluster: c.name.clone(),
-        region: c.region.to_string(),
-        service_group_instance_no: c.service_group_instance_no,
-        ready: p.outcome.is_ready(),
-        decision: p.outcome.decision(),
-        verdict: p.outcome.verdict(),
-        code: p.outcome.error_code(),
-        message: p.outcome.message(),
-        latency_seconds: (p.meta.latency.as_secs_f64() * 1e4).round() / 1e4,
-        request_id: p.meta.request_id.clone(),
-        checked_at: humantime::format_rfc3339_millis(at).to_string(),
-        diagnosis,
-    }
-}
-
 /// Prechecks every cluster once through `runner` (its concurrency cap, its client lookup);
 /// results in input order.
 async fn round(
     runner: &Arc<Runner<Clients>>,
     clusters: &[Arc<Cluster>],
 ) -> Vec<(Precheck, SystemTime)> {
-    let mut tasks = JoinSet::new();
-    for (i, c) in clusters.iter().enumerate() {
-        let (runner, name) = (runner.clone(), c.name.clone());
-        tasks.spawn(async move { (i, runner.precheck_now(&name).await, SystemTime::now()) });
+    let tasks: Vec<_> = clusters
+        .iter()
+        .map(|c| {
+            let (runner, name) = (runner.clone(), c.name.clone());
+            tokio::spawn(
+                async move { Some((runner.precheck_now(&name).await?, SystemTime::now())) },
+            )
+        })
+        .collect();
+    let mut out = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        let done = task.await.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "a precheck task failed");
+            None
+        });
+        out.push(
+            done.unwrap_or_else(|| (Precheck::failed(Outcome::task_failed()), SystemTime::now())),
+        );
     }
-    let mut out: Vec<Option<(Precheck, SystemTime)>> = vec![None; clusters.len()];
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok((i, p, at)) => out[i] = p.map(|p| (p, at)),
-            Err(e) => tracing::error!(error = %e, "a precheck task failed"),
-        }
-    }
-    out.into_iter()
-        .map(|r| r.unwrap_or_else(|| (Precheck::failed(Outcome::task_failed()), SystemTime::now())))
-        .collect()
+    out
 }
 
 /// Runs `check`: prechecks (and polls, with `--wait`), writes the report to `out`, and returns
@@ -280,12 +225,9 @@ async fn poll(
         attempts += 1;
         let results = round(runner, clusters).await;
         let decision = aggregate(results.iter().map(|(p, _)| p.outcome.decision()));
-        let Some(deadline) = deadline else {
+        let Some(deadline) = deadline.filter(|_| decision != Decision::Go) else {
             return (results, attempts);
         };
-        if decision == Decision::Go {
-            return (results, attempts);
-        }
         let now = Instant::now();
         let retry_after = results
             .iter()
@@ -344,14 +286,22 @@ fn report(
     let reports: Vec<ClusterReport> = clusters
         .iter()
         .zip(results)
-        .map(|(c, (p, at))| {
-            let diagnosis = runner
-                .state()
-                .get(&c.name)
+        .map(|(c, (p, at))| ClusterReport {
+            cluster: c.name.clone(),
+            region: c.region.to_string(),
+            service_group_instance_no: c.service_group_instance_no,
+            ready: p.outcome.is_ready(),
+            decision: p.outcome.decision(),
+            verdict: p.outcome.verdict(),
+            code: p.outcome.error_code(),
+            message: p.outcome.message(),
+            latency_seconds: (p.meta.latency.as_secs_f64() * 1e4).round() / 1e4,
+            request_id: p.meta.request_id.clone(),
+            checked_at: humantime::format_rfc3339_millis(*at).to_string(),
+            diagnosis: (runner.state().get(&c.name))
                 .and_then(|s| s.diagnosis)
                 .filter(|_| !p.outcome.is_ready())
-                .map(|b| DiagnosisView::of(&b.0, b.1));
-            cluster_report(c, p, *at, diagnosis)
+                .map(|b| DiagnosisView::of(&b.0, b.1)),
         })
         .collect();
     let decision = aggregate(reports.iter().map(|r| r.decision));
@@ -386,26 +336,28 @@ fn secs(d: Duration) -> Duration {
 }
 
 fn write_table(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
-    let header: Vec<&str> = "CLUSTER,REGION,VERDICT,CODE,LATENCY,REQUEST ID,MESSAGE"
-        .split(',')
-        .collect();
-    let mut rows: Vec<[String; 7]> = vec![std::array::from_fn(|i| header[i].to_string())];
+    let header = [
+        "CLUSTER",
+        "REGION",
+        "VERDICT",
+        "CODE",
+        "LATENCY",
+        "REQUEST ID",
+        "MESSAGE",
+    ];
+    let mut rows = vec![header.map(String::from)];
     rows.extend(report.clusters.iter().map(|r| {
-        let message = match &r.diagnosis {
-            Some(d) => format!("{} ({})", r.message, d.summary),
-            None => r.message.clone(),
-        };
-        let request_id = r.request_id.clone().unwrap_or_else(|| "-".into());
-        let latency = format!("{:.0}ms", r.latency_seconds * 1e3);
-        let code = r.code.to_string();
         [
             r.cluster.clone(),
             r.region.clone(),
             r.verdict.into(),
-            code,
-            latency,
-            request_id,
-            message,
+            r.code.to_string(),
+            format!("{:.0}ms", r.latency_seconds * 1e3),
+            r.request_id.clone().unwrap_or_else(|| "-".into()),
+            match &r.diagnosis {
+                Some(d) => format!("{} ({})", r.message, d.summary),
+                None => r.message.clone(),
+            },
         ]
     }));
     let mut widths = [0; 7];
