@@ -38,41 +38,51 @@ pub async fn main(cli: Cli) -> ExitCode {
     if let Some(Command::Check(args)) = &cli.command {
         return ExitCode::from(check(&cli, args).await);
     }
-    let served = if cli.demo {
-        serve_demo(&cli).await
-    } else {
-        serve_config_file(&cli).await
-    };
-    served.unwrap_or_else(|code| code)
+    serve(&cli).await.unwrap_or_else(|code| code)
 }
 
-/// `--config.file`: the config, the web config, then `--config.check`'s report or the keys and
-/// the exporter. `Err` is the exit code of a start that failed, already said.
-async fn serve_config_file(cli: &Cli) -> Result<ExitCode, ExitCode> {
+/// `--demo`, or `--config.file`: the config, the web config, then `--config.check`'s report or
+/// the keys and the exporter. `Err` is the exit code of a start that failed, already said.
+async fn serve(cli: &Cli) -> Result<ExitCode, ExitCode> {
     let start_error = |e: ReloadError| cannot_start(&e.at_start());
-    let config = reload::load_config(&cli.config_file)
-        .await
-        .map_err(start_error)?;
-    let web = web_config(cli)?;
-    if cli.config_check {
-        config_check(cli, &config, web.as_deref()).await;
-        return Ok(ExitCode::SUCCESS);
-    }
-    let lookup = Lookup::from_process();
-    let keyring = Keyring::load(&config.accounts, &lookup)
-        .await
-        .map_err(|e| start_error(e.into()))?;
-    let reload = ReloadOptions {
-        config_file: cli.config_file.clone(),
-        auto_reload_interval: cli.auto_reload_interval.filter(|d| !d.is_zero()),
+    // The demo's gateway runs as long as the exporter.
+    let (options, _sim) = if cli.demo {
+        let web = web_config(cli)?;
+        let (sim, config, credentials) = crate::demo::start()
+            .await
+            .map_err(|e| report(Err(e.context("starting the demo gateway"))))?;
+        tracing::info!(gateway = %sim.url(), "demo mode: simulated NCP gateway with demo clusters and credentials");
+        let options = Options {
+            web,
+            ..Options::new(config, credentials)
+        };
+        (options, Some(sim))
+    } else {
+        let config = reload::load_config(&cli.config_file)
+            .await
+            .map_err(start_error)?;
+        let web = web_config(cli)?;
+        if cli.config_check {
+            config_check(cli, &config, web.as_deref()).await;
+            return Ok(ExitCode::SUCCESS);
+        }
+        let lookup = Lookup::from_process();
+        let keyring = Keyring::load(&config.accounts, &lookup)
+            .await
+            .map_err(|e| start_error(e.into()))?;
+        let reload = ReloadOptions {
+            config_file: cli.config_file.clone(),
+            auto_reload_interval: cli.auto_reload_interval.filter(|d| !d.is_zero()),
+        };
+        let options = Options {
+            reload: Some(reload),
+            web,
+            lookup,
+            ..Options::new(config, keyring)
+        };
+        (options, None)
     };
-    let options = Options {
-        reload: Some(reload),
-        web,
-        lookup,
-        ..Options::new(config, keyring)
-    };
-    Ok(report(serve(&cli.listen_address, options).await))
+    Ok(report(listen(&cli.listen_address, options).await))
 }
 
 /// Logs and prints why the exporter cannot start with what it was given: exit 2.
@@ -117,13 +127,9 @@ async fn config_check(cli: &Cli, config: &Config, web: Option<&WebConfigWatch>) 
 
 /// Loads `--web.config.file`, if given. `Err` is the exit code; the error is already printed.
 fn web_config(cli: &Cli) -> Result<Option<Arc<WebConfigWatch>>, ExitCode> {
-    let Some(path) = &cli.web_config_file else {
-        return Ok(None);
-    };
-    match WebConfigWatch::load(path) {
-        Ok(web) => Ok(Some(Arc::new(web))),
-        Err(e) => Err(cannot_start(&format!("invalid web configuration: {e}"))),
-    }
+    let load = |path| WebConfigWatch::load(path).map(Arc::new);
+    (cli.web_config_file.as_deref().map(load).transpose())
+        .map_err(|e| cannot_start(&format!("invalid web configuration: {e}")))
 }
 
 /// `check`: every failure to even ask is exit 2; Ctrl-C is 130, SIGTERM 143. With `--json`,
@@ -156,23 +162,7 @@ async fn check(cli: &Cli, args: &CheckArgs) -> u8 {
     }
 }
 
-async fn serve_demo(cli: &Cli) -> Result<ExitCode, ExitCode> {
-    let web = web_config(cli)?;
-    let result = async {
-        let (sim, config, credentials) = crate::demo::start()
-            .await
-            .context("starting the demo gateway")?;
-        tracing::info!(gateway = %sim.url(), "demo mode: simulated NCP gateway with demo clusters and credentials");
-        let options = Options {
-            web,
-            ..Options::new(config, credentials)
-        };
-        serve(&cli.listen_address, options).await
-    };
-    Ok(report(result.await))
-}
-
-async fn serve(listen_address: &str, options: Options) -> anyhow::Result<()> {
+async fn listen(listen_address: &str, options: Options) -> anyhow::Result<()> {
     let listener = bind(listen_address).await?;
     let addr = listener.local_addr().context("reading the bound address")?;
     let tls = options

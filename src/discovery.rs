@@ -16,16 +16,11 @@ use crate::config::Discovery;
 use crate::inventory::Inventory;
 use crate::model::{Cluster, ClusterInfo};
 use crate::ncp::client::{Clients, SharedClients};
-use crate::ncp::cluster_list::{self, ListError, ListRequest, ListedCluster};
+use crate::ncp::cluster_list::{self, ListError, ListRequest};
 use crate::state::State;
 
 /// Most pages read in one listing: a guard against a gateway that never says "last page".
 pub(crate) const MAX_PAGES: u32 = 10_000;
-
-/// Whether a listed cluster passes the block's filters.
-pub(crate) fn keep(block: &Discovery, c: &ListedCluster) -> bool {
-    block.accepts(&c.cluster_name, &c.server_status, &c.vpc_name)
-}
 
 /// Lists every page and returns the filtered clusters (each cluster number once).
 pub(crate) async fn list(
@@ -47,7 +42,8 @@ pub(crate) async fn list(
         }
         let empty = page.clusters.is_empty() && page.malformed.is_empty();
         for c in page.clusters {
-            if !seen.insert(c.service_group_instance_no) || !keep(block, &c) {
+            let accepted = block.accepts(&c.cluster_name, &c.server_status, &c.vpc_name);
+            if !seen.insert(c.service_group_instance_no) || !accepted {
                 continue;
             }
             out.push(Arc::new(Cluster {
@@ -141,15 +137,10 @@ impl Supervisor {
             keep
         });
         for b in blocks {
-            if !tasks.contains_key(b) {
-                let task = run_block(
-                    b.clone(),
-                    self.clients.clone(),
-                    self.inventory.clone(),
-                    self.state.clone(),
-                );
-                tasks.insert(b.clone(), tokio::spawn(task));
-            }
+            tasks.entry(b.clone()).or_insert_with(|| {
+                let (clients, inventory) = (self.clients.clone(), self.inventory.clone());
+                tokio::spawn(run_block(b.clone(), clients, inventory, self.state.clone()))
+            });
         }
         self.state
             .retain_discovery(&blocks.iter().map(Discovery::label).collect::<Vec<_>>());
@@ -157,8 +148,7 @@ impl Supervisor {
 
     /// Stops every block.
     pub(crate) fn stop(&self) {
-        let mut tasks = crate::lock::lock(&self.tasks);
-        tasks.drain().for_each(|(_, handle)| handle.abort());
+        (crate::lock::lock(&self.tasks).drain()).for_each(|(_, handle)| handle.abort());
     }
 }
 
@@ -166,6 +156,7 @@ impl Supervisor {
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::ncp::cluster_list::ListedCluster;
     use std::path::Path;
 
     fn block(extra: &str) -> Discovery {
@@ -176,6 +167,10 @@ mod tests {
         .unwrap()
         .discovery
         .remove(0)
+    }
+
+    fn keep(block: &Discovery, c: &ListedCluster) -> bool {
+        block.accepts(&c.cluster_name, &c.server_status, &c.vpc_name)
     }
 
     fn listed(name: &str, status: &str) -> ListedCluster {

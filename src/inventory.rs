@@ -95,12 +95,10 @@ impl Inventory {
                     // A block whose filters (or refresh) changed starts from the old block's
                     // listing, filtered anew, so its unchanged clusters see no gap.
                     let inherited = || {
-                        let (_, listing) =
-                            old.iter().find(|(o, c)| c.is_some() && o.same_source(b))?;
-                        let listing = listing.as_ref()?;
+                        let listing = (old.iter())
+                            .find_map(|(o, c)| c.as_ref().filter(|_| o.same_source(b)))?;
                         let accepted = |c: &&Arc<Cluster>| {
-                            c.info
-                                .as_ref()
+                            (c.info.as_ref())
                                 .is_some_and(|i| b.accepts(&c.name, &i.status, &i.vpc_name))
                         };
                         Some(listing.iter().filter(accepted).cloned().collect())
