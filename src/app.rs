@@ -19,8 +19,7 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::check;
-use crate::cli::{CheckArgs, Cli, Command};
+use crate::cli::{Cli, Command};
 use crate::config::Config;
 use crate::credentials::{Keyring, Lookup};
 use crate::exposition::{BuildInfo, Exposition, Metrics};
@@ -36,7 +35,7 @@ pub async fn main(cli: Cli) -> ExitCode {
         return code;
     }
     if let Some(Command::Check(args)) = &cli.command {
-        return ExitCode::from(check(&cli, args).await);
+        return ExitCode::from(crate::check::main(&cli.config_file, args).await);
     }
     serve(&cli).await.unwrap_or_else(|code| code)
 }
@@ -130,36 +129,6 @@ fn web_config(cli: &Cli) -> Result<Option<Arc<WebConfigWatch>>, ExitCode> {
     let load = |path| WebConfigWatch::load(path).map(Arc::new);
     (cli.web_config_file.as_deref().map(load).transpose())
         .map_err(|e| cannot_start(&format!("invalid web configuration: {e}")))
-}
-
-/// `check`: every failure to even ask is exit 2; Ctrl-C is 130, SIGTERM 143. With `--json`,
-/// stdout holds a report document whatever happens.
-async fn check(cli: &Cli, args: &CheckArgs) -> u8 {
-    let fail = |error: String| {
-        eprintln!("error: {error}");
-        check::could_not_ask(args, check::EXIT_UNKNOWN, &error, &mut std::io::stdout())
-    };
-    // The clients hold the keyring (and so keep its refreshers running).
-    let (config, _, clients) = match reload::load(&cli.config_file, &Lookup::from_process()).await {
-        Ok(loaded) => loaded,
-        Err(e) => return fail(e.at_start()),
-    };
-    let run = async {
-        let clusters = match check::select(&config, args, &clients).await {
-            Ok(c) => c,
-            Err(e) => return fail(e),
-        };
-        let mut stdout = std::io::stdout();
-        check::run(args, &clusters, clients, config.concurrency, &mut stdout).await
-    };
-    tokio::select! {
-        code = run => code,
-        s = crate::shutdown::wait_for_signal() => {
-            let error = format!("interrupted by {s:?}; no decision");
-            eprintln!("check: {error}");
-            check::could_not_ask(args, s.exit_code(), &error, &mut std::io::stdout())
-        }
-    }
 }
 
 async fn listen(listen_address: &str, options: Options) -> anyhow::Result<()> {

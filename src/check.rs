@@ -7,6 +7,7 @@
 //! to stdout, progress to stderr.
 
 use std::io::Write;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -15,6 +16,7 @@ use tokio::time::Instant;
 
 use crate::cli::CheckArgs;
 use crate::config::Config;
+use crate::credentials::Lookup;
 use crate::gate::DiagnosisView;
 use crate::model::Cluster;
 use crate::ncp::client::Clients;
@@ -136,27 +138,57 @@ pub(crate) struct Report {
     pub error: Option<String>,
 }
 
-/// Reports a `check` that could not ask (the caller has said why on stderr): with `--json`, the
-/// same report document a round would give, with `error` set, so a pipeline that reads stdout
-/// always gets one. Returns `exit_code`.
-pub(crate) fn could_not_ask(
-    args: &CheckArgs,
-    exit_code: u8,
-    error: &str,
-    out: &mut impl Write,
-) -> u8 {
-    if args.json {
-        let report = Report {
-            ready: false,
-            decision: Decision::Unknown,
-            exit_code,
-            attempts: 0,
-            clusters: Vec::new(),
-            error: Some(error.to_string()),
-        };
-        write_report(args, &report, out);
+/// Runs `check` and returns its exit code: every failure to even ask is 2; Ctrl-C is 130,
+/// SIGTERM 143. The report goes to stdout; with `--json`, stdout holds a report document
+/// whatever happens (with `error` set when nothing could be asked).
+pub(crate) async fn main(config_file: &Path, args: &CheckArgs) -> u8 {
+    let could_not_ask = |exit_code, error| Report {
+        ready: false,
+        decision: Decision::Unknown,
+        exit_code,
+        attempts: 0,
+        clusters: Vec::new(),
+        error: Some(error),
+    };
+    let fail = |error: String| {
+        eprintln!("error: {error}");
+        could_not_ask(EXIT_UNKNOWN, error)
+    };
+    // The clients hold the keyring (and so keep its refreshers running).
+    let report = match crate::reload::load(config_file, &Lookup::from_process()).await {
+        Err(e) => fail(e.at_start()),
+        Ok((config, _, clients)) => {
+            let run = async {
+                match select(&config, args, &clients).await {
+                    Ok(clusters) => run(args, &clusters, clients, config.concurrency).await,
+                    Err(e) => fail(e),
+                }
+            };
+            tokio::select! {
+                report = run => report,
+                s = crate::shutdown::wait_for_signal() => {
+                    let error = format!("interrupted by {s:?}; no decision");
+                    eprintln!("check: {error}");
+                    could_not_ask(s.exit_code(), error)
+                }
+            }
+        }
+    };
+    let mut out = std::io::stdout();
+    let written = if args.json {
+        serde_json::to_string_pretty(&report)
+            .map_err(std::io::Error::other)
+            .and_then(|j| writeln!(out, "{j}"))
+    } else if report.error.is_none() {
+        write_table(&mut out, &report)
+    } else {
+        Ok(())
+    };
+    // The exit code still says the decision.
+    if let Err(e) = written {
+        eprintln!("error: cannot write the report: {e}");
     }
-    exit_code
+    report.exit_code
 }
 
 /// Prechecks every cluster once through `runner` (its concurrency cap, its client lookup);
@@ -187,15 +219,13 @@ async fn round(
     out
 }
 
-/// Runs `check`: prechecks (and polls, with `--wait`), writes the report to `out`, and returns
-/// the exit code.
-pub(crate) async fn run(
+/// Prechecks (and polls, with `--wait`) and reports the last round.
+async fn run(
     args: &CheckArgs,
     clusters: &[Arc<Cluster>],
     clients: Clients,
     concurrency: usize,
-    out: &mut impl Write,
-) -> u8 {
+) -> Report {
     let state = Arc::new(State::new(clusters));
     let runner =
         Arc::new(Runner::new(clusters.to_vec(), clients, state, concurrency).without_logs());
@@ -206,9 +236,7 @@ pub(crate) async fn run(
     {
         eprintln!("check: authentication failed: {hint}");
     }
-    let report = report(&runner, clusters, &results, attempts);
-    write_report(args, &report, out);
-    report.exit_code
+    report(&runner, clusters, &results, attempts)
 }
 
 /// Prechecks every cluster once; with `--wait`, again every `--every` (or the longest
@@ -312,21 +340,6 @@ fn report(
         attempts,
         clusters: reports,
         error: None,
-    }
-}
-
-/// Writes `report` to `out`: JSON with `--json`, else a table; a failure to write is said on
-/// stderr (the exit code still says the decision).
-fn write_report(args: &CheckArgs, report: &Report, out: &mut impl Write) {
-    let written = if args.json {
-        serde_json::to_string_pretty(report)
-            .map_err(std::io::Error::other)
-            .and_then(|j| writeln!(out, "{j}"))
-    } else {
-        write_table(out, report)
-    };
-    if let Err(e) = written {
-        eprintln!("error: cannot write the report: {e}");
     }
 }
 
