@@ -160,19 +160,6 @@ pub enum LogLevel {
     Trace,
 }
 
-impl LogLevel {
-    /// The `tracing` level name.
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            LogLevel::Error => "error",
-            LogLevel::Warn => "warn",
-            LogLevel::Info => "info",
-            LogLevel::Debug => "debug",
-            LogLevel::Trace => "trace",
-        }
-    }
-}
-
 /// `--log.format`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
