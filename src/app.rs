@@ -37,19 +37,33 @@ pub async fn main(cli: Cli) -> ExitCode {
     if let Some(Command::Check(args)) = &cli.command {
         return ExitCode::from(crate::check::main(&cli.config_file, args).await);
     }
-    serve(&cli).await.unwrap_or_else(|code| code)
+    match serve(&cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err((code, e)) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::from(code)
+        }
+    }
 }
 
 /// `--demo`, or `--config.file`: the config, the web config, then `--config.check`'s report or
-/// the keys and the exporter. `Err` is the exit code of a start that failed, already said.
-async fn serve(cli: &Cli) -> Result<ExitCode, ExitCode> {
-    let start_error = |e: ReloadError| cannot_start(&e.at_start());
+/// the keys and the exporter until a signal. `Err` has the exit code: 2 for what the exporter
+/// was given (config, web config, keys), 1 for a failure to run.
+async fn serve(cli: &Cli) -> Result<(), (u8, anyhow::Error)> {
+    let given = |e: String| (EXIT_CONFIG, anyhow::anyhow!(e));
+    let failed = |e: anyhow::Error| (EXIT_FAILURE, e);
+    let web = || {
+        let load = |path| WebConfigWatch::load(path).map(Arc::new);
+        (cli.web_config_file.as_deref().map(load).transpose())
+            .map_err(|e| given(format!("invalid web configuration: {e}")))
+    };
     // The demo's gateway runs as long as the exporter.
     let (options, _sim) = if cli.demo {
-        let web = web_config(cli)?;
+        let web = web()?;
         let (sim, config, credentials) = crate::demo::start()
             .await
-            .map_err(|e| report(Err(e.context("starting the demo gateway"))))?;
+            .map_err(|e| failed(e.context("starting the demo gateway")))?;
         tracing::info!(gateway = %sim.url(), "demo mode: simulated NCP gateway with demo clusters and credentials");
         let options = Options {
             web,
@@ -59,16 +73,16 @@ async fn serve(cli: &Cli) -> Result<ExitCode, ExitCode> {
     } else {
         let config = reload::load_config(&cli.config_file)
             .await
-            .map_err(start_error)?;
-        let web = web_config(cli)?;
+            .map_err(|e| given(e.at_start()))?;
+        let web = web()?;
         if cli.config_check {
             config_check(cli, &config, web.as_deref()).await;
-            return Ok(ExitCode::SUCCESS);
+            return Ok(());
         }
         let lookup = Lookup::from_process();
         let keyring = Keyring::load(&config.accounts, &lookup)
             .await
-            .map_err(|e| start_error(e.into()))?;
+            .map_err(|e| given(ReloadError::from(e).at_start()))?;
         let reload = ReloadOptions {
             config_file: cli.config_file.clone(),
             auto_reload_interval: cli.auto_reload_interval.filter(|d| !d.is_zero()),
@@ -81,14 +95,16 @@ async fn serve(cli: &Cli) -> Result<ExitCode, ExitCode> {
         };
         (options, None)
     };
-    Ok(report(listen(&cli.listen_address, options).await))
-}
-
-/// Logs and prints why the exporter cannot start with what it was given: exit 2.
-fn cannot_start(message: &str) -> ExitCode {
-    tracing::error!("{message}");
-    eprintln!("error: {message}");
-    ExitCode::from(EXIT_CONFIG)
+    let listener = bind(&cli.listen_address).await.map_err(failed)?;
+    let addr = (listener.local_addr())
+        .context("reading the bound address")
+        .map_err(failed)?;
+    let tls = (options.web.as_ref()).is_some_and(|w| w.current().tls().is_some());
+    let config = &options.config;
+    tracing::info!(address = %addr, tls, clusters = config.clusters.len(), discovery = config.discovery.len(), interval = %humantime::format_duration(config.interval), "listening");
+    run(listener, options, crate::shutdown::signal())
+        .await
+        .map_err(failed)
 }
 
 /// `--config.check` on a valid config: what it holds, what the web config enables, and where
@@ -120,36 +136,6 @@ async fn config_check(cli: &Cli, config: &Config, web: Option<&WebConfigWatch>) 
             Err(e) => {
                 eprintln!("warning: credentials are not available here: account {account:?}: {e}")
             }
-        }
-    }
-}
-
-/// Loads `--web.config.file`, if given. `Err` is the exit code; the error is already printed.
-fn web_config(cli: &Cli) -> Result<Option<Arc<WebConfigWatch>>, ExitCode> {
-    let load = |path| WebConfigWatch::load(path).map(Arc::new);
-    (cli.web_config_file.as_deref().map(load).transpose())
-        .map_err(|e| cannot_start(&format!("invalid web configuration: {e}")))
-}
-
-async fn listen(listen_address: &str, options: Options) -> anyhow::Result<()> {
-    let listener = bind(listen_address).await?;
-    let addr = listener.local_addr().context("reading the bound address")?;
-    let tls = options
-        .web
-        .as_ref()
-        .is_some_and(|w| w.current().tls().is_some());
-    let config = &options.config;
-    tracing::info!(address = %addr, tls, clusters = config.clusters.len(), discovery = config.discovery.len(), interval = %humantime::format_duration(config.interval), "listening");
-    run(listener, options, crate::shutdown::signal()).await
-}
-
-fn report(result: anyhow::Result<()>) -> ExitCode {
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("error: {e:#}");
-            ExitCode::from(EXIT_FAILURE)
         }
     }
 }
