@@ -143,17 +143,13 @@ async fn config_check(cli: &Cli, config: &Config, web: Option<&WebConfigWatch>) 
 /// Binds `--web.listen-address`. `:PORT` means every interface: IPv6 and IPv4 where the host
 /// allows, IPv4 only otherwise.
 pub(crate) async fn bind(address: &str) -> anyhow::Result<TcpListener> {
-    let listened = match address.strip_prefix(':') {
-        Some(port) => {
-            let port: u16 = port.parse().with_context(|| {
-                format!("--web.listen-address {address:?}: {port:?} is not a port number")
-            })?;
-            match TcpListener::bind(("::", port)).await {
-                Ok(l) => Ok(l),
-                Err(_) => TcpListener::bind(("0.0.0.0", port)).await,
-            }
-        }
-        None => TcpListener::bind(address).await,
+    // `--web.listen-address` has been checked: a `:` prefix is followed by a port number.
+    let listened = match address.strip_prefix(':').map(str::parse::<u16>) {
+        Some(Ok(port)) => match TcpListener::bind(("::", port)).await {
+            Ok(l) => Ok(l),
+            Err(_) => TcpListener::bind(("0.0.0.0", port)).await,
+        },
+        _ => TcpListener::bind(address).await,
     };
     listened.with_context(|| format!("cannot listen on --web.listen-address {address:?}"))
 }

@@ -285,21 +285,17 @@ fn progress(
         .zip(results)
         .filter(|(_, (p, _))| !p.outcome.is_ready())
         .map(|(c, (p, _))| {
-            format!(
-                "{} {} (code {})",
-                c.name,
-                p.outcome.verdict(),
-                p.outcome.error_code()
-            )
+            let (verdict, code) = (p.outcome.verdict(), p.outcome.error_code());
+            format!("{} {verdict} (code {code})", c.name)
         })
         .collect();
-    let ready = clusters.len() - waiting.len();
     format!(
-        "check: {ready}/{} ready; waiting on {}; next check in {}, {} left",
+        "check: {}/{} ready; waiting on {}; next check in {}, {} left",
+        clusters.len() - waiting.len(),
         clusters.len(),
         waiting.join(", "),
-        humantime::format_duration(secs(next - now)),
-        humantime::format_duration(secs(deadline.saturating_duration_since(now))),
+        secs(next - now),
+        secs(deadline.saturating_duration_since(now)),
     )
 }
 
@@ -344,8 +340,8 @@ fn report(
 }
 
 /// Whole seconds, for progress lines.
-fn secs(d: Duration) -> Duration {
-    Duration::from_secs(d.as_secs_f64().round() as u64)
+fn secs(d: Duration) -> humantime::FormattedDuration {
+    humantime::format_duration(Duration::from_secs(d.as_secs_f64().round() as u64))
 }
 
 fn write_table(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
@@ -373,12 +369,8 @@ fn write_table(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
             },
         ]
     }));
-    let mut widths = [0; 7];
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
+    let widths: [usize; 7] =
+        std::array::from_fn(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0));
     for row in &rows {
         let [init @ .., last] = row;
         let padded: String = init
