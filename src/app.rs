@@ -202,26 +202,20 @@ pub async fn run(
     options: Options,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let Options {
-        config,
-        keyring,
-        reload,
-        web,
-        lookup,
-    } = options;
+    let config = &options.config;
     // Building the HTTP clients reads the system's CA certificates (milliseconds): on a blocking
     // thread while the state, inventory and runner are set up. Nothing can precheck before
     // `apply` below: the scheduler, discovery and the server start after it.
-    let building = reload::build_clients(&config, keyring.clone());
-    let (parts, plan) = Parts::new(&config);
+    let building = reload::build_clients(config, options.keyring.clone());
+    let (parts, plan) = Parts::new(config);
     let clients = building.await.context("starting the CDSS clients")?;
-    parts.apply(&config, &keyring, clients);
-    let reloader = reload.as_ref().map(|r| {
+    parts.apply(config, &options.keyring, clients);
+    let reloader = options.reload.as_ref().map(|r| {
         Arc::new(Reloader {
             path: r.config_file.clone(),
             parts: parts.clone(),
             lock: tokio::sync::Mutex::new(()),
-            lookup,
+            lookup: options.lookup,
         })
     });
     let metrics = Metrics::new(parts.state.clone(), BuildInfo::current())
@@ -237,15 +231,15 @@ pub async fn run(
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut triggers = Vec::new();
-    if let Some(web) = &web {
+    if let Some(web) = &options.web {
         triggers.push(tokio::spawn(web.clone().watch(crate::web::WATCH_EVERY)));
     }
-    let server = tokio::spawn(server::serve(listener, app, web, stop_rx.clone()));
+    let server = tokio::spawn(server::serve(listener, app, options.web, stop_rx.clone()));
     let collector = crate::scheduler::spawn(parts.runner, plan, stop_rx)
         .context("starting the collector thread")?;
     if let Some(r) = &reloader {
         triggers.push(tokio::spawn(r.clone().on_sighup()));
-        if let Some(every) = reload.as_ref().and_then(|o| o.auto_reload_interval) {
+        if let Some(every) = options.reload.and_then(|o| o.auto_reload_interval) {
             triggers.push(tokio::spawn(r.clone().watch_file(every)));
         }
     }

@@ -44,7 +44,7 @@ pub(crate) enum ReloadError {
     Clients(#[from] BuildError),
     /// The blocking reader thread failed.
     #[error("the reload task failed: {0}")]
-    Task(String),
+    Task(#[from] tokio::task::JoinError),
 }
 
 impl ReloadError {
@@ -199,13 +199,10 @@ impl Reloader {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
-            let mut hup = match signal(SignalKind::hangup()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot listen for SIGHUP; reload with POST /-/reload");
-                    return;
-                }
-            };
+            let installed = signal(SignalKind::hangup()).inspect_err(|e| {
+                tracing::error!(error = %e, "cannot listen for SIGHUP; reload with POST /-/reload");
+            });
+            let Ok(mut hup) = installed else { return };
             while hup.recv().await.is_some() {
                 tracing::info!("received SIGHUP, reloading the configuration");
                 let _ = self.reload().await;
@@ -253,9 +250,7 @@ pub(crate) async fn load(
 /// Reads and validates the config file, on a blocking thread.
 pub(crate) async fn load_config(path: &Path) -> Result<Config, ReloadError> {
     let path = path.to_path_buf();
-    Ok(tokio::task::spawn_blocking(move || Config::load(&path))
-        .await
-        .map_err(|e| ReloadError::Task(e.to_string()))??)
+    Ok(tokio::task::spawn_blocking(move || Config::load(&path)).await??)
 }
 
 /// Starts building a client per account of `keyring` on a blocking thread (it reads the system's
@@ -266,9 +261,5 @@ pub(crate) fn build_clients(
 ) -> impl Future<Output = Result<Clients, ReloadError>> + Send + 'static {
     let settings = ClientSettings::of(config);
     let building = tokio::task::spawn_blocking(move || Clients::new(&keyring, &settings));
-    async move {
-        Ok(building
-            .await
-            .map_err(|e| ReloadError::Task(e.to_string()))??)
-    }
+    async move { Ok(building.await??) }
 }

@@ -39,17 +39,13 @@ pub(crate) fn wait_for_signal() -> impl Future<Output = Signal> + Send {
     {
         use tokio::signal::unix::{SignalKind, signal};
         let listen = |kind: SignalKind, name: &'static str| {
-            let installed = signal(kind);
+            let installed = signal(kind)
+                .inspect_err(|e| tracing::error!(error = %e, "cannot listen for {name}"));
             async move {
-                match installed {
-                    Ok(mut s) => {
-                        s.recv().await;
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot listen for {name}");
-                        std::future::pending::<()>().await;
-                    }
-                }
+                let Ok(mut s) = installed else {
+                    return std::future::pending().await;
+                };
+                s.recv().await;
             }
         };
         let interrupt = listen(SignalKind::interrupt(), "SIGINT");
