@@ -345,16 +345,10 @@ fn secs(d: Duration) -> humantime::FormattedDuration {
 }
 
 fn write_table(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
-    let header = [
-        "CLUSTER",
-        "REGION",
-        "VERDICT",
-        "CODE",
-        "LATENCY",
-        "REQUEST ID",
-        "MESSAGE",
-    ];
-    let mut rows = vec![header.map(String::from)];
+    let mut header = "CLUSTER,REGION,VERDICT,CODE,LATENCY,REQUEST ID,MESSAGE".split(',');
+    let mut rows = vec![std::array::from_fn(|_| {
+        header.next().unwrap_or_default().to_string()
+    })];
     rows.extend(report.clusters.iter().map(|r| {
         [
             r.cluster.clone(),
@@ -373,12 +367,10 @@ fn write_table(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
         std::array::from_fn(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0));
     for row in &rows {
         let [init @ .., last] = row;
-        let padded: String = init
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}  "))
-            .collect();
-        writeln!(out, "{padded}{last}")?;
+        for (cell, w) in init.iter().zip(widths) {
+            write!(out, "{cell:<w$}  ")?;
+        }
+        writeln!(out, "{last}")?;
     }
     let verdict = match report.decision {
         Decision::Go => "GO: every cluster is ready for a rolling restart",
