@@ -29,8 +29,7 @@ pub(crate) async fn list(
 ) -> Result<Vec<Arc<Cluster>>, ListError> {
     let mut out = Vec::new();
     let mut seen = HashSet::new();
-    let mut page_no = 1;
-    loop {
+    for page_no in 1..=MAX_PAGES {
         let request = ListRequest {
             vpc_name: block.vpc_name.as_deref(),
             page_no,
@@ -59,17 +58,15 @@ pub(crate) async fn list(
                 }),
             }));
         }
-        // Stop on isLast, on totalPage, on an empty page (a gateway that never says "last"), or
-        // at MAX_PAGES.
-        let last = page.is_last == Some(true)
+        // Stop on isLast, on totalPage, or on an empty page (a gateway that never says "last").
+        if page.is_last == Some(true)
             || page.total_page.is_some_and(|t| u64::from(page_no) >= t)
             || empty
-            || page_no >= MAX_PAGES;
-        if last {
-            return Ok(out);
+        {
+            break;
         }
-        page_no += 1;
     }
+    Ok(out)
 }
 
 async fn run_block(
@@ -80,20 +77,21 @@ async fn run_block(
 ) {
     let label = block.label();
     loop {
-        match list(&clients.current(), &block).await {
+        let listed = match list(&clients.current(), &block).await {
             Ok(clusters) => {
-                tracing::info!(discovery = %label, clusters = clusters.len(), "discovery listed clusters");
                 let n = clusters.len();
+                tracing::info!(discovery = %label, clusters = n, "discovery listed clusters");
                 // Inventory first: the state must know the new clusters before the readiness
                 // latch hears that this block has reported.
                 inventory.set_discovered(&block, clusters);
-                state.record_discovery(&label, block.region, Ok(n));
+                Ok(n)
             }
             Err(e) => {
                 tracing::warn!(discovery = %label, error = %e, "discovery failed; keeping the last known clusters");
-                state.record_discovery(&label, block.region, Err(()));
+                Err(())
             }
-        }
+        };
+        state.record_discovery(&label, block.region, listed);
         tokio::time::sleep(block.refresh).await;
     }
 }
