@@ -150,28 +150,23 @@ pub(crate) async fn main(config_file: &Path, args: &CheckArgs) -> u8 {
         clusters: Vec::new(),
         error: Some(error),
     };
-    let fail = |error: String| {
-        eprintln!("error: {error}");
-        could_not_ask(EXIT_UNKNOWN, error)
+    let asked = async {
+        // The clients hold the keyring (and so keep its refreshers running).
+        let (config, _, clients) = crate::reload::load(config_file, &Lookup::from_process())
+            .await
+            .map_err(|e| e.at_start())?;
+        let clusters = select(&config, args, &clients).await?;
+        Ok(run(args, &clusters, clients, config.concurrency).await)
     };
-    // The clients hold the keyring (and so keep its refreshers running).
-    let report = match crate::reload::load(config_file, &Lookup::from_process()).await {
-        Err(e) => fail(e.at_start()),
-        Ok((config, _, clients)) => {
-            let run = async {
-                match select(&config, args, &clients).await {
-                    Ok(clusters) => run(args, &clusters, clients, config.concurrency).await,
-                    Err(e) => fail(e),
-                }
-            };
-            tokio::select! {
-                report = run => report,
-                s = crate::shutdown::wait_for_signal() => {
-                    let error = format!("interrupted by {s:?}; no decision");
-                    eprintln!("check: {error}");
-                    could_not_ask(s.exit_code(), error)
-                }
-            }
+    let report = tokio::select! {
+        asked = asked => asked.unwrap_or_else(|error: String| {
+            eprintln!("error: {error}");
+            could_not_ask(EXIT_UNKNOWN, error)
+        }),
+        s = crate::shutdown::wait_for_signal() => {
+            let error = format!("interrupted by {s:?}; no decision");
+            eprintln!("check: {error}");
+            could_not_ask(s.exit_code(), error)
         }
     };
     let mut out = std::io::stdout();
