@@ -156,7 +156,17 @@ pub(crate) async fn main(config_file: &Path, args: &CheckArgs) -> u8 {
             .await
             .map_err(|e| e.at_start())?;
         let clusters = select(&config, args, &clients).await?;
-        Ok(run(args, &clusters, clients, config.concurrency).await)
+        let state = Arc::new(State::new(&clusters));
+        let runner = Runner::new(clusters.clone(), clients, state, config.concurrency);
+        let runner = Arc::new(runner.without_logs());
+        let (results, attempts) = poll(args, &runner, &clusters).await;
+        if let Some(hint) = results
+            .iter()
+            .find_map(|(p, _)| crate::outcome::clock_skew_hint(&p.outcome, p.meta.clock_skew))
+        {
+            eprintln!("check: authentication failed: {hint}");
+        }
+        Ok(report(&runner, &clusters, &results, attempts))
     };
     let report = tokio::select! {
         asked = asked => asked.unwrap_or_else(|error: String| {
@@ -203,35 +213,15 @@ async fn round(
         .collect();
     let mut out = Vec::with_capacity(tasks.len());
     for task in tasks {
-        let done = task.await.unwrap_or_else(|e| {
-            tracing::error!(error = %e, "a precheck task failed");
-            None
-        });
+        let done = (task.await)
+            .inspect_err(|e| tracing::error!(error = %e, "a precheck task failed"))
+            .ok()
+            .flatten();
         out.push(
             done.unwrap_or_else(|| (Precheck::failed(Outcome::task_failed()), SystemTime::now())),
         );
     }
     out
-}
-
-/// Prechecks (and polls, with `--wait`) and reports the last round.
-async fn run(
-    args: &CheckArgs,
-    clusters: &[Arc<Cluster>],
-    clients: Clients,
-    concurrency: usize,
-) -> Report {
-    let state = Arc::new(State::new(clusters));
-    let runner =
-        Arc::new(Runner::new(clusters.to_vec(), clients, state, concurrency).without_logs());
-    let (results, attempts) = poll(args, &runner, clusters).await;
-    if let Some(hint) = results
-        .iter()
-        .find_map(|(p, _)| crate::outcome::clock_skew_hint(&p.outcome, p.meta.clock_skew))
-    {
-        eprintln!("check: authentication failed: {hint}");
-    }
-    report(&runner, clusters, &results, attempts)
 }
 
 /// Prechecks every cluster once; with `--wait`, again every `--every` (or the longest
