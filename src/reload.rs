@@ -26,7 +26,7 @@ use crate::credentials::{AccountError, Keyring, Lookup, StatusBoard};
 use crate::discovery::Supervisor;
 use crate::inventory::Inventory;
 use crate::ncp::client::{BuildError, ClientSettings, Clients, SharedClients};
-use crate::plan::{Plan, Schedule};
+use crate::plan::Plan;
 use crate::scheduler::Runner;
 use crate::state::State;
 
@@ -118,12 +118,7 @@ impl Parts {
     pub(crate) fn new(config: &Config) -> (Self, watch::Receiver<Plan>) {
         // The state starts with the static clusters, as the inventory's first plan has them.
         let state = Arc::new(State::new(&config.clusters));
-        let (inventory, plan) = Inventory::new(
-            config.clusters.clone(),
-            Schedule::of(config),
-            &config.discovery,
-            state.clone(),
-        );
+        let (inventory, plan) = Inventory::new(config, state.clone());
         let inventory = Arc::new(inventory);
         let clients = SharedClients::new(Clients::default());
         let parts = Self {
@@ -154,11 +149,7 @@ impl Parts {
     pub(crate) fn apply(&self, config: &Config, keyring: &Keyring, clients: Clients) {
         self.runner.set_prechecker(self.clients.replace(clients));
         self.credentials.show(keyring);
-        self.inventory.set_config(
-            config.clusters.clone(),
-            Schedule::of(config),
-            &config.discovery,
-        );
+        self.inventory.set_config(config);
         self.discovery.set_blocks(&config.discovery);
         self.live.set(Live::of(config));
     }
