@@ -230,25 +230,24 @@ pub async fn run(
         reloader: reloader.clone(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut triggers = Vec::new();
+    // What changes the running exporter: the web config's watcher, SIGHUP, auto-reload.
+    let mut triggers = tokio::task::JoinSet::new();
     if let Some(web) = &options.web {
-        triggers.push(tokio::spawn(web.clone().watch(crate::web::WATCH_EVERY)));
+        triggers.spawn(web.clone().watch(crate::web::WATCH_EVERY));
     }
     let server = tokio::spawn(server::serve(listener, app, options.web, stop_rx.clone()));
     let collector = crate::scheduler::spawn(parts.runner, plan, stop_rx)
         .context("starting the collector thread")?;
     if let Some(r) = &reloader {
-        triggers.push(tokio::spawn(r.clone().on_sighup()));
+        triggers.spawn(r.clone().on_sighup());
         if let Some(every) = options.reload.and_then(|o| o.auto_reload_interval) {
-            triggers.push(tokio::spawn(r.clone().watch_file(every)));
+            triggers.spawn(r.clone().watch_file(every));
         }
     }
 
     shutdown.await;
     tracing::info!("stopping: no new prechecks; waiting for in-flight ones");
-    for t in &triggers {
-        t.abort();
-    }
+    triggers.abort_all();
     parts.discovery.stop();
     // The receivers live in the tasks, so this cannot fail while they run.
     let _ = stop_tx.send(true);

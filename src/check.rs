@@ -176,7 +176,7 @@ pub(crate) async fn main(config_file: &Path, args: &CheckArgs) -> u8 {
         s = crate::shutdown::wait_for_signal() => {
             let error = format!("interrupted by {s:?}; no decision");
             eprintln!("check: {error}");
-            could_not_ask(s.exit_code(), error)
+            could_not_ask(s as u8, error)
         }
     };
     let mut out = std::io::stdout();

@@ -1,22 +1,13 @@
 //! One future for "the process was asked to stop": SIGINT or SIGTERM.
 
-/// Which signal arrived.
+/// Which signal arrived; as a number (`s as u8`), the shell's exit code for a process ended by
+/// it (128 + signal number).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Signal {
     /// SIGINT (Ctrl-C).
-    Interrupt,
+    Interrupt = 130,
     /// SIGTERM.
-    Terminate,
-}
-
-impl Signal {
-    /// The shell's exit code for a process ended by this signal (128 + signal number).
-    pub(crate) fn exit_code(self) -> u8 {
-        match self {
-            Signal::Interrupt => 130,
-            Signal::Terminate => 143,
-        }
-    }
+    Terminate = 143,
 }
 
 /// Resolves on the first SIGINT or SIGTERM. The handlers are installed when this is called, not
