@@ -11,8 +11,9 @@
 //! only its own result into the state; the cluster set changes through the inventory.
 //!
 //! The setup a reload does (config → keys → clients, [`load`]) is the one the exporter does at
-//! start (its steps: `app::main` reads the config and keys, `app::run` builds the clients) and
-//! the one `check` does: written here once, with its error texts.
+//! start (its steps: `app` reads the config and keys, `app::run` builds the clients) and the one
+//! `check` does: written here once, with its error texts. A loaded config reaches the running
+//! parts through [`Parts::apply`], at start as on every reload.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
