@@ -69,21 +69,18 @@ pub(crate) async fn list(
     Ok(out)
 }
 
-async fn run_block(
-    block: Discovery,
-    clients: SharedClients,
-    inventory: Arc<Inventory>,
-    state: Arc<State>,
-) {
+/// Lists `block` every `refresh` (through the supervisor's clients, into its inventory and
+/// state) until the task is aborted.
+async fn run_block(block: Discovery, supervisor: Arc<Supervisor>) {
     let label = block.label();
     loop {
-        let listed = match list(&clients.current(), &block).await {
+        let listed = match list(&supervisor.clients.current(), &block).await {
             Ok(clusters) => {
                 let n = clusters.len();
                 tracing::info!(discovery = %label, clusters = n, "discovery listed clusters");
                 // Inventory first: the state must know the new clusters before the readiness
                 // latch hears that this block has reported.
-                inventory.set_discovered(&block, clusters);
+                supervisor.inventory.set_discovered(&block, clusters);
                 Ok(n)
             }
             Err(e) => {
@@ -91,7 +88,9 @@ async fn run_block(
                 Err(())
             }
         };
-        state.record_discovery(&label, block.region, listed);
+        supervisor
+            .state
+            .record_discovery(&label, block.region, listed);
         tokio::time::sleep(block.refresh).await;
     }
 }
@@ -125,7 +124,7 @@ impl Supervisor {
 
     /// Runs exactly `blocks`: unchanged blocks keep running, removed ones stop, new ones start
     /// (and list at once).
-    pub(crate) fn set_blocks(&self, blocks: &[Discovery]) {
+    pub(crate) fn set_blocks(self: &Arc<Self>, blocks: &[Discovery]) {
         let mut tasks = crate::lock::lock(&self.tasks);
         tasks.retain(|b, handle| {
             let keep = blocks.contains(b);
@@ -135,10 +134,8 @@ impl Supervisor {
             keep
         });
         for b in blocks {
-            tasks.entry(b.clone()).or_insert_with(|| {
-                let (clients, inventory) = (self.clients.clone(), self.inventory.clone());
-                tokio::spawn(run_block(b.clone(), clients, inventory, self.state.clone()))
-            });
+            let run = || tokio::spawn(run_block(b.clone(), self.clone()));
+            tasks.entry(b.clone()).or_insert_with(run);
         }
         self.state
             .retain_discovery(&blocks.iter().map(Discovery::label).collect::<Vec<_>>());
