@@ -19,19 +19,12 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::check;
-use crate::cli::{CheckArgs, Cli, Command};
+use crate::cli::{Cli, Command};
 use crate::config::Config;
-use crate::credentials::{Keyring, Lookup, StatusBoard};
-use crate::discovery::Supervisor;
+use crate::credentials::{Keyring, Lookup};
 use crate::exposition::{BuildInfo, Exposition, Metrics};
-use crate::inventory::Inventory;
-use crate::ncp::client::{Clients, SharedClients};
-use crate::plan::{Plan, Schedule};
-use crate::reload::{self, Live, LiveSettings, Parts, ReloadError, Reloader};
-use crate::scheduler::Runner;
+use crate::reload::{self, Parts, ReloadError, Reloader};
 use crate::server;
-use crate::state::State;
 use crate::web::WebConfigWatch;
 
 pub use crate::cli::{EXIT_CONFIG, EXIT_FAILURE};
@@ -42,50 +35,76 @@ pub async fn main(cli: Cli) -> ExitCode {
         return code;
     }
     if let Some(Command::Check(args)) = &cli.command {
-        return ExitCode::from(check(&cli, args).await);
+        return ExitCode::from(crate::check::main(&cli.config_file, args).await);
     }
-    let served = if cli.demo {
-        serve_demo(&cli).await
+    match serve(&cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err((code, e)) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// `--demo`, or `--config.file`: the config, the web config, then `--config.check`'s report or
+/// the keys and the exporter until a signal. `Err` has the exit code: 2 for what the exporter
+/// was given (config, web config, keys), 1 for a failure to run.
+async fn serve(cli: &Cli) -> Result<(), (u8, anyhow::Error)> {
+    let given = |e: String| (EXIT_CONFIG, anyhow::anyhow!(e));
+    let failed = |e: anyhow::Error| (EXIT_FAILURE, e);
+    let web = || {
+        let load = |path| WebConfigWatch::load(path).map(Arc::new);
+        (cli.web_config_file.as_deref().map(load).transpose())
+            .map_err(|e| given(format!("invalid web configuration: {e}")))
+    };
+    // The demo's gateway runs as long as the exporter.
+    let (options, _sim) = if cli.demo {
+        let web = web()?;
+        let (sim, config, credentials) = crate::demo::start()
+            .await
+            .map_err(|e| failed(e.context("starting the demo gateway")))?;
+        tracing::info!(gateway = %sim.url(), "demo mode: simulated NCP gateway with demo clusters and credentials");
+        let options = Options {
+            web,
+            ..Options::new(config, credentials)
+        };
+        (options, Some(sim))
     } else {
-        serve_config_file(&cli).await
+        let config = reload::load_config(&cli.config_file)
+            .await
+            .map_err(|e| given(e.at_start()))?;
+        let web = web()?;
+        if cli.config_check {
+            config_check(cli, &config, web.as_deref()).await;
+            return Ok(());
+        }
+        let lookup = Lookup::from_process();
+        let keyring = Keyring::load(&config.accounts, &lookup)
+            .await
+            .map_err(|e| given(ReloadError::from(e).at_start()))?;
+        let reload = ReloadOptions {
+            config_file: cli.config_file.clone(),
+            auto_reload_interval: cli.auto_reload_interval.filter(|d| !d.is_zero()),
+        };
+        let options = Options {
+            reload: Some(reload),
+            web,
+            lookup,
+            ..Options::new(config, keyring)
+        };
+        (options, None)
     };
-    served.unwrap_or_else(|code| code)
-}
-
-/// `--config.file`: the config, the web config, then `--config.check`'s report or the keys and
-/// the exporter. `Err` is the exit code of a start that failed, already said.
-async fn serve_config_file(cli: &Cli) -> Result<ExitCode, ExitCode> {
-    let start_error = |e: ReloadError| cannot_start(&e.at_start());
-    let config = reload::load_config(&cli.config_file)
+    let listener = bind(&cli.listen_address).await.map_err(failed)?;
+    let addr = (listener.local_addr())
+        .context("reading the bound address")
+        .map_err(failed)?;
+    let tls = (options.web.as_ref()).is_some_and(|w| w.current().tls().is_some());
+    let config = &options.config;
+    tracing::info!(address = %addr, tls, clusters = config.clusters.len(), discovery = config.discovery.len(), interval = %humantime::format_duration(config.interval), "listening");
+    run(listener, options, crate::shutdown::signal())
         .await
-        .map_err(start_error)?;
-    let web = web_config(cli)?;
-    if cli.config_check {
-        config_check(cli, &config, web.as_deref()).await;
-        return Ok(ExitCode::SUCCESS);
-    }
-    let lookup = Lookup::from_process();
-    let keyring = reload::load_keys(&config, &lookup)
-        .await
-        .map_err(start_error)?;
-    let reload = ReloadOptions {
-        config_file: cli.config_file.clone(),
-        auto_reload_interval: cli.auto_reload_interval.filter(|d| !d.is_zero()),
-    };
-    let options = Options {
-        reload: Some(reload),
-        web,
-        lookup,
-        ..Options::new(config, keyring)
-    };
-    Ok(report(serve(&cli.listen_address, options).await))
-}
-
-/// Logs and prints why the exporter cannot start with what it was given: exit 2.
-fn cannot_start(message: &str) -> ExitCode {
-    tracing::error!("{message}");
-    eprintln!("error: {message}");
-    ExitCode::from(EXIT_CONFIG)
+        .map_err(failed)
 }
 
 /// `--config.check` on a valid config: what it holds, what the web config enables, and where
@@ -121,100 +140,16 @@ async fn config_check(cli: &Cli, config: &Config, web: Option<&WebConfigWatch>) 
     }
 }
 
-/// Loads `--web.config.file`, if given. `Err` is the exit code; the error is already printed.
-fn web_config(cli: &Cli) -> Result<Option<Arc<WebConfigWatch>>, ExitCode> {
-    let Some(path) = &cli.web_config_file else {
-        return Ok(None);
-    };
-    match WebConfigWatch::load(path) {
-        Ok(web) => Ok(Some(Arc::new(web))),
-        Err(e) => Err(cannot_start(&format!("invalid web configuration: {e}"))),
-    }
-}
-
-/// `check`: every failure to even ask is exit 2; Ctrl-C is 130, SIGTERM 143. With `--json`,
-/// stdout holds a report document whatever happens.
-async fn check(cli: &Cli, args: &CheckArgs) -> u8 {
-    let fail = |error: String| {
-        eprintln!("error: {error}");
-        check::could_not_ask(args, check::EXIT_UNKNOWN, &error, &mut std::io::stdout())
-    };
-    // The clients hold the keyring (and so keep its refreshers running).
-    let (config, _, clients) = match reload::load(&cli.config_file, &Lookup::from_process()).await {
-        Ok(loaded) => loaded,
-        Err(e) => return fail(e.at_start()),
-    };
-    let run = async {
-        let clusters = match check::select(&config, args, &clients).await {
-            Ok(c) => c,
-            Err(e) => return fail(e.to_string()),
-        };
-        let mut stdout = std::io::stdout();
-        check::run(args, &clusters, clients, config.concurrency, &mut stdout).await
-    };
-    tokio::select! {
-        code = run => code,
-        s = crate::shutdown::wait_for_signal() => {
-            let error = format!("interrupted by {s:?}; no decision");
-            eprintln!("check: {error}");
-            check::could_not_ask(args, s.exit_code(), &error, &mut std::io::stdout())
-        }
-    }
-}
-
-async fn serve_demo(cli: &Cli) -> Result<ExitCode, ExitCode> {
-    let web = web_config(cli)?;
-    let result = async {
-        let (sim, config, credentials) = crate::demo::start()
-            .await
-            .context("starting the demo gateway")?;
-        tracing::info!(gateway = %sim.url(), "demo mode: simulated NCP gateway with demo clusters and credentials");
-        let options = Options {
-            web,
-            ..Options::new(config, credentials)
-        };
-        serve(&cli.listen_address, options).await
-    };
-    Ok(report(result.await))
-}
-
-async fn serve(listen_address: &str, options: Options) -> anyhow::Result<()> {
-    let listener = bind(listen_address).await?;
-    let addr = listener.local_addr().context("reading the bound address")?;
-    let tls = options
-        .web
-        .as_ref()
-        .is_some_and(|w| w.current().tls().is_some());
-    let config = &options.config;
-    tracing::info!(address = %addr, tls, clusters = config.clusters.len(), discovery = config.discovery.len(), interval = %humantime::format_duration(config.interval), "listening");
-    run(listener, options, crate::shutdown::signal()).await
-}
-
-fn report(result: anyhow::Result<()>) -> ExitCode {
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("error: {e:#}");
-            ExitCode::from(EXIT_FAILURE)
-        }
-    }
-}
-
 /// Binds `--web.listen-address`. `:PORT` means every interface: IPv6 and IPv4 where the host
 /// allows, IPv4 only otherwise.
 pub(crate) async fn bind(address: &str) -> anyhow::Result<TcpListener> {
-    let listened = match address.strip_prefix(':') {
-        Some(port) => {
-            let port: u16 = port.parse().with_context(|| {
-                format!("--web.listen-address {address:?}: {port:?} is not a port number")
-            })?;
-            match TcpListener::bind(("::", port)).await {
-                Ok(l) => Ok(l),
-                Err(_) => TcpListener::bind(("0.0.0.0", port)).await,
-            }
-        }
-        None => TcpListener::bind(address).await,
+    // `--web.listen-address` has been checked: a `:` prefix is followed by a port number.
+    let listened = match address.strip_prefix(':').map(str::parse::<u16>) {
+        Some(Ok(port)) => match TcpListener::bind(("::", port)).await {
+            Ok(l) => Ok(l),
+            Err(_) => TcpListener::bind(("0.0.0.0", port)).await,
+        },
+        _ => TcpListener::bind(address).await,
     };
     listened.with_context(|| format!("cannot listen on --web.listen-address {address:?}"))
 }
@@ -267,127 +202,56 @@ pub async fn run(
     options: Options,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let Options {
-        config,
-        keyring,
-        reload,
-        web,
-        lookup,
-    } = options;
-    // What `/metrics` says about the keys (expiry, refresh failures); reload shows its new ring.
-    let credentials = StatusBoard::default();
-    credentials.show(&keyring);
+    let config = &options.config;
     // Building the HTTP clients reads the system's CA certificates (milliseconds): on a blocking
     // thread while the state, inventory and runner are set up. Nothing can precheck before
-    // `replace` below: the scheduler, discovery and the server start after it.
-    let building = reload::build_clients(&config, keyring);
-    let (parts, plan) = Parts::new(&config);
+    // `apply` below: the scheduler, discovery and the server start after it.
+    let building = reload::build_clients(config, options.keyring.clone());
+    let (parts, plan) = Parts::new(config);
     let clients = building.await.context("starting the CDSS clients")?;
-    parts.use_clients(clients);
-    parts.discovery.set_blocks(&config.discovery);
-    let live = LiveSettings::new(Live::of(&config));
-    let reloader = reload
-        .as_ref()
-        .map(|r| parts.reloader(r, &live, lookup, &credentials));
-    let app = parts.app(live, reloader.clone(), credentials)?;
+    parts.apply(config, &options.keyring, clients);
+    let reloader = options.reload.as_ref().map(|r| {
+        Arc::new(Reloader {
+            path: r.config_file.clone(),
+            parts: parts.clone(),
+            lock: tokio::sync::Mutex::new(()),
+            lookup: options.lookup,
+        })
+    });
+    let metrics = Metrics::new(parts.state.clone(), BuildInfo::current())
+        .with_live(parts.live.clone())
+        .with_usage(parts.clients.usage())
+        .with_credentials(parts.credentials.clone());
+    let app = Arc::new(server::App {
+        state: parts.state.clone(),
+        exposition: Exposition::new(metrics).context("registering the metrics")?,
+        live: parts.live.clone(),
+        fresh: parts.runner.clone(),
+        reloader: reloader.clone(),
+    });
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut triggers = Vec::new();
-    if let Some(web) = &web {
-        triggers.push(tokio::spawn(web.clone().watch(crate::web::WATCH_EVERY)));
+    // What changes the running exporter: the web config's watcher, SIGHUP, auto-reload.
+    let mut triggers = tokio::task::JoinSet::new();
+    if let Some(web) = &options.web {
+        triggers.spawn(web.clone().watch(crate::web::WATCH_EVERY));
     }
-    let server = tokio::spawn(server::serve(listener, app, web, stop_rx.clone()));
+    let server = tokio::spawn(server::serve(listener, app, options.web, stop_rx.clone()));
     let collector = crate::scheduler::spawn(parts.runner, plan, stop_rx)
         .context("starting the collector thread")?;
     if let Some(r) = &reloader {
-        triggers.push(tokio::spawn(r.clone().on_sighup()));
-        if let Some(every) = reload.as_ref().and_then(|o| o.auto_reload_interval) {
-            triggers.push(tokio::spawn(r.clone().watch_file(every)));
+        triggers.spawn(r.clone().on_sighup());
+        if let Some(every) = options.reload.and_then(|o| o.auto_reload_interval) {
+            triggers.spawn(r.clone().watch_file(every));
         }
     }
 
     shutdown.await;
     tracing::info!("stopping: no new prechecks; waiting for in-flight ones");
-    for t in &triggers {
-        t.abort();
-    }
+    triggers.abort_all();
     parts.discovery.stop();
     // The receivers live in the tasks, so this cannot fail while they run.
     let _ = stop_tx.send(true);
     collector.join().await.context("scheduler")?;
     server.await.context("server task")?;
     Ok(())
-}
-
-impl Parts {
-    /// The parts for `config`, and the inventory's plan for the scheduler.
-    fn new(config: &Config) -> (Self, watch::Receiver<Plan>) {
-        let clients = SharedClients::new(Clients::default());
-        // The state starts with the static clusters, as the inventory's first plan has them.
-        let state = Arc::new(State::new(&config.clusters));
-        let (inventory, plan) = Inventory::new(
-            config.clusters.clone(),
-            Schedule::of(config),
-            &config.discovery,
-            state.clone(),
-        );
-        let inventory = Arc::new(inventory);
-        let runner = Arc::new(Runner::new(
-            config.clusters.clone(),
-            Clients::default(),
-            state.clone(),
-            config.concurrency,
-        ));
-        let discovery = Arc::new(Supervisor::new(
-            &config.discovery,
-            clients.clone(),
-            inventory.clone(),
-            state.clone(),
-        ));
-        let parts = Self {
-            clients,
-            state,
-            inventory,
-            runner,
-            discovery,
-        };
-        (parts, plan)
-    }
-
-    /// Reloads `reload.config_file` into these parts.
-    fn reloader(
-        &self,
-        reload: &ReloadOptions,
-        live: &LiveSettings,
-        lookup: Lookup,
-        credentials: &StatusBoard,
-    ) -> Arc<Reloader> {
-        Arc::new(Reloader {
-            path: reload.config_file.clone(),
-            parts: self.clone(),
-            live: live.clone(),
-            lock: tokio::sync::Mutex::new(()),
-            lookup,
-            credentials: credentials.clone(),
-        })
-    }
-
-    /// What the endpoints serve from.
-    fn app(
-        &self,
-        live: LiveSettings,
-        reloader: Option<Arc<Reloader>>,
-        credentials: StatusBoard,
-    ) -> anyhow::Result<Arc<server::App>> {
-        let metrics = Metrics::new(self.state.clone(), BuildInfo::current())
-            .with_live(live.clone())
-            .with_usage(self.clients.usage())
-            .with_credentials(credentials);
-        Ok(Arc::new(server::App {
-            state: self.state.clone(),
-            exposition: Exposition::new(metrics).context("registering the metrics")?,
-            live,
-            fresh: self.runner.clone(),
-            reloader,
-        }))
-    }
 }

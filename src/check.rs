@@ -7,94 +7,60 @@
 //! to stdout, progress to stderr.
 
 use std::io::Write;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::cli::CheckArgs;
 use crate::config::Config;
+use crate::credentials::Lookup;
 use crate::gate::DiagnosisView;
 use crate::model::Cluster;
 use crate::ncp::client::Clients;
-use crate::ncp::cluster_list::ListError;
 use crate::ncp::precheck::Precheck;
 use crate::outcome::{Decision, Outcome};
 use crate::scheduler::Runner;
 use crate::state::State;
 
-/// Every named cluster is ready.
-pub(crate) const EXIT_GO: u8 = 0;
-/// At least one named cluster said no.
-pub(crate) const EXIT_NO_GO: u8 = 1;
 /// No decision could be made.
 pub(crate) const EXIT_UNKNOWN: u8 = 2;
 
-/// Why `check` could not pick its clusters.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum SelectError {
-    /// A name that is neither a static nor a discovered cluster.
-    #[error("unknown cluster {name:?}; the config has: {}", known.join(", "))]
-    UnknownCluster {
-        /// The name asked for.
-        name: String,
-        /// Every cluster the config has (static and discovered).
-        known: Vec<String>,
-    },
-    /// A discovery block needed to find a name could not list.
-    #[error("discovery {block} failed: {source}")]
-    Discovery {
-        /// The block's label (`KR/prod`).
-        block: String,
-        /// Why.
-        source: ListError,
-    },
-}
-
 /// Picks the clusters `args` names, in the order named. A name that is not a static cluster is
 /// looked up through the config's discovery blocks (one listing each); an unknown name is an
-/// error that lists the known ones.
+/// error that lists the known ones. `Err` says why, for stderr and the report.
 pub(crate) async fn select(
     config: &Config,
     args: &CheckArgs,
     clients: &Clients,
-) -> Result<Vec<Arc<Cluster>>, SelectError> {
-    let needs_discovery = !config.discovery.is_empty()
-        && (args.all
-            || args
-                .clusters
-                .iter()
-                .any(|n| !config.clusters.iter().any(|c| &c.name == n)));
-    let known: Vec<Arc<Cluster>> = if needs_discovery {
-        let mut found = Vec::new();
+) -> Result<Vec<Arc<Cluster>>, String> {
+    let is_static = |n: &String| config.clusters.iter().any(|c| &c.name == n);
+    let mut found = Vec::new();
+    if args.all || !args.clusters.iter().all(is_static) {
         for block in &config.discovery {
             let listed = crate::discovery::list(clients, block)
                 .await
-                .map_err(|source| SelectError::Discovery {
-                    block: block.label(),
-                    source,
-                })?;
+                .map_err(|e| format!("discovery {} failed: {e}", block.label()))?;
             found.push((block, listed));
         }
-        crate::plan::merge(
-            &config.clusters,
-            found.iter().map(|(b, c)| (*b, c.as_slice())),
-        )
-    } else {
-        config.clusters.clone()
-    };
+    }
+    let known = crate::plan::merge(
+        &config.clusters,
+        found.iter().map(|(b, c)| (*b, c.as_slice())),
+    );
     if args.all {
         return Ok(known);
     }
     let mut picked: Vec<Arc<Cluster>> = Vec::new();
     for name in &args.clusters {
         let Some(c) = known.iter().find(|c| &c.name == name) else {
-            return Err(SelectError::UnknownCluster {
-                name: name.clone(),
-                known: known.iter().map(|c| c.name.clone()).collect(),
-            });
+            let known: Vec<&str> = known.iter().map(|c| c.name.as_str()).collect();
+            return Err(format!(
+                "unknown cluster {name:?}; the config has: {}",
+                known.join(", ")
+            ));
         };
         if !picked.iter().any(|p| p.name == c.name) {
             picked.push(c.clone());
@@ -108,19 +74,17 @@ pub(crate) async fn select(
 pub(crate) fn aggregate(decisions: impl IntoIterator<Item = Decision>) -> Decision {
     let all: Vec<Decision> = decisions.into_iter().collect();
     if all.contains(&Decision::NoGo) {
-        Decision::NoGo
-    } else if all.is_empty() || all.contains(&Decision::Unknown) {
-        Decision::Unknown
-    } else {
-        Decision::Go
+        return Decision::NoGo;
     }
+    // Go < Unknown; nothing asked is no decision.
+    all.into_iter().max().unwrap_or(Decision::Unknown)
 }
 
 /// Exit code for an aggregate decision.
 pub(crate) fn exit_code(decision: Decision) -> u8 {
     match decision {
-        Decision::Go => EXIT_GO,
-        Decision::NoGo => EXIT_NO_GO,
+        Decision::Go => 0,
+        Decision::NoGo => 1,
         Decision::Unknown => EXIT_UNKNOWN,
     }
 }
@@ -174,49 +138,62 @@ pub(crate) struct Report {
     pub error: Option<String>,
 }
 
-/// Reports a `check` that could not ask (the caller has said why on stderr): with `--json`, the
-/// same report document a round would give, with `error` set, so a pipeline that reads stdout
-/// always gets one. Returns `exit_code`.
-pub(crate) fn could_not_ask(
-    args: &CheckArgs,
-    exit_code: u8,
-    error: &str,
-    out: &mut impl Write,
-) -> u8 {
-    if args.json {
-        let report = Report {
-            ready: false,
-            decision: Decision::Unknown,
-            exit_code,
-            attempts: 0,
-            clusters: Vec::new(),
-            error: Some(error.to_string()),
-        };
-        write_report(args, &report, out);
+/// Runs `check` and returns its exit code: every failure to even ask is 2; Ctrl-C is 130,
+/// SIGTERM 143. The report goes to stdout; with `--json`, stdout holds a report document
+/// whatever happens (with `error` set when nothing could be asked).
+pub(crate) async fn main(config_file: &Path, args: &CheckArgs) -> u8 {
+    let could_not_ask = |exit_code, error| Report {
+        ready: false,
+        decision: Decision::Unknown,
+        exit_code,
+        attempts: 0,
+        clusters: Vec::new(),
+        error: Some(error),
+    };
+    let asked = async {
+        // The clients hold the keyring (and so keep its refreshers running).
+        let (config, _, clients) = crate::reload::load(config_file, &Lookup::from_process())
+            .await
+            .map_err(|e| e.at_start())?;
+        let clusters = select(&config, args, &clients).await?;
+        let state = Arc::new(State::new(&clusters));
+        let runner = Runner::new(clusters.clone(), clients, state, config.concurrency);
+        let runner = Arc::new(runner.without_logs());
+        let (results, attempts) = poll(args, &runner, &clusters).await;
+        if let Some(hint) = results
+            .iter()
+            .find_map(|(p, _)| crate::outcome::clock_skew_hint(&p.outcome, p.meta.clock_skew))
+        {
+            eprintln!("check: authentication failed: {hint}");
+        }
+        Ok(report(&runner, &clusters, &results, attempts))
+    };
+    let report = tokio::select! {
+        asked = asked => asked.unwrap_or_else(|error: String| {
+            eprintln!("error: {error}");
+            could_not_ask(EXIT_UNKNOWN, error)
+        }),
+        s = crate::shutdown::wait_for_signal() => {
+            let error = format!("interrupted by {s:?}; no decision");
+            eprintln!("check: {error}");
+            could_not_ask(s as u8, error)
+        }
+    };
+    let mut out = std::io::stdout();
+    let written = if args.json {
+        serde_json::to_string_pretty(&report)
+            .map_err(std::io::Error::other)
+            .and_then(|j| writeln!(out, "{j}"))
+    } else if report.error.is_none() {
+        write_table(&mut out, &report)
+    } else {
+        Ok(())
+    };
+    // The exit code still says the decision.
+    if let Err(e) = written {
+        eprintln!("error: cannot write the report: {e}");
     }
-    exit_code
-}
-
-fn cluster_report(
-    c: &Cluster,
-    p: &Precheck,
-    at: SystemTime,
-    diagnosis: Option<DiagnosisView>,
-) -> ClusterReport {
-    ClusterReport {
-        cluster: c.name.clone(),
-        region: c.region.to_string(),
-        service_group_instance_no: c.service_group_instance_no,
-        ready: p.outcome.is_ready(),
-        decision: p.outcome.decision(),
-        verdict: p.outcome.verdict(),
-        code: p.outcome.error_code(),
-        message: p.outcome.message(),
-        latency_seconds: (p.meta.latency.as_secs_f64() * 1e4).round() / 1e4,
-        request_id: p.meta.request_id.clone(),
-        checked_at: humantime::format_rfc3339_millis(at).to_string(),
-        diagnosis,
-    }
+    report.exit_code
 }
 
 /// Prechecks every cluster once through `runner` (its concurrency cap, its client lookup);
@@ -225,45 +202,26 @@ async fn round(
     runner: &Arc<Runner<Clients>>,
     clusters: &[Arc<Cluster>],
 ) -> Vec<(Precheck, SystemTime)> {
-    let mut tasks = JoinSet::new();
-    for (i, c) in clusters.iter().enumerate() {
-        let (runner, name) = (runner.clone(), c.name.clone());
-        tasks.spawn(async move { (i, runner.precheck_now(&name).await, SystemTime::now()) });
-    }
-    let mut out: Vec<Option<(Precheck, SystemTime)>> = vec![None; clusters.len()];
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok((i, p, at)) => out[i] = p.map(|p| (p, at)),
-            Err(e) => tracing::error!(error = %e, "a precheck task failed"),
-        }
-    }
-    out.into_iter()
-        .map(|r| r.unwrap_or_else(|| (Precheck::failed(Outcome::task_failed()), SystemTime::now())))
-        .collect()
-}
-
-/// Runs `check`: prechecks (and polls, with `--wait`), writes the report to `out`, and returns
-/// the exit code.
-pub(crate) async fn run(
-    args: &CheckArgs,
-    clusters: &[Arc<Cluster>],
-    clients: Clients,
-    concurrency: usize,
-    out: &mut impl Write,
-) -> u8 {
-    let state = Arc::new(State::new(clusters));
-    let runner =
-        Arc::new(Runner::new(clusters.to_vec(), clients, state, concurrency).without_logs());
-    let (results, attempts) = poll(args, &runner, clusters).await;
-    if let Some(hint) = results
+    let tasks: Vec<_> = clusters
         .iter()
-        .find_map(|(p, _)| crate::outcome::clock_skew_hint(&p.outcome, p.meta.clock_skew))
-    {
-        eprintln!("check: authentication failed: {hint}");
+        .map(|c| {
+            let (runner, name) = (runner.clone(), c.name.clone());
+            tokio::spawn(
+                async move { Some((runner.precheck_now(&name).await?, SystemTime::now())) },
+            )
+        })
+        .collect();
+    let mut out = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        let done = (task.await)
+            .inspect_err(|e| tracing::error!(error = %e, "a precheck task failed"))
+            .ok()
+            .flatten();
+        out.push(
+            done.unwrap_or_else(|| (Precheck::failed(Outcome::task_failed()), SystemTime::now())),
+        );
     }
-    let report = report(&runner, clusters, &results, attempts);
-    write_report(args, &report, out);
-    report.exit_code
+    out
 }
 
 /// Prechecks every cluster once; with `--wait`, again every `--every` (or the longest
@@ -280,12 +238,9 @@ async fn poll(
         attempts += 1;
         let results = round(runner, clusters).await;
         let decision = aggregate(results.iter().map(|(p, _)| p.outcome.decision()));
-        let Some(deadline) = deadline else {
+        let Some(deadline) = deadline.filter(|_| decision != Decision::Go) else {
             return (results, attempts);
         };
-        if decision == Decision::Go {
-            return (results, attempts);
-        }
         let now = Instant::now();
         let retry_after = results
             .iter()
@@ -315,21 +270,17 @@ fn progress(
         .zip(results)
         .filter(|(_, (p, _))| !p.outcome.is_ready())
         .map(|(c, (p, _))| {
-            format!(
-                "{} {} (code {})",
-                c.name,
-                p.outcome.verdict(),
-                p.outcome.error_code()
-            )
+            let (verdict, code) = (p.outcome.verdict(), p.outcome.error_code());
+            format!("{} {verdict} (code {code})", c.name)
         })
         .collect();
-    let ready = clusters.len() - waiting.len();
     format!(
-        "check: {ready}/{} ready; waiting on {}; next check in {}, {} left",
+        "check: {}/{} ready; waiting on {}; next check in {}, {} left",
+        clusters.len() - waiting.len(),
         clusters.len(),
         waiting.join(", "),
-        humantime::format_duration(secs(next - now)),
-        humantime::format_duration(secs(deadline.saturating_duration_since(now))),
+        secs(next - now),
+        secs(deadline.saturating_duration_since(now)),
     )
 }
 
@@ -344,14 +295,22 @@ fn report(
     let reports: Vec<ClusterReport> = clusters
         .iter()
         .zip(results)
-        .map(|(c, (p, at))| {
-            let diagnosis = runner
-                .state()
-                .get(&c.name)
+        .map(|(c, (p, at))| ClusterReport {
+            cluster: c.name.clone(),
+            region: c.region.to_string(),
+            service_group_instance_no: c.service_group_instance_no,
+            ready: p.outcome.is_ready(),
+            decision: p.outcome.decision(),
+            verdict: p.outcome.verdict(),
+            code: p.outcome.error_code(),
+            message: p.outcome.message(),
+            latency_seconds: (p.meta.latency.as_secs_f64() * 1e4).round() / 1e4,
+            request_id: p.meta.request_id.clone(),
+            checked_at: humantime::format_rfc3339_millis(*at).to_string(),
+            diagnosis: (runner.state().get(&c.name))
                 .and_then(|s| s.diagnosis)
                 .filter(|_| !p.outcome.is_ready())
-                .map(|b| DiagnosisView::of(&b.0, b.1));
-            cluster_report(c, p, *at, diagnosis)
+                .map(|b| DiagnosisView::of(&b.0, b.1)),
         })
         .collect();
     let decision = aggregate(reports.iter().map(|r| r.decision));
@@ -365,63 +324,38 @@ fn report(
     }
 }
 
-/// Writes `report` to `out`: JSON with `--json`, else a table; a failure to write is said on
-/// stderr (the exit code still says the decision).
-fn write_report(args: &CheckArgs, report: &Report, out: &mut impl Write) {
-    let written = if args.json {
-        serde_json::to_string_pretty(report)
-            .map_err(std::io::Error::other)
-            .and_then(|j| writeln!(out, "{j}"))
-    } else {
-        write_table(out, report)
-    };
-    if let Err(e) = written {
-        eprintln!("error: cannot write the report: {e}");
-    }
-}
-
 /// Whole seconds, for progress lines.
-fn secs(d: Duration) -> Duration {
-    Duration::from_secs(d.as_secs_f64().round() as u64)
+fn secs(d: Duration) -> humantime::FormattedDuration {
+    humantime::format_duration(Duration::from_secs(d.as_secs_f64().round() as u64))
 }
 
 fn write_table(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
-    let header: Vec<&str> = "CLUSTER,REGION,VERDICT,CODE,LATENCY,REQUEST ID,MESSAGE"
-        .split(',')
-        .collect();
-    let mut rows: Vec<[String; 7]> = vec![std::array::from_fn(|i| header[i].to_string())];
+    let mut header = "CLUSTER,REGION,VERDICT,CODE,LATENCY,REQUEST ID,MESSAGE".split(',');
+    let mut rows = vec![std::array::from_fn(|_| {
+        header.next().unwrap_or_default().to_string()
+    })];
     rows.extend(report.clusters.iter().map(|r| {
-        let message = match &r.diagnosis {
-            Some(d) => format!("{} ({})", r.message, d.summary),
-            None => r.message.clone(),
-        };
-        let request_id = r.request_id.clone().unwrap_or_else(|| "-".into());
-        let latency = format!("{:.0}ms", r.latency_seconds * 1e3);
-        let code = r.code.to_string();
         [
             r.cluster.clone(),
             r.region.clone(),
             r.verdict.into(),
-            code,
-            latency,
-            request_id,
-            message,
+            r.code.to_string(),
+            format!("{:.0}ms", r.latency_seconds * 1e3),
+            r.request_id.clone().unwrap_or_else(|| "-".into()),
+            match &r.diagnosis {
+                Some(d) => format!("{} ({})", r.message, d.summary),
+                None => r.message.clone(),
+            },
         ]
     }));
-    let mut widths = [0; 7];
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
+    let widths: [usize; 7] =
+        std::array::from_fn(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0));
     for row in &rows {
         let [init @ .., last] = row;
-        let padded: String = init
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}  "))
-            .collect();
-        writeln!(out, "{padded}{last}")?;
+        for (cell, w) in init.iter().zip(widths) {
+            write!(out, "{cell:<w$}  ")?;
+        }
+        writeln!(out, "{last}")?;
     }
     let verdict = match report.decision {
         Decision::Go => "GO: every cluster is ready for a rolling restart",

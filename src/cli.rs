@@ -136,13 +136,8 @@ pub(crate) const MIN_EVERY: Duration = Duration::from_secs(1);
 
 fn parse_every(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
-    if d < MIN_EVERY {
-        return Err(format!(
-            "must be at least {}",
-            humantime::format_duration(MIN_EVERY)
-        ));
-    }
-    Ok(d)
+    let too_short = || format!("must be at least {}", humantime::format_duration(MIN_EVERY));
+    (d >= MIN_EVERY).then_some(d).ok_or_else(too_short)
 }
 
 /// `--log.level`.
@@ -158,19 +153,6 @@ pub enum LogLevel {
     Debug,
     /// Everything.
     Trace,
-}
-
-impl LogLevel {
-    /// The `tracing` level name.
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            LogLevel::Error => "error",
-            LogLevel::Warn => "warn",
-            LogLevel::Info => "info",
-            LogLevel::Debug => "debug",
-            LogLevel::Trace => "trace",
-        }
-    }
 }
 
 /// `--log.format`.

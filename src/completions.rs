@@ -78,9 +78,6 @@ pub(crate) fn man_page(command: Option<&str>) -> Option<Vec<u8>> {
     let cmd = match command {
         None => cli,
         Some(name) => {
-            if !subcommands().iter().any(|s| s == name) {
-                return None;
-            }
             let sub = cli.find_subcommand(name)?.clone();
             sub.bin_name(format!("{BIN} {name}"))
                 .display_name(format!("{BIN}-{name}"))

@@ -61,14 +61,6 @@ pub fn config(gateway_url: &str) -> Result<Config, ConfigError> {
     Config::parse(&yaml, Path::new("<demo>"))
 }
 
-/// The demo credentials.
-pub(crate) fn credentials() -> Credentials {
-    Credentials {
-        access_key: DEMO_ACCESS_KEY.into(),
-        secret_key: Secret::new(DEMO_SECRET_KEY),
-    }
-}
-
 /// Starts the demo gateway on 127.0.0.1 (random port) and returns it with its config.
 pub async fn start() -> anyhow::Result<(SimGateway, Config, Credentials)> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -88,5 +80,9 @@ pub async fn start() -> anyhow::Result<(SimGateway, Config, Credentials)> {
         sim.add_cluster(no, SimCluster::running(name, Region::Kr));
     }
     let config = config(&sim.url())?;
-    Ok((sim, config, credentials()))
+    let credentials = Credentials {
+        access_key: DEMO_ACCESS_KEY.into(),
+        secret_key: Secret::new(DEMO_SECRET_KEY),
+    };
+    Ok((sim, config, credentials))
 }

@@ -16,16 +16,11 @@ use crate::config::Discovery;
 use crate::inventory::Inventory;
 use crate::model::{Cluster, ClusterInfo};
 use crate::ncp::client::{Clients, SharedClients};
-use crate::ncp::cluster_list::{self, ListError, ListRequest, ListedCluster};
+use crate::ncp::cluster_list::{self, ListError, ListRequest};
 use crate::state::State;
 
 /// Most pages read in one listing: a guard against a gateway that never says "last page".
 pub(crate) const MAX_PAGES: u32 = 10_000;
-
-/// Whether a listed cluster passes the block's filters.
-pub(crate) fn keep(block: &Discovery, c: &ListedCluster) -> bool {
-    block.accepts(&c.cluster_name, &c.server_status, &c.vpc_name)
-}
 
 /// Lists every page and returns the filtered clusters (each cluster number once).
 pub(crate) async fn list(
@@ -34,8 +29,7 @@ pub(crate) async fn list(
 ) -> Result<Vec<Arc<Cluster>>, ListError> {
     let mut out = Vec::new();
     let mut seen = HashSet::new();
-    let mut page_no = 1;
-    loop {
+    for page_no in 1..=MAX_PAGES {
         let request = ListRequest {
             vpc_name: block.vpc_name.as_deref(),
             page_no,
@@ -47,7 +41,8 @@ pub(crate) async fn list(
         }
         let empty = page.clusters.is_empty() && page.malformed.is_empty();
         for c in page.clusters {
-            if !seen.insert(c.service_group_instance_no) || !keep(block, &c) {
+            let accepted = block.accepts(&c.cluster_name, &c.server_status, &c.vpc_name);
+            if !seen.insert(c.service_group_instance_no) || !accepted {
                 continue;
             }
             out.push(Arc::new(Cluster {
@@ -63,41 +58,39 @@ pub(crate) async fn list(
                 }),
             }));
         }
-        // Stop on isLast, on totalPage, on an empty page (a gateway that never says "last"), or
-        // at MAX_PAGES.
-        let last = page.is_last == Some(true)
+        // Stop on isLast, on totalPage, or on an empty page (a gateway that never says "last").
+        if page.is_last == Some(true)
             || page.total_page.is_some_and(|t| u64::from(page_no) >= t)
             || empty
-            || page_no >= MAX_PAGES;
-        if last {
-            return Ok(out);
+        {
+            break;
         }
-        page_no += 1;
     }
+    Ok(out)
 }
 
-async fn run_block(
-    block: Discovery,
-    clients: SharedClients,
-    inventory: Arc<Inventory>,
-    state: Arc<State>,
-) {
+/// Lists `block` every `refresh` (through the supervisor's clients, into its inventory and
+/// state) until the task is aborted.
+async fn run_block(block: Discovery, supervisor: Arc<Supervisor>) {
     let label = block.label();
     loop {
-        match list(&clients.current(), &block).await {
+        let listed = match list(&supervisor.clients.current(), &block).await {
             Ok(clusters) => {
-                tracing::info!(discovery = %label, clusters = clusters.len(), "discovery listed clusters");
                 let n = clusters.len();
+                tracing::info!(discovery = %label, clusters = n, "discovery listed clusters");
                 // Inventory first: the state must know the new clusters before the readiness
                 // latch hears that this block has reported.
-                inventory.set_discovered(&block, clusters);
-                state.record_discovery(&label, block.region, Ok(n));
+                supervisor.inventory.set_discovered(&block, clusters);
+                Ok(n)
             }
             Err(e) => {
                 tracing::warn!(discovery = %label, error = %e, "discovery failed; keeping the last known clusters");
-                state.record_discovery(&label, block.region, Err(()));
+                Err(())
             }
-        }
+        };
+        supervisor
+            .state
+            .record_discovery(&label, block.region, listed);
         tokio::time::sleep(block.refresh).await;
     }
 }
@@ -131,7 +124,7 @@ impl Supervisor {
 
     /// Runs exactly `blocks`: unchanged blocks keep running, removed ones stop, new ones start
     /// (and list at once).
-    pub(crate) fn set_blocks(&self, blocks: &[Discovery]) {
+    pub(crate) fn set_blocks(self: &Arc<Self>, blocks: &[Discovery]) {
         let mut tasks = crate::lock::lock(&self.tasks);
         tasks.retain(|b, handle| {
             let keep = blocks.contains(b);
@@ -141,15 +134,8 @@ impl Supervisor {
             keep
         });
         for b in blocks {
-            if !tasks.contains_key(b) {
-                let task = run_block(
-                    b.clone(),
-                    self.clients.clone(),
-                    self.inventory.clone(),
-                    self.state.clone(),
-                );
-                tasks.insert(b.clone(), tokio::spawn(task));
-            }
+            let run = || tokio::spawn(run_block(b.clone(), self.clone()));
+            tasks.entry(b.clone()).or_insert_with(run);
         }
         self.state
             .retain_discovery(&blocks.iter().map(Discovery::label).collect::<Vec<_>>());
@@ -157,8 +143,7 @@ impl Supervisor {
 
     /// Stops every block.
     pub(crate) fn stop(&self) {
-        let mut tasks = crate::lock::lock(&self.tasks);
-        tasks.drain().for_each(|(_, handle)| handle.abort());
+        (crate::lock::lock(&self.tasks).drain()).for_each(|(_, handle)| handle.abort());
     }
 }
 
@@ -166,6 +151,7 @@ impl Supervisor {
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::ncp::cluster_list::ListedCluster;
     use std::path::Path;
 
     fn block(extra: &str) -> Discovery {
@@ -176,6 +162,10 @@ mod tests {
         .unwrap()
         .discovery
         .remove(0)
+    }
+
+    fn keep(block: &Discovery, c: &ListedCluster) -> bool {
+        block.accepts(&c.cluster_name, &c.server_status, &c.vpc_name)
     }
 
     fn listed(name: &str, status: &str) -> ListedCluster {

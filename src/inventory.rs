@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
-use crate::config::Discovery;
+use crate::config::{Config, Discovery};
 use crate::model::Cluster;
 use crate::plan::{Plan, Schedule, merge};
 use crate::state::State;
@@ -37,27 +37,16 @@ struct Inner {
 }
 
 impl Inventory {
-    /// An inventory of the static `statics`, with `blocks` still to report.
-    pub(crate) fn new(
-        statics: Vec<Arc<Cluster>>,
-        schedule: Schedule,
-        blocks: &[Discovery],
-        state: Arc<State>,
-    ) -> (Self, watch::Receiver<Plan>) {
+    /// An inventory of `config`'s static clusters, with its discovery blocks still to report.
+    pub(crate) fn new(config: &Config, state: Arc<State>) -> (Self, watch::Receiver<Plan>) {
         let inner = Inner {
-            statics,
-            schedule,
-            discovered: blocks.iter().map(|b| (b.clone(), None)).collect(),
+            statics: config.clusters.clone(),
+            schedule: Schedule::of(config),
+            discovered: config.discovery.iter().map(|b| (b.clone(), None)).collect(),
         };
         let (plan, rx) = watch::channel(inner.plan());
-        (
-            Self {
-                inner: Mutex::new(inner),
-                plan,
-                state,
-            },
-            rx,
-        )
+        let inner = Mutex::new(inner);
+        (Self { inner, plan, state }, rx)
     }
 
     fn update(&self, f: impl FnOnce(&mut Inner)) {
@@ -75,18 +64,12 @@ impl Inventory {
 
     /// After a reload: new static clusters, schedule and discovery blocks. Blocks that are still
     /// configured keep their last listing; removed blocks' clusters go.
-    pub(crate) fn set_config(
-        &self,
-        statics: Vec<Arc<Cluster>>,
-        schedule: Schedule,
-        blocks: &[Discovery],
-    ) {
+    pub(crate) fn set_config(&self, config: &Config) {
         self.update(|inner| {
-            inner.statics = statics;
-            inner.schedule = schedule;
+            inner.statics = config.clusters.clone();
+            inner.schedule = Schedule::of(config);
             let old = std::mem::take(&mut inner.discovered);
-            inner.discovered = blocks
-                .iter()
+            inner.discovered = (config.discovery.iter())
                 .map(|b| {
                     let kept = old
                         .iter()
@@ -95,12 +78,10 @@ impl Inventory {
                     // A block whose filters (or refresh) changed starts from the old block's
                     // listing, filtered anew, so its unchanged clusters see no gap.
                     let inherited = || {
-                        let (_, listing) =
-                            old.iter().find(|(o, c)| c.is_some() && o.same_source(b))?;
-                        let listing = listing.as_ref()?;
+                        let listing = (old.iter())
+                            .find_map(|(o, c)| c.as_ref().filter(|_| o.same_source(b)))?;
                         let accepted = |c: &&Arc<Cluster>| {
-                            c.info
-                                .as_ref()
+                            (c.info.as_ref())
                                 .is_some_and(|i| b.accepts(&c.name, &i.status, &i.vpc_name))
                         };
                         Some(listing.iter().filter(accepted).cloned().collect())
@@ -143,10 +124,8 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
     use crate::plan::merge;
     use std::path::Path;
-    use std::time::Duration;
 
     fn config() -> Config {
         Config::parse(
@@ -193,15 +172,8 @@ mod tests {
     #[test]
     fn listings_update_the_plan_and_removed_blocks_drop_their_clusters() {
         let c = config();
-        let schedule = Schedule {
-            interval: Duration::from_secs(60),
-            concurrency: 4,
-            timeout: Duration::from_secs(5),
-            diagnose_every_round: false,
-        };
         let state = Arc::new(State::new(&c.clusters));
-        let (inv, mut rx) =
-            Inventory::new(c.clusters.clone(), schedule, &c.discovery, state.clone());
+        let (inv, mut rx) = Inventory::new(&c, state.clone());
         assert_eq!(rx.borrow_and_update().clusters.len(), 1);
         inv.set_discovered(&c.discovery[1], discovered(&c.discovery[1], &[("x", 5)]));
         assert!(rx.has_changed().unwrap());
@@ -214,27 +186,19 @@ mod tests {
         inv.set_discovered(&c.discovery[1], discovered(&c.discovery[1], &[("x", 5)]));
         assert!(!rx.has_changed().unwrap());
         // A reload that drops the SGN block drops "x".
-        inv.set_config(c.clusters.clone(), schedule, &c.discovery[..1]);
+        let mut kr_only = c.clone();
+        kr_only.discovery.truncate(1);
+        inv.set_config(&kr_only);
         assert_eq!(rx.borrow_and_update().clusters.len(), 1);
         assert!(state.get("x").is_none(), "x and its series are gone");
     }
 
     #[test]
     fn a_block_with_new_filters_starts_from_the_old_listing() {
-        let c = config();
-        let schedule = Schedule {
-            interval: Duration::from_secs(60),
-            concurrency: 4,
-            timeout: Duration::from_secs(5),
-            diagnose_every_round: false,
-        };
+        let mut c = config();
+        c.discovery.truncate(1);
         let state = Arc::new(State::new(&c.clusters));
-        let (inv, _rx) = Inventory::new(
-            c.clusters.clone(),
-            schedule,
-            &c.discovery[..1],
-            state.clone(),
-        );
+        let (inv, _rx) = Inventory::new(&c, state.clone());
         let kr = &c.discovery[0];
         let mut listed = discovered(kr, &[("orders-a", 10), ("orders-b", 11)]);
         for (l, status) in listed.iter_mut().zip(["running", "changing"]) {
@@ -251,7 +215,7 @@ mod tests {
             Path::new("t"),
         )
         .unwrap();
-        inv.set_config(narrower.clusters.clone(), schedule, &narrower.discovery);
+        inv.set_config(&narrower);
         let names: Vec<String> = inv
             .plan()
             .clusters

@@ -8,10 +8,8 @@ use clap::Parser as _;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_level, cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // Multi-threaded, with I/O and timers.
+    let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

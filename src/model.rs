@@ -20,26 +20,23 @@ pub const DEFAULT_ACCOUNT: &str = "default";
 /// Checks a cluster name: 1 to 128 characters from `A-Z a-z 0-9 . _ -`, starting with a letter
 /// or digit.
 pub(crate) fn validate_name(s: &str) -> Result<(), String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
     if s.is_empty() || s.len() > MAX_NAME_LEN {
-        return Err(format!(
-            "cluster name must be 1 to {MAX_NAME_LEN} characters, got {}",
-            s.len()
-        ));
-    }
-    if !s.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-        return Err(format!(
+        let n = s.len();
+        Err(format!(
+            "cluster name must be 1 to {MAX_NAME_LEN} characters, got {n}"
+        ))
+    } else if !s.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        Err(format!(
             "cluster name {s:?} must start with a letter or digit"
-        ));
-    }
-    if let Some(c) = s
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        return Err(format!(
+        ))
+    } else if let Some(c) = s.chars().find(|c| !allowed(*c)) {
+        Err(format!(
             "cluster name {s:?} has {c:?}; use letters, digits, '.', '_' and '-'"
-        ));
+        ))
+    } else {
+        Ok(())
     }
-    Ok(())
 }
 
 /// Checks an account name: 1 to 64 letters, digits, `_` and `-`.

@@ -72,31 +72,26 @@ pub(crate) fn merge<'a>(
     discovered: impl IntoIterator<Item = (&'a Discovery, &'a [Arc<Cluster>])>,
 ) -> Vec<Arc<Cluster>> {
     let mut out: Vec<Arc<Cluster>> = statics.to_vec();
-    let mut discovered = discovered
-        .into_iter()
-        .filter(|(_, c)| !c.is_empty())
-        .peekable();
-    if discovered.peek().is_none() {
-        return out;
-    }
     let static_names: HashSet<&str> = statics.iter().map(|c| c.name.as_str()).collect();
-    let mut taken: HashSet<&str> = static_names.clone();
+    // The last block that listed each discovered name.
+    let mut listed_by: HashMap<&str, &Discovery> = HashMap::new();
     for (block, clusters) in discovered {
-        let mut this_block: HashSet<&str> = HashSet::new();
         for c in clusters {
-            let again = !this_block.insert(c.name.as_str());
-            if taken.contains(c.name.as_str()) {
-                if static_names.contains(c.name.as_str()) {
-                    tracing::warn!(cluster = %c.name, discovery = %block.label(), "discovered cluster has the name of a static cluster; the static entry wins");
-                } else if again {
-                    tracing::warn!(cluster = %c.name, discovery = %block.label(), "cluster name listed twice by one discovery block; the first entry wins");
-                } else {
-                    tracing::warn!(cluster = %c.name, discovery = %block.label(), "cluster name found by two discovery blocks; the first block wins");
+            let why = if static_names.contains(c.name.as_str()) {
+                "discovered cluster has the name of a static cluster; the static entry wins"
+            } else {
+                match listed_by.insert(&c.name, block) {
+                    None => {
+                        out.push(c.clone());
+                        continue;
+                    }
+                    Some(last) if std::ptr::eq(last, block) => {
+                        "cluster name listed twice by one discovery block; the first entry wins"
+                    }
+                    Some(_) => "cluster name found by two discovery blocks; the first block wins",
                 }
-                continue;
-            }
-            taken.insert(&c.name);
-            out.push(c.clone());
+            };
+            tracing::warn!(cluster = %c.name, discovery = %block.label(), "{why}");
         }
     }
     out

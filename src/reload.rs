@@ -11,20 +11,23 @@
 //! only its own result into the state; the cluster set changes through the inventory.
 //!
 //! The setup a reload does (config → keys → clients, [`load`]) is the one the exporter does at
-//! start (its steps: `app::main` reads the config and keys, `app::run` builds the clients) and
-//! the one `check` does: written here once, with its error texts.
+//! start (its steps: `app` reads the config and keys, `app::run` builds the clients) and the one
+//! `check` does: written here once, with its error texts. A loaded config reaches the running
+//! parts through [`Parts::apply`], at start as on every reload.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use tokio::sync::watch;
+
 use crate::config::{Config, ConfigError, GateConfig};
 use crate::credentials::{AccountError, Keyring, Lookup, StatusBoard};
 use crate::discovery::Supervisor;
 use crate::inventory::Inventory;
 use crate::ncp::client::{BuildError, ClientSettings, Clients, SharedClients};
-use crate::plan::Schedule;
+use crate::plan::Plan;
 use crate::scheduler::Runner;
 use crate::state::State;
 
@@ -42,7 +45,7 @@ pub(crate) enum ReloadError {
     Clients(#[from] BuildError),
     /// The blocking reader thread failed.
     #[error("the reload task failed: {0}")]
-    Task(String),
+    Task(#[from] tokio::task::JoinError),
 }
 
 impl ReloadError {
@@ -95,9 +98,10 @@ impl LiveSettings {
     }
 }
 
-/// What a running exporter is wired from (`app::run` makes it; a reload hands its new config
-/// to each part): the clients (empty until built), the state, the inventory, the runner and
-/// discovery.
+/// What a running exporter is wired from (`app::run` makes it): the clients (empty until
+/// built), the state, the inventory, the runner, discovery, the live settings and what
+/// `/metrics` says about the keys. [`Parts::apply`] hands a config to each part, at start and
+/// on every reload.
 #[derive(Clone, Debug)]
 pub(crate) struct Parts {
     pub(crate) clients: SharedClients,
@@ -105,14 +109,50 @@ pub(crate) struct Parts {
     pub(crate) inventory: Arc<Inventory>,
     pub(crate) runner: Arc<Runner<Clients>>,
     pub(crate) discovery: Arc<Supervisor>,
+    pub(crate) live: LiveSettings,
+    pub(crate) credentials: StatusBoard,
 }
 
 impl Parts {
-    /// Every NCP call uses `clients` from now on: discovery and the usage counters through the
-    /// shared clients, prechecks through the runner's settings. Calls in flight finish with the
-    /// old ones.
-    pub(crate) fn use_clients(&self, clients: Clients) {
+    /// The parts for `config`, and the inventory's plan for the scheduler. Nothing prechecks or
+    /// lists before [`apply`](Self::apply) gives them clients.
+    pub(crate) fn new(config: &Config) -> (Self, watch::Receiver<Plan>) {
+        // The state starts with the static clusters, as the inventory's first plan has them.
+        let state = Arc::new(State::new(&config.clusters));
+        let (inventory, plan) = Inventory::new(config, state.clone());
+        let inventory = Arc::new(inventory);
+        let clients = SharedClients::new(Clients::default());
+        let parts = Self {
+            runner: Arc::new(Runner::new(
+                config.clusters.clone(),
+                Clients::default(),
+                state.clone(),
+                config.concurrency,
+            )),
+            discovery: Arc::new(Supervisor::new(
+                &config.discovery,
+                clients.clone(),
+                inventory.clone(),
+                state.clone(),
+            )),
+            clients,
+            state,
+            inventory,
+            live: LiveSettings::new(Live::of(config)),
+            credentials: StatusBoard::default(),
+        };
+        (parts, plan)
+    }
+
+    /// Applies a valid `config` with its `keyring` and `clients`: every NCP call uses the new
+    /// clients from now on (calls in flight finish with the old ones); static clusters,
+    /// schedule, discovery blocks, gate settings and interval follow the config.
+    pub(crate) fn apply(&self, config: &Config, keyring: &Keyring, clients: Clients) {
         self.runner.set_prechecker(self.clients.replace(clients));
+        self.credentials.show(keyring);
+        self.inventory.set_config(config);
+        self.discovery.set_blocks(&config.discovery);
+        self.live.set(Live::of(config));
     }
 }
 
@@ -121,25 +161,21 @@ impl Parts {
 pub(crate) struct Reloader {
     /// The file to re-read.
     pub path: PathBuf,
-    /// The running exporter's parts: clients (swapped on success), runner (prechecks with the new
-    /// clients from then on), inventory (new static clusters, schedule and blocks), discovery
-    /// (new blocks) and state (the reload result).
+    /// The running exporter's parts, which get the new config (and the state the result).
     pub(crate) parts: Parts,
-    /// Gets the new gate settings and interval.
-    pub live: LiveSettings,
     /// Serialises reloads (SIGHUP and HTTP may race).
     pub lock: tokio::sync::Mutex<()>,
     /// Where the new config's keys are looked up.
     pub lookup: Lookup,
-    /// Gets the new keyring (what `/metrics` says about the keys).
-    pub credentials: StatusBoard,
 }
 
 impl Reloader {
     /// Reloads the file. `Err` says why nothing changed (for the log and the HTTP 500 body).
     pub(crate) async fn reload(&self) -> Result<(), ReloadError> {
         let _one_at_a_time = self.lock.lock().await;
-        let result = self.try_reload().await;
+        let result = load(&self.path, &self.lookup)
+            .await
+            .map(|(config, keyring, clients)| self.parts.apply(&config, &keyring, clients));
         self.parts.state.record_reload(result.is_ok());
         match &result {
             Ok(()) => tracing::info!(file = %self.path.display(), "configuration reloaded"),
@@ -150,34 +186,15 @@ impl Reloader {
         result
     }
 
-    async fn try_reload(&self) -> Result<(), ReloadError> {
-        let (config, keyring, clients) = load(&self.path, &self.lookup).await?;
-        // Everything is valid: apply.
-        let parts = &self.parts;
-        parts.use_clients(clients);
-        self.credentials.show(&keyring);
-        parts.inventory.set_config(
-            config.clusters.clone(),
-            Schedule::of(&config),
-            &config.discovery,
-        );
-        parts.discovery.set_blocks(&config.discovery);
-        self.live.set(Live::of(&config));
-        Ok(())
-    }
-
     /// Reloads on every SIGHUP until the task is aborted.
     pub(crate) async fn on_sighup(self: Arc<Self>) {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
-            let mut hup = match signal(SignalKind::hangup()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot listen for SIGHUP; reload with POST /-/reload");
-                    return;
-                }
-            };
+            let installed = signal(SignalKind::hangup()).inspect_err(|e| {
+                tracing::error!(error = %e, "cannot listen for SIGHUP; reload with POST /-/reload");
+            });
+            let Ok(mut hup) = installed else { return };
             while hup.recv().await.is_some() {
                 tracing::info!("received SIGHUP, reloading the configuration");
                 let _ = self.reload().await;
@@ -217,7 +234,7 @@ pub(crate) async fn load(
     lookup: &Lookup,
 ) -> Result<(Config, Keyring, Clients), ReloadError> {
     let config = load_config(path).await?;
-    let keyring = load_keys(&config, lookup).await?;
+    let keyring = Keyring::load(&config.accounts, lookup).await?;
     let clients = build_clients(&config, keyring.clone()).await?;
     Ok((config, keyring, clients))
 }
@@ -225,14 +242,7 @@ pub(crate) async fn load(
 /// Reads and validates the config file, on a blocking thread.
 pub(crate) async fn load_config(path: &Path) -> Result<Config, ReloadError> {
     let path = path.to_path_buf();
-    Ok(tokio::task::spawn_blocking(move || Config::load(&path))
-        .await
-        .map_err(|e| ReloadError::Task(e.to_string()))??)
-}
-
-/// Every account's keys, starting their refreshers and key file watchers.
-pub(crate) async fn load_keys(config: &Config, lookup: &Lookup) -> Result<Keyring, ReloadError> {
-    Ok(Keyring::load(&config.accounts, lookup).await?)
+    Ok(tokio::task::spawn_blocking(move || Config::load(&path)).await??)
 }
 
 /// Starts building a client per account of `keyring` on a blocking thread (it reads the system's
@@ -243,9 +253,5 @@ pub(crate) fn build_clients(
 ) -> impl Future<Output = Result<Clients, ReloadError>> + Send + 'static {
     let settings = ClientSettings::of(config);
     let building = tokio::task::spawn_blocking(move || Clients::new(&keyring, &settings));
-    async move {
-        Ok(building
-            .await
-            .map_err(|e| ReloadError::Task(e.to_string()))??)
-    }
+    async move { Ok(building.await??) }
 }

@@ -1,22 +1,13 @@
 //! One future for "the process was asked to stop": SIGINT or SIGTERM.
 
-/// Which signal arrived.
+/// Which signal arrived; as a number (`s as u8`), the shell's exit code for a process ended by
+/// it (128 + signal number).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Signal {
     /// SIGINT (Ctrl-C).
-    Interrupt,
+    Interrupt = 130,
     /// SIGTERM.
-    Terminate,
-}
-
-impl Signal {
-    /// The shell's exit code for a process ended by this signal (128 + signal number).
-    pub(crate) fn exit_code(self) -> u8 {
-        match self {
-            Signal::Interrupt => 130,
-            Signal::Terminate => 143,
-        }
-    }
+    Terminate = 143,
 }
 
 /// Resolves on the first SIGINT or SIGTERM. The handlers are installed when this is called, not
@@ -39,17 +30,13 @@ pub(crate) fn wait_for_signal() -> impl Future<Output = Signal> + Send {
     {
         use tokio::signal::unix::{SignalKind, signal};
         let listen = |kind: SignalKind, name: &'static str| {
-            let installed = signal(kind);
+            let installed = signal(kind)
+                .inspect_err(|e| tracing::error!(error = %e, "cannot listen for {name}"));
             async move {
-                match installed {
-                    Ok(mut s) => {
-                        s.recv().await;
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot listen for {name}");
-                        std::future::pending::<()>().await;
-                    }
-                }
+                let Ok(mut s) = installed else {
+                    return std::future::pending().await;
+                };
+                s.recv().await;
             }
         };
         let interrupt = listen(SignalKind::interrupt(), "SIGINT");
