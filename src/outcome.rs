@@ -8,13 +8,16 @@
 use std::time::Duration;
 
 /// How a precheck ended.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum Outcome {
     /// `code` 0 and `result` true: every node is available for a rolling restart.
+    #[error("ready for a rolling restart")]
     Ready,
     /// `code` 0 and `result` false or null: CDSS answered, and the answer is no.
+    #[error("not every node is available for a rolling restart")]
     NotReady,
     /// A CDSS envelope with `code` != 0, whatever the HTTP status.
+    #[error("CDSS error code {code} (HTTP {http_status}): {message}")]
     ApiError {
         /// HTTP status the envelope came with (200, 400 and 500 are all seen).
         http_status: u16,
@@ -24,6 +27,7 @@ pub enum Outcome {
         message: String,
     },
     /// The API Gateway's `{"error":{"errorCode":..}}` shape: the request never reached CDSS.
+    #[error("API gateway error {}(HTTP {http_status}): {message}", code.map(|c| format!("{c} ")).unwrap_or_default())]
     GatewayError {
         /// HTTP status; 401 means authentication, 429 rate limiting.
         http_status: u16,
@@ -33,6 +37,7 @@ pub enum Outcome {
         message: String,
     },
     /// A response that is not JSON: an HTML error page, a redirect (never followed), and so on.
+    #[error("HTTP {http_status}: {detail}")]
     HttpError {
         /// HTTP status.
         http_status: u16,
@@ -41,6 +46,7 @@ pub enum Outcome {
     },
     /// A body that is not a CDSS answer we can trust: not an envelope on a 2xx, or a success
     /// envelope on a status that says the call failed.
+    #[error("undecodable response (HTTP {http_status}): {detail}")]
     InvalidResponse {
         /// HTTP status.
         http_status: u16,
@@ -48,22 +54,28 @@ pub enum Outcome {
         detail: String,
     },
     /// The body was larger than the configured cap; it was not read to the end.
+    #[error("response body larger than {limit} bytes")]
     BodyTooLarge {
         /// The cap in bytes.
         limit: u64,
     },
     /// No complete answer within the timeout.
+    #[error("no answer within {}", humantime::format_duration(*after))]
     Timeout {
         /// The timeout that ran out.
         after: Duration,
     },
     /// Connecting, TLS, or the connection itself failed.
+    #[error("connection error: {detail}")]
     ConnectionError {
         /// The transport's error chain.
         detail: String,
     },
     /// The cluster's account has no usable keys (none loaded, or server role keys past their
     /// `Expiration` that could not be refreshed): nothing was sent.
+    #[error(
+        "no usable API keys for account {account:?} (none loaded, or expired and not refreshed); nothing was sent"
+    )]
     NoCredentials {
         /// The account name from the config.
         account: String,
@@ -289,45 +301,7 @@ impl Outcome {
 
     /// A one-line human description (the CDSS or gateway message, or what went wrong).
     pub(crate) fn message(&self) -> String {
-        match self {
-            Outcome::Ready => "ready for a rolling restart".into(),
-            Outcome::NotReady => "not every node is available for a rolling restart".into(),
-            Outcome::ApiError {
-                http_status,
-                code,
-                message,
-            } => {
-                format!("CDSS error code {code} (HTTP {http_status}): {message}")
-            }
-            Outcome::GatewayError {
-                http_status,
-                code,
-                message,
-            } => match code {
-                Some(c) => format!("API gateway error {c} (HTTP {http_status}): {message}"),
-                None => format!("API gateway error (HTTP {http_status}): {message}"),
-            },
-            Outcome::HttpError {
-                http_status,
-                detail,
-            } => format!("HTTP {http_status}: {detail}"),
-            Outcome::InvalidResponse {
-                http_status,
-                detail,
-            } => {
-                format!("undecodable response (HTTP {http_status}): {detail}")
-            }
-            Outcome::BodyTooLarge { limit } => format!("response body larger than {limit} bytes"),
-            Outcome::Timeout { after } => {
-                format!("no answer within {}", humantime::format_duration(*after))
-            }
-            Outcome::ConnectionError { detail } => format!("connection error: {detail}"),
-            Outcome::NoCredentials { account } => {
-                format!(
-                    "no usable API keys for account {account:?} (none loaded, or expired and not refreshed); nothing was sent"
-                )
-            }
-        }
+        self.to_string()
     }
 }
 
