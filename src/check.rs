@@ -25,9 +25,6 @@ use crate::outcome::{Decision, Outcome};
 use crate::scheduler::Runner;
 use crate::state::State;
 
-/// No decision could be made.
-pub(crate) const EXIT_UNKNOWN: u8 = 2;
-
 /// Picks the clusters `args` names, in the order named. A name that is not a static cluster is
 /// looked up through the config's discovery blocks (one listing each); an unknown name is an
 /// error that lists the known ones. `Err` says why, for stderr and the report.
@@ -85,7 +82,7 @@ pub(crate) fn exit_code(decision: Decision) -> u8 {
     match decision {
         Decision::Go => 0,
         Decision::NoGo => 1,
-        Decision::Unknown => EXIT_UNKNOWN,
+        Decision::Unknown => 2,
     }
 }
 
@@ -138,18 +135,25 @@ pub(crate) struct Report {
     pub error: Option<String>,
 }
 
+impl Report {
+    /// The report of `clusters`' answers and their aggregate decision.
+    fn new(clusters: Vec<ClusterReport>, attempts: u32, error: Option<String>) -> Self {
+        let decision = aggregate(clusters.iter().map(|r| r.decision));
+        Self {
+            ready: decision == Decision::Go,
+            decision,
+            exit_code: exit_code(decision),
+            attempts,
+            clusters,
+            error,
+        }
+    }
+}
+
 /// Runs `check` and returns its exit code: every failure to even ask is 2; Ctrl-C is 130,
 /// SIGTERM 143. The report goes to stdout; with `--json`, stdout holds a report document
 /// whatever happens (with `error` set when nothing could be asked).
 pub(crate) async fn main(config_file: &Path, args: &CheckArgs) -> u8 {
-    let could_not_ask = |exit_code, error| Report {
-        ready: false,
-        decision: Decision::Unknown,
-        exit_code,
-        attempts: 0,
-        clusters: Vec::new(),
-        error: Some(error),
-    };
     let asked = async {
         // The clients hold the keyring (and so keep its refreshers running).
         let (config, _, clients) = crate::reload::load(config_file, &Lookup::from_process())
@@ -171,12 +175,12 @@ pub(crate) async fn main(config_file: &Path, args: &CheckArgs) -> u8 {
     let report = tokio::select! {
         asked = asked => asked.unwrap_or_else(|error: String| {
             eprintln!("error: {error}");
-            could_not_ask(EXIT_UNKNOWN, error)
+            Report::new(Vec::new(), 0, Some(error))
         }),
         s = crate::shutdown::wait_for_signal() => {
             let error = format!("interrupted by {s:?}; no decision");
             eprintln!("check: {error}");
-            could_not_ask(s as u8, error)
+            Report { exit_code: s as u8, ..Report::new(Vec::new(), 0, Some(error)) }
         }
     };
     let mut out = std::io::stdout();
@@ -292,7 +296,7 @@ fn report(
     results: &[(Precheck, SystemTime)],
     attempts: u32,
 ) -> Report {
-    let reports: Vec<ClusterReport> = clusters
+    let reports = clusters
         .iter()
         .zip(results)
         .map(|(c, (p, at))| ClusterReport {
@@ -313,15 +317,7 @@ fn report(
                 .map(|b| DiagnosisView::of(&b.0, b.1)),
         })
         .collect();
-    let decision = aggregate(reports.iter().map(|r| r.decision));
-    Report {
-        ready: decision == Decision::Go,
-        decision,
-        exit_code: exit_code(decision),
-        attempts,
-        clusters: reports,
-        error: None,
-    }
+    Report::new(reports, attempts, None)
 }
 
 /// Whole seconds, for progress lines.
@@ -331,9 +327,7 @@ fn secs(d: Duration) -> humantime::FormattedDuration {
 
 fn write_table(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
     let mut header = "CLUSTER,REGION,VERDICT,CODE,LATENCY,REQUEST ID,MESSAGE".split(',');
-    let mut rows = vec![std::array::from_fn(|_| {
-        header.next().unwrap_or_default().to_string()
-    })];
+    let mut rows = vec![[(); 7].map(|()| header.next().unwrap_or_default().to_string())];
     rows.extend(report.clusters.iter().map(|r| {
         [
             r.cluster.clone(),
