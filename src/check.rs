@@ -242,50 +242,36 @@ async fn poll(
         attempts += 1;
         let results = round(runner, clusters).await;
         let decision = aggregate(results.iter().map(|(p, _)| p.outcome.decision()));
-        let Some(deadline) = deadline.filter(|_| decision != Decision::Go) else {
-            return (results, attempts);
-        };
         let now = Instant::now();
         let retry_after = results
             .iter()
             .filter_map(|(p, _)| p.meta.retry_after)
             .max()
             .unwrap_or_default();
-        let pause = args.every.max(retry_after);
-        if now >= deadline || (retry_after > Duration::ZERO && now + retry_after > deadline) {
+        // Done when all are ready, at the deadline, or when a Retry-After would pass it.
+        let wait = |d: &Instant| decision != Decision::Go && now < *d && now + retry_after <= *d;
+        let Some(deadline) = deadline.filter(wait) else {
             return (results, attempts);
-        }
-        let next = (now + pause).min(deadline);
-        eprintln!("{}", progress(clusters, &results, now, next, deadline));
+        };
+        let next = (now + args.every.max(retry_after)).min(deadline);
+        // The progress line: how many are ready, who is waited on, and when the next round is.
+        let waiting: Vec<String> = (clusters.iter().zip(&results))
+            .filter(|(_, (p, _))| !p.outcome.is_ready())
+            .map(|(c, (p, _))| {
+                let (verdict, code) = (p.outcome.verdict(), p.outcome.error_code());
+                format!("{} {verdict} (code {code})", c.name)
+            })
+            .collect();
+        eprintln!(
+            "check: {}/{} ready; waiting on {}; next check in {}, {} left",
+            clusters.len() - waiting.len(),
+            clusters.len(),
+            waiting.join(", "),
+            secs(next - now),
+            secs(deadline.saturating_duration_since(now)),
+        );
         tokio::time::sleep_until(next).await;
     }
-}
-
-/// The `--wait` progress line: how many are ready, who is waited on, and when the next round is.
-fn progress(
-    clusters: &[Arc<Cluster>],
-    results: &[(Precheck, SystemTime)],
-    now: Instant,
-    next: Instant,
-    deadline: Instant,
-) -> String {
-    let waiting: Vec<String> = clusters
-        .iter()
-        .zip(results)
-        .filter(|(_, (p, _))| !p.outcome.is_ready())
-        .map(|(c, (p, _))| {
-            let (verdict, code) = (p.outcome.verdict(), p.outcome.error_code());
-            format!("{} {verdict} (code {code})", c.name)
-        })
-        .collect();
-    format!(
-        "check: {}/{} ready; waiting on {}; next check in {}, {} left",
-        clusters.len() - waiting.len(),
-        clusters.len(),
-        waiting.join(", "),
-        secs(next - now),
-        secs(deadline.saturating_duration_since(now)),
-    )
 }
 
 /// The report of the last round: each cluster's answer (with what `getClusterStatus` said of
