@@ -128,9 +128,8 @@ async fn config_check(cli: &Cli, config: &Config, web: Option<&WebConfigWatch>) 
         );
     }
     // Where each account's keys were found (never a key byte); missing keys are a warning here.
-    for (account, found) in
-        crate::credentials::probe(&config.accounts, &Lookup::from_process()).await
-    {
+    let lookup = Lookup::from_process();
+    for (account, found) in crate::credentials::probe(&config.accounts, &lookup).await {
         match found {
             Ok(origin) => println!("account {account:?}: keys from {origin}"),
             Err(e) => {

@@ -300,7 +300,7 @@ fn report(
             diagnosis: (runner.state().get(&c.name))
                 .and_then(|s| s.diagnosis)
                 .filter(|_| !p.outcome.is_ready())
-                .map(|b| DiagnosisView::of(&b.0, b.1)),
+                .map(|b| DiagnosisView::of(&b)),
         })
         .collect();
     Report::new(reports, attempts, None)
