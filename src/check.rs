@@ -21,7 +21,7 @@ use crate::gate::DiagnosisView;
 use crate::model::Cluster;
 use crate::ncp::client::Clients;
 use crate::ncp::precheck::Precheck;
-use crate::outcome::{Decision, Outcome};
+use crate::outcome::{Decision, Outcome, clock_skew_hint};
 use crate::scheduler::Runner;
 use crate::state::State;
 
@@ -69,12 +69,10 @@ pub(crate) async fn select(
 /// The aggregate: any no → no-go (a definite no, even if others could not be asked); else any
 /// unknown → unknown; else go.
 pub(crate) fn aggregate(decisions: impl IntoIterator<Item = Decision>) -> Decision {
-    let all: Vec<Decision> = decisions.into_iter().collect();
-    if all.contains(&Decision::NoGo) {
-        return Decision::NoGo;
-    }
-    // Go < Unknown; nothing asked is no decision.
-    all.into_iter().max().unwrap_or(Decision::Unknown)
+    // NoGo above all, then Go < Unknown; nothing asked is no decision.
+    let rank = |d: &Decision| (*d == Decision::NoGo, *d);
+    let worst = decisions.into_iter().max_by_key(rank);
+    worst.unwrap_or(Decision::Unknown)
 }
 
 /// Exit code for an aggregate decision.
@@ -164,10 +162,8 @@ pub(crate) async fn main(config_file: &Path, args: &CheckArgs) -> u8 {
         let runner = Runner::new(clusters.clone(), clients, state, config.concurrency);
         let runner = Arc::new(runner.without_logs());
         let (results, attempts) = poll(args, &runner, &clusters).await;
-        if let Some(hint) = results
-            .iter()
-            .find_map(|(p, _)| crate::outcome::clock_skew_hint(&p.outcome, p.meta.clock_skew))
-        {
+        let skew = |(p, _): &(Precheck, _)| clock_skew_hint(&p.outcome, p.meta.clock_skew);
+        if let Some(hint) = results.iter().find_map(skew) {
             eprintln!("check: authentication failed: {hint}");
         }
         Ok(report(&runner, &clusters, &results, attempts))
@@ -215,15 +211,13 @@ async fn round(
             )
         })
         .collect();
+    let failed = || (Precheck::failed(Outcome::task_failed()), SystemTime::now());
     let mut out = Vec::with_capacity(tasks.len());
     for task in tasks {
-        let done = (task.await)
-            .inspect_err(|e| tracing::error!(error = %e, "a precheck task failed"))
-            .ok()
-            .flatten();
-        out.push(
-            done.unwrap_or_else(|| (Precheck::failed(Outcome::task_failed()), SystemTime::now())),
-        );
+        let done = task
+            .await
+            .inspect_err(|e| tracing::error!(error = %e, "a precheck task failed"));
+        out.push(done.ok().flatten().unwrap_or_else(failed));
     }
     out
 }
