@@ -123,9 +123,13 @@ impl Supervisor {
     /// (and list at once).
     pub(crate) fn set_blocks(self: &Arc<Self>, blocks: &[Discovery]) {
         let mut tasks = crate::lock::lock(&self.tasks);
-        for (_, handle) in tasks.extract_if(|b, _| !blocks.contains(b)) {
-            handle.abort();
-        }
+        tasks.retain(|b, handle| {
+            let keep = blocks.contains(b);
+            if !keep {
+                handle.abort();
+            }
+            keep
+        });
         for b in blocks {
             let run = || tokio::spawn(run_block(b.clone(), self.clone()));
             tasks.entry(b.clone()).or_insert_with(run);
