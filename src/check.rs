@@ -43,10 +43,8 @@ pub(crate) async fn select(
             found.push((block, listed));
         }
     }
-    let known = crate::plan::merge(
-        &config.clusters,
-        found.iter().map(|(b, c)| (*b, c.as_slice())),
-    );
+    let listed = found.iter().map(|(b, c)| (*b, c.as_slice()));
+    let known = crate::plan::merge(&config.clusters, listed);
     if args.all {
         return Ok(known);
     }
@@ -54,10 +52,8 @@ pub(crate) async fn select(
     for name in &args.clusters {
         let Some(c) = known.iter().find(|c| &c.name == name) else {
             let known: Vec<&str> = known.iter().map(|c| c.name.as_str()).collect();
-            return Err(format!(
-                "unknown cluster {name:?}; the config has: {}",
-                known.join(", ")
-            ));
+            let known = known.join(", ");
+            return Err(format!("unknown cluster {name:?}; the config has: {known}"));
         };
         if !picked.iter().any(|p| p.name == c.name) {
             picked.push(c.clone());
