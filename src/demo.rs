@@ -20,19 +20,12 @@ pub const DEMO_SECRET_KEY: &str = "demo-secret-key-for-the-simulated-gateway";
 
 /// The demo clusters: (name, region, instance number, behaviour or `None` for "unknown number").
 pub fn clusters() -> Vec<(&'static str, &'static str, u64, Option<Behaviour>)> {
+    let slow_but_ready = Behaviour::Slow(Duration::from_secs(2), Box::new(Behaviour::Ready));
     vec![
         ("orders-kafka", "KR", 3432149, Some(Behaviour::Ready)),
         ("payments-kafka", "SGN", 3432150, Some(Behaviour::NotReady)),
         ("legacy-kafka", "KR", 999_001, None),
-        (
-            "analytics-kafka",
-            "JPN",
-            3432151,
-            Some(Behaviour::Slow(
-                Duration::from_secs(2),
-                Box::new(Behaviour::Ready),
-            )),
-        ),
+        ("analytics-kafka", "JPN", 3432151, Some(slow_but_ready)),
         ("search-kafka", "KR", 3432152, Some(Behaviour::Http500Html)),
         (
             "events-kafka",
