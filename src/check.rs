@@ -303,7 +303,9 @@ fn secs(d: Duration) -> humantime::FormattedDuration {
 
 fn write_table(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
     let mut header = "CLUSTER,REGION,VERDICT,CODE,LATENCY,REQUEST ID,MESSAGE".split(',');
-    let mut rows = vec![[(); 7].map(|()| header.next().unwrap_or_default().to_string())];
+    let mut rows = vec![std::array::from_fn(|_| {
+        header.next().unwrap_or_default().to_string()
+    })];
     rows.extend(report.clusters.iter().map(|r| {
         [
             r.cluster.clone(),
