@@ -59,17 +59,13 @@ async fn serve(cli: &Cli) -> Result<(), (u8, anyhow::Error)> {
             .map_err(|e| given(format!("invalid web configuration: {e}")))
     };
     // The demo's gateway runs as long as the exporter.
-    let (options, _sim) = if cli.demo {
+    let (mut options, _sim, web) = if cli.demo {
         let web = web()?;
         let (sim, config, credentials) = crate::demo::start()
             .await
             .map_err(|e| failed(e.context("starting the demo gateway")))?;
         tracing::info!(gateway = %sim.url(), "demo mode: simulated NCP gateway with demo clusters and credentials");
-        let options = Options {
-            web,
-            ..Options::new(config, credentials)
-        };
-        (options, Some(sim))
+        (Options::new(config, credentials), Some(sim), web)
     } else {
         let config = reload::load_config(&cli.config_file)
             .await
@@ -89,12 +85,12 @@ async fn serve(cli: &Cli) -> Result<(), (u8, anyhow::Error)> {
         };
         let options = Options {
             reload: Some(reload),
-            web,
             lookup,
             ..Options::new(config, keyring)
         };
-        (options, None)
+        (options, None, web)
     };
+    options.web = web;
     let listener = bind(&cli.listen_address).await.map_err(failed)?;
     let addr = (listener.local_addr())
         .context("reading the bound address")
@@ -128,9 +124,8 @@ async fn config_check(cli: &Cli, config: &Config, web: Option<&WebConfigWatch>) 
         );
     }
     // Where each account's keys were found (never a key byte); missing keys are a warning here.
-    for (account, found) in
-        crate::credentials::probe(&config.accounts, &Lookup::from_process()).await
-    {
+    let lookup = Lookup::from_process();
+    for (account, found) in crate::credentials::probe(&config.accounts, &lookup).await {
         match found {
             Ok(origin) => println!("account {account:?}: keys from {origin}"),
             Err(e) => {

@@ -21,12 +21,9 @@ use crate::gate::DiagnosisView;
 use crate::model::Cluster;
 use crate::ncp::client::Clients;
 use crate::ncp::precheck::Precheck;
-use crate::outcome::{Decision, Outcome};
+use crate::outcome::{Decision, Outcome, clock_skew_hint};
 use crate::scheduler::Runner;
 use crate::state::State;
-
-/// No decision could be made.
-pub(crate) const EXIT_UNKNOWN: u8 = 2;
 
 /// Picks the clusters `args` names, in the order named. A name that is not a static cluster is
 /// looked up through the config's discovery blocks (one listing each); an unknown name is an
@@ -46,10 +43,8 @@ pub(crate) async fn select(
             found.push((block, listed));
         }
     }
-    let known = crate::plan::merge(
-        &config.clusters,
-        found.iter().map(|(b, c)| (*b, c.as_slice())),
-    );
+    let listed = found.iter().map(|(b, c)| (*b, c.as_slice()));
+    let known = crate::plan::merge(&config.clusters, listed);
     if args.all {
         return Ok(known);
     }
@@ -57,10 +52,8 @@ pub(crate) async fn select(
     for name in &args.clusters {
         let Some(c) = known.iter().find(|c| &c.name == name) else {
             let known: Vec<&str> = known.iter().map(|c| c.name.as_str()).collect();
-            return Err(format!(
-                "unknown cluster {name:?}; the config has: {}",
-                known.join(", ")
-            ));
+            let known = known.join(", ");
+            return Err(format!("unknown cluster {name:?}; the config has: {known}"));
         };
         if !picked.iter().any(|p| p.name == c.name) {
             picked.push(c.clone());
@@ -72,12 +65,10 @@ pub(crate) async fn select(
 /// The aggregate: any no → no-go (a definite no, even if others could not be asked); else any
 /// unknown → unknown; else go.
 pub(crate) fn aggregate(decisions: impl IntoIterator<Item = Decision>) -> Decision {
-    let all: Vec<Decision> = decisions.into_iter().collect();
-    if all.contains(&Decision::NoGo) {
-        return Decision::NoGo;
-    }
-    // Go < Unknown; nothing asked is no decision.
-    all.into_iter().max().unwrap_or(Decision::Unknown)
+    // NoGo above all, then Go < Unknown; nothing asked is no decision.
+    let rank = |d: &Decision| (*d == Decision::NoGo, *d);
+    let worst = decisions.into_iter().max_by_key(rank);
+    worst.unwrap_or(Decision::Unknown)
 }
 
 /// Exit code for an aggregate decision.
@@ -85,7 +76,7 @@ pub(crate) fn exit_code(decision: Decision) -> u8 {
     match decision {
         Decision::Go => 0,
         Decision::NoGo => 1,
-        Decision::Unknown => EXIT_UNKNOWN,
+        Decision::Unknown => 2,
     }
 }
 
@@ -138,18 +129,25 @@ pub(crate) struct Report {
     pub error: Option<String>,
 }
 
+impl Report {
+    /// The report of `clusters`' answers and their aggregate decision.
+    fn new(clusters: Vec<ClusterReport>, attempts: u32, error: Option<String>) -> Self {
+        let decision = aggregate(clusters.iter().map(|r| r.decision));
+        Self {
+            ready: decision == Decision::Go,
+            decision,
+            exit_code: exit_code(decision),
+            attempts,
+            clusters,
+            error,
+        }
+    }
+}
+
 /// Runs `check` and returns its exit code: every failure to even ask is 2; Ctrl-C is 130,
 /// SIGTERM 143. The report goes to stdout; with `--json`, stdout holds a report document
 /// whatever happens (with `error` set when nothing could be asked).
 pub(crate) async fn main(config_file: &Path, args: &CheckArgs) -> u8 {
-    let could_not_ask = |exit_code, error| Report {
-        ready: false,
-        decision: Decision::Unknown,
-        exit_code,
-        attempts: 0,
-        clusters: Vec::new(),
-        error: Some(error),
-    };
     let asked = async {
         // The clients hold the keyring (and so keep its refreshers running).
         let (config, _, clients) = crate::reload::load(config_file, &Lookup::from_process())
@@ -160,10 +158,8 @@ pub(crate) async fn main(config_file: &Path, args: &CheckArgs) -> u8 {
         let runner = Runner::new(clusters.clone(), clients, state, config.concurrency);
         let runner = Arc::new(runner.without_logs());
         let (results, attempts) = poll(args, &runner, &clusters).await;
-        if let Some(hint) = results
-            .iter()
-            .find_map(|(p, _)| crate::outcome::clock_skew_hint(&p.outcome, p.meta.clock_skew))
-        {
+        let skew = |(p, _): &(Precheck, _)| clock_skew_hint(&p.outcome, p.meta.clock_skew);
+        if let Some(hint) = results.iter().find_map(skew) {
             eprintln!("check: authentication failed: {hint}");
         }
         Ok(report(&runner, &clusters, &results, attempts))
@@ -171,12 +167,12 @@ pub(crate) async fn main(config_file: &Path, args: &CheckArgs) -> u8 {
     let report = tokio::select! {
         asked = asked => asked.unwrap_or_else(|error: String| {
             eprintln!("error: {error}");
-            could_not_ask(EXIT_UNKNOWN, error)
+            Report::new(Vec::new(), 0, Some(error))
         }),
         s = crate::shutdown::wait_for_signal() => {
             let error = format!("interrupted by {s:?}; no decision");
             eprintln!("check: {error}");
-            could_not_ask(s as u8, error)
+            Report { exit_code: s as u8, ..Report::new(Vec::new(), 0, Some(error)) }
         }
     };
     let mut out = std::io::stdout();
@@ -211,15 +207,13 @@ async fn round(
             )
         })
         .collect();
+    let failed = || (Precheck::failed(Outcome::task_failed()), SystemTime::now());
     let mut out = Vec::with_capacity(tasks.len());
     for task in tasks {
-        let done = (task.await)
-            .inspect_err(|e| tracing::error!(error = %e, "a precheck task failed"))
-            .ok()
-            .flatten();
-        out.push(
-            done.unwrap_or_else(|| (Precheck::failed(Outcome::task_failed()), SystemTime::now())),
-        );
+        let done = task
+            .await
+            .inspect_err(|e| tracing::error!(error = %e, "a precheck task failed"));
+        out.push(done.ok().flatten().unwrap_or_else(failed));
     }
     out
 }
@@ -238,50 +232,36 @@ async fn poll(
         attempts += 1;
         let results = round(runner, clusters).await;
         let decision = aggregate(results.iter().map(|(p, _)| p.outcome.decision()));
-        let Some(deadline) = deadline.filter(|_| decision != Decision::Go) else {
-            return (results, attempts);
-        };
         let now = Instant::now();
         let retry_after = results
             .iter()
             .filter_map(|(p, _)| p.meta.retry_after)
             .max()
             .unwrap_or_default();
-        let pause = args.every.max(retry_after);
-        if now >= deadline || (retry_after > Duration::ZERO && now + retry_after > deadline) {
+        // Done when all are ready, at the deadline, or when a Retry-After would pass it.
+        let wait = |d: &Instant| decision != Decision::Go && now < *d && now + retry_after <= *d;
+        let Some(deadline) = deadline.filter(wait) else {
             return (results, attempts);
-        }
-        let next = (now + pause).min(deadline);
-        eprintln!("{}", progress(clusters, &results, now, next, deadline));
+        };
+        let next = (now + args.every.max(retry_after)).min(deadline);
+        // The progress line: how many are ready, who is waited on, and when the next round is.
+        let waiting: Vec<String> = (clusters.iter().zip(&results))
+            .filter(|(_, (p, _))| !p.outcome.is_ready())
+            .map(|(c, (p, _))| {
+                let (verdict, code) = (p.outcome.verdict(), p.outcome.error_code());
+                format!("{} {verdict} (code {code})", c.name)
+            })
+            .collect();
+        eprintln!(
+            "check: {}/{} ready; waiting on {}; next check in {}, {} left",
+            clusters.len() - waiting.len(),
+            clusters.len(),
+            waiting.join(", "),
+            secs(next - now),
+            secs(deadline.saturating_duration_since(now)),
+        );
         tokio::time::sleep_until(next).await;
     }
-}
-
-/// The `--wait` progress line: how many are ready, who is waited on, and when the next round is.
-fn progress(
-    clusters: &[Arc<Cluster>],
-    results: &[(Precheck, SystemTime)],
-    now: Instant,
-    next: Instant,
-    deadline: Instant,
-) -> String {
-    let waiting: Vec<String> = clusters
-        .iter()
-        .zip(results)
-        .filter(|(_, (p, _))| !p.outcome.is_ready())
-        .map(|(c, (p, _))| {
-            let (verdict, code) = (p.outcome.verdict(), p.outcome.error_code());
-            format!("{} {verdict} (code {code})", c.name)
-        })
-        .collect();
-    format!(
-        "check: {}/{} ready; waiting on {}; next check in {}, {} left",
-        clusters.len() - waiting.len(),
-        clusters.len(),
-        waiting.join(", "),
-        secs(next - now),
-        secs(deadline.saturating_duration_since(now)),
-    )
 }
 
 /// The report of the last round: each cluster's answer (with what `getClusterStatus` said of
@@ -292,7 +272,7 @@ fn report(
     results: &[(Precheck, SystemTime)],
     attempts: u32,
 ) -> Report {
-    let reports: Vec<ClusterReport> = clusters
+    let reports = clusters
         .iter()
         .zip(results)
         .map(|(c, (p, at))| ClusterReport {
@@ -310,18 +290,10 @@ fn report(
             diagnosis: (runner.state().get(&c.name))
                 .and_then(|s| s.diagnosis)
                 .filter(|_| !p.outcome.is_ready())
-                .map(|b| DiagnosisView::of(&b.0, b.1)),
+                .map(|b| DiagnosisView::of(&b)),
         })
         .collect();
-    let decision = aggregate(reports.iter().map(|r| r.decision));
-    Report {
-        ready: decision == Decision::Go,
-        decision,
-        exit_code: exit_code(decision),
-        attempts,
-        clusters: reports,
-        error: None,
-    }
+    Report::new(reports, attempts, None)
 }
 
 /// Whole seconds, for progress lines.

@@ -2,7 +2,6 @@
 //! answer (the not-ready one with its node status), a discovery block that finds two more, and
 //! demo credentials. A new user sees every feature without an NCP account.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -21,19 +20,12 @@ pub const DEMO_SECRET_KEY: &str = "demo-secret-key-for-the-simulated-gateway";
 
 /// The demo clusters: (name, region, instance number, behaviour or `None` for "unknown number").
 pub fn clusters() -> Vec<(&'static str, &'static str, u64, Option<Behaviour>)> {
+    let slow_but_ready = Behaviour::Slow(Duration::from_secs(2), Box::new(Behaviour::Ready));
     vec![
         ("orders-kafka", "KR", 3432149, Some(Behaviour::Ready)),
         ("payments-kafka", "SGN", 3432150, Some(Behaviour::NotReady)),
         ("legacy-kafka", "KR", 999_001, None),
-        (
-            "analytics-kafka",
-            "JPN",
-            3432151,
-            Some(Behaviour::Slow(
-                Duration::from_secs(2),
-                Box::new(Behaviour::Ready),
-            )),
-        ),
+        ("analytics-kafka", "JPN", 3432151, Some(slow_but_ready)),
         ("search-kafka", "KR", 3432152, Some(Behaviour::Http500Html)),
         (
             "events-kafka",
@@ -64,25 +56,20 @@ pub fn config(gateway_url: &str) -> Result<Config, ConfigError> {
 /// Starts the demo gateway on 127.0.0.1 (random port) and returns it with its config.
 pub async fn start() -> anyhow::Result<(SimGateway, Config, Credentials)> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let table: HashMap<u64, Behaviour> = clusters()
-        .into_iter()
-        .filter_map(|(_, _, no, b)| b.map(|b| (no, b)))
-        .collect();
     let sim = SimGateway::start(
         listener,
         SimConfig {
             access_key: DEMO_ACCESS_KEY.into(),
             secret_key: Secret::new(DEMO_SECRET_KEY),
-            clusters: table,
+            clusters: (clusters().into_iter())
+                .filter_map(|(_, _, no, b)| b.map(|b| (no, b)))
+                .collect(),
         },
     )?;
     for (name, no) in DISCOVERED {
         sim.add_cluster(no, SimCluster::running(name, Region::Kr));
     }
     let config = config(&sim.url())?;
-    let credentials = Credentials {
-        access_key: DEMO_ACCESS_KEY.into(),
-        secret_key: Secret::new(DEMO_SECRET_KEY),
-    };
+    let credentials = Credentials::new(DEMO_ACCESS_KEY.into(), DEMO_SECRET_KEY.into());
     Ok((sim, config, credentials))
 }

@@ -74,20 +74,17 @@ pub(crate) async fn list(
 async fn run_block(block: Discovery, supervisor: Arc<Supervisor>) {
     let label = block.label();
     loop {
-        let listed = match list(&supervisor.clients.current(), &block).await {
-            Ok(clusters) => {
+        let listed = (list(&supervisor.clients.current(), &block).await)
+            .inspect_err(|e| tracing::warn!(discovery = %label, error = %e, "discovery failed; keeping the last known clusters"))
+            .map(|clusters| {
                 let n = clusters.len();
                 tracing::info!(discovery = %label, clusters = n, "discovery listed clusters");
                 // Inventory first: the state must know the new clusters before the readiness
                 // latch hears that this block has reported.
                 supervisor.inventory.set_discovered(&block, clusters);
-                Ok(n)
-            }
-            Err(e) => {
-                tracing::warn!(discovery = %label, error = %e, "discovery failed; keeping the last known clusters");
-                Err(())
-            }
-        };
+                n
+            })
+            .map_err(|_| ());
         supervisor
             .state
             .record_discovery(&label, block.region, listed);

@@ -126,7 +126,7 @@ pub(crate) struct FailingNode {
 
 impl DiagnosisView {
     /// The view of a diagnosis read at `read_at`.
-    pub(crate) fn of(d: &Diagnosis, read_at: std::time::SystemTime) -> Self {
+    pub(crate) fn of((d, read_at): &(Diagnosis, std::time::SystemTime)) -> Self {
         Self {
             brokers_up: d.brokers.up,
             brokers: d.brokers.total,
@@ -144,7 +144,7 @@ impl DiagnosisView {
                 })
                 .collect(),
             summary: d.summary(),
-            read_at: humantime::format_rfc3339_millis(read_at).to_string(),
+            read_at: humantime::format_rfc3339_millis(*read_at).to_string(),
         }
     }
 }
@@ -195,10 +195,7 @@ pub(crate) fn evaluate(
         source,
         fresh_retry_in_seconds: retry_in.map(|d| d.as_secs_f64()),
         max_age_seconds: max_age.as_secs_f64(),
-        diagnosis: status
-            .diagnosis
-            .as_deref()
-            .map(|(d, at)| DiagnosisView::of(d, *at)),
+        diagnosis: status.diagnosis.as_deref().map(DiagnosisView::of),
     }
 }
 

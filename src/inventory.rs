@@ -71,22 +71,18 @@ impl Inventory {
             let old = std::mem::take(&mut inner.discovered);
             inner.discovered = (config.discovery.iter())
                 .map(|b| {
-                    let kept = old
-                        .iter()
-                        .find(|(o, _)| o == b)
-                        .and_then(|(_, c)| c.clone());
-                    // A block whose filters (or refresh) changed starts from the old block's
-                    // listing, filtered anew, so its unchanged clusters see no gap.
-                    let inherited = || {
-                        let listing = (old.iter())
-                            .find_map(|(o, c)| c.as_ref().filter(|_| o.same_source(b)))?;
-                        let accepted = |c: &&Arc<Cluster>| {
-                            (c.info.as_ref())
-                                .is_some_and(|i| b.accepts(&c.name, &i.status, &i.vpc_name))
-                        };
-                        Some(listing.iter().filter(accepted).cloned().collect())
+                    // A block keeps its last listing; one whose filters (or refresh) changed
+                    // starts from the old block's listing, filtered anew, so its unchanged
+                    // clusters see no gap. (Filtering a kept listing again changes nothing.)
+                    let accepted = |c: &&Arc<Cluster>| {
+                        (c.info.as_ref())
+                            .is_some_and(|i| b.accepts(&c.name, &i.status, &i.vpc_name))
                     };
-                    (b.clone(), kept.or_else(inherited))
+                    let listing = (old.iter())
+                        .filter_map(|(o, c)| Some((o, c.as_ref()?)).filter(|_| o.same_source(b)))
+                        .min_by_key(|(o, _)| *o != b)
+                        .map(|(_, c)| c.iter().filter(accepted).cloned().collect());
+                    (b.clone(), listing)
                 })
                 .collect();
         });

@@ -73,23 +73,22 @@ pub(crate) fn merge<'a>(
 ) -> Vec<Arc<Cluster>> {
     let mut out: Vec<Arc<Cluster>> = statics.to_vec();
     let static_names: HashSet<&str> = statics.iter().map(|c| c.name.as_str()).collect();
-    // The last block that listed each discovered name.
+    // The last block that listed each name.
     let mut listed_by: HashMap<&str, &Discovery> = HashMap::new();
     for (block, clusters) in discovered {
         for c in clusters {
-            let why = if static_names.contains(c.name.as_str()) {
-                "discovered cluster has the name of a static cluster; the static entry wins"
-            } else {
-                match listed_by.insert(&c.name, block) {
-                    None => {
-                        out.push(c.clone());
-                        continue;
-                    }
-                    Some(last) if std::ptr::eq(last, block) => {
-                        "cluster name listed twice by one discovery block; the first entry wins"
-                    }
-                    Some(_) => "cluster name found by two discovery blocks; the first block wins",
+            let why = match listed_by.insert(&c.name, block) {
+                _ if static_names.contains(c.name.as_str()) => {
+                    "discovered cluster has the name of a static cluster; the static entry wins"
                 }
+                None => {
+                    out.push(c.clone());
+                    continue;
+                }
+                Some(last) if std::ptr::eq(last, block) => {
+                    "cluster name listed twice by one discovery block; the first entry wins"
+                }
+                Some(_) => "cluster name found by two discovery blocks; the first block wins",
             };
             tracing::warn!(cluster = %c.name, discovery = %block.label(), "{why}");
         }

@@ -78,25 +78,8 @@ impl Live {
     }
 }
 
-/// Shared, swappable [`Live`] settings.
-#[derive(Clone, Debug)]
-pub(crate) struct LiveSettings(Arc<RwLock<Live>>);
-
-impl LiveSettings {
-    /// Shares `live`.
-    pub(crate) fn new(live: Live) -> Self {
-        Self(Arc::new(RwLock::new(live)))
-    }
-
-    /// The current settings.
-    pub(crate) fn get(&self) -> Live {
-        *crate::lock::read(&self.0)
-    }
-
-    fn set(&self, live: Live) {
-        *crate::lock::write(&self.0) = live;
-    }
-}
+/// Shared, swappable [`Live`] settings (read and written whole, through `crate::lock`).
+pub(crate) type LiveSettings = Arc<RwLock<Live>>;
 
 /// What a running exporter is wired from (`app::run` makes it): the clients (empty until
 /// built), the state, the inventory, the runner, discovery, the live settings and what
@@ -138,7 +121,7 @@ impl Parts {
             clients,
             state,
             inventory,
-            live: LiveSettings::new(Live::of(config)),
+            live: Arc::new(RwLock::new(Live::of(config))),
             credentials: StatusBoard::default(),
         };
         (parts, plan)
@@ -152,7 +135,7 @@ impl Parts {
         self.credentials.show(keyring);
         self.inventory.set_config(config);
         self.discovery.set_blocks(&config.discovery);
-        self.live.set(Live::of(config));
+        *crate::lock::write(&self.live) = Live::of(config);
     }
 }
 

@@ -91,7 +91,7 @@ impl Metrics {
             out.push(single(&CLOCK_SKEW, &[], skew));
         }
         if let Some(live) = &self.live {
-            let interval = live.get().interval.as_secs_f64();
+            let interval = crate::lock::read(live).interval.as_secs_f64();
             out.push(single(&INTERVAL, &[], interval));
         }
         let build = [

@@ -16,7 +16,7 @@ use crate::ncp::precheck::Precheck;
 use crate::ncp::region::Region;
 use crate::ncp::usage::{ApiUsage, Operation};
 use crate::outcome::Outcome;
-use crate::reload::{Live, LiveSettings};
+use crate::reload::Live;
 use crate::state::State;
 
 fn state(n: usize) -> State {
@@ -224,14 +224,14 @@ fn odd_build() -> BuildInfo {
 /// Every family: the state, a running config's interval, API calls and keys.
 fn every_family_metrics(state: Arc<State>) -> (Metrics, Arc<ApiUsage>, StatusBoard) {
     let interval = Duration::from_secs(20);
-    let live = LiveSettings::new(Live {
+    let live = Arc::new(std::sync::RwLock::new(Live {
         interval,
         gate: crate::config::GateConfig {
             max_age: interval * 2,
             min_fresh_interval: interval,
             fresh_budget: crate::config::FreshBudget::DEFAULT,
         },
-    });
+    }));
     let usage = Arc::new(ApiUsage::default());
     usage.count("default", Operation::Precheck, "ok");
     usage.count("default", Operation::Precheck, "ok");

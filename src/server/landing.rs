@@ -79,6 +79,6 @@ pub(crate) fn page(app: &App) -> String {
 {rows}</tbody></table>
 </body></html>
 "#,
-        interval = humantime::format_duration(app.live.get().interval),
+        interval = humantime::format_duration(crate::lock::read(&app.live).interval),
     )
 }

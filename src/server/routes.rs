@@ -168,7 +168,7 @@ async fn gate_response(app: &App, path: &str, query: Option<&str>) -> Resp {
     if app.state.get(name).is_none() {
         return not_found();
     }
-    let gate = app.live.get().gate;
+    let gate = crate::lock::read(&app.live).gate;
     let policy = FreshPolicy {
         min_interval: gate.min_fresh_interval,
         budget: gate.fresh_budget,
