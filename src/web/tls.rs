@@ -22,9 +22,9 @@ use rustls::{
 use tokio_rustls::TlsAcceptor;
 
 use super::file::{ClientAuth, RawTls, TlsVersion};
-use super::watch::Stamp;
 use crate::ca_file::read_pem_certs;
 use crate::config::yaml::ConfigError;
+use crate::stamp::Stamp;
 
 /// Makes a located error: the key to point at, and the message.
 type ErrorAt<'a> = &'a dyn Fn(&str, String) -> ConfigError;
