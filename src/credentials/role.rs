@@ -13,6 +13,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use http_body_util::{BodyExt as _, Limited};
 use serde::Deserialize;
 
 use super::source::validate_role_name;
@@ -50,9 +51,6 @@ impl RoleError {
     }
 }
 
-/// The `User-Agent` of metadata API calls.
-const USER_AGENT: &str = concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION"));
-
 /// Talks to the metadata API.
 #[derive(Clone, Debug)]
 pub(crate) struct MetadataClient {
@@ -70,7 +68,7 @@ impl MetadataClient {
             .no_proxy()
             .timeout(METADATA_TIMEOUT)
             .connect_timeout(METADATA_TIMEOUT)
-            .user_agent(USER_AGENT)
+            .user_agent(crate::ncp::client::USER_AGENT)
             .build()
             .map_err(|e| RoleError::new(endpoint, format!("cannot build the HTTP client: {e}")))?;
         let endpoint = endpoint.to_string();
@@ -116,9 +114,9 @@ impl MetadataClient {
         })
     }
 
-    async fn get(&self, url: &str) -> Result<Vec<u8>, RoleError> {
+    async fn get(&self, url: &str) -> Result<bytes::Bytes, RoleError> {
         let err = |problem: String| RoleError::new(url, problem);
-        let mut response = self
+        let response = self
             .http
             .get(url)
             .send()
@@ -131,18 +129,14 @@ impl MetadataClient {
         if !status.is_success() {
             return Err(err(format!("HTTP {status}")));
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| err(format!("reading the answer: {}", reqwest_detail(e))))?
-        {
-            if body.len() + chunk.len() > MAX_BODY {
-                return Err(err(format!("answer larger than {MAX_BODY} bytes")));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
+        let body = Limited::new(reqwest::Body::from(response), MAX_BODY)
+            .collect()
+            .await;
+        let body = body.map_err(|e| match e.downcast::<reqwest::Error>() {
+            Ok(e) => err(format!("reading the answer: {}", reqwest_detail(*e))),
+            Err(_) => err(format!("answer larger than {MAX_BODY} bytes")),
+        })?;
+        Ok(body.to_bytes())
     }
 }
 

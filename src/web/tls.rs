@@ -90,10 +90,8 @@ pub(super) fn build(
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
         .map_err(|e| err("tls_server_config", format!("tls_server_config: {e}")))?;
-    let builder = match client_verifier(auth, ca_file, &provider, stamp, err)? {
-        None => builder.with_no_client_auth(),
-        Some(verifier) => builder.with_client_cert_verifier(verifier),
-    };
+    let builder =
+        builder.with_client_cert_verifier(client_verifier(auth, ca_file, &provider, stamp, err)?);
     let mut server = builder.with_single_cert(certs, key).map_err(|e| {
         err(
             "key_file",
@@ -124,7 +122,7 @@ fn versions(
     }
 }
 
-/// The verifier for `auth` (`None`: no certificate asked for), reading `ca_file`, which `build`
+/// The verifier for `auth` (for `NoClientCert`: none asked for), reading `ca_file`, which `build`
 /// has checked is there exactly for the verifying types.
 fn client_verifier(
     auth: ClientAuth,
@@ -132,14 +130,15 @@ fn client_verifier(
     provider: &Arc<CryptoProvider>,
     stamp: &mut Stamp,
     err: ErrorAt<'_>,
-) -> Result<Option<Arc<dyn ClientCertVerifier>>, ConfigError> {
+) -> Result<Arc<dyn ClientCertVerifier>, ConfigError> {
     let Some(ca_file) = ca_file else {
-        return Ok((auth != ClientAuth::NoClientCert).then(|| {
-            Arc::new(AnyClientCert {
+        return Ok(match auth {
+            ClientAuth::NoClientCert => WebPkiClientVerifier::no_client_auth(),
+            _ => Arc::new(AnyClientCert {
                 mandatory: auth == ClientAuth::RequireAnyClientCert,
                 algorithms: provider.signature_verification_algorithms,
-            }) as Arc<dyn ClientCertVerifier>
-        }));
+            }),
+        });
     };
     stamp.add(&ca_file);
     let ca_err = |e: &dyn Display| file_error(err, "client_ca_file", &ca_file, e);
@@ -147,13 +146,12 @@ fn client_verifier(
     for cert in read_pem_certs(&ca_file).map_err(|e| ca_err(&e))? {
         roots.add(cert).map_err(|e| ca_err(&e))?;
     }
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
-    let verifier = if auth == ClientAuth::VerifyClientCertIfGiven {
-        verifier.allow_unauthenticated()
-    } else {
-        verifier
-    };
-    Ok(Some(verifier.build().map_err(|e| ca_err(&e))?))
+    let mut verifier =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+    if auth == ClientAuth::VerifyClientCertIfGiven {
+        verifier = verifier.allow_unauthenticated();
+    }
+    verifier.build().map_err(|e| ca_err(&e))
 }
 
 /// An error about the file a key names: `tls_server_config.KEY: PATH: why`.
