@@ -316,13 +316,12 @@ fn key_source(
 /// (and the financial cloud's `https://fin-ncloud.…`) becomes CDSS's own
 /// (`https://clouddatastreamingservice.…`); any other value is used as it is.
 fn cdss_gateway(value: &str) -> Result<Gateway, String> {
-    let url = match value.contains("://") {
+    let mut url = match value.contains("://") {
         true => value.to_string(),
         false => format!("https://{value}"),
     };
-    let general = url.starts_with("https://ncloud.") || url.starts_with("https://fin-ncloud.");
-    match general {
-        true => parse_gateway(&url.replacen("ncloud.", "clouddatastreamingservice.", 1)),
-        false => parse_gateway(&url),
+    if url.starts_with("https://ncloud.") || url.starts_with("https://fin-ncloud.") {
+        url = url.replacen("ncloud.", "clouddatastreamingservice.", 1);
     }
+    parse_gateway(&url)
 }

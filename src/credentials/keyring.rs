@@ -16,7 +16,7 @@ use std::time::SystemTime;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
-use super::chain::{self, Resolved};
+use super::chain;
 use super::{
     AccountError, CredentialSource, Credentials, CredentialsError, Found, Lookup, Origin, file,
     role, too_late,
@@ -155,7 +155,7 @@ impl Keyring {
                 account: name.clone(),
                 source,
             };
-            let Resolved { found, role } = chain::resolve(source, lookup).await.map_err(account)?;
+            let (found, role) = chain::resolve(source, lookup).await.map_err(account)?;
             tracing::info!(account = %name, source = %found.origin, "API keys found");
             let origin = found.origin.clone();
             let keys = Arc::new(AccountKeys::new(name, found));
@@ -211,7 +211,9 @@ pub async fn probe(
 ) -> Vec<(String, Result<Origin, CredentialsError>)> {
     let mut out = Vec::new();
     for (name, source) in accounts {
-        let origin = chain::resolve(source, lookup).await.map(|r| r.found.origin);
+        let origin = chain::resolve(source, lookup)
+            .await
+            .map(|(found, _)| found.origin);
         out.push((name.clone(), origin));
     }
     out
