@@ -168,10 +168,9 @@ fn accounts(
     raw: BTreeMap<AccountName, RawCredentials>,
     cx: &Cx,
 ) -> Result<BTreeMap<String, CredentialSource>, ConfigError> {
-    let default = match credentials {
-        None => CredentialSource::default(),
-        Some(raw) => credential_source(raw, "credentials").map_err(|m| cx.err("credentials", m))?,
-    };
+    // No `credentials:` reads as an empty one: the chain.
+    let default = credential_source(credentials.unwrap_or_default(), "credentials")
+        .map_err(|m| cx.err("credentials", m))?;
     let mut accounts = BTreeMap::from([(DEFAULT_ACCOUNT.to_string(), default)]);
     for (name, raw) in raw {
         cx.check(name.0 != DEFAULT_ACCOUNT, "accounts", || {

@@ -32,7 +32,7 @@ pub(crate) struct AccountKeys {
     /// Refreshes or re-reads that failed (the old keys were kept).
     failures: AtomicU64,
     /// Wakes the role refresher early (a 401 with the current keys).
-    early: Notify,
+    pub(super) early: Notify,
     /// The key generation an early refresh was last asked for: one per generation.
     early_asked: AtomicU64,
 }
@@ -107,11 +107,6 @@ impl AccountKeys {
             tracing::info!(account = %self.account, "the gateway refused the server role keys; refreshing them early, once");
             self.early.notify_one();
         }
-    }
-
-    /// Resolves when an early refresh was asked for.
-    pub(super) async fn early_refresh_wanted(&self) {
-        self.early.notified().await;
     }
 
     /// Replaces the keys; returns whether they changed (a rotation) or only their expiry.
@@ -300,14 +295,14 @@ mod tests {
         k.on_auth_failure(1);
         k.on_auth_failure(1);
         k.on_auth_failure(7); // an old generation's 401: nothing.
-        let woke = tokio::time::timeout(Duration::from_secs(5), k.early_refresh_wanted()).await;
+        let woke = tokio::time::timeout(Duration::from_secs(5), k.early.notified()).await;
         assert!(woke.is_ok());
         // The second 401 of generation 1 stored no second wake-up.
-        let again = tokio::time::timeout(Duration::from_millis(50), k.early_refresh_wanted()).await;
+        let again = tokio::time::timeout(Duration::from_millis(50), k.early.notified()).await;
         assert!(again.is_err(), "a second early refresh for the same keys");
         k.install(role_keys("AK2", now + Duration::from_secs(60)));
         k.on_auth_failure(2);
-        let woke = tokio::time::timeout(Duration::from_secs(5), k.early_refresh_wanted()).await;
+        let woke = tokio::time::timeout(Duration::from_secs(5), k.early.notified()).await;
         assert!(woke.is_ok());
     }
 

@@ -237,7 +237,7 @@ pub(super) async fn refresh(keys: Arc<AccountKeys>, client: MetadataClient, role
         };
         let early = tokio::select! {
             () = tokio::time::sleep(wait.max(MIN_REFRESH_GAP)) => false,
-            () = keys.early_refresh_wanted() => true,
+            () = keys.early.notified() => true,
         };
         // Even an early refresh waits for the gap since the last one.
         tokio::time::sleep_until(last_fetch + MIN_REFRESH_GAP).await;
