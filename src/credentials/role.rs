@@ -165,20 +165,15 @@ fn parse_role_keys(body: &[u8]) -> Result<(Credentials, SystemTime), String> {
         let (line, column) = (e.line(), e.column());
         format!("not the expected JSON object (line {line}, column {column})")
     })?;
-    if let Some(code) = answer.code.as_deref() {
-        if !code.eq_ignore_ascii_case("success") {
-            let mut message: String = answer
-                .message
-                .unwrap_or_default()
-                .chars()
-                .take(200)
-                .collect();
-            // Keys that came with a refusal are not quoted either.
-            let keys = [answer.access_key_id, answer.secret_access_key];
-            let keys: Vec<&str> = keys.iter().flatten().map(|k| k.trim()).collect();
-            crate::outcome::redact(&mut message, &keys);
-            return Err(format!("Code {code:?}: {message}"));
-        }
+    let refused = answer.code.as_deref();
+    if let Some(code) = refused.filter(|c| !c.eq_ignore_ascii_case("success")) {
+        let message = answer.message.unwrap_or_default();
+        let mut message: String = message.chars().take(200).collect();
+        // Keys that came with a refusal are not quoted either.
+        let keys = [answer.access_key_id, answer.secret_access_key];
+        let keys: Vec<&str> = keys.iter().flatten().map(|k| k.trim()).collect();
+        crate::outcome::redact(&mut message, &keys);
+        return Err(format!("Code {code:?}: {message}"));
     }
     let present = |v: Option<String>| v.as_deref().and_then(nonblank);
     let access_key = present(answer.access_key_id).ok_or("no AccessKeyId in the answer")?;

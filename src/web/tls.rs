@@ -62,22 +62,17 @@ pub(super) fn build(
     let ca_file = raw.client_ca_file.map(|f| dir.join(f.0));
     // A CA file goes with the verifying types only, and they need one (Go would fall back to the
     // system roots; we refuse rather than trust every public CA).
-    match (auth.verifies(), &ca_file) {
-        (false, Some(_)) => {
-            return Err(err(
+    if auth.verifies() != ca_file.is_some() {
+        let (key, message) = match auth.verifies() {
+            false => (
                 "client_ca_file",
                 format!(
-                    "tls_server_config.client_ca_file: only used with client_auth_type VerifyClientCertIfGiven or RequireAndVerifyClientCert, not {auth:?}"
+                    "only used with client_auth_type VerifyClientCertIfGiven or RequireAndVerifyClientCert, not {auth:?}"
                 ),
-            ));
-        }
-        (true, None) => {
-            return Err(err(
-                "client_auth_type",
-                format!("tls_server_config.client_auth_type: {auth:?} needs client_ca_file"),
-            ));
-        }
-        _ => {}
+            ),
+            true => ("client_auth_type", format!("{auth:?} needs client_ca_file")),
+        };
+        return Err(err(key, format!("tls_server_config.{key}: {message}")));
     }
     stamp.add(&cert_file);
     let certs =
