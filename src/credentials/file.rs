@@ -102,15 +102,13 @@ fn warn_if_readable_by_others(path: &Path, what: &str) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        if let Ok(meta) = std::fs::metadata(path) {
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o004 != 0 {
-                tracing::warn!(
-                    file = %path.display(),
-                    mode = %format!("{mode:o}"),
-                    "{what} is readable by other users; restrict it (chmod 600)"
-                );
-            }
+        let mode = std::fs::metadata(path).map_or(0, |meta| meta.permissions().mode() & 0o777);
+        if mode & 0o004 != 0 {
+            tracing::warn!(
+                file = %path.display(),
+                mode = %format!("{mode:o}"),
+                "{what} is readable by other users; restrict it (chmod 600)"
+            );
         }
     }
 }
