@@ -204,9 +204,10 @@ impl<'de> Deserialize<'de> for InstanceNo {
                 }
                 Ok(InstanceNo(n))
             }
-            // yaml_serde calls this for negative numbers only.
             fn visit_i64<E: de::Error>(self, n: i64) -> Result<InstanceNo, E> {
-                Err(E::custom(format!("must be a positive integer, got {n}")))
+                u64::try_from(n)
+                    .map_err(|_| E::custom(format!("must be a positive integer, got {n}")))
+                    .and_then(|n| self.visit_u64(n))
             }
         }
         d.deserialize_i64(V)
