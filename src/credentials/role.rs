@@ -107,11 +107,9 @@ impl MetadataClient {
         let (credentials, expires) =
             parse_role_keys(&body).map_err(|problem| RoleError { url, problem })?;
         let (name, endpoint) = (role.to_string(), self.endpoint.clone());
-        let found = Found::fixed(credentials, Origin::Role { name, endpoint });
-        Ok(Found {
-            expires: Some(expires),
-            ..found
-        })
+        let mut found = Found::fixed(credentials, Origin::Role { name, endpoint });
+        found.expires = Some(expires);
+        Ok(found)
     }
 
     async fn get(&self, url: &str) -> Result<bytes::Bytes, RoleError> {
