@@ -49,5 +49,6 @@ pub mod secret;
 pub(crate) mod server;
 pub mod shutdown;
 pub mod sim;
+pub(crate) mod stamp;
 pub mod state;
 pub mod web;

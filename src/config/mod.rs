@@ -107,17 +107,11 @@ pub struct FreshBudget {
     pub burst: u32,
 }
 
-impl FreshBudget {
-    /// `gate.fresh_budget` when the config does not say: 1 per second, a burst of 10.
-    pub(crate) const DEFAULT: FreshBudget = FreshBudget {
-        per_second: 1.0,
-        burst: 10,
-    };
-}
-
 impl Default for FreshBudget {
+    /// `gate.fresh_budget` when the config does not say: 1 per second, a burst of 10.
     fn default() -> Self {
-        Self::DEFAULT
+        let (per_second, burst) = (1.0, 10);
+        Self { per_second, burst }
     }
 }
 

@@ -168,10 +168,9 @@ fn accounts(
     raw: BTreeMap<AccountName, RawCredentials>,
     cx: &Cx,
 ) -> Result<BTreeMap<String, CredentialSource>, ConfigError> {
-    let default = match credentials {
-        None => CredentialSource::default(),
-        Some(raw) => credential_source(raw, "credentials").map_err(|m| cx.err("credentials", m))?,
-    };
+    // No `credentials:` reads as an empty one: the chain.
+    let default = credential_source(credentials.unwrap_or_default(), "credentials")
+        .map_err(|m| cx.err("credentials", m))?;
     let mut accounts = BTreeMap::from([(DEFAULT_ACCOUNT.to_string(), default)]);
     for (name, raw) in raw {
         cx.check(name.0 != DEFAULT_ACCOUNT, "accounts", || {
@@ -316,13 +315,12 @@ fn key_source(
 /// (and the financial cloud's `https://fin-ncloud.…`) becomes CDSS's own
 /// (`https://clouddatastreamingservice.…`); any other value is used as it is.
 fn cdss_gateway(value: &str) -> Result<Gateway, String> {
-    let url = match value.contains("://") {
+    let mut url = match value.contains("://") {
         true => value.to_string(),
         false => format!("https://{value}"),
     };
-    let general = url.starts_with("https://ncloud.") || url.starts_with("https://fin-ncloud.");
-    match general {
-        true => parse_gateway(&url.replacen("ncloud.", "clouddatastreamingservice.", 1)),
-        false => parse_gateway(&url),
+    if url.starts_with("https://ncloud.") || url.starts_with("https://fin-ncloud.") {
+        url = url.replacen("ncloud.", "clouddatastreamingservice.", 1);
     }
+    parse_gateway(&url)
 }

@@ -115,16 +115,15 @@ pub(crate) fn top_level_line(text: &str, key: &str) -> Option<(usize, usize)> {
 pub(crate) fn key_location(text: &str, key: &str) -> Option<(usize, usize)> {
     text.lines().enumerate().find_map(|(i, line)| {
         let start = line.len() - line.trim_start().len();
-        let rest = line[start..].strip_prefix(key)?.strip_prefix(':')?;
-        let value_at = line.len() - rest.trim_start().len();
-        Some((
-            i + 1,
-            if rest.trim().is_empty() {
-                start
-            } else {
-                value_at
-            } + 1,
-        ))
+        let value = line[start..]
+            .strip_prefix(key)?
+            .strip_prefix(':')?
+            .trim_start();
+        let column = match value {
+            "" => start,
+            _ => line.len() - value.len(),
+        };
+        Some((i + 1, column + 1))
     })
 }
 

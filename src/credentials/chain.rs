@@ -9,14 +9,9 @@ use super::env::METADATA_ENDPOINT_ENV;
 use super::role::MetadataClient;
 use super::{CredentialSource, CredentialsError, Found, Lookup, blocking, env, file};
 
-/// What a lookup found, and how to refresh it when it came from a role.
-#[derive(Debug)]
-pub(super) struct Resolved {
-    /// The keys and where they came from.
-    pub found: Found,
-    /// The metadata API and the role, for the refresher.
-    pub role: Option<(MetadataClient, String)>,
-}
+/// What a lookup found, and, for keys from a role, the metadata API and the role (for the
+/// refresher).
+pub(super) type Resolved = (Found, Option<(MetadataClient, String)>);
 
 /// Looks up the keys `source` names.
 pub(super) async fn resolve(
@@ -27,27 +22,26 @@ pub(super) async fn resolve(
         CredentialSource::Keys(pair) => {
             let (pair, lookup) = (pair.clone(), lookup.clone());
             let found = blocking(move || file::load_pair(&pair, &lookup)).await?;
-            Ok(Resolved { found, role: None })
+            Ok((found, None))
         }
         CredentialSource::ServerRole { name } => Ok(from_role(name.as_deref(), lookup).await?),
         CredentialSource::Chain { server_role } => {
             let mut looked_at = Vec::new();
             match env::from_env(lookup) {
-                Ok(found) => return Ok(Resolved { found, role: None }),
+                Ok(found) => return Ok((found, None)),
                 Err(what) => looked_at.push(what),
             }
             let l = lookup.clone();
             match blocking(move || file::from_configure(&l)).await {
-                Ok(found) => return Ok(Resolved { found, role: None }),
+                Ok(found) => return Ok((found, None)),
                 Err(what) => looked_at.push(what),
             }
-            match from_role(server_role.as_deref(), lookup).await {
-                Ok(resolved) => Ok(resolved),
-                Err(e) => {
+            from_role(server_role.as_deref(), lookup)
+                .await
+                .map_err(|e| {
                     looked_at.push(e.to_string());
-                    Err(CredentialsError::NotFound { looked_at })
-                }
-            }
+                    CredentialsError::NotFound { looked_at }
+                })
         }
     }
 }
@@ -61,10 +55,7 @@ async fn from_role(name: Option<&str>, lookup: &Lookup) -> Result<Resolved, supe
     let client = MetadataClient::new(endpoint)?;
     let role = client.role(name).await?;
     let found = client.fetch(&role).await?;
-    Ok(Resolved {
-        found,
-        role: Some((client, role)),
-    })
+    Ok((found, Some((client, role))))
 }
 
 #[cfg(test)]
@@ -109,9 +100,9 @@ mod tests {
         )
         .unwrap();
         let r = resolve(&chain, &l).await.unwrap();
-        assert_eq!(r.found.credentials.access_key, "CONF-AK");
-        assert_eq!(r.found.origin.kind(), "configure");
-        assert!(r.role.is_none());
+        assert_eq!(r.0.credentials.access_key, "CONF-AK");
+        assert_eq!(r.0.origin.kind(), "configure");
+        assert!(r.1.is_none());
 
         let l = lookup(
             dir.path(),
@@ -121,8 +112,8 @@ mod tests {
             ],
         );
         let r = resolve(&chain, &l).await.unwrap();
-        assert_eq!(r.found.credentials.access_key, "ENV-AK");
-        assert_eq!(r.found.origin.kind(), "env");
+        assert_eq!(r.0.credentials.access_key, "ENV-AK");
+        assert_eq!(r.0.origin.kind(), "env");
     }
 
     #[tokio::test]

@@ -8,12 +8,12 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use super::{
     AccountKeys, Credentials, CredentialsError, Found, KeyPair, KeySource, Lookup, Origin,
     blocking, nonblank,
 };
+use crate::stamp::Stamp;
 
 /// The configure file below `$HOME`.
 pub(crate) const CONFIGURE_FILE: &str = ".ncloud/configure";
@@ -102,33 +102,15 @@ fn warn_if_readable_by_others(path: &Path, what: &str) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        if let Ok(meta) = std::fs::metadata(path) {
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o004 != 0 {
-                tracing::warn!(
-                    file = %path.display(),
-                    mode = %format!("{mode:o}"),
-                    "{what} is readable by other users; restrict it (chmod 600)"
-                );
-            }
+        let mode = std::fs::metadata(path).map_or(0, |meta| meta.permissions().mode() & 0o777);
+        if mode & 0o004 != 0 {
+            tracing::warn!(
+                file = %path.display(),
+                mode = %format!("{mode:o}"),
+                "{what} is readable by other users; restrict it (chmod 600)"
+            );
         }
     }
-}
-
-/// What identifies one version of a file: modification time, size and inode.
-type Stamp = (Option<SystemTime>, u64, u64);
-
-fn stamp(path: &Path) -> Option<Stamp> {
-    let meta = std::fs::metadata(path).ok()?;
-    #[cfg(unix)]
-    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
-    #[cfg(not(unix))]
-    let inode = 0;
-    Some((meta.modified().ok(), meta.len(), inode))
-}
-
-async fn stamps(paths: Vec<PathBuf>) -> Vec<Option<Stamp>> {
-    blocking(move || paths.iter().map(|p| stamp(p)).collect()).await
 }
 
 /// Re-reads `origin`'s files whenever one changes, until the task is aborted (its keyring is
@@ -138,10 +120,11 @@ pub(super) async fn watch(keys: Arc<AccountKeys>, origin: Origin, lookup: Lookup
     if paths.is_empty() {
         return;
     }
-    let mut last = stamps(paths.clone()).await;
+    let stamp = |paths: Vec<PathBuf>| blocking(move || Stamp::of(&paths));
+    let mut last = stamp(paths.clone()).await;
     loop {
         tokio::time::sleep(lookup.watch_every).await;
-        let now = stamps(paths.clone()).await;
+        let now = stamp(paths.clone()).await;
         if now == last {
             continue;
         }

@@ -16,7 +16,7 @@ use std::time::SystemTime;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
-use super::chain::{self, Resolved};
+use super::chain;
 use super::{
     AccountError, CredentialSource, Credentials, CredentialsError, Found, Lookup, Origin, file,
     role, too_late,
@@ -32,7 +32,7 @@ pub(crate) struct AccountKeys {
     /// Refreshes or re-reads that failed (the old keys were kept).
     failures: AtomicU64,
     /// Wakes the role refresher early (a 401 with the current keys).
-    early: Notify,
+    pub(super) early: Notify,
     /// The key generation an early refresh was last asked for: one per generation.
     early_asked: AtomicU64,
 }
@@ -109,11 +109,6 @@ impl AccountKeys {
         }
     }
 
-    /// Resolves when an early refresh was asked for.
-    pub(super) async fn early_refresh_wanted(&self) {
-        self.early.notified().await;
-    }
-
     /// Replaces the keys; returns whether they changed (a rotation) or only their expiry.
     pub(super) fn install(&self, found: Found) -> bool {
         let mut c = crate::lock::write(&self.current);
@@ -155,7 +150,7 @@ impl Keyring {
                 account: name.clone(),
                 source,
             };
-            let Resolved { found, role } = chain::resolve(source, lookup).await.map_err(account)?;
+            let (found, role) = chain::resolve(source, lookup).await.map_err(account)?;
             tracing::info!(account = %name, source = %found.origin, "API keys found");
             let origin = found.origin.clone();
             let keys = Arc::new(AccountKeys::new(name, found));
@@ -211,7 +206,9 @@ pub async fn probe(
 ) -> Vec<(String, Result<Origin, CredentialsError>)> {
     let mut out = Vec::new();
     for (name, source) in accounts {
-        let origin = chain::resolve(source, lookup).await.map(|r| r.found.origin);
+        let origin = chain::resolve(source, lookup)
+            .await
+            .map(|(found, _)| found.origin);
         out.push((name.clone(), origin));
     }
     out
@@ -298,14 +295,14 @@ mod tests {
         k.on_auth_failure(1);
         k.on_auth_failure(1);
         k.on_auth_failure(7); // an old generation's 401: nothing.
-        let woke = tokio::time::timeout(Duration::from_secs(5), k.early_refresh_wanted()).await;
+        let woke = tokio::time::timeout(Duration::from_secs(5), k.early.notified()).await;
         assert!(woke.is_ok());
         // The second 401 of generation 1 stored no second wake-up.
-        let again = tokio::time::timeout(Duration::from_millis(50), k.early_refresh_wanted()).await;
+        let again = tokio::time::timeout(Duration::from_millis(50), k.early.notified()).await;
         assert!(again.is_err(), "a second early refresh for the same keys");
         k.install(role_keys("AK2", now + Duration::from_secs(60)));
         k.on_auth_failure(2);
-        let woke = tokio::time::timeout(Duration::from_secs(5), k.early_refresh_wanted()).await;
+        let woke = tokio::time::timeout(Duration::from_secs(5), k.early.notified()).await;
         assert!(woke.is_ok());
     }
 

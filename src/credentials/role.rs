@@ -13,6 +13,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use http_body_util::{BodyExt as _, Limited};
 use serde::Deserialize;
 
 use super::source::validate_role_name;
@@ -50,9 +51,6 @@ impl RoleError {
     }
 }
 
-/// The `User-Agent` of metadata API calls.
-const USER_AGENT: &str = concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION"));
-
 /// Talks to the metadata API.
 #[derive(Clone, Debug)]
 pub(crate) struct MetadataClient {
@@ -70,7 +68,7 @@ impl MetadataClient {
             .no_proxy()
             .timeout(METADATA_TIMEOUT)
             .connect_timeout(METADATA_TIMEOUT)
-            .user_agent(USER_AGENT)
+            .user_agent(crate::ncp::client::USER_AGENT)
             .build()
             .map_err(|e| RoleError::new(endpoint, format!("cannot build the HTTP client: {e}")))?;
         let endpoint = endpoint.to_string();
@@ -109,16 +107,14 @@ impl MetadataClient {
         let (credentials, expires) =
             parse_role_keys(&body).map_err(|problem| RoleError { url, problem })?;
         let (name, endpoint) = (role.to_string(), self.endpoint.clone());
-        let found = Found::fixed(credentials, Origin::Role { name, endpoint });
-        Ok(Found {
-            expires: Some(expires),
-            ..found
-        })
+        let mut found = Found::fixed(credentials, Origin::Role { name, endpoint });
+        found.expires = Some(expires);
+        Ok(found)
     }
 
-    async fn get(&self, url: &str) -> Result<Vec<u8>, RoleError> {
+    async fn get(&self, url: &str) -> Result<bytes::Bytes, RoleError> {
         let err = |problem: String| RoleError::new(url, problem);
-        let mut response = self
+        let response = self
             .http
             .get(url)
             .send()
@@ -131,18 +127,14 @@ impl MetadataClient {
         if !status.is_success() {
             return Err(err(format!("HTTP {status}")));
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| err(format!("reading the answer: {}", reqwest_detail(e))))?
-        {
-            if body.len() + chunk.len() > MAX_BODY {
-                return Err(err(format!("answer larger than {MAX_BODY} bytes")));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
+        let body = Limited::new(reqwest::Body::from(response), MAX_BODY)
+            .collect()
+            .await;
+        let body = body.map_err(|e| match e.downcast::<reqwest::Error>() {
+            Ok(e) => err(format!("reading the answer: {}", reqwest_detail(*e))),
+            Err(_) => err(format!("answer larger than {MAX_BODY} bytes")),
+        })?;
+        Ok(body.to_bytes())
     }
 }
 
@@ -171,20 +163,15 @@ fn parse_role_keys(body: &[u8]) -> Result<(Credentials, SystemTime), String> {
         let (line, column) = (e.line(), e.column());
         format!("not the expected JSON object (line {line}, column {column})")
     })?;
-    if let Some(code) = answer.code.as_deref() {
-        if !code.eq_ignore_ascii_case("success") {
-            let mut message: String = answer
-                .message
-                .unwrap_or_default()
-                .chars()
-                .take(200)
-                .collect();
-            // Keys that came with a refusal are not quoted either.
-            let keys = [answer.access_key_id, answer.secret_access_key];
-            let keys: Vec<&str> = keys.iter().flatten().map(|k| k.trim()).collect();
-            crate::outcome::redact(&mut message, &keys);
-            return Err(format!("Code {code:?}: {message}"));
-        }
+    let refused = answer.code.as_deref();
+    if let Some(code) = refused.filter(|c| !c.eq_ignore_ascii_case("success")) {
+        let message = answer.message.unwrap_or_default();
+        let mut message: String = message.chars().take(200).collect();
+        // Keys that came with a refusal are not quoted either.
+        let keys = [answer.access_key_id, answer.secret_access_key];
+        let keys: Vec<&str> = keys.iter().flatten().map(|k| k.trim()).collect();
+        crate::outcome::redact(&mut message, &keys);
+        return Err(format!("Code {code:?}: {message}"));
     }
     let present = |v: Option<String>| v.as_deref().and_then(nonblank);
     let access_key = present(answer.access_key_id).ok_or("no AccessKeyId in the answer")?;
@@ -243,7 +230,7 @@ pub(super) async fn refresh(keys: Arc<AccountKeys>, client: MetadataClient, role
         };
         let early = tokio::select! {
             () = tokio::time::sleep(wait.max(MIN_REFRESH_GAP)) => false,
-            () = keys.early_refresh_wanted() => true,
+            () = keys.early.notified() => true,
         };
         // Even an early refresh waits for the gap since the last one.
         tokio::time::sleep_until(last_fetch + MIN_REFRESH_GAP).await;

@@ -229,7 +229,7 @@ fn every_family_metrics(state: Arc<State>) -> (Metrics, Arc<ApiUsage>, StatusBoa
         gate: crate::config::GateConfig {
             max_age: interval * 2,
             min_fresh_interval: interval,
-            fresh_budget: crate::config::FreshBudget::DEFAULT,
+            fresh_budget: crate::config::FreshBudget::default(),
         },
     }));
     let usage = Arc::new(ApiUsage::default());

@@ -28,9 +28,9 @@ use std::time::Duration;
 use tokio_rustls::TlsAcceptor;
 
 use self::file::RawWebConfig;
-use self::watch::Stamp;
 pub use self::watch::WebConfigWatch;
 use crate::config::yaml::{ConfigError, key_location, yaml_error};
+use crate::stamp::Stamp;
 
 /// The realm in `WWW-Authenticate: Basic realm="..."`.
 pub(crate) const REALM: &str = "cdss-precheck-exporter";

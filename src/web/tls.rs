@@ -22,9 +22,9 @@ use rustls::{
 use tokio_rustls::TlsAcceptor;
 
 use super::file::{ClientAuth, RawTls, TlsVersion};
-use super::watch::Stamp;
 use crate::ca_file::read_pem_certs;
 use crate::config::yaml::ConfigError;
+use crate::stamp::Stamp;
 
 /// Makes a located error: the key to point at, and the message.
 type ErrorAt<'a> = &'a dyn Fn(&str, String) -> ConfigError;
@@ -62,22 +62,17 @@ pub(super) fn build(
     let ca_file = raw.client_ca_file.map(|f| dir.join(f.0));
     // A CA file goes with the verifying types only, and they need one (Go would fall back to the
     // system roots; we refuse rather than trust every public CA).
-    match (auth.verifies(), &ca_file) {
-        (false, Some(_)) => {
-            return Err(err(
+    if auth.verifies() != ca_file.is_some() {
+        let (key, message) = match auth.verifies() {
+            false => (
                 "client_ca_file",
                 format!(
-                    "tls_server_config.client_ca_file: only used with client_auth_type VerifyClientCertIfGiven or RequireAndVerifyClientCert, not {auth:?}"
+                    "only used with client_auth_type VerifyClientCertIfGiven or RequireAndVerifyClientCert, not {auth:?}"
                 ),
-            ));
-        }
-        (true, None) => {
-            return Err(err(
-                "client_auth_type",
-                format!("tls_server_config.client_auth_type: {auth:?} needs client_ca_file"),
-            ));
-        }
-        _ => {}
+            ),
+            true => ("client_auth_type", format!("{auth:?} needs client_ca_file")),
+        };
+        return Err(err(key, format!("tls_server_config.{key}: {message}")));
     }
     stamp.add(&cert_file);
     let certs =
@@ -90,10 +85,8 @@ pub(super) fn build(
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
         .map_err(|e| err("tls_server_config", format!("tls_server_config: {e}")))?;
-    let builder = match client_verifier(auth, ca_file, &provider, stamp, err)? {
-        None => builder.with_no_client_auth(),
-        Some(verifier) => builder.with_client_cert_verifier(verifier),
-    };
+    let builder =
+        builder.with_client_cert_verifier(client_verifier(auth, ca_file, &provider, stamp, err)?);
     let mut server = builder.with_single_cert(certs, key).map_err(|e| {
         err(
             "key_file",
@@ -124,7 +117,7 @@ fn versions(
     }
 }
 
-/// The verifier for `auth` (`None`: no certificate asked for), reading `ca_file`, which `build`
+/// The verifier for `auth` (for `NoClientCert`: none asked for), reading `ca_file`, which `build`
 /// has checked is there exactly for the verifying types.
 fn client_verifier(
     auth: ClientAuth,
@@ -132,14 +125,15 @@ fn client_verifier(
     provider: &Arc<CryptoProvider>,
     stamp: &mut Stamp,
     err: ErrorAt<'_>,
-) -> Result<Option<Arc<dyn ClientCertVerifier>>, ConfigError> {
+) -> Result<Arc<dyn ClientCertVerifier>, ConfigError> {
     let Some(ca_file) = ca_file else {
-        return Ok((auth != ClientAuth::NoClientCert).then(|| {
-            Arc::new(AnyClientCert {
+        return Ok(match auth {
+            ClientAuth::NoClientCert => WebPkiClientVerifier::no_client_auth(),
+            _ => Arc::new(AnyClientCert {
                 mandatory: auth == ClientAuth::RequireAnyClientCert,
                 algorithms: provider.signature_verification_algorithms,
-            }) as Arc<dyn ClientCertVerifier>
-        }));
+            }),
+        });
     };
     stamp.add(&ca_file);
     let ca_err = |e: &dyn Display| file_error(err, "client_ca_file", &ca_file, e);
@@ -147,13 +141,12 @@ fn client_verifier(
     for cert in read_pem_certs(&ca_file).map_err(|e| ca_err(&e))? {
         roots.add(cert).map_err(|e| ca_err(&e))?;
     }
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
-    let verifier = if auth == ClientAuth::VerifyClientCertIfGiven {
-        verifier.allow_unauthenticated()
-    } else {
-        verifier
-    };
-    Ok(Some(verifier.build().map_err(|e| ca_err(&e))?))
+    let mut verifier =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+    if auth == ClientAuth::VerifyClientCertIfGiven {
+        verifier = verifier.allow_unauthenticated();
+    }
+    verifier.build().map_err(|e| ca_err(&e))
 }
 
 /// An error about the file a key names: `tls_server_config.KEY: PATH: why`.

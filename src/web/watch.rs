@@ -6,43 +6,12 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use super::WebConfig;
 use super::auth::Verified;
 use crate::config::yaml::ConfigError;
-
-/// The state of the files a config was loaded from (`None` for one that could not be read).
-/// Comparing costs one `stat` per file.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Stamp(Vec<(PathBuf, Option<FileState>)>);
-
-/// What tells a file's versions apart without reading it: modification time, size, and on Unix
-/// the inode, so a file replaced by rename (editors, config management, Kubernetes secret
-/// updates) counts as changed even within the file system's timestamp granularity.
-type FileState = (SystemTime, u64, u64);
-
-impl Stamp {
-    pub(crate) fn add(&mut self, path: &Path) {
-        self.0.push((path.to_path_buf(), file_state(path)));
-    }
-
-    /// True when every file is as it was.
-    pub(crate) fn unchanged(&self) -> bool {
-        self.0
-            .iter()
-            .all(|(path, state)| file_state(path) == *state)
-    }
-}
-
-fn file_state(path: &Path) -> Option<FileState> {
-    let m = std::fs::metadata(path).ok()?;
-    #[cfg(unix)]
-    let inode = std::os::unix::fs::MetadataExt::ino(&m);
-    #[cfg(not(unix))]
-    let inode = 0;
-    Some((m.modified().ok()?, m.len(), inode))
-}
+use crate::stamp::Stamp;
 
 /// The web config in force, re-read by a watcher when its file (or a certificate, key or CA file
 /// it names) changes, and the basic-auth cache (the check is in [`auth`](super::auth)).
