@@ -25,7 +25,7 @@ const PATH: &str = "/api/v1/cluster/rollingRestartPreCheck";
 
 /// The binary's allocator, so a scrape here costs what it costs there.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn signing(c: &mut Criterion) {
     c.bench_function("sign/precheck", |b| {

@@ -5,9 +5,9 @@ use std::process::ExitCode;
 use cdss_precheck_exporter::{app, cli::Cli, logging};
 use clap::Parser as _;
 
-/// mimalloc: a scrape's many small allocations cost less than with glibc's (see Cargo.toml).
+/// jemalloc: a scrape's many small allocations cost less than with glibc's (see Cargo.toml).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
