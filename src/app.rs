@@ -37,6 +37,9 @@ pub async fn main(cli: Cli) -> ExitCode {
     if let Some(Command::Check(args)) = &cli.command {
         return ExitCode::from(crate::check::main(&cli.config_file, args).await);
     }
+    if let Some(Command::Restart(args)) = &cli.command {
+        return ExitCode::from(crate::restart::main(&cli.config_file, cli.demo, args).await);
+    }
     match serve(&cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err((code, e)) => {

@@ -53,8 +53,9 @@ pub struct Cli {
     pub web_config_file: Option<PathBuf>,
 
     /// Start an embedded simulated NCP gateway with demo clusters and credentials, and export
-    /// from it. Ignores --config.file. No NCP account needed.
-    #[arg(long)]
+    /// from it. Ignores --config.file. No NCP account needed. With `check` or `restart`: against
+    /// the demo's gateway, started in the same process.
+    #[arg(long, global = true)]
     pub demo: bool,
 
     /// Only log messages with the given severity or above (RUST_LOG, if set, overrides this).
@@ -83,6 +84,29 @@ pub enum Command {
     ///   130  interrupted (Ctrl-C); 143 terminated (SIGTERM)
     #[command(verbatim_doc_comment)]
     Check(CheckArgs),
+
+    /// Restart a cluster's nodes one at a time, only when its precheck says ready; then watch.
+    ///
+    /// Prechecks the cluster now and reads its status; starts nothing unless the precheck says
+    /// ready and NCP does not report the cluster changing. Asks before starting (on a terminal),
+    /// or takes --yes. Sends rollingRestart exactly once, never again, even when its answer is
+    /// lost. Then reads rollingRestartProgressCheck every --every until every broker and
+    /// ZooKeeper node is up and green after the restart was seen running, and a fresh precheck
+    /// says ready. Progress goes to stderr; the result (or --json) to stdout. Ctrl-C or SIGTERM
+    /// stops the watch only: NCP's restart goes on.
+    ///
+    /// Exit codes:
+    ///   0    the restart is over and the precheck says ready (--dry-run: it would start)
+    ///   1    nothing started: the precheck says not ready, NCP reports the cluster changing,
+    ///        or NCP refused the restart
+    ///   2    nothing started: no decision could be made (flags, config, keys, auth, network,
+    ///        rate limit), or not confirmed
+    ///   3    unknown: no restart seen running within --start-grace (after a lost answer NCP
+    ///        may or may not have started it; it was not sent again)
+    ///   4    --timeout ended the watch: the restart may still be running at NCP
+    ///   130  interrupted (Ctrl-C); 143 terminated (SIGTERM)
+    #[command(verbatim_doc_comment)]
+    Restart(RestartArgs),
 
     /// Print a shell completion script on stdout (bash, zsh, fish, elvish, powershell).
     ///
@@ -129,6 +153,49 @@ pub struct CheckArgs {
     /// Time between polls with --wait (a 429's Retry-After, if longer, wins).
     #[arg(long, value_name = "DURATION", value_parser = parse_every, default_value = "30s", requires = "wait")]
     pub every: Duration,
+}
+
+/// `restart` flags.
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    /// The cluster to restart, by its name in the config (or found by its discovery blocks).
+    #[arg(long, value_name = "NAME")]
+    pub cluster: String,
+
+    /// Sign every call with this account's keys (`default` is `credentials:`, others are in
+    /// `accounts:`) instead of the cluster's: a key with write access kept apart from the
+    /// exporter's read-only one.
+    #[arg(long, value_name = "NAME")]
+    pub account: Option<String>,
+
+    /// Start without asking (required without a terminal).
+    #[arg(long)]
+    pub yes: bool,
+
+    /// Do everything up to the start, say what would be sent, and exit 0 when it would start.
+    #[arg(long = "dry-run", conflicts_with_all = ["watch_only", "yes"])]
+    pub dry_run: bool,
+
+    /// Start nothing: watch a restart that is already running (after Ctrl-C, or one started
+    /// in NCP's console) until it is over.
+    #[arg(long = "watch-only", conflicts_with = "yes")]
+    pub watch_only: bool,
+
+    /// Print one JSON report on stdout instead of a line.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Time between two progress readings.
+    #[arg(long, value_name = "DURATION", value_parser = parse_every, default_value = "15s")]
+    pub every: Duration,
+
+    /// End the watch after this long (the restart may still be running at NCP).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "60m")]
+    pub timeout: Duration,
+
+    /// How long to wait for the restart to show (NCP may start it a little after accepting it).
+    #[arg(long = "start-grace", value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "5m")]
+    pub start_grace: Duration,
 }
 
 /// Minimum `--every`: polling faster only spends API quota.

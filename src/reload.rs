@@ -222,6 +222,25 @@ pub(crate) async fn load(
     Ok((config, keyring, clients))
 }
 
+/// What a command (`check`, `restart`) works with: the config file's config and clients, or with
+/// `--demo` the demo's and its gateway (which serves as long as it is held). `Err` says why, for
+/// stderr and the report.
+pub(crate) async fn load_command(
+    path: &Path,
+    demo: bool,
+) -> Result<(Config, Clients, Option<crate::sim::SimGateway>), String> {
+    if !demo {
+        let (config, _, clients) =
+            (load(path, &Lookup::from_process()).await).map_err(|e| e.at_start())?;
+        return Ok((config, clients, None));
+    }
+    let started = crate::demo::start().await;
+    let (sim, config, credentials) =
+        started.map_err(|e| format!("starting the demo gateway: {e:#}"))?;
+    let clients = build_clients(&config, Keyring::from(credentials)).await;
+    Ok((config, clients.map_err(|e| e.at_start())?, Some(sim)))
+}
+
 /// Reads and validates the config file, on a blocking thread.
 pub(crate) async fn load_config(path: &Path) -> Result<Config, ReloadError> {
     let path = path.to_path_buf();

@@ -127,6 +127,11 @@ impl Clients {
         Ok(clients.count_into(Arc::default()))
     }
 
+    /// Every call these clients made, by account, operation and result (`restart`'s report).
+    pub(crate) fn spent(&self) -> Vec<(String, Operation, &'static str, u64)> {
+        self.usage.snapshot()
+    }
+
     /// These clients, counting their calls into `usage`.
     fn count_into(mut self, usage: Arc<ApiUsage>) -> Self {
         self.counters = self.keyring.iter().map(|(a, _)| usage.account(a)).collect();

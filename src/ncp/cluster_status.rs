@@ -164,7 +164,7 @@ const FIELDS: [&str; 9] = [
 ];
 
 /// Reads `result`; `Err` when it is no cluster status.
-fn decode(value: Value) -> Result<Diagnosis, String> {
+pub(crate) fn decode(value: Value) -> Result<Diagnosis, String> {
     let result = value
         .as_object()
         .ok_or("`result` is not a cluster status")?;

@@ -1,7 +1,7 @@
 //! Talking to NCP. A call flows top to bottom through these modules:
 //!
-//! - [`precheck`], [`cluster_list`], [`cluster_status`]: what each operation sends, and how its
-//!   `result` is read;
+//! - [`precheck`], [`cluster_list`], [`cluster_status`], [`restart`]: what each operation sends,
+//!   and how its `result` is read;
 //! - [`client`]: the one call path (the account's keys, signing, sending, the body cap, the
 //!   timeout, the reply's headers);
 //! - [`sign`]: signature v2, a pure function;
@@ -15,6 +15,7 @@ pub(crate) mod cluster_status;
 pub(crate) mod envelope;
 pub mod precheck;
 pub mod region;
+pub(crate) mod restart;
 pub mod sign;
 pub(crate) mod usage;
 

@@ -77,6 +77,10 @@ pub struct Endpoint {
     /// `GET .../cluster/getClusterStatus/`, without the cluster number (see
     /// [`Endpoint::cluster_status`]).
     pub cluster_status_base: String,
+    /// `POST .../cluster/rollingRestart`: only the `restart` command sends it.
+    pub rolling_restart: Url,
+    /// `POST .../cluster/rollingRestartProgressCheck`.
+    pub restart_progress: Url,
 }
 
 impl Endpoint {
@@ -89,6 +93,8 @@ impl Endpoint {
             precheck: Url::parse(&format!("{base}/rollingRestartPreCheck"))?,
             cluster_list: Url::parse(&format!("{base}/getClusterInfoList"))?,
             cluster_status_base: Url::parse(&format!("{base}/getClusterStatus/"))?.into(),
+            rolling_restart: Url::parse(&format!("{base}/rollingRestart"))?,
+            restart_progress: Url::parse(&format!("{base}/rollingRestartProgressCheck"))?,
         })
     }
 

@@ -19,14 +19,20 @@ pub(crate) enum Operation {
     ClusterList,
     /// `getClusterStatus`.
     ClusterStatus,
+    /// `rollingRestart` (the `restart` command only).
+    RollingRestart,
+    /// `rollingRestartProgressCheck` (the `restart` command only).
+    RestartProgress,
 }
 
 impl Operation {
     /// Every operation, in label order.
-    pub(crate) const ALL: [Operation; 3] = [
+    pub(crate) const ALL: [Operation; 5] = [
         Operation::Precheck,
         Operation::ClusterList,
         Operation::ClusterStatus,
+        Operation::RollingRestart,
+        Operation::RestartProgress,
     ];
 
     /// The label value.
@@ -35,6 +41,8 @@ impl Operation {
             Operation::Precheck => "precheck",
             Operation::ClusterList => "cluster_list",
             Operation::ClusterStatus => "cluster_status",
+            Operation::RollingRestart => "rolling_restart",
+            Operation::RestartProgress => "restart_progress",
         }
     }
 }

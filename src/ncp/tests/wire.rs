@@ -43,6 +43,8 @@ async fn precheck_at(clients: &Clients, url: &Url, no: u64) -> Precheck {
             precheck: url.clone(),
             cluster_list: url.clone(),
             cluster_status_base: url.to_string(),
+            rolling_restart: url.clone(),
+            restart_progress: url.clone(),
         }),
         account: DEFAULT_ACCOUNT.into(),
         info: None,
