@@ -1,12 +1,14 @@
 #!/bin/sh
-# Start a CDSS rolling restart only when NCP's precheck says every node of the cluster is ready.
-# Usage: restart-when-ready.sh CLUSTER   (CLUSTER is a name from the exporter's config)
+# Wait until NCP's precheck says every node of the cluster is ready, then restart it: `restart`
+# prechecks again, starts NCP's rolling restart exactly once, and watches it to the end.
+# Usage: restart-when-ready.sh CLUSTER   (CLUSTER is a name from the config)
 set -eu
 CLUSTER=${1:?usage: restart-when-ready.sh CLUSTER}
-CONFIG=${CONFIG:-/etc/cdss-precheck-exporter/config.yaml}
+CONFIG=${CONFIG:-/etc/cdss-precheck-exporter/restart.yaml}
 WAIT=${WAIT:-15m}
-RESTART=${RESTART:-./start-rolling-restart.sh}
+EVERY=${EVERY:-15s}
 
-# Exit 0: ready, go. Exit 1: CDSS said no. Exit 2: could not ask (auth, network, rate limit...).
-cdss-precheck-exporter check --config.file "$CONFIG" --cluster "$CLUSTER" --wait "$WAIT" \
-  && "$RESTART" "$CLUSTER"
+# check:   0 ready; 1 CDSS said no or NCP is changing it; 2 could not ask.
+# restart: 0 over and ready again; 1 or 2 nothing started; 3 unknown; 4 still running at --timeout.
+cdss-precheck-exporter check --config.file "$CONFIG" --cluster "$CLUSTER" --wait "$WAIT"
+cdss-precheck-exporter restart --config.file "$CONFIG" --cluster "$CLUSTER" --yes --every "$EVERY"

@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use crate::support::{ACCESS_KEY, Harness, SECRET_KEY, Spec, clear_of_slot, config_yaml};
-use cdss_precheck_exporter::sim::Behaviour;
+use cdss_precheck_exporter::sim::{Behaviour, RestartPlan, SimGateway};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const BIN: &str = env!("CARGO_BIN_EXE_cdss-precheck-exporter");
@@ -70,24 +70,26 @@ fn workspace(gateway: &str) -> Workspace {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.yaml");
     std::fs::write(&config, config_yaml(gateway, "timeout: 2s", &specs())).unwrap();
-    // The "rolling restart" the examples start: it only leaves a mark.
-    let restart = dir.path().join("start-rolling-restart.sh");
-    std::fs::write(&restart, "#!/bin/sh\necho \"$1\" >> restarted.txt\n").unwrap();
-    Command::new("chmod")
-        .arg("+x")
-        .arg(&restart)
-        .status()
-        .unwrap();
     Workspace { dir, config }
 }
 
-fn restarted(w: &Workspace) -> String {
-    std::fs::read_to_string(w.dir.path().join("restarted.txt")).unwrap_or_default()
+/// A gateway whose restarts take a few seconds.
+async fn quick_sim() -> SimGateway {
+    let sim = crate::support::start_sim(&specs()).await;
+    for no in [1, 2] {
+        let plan = RestartPlan {
+            start_delay: Duration::from_millis(500),
+            step: Duration::from_millis(700),
+            ..RestartPlan::default()
+        };
+        sim.set_restart_plan(no, plan);
+    }
+    sim
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn shell_step_restarts_only_when_ready() {
-    let sim = crate::support::start_sim(&specs()).await;
+    let sim = quick_sim().await;
     let w = workspace(&sim.url());
     let script = Path::new(ROOT).join("examples/gate/restart-when-ready.sh");
     let run = |cluster: &str| {
@@ -100,7 +102,7 @@ async fn shell_step_restarts_only_when_ready() {
             &[
                 ("CONFIG", &config),
                 ("WAIT", "2s"),
-                ("RESTART", "./start-rolling-restart.sh"),
+                ("EVERY", "1s"),
             ],
         )
     };
@@ -111,12 +113,14 @@ async fn shell_step_restarts_only_when_ready() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(restarted(&w), "orders-kafka\n");
+    assert_eq!(sim.restart_calls(1), 1, "restarted once, watched to the end");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("DONE: the rolling restart of orders-kafka is over"), "{stdout}");
     let out = tokio::task::block_in_place(|| run("payments-kafka"));
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
-        restarted(&w),
-        "orders-kafka\n",
+        sim.restart_calls(2),
+        0,
         "a not-ready cluster must not be restarted"
     );
 }
@@ -190,7 +194,7 @@ async fn kubernetes_init_container_waits_on_the_gate() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn github_actions_step_gates_the_restart() {
-    let sim = crate::support::start_sim(&specs()).await;
+    let sim = quick_sim().await;
     let w = workspace(&sim.url());
     let workflow = yaml("github-actions.yaml");
     let steps = workflow["jobs"]["rolling-restart"]["steps"]
@@ -218,6 +222,22 @@ async fn github_actions_step_gates_the_restart() {
         serde_json::from_str(&std::fs::read_to_string(w.dir.path().join("precheck.json")).unwrap())
             .unwrap();
     assert_eq!(report["ready"], true);
+    let restart = steps
+        .iter()
+        .find_map(|s| {
+            s["run"]
+                .as_str()
+                .filter(|r| r.contains("cdss-precheck-exporter restart"))
+        })
+        .unwrap()
+        .replace("ops/cdss-precheck.yaml", &w.config.display().to_string())
+        .replace("--yes", "--yes --every 1s");
+    let out = tokio::task::block_in_place(|| sh(&bash, &restart, w.dir.path(), &[]));
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let report = std::fs::read_to_string(w.dir.path().join("restart.json")).unwrap();
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(report["result"], "done", "{report}");
+    assert_eq!(sim.restart_calls(1), 1);
 
     let not_ready = gate
         .replace("orders-kafka", "payments-kafka")

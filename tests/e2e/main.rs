@@ -18,6 +18,7 @@ mod gate;
 mod hostile;
 mod isolation;
 mod properties;
+mod restart;
 mod secrets;
 mod soak;
 mod tls;
