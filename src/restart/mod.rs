@@ -236,6 +236,49 @@ async fn confirm(
     ))
 }
 
+/// Sends `rollingRestart` exactly once and says what its answer means; `Err` is the exit code
+/// of a report that has ended (nothing started).
+async fn start_once(
+    clients: &Clients,
+    cluster: &Cluster,
+    args: &RestartArgs,
+    report: &mut Report,
+) -> Result<(), u8> {
+    let (started, meta) = start(clients, cluster).await;
+    let request = meta.request_id.as_deref().unwrap_or("-");
+    report.request_ids.extend(
+        meta.request_id
+            .as_ref()
+            .map(|i| format!("rolling_restart: {i}")),
+    );
+    let (verdict, message) = match &started {
+        Started::Yes => {
+            report.started = Value::Bool(true);
+            report.start_answer = Some("accepted".into());
+            let every = humantime::format_duration(args.every);
+            eprintln!(
+                "restart: NCP accepted the rolling restart of {} (request id {request}); watching every {every}",
+                cluster.name
+            );
+            return Ok(());
+        }
+        Started::No(failure) | Started::Unknown(failure) => (failure.verdict(), failure.message()),
+    };
+    if let Started::No(failure) = started {
+        let refused = matches!(failure, Outcome::ApiError { .. });
+        report.start_answer = Some(if refused { "refused" } else { "not_sent" }.into());
+        let code = if refused { EXIT_NO } else { EXIT_CANNOT };
+        let why = format!("NCP did not start the restart: {verdict}: {message}; nothing started");
+        return Err(report.end("not_started", code, why));
+    }
+    report.started = Value::from("unknown");
+    report.start_answer = Some("lost".into());
+    eprintln!(
+        "restart: no answer to rollingRestart ({verdict}: {message}): cannot tell whether NCP started the restart. It is not sent again; watching for it."
+    );
+    Ok(())
+}
+
 /// Sends `rollingRestart` once (unless `--watch-only`), then watches until the end, the timeout
 /// or a signal.
 async fn start_and_watch(
@@ -246,45 +289,11 @@ async fn start_and_watch(
     signal: std::pin::Pin<&mut impl Future<Output = Signal>>,
 ) -> u8 {
     let name = &cluster.name;
-    if !args.watch_only {
-        // Not raced with a signal: once sent, the call runs to its answer.
-        let (started, meta) = start(clients, cluster).await;
-        let request = meta.request_id.as_deref().unwrap_or("-");
-        report.request_ids.extend(
-            meta.request_id
-                .as_ref()
-                .map(|i| format!("rolling_restart: {i}")),
-        );
-        match started {
-            Started::Yes => {
-                report.started = Value::Bool(true);
-                report.start_answer = Some("accepted".into());
-                eprintln!(
-                    "restart: NCP accepted the rolling restart of {name} (request id {request}); watching every {}",
-                    humantime::format_duration(args.every)
-                );
-            }
-            Started::No(failure) => {
-                let refused = matches!(failure, Outcome::ApiError { .. });
-                report.start_answer = Some(if refused { "refused" } else { "not_sent" }.into());
-                let code = if refused { EXIT_NO } else { EXIT_CANNOT };
-                let why = format!(
-                    "NCP did not start the restart: {}: {}; nothing started",
-                    failure.verdict(),
-                    failure.message()
-                );
-                return report.end("not_started", code, why);
-            }
-            Started::Unknown(failure) => {
-                report.started = Value::from("unknown");
-                report.start_answer = Some("lost".into());
-                eprintln!(
-                    "restart: no answer to rollingRestart ({}: {}): cannot tell whether NCP started the restart. It is not sent again; watching for it.",
-                    failure.verdict(),
-                    failure.message()
-                );
-            }
-        }
+    // Not raced with a signal: once sent, the call runs to its answer.
+    if !args.watch_only
+        && let Err(code) = start_once(clients, cluster, args, report).await
+    {
+        return code;
     }
     let watched = tokio::select! {
         ended = watch::watch(clients, cluster, args, report) => Ok(ended),

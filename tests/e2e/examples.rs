@@ -99,11 +99,7 @@ async fn shell_step_restarts_only_when_ready() {
             &["sh", "-c"],
             &script,
             w.dir.path(),
-            &[
-                ("CONFIG", &config),
-                ("WAIT", "2s"),
-                ("EVERY", "1s"),
-            ],
+            &[("CONFIG", &config), ("WAIT", "2s"), ("EVERY", "1s")],
         )
     };
     let out = tokio::task::block_in_place(|| run("orders-kafka"));
@@ -113,9 +109,16 @@ async fn shell_step_restarts_only_when_ready() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(sim.restart_calls(1), 1, "restarted once, watched to the end");
+    assert_eq!(
+        sim.restart_calls(1),
+        1,
+        "restarted once, watched to the end"
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("DONE: the rolling restart of orders-kafka is over"), "{stdout}");
+    assert!(
+        stdout.contains("DONE: the rolling restart of orders-kafka is over"),
+        "{stdout}"
+    );
     let out = tokio::task::block_in_place(|| run("payments-kafka"));
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
@@ -233,7 +236,12 @@ async fn github_actions_step_gates_the_restart() {
         .replace("ops/cdss-precheck.yaml", &w.config.display().to_string())
         .replace("--yes", "--yes --every 1s");
     let out = tokio::task::block_in_place(|| sh(&bash, &restart, w.dir.path(), &[]));
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report = std::fs::read_to_string(w.dir.path().join("restart.json")).unwrap();
     let report: serde_json::Value = serde_json::from_str(&report).unwrap();
     assert_eq!(report["result"], "done", "{report}");

@@ -112,13 +112,28 @@ async fn a_ready_cluster_is_restarted_once_and_watched_to_the_end() {
     assert!(report["api_calls"]["restart_progress"].as_u64().unwrap() >= 2);
     let timeline = report["timeline"].as_array().unwrap();
     // It saw the restart run (a broker down and orange) before it called it over.
-    let running = timeline.iter().position(|r| r["broker_status"] == "orange").expect("seen running");
-    assert!(timeline[running]["not_green"][0].as_str().unwrap().contains("orange"));
+    let running = timeline
+        .iter()
+        .position(|r| r["broker_status"] == "orange")
+        .expect("seen running");
+    assert!(
+        timeline[running]["not_green"][0]
+            .as_str()
+            .unwrap()
+            .contains("orange")
+    );
     assert!(timeline.last().unwrap()["all_green"].as_bool().unwrap());
-    assert!(stderr.contains("signing with account \"default\""), "{stderr}");
+    assert!(
+        stderr.contains("signing with account \"default\""),
+        "{stderr}"
+    );
     assert!(stderr.contains("brokers 2/3 orange"), "{stderr}");
     let ids = report["request_ids"].as_array().unwrap();
-    assert!(ids.iter().any(|i| i.as_str().unwrap().starts_with("rolling_restart: ")), "{report}");
+    assert!(
+        ids.iter()
+            .any(|i| i.as_str().unwrap().starts_with("rolling_restart: ")),
+        "{report}"
+    );
 }
 
 #[tokio::test]
@@ -128,21 +143,37 @@ async fn nothing_starts_on_a_not_ready_or_changing_cluster_or_a_dry_run() {
     assert_eq!(code, 1, "{report}");
     assert_eq!(report["decision"], "no_go");
     assert_eq!(report["started"], false);
-    assert!(report["message"].as_str().unwrap().contains("not_ready"), "{report}");
+    assert!(
+        report["message"].as_str().unwrap().contains("not_ready"),
+        "{report}"
+    );
 
     let (code, report, stderr) = restart(&s, &["--cluster", "orders", "--dry-run"]).await;
     assert_eq!(code, 0, "{report}");
     assert_eq!(report["result"], "would_start");
     assert!(stderr.contains("would send POST"), "{stderr}");
-    assert!(stderr.contains("/api/v1/cluster/rollingRestart"), "{stderr}");
+    assert!(
+        stderr.contains("/api/v1/cluster/rollingRestart"),
+        "{stderr}"
+    );
 
     // Without a terminal and without --yes: nothing starts.
     let (code, report, _) = restart(&s, &["--cluster", "orders"]).await;
     assert_eq!(code, 2, "{report}");
-    assert!(report["message"].as_str().unwrap().contains("--yes"), "{report}");
+    assert!(
+        report["message"].as_str().unwrap().contains("--yes"),
+        "{report}"
+    );
 
     // A restart started elsewhere (NCP's console) is running: the cluster is changing.
-    s.sim.set_restart_plan(READY, RestartPlan { start_delay: Duration::ZERO, stuck: true, ..quick() });
+    s.sim.set_restart_plan(
+        READY,
+        RestartPlan {
+            start_delay: Duration::ZERO,
+            stuck: true,
+            ..quick()
+        },
+    );
     s.sim.start_restart(READY);
     let (code, report, _) = restart(&s, &["--cluster", "orders", "--yes"]).await;
     assert_eq!(code, 1, "{report}");
@@ -152,41 +183,66 @@ async fn nothing_starts_on_a_not_ready_or_changing_cluster_or_a_dry_run() {
     // An unknown name or account: nothing is asked.
     let (code, report, _) = restart(&s, &["--cluster", "nope", "--yes"]).await;
     assert_eq!(code, 2, "{report}");
-    let (code, report, _) = restart(&s, &["--cluster", "orders", "--account", "nope", "--yes"]).await;
+    let (code, report, _) =
+        restart(&s, &["--cluster", "orders", "--account", "nope", "--yes"]).await;
     assert_eq!(code, 2, "{report}");
-    assert!(report["message"].as_str().unwrap().contains("\"nope\""), "{report}");
+    assert!(
+        report["message"].as_str().unwrap().contains("\"nope\""),
+        "{report}"
+    );
 
-    assert_eq!(s.sim.restart_calls(READY) + s.sim.restart_calls(NOT_READY), 0);
+    assert_eq!(
+        s.sim.restart_calls(READY) + s.sim.restart_calls(NOT_READY),
+        0
+    );
     assert_eq!(mutating(&s.sim), 0);
 }
 
 #[tokio::test]
 async fn a_stuck_restart_ends_at_the_timeout_after_one_call() {
-    let stuck = RestartPlan { stuck: true, ..quick() };
+    let stuck = RestartPlan {
+        stuck: true,
+        ..quick()
+    };
     let s = setup(stuck, "").await;
     let (code, report, stderr) =
         restart(&s, &["--cluster", "orders", "--yes", "--timeout", "4s"]).await;
     assert_eq!(code, 4, "{report}\n{stderr}");
     assert_eq!(report["result"], "timeout");
     assert_eq!(report["started"], true);
-    assert!(report["message"].as_str().unwrap().contains("may still be running at NCP"), "{report}");
+    assert!(
+        report["message"]
+            .as_str()
+            .unwrap()
+            .contains("may still be running at NCP"),
+        "{report}"
+    );
     assert_eq!(s.sim.restart_calls(READY), 1);
 }
 
 #[tokio::test]
 async fn a_lost_answer_is_never_sent_again() {
-    let lost = RestartPlan { lose_answer: true, ..quick() };
+    let lost = RestartPlan {
+        lose_answer: true,
+        ..quick()
+    };
     let s = setup(lost, "").await;
     let (code, report, stderr) = restart(&s, &["--cluster", "orders", "--yes"]).await;
     // The restart did start: the watch saw it run and end.
     assert_eq!(code, 0, "{report}\n{stderr}");
     assert_eq!(report["start_answer"], "lost");
     assert_eq!(report["started"], true);
-    assert!(stderr.contains("cannot tell whether NCP started the restart"), "{stderr}");
+    assert!(
+        stderr.contains("cannot tell whether NCP started the restart"),
+        "{stderr}"
+    );
     assert_eq!(s.sim.restart_calls(READY), 1);
 
     // Accepted, but nothing shows within the grace: unknown, still one call.
-    let late = RestartPlan { start_delay: Duration::from_secs(60), ..quick() };
+    let late = RestartPlan {
+        start_delay: Duration::from_secs(60),
+        ..quick()
+    };
     let s = setup(late, "").await;
     let (code, report, _) =
         restart(&s, &["--cluster", "orders", "--yes", "--start-grace", "3s"]).await;
@@ -198,7 +254,10 @@ async fn a_lost_answer_is_never_sent_again() {
 #[tokio::test]
 async fn ctrl_c_stops_the_watch_only() {
     use tokio::io::AsyncBufReadExt as _;
-    let stuck = RestartPlan { stuck: true, ..quick() };
+    let stuck = RestartPlan {
+        stuck: true,
+        ..quick()
+    };
     let s = setup(stuck, "").await;
     let mut child = command(&s, &["--cluster", "orders", "--yes", "--json"])
         .stdout(Stdio::piped())
@@ -219,7 +278,13 @@ async fn ctrl_c_stops_the_watch_only() {
     .await
     .expect("no progress line");
     let pid = child.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let mut rest = String::new();
     while let Ok(Some(line)) = lines.next_line().await {
         rest.push_str(&line);
@@ -227,7 +292,10 @@ async fn ctrl_c_stops_the_watch_only() {
     }
     let out = child.wait_with_output().await.unwrap();
     assert_eq!(out.status.code(), Some(130), "{rest}");
-    assert!(rest.contains("goes on") && rest.contains("--watch-only --cluster orders"), "{rest}");
+    assert!(
+        rest.contains("goes on") && rest.contains("--watch-only --cluster orders"),
+        "{rest}"
+    );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["result"], "interrupted");
     assert_eq!(report["started"], true);
@@ -249,10 +317,16 @@ async fn watch_only_and_another_account() {
     );
     let s = setup(quick(), &extra).await;
     s.sim.add_account(OPS_KEY, Secret::new(OPS_SECRET));
-    let (code, report, stderr) =
-        restart(&s, &["--cluster", "orders", "--yes", "--account", "maintenance"]).await;
+    let (code, report, stderr) = restart(
+        &s,
+        &["--cluster", "orders", "--yes", "--account", "maintenance"],
+    )
+    .await;
     assert_eq!(code, 0, "{report}\n{stderr}");
-    assert!(stderr.contains("signing with account \"maintenance\""), "{stderr}");
+    assert!(
+        stderr.contains("signing with account \"maintenance\""),
+        "{stderr}"
+    );
     assert!(!stderr.contains(OPS_SECRET) && !report.to_string().contains(OPS_SECRET));
     let restarts: Vec<_> = (s.sim.requests().into_iter())
         .filter(|r| r.is_mutating())
