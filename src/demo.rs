@@ -113,3 +113,26 @@ pub async fn start() -> anyhow::Result<(SimGateway, Config, Credentials)> {
     let credentials = Credentials::new(DEMO_ACCESS_KEY.into(), DEMO_SECRET_KEY.into());
     Ok((sim, config, credentials))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn billing_kafka_changes_and_orders_kafka_restarts_in_seconds() {
+        let (sim, config, _) = start().await.unwrap();
+        assert_eq!(config.clusters.len(), clusters().len());
+        let orders = clusters()[0].2;
+        assert!(
+            !sim.start_restart(CHANGING.1),
+            "billing-kafka is already restarting"
+        );
+        assert!(sim.start_restart(orders));
+        tokio::time::advance(RESTART.start_delay + RESTART.step * 3).await;
+        assert!(sim.start_restart(orders), "the first restart is over");
+        // billing-kafka: 65 s of restart, then a healthy minute, then again.
+        tokio::time::advance(Duration::from_secs(65) - RESTART.start_delay - RESTART.step * 3)
+            .await;
+        assert!(sim.start_restart(CHANGING.1), "a healthy minute");
+    }
+}
