@@ -5,13 +5,16 @@
 //! which fails in one of five ways, and every `--hang-every`th, which answers only after 10
 //! minutes; any other number answers CDSS code 3. Keys come from NCLOUD_ACCESS_KEY / NCLOUD_SECRET_KEY, or the demo
 //! keys when unset. Listens on loopback by default and prints its address on stdout.
+//! `rollingRestart` restarts a cluster as `--restart-start-delay`, `--restart-step` and
+//! `--restart-stuck` say; `--restarting N` starts one for cluster N at start, as NCP's console
+//! would.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use cdss_precheck_exporter::demo::{DEMO_ACCESS_KEY, DEMO_SECRET_KEY};
 use cdss_precheck_exporter::secret::Secret;
-use cdss_precheck_exporter::sim::{Behaviour, SimConfig, SimGateway, fault_cycle};
+use cdss_precheck_exporter::sim::{Behaviour, RestartPlan, SimConfig, SimGateway, fault_cycle};
 use clap::Parser;
 
 /// Simulated NCP API gateway for CDSS rollingRestartPreCheck.
@@ -40,6 +43,18 @@ struct Args {
     /// Make every Nth cluster (counting from the first) hang for 10 minutes (0: none).
     #[arg(long, default_value_t = 0)]
     hang_every: u64,
+    /// How long after `rollingRestart` the first broker goes down (humantime).
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    restart_start_delay: Duration,
+    /// How long each broker is down during a restart (humantime).
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    restart_step: Duration,
+    /// Restarts never end (they stay on the first broker).
+    #[arg(long)]
+    restart_stuck: bool,
+    /// Start a restart of this cluster number at start (repeatable).
+    #[arg(long)]
+    restarting: Vec<u64>,
 }
 
 #[tokio::main]
@@ -85,6 +100,21 @@ async fn main() -> anyhow::Result<()> {
             clusters,
         },
     )?;
+    let plan = RestartPlan {
+        start_delay: args.restart_start_delay,
+        step: args.restart_step,
+        stuck: args.restart_stuck,
+        lose_answer: false,
+    };
+    for n in args.first..args.first + args.count {
+        sim.set_restart_plan(n, plan);
+    }
+    for n in args.restarting {
+        anyhow::ensure!(
+            sim.start_restart(n),
+            "--restarting {n}: not a cluster that answers ready"
+        );
+    }
     println!("{}", sim.url());
     cdss_precheck_exporter::shutdown::signal().await;
     println!("requests served: {}", sim.total_requests());
