@@ -155,8 +155,9 @@ pub struct CheckArgs {
     pub every: Duration,
 }
 
-/// `restart` flags.
+/// `restart` flags (a flag given twice: the last one wins).
 #[derive(Debug, Args)]
+#[command(args_override_self = true)]
 pub struct RestartArgs {
     /// The cluster to restart, by its name in the config (or found by its discovery blocks).
     #[arg(long, value_name = "NAME")]
