@@ -457,6 +457,80 @@ mod tests {
         assert!(s.get("b").is_none() && s.get("c").is_some());
     }
 
+    fn diagnosis(broker: &str, zookeeper: &str) -> Diagnosis {
+        let json = format!(
+            r#"{{"code":0,"result":{{"brokerStatus":"{broker}","zookeeperStatus":"{zookeeper}"}}}}"#
+        );
+        crate::ncp::cluster_status::decode_answer(200, json.as_bytes()).unwrap()
+    }
+
+    fn listed(c: &Arc<Cluster>, status: &str) -> Arc<Cluster> {
+        let mut c = (**c).clone();
+        c.info = Some(crate::model::ClusterInfo {
+            status: status.into(),
+            ..Default::default()
+        });
+        Arc::new(c)
+    }
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn since(s: &State) -> Option<SystemTime> {
+        s.get("a").unwrap().changing_since
+    }
+
+    #[tokio::test]
+    async fn changing_from_an_orange_role_of_a_cluster_not_ready() {
+        let s = State::new(&clusters());
+        let now = Instant::now();
+        assert_eq!(since(&s), None);
+        s.record("a", &precheck(Outcome::NotReady), now, at(10));
+        assert_eq!(since(&s), None, "not ready alone is no change");
+        s.record_diagnosis("a", diagnosis("green", "ORANGE"), at(11));
+        assert_eq!(since(&s), Some(at(11)));
+        // Still changing: the start is kept across prechecks and reads.
+        s.record("a", &precheck(Outcome::NotReady), now, at(20));
+        s.record_diagnosis("a", diagnosis("orange", "green"), at(21));
+        assert_eq!(since(&s), Some(at(11)));
+        assert!(s.get("a").unwrap().is_changing());
+        // A ready answer ends it, even before the diagnosis goes.
+        s.record("a", &precheck(Outcome::Ready), now, at(30));
+        assert_eq!(since(&s), None);
+        s.clear_diagnosis("a");
+        assert_eq!(since(&s), None);
+        // A red role is a failure, not a change.
+        s.record("a", &precheck(Outcome::NotReady), now, at(40));
+        s.record_diagnosis("a", diagnosis("red", "green"), at(41));
+        assert_eq!(since(&s), None);
+        // Orange again: a new change, with its own start; it ends when the diagnosis goes.
+        s.record_diagnosis("a", diagnosis("orange", "green"), at(50));
+        assert_eq!(since(&s), Some(at(50)));
+        s.clear_diagnosis("a");
+        assert_eq!(since(&s), None);
+        assert_eq!(s.get("b").unwrap().changing_since, None, "one cluster only");
+    }
+
+    #[tokio::test]
+    async fn changing_from_the_listing() {
+        let cs = clusters();
+        let s = State::new(&[cs[0].clone(), listed(&cs[1], "Changing")]);
+        let first = since(&s).expect("listed changing from the start");
+        // A precheck, ready or not, does not end what the listing says.
+        s.record("a", &precheck(Outcome::Ready), Instant::now(), at(10));
+        assert_eq!(since(&s), Some(first));
+        s.sync(&[cs[0].clone(), listed(&cs[1], "changing")]);
+        assert_eq!(since(&s), Some(first), "the same change");
+        s.sync(&[cs[0].clone(), listed(&cs[1], "running")]);
+        assert_eq!(since(&s), None);
+        // Listed changing again, while ready: changing; a static cluster never is by listing.
+        s.sync(&[cs[0].clone(), listed(&cs[1], "changing")]);
+        assert!(since(&s).is_some());
+        s.sync(&cs);
+        assert_eq!(since(&s), None);
+    }
+
     #[tokio::test]
     async fn counters_and_success_time() {
         let s = State::new(&clusters());
