@@ -1,6 +1,8 @@
 //! `--demo`: the simulated gateway in-process, a handful of clusters that show every kind of
-//! answer (the not-ready one with its node status), a discovery block that finds two more, and
-//! demo credentials. A new user sees every feature without an NCP account.
+//! answer (the not-ready one with its node status), a discovery block that finds three more
+//! (one of them, `billing-kafka`, under a rolling restart NCP runs again and again), and demo
+//! credentials. A new user sees every feature without an NCP account. Every demo cluster
+//! restarts quickly ([`RESTART`]), so `restart --demo --cluster orders-kafka` ends in seconds.
 
 use std::path::Path;
 use std::time::Duration;
@@ -11,7 +13,7 @@ use crate::config::{Config, ConfigError};
 use crate::credentials::Credentials;
 use crate::ncp::region::Region;
 use crate::secret::Secret;
-use crate::sim::{Behaviour, SimCluster, SimConfig, SimGateway};
+use crate::sim::{Behaviour, RestartPlan, SimCluster, SimConfig, SimGateway};
 
 /// Access key the demo gateway accepts.
 pub const DEMO_ACCESS_KEY: &str = "DEMO-ACCESS-KEY";
@@ -36,8 +38,36 @@ pub fn clusters() -> Vec<(&'static str, &'static str, u64, Option<Behaviour>)> {
     ]
 }
 
-/// The clusters the demo's discovery block finds in KR: (name, instance number), both ready.
-pub const DISCOVERED: [(&str, u64); 2] = [("stream-kafka", 3432160), ("metrics-kafka", 3432161)];
+/// The clusters the demo's discovery block finds in KR: (name, instance number). All answer
+/// ready, but the last, [`CHANGING`], is under a restart most of the time.
+pub const DISCOVERED: [(&str, u64); 3] = [
+    ("stream-kafka", 3432160),
+    ("metrics-kafka", 3432161),
+    CHANGING,
+];
+
+/// The cluster whose rolling restart NCP is running: it starts with the demo and, after a
+/// minute of health ([`CHANGING_PAUSE`]), starts again, forever ([`CHANGING_RESTART`]).
+pub const CHANGING: (&str, u64) = ("billing-kafka", 3432162);
+
+/// How every other demo cluster restarts: 3 s after acceptance, then 5 s per broker (18 s).
+pub const RESTART: RestartPlan = RestartPlan {
+    start_delay: Duration::from_secs(3),
+    step: Duration::from_secs(5),
+    stuck: false,
+    lose_answer: false,
+};
+
+/// How [`CHANGING`] restarts: slower, so it is seen changing (65 s of every 125 s).
+const CHANGING_RESTART: RestartPlan = RestartPlan {
+    start_delay: Duration::from_secs(5),
+    step: Duration::from_secs(20),
+    stuck: false,
+    lose_answer: false,
+};
+
+/// The healthy minute between two restarts of [`CHANGING`].
+const CHANGING_PAUSE: Duration = Duration::from_secs(60);
 
 /// The demo config, pointed at a gateway at `gateway_url`.
 pub fn config(gateway_url: &str) -> Result<Config, ConfigError> {
@@ -68,6 +98,16 @@ pub async fn start() -> anyhow::Result<(SimGateway, Config, Credentials)> {
     )?;
     for (name, no) in DISCOVERED {
         sim.add_cluster(no, SimCluster::running(name, Region::Kr));
+    }
+    for (_, _, no, _) in clusters() {
+        sim.set_restart_plan(no, RESTART);
+    }
+    for (_, no) in DISCOVERED {
+        sim.set_restart_plan(no, RESTART);
+    }
+    sim.set_restart_plan(CHANGING.1, CHANGING_RESTART);
+    if !sim.start_restart_loop(CHANGING.1, CHANGING_PAUSE) {
+        anyhow::bail!("the demo could not start {}'s restart", CHANGING.0);
     }
     let config = config(&sim.url())?;
     let credentials = Credentials::new(DEMO_ACCESS_KEY.into(), DEMO_SECRET_KEY.into());

@@ -1,6 +1,6 @@
 //! The simulated `getClusterInfoList`: a cluster set that tests change at runtime, served with
 //! real paging (`pageNo`, `pageSize`, `totalPage`, `isLast`) and NCP's field names and types
-//! (`serviceGroupInstanceNo` as a string).
+//! (`serviceGroupInstanceNo` as a string). A cluster under a restart is listed `changing`.
 
 use std::collections::BTreeMap;
 
@@ -47,8 +47,14 @@ impl SimCluster {
 /// Default `pageSize` when the request has none (as NCP documents).
 const DEFAULT_PAGE_SIZE: u64 = 10;
 
-/// The page `body` asks for, from `clusters` listed under `path`.
-pub fn page(clusters: &BTreeMap<u64, SimCluster>, path: &str, body: &Value) -> Value {
+/// The page `body` asks for, from `clusters` listed under `path`; `serverStatus` is `changing`
+/// for the numbers `changing` says (a restart runs).
+pub fn page(
+    clusters: &BTreeMap<u64, SimCluster>,
+    path: &str,
+    body: &Value,
+    changing: impl Fn(u64) -> bool,
+) -> Value {
     let base = path.trim_end_matches("/cluster/getClusterInfoList");
     let page_no = body
         .get("pageNo")
@@ -78,7 +84,7 @@ pub fn page(clusters: &BTreeMap<u64, SimCluster>, path: &str, body: &Value) -> V
             json!({
                 "serviceGroupInstanceNo": no.to_string(),
                 "clusterName": c.name,
-                "serverStatus": c.status,
+                "serverStatus": if changing(**no) { "changing" } else { c.status.as_str() },
                 "kafkaVersion": c.kafka_version,
                 "brokerNodeCount": 3,
                 "vpcName": c.vpc_name,

@@ -10,12 +10,15 @@
 //! accepts more than one account, and key pairs that rotate ([`metadata::RotatingKeys`], the
 //! schedule [`metadata::SimMetadata`] hands out as server role keys), each only while it is
 //! valid; and `getClusterStatus` (GET, the number in the path) with per-node states that follow
-//! each cluster's behaviour (`status`). `start_tls` serves HTTPS, for the client's certificate
+//! each cluster's behaviour (`status`); and a rolling restart that takes time, with each
+//! broker in turn down and `orange` (`restart`). `start_tls` serves HTTPS, for the client's certificate
 //! checks. It never talks to anything but its own listener.
 //!
 //! Its parts: `answer` (the behaviours, as HTTP answers), `auth` (signature, key and timestamp
 //! checks), `faults` (the misbehaviour cycle), `listing` (`getClusterInfoList`), `status`
-//! (`getClusterStatus`) and [`metadata`] (the server role keys).
+//! (`getClusterStatus`), `restart` (`rollingRestart`, its progress check, and the restart each
+//! cluster may be in), `requests` (the log of every request received) and [`metadata`] (the
+//! server role keys).
 
 use crate::lock::lock;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -40,11 +43,18 @@ mod auth;
 pub mod faults;
 mod listing;
 pub mod metadata;
+mod requests;
+mod restart;
 mod status;
+#[cfg(test)]
+mod tests;
 use self::answer::{Dropped, Resp, cdss, gateway_error, respond};
 use self::metadata::RotatingKeys;
+use self::requests::RequestLog;
 use crate::secret::Secret;
 pub use listing::{LIST_PATHS, SimCluster};
+pub use requests::SimRequest;
+pub use restart::{RESTART_REFUSED_CODE, RestartPlan};
 pub use status::STATUS_PATHS;
 
 /// The gateway's allowed distance between a request's timestamp and its own clock.
@@ -167,6 +177,16 @@ struct Shared {
     auth_failures: AtomicU64,
     /// Added to the gateway's clock, in ms (for clock-skew tests).
     clock_offset_ms: AtomicI64,
+    /// How each cluster's next restart goes (the default plan when unset).
+    restart_plans: Mutex<HashMap<u64, RestartPlan>>,
+    /// The last restart accepted per cluster (running or over; `restart` tells which).
+    restarts: Mutex<HashMap<u64, restart::Restart>>,
+    /// Authenticated `rollingRestart` calls, by cluster number.
+    restart_calls: Mutex<HashMap<u64, u64>>,
+    /// Authenticated `rollingRestartProgressCheck` calls, by cluster number.
+    progress_calls: Mutex<HashMap<u64, u64>>,
+    /// Every request received, in order (bounded).
+    requests: Mutex<RequestLog>,
 }
 
 /// A running simulated gateway.
@@ -226,6 +246,11 @@ impl SimGateway {
             total_requests: AtomicU64::new(0),
             auth_failures: AtomicU64::new(0),
             clock_offset_ms: AtomicI64::new(0),
+            restart_plans: Mutex::default(),
+            restarts: Mutex::default(),
+            restart_calls: Mutex::default(),
+            progress_calls: Mutex::default(),
+            requests: Mutex::default(),
         });
         let task = tokio::spawn(accept_loop(listener, shared.clone(), tls));
         Ok(Self {
@@ -340,6 +365,46 @@ impl SimGateway {
     }
 }
 
+impl SimGateway {
+    /// Sets how the next restarts of this cluster go (one already running keeps its plan).
+    pub fn set_restart_plan(&self, instance_no: u64, plan: RestartPlan) {
+        lock(&self.shared.restart_plans).insert(instance_no, plan);
+    }
+
+    /// Starts a restart as NCP's console would, refused on the same terms as `rollingRestart`
+    /// (unknown number, not ready, already restarting); `true` when it started.
+    pub fn start_restart(&self, instance_no: u64) -> bool {
+        restart::begin(&self.shared, instance_no, None).is_ok()
+    }
+
+    /// Starts a restart that begins again `pause` after each end, forever (a cluster NCP keeps
+    /// changing, for `--demo`); `true` when it started.
+    pub(crate) fn start_restart_loop(&self, instance_no: u64, pause: Duration) -> bool {
+        restart::begin(&self.shared, instance_no, Some(pause)).is_ok()
+    }
+
+    /// Authenticated `rollingRestart` calls received for this cluster number.
+    pub fn restart_calls(&self, instance_no: u64) -> u64 {
+        lock(&self.shared.restart_calls)
+            .get(&instance_no)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Authenticated `rollingRestartProgressCheck` calls received for this cluster number.
+    pub fn progress_calls(&self, instance_no: u64) -> u64 {
+        lock(&self.shared.progress_calls)
+            .get(&instance_no)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Every request received, authenticated or not, in order (the last 100,000).
+    pub fn requests(&self) -> Vec<SimRequest> {
+        lock(&self.shared.requests).all()
+    }
+}
+
 impl Drop for SimGateway {
     fn drop(&mut self) {
         self.task.abort();
@@ -393,19 +458,59 @@ fn header<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
+/// What a request's path asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route {
+    Precheck,
+    List,
+    /// `getClusterStatus`, with the number from the path (`None`: not a number).
+    Status(Option<u64>),
+    Restart,
+    Progress,
+}
+
+/// Regional paths of `rollingRestart` and `rollingRestartProgressCheck`: a precheck path with
+/// another operation name.
+fn route(path: &str) -> Option<Route> {
+    if let Some(no) = status::instance_no(path) {
+        return Some(Route::Status(no));
+    }
+    if LIST_PATHS.contains(&path) {
+        return Some(Route::List);
+    }
+    let base = PRECHECK_PATHS
+        .iter()
+        .find_map(|p| path.strip_prefix(p.trim_end_matches("rollingRestartPreCheck")))?;
+    match base {
+        "rollingRestartPreCheck" => Some(Route::Precheck),
+        "rollingRestart" => Some(Route::Restart),
+        "rollingRestartProgressCheck" => Some(Route::Progress),
+        _ => None,
+    }
+}
+
 async fn handle(shared: &Shared, req: Request<Incoming>) -> Result<Resp, Dropped> {
     let n = shared.total_requests.fetch_add(1, Ordering::Relaxed);
     let path = req.uri().path().to_string();
-    let is_list = LIST_PATHS.contains(&path.as_str());
-    let status_of = status::instance_no(&path);
-    if !is_list && status_of.is_none() && !PRECHECK_PATHS.contains(&path.as_str()) {
+    let route = route(&path);
+    let seq = lock(&shared.requests).push(SimRequest {
+        method: req.method().to_string(),
+        path: path.clone(),
+        operation: requests::operation(&path),
+        access_key: header(&req, crate::ncp::sign::HEADER_ACCESS_KEY).map(str::to_string),
+        instance_no: match route {
+            Some(Route::Status(no)) => no,
+            _ => None,
+        },
+    });
+    let Some(route) = route else {
         return Ok(gateway_error(
             StatusCode::NOT_FOUND,
             "300",
             "Not Found",
             "No such API.",
         ));
-    }
+    };
     if let Err(details) = auth::authenticate(shared, &req) {
         shared.auth_failures.fetch_add(1, Ordering::Relaxed);
         return Ok(gateway_error(
@@ -415,7 +520,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Result<Resp, Dropped
             &details,
         ));
     }
-    if let Some(instance_no) = status_of {
+    if let Route::Status(instance_no) = route {
         if req.method() != Method::GET {
             return Ok(gateway_error(
                 StatusCode::NOT_FOUND,
@@ -434,6 +539,18 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Result<Resp, Dropped
             "Use POST.",
         ));
     }
+    post(shared, route, &path, req, seq, n).await
+}
+
+/// An authenticated POST to `route` (request number `n`, logged as `seq`).
+async fn post(
+    shared: &Shared,
+    route: Route,
+    path: &str,
+    req: Request<Incoming>,
+    seq: u64,
+    n: u64,
+) -> Result<Resp, Dropped> {
     let is_json =
         header(&req, CONTENT_TYPE.as_str()).is_some_and(|v| v.starts_with("application/json"));
     let body = match Limited::new(req.into_body(), MAX_REQUEST_BODY)
@@ -450,37 +567,16 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Result<Resp, Dropped
             ));
         }
     };
-    if is_list {
-        shared.list_calls.fetch_add(1, Ordering::Relaxed);
-        let failure = lock(&shared.list_failure).clone();
-        if let Some(failure) = failure {
-            return respond(failure, n).await;
-        }
-        let Some(request) = serde_json::from_slice::<serde_json::Value>(&body)
-            .ok()
-            .filter(|_| is_json)
-        else {
-            return Ok(cdss(
-                StatusCode::BAD_REQUEST,
-                1,
-                "a JSON body is required",
-                serde_json::Value::Null,
-                n,
-            ));
-        };
-        let result = listing::page(&lock(&shared.inventory), &path, &request);
-        return Ok(cdss(StatusCode::OK, 0, "SUCCESS", result, n));
+    let body = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .filter(|_| is_json);
+    if route == Route::List {
+        return list(shared, path, body, n).await;
     }
-    let instance_no = if is_json {
-        serde_json::from_slice::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| {
-                v.get("serviceGroupInstanceNo")
-                    .and_then(serde_json::Value::as_u64)
-            })
-    } else {
-        None
-    };
+    let instance_no = body.as_ref().and_then(|v| {
+        v.get("serviceGroupInstanceNo")
+            .and_then(serde_json::Value::as_u64)
+    });
     let Some(instance_no) = instance_no else {
         return Ok(cdss(
             StatusCode::BAD_REQUEST,
@@ -490,14 +586,48 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Result<Resp, Dropped
             n,
         ));
     };
+    lock(&shared.requests).set_instance(seq, instance_no);
+    match route {
+        Route::Restart => restart::rolling_restart(shared, instance_no, n).await,
+        Route::Progress => status::progress(shared, instance_no, n).await,
+        _ => precheck(shared, instance_no, n).await,
+    }
+}
+
+/// `getClusterInfoList`: the page asked for, restarting clusters listed as `changing`.
+async fn list(
+    shared: &Shared,
+    path: &str,
+    request: Option<serde_json::Value>,
+    n: u64,
+) -> Result<Resp, Dropped> {
+    shared.list_calls.fetch_add(1, Ordering::Relaxed);
+    let failure = lock(&shared.list_failure).clone();
+    if let Some(failure) = failure {
+        return respond(failure, n).await;
+    }
+    let Some(request) = request else {
+        return Ok(cdss(
+            StatusCode::BAD_REQUEST,
+            1,
+            "a JSON body is required",
+            serde_json::Value::Null,
+            n,
+        ));
+    };
+    let changing = |no: u64| restart::phase(shared, no) != restart::Phase::Idle;
+    let result = listing::page(&lock(&shared.inventory), path, &request, changing);
+    Ok(cdss(StatusCode::OK, 0, "SUCCESS", result, n))
+}
+
+/// `rollingRestartPreCheck`: the cluster's behaviour, not ready while a broker is down.
+async fn precheck(shared: &Shared, instance_no: u64, n: u64) -> Result<Resp, Dropped> {
     *lock(&shared.calls).entry(instance_no).or_default() += 1;
-    let behaviour = lock(&shared.behaviours)
-        .get(&instance_no)
-        .cloned()
-        .unwrap_or(Behaviour::UnknownNumber(if instance_no % 2 == 0 {
-            200
-        } else {
-            400
-        }));
+    let behaviour = lock(&shared.behaviours).get(&instance_no).cloned();
+    let behaviour = behaviour.unwrap_or_else(|| restart::unknown(instance_no));
+    let behaviour = match restart::phase(shared, instance_no) {
+        restart::Phase::Down(_) => restart::not_ready(behaviour),
+        restart::Phase::Idle | restart::Phase::Starting => behaviour,
+    };
     respond(behaviour, n).await
 }

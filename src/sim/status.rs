@@ -3,11 +3,15 @@
 //! A ready cluster's nodes are all green; a not-ready one has one red broker (2 of 3 up); a
 //! cluster that fails its precheck (5xx, bad JSON, slow, dropped) fails this call the same way,
 //! and an unknown number is code 3. Tests can make the status call alone fail
-//! (`SimGateway::set_status_failure`).
+//! (`SimGateway::set_status_failure`). During a restart (`restart`) the broker that is down is
+//! `orange`, and so is `brokerStatus`. `rollingRestartProgressCheck` answers the same nodes
+//! (NCP documents the same shape), restart or not; it is counted apart and never fails on
+//! purpose unless the cluster's behaviour does.
 
 use serde_json::{Value, json};
 
 use super::answer::{Dropped, Resp, cdss, jitter, respond};
+use super::restart::{self, Phase};
 use super::{Behaviour, Shared, lock};
 use hyper::StatusCode;
 
@@ -25,24 +29,39 @@ pub fn instance_no(path: &str) -> Option<Option<u64>> {
     Some(rest.parse::<u64>().ok().filter(|n| *n > 0))
 }
 
+/// How many brokers (and ZooKeeper nodes) each simulated cluster has.
+pub(super) const BROKERS: u64 = 3;
+
 /// The `result` for a cluster whose precheck answers `ready` (all green) or not (one red
-/// broker).
-pub fn result(instance_no: u64, ready: bool) -> Value {
-    let broker = |i: u64| {
-        let red = !ready && i == 2;
-        json!({"hostname": format!("kafka-{i}"), "status": if red { "red" } else { "green" }})
+/// broker), with broker `down` (1-based) `orange` during a restart.
+pub fn result(instance_no: u64, ready: bool, down: Option<u64>) -> Value {
+    let colour = |i: u64| match (down == Some(i), !ready && i == 2) {
+        (true, _) => "orange",
+        (false, true) => "red",
+        (false, false) => "green",
     };
-    let zk = |i: u64| json!({"hostname": format!("zk-{i}"), "status": "green"});
+    let brokers: Vec<Value> = (1..=BROKERS)
+        .map(|i| json!({"hostname": format!("kafka-{i}"), "status": colour(i)}))
+        .collect();
+    let up = (1..=BROKERS).filter(|i| colour(*i) == "green").count();
+    let zk: Vec<Value> = (1..=BROKERS)
+        .map(|i| json!({"hostname": format!("zk-{i}"), "status": "green"}))
+        .collect();
+    let status = match (down, ready) {
+        (Some(_), _) => "orange",
+        (None, false) => "red",
+        (None, true) => "green",
+    };
     json!({
         "clusterName": format!("cluster-{instance_no}"),
-        "brokerNodeTotalNumber": 3,
-        "brokerNumber": if ready { 3 } else { 2 },
-        "brokerStatus": if ready { "green" } else { "red" },
-        "brokerStatusPerNode": [broker(1), broker(2), broker(3)],
-        "zookeeperTotalNumber": 3,
-        "zookeeperNumber": 3,
+        "brokerNodeTotalNumber": BROKERS,
+        "brokerNumber": up,
+        "brokerStatus": status,
+        "brokerStatusPerNode": brokers,
+        "zookeeperTotalNumber": BROKERS,
+        "zookeeperNumber": BROKERS,
         "zookeeperStatus": "green",
-        "zookeeperStatusPerNode": [zk(1), zk(2), zk(3)],
+        "zookeeperStatusPerNode": zk,
         "cmakStatus": "green",
     })
 }
@@ -79,36 +98,55 @@ pub(super) async fn cluster_status(
         return respond(failure, n).await;
     }
     let behaviour = lock(&shared.behaviours).get(&instance_no).cloned();
-    let Some(behaviour) = behaviour else {
-        return respond(Behaviour::UnknownNumber(400), n).await;
+    current(
+        shared,
+        instance_no,
+        behaviour.unwrap_or(Behaviour::UnknownNumber(400)),
+        n,
+    )
+    .await
+}
+
+/// `rollingRestartProgressCheck` for `instance_no`: the current status, restart or not.
+pub(super) async fn progress(shared: &Shared, instance_no: u64, n: u64) -> Result<Resp, Dropped> {
+    *lock(&shared.progress_calls).entry(instance_no).or_default() += 1;
+    let behaviour = lock(&shared.behaviours).get(&instance_no).cloned();
+    let behaviour = behaviour.unwrap_or_else(|| restart::unknown(instance_no));
+    current(shared, instance_no, behaviour, n).await
+}
+
+/// The nodes of a cluster with `behaviour` now, after its delays (restart phase included); a
+/// behaviour that fails fails the same way.
+async fn current(
+    shared: &Shared,
+    instance_no: u64,
+    behaviour: Behaviour,
+    n: u64,
+) -> Result<Resp, Dropped> {
+    let Some(ready) = answers(&behaviour) else {
+        return respond(behaviour, n).await;
     };
-    match answers(&behaviour) {
-        Some(ready) => {
-            // The same delays as the precheck, then the nodes.
-            let mut b = &behaviour;
-            loop {
-                match b {
-                    Behaviour::Slow(d, inner) => {
-                        tokio::time::sleep(*d).await;
-                        b = inner;
-                    }
-                    Behaviour::Jittered(min, max, inner) => {
-                        tokio::time::sleep(jitter(*min, *max, n)).await;
-                        b = inner;
-                    }
-                    _ => break,
-                }
+    // The same delays as the precheck, then the nodes as they are at the end of them.
+    let mut b = &behaviour;
+    loop {
+        match b {
+            Behaviour::Slow(d, inner) => {
+                tokio::time::sleep(*d).await;
+                b = inner;
             }
-            Ok(cdss(
-                StatusCode::OK,
-                0,
-                "SUCCESS",
-                result(instance_no, ready),
-                n,
-            ))
+            Behaviour::Jittered(min, max, inner) => {
+                tokio::time::sleep(jitter(*min, *max, n)).await;
+                b = inner;
+            }
+            _ => break,
         }
-        None => respond(behaviour, n).await,
     }
+    let down = match restart::phase(shared, instance_no) {
+        Phase::Down(broker) => Some(broker),
+        Phase::Idle | Phase::Starting => None,
+    };
+    let result = result(instance_no, ready, down);
+    Ok(cdss(StatusCode::OK, 0, "SUCCESS", result, n))
 }
 
 #[cfg(test)]
@@ -140,10 +178,15 @@ mod tests {
                 "{region}"
             );
         }
-        let r = result(7, false);
+        let r = result(7, false, None);
         assert_eq!(r["brokerNumber"], 2);
         assert_eq!(r["brokerStatusPerNode"][1]["status"], "red");
-        assert_eq!(result(7, true)["brokerStatus"], "green");
+        assert_eq!(result(7, true, None)["brokerStatus"], "green");
+        let r = result(7, true, Some(3));
+        assert_eq!(r["brokerNumber"], 2);
+        assert_eq!(r["brokerStatus"], "orange");
+        assert_eq!(r["brokerStatusPerNode"][2]["status"], "orange");
+        assert_eq!(r["brokerStatusPerNode"][0]["status"], "green");
         assert_eq!(
             answers(&Behaviour::Slow(
                 std::time::Duration::ZERO,
