@@ -688,3 +688,36 @@ async fn wait_holds_while_changing_and_ends_when_the_change_does() {
     assert!(v["attempts"].as_u64().unwrap() >= 4, "{v}");
     assert!(v["clusters"][0].get("changing_since").is_none(), "{v}");
 }
+
+/// A restart started from NCP's console: the precheck says no, `getClusterStatus` shows the
+/// broker orange, so the decision is `changing` (exit 1), not a plain no-go.
+#[tokio::test]
+async fn a_cluster_restarting_is_changing() {
+    let s = setup().await;
+    let plan = cdss_precheck_exporter::sim::RestartPlan {
+        step: Duration::from_secs(10),
+        ..Default::default()
+    };
+    s.sim.set_restart_plan(10, plan);
+    assert!(s.sim.start_restart(10));
+    let (code, stdout, stderr) = check(&s, &["--cluster", "orders"]).await;
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let (rows, verdict) = table(&stdout);
+    assert_eq!(
+        verdicts(&rows),
+        [["orders", "KR", "changing", "0"]],
+        "{stdout}"
+    );
+    assert_eq!(verdict, CHANGING, "{stdout}");
+    assert!(stdout.contains("is orange"), "names the node: {stdout}");
+    let (code, stdout, _) = check(&s, &["--cluster", "orders", "--json"]).await;
+    assert_eq!(code, 1, "{stdout}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["decision"], "changing", "{v}");
+    assert_eq!(v["clusters"][0]["verdict"], "not_ready", "{v}");
+    assert_eq!(
+        v["clusters"][0]["diagnosis"]["broker_status"], "orange",
+        "{v}"
+    );
+    assert!(s.sim.requests().iter().all(|r| !r.is_mutating()));
+}
