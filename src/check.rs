@@ -2,11 +2,11 @@
 //! answer with an exit code a pipeline can branch on.
 //!
 //! Owns target selection, polling (`--wait`/`--every`, honouring `Retry-After`), the aggregate
-//! decision, and the table/JSON report. A cluster NCP reports changing (the state says so, from
-//! the listing, the precheck and `getClusterStatus`) is decided `changing`, whatever its precheck
-//! said. Every precheck goes through the exporter's own runner
-//! (its concurrency cap and single flight), client and `Outcome`; nothing is cached. Results go
-//! to stdout, progress to stderr.
+//! decision, and the table/JSON report. Every precheck goes through the exporter's own runner
+//! (its concurrency cap and single flight), client and `Outcome`; nothing is cached. A cluster
+//! NCP reports changing (as the state derives it from the listing, the precheck and
+//! `getClusterStatus`) is decided `changing`, whatever its precheck said. Results go to stdout,
+//! progress to stderr.
 
 use std::io::Write;
 use std::path::Path;
