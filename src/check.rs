@@ -3,8 +3,10 @@
 //!
 //! Owns target selection, polling (`--wait`/`--every`, honouring `Retry-After`), the aggregate
 //! decision, and the table/JSON report. Every precheck goes through the exporter's own runner
-//! (its concurrency cap and single flight), client and `Outcome`; nothing is cached. Results go
-//! to stdout, progress to stderr.
+//! (its concurrency cap and single flight), client and `Outcome`; nothing is cached. A cluster
+//! NCP reports changing (as the state derives it from the listing, the precheck and
+//! `getClusterStatus`) is decided `changing`, whatever its precheck said. Results go to stdout,
+//! progress to stderr.
 
 use std::io::Write;
 use std::path::Path;
@@ -63,10 +65,15 @@ pub(crate) async fn select(
 }
 
 /// The aggregate: any no → no-go (a definite no, even if others could not be asked); else any
-/// unknown → unknown; else go.
+/// changing → changing (also a definite "not now"); else any unknown → unknown; else go.
 pub(crate) fn aggregate(decisions: impl IntoIterator<Item = Decision>) -> Decision {
-    // NoGo above all, then Go < Unknown; nothing asked is no decision.
-    let rank = |d: &Decision| (*d == Decision::NoGo, *d);
+    // Nothing asked is no decision.
+    let rank = |d: &Decision| match d {
+        Decision::Go => 0,
+        Decision::Unknown => 1,
+        Decision::Changing => 2,
+        Decision::NoGo => 3,
+    };
     let worst = decisions.into_iter().max_by_key(rank);
     worst.unwrap_or(Decision::Unknown)
 }
@@ -75,9 +82,20 @@ pub(crate) fn aggregate(decisions: impl IntoIterator<Item = Decision>) -> Decisi
 pub(crate) fn exit_code(decision: Decision) -> u8 {
     match decision {
         Decision::Go => 0,
-        Decision::NoGo => 1,
+        Decision::NoGo | Decision::Changing => 1,
         Decision::Unknown => 2,
     }
+}
+
+/// A cluster's decision after a precheck that ended with `outcome`, and since when NCP reports
+/// it changing (when it does), as the state has it.
+fn cluster_decision(
+    state: &State,
+    name: &str,
+    outcome: &Outcome,
+) -> (Decision, Option<SystemTime>) {
+    let since = state.get(name).and_then(|s| s.changing_since);
+    (outcome.decision().unless_changing(since.is_some()), since)
 }
 
 /// One cluster's line in the report.
@@ -89,10 +107,13 @@ pub(crate) struct ClusterReport {
     pub region: String,
     /// CDSS cluster number.
     pub service_group_instance_no: u64,
-    /// True only for a ready answer.
+    /// True only for a ready answer of a cluster NCP does not report changing.
     pub ready: bool,
-    /// go / no_go / unknown.
+    /// go / no_go / unknown / changing.
     pub decision: Decision,
+    /// While NCP reports the cluster changing: since when this run saw it (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changing_since: Option<String>,
     /// ready, not_ready, api_error, auth_error, rate_limited, timeout, ...
     pub verdict: &'static str,
     /// As `cdss_precheck_last_error_code`.
@@ -155,9 +176,10 @@ pub(crate) async fn main(config_file: &Path, args: &CheckArgs) -> u8 {
             .map_err(|e| e.at_start())?;
         let clusters = select(&config, args, &clients).await?;
         let state = Arc::new(State::new(&clusters));
-        let runner = Runner::new(clusters.clone(), clients, state, config.concurrency);
+        let runner = Runner::new(clusters.clone(), clients.clone(), state, config.concurrency);
         let runner = Arc::new(runner.without_logs());
-        let (results, attempts) = poll(args, &runner, &clusters).await;
+        let listing = (&config, &clients);
+        let (results, attempts) = poll(args, &runner, &clusters, listing).await;
         let skew = |(p, _): &(Precheck, _)| clock_skew_hint(&p.outcome, p.meta.clock_skew);
         if let Some(hint) = results.iter().find_map(skew) {
             eprintln!("check: authentication failed: {hint}");
@@ -219,19 +241,28 @@ async fn round(
 }
 
 /// Prechecks every cluster once; with `--wait`, again every `--every` (or the longest
-/// Retry-After) until every one is ready, or the deadline comes, or a Retry-After would pass it.
-/// Returns the last round's results and the number of rounds.
+/// Retry-After) until every one is ready and none is changing, or the deadline comes, or a
+/// Retry-After would pass it. Returns the last round's results and the number of rounds.
 async fn poll(
     args: &CheckArgs,
     runner: &Arc<Runner<Clients>>,
     clusters: &[Arc<Cluster>],
+    listing: (&Config, &Clients),
 ) -> (Vec<(Precheck, SystemTime)>, u32) {
     let deadline = args.wait.map(|w| Instant::now() + w);
     let mut attempts = 0u32;
     loop {
         attempts += 1;
+        if attempts > 1 {
+            relist(runner.state(), clusters, args, listing).await;
+        }
         let results = round(runner, clusters).await;
-        let decision = aggregate(results.iter().map(|(p, _)| p.outcome.decision()));
+        let state = runner.state();
+        let decide = |(c, (p, _)): (&Arc<Cluster>, &(Precheck, _))| {
+            cluster_decision(state, &c.name, &p.outcome).0
+        };
+        let decisions: Vec<Decision> = clusters.iter().zip(&results).map(decide).collect();
+        let decision = aggregate(decisions.iter().copied());
         let now = Instant::now();
         let retry_after = results
             .iter()
@@ -245,10 +276,14 @@ async fn poll(
         };
         let next = (now + args.every.max(retry_after)).min(deadline);
         // The progress line: how many are ready, who is waited on, and when the next round is.
-        let waiting: Vec<String> = (clusters.iter().zip(&results))
-            .filter(|(_, (p, _))| !p.outcome.is_ready())
-            .map(|(c, (p, _))| {
-                let (verdict, code) = (p.outcome.verdict(), p.outcome.error_code());
+        let waiting: Vec<String> = (clusters.iter().zip(&results).zip(&decisions))
+            .filter(|(_, d)| **d != Decision::Go)
+            .map(|((c, (p, _)), d)| {
+                let verdict = match d {
+                    Decision::Changing => "changing",
+                    _ => p.outcome.verdict(),
+                };
+                let code = p.outcome.error_code();
                 format!("{} {verdict} (code {code})", c.name)
             })
             .collect();
@@ -264,6 +299,39 @@ async fn poll(
     }
 }
 
+/// Before another round with `--wait`: what the listing says now about the discovered clusters
+/// listed as changing, so a change that ended no longer holds the wait. Nothing is listed while
+/// none is; a failed listing keeps what was known.
+async fn relist(
+    state: &State,
+    clusters: &[Arc<Cluster>],
+    args: &CheckArgs,
+    (config, clients): (&Config, &Clients),
+) {
+    let listed_changing = |c: &Arc<Cluster>| {
+        let status = c.info.as_ref().map(|i| i.status.as_str());
+        crate::outcome::is_changing(status, None, [])
+    };
+    let mut any = false;
+    state.for_each(|s| any |= listed_changing(&s.cluster));
+    if !any {
+        return;
+    }
+    let listed = match select(config, args, clients).await {
+        Ok(listed) => listed,
+        Err(e) => return eprintln!("check: cannot list the clusters again: {e}"),
+    };
+    // Same clusters, with what the listing says now (one gone from it keeps what was known).
+    let now: Vec<Arc<Cluster>> = clusters
+        .iter()
+        .map(|c| match listed.iter().find(|l| l.same_target(c)) {
+            Some(again) => again.clone(),
+            None => state.get(&c.name).map_or_else(|| c.clone(), |s| s.cluster),
+        })
+        .collect();
+    state.sync(&now);
+}
+
 /// The report of the last round: each cluster's answer (with what `getClusterStatus` said of
 /// one that is not ready) and the aggregate decision.
 fn report(
@@ -275,22 +343,26 @@ fn report(
     let reports = clusters
         .iter()
         .zip(results)
-        .map(|(c, (p, at))| ClusterReport {
-            cluster: c.name.clone(),
-            region: c.region.to_string(),
-            service_group_instance_no: c.service_group_instance_no,
-            ready: p.outcome.is_ready(),
-            decision: p.outcome.decision(),
-            verdict: p.outcome.verdict(),
-            code: p.outcome.error_code(),
-            message: p.outcome.message(),
-            latency_seconds: (p.meta.latency.as_secs_f64() * 1e4).round() / 1e4,
-            request_id: p.meta.request_id.clone(),
-            checked_at: humantime::format_rfc3339_millis(*at).to_string(),
-            diagnosis: (runner.state().get(&c.name))
-                .and_then(|s| s.diagnosis)
-                .filter(|_| !p.outcome.is_ready())
-                .map(|b| DiagnosisView::of(&b)),
+        .map(|(c, (p, at))| {
+            let (decision, since) = cluster_decision(runner.state(), &c.name, &p.outcome);
+            ClusterReport {
+                cluster: c.name.clone(),
+                region: c.region.to_string(),
+                service_group_instance_no: c.service_group_instance_no,
+                ready: p.outcome.is_ready() && decision != Decision::Changing,
+                decision,
+                changing_since: since.map(|t| humantime::format_rfc3339_seconds(t).to_string()),
+                verdict: p.outcome.verdict(),
+                code: p.outcome.error_code(),
+                message: p.outcome.message(),
+                latency_seconds: (p.meta.latency.as_secs_f64() * 1e4).round() / 1e4,
+                request_id: p.meta.request_id.clone(),
+                checked_at: humantime::format_rfc3339_millis(*at).to_string(),
+                diagnosis: (runner.state().get(&c.name))
+                    .and_then(|s| s.diagnosis)
+                    .filter(|_| !p.outcome.is_ready())
+                    .map(|b| DiagnosisView::of(&b)),
+            }
         })
         .collect();
     Report::new(reports, attempts, None)
@@ -310,14 +382,18 @@ fn write_table(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
         [
             r.cluster.clone(),
             r.region.clone(),
-            r.verdict.into(),
+            match r.decision {
+                Decision::Changing => "changing".into(),
+                _ => r.verdict.into(),
+            },
             r.code.to_string(),
             format!("{:.0}ms", r.latency_seconds * 1e3),
             r.request_id.clone().unwrap_or_else(|| "-".into()),
-            match &r.diagnosis {
-                Some(d) => format!("{} ({})", r.message, d.summary),
-                None => r.message.clone(),
-            },
+            changing(r)
+                + &match &r.diagnosis {
+                    Some(d) => format!("{} ({})", r.message, d.summary),
+                    None => r.message.clone(),
+                },
         ]
     }));
     let widths: [usize; 7] =
@@ -333,8 +409,18 @@ fn write_table(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
         Decision::Go => "GO: every cluster is ready for a rolling restart",
         Decision::NoGo => "NO-GO: at least one cluster is not ready",
         Decision::Unknown => "UNKNOWN: no decision could be made (see messages)",
+        Decision::Changing => {
+            "CHANGING: NCP is changing at least one cluster (a restart or another change is running)"
+        }
     };
     writeln!(out, "{verdict}")
+}
+
+/// What the table's message starts with for a cluster NCP reports changing.
+fn changing(r: &ClusterReport) -> String {
+    r.changing_since.as_ref().map_or_else(String::new, |since| {
+        format!("NCP reports it changing since {since}; precheck: ")
+    })
 }
 
 #[cfg(test)]
@@ -352,5 +438,14 @@ mod tests {
         assert_eq!(exit_code(Go), 0);
         assert_eq!(exit_code(NoGo), 1);
         assert_eq!(exit_code(Unknown), 2);
+    }
+
+    #[test]
+    fn changing_is_a_definite_not_now_below_a_no() {
+        use Decision::*;
+        assert_eq!(aggregate([Go, Changing]), Changing);
+        assert_eq!(aggregate([Unknown, Changing, Go]), Changing);
+        assert_eq!(aggregate([Changing, NoGo]), NoGo);
+        assert_eq!(exit_code(Changing), 1);
     }
 }

@@ -78,7 +78,8 @@ pub enum Command {
     /// Exit codes:
     ///   0    every named cluster is ready
     ///   1    at least one is not ready: `result` false, or a CDSS API error that says no
-    ///        (e.g. code 3, no such cluster)
+    ///        (e.g. code 3, no such cluster); or NCP reports one changing (a restart or
+    ///        another change is running: decision `changing`, never go; --wait keeps waiting)
     ///   2    no decision could be made: bad flags or config, missing credentials, auth failure,
     ///        rate limit, network error or timeout
     ///   130  interrupted (Ctrl-C); 143 terminated (SIGTERM)

@@ -19,6 +19,9 @@ use crate::state::ClusterStatus;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum ClosedReason {
+    /// NCP reports the cluster changing (a restart or another change is running); this wins
+    /// over every other reason, and over a ready answer.
+    Changing,
     /// CDSS answered: not every node is available.
     NotReady,
     /// The last precheck got no usable "ready" answer (API error, auth, rate limit, network...).
@@ -56,6 +59,9 @@ pub(crate) struct GateAnswer {
     /// Why the gate is closed; absent when open.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<ClosedReason>,
+    /// With `changing`: when the exporter first saw this change (RFC 3339, UTC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changing_since: Option<String>,
     /// The precheck's verdict (`ready`, `not_ready`, `api_error`, `timeout`, ...), null if never checked.
     pub verdict: Option<&'static str>,
     /// `cdss_precheck_last_error_code` of that precheck, null if never checked.
@@ -165,12 +171,22 @@ pub(crate) fn evaluate(
     let last = status.last.as_ref();
     let age = last.map(|l| now.saturating_duration_since(l.at));
     let reason = match last {
+        _ if status.is_changing() => Some(ClosedReason::Changing),
         None => Some(ClosedReason::NeverChecked),
         Some(l) if l.outcome.is_ready() => (age > Some(max_age)).then_some(ClosedReason::Stale),
         Some(l) if l.outcome.failure_reason().is_none() => Some(ClosedReason::NotReady),
         Some(_) => Some(ClosedReason::Error),
     };
+    let since = (status.changing_since).map(|t| humantime::format_rfc3339_millis(t).to_string());
     let message = match (last, age) {
+        _ if let Some(since) = &since => {
+            let last = last.map_or("no precheck has finished yet".into(), |l| {
+                l.outcome.message()
+            });
+            format!(
+                "NCP reports the cluster changing (a restart or another change) since {since}; last precheck: {last}"
+            )
+        }
         (Some(_), Some(age)) if reason == Some(ClosedReason::Stale) => format!(
             "last ready answer is {}s old, older than gate.max_age {}s",
             age.as_secs(),
@@ -185,6 +201,7 @@ pub(crate) fn evaluate(
         service_group_instance_no: status.cluster.service_group_instance_no,
         ready: reason.is_none(),
         reason,
+        changing_since: since,
         verdict: last.map(|l| l.outcome.verdict()),
         code: last.map(|l| l.outcome.error_code()),
         message,
@@ -303,6 +320,29 @@ mod tests {
             })),
             Some(ClosedReason::Error)
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn changing_closes_the_gate_before_every_other_reason() {
+        let t0 = Instant::now();
+        let max_age = Duration::from_secs(120);
+        let since = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_100);
+        for outcome in [None, Some(Outcome::Ready), Some(Outcome::NotReady)] {
+            let mut s = status(outcome.clone(), t0);
+            s.changing_since = Some(since);
+            let a = evaluate(&s, t0 + Duration::from_secs(500), max_age, None);
+            assert!(!a.ready, "{outcome:?}");
+            assert_eq!(a.reason, Some(ClosedReason::Changing), "{outcome:?}");
+            let v = serde_json::to_value(&a).unwrap();
+            assert_eq!(v["reason"], "changing");
+            assert_eq!(v["changing_since"], "2023-11-14T22:15:00.000Z");
+            assert!(a.message.contains("changing"), "{}", a.message);
+        }
+        // Not changing: no such field, and the reasons are as before.
+        let a = evaluate(&status(Some(Outcome::Ready), t0), t0, max_age, None);
+        assert!(a.ready);
+        let v = serde_json::to_value(&a).unwrap();
+        assert!(v.get("changing_since").is_none(), "{v}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -155,6 +155,35 @@ pub(crate) enum Decision {
     NoGo,
     /// No decision could be made: auth, rate limit, gateway, network, timeout, unreadable answer.
     Unknown,
+    /// NCP reports the cluster changing (a restart or another change is running): not now,
+    /// whatever the precheck said.
+    Changing,
+}
+
+impl Decision {
+    /// The decision for a cluster whose last precheck decided `self`: a change NCP reports
+    /// overrides it, even a go.
+    pub(crate) fn unless_changing(self, changing: bool) -> Decision {
+        if changing { Decision::Changing } else { self }
+    }
+}
+
+/// Whether NCP reports a cluster changing: the listing's `serverStatus` is `changing`, or the
+/// last precheck was not ready and a role's colour in the last `getClusterStatus` read is
+/// `orange` (NCP's colour for "changing"; red is "abnormal"). Words compare case-insensitively.
+pub(crate) fn is_changing<'a>(
+    server_status: Option<&str>,
+    last: Option<&Outcome>,
+    colours: impl IntoIterator<Item = Option<&'a str>>,
+) -> bool {
+    let listed = server_status.is_some_and(|s| s.eq_ignore_ascii_case("changing"));
+    let not_ready = last.is_some_and(|o| !o.is_ready());
+    let orange = || {
+        colours
+            .into_iter()
+            .any(|c| c.is_some_and(|c| c.eq_ignore_ascii_case("orange")))
+    };
+    listed || (not_ready && orange())
 }
 
 /// `cdss_precheck_last_error_code` when no usable answer came.
@@ -406,6 +435,24 @@ mod tests {
             .decision(),
             Decision::Unknown
         );
+    }
+
+    #[test]
+    fn changing_comes_from_the_listing_or_an_orange_role_of_a_cluster_not_ready() {
+        let orange = [Some("green"), Some("ORANGE")];
+        let red = [Some("red"), None];
+        assert!(is_changing(Some("Changing"), None, []));
+        assert!(is_changing(Some("changing"), Some(&Outcome::Ready), red));
+        assert!(!is_changing(Some("running"), Some(&Outcome::Ready), orange));
+        assert!(is_changing(None, Some(&Outcome::NotReady), orange));
+        assert!(!is_changing(None, Some(&Outcome::NotReady), red));
+        assert!(!is_changing(None, None, orange), "never checked");
+        let timeout = Outcome::Timeout {
+            after: Duration::from_secs(1),
+        };
+        assert!(is_changing(None, Some(&timeout), orange));
+        assert_eq!(Decision::Go.unless_changing(true), Decision::Changing);
+        assert_eq!(Decision::Unknown.unless_changing(false), Decision::Unknown);
     }
 
     #[test]

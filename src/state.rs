@@ -12,6 +12,10 @@
 //!   [`State::retain_discovery`]);
 //! - reload results: reload ([`State::record_reload`]).
 //!
+//! Whether NCP reports a cluster changing, and since when, is derived here from the three
+//! inputs above (the listing's status, the last precheck, the last diagnosis) whenever one of
+//! them is written, under the same lock: nobody else sets it.
+//!
 //! Readers never wait on I/O.
 
 use std::collections::BTreeMap;
@@ -60,6 +64,9 @@ pub(crate) struct ClusterStatus {
     /// What `getClusterStatus` last said, and when (`None`: not read, or ready again since).
     /// Boxed: most clusters never have one, and 10,000 records stay small.
     pub diagnosis: Option<Box<(Diagnosis, SystemTime)>>,
+    /// While NCP reports the cluster changing ([`crate::outcome::is_changing`]): the wall time
+    /// the exporter first saw this change. `None` when it is not changing.
+    pub changing_since: Option<SystemTime>,
 }
 
 impl ClusterStatus {
@@ -73,7 +80,35 @@ impl ClusterStatus {
             failures: [0; FailureReason::ALL.len()],
             schedule_lag: None,
             diagnosis: None,
+            changing_since: None,
         }
+        .changed(SystemTime::now())
+    }
+
+    /// Whether NCP reports the cluster changing.
+    pub(crate) fn is_changing(&self) -> bool {
+        self.changing_since.is_some()
+    }
+
+    /// Recomputes `changing_since` after an input changed at `now`: a change already seen
+    /// keeps its start, a new one starts now, and an ended one is forgotten.
+    fn update_changing(&mut self, now: SystemTime) {
+        let colours = self.diagnosis.as_deref().map(|(d, _)| {
+            let [(_, b), (_, z)] = d.roles();
+            [b.colour.as_deref(), z.colour.as_deref()]
+        });
+        let changing = crate::outcome::is_changing(
+            self.cluster.info.as_ref().map(|i| i.status.as_str()),
+            self.last.as_ref().map(|l| &l.outcome),
+            colours.into_iter().flatten(),
+        );
+        self.changing_since = changing.then(|| self.changing_since.unwrap_or(now));
+    }
+
+    /// `self` after [`update_changing`](Self::update_changing).
+    fn changed(mut self, now: SystemTime) -> Self {
+        self.update_changing(now);
+        self
     }
 }
 
@@ -184,6 +219,7 @@ impl State {
                 at,
                 at_wall,
             });
+            status.update_changing(at_wall);
         }
         self.update_ready();
         true
@@ -193,6 +229,7 @@ impl State {
     pub(crate) fn record_diagnosis(&self, name: &str, diagnosis: Diagnosis, at_wall: SystemTime) {
         if let Some(s) = crate::lock::write(&self.clusters).get_mut(name) {
             s.diagnosis = Some(Box::new((diagnosis, at_wall)));
+            s.update_changing(at_wall);
         }
     }
 
@@ -200,6 +237,7 @@ impl State {
     pub(crate) fn clear_diagnosis(&self, name: &str) {
         if let Some(s) = crate::lock::write(&self.clusters).get_mut(name) {
             s.diagnosis = None;
+            s.update_changing(SystemTime::now());
         }
     }
 
@@ -230,7 +268,10 @@ impl State {
             for c in clusters {
                 match map.get_mut(&c.name) {
                     // Same target; what discovery says about it may have changed.
-                    Some(status) => status.cluster = c.clone(),
+                    Some(status) => {
+                        status.cluster = c.clone();
+                        status.update_changing(SystemTime::now());
+                    }
                     None => {
                         map.insert(c.name.clone(), ClusterStatus::new(c));
                         added.push(c.name.clone());
@@ -414,6 +455,80 @@ mod tests {
             (vec!["c".to_string()], vec!["b".to_string()])
         );
         assert!(s.get("b").is_none() && s.get("c").is_some());
+    }
+
+    fn diagnosis(broker: &str, zookeeper: &str) -> Diagnosis {
+        let json = format!(
+            r#"{{"code":0,"result":{{"brokerStatus":"{broker}","zookeeperStatus":"{zookeeper}"}}}}"#
+        );
+        crate::ncp::cluster_status::decode_answer(200, json.as_bytes()).unwrap()
+    }
+
+    fn listed(c: &Arc<Cluster>, status: &str) -> Arc<Cluster> {
+        let mut c = (**c).clone();
+        c.info = Some(crate::model::ClusterInfo {
+            status: status.into(),
+            ..Default::default()
+        });
+        Arc::new(c)
+    }
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn since(s: &State) -> Option<SystemTime> {
+        s.get("a").unwrap().changing_since
+    }
+
+    #[tokio::test]
+    async fn changing_from_an_orange_role_of_a_cluster_not_ready() {
+        let s = State::new(&clusters());
+        let now = Instant::now();
+        assert_eq!(since(&s), None);
+        s.record("a", &precheck(Outcome::NotReady), now, at(10));
+        assert_eq!(since(&s), None, "not ready alone is no change");
+        s.record_diagnosis("a", diagnosis("green", "ORANGE"), at(11));
+        assert_eq!(since(&s), Some(at(11)));
+        // Still changing: the start is kept across prechecks and reads.
+        s.record("a", &precheck(Outcome::NotReady), now, at(20));
+        s.record_diagnosis("a", diagnosis("orange", "green"), at(21));
+        assert_eq!(since(&s), Some(at(11)));
+        assert!(s.get("a").unwrap().is_changing());
+        // A ready answer ends it, even before the diagnosis goes.
+        s.record("a", &precheck(Outcome::Ready), now, at(30));
+        assert_eq!(since(&s), None);
+        s.clear_diagnosis("a");
+        assert_eq!(since(&s), None);
+        // A red role is a failure, not a change.
+        s.record("a", &precheck(Outcome::NotReady), now, at(40));
+        s.record_diagnosis("a", diagnosis("red", "green"), at(41));
+        assert_eq!(since(&s), None);
+        // Orange again: a new change, with its own start; it ends when the diagnosis goes.
+        s.record_diagnosis("a", diagnosis("orange", "green"), at(50));
+        assert_eq!(since(&s), Some(at(50)));
+        s.clear_diagnosis("a");
+        assert_eq!(since(&s), None);
+        assert_eq!(s.get("b").unwrap().changing_since, None, "one cluster only");
+    }
+
+    #[tokio::test]
+    async fn changing_from_the_listing() {
+        let cs = clusters();
+        let s = State::new(&[cs[0].clone(), listed(&cs[1], "Changing")]);
+        let first = since(&s).expect("listed changing from the start");
+        // A precheck, ready or not, does not end what the listing says.
+        s.record("a", &precheck(Outcome::Ready), Instant::now(), at(10));
+        assert_eq!(since(&s), Some(first));
+        s.sync(&[cs[0].clone(), listed(&cs[1], "changing")]);
+        assert_eq!(since(&s), Some(first), "the same change");
+        s.sync(&[cs[0].clone(), listed(&cs[1], "running")]);
+        assert_eq!(since(&s), None);
+        // Listed changing again, while ready: changing; a static cluster never is by listing.
+        s.sync(&[cs[0].clone(), listed(&cs[1], "changing")]);
+        assert!(since(&s).is_some());
+        s.sync(&cs);
+        assert_eq!(since(&s), None);
     }
 
     #[tokio::test]

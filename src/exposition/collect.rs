@@ -174,7 +174,7 @@ type Value = fn(&ClusterStatus) -> Option<f64>;
 
 /// The families with at most one sample per cluster, labelled with cluster and region only. A
 /// count `getClusterStatus` did not give has no sample (never 0).
-const PER_CLUSTER: [(&Family, Value); 12] = [
+const PER_CLUSTER: [(&Family, Value); 14] = [
     (&OK, |s| {
         Some(bool01(
             s.last.as_ref().is_some_and(|l| l.outcome.is_ready()),
@@ -194,6 +194,8 @@ const PER_CLUSTER: [(&Family, Value); 12] = [
     (&BROKERS, |s| Some(diagnosis(s)?.brokers.total? as f64)),
     (&ZOOKEEPERS_UP, |s| Some(diagnosis(s)?.zookeeper.up? as f64)),
     (&ZOOKEEPERS, |s| Some(diagnosis(s)?.zookeeper.total? as f64)),
+    (&CHANGING, |s| Some(bool01(s.is_changing()))),
+    (&CHANGING_SINCE, |s| s.changing_since.map(unix)),
     (&STATUS_READ, |s| {
         s.diagnosis.as_deref().map(|(_, at)| unix(*at))
     }),

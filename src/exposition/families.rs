@@ -58,6 +58,10 @@ catalogue! {
         "Always 1: the overall status of the brokers, ZooKeeper and CMAK (green, yellow, orange, red, gray, or as it came), when the cluster's status was read.";
     NODE_STATUS: GAUGE "cdss_cluster_node_status",
         "Always 1: one per broker or ZooKeeper node getClusterStatus listed, with its status as it came (empty when missing) and failing=\"true\" when the exporter counts it as failing.";
+    CHANGING: GAUGE "cdss_cluster_changing",
+        "1 while NCP reports the cluster changing (a restart or another change: the listing's serverStatus is changing, or the precheck says no and getClusterStatus shows a role orange), else 0.";
+    CHANGING_SINCE: GAUGE "cdss_cluster_changing_since_timestamp_seconds",
+        "Unix time the exporter first saw the cluster's current change; present only while cdss_cluster_changing is 1.";
     STATUS_READ: GAUGE "cdss_cluster_status_last_read_timestamp_seconds",
         "When getClusterStatus was last read for the cluster (only after a failing precheck, unless diagnosis.every_round).";
     DISCOVERY_CLUSTERS: GAUGE "cdss_discovery_clusters",

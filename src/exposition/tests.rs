@@ -159,7 +159,7 @@ fn every_family_state() -> State {
     );
     s.record_diagnosis(
         "c-002",
-        diagnosis(r#"{"code":0,"result":{"zookeeperNumber":2}}"#),
+        diagnosis(r#"{"code":0,"result":{"zookeeperNumber":2,"brokerStatus":"Orange"}}"#),
         UNIX_EPOCH + Duration::from_secs(1_754_000_001),
     );
     let late = Duration::from_millis(1250);
@@ -281,6 +281,10 @@ async fn every_family_with_its_help_type_labels_and_values() {
         "cdss_cluster_node_status{cluster=\"c-001\",region=\"SGN\",role=\"broker\",hostname=\"kafka-3\",status=\"\",failing=\"true\"} 1",
         "cdss_cluster_status_last_read_timestamp_seconds{cluster=\"c-001\",region=\"SGN\"} 1754000000.5",
         "cdss_cluster_zookeepers_up{cluster=\"c-002\",region=\"JPN\"} 2",
+        "cdss_cluster_changing{cluster=\"c-002\",region=\"JPN\"} 1",
+        "cdss_cluster_changing_since_timestamp_seconds{cluster=\"c-002\",region=\"JPN\"} 1754000001",
+        "cdss_cluster_changing{cluster=\"c-001\",region=\"SGN\"} 0",
+        "cdss_cluster_changing{cluster=\"c-011\",region=\"SGN\"} 0",
         "cdss_discovery_clusters{region=\"KR\"} 5",
         "cdss_discovery_failures_total{region=\"SGN\"} 1",
         "cdss_exporter_api_requests_total{account=\"default\",operation=\"precheck\",result=\"ok\"} 2",
@@ -307,6 +311,12 @@ async fn every_family_with_its_help_type_labels_and_values() {
     // SGN's discovery never listed: its failures show, but no count (never listed is not 0).
     assert!(!text.contains("cdss_discovery_clusters{region=\"SGN\"}"));
     assert!(!text.contains("cdss_discovery_last_success_timestamp_seconds{region=\"SGN\"}"));
+    // Only the changing cluster has a start; a red role (c-001) is not a change.
+    assert_eq!(
+        text.matches("\ncdss_cluster_changing_since_timestamp_seconds{")
+            .count(),
+        1
+    );
 }
 
 /// The families names in an exposition, without the process collector's.
@@ -339,11 +349,13 @@ async fn families_without_samples_are_left_out() {
             .filter(|n| !n.starts_with("cdss_exporter_"))
             .collect::<Vec<_>>(),
         [
+            "cdss_cluster_changing",
             "cdss_cluster_info",
             "cdss_precheck_ok",
             "cdss_precheck_runs_total"
         ]
     );
+    assert!(text.contains("\ncdss_cluster_changing{cluster=\"c-000\",region=\"KR\"} 0\n"));
     assert!(text.contains("\ncdss_precheck_ok{cluster=\"c-000\",region=\"KR\"} 0\n"));
 }
 

@@ -43,9 +43,14 @@ pub(crate) fn page(app: &App) -> String {
         let nodes = s.diagnosis.as_deref().map_or_else(String::new, |(d, _)| {
             format!("<br><span class=\"nodes\">{}</span>", esc(&d.summary()))
         });
+        // A change NCP reports (a restart, say) explains a "not ready", and outranks a "ready".
+        let changing = s.changing_since.map_or_else(String::new, |t| {
+            let since = humantime::format_rfc3339_seconds(t);
+            format!(" <span class=\"changing\">changing since {since}</span>")
+        });
         let _ = writeln!(
             rows,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{class}\">{}{nodes}</td><td>{}</td><td>{}</td><td>{}</td><td><a href=\"gate/{name}\">gate</a></td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{class}\">{}{changing}{nodes}</td><td>{}</td><td>{}</td><td>{}</td><td><a href=\"gate/{name}\">gate</a></td></tr>",
             esc(&s.cluster.name),
             s.cluster.region,
             s.cluster.service_group_instance_no,
@@ -64,7 +69,7 @@ pub(crate) fn page(app: &App) -> String {
     format!(
         r#"<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>CDSS precheck exporter</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}.ok{{color:#1a7f37;font-weight:bold}}.bad{{color:#cf222e;font-weight:bold}}.unknown{{color:#6e7781}}.nodes{{font-weight:normal;color:#57606a}}</style>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}.ok{{color:#1a7f37;font-weight:bold}}.bad{{color:#cf222e;font-weight:bold}}.unknown{{color:#6e7781}}.nodes{{font-weight:normal;color:#57606a}}.changing{{color:#9a6700}}</style>
 </head><body>
 <h1>CDSS precheck exporter</h1>
 <p>Version {version}. Status: {ready}. Each cluster is prechecked every {interval}; values below are from the latest precheck, periodic or fresh (a gate's <code>?fresh=1</code>).</p>

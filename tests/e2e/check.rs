@@ -556,3 +556,168 @@ async fn check_says_which_node_is_not_available() {
         "a ready cluster costs no status call"
     );
 }
+
+/// A config that discovers every cluster the simulator lists in KR.
+fn discovery_config(sim: &SimGateway) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    let yaml = format!(
+        "interval: 60s\ntimeout: 5s\napi_gateway: {}\ndiscovery:\n  - region: KR\n",
+        sim.url()
+    );
+    std::fs::write(&config, yaml).unwrap();
+    (dir, config)
+}
+
+fn listed(name: &str, status: &str) -> SimCluster {
+    SimCluster {
+        status: status.into(),
+        ..SimCluster::running(name, Region::Kr)
+    }
+}
+
+const CHANGING: &str =
+    "CHANGING: NCP is changing at least one cluster (a restart or another change is running)";
+
+/// README, "When NCP is changing the cluster": a cluster listed `changing` is decided
+/// `changing` (exit 1) even though its precheck says ready; a plain no-go still wins.
+#[tokio::test]
+async fn a_changing_cluster_is_its_own_decision_and_never_go() {
+    let sim = start_sim(&[]).await;
+    sim.add_cluster(600, listed("moving-kafka", "Changing"));
+    sim.add_cluster(601, SimCluster::running("still-kafka", Region::Kr));
+    sim.add_cluster(602, SimCluster::running("broken-kafka", Region::Kr));
+    sim.set_behaviour(602, Behaviour::NotReady);
+    let (_dir, config) = discovery_config(&sim);
+    let run = |args: &[&str]| {
+        let mut cmd = command(&config, SECRET_KEY, args);
+        async move { cmd.output().await.unwrap() }
+    };
+    let out = run(&["--cluster", "moving-kafka", "--cluster", "still-kafka"]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let (rows, verdict) = table(&stdout);
+    assert_eq!(
+        verdicts(&rows),
+        [
+            ["moving-kafka", "KR", "changing", "0"],
+            ["still-kafka", "KR", "ready", "0"]
+        ],
+        "{stdout}"
+    );
+    assert!(
+        rows[0].join(" ").contains("NCP reports it changing since"),
+        "{stdout}"
+    );
+    assert_eq!(verdict, CHANGING, "{stdout}");
+
+    let out = run(&["--cluster", "moving-kafka", "--json"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["decision"], "changing", "{v}");
+    assert_eq!(
+        (v["ready"].clone(), v["exit_code"].clone()),
+        (false.into(), 1.into())
+    );
+    let c = &v["clusters"][0];
+    assert_eq!(c["decision"], "changing", "{v}");
+    assert_eq!(
+        c["ready"], false,
+        "a ready answer of a changing cluster is no go: {v}"
+    );
+    assert_eq!(c["verdict"], "ready", "{v}");
+    assert!(c["changing_since"].as_str().unwrap().ends_with('Z'), "{v}");
+    // Not changing: no such field.
+    let out = run(&["--cluster", "still-kafka", "--json"]).await;
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("changing"));
+
+    let out = run(&["--all"]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert_eq!(table(&stdout).1, NO_GO, "a plain no-go wins: {stdout}");
+}
+
+/// `check --wait` keeps waiting while a cluster is changing, and ends with go once the listing
+/// says the change is over (it lists again only while a listed cluster is changing).
+#[tokio::test]
+async fn wait_holds_while_changing_and_ends_when_the_change_does() {
+    let sim = start_sim(&[]).await;
+    sim.add_cluster(700, listed("moving-kafka", "changing"));
+    let (_dir, config) = discovery_config(&sim);
+    let started = Instant::now();
+    let child = command(
+        &config,
+        SECRET_KEY,
+        &[
+            "--cluster",
+            "moving-kafka",
+            "--wait",
+            "20s",
+            "--every",
+            "1s",
+            "--json",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    // Still changing after a few rounds.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sim.calls(700) < 3 {
+        assert!(Instant::now() < deadline, "check did not poll");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let lists_while_changing = sim.list_calls();
+    assert!(lists_while_changing >= 3, "listed again each round");
+    sim.add_cluster(700, listed("moving-kafka", "running"));
+    let out = child.wait_with_output().await.unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(15), "{stderr}");
+    assert!(
+        stderr.contains("moving-kafka changing (code 0)"),
+        "{stderr}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["decision"], "go", "{v}");
+    assert!(v["attempts"].as_u64().unwrap() >= 4, "{v}");
+    assert!(v["clusters"][0].get("changing_since").is_none(), "{v}");
+}
+
+/// A restart started from NCP's console: the precheck says no, `getClusterStatus` shows the
+/// broker orange, so the decision is `changing` (exit 1), not a plain no-go.
+#[tokio::test]
+async fn a_cluster_restarting_is_changing() {
+    let s = setup().await;
+    let plan = cdss_precheck_exporter::sim::RestartPlan {
+        step: Duration::from_secs(10),
+        ..Default::default()
+    };
+    s.sim.set_restart_plan(10, plan);
+    assert!(s.sim.start_restart(10));
+    let (code, stdout, stderr) = check(&s, &["--cluster", "orders"]).await;
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let (rows, verdict) = table(&stdout);
+    assert_eq!(
+        verdicts(&rows),
+        [["orders", "KR", "changing", "0"]],
+        "{stdout}"
+    );
+    assert_eq!(verdict, CHANGING, "{stdout}");
+    assert!(stdout.contains("is orange"), "names the node: {stdout}");
+    let (code, stdout, _) = check(&s, &["--cluster", "orders", "--json"]).await;
+    assert_eq!(code, 1, "{stdout}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["decision"], "changing", "{v}");
+    assert_eq!(v["clusters"][0]["verdict"], "not_ready", "{v}");
+    assert_eq!(
+        v["clusters"][0]["diagnosis"]["broker_status"], "orange",
+        "{v}"
+    );
+    assert!(s.sim.requests().iter().all(|r| !r.is_mutating()));
+}

@@ -6,6 +6,7 @@
 
 mod support;
 
+mod changing;
 mod check;
 mod cli;
 mod credentials_chain;
