@@ -164,9 +164,9 @@ async fn decide(
         Err(failure) => format!("getClusterStatus failed: {}", failure.message()),
     };
     let said = format!("{}: {} ({nodes})", p.outcome.verdict(), p.outcome.message());
-    let (decision, code, why) = match p.outcome.decision() {
-        _ if changing => (
-            "changing",
+    let decision = p.outcome.decision().unless_changing(changing);
+    let (code, why) = match decision {
+        Decision::Changing => (
             EXIT_NO,
             format!(
                 "NCP reports {} changing: a restart or another change is already running ({nodes}); watch it with `restart --watch-only`",
@@ -174,15 +174,14 @@ async fn decide(
             ),
         ),
         Decision::Go if status.is_err() => (
-            "unknown",
             EXIT_CANNOT,
             format!(
                 "the precheck says ready, but whether NCP is changing the cluster is unknown ({nodes})"
             ),
         ),
-        Decision::Go => ("go", EXIT_DONE, String::new()),
-        Decision::NoGo => ("no_go", EXIT_NO, format!("the precheck says {said}")),
-        Decision::Unknown => ("unknown", EXIT_CANNOT, format!("could not ask: {said}")),
+        Decision::Go => (EXIT_DONE, String::new()),
+        Decision::NoGo => (EXIT_NO, format!("the precheck says {said}")),
+        Decision::Unknown => (EXIT_CANNOT, format!("could not ask: {said}")),
     };
     report.decision = Some(decision);
     if code != EXIT_DONE {

@@ -181,7 +181,7 @@ pub(crate) struct Report {
     pub account: Option<String>,
     /// The gate's decision: `go`, `no_go`, `changing`, `unknown` (absent with `--watch-only`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub decision: Option<&'static str>,
+    pub decision: Option<crate::outcome::Decision>,
     /// The gate's precheck.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub precheck: Option<PrecheckView>,
