@@ -21,13 +21,12 @@ use rustls::{
 };
 use tokio_rustls::TlsAcceptor;
 
+use super::ErrorAt;
 use super::file::{ClientAuth, RawTls, TlsVersion};
+use super::san::AllowedSans;
 use crate::ca_file::read_pem_certs;
 use crate::config::yaml::ConfigError;
 use crate::stamp::Stamp;
-
-/// Makes a located error: the key to point at, and the message.
-type ErrorAt<'a> = &'a dyn Fn(&str, String) -> ConfigError;
 
 /// The rustls server config of a `tls_server_config:` section (`None`: TLS off), recording the
 /// files it reads in `stamp`. The section's settings are checked against each other first (both
@@ -49,7 +48,8 @@ pub(super) fn build(
             if raw.client_ca_file.is_none()
                 && raw.client_auth_type.is_none()
                 && raw.min_version.is_none()
-                && raw.max_version.is_none() =>
+                && raw.max_version.is_none()
+                && raw.client_allowed_sans.is_none() =>
         {
             // `tls_server_config: {}`: TLS off, as in exporter-toolkit.
             return Ok(None);
@@ -74,6 +74,7 @@ pub(super) fn build(
         };
         return Err(err(key, format!("tls_server_config.{key}: {message}")));
     }
+    let sans = allowed_sans(raw.client_allowed_sans, auth, err)?;
     stamp.add(&cert_file);
     let certs =
         read_pem_certs(&cert_file).map_err(|e| file_error(err, "cert_file", &cert_file, e))?;
@@ -85,8 +86,14 @@ pub(super) fn build(
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
         .map_err(|e| err("tls_server_config", format!("tls_server_config: {e}")))?;
-    let builder =
-        builder.with_client_cert_verifier(client_verifier(auth, ca_file, &provider, stamp, err)?);
+    let mut verifier = client_verifier(auth, ca_file, &provider, stamp, err)?;
+    if let Some(allowed) = sans {
+        verifier = Arc::new(AllowedSans {
+            inner: verifier,
+            allowed,
+        });
+    }
+    let builder = builder.with_client_cert_verifier(verifier);
     let mut server = builder.with_single_cert(certs, key).map_err(|e| {
         err(
             "key_file",
@@ -115,6 +122,25 @@ fn versions(
         (Tls13, Tls13) => Ok(vec![&TLS13]),
         (Tls12, Tls13) => Ok(vec![&TLS12, &TLS13]),
     }
+}
+
+/// `client_allowed_sans`, which needs a client auth type that always gets a certificate (the
+/// others let a client in without one, with no SAN to compare; exporter-toolkit refuses them too).
+fn allowed_sans(
+    sans: Option<Vec<String>>,
+    auth: ClientAuth,
+    err: ErrorAt<'_>,
+) -> Result<Option<Vec<String>>, ConfigError> {
+    let problem = match &sans {
+        None => return Ok(None),
+        Some(list) if list.is_empty() => "an empty list would refuse every client".to_string(),
+        Some(_) if auth.requires_cert() => return Ok(sans),
+        Some(_) => format!(
+            "needs client_auth_type RequireAnyClientCert or RequireAndVerifyClientCert, not {auth:?}"
+        ),
+    };
+    let key = "client_allowed_sans";
+    Err(err(key, format!("tls_server_config.{key}: {problem}")))
 }
 
 /// The verifier for `auth` (for `NoClientCert`: none asked for), reading `ca_file`, which `build`
@@ -240,6 +266,47 @@ mod tests {
             "tls_server_config.client_auth_type: RequireAndVerifyClientCert needs client_ca_file"
         );
         assert_eq!(e.location.map(|l| l.0), Some(4), "{e}");
+    }
+
+    #[test]
+    fn client_allowed_sans_needs_a_required_certificate() {
+        let nowhere = Path::new("/nonexistent");
+        let sans = "  client_allowed_sans: [prometheus]\n";
+        for (auth, problem) in [
+            ("", "not NoClientCert"),
+            (
+                "  client_auth_type: RequestClientCert\n",
+                "not RequestClientCert",
+            ),
+            (
+                "  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: ca.crt\n",
+                "not VerifyClientCertIfGiven",
+            ),
+            (
+                "  client_auth_type: RequireAnyClientCert\n  client_allowed_sans: []\n",
+                "an empty list would refuse every client",
+            ),
+        ] {
+            let sans = if auth.contains("[]") { "" } else { sans };
+            let e = parse(&format!("{SECTION}{auth}{sans}"), nowhere).unwrap_err();
+            assert!(
+                e.message
+                    .starts_with("tls_server_config.client_allowed_sans: ")
+                    && e.message.contains(problem),
+                "{auth:?}: {e}"
+            );
+            assert!(e.location.is_some(), "{e}");
+        }
+        // With a type that requires a certificate, the files come next.
+        let e = parse(
+            &format!("{SECTION}  client_auth_type: RequireAnyClientCert\n{sans}"),
+            nowhere,
+        )
+        .unwrap_err();
+        assert!(
+            e.message.starts_with("tls_server_config.cert_file: "),
+            "{e}"
+        );
     }
 
     #[test]
