@@ -21,3 +21,4 @@ mod properties;
 mod secrets;
 mod soak;
 mod tls;
+mod web_config;
