@@ -1,19 +1,22 @@
-//! `--web.config.file`: TLS and basic auth for the exporter's own endpoints, in the file format of
-//! the Prometheus exporter-toolkit (`tls_server_config`, `basic_auth_users`).
+//! `--web.config.file`: TLS, basic auth, a rate limit and response headers for the exporter's own
+//! endpoints, in the file format of the Prometheus exporter-toolkit (`tls_server_config`,
+//! `basic_auth_users`, `http_server_config`, `rate_limit`).
 //!
 //! Owns the file, in parts: `file` (the format, every setting checked while parsing; errors with
 //! file:line:column, like `config`), `tls` (certificate, key and client CAs into a rustls
-//! `ServerConfig`), [`auth`] (the basic-auth decision), and [`watch`] (the config in force and the
-//! basic-auth cache; noticing that the file or a file it names changed: a watcher task, off the
-//! request path). It serves nothing: `server` does the handshake and sends the 401. It never logs
-//! or prints a password, an `Authorization` header or a hash.
+//! `ServerConfig`), `san` (`client_allowed_sans`), `limit` (the `rate_limit` bucket), [`auth`]
+//! (the basic-auth decision), and [`watch`] (the config in force and the basic-auth cache;
+//! noticing that the file or a file it names changed: a watcher task, off the request path). It
+//! serves nothing: `server` does the handshake and sends the 401, the 429 and the headers. It
+//! never logs or prints a password, an `Authorization` header or a hash.
 //!
-//! Where it differs from exporter-toolkit: TLS 1.2 and 1.3 only (rustls); the two verifying
+//! Where it differs from exporter-toolkit: TLS 1.2 and 1.3 only (rustls); HTTP/1.1 only
+//! (`http2: true` is accepted and logged as having no effect); the two verifying
 //! `client_auth_type`s need `client_ca_file` (Go would fall back to the system roots); whether
-//! the port speaks TLS is fixed at start-up (a re-read that switches it is refused); and the
-//! toolkit's other settings (`cert`/`key`/`client_ca` inline, `cipher_suites`, `curve_preferences`,
-//! `prefer_server_cipher_suites`, `client_allowed_sans`, `http_server_config`, `rate_limit`) are
-//! rejected as unsupported rather than silently ignored.
+//! the port speaks TLS is fixed at start-up (a re-read that switches it is refused); the
+//! configured headers also go on 429s; and the toolkit's other settings (`cert`/`key`/`client_ca`
+//! inline, `cipher_suites`, `curve_preferences`, `prefer_server_cipher_suites`) are rejected as
+//! unsupported rather than silently ignored.
 
 pub(crate) mod auth;
 mod file;
