@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
+use rustls::crypto::{SupportedKxGroup, aws_lc_rs};
+use rustls::{NamedGroup, SupportedCipherSuite};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
@@ -53,9 +55,13 @@ pub(super) struct RawTls {
     cert: Option<Unsupported>,
     key: Option<Unsupported>,
     client_ca: Option<Unsupported>,
-    cipher_suites: Option<Unsupported>,
-    prefer_server_cipher_suites: Option<Unsupported>,
-    curve_preferences: Option<Unsupported>,
+    /// TLS 1.2 suites to allow (Go leaves TLS 1.3's alone, and so do we).
+    pub cipher_suites: Option<Vec<CipherName>>,
+    /// Accepted with no effect: Go ignores it since 1.18 (the server's order always wins).
+    #[allow(dead_code)]
+    prefer_server_cipher_suites: Option<bool>,
+    /// Key exchange groups, in order.
+    pub curve_preferences: Option<Vec<Curve>>,
     pub client_allowed_sans: Option<Vec<String>>,
 }
 
@@ -276,3 +282,55 @@ pub(super) fn parse_go_duration(s: &str) -> Option<Duration> {
         .then(|| Duration::try_from_secs_f64(total).ok())
         .flatten()
 }
+
+/// A cipher suite by Go's name (`TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256`, `TLS_AES_128_GCM_SHA256`),
+/// among those rustls implements (no CBC, no RSA key exchange).
+pub(super) struct CipherName(pub SupportedCipherSuite);
+
+/// Go's name of a suite: the IANA name, with TLS 1.3's written `TLS_` as Go writes them.
+fn go_suite_name(suite: &SupportedCipherSuite) -> String {
+    let name = suite.suite().as_str().unwrap_or_default();
+    name.replacen("TLS13_", "TLS_", 1)
+}
+
+scalar!(CipherName, "a cipher suite name", |s| {
+    let suites = aws_lc_rs::default_provider().cipher_suites;
+    match suites.iter().find(|c| go_suite_name(c) == s.trim()) {
+        Some(c) => Ok(CipherName(*c)),
+        None => Err(format!(
+            "unknown or unsupported cipher suite {s:?} (rustls implements {})",
+            suites
+                .iter()
+                .map(go_suite_name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+});
+
+/// A key exchange group by Go's `tls.CurveID` name, among those the provider has.
+pub(super) struct Curve(pub &'static dyn SupportedKxGroup);
+
+/// Go's curve names, as exporter-toolkit lists them.
+const CURVES: [(&str, NamedGroup); 4] = [
+    ("CurveP256", NamedGroup::secp256r1),
+    ("CurveP384", NamedGroup::secp384r1),
+    ("CurveP521", NamedGroup::secp521r1),
+    ("X25519", NamedGroup::X25519),
+];
+
+scalar!(Curve, "a curve name", |s| {
+    let group = CURVES.iter().find(|(name, _)| *name == s.trim());
+    let groups = aws_lc_rs::ALL_KX_GROUPS;
+    let found = group.and_then(|(_, g)| groups.iter().find(|k| k.name() == *g));
+    let have = CURVES
+        .iter()
+        .filter(|(_, g)| groups.iter().any(|k| k.name() == *g));
+    found.map(|k| Curve(*k)).ok_or_else(|| {
+        let have: Vec<&str> = have.map(|(name, _)| *name).collect();
+        format!(
+            "unknown or unsupported curve {s:?} (supported: {})",
+            have.join(", ")
+        )
+    })
+});

@@ -1,5 +1,6 @@
 //! `tls_server_config`: certificate, key and client CAs into a rustls `ServerConfig`, TLS 1.2
-//! and 1.3 only, HTTP/1.1 by ALPN, and exporter-toolkit's client auth types.
+//! and 1.3 only, HTTP/1.1 by ALPN, exporter-toolkit's client auth types, cipher suites and
+//! curves (by Go's names), and `client_allowed_sans` (checked by `san`).
 //!
 //! The section's settings are checked against each other before any file is read; then the files
 //! it names are read (certificates through `ca_file::read_pem_certs`, shared with the gateway's
@@ -17,7 +18,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{
     DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
-    SupportedProtocolVersion,
+    SupportedCipherSuite, SupportedProtocolVersion,
 };
 use tokio_rustls::TlsAcceptor;
 
@@ -82,7 +83,20 @@ pub(super) fn build(
     let key = PrivateKeyDer::from_pem_file(&key_file)
         .map_err(|e| file_error(err, "key_file", &key_file, e))?;
     // The crypto provider reqwest uses too (aws-lc-rs), so only one is built in.
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    if let Some(listed) = raw.cipher_suites.filter(|l| !l.is_empty()) {
+        let listed: Vec<_> = listed.iter().map(|c| c.0.suite()).collect();
+        let tls13 = |s: &SupportedCipherSuite| s.version() == &rustls::version::TLS13;
+        (provider.cipher_suites).retain(|s| tls13(s) || listed.contains(&s.suite()));
+        if versions.contains(&&rustls::version::TLS12) && provider.cipher_suites.iter().all(tls13) {
+            let message = "tls_server_config.cipher_suites: no TLS 1.2 suite listed; TLS 1.2 needs one (or set min_version: TLS13)";
+            return Err(err("cipher_suites", message.into()));
+        }
+    }
+    if let Some(curves) = raw.curve_preferences.filter(|c| !c.is_empty()) {
+        provider.kx_groups = curves.into_iter().map(|c| c.0).collect();
+    }
+    let provider = Arc::new(provider);
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
         .map_err(|e| err("tls_server_config", format!("tls_server_config: {e}")))?;
@@ -357,5 +371,38 @@ mod tests {
         assert!(parse(&verified, d).unwrap().tls().is_some());
         let any = format!("{SECTION}  client_auth_type: RequireAnyClientCert\n");
         assert!(parse(&any, d).unwrap().tls().is_some());
+
+        // The toolkit's other TLS options, by Go's names.
+        let options = format!(
+            "{SECTION}  cipher_suites: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, TLS_AES_128_GCM_SHA256]\n  curve_preferences: [X25519, CurveP256]\n  prefer_server_cipher_suites: false\n"
+        );
+        assert!(parse(&options, d).unwrap().tls().is_some());
+        let only13 = format!("{SECTION}  cipher_suites: [TLS_AES_128_GCM_SHA256]\n");
+        assert!(message(&only13).contains("no TLS 1.2 suite listed"));
+        assert!(parse(&format!("{only13}  min_version: TLS13\n"), d).is_ok());
+    }
+
+    #[test]
+    fn cipher_suites_and_curves_by_go_names() {
+        let nowhere = Path::new("/nonexistent");
+        for (option, wanted) in [
+            (
+                "cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA]",
+                "unsupported cipher suite \"TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA\" (rustls implements TLS_AES_256_GCM_SHA384, ",
+            ),
+            (
+                "cipher_suites: [TLS_BOGUS]",
+                "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+            ),
+            (
+                "curve_preferences: [CurveP521]",
+                "unsupported curve \"CurveP521\" (supported: CurveP256, CurveP384, X25519)",
+            ),
+            ("curve_preferences: [P256]", "unsupported curve"),
+        ] {
+            let e = parse(&format!("{SECTION}  {option}\n"), nowhere).unwrap_err();
+            assert!(e.message.contains(wanted), "{option}: {e}");
+            assert_eq!(e.location.map(|l| l.0), Some(4), "{e}");
+        }
     }
 }

@@ -239,7 +239,7 @@ async fn the_binary_takes_a_fleet_web_config() {
     let ca = Ca::new("test server CA");
     let clients = Ca::new("test client CA");
     let fleet = format!(
-        "{TLS}  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: clients.crt\n  client_allowed_sans: [prometheus]\n  min_version: TLS12\n  max_version: TLS13\n{HEADERS}rate_limit:\n  interval: 1h\n  burst: 2\nbasic_auth_users:\n  alice: {}\n",
+        "{TLS}  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: clients.crt\n  client_allowed_sans: [prometheus]\n  min_version: TLS12\n  max_version: TLS13\n  cipher_suites: [TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384]\n  curve_preferences: [X25519, CurveP256]\n  prefer_server_cipher_suites: true\n{HEADERS}rate_limit:\n  interval: 1h\n  burst: 2\nbasic_auth_users:\n  alice: {}\n",
         hash("s3cret")
     );
     let (dir, web) = web_dir(&ca, &fleet);
