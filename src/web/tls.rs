@@ -23,7 +23,7 @@ use rustls::{
 use tokio_rustls::TlsAcceptor;
 
 use super::ErrorAt;
-use super::file::{ClientAuth, RawTls, TlsVersion};
+use super::file::{CipherName, ClientAuth, Curve, RawTls, TlsVersion};
 use super::san::AllowedSans;
 use crate::ca_file::read_pem_certs;
 use crate::config::yaml::ConfigError;
@@ -82,21 +82,7 @@ pub(super) fn build(
     stamp.add(&key_file);
     let key = PrivateKeyDer::from_pem_file(&key_file)
         .map_err(|e| file_error(err, "key_file", &key_file, e))?;
-    // The crypto provider reqwest uses too (aws-lc-rs), so only one is built in.
-    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
-    if let Some(listed) = raw.cipher_suites.filter(|l| !l.is_empty()) {
-        let listed: Vec<_> = listed.iter().map(|c| c.0.suite()).collect();
-        let tls13 = |s: &SupportedCipherSuite| s.version() == &rustls::version::TLS13;
-        (provider.cipher_suites).retain(|s| tls13(s) || listed.contains(&s.suite()));
-        if versions.contains(&&rustls::version::TLS12) && provider.cipher_suites.iter().all(tls13) {
-            let message = "tls_server_config.cipher_suites: no TLS 1.2 suite listed; TLS 1.2 needs one (or set min_version: TLS13)";
-            return Err(err("cipher_suites", message.into()));
-        }
-    }
-    if let Some(curves) = raw.curve_preferences.filter(|c| !c.is_empty()) {
-        provider.kx_groups = curves.into_iter().map(|c| c.0).collect();
-    }
-    let provider = Arc::new(provider);
+    let provider = provider(raw.cipher_suites, raw.curve_preferences, &versions, err)?;
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
         .map_err(|e| err("tls_server_config", format!("tls_server_config: {e}")))?;
@@ -117,6 +103,30 @@ pub(super) fn build(
     // The endpoints speak HTTP/1.1 only.
     server.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Some(TlsAcceptor::from(Arc::new(server))))
+}
+
+/// The aws-lc-rs provider (the one reqwest uses too, so only one is built in), narrowed to the
+/// listed TLS 1.2 suites and curves. An empty list changes nothing (as in Go).
+fn provider(
+    suites: Option<Vec<CipherName>>,
+    curves: Option<Vec<Curve>>,
+    versions: &[&'static SupportedProtocolVersion],
+    err: ErrorAt<'_>,
+) -> Result<Arc<CryptoProvider>, ConfigError> {
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    if let Some(listed) = suites.filter(|l| !l.is_empty()) {
+        let listed: Vec<_> = listed.iter().map(|c| c.0.suite()).collect();
+        let tls13 = |s: &SupportedCipherSuite| s.version() == &rustls::version::TLS13;
+        (provider.cipher_suites).retain(|s| tls13(s) || listed.contains(&s.suite()));
+        if versions.contains(&&rustls::version::TLS12) && provider.cipher_suites.iter().all(tls13) {
+            let message = "tls_server_config.cipher_suites: no TLS 1.2 suite listed; TLS 1.2 needs one (or set min_version: TLS13)";
+            return Err(err("cipher_suites", message.into()));
+        }
+    }
+    if let Some(curves) = curves.filter(|c| !c.is_empty()) {
+        provider.kx_groups = curves.into_iter().map(|c| c.0).collect();
+    }
+    Ok(Arc::new(provider))
 }
 
 /// The protocol versions from `min` to `max` (default TLS 1.2 to 1.3).
