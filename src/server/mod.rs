@@ -20,9 +20,11 @@
 //! only for clusters in the config.
 //!
 //! With `--web.config.file` ([`crate::web`]): the TLS handshake runs per connection with a
-//! timeout (a plain-HTTP request on the TLS port gets a 400 and the connection is closed), and
-//! when users are configured every path, `/-/healthy` included, needs Basic auth (401 otherwise),
-//! as with exporter-toolkit.
+//! timeout (a plain-HTTP request on the TLS port gets a 400 and the connection is closed); a
+//! `rate_limit` answers 429 when its bucket is empty (every path but `/-/healthy`); when users
+//! are configured every path, `/-/healthy` included, needs Basic auth (401 otherwise), as with
+//! exporter-toolkit; and the configured `headers` go on every answer, errors included. HTTP/1.1
+//! only, whatever `http2` says (see the README).
 
 mod landing;
 mod routes;
@@ -136,8 +138,8 @@ pub(crate) async fn serve(
     }
 }
 
-/// HTTP/1.1 on an accepted (and maybe TLS) connection, with Basic auth in front of [`handle`]
-/// when `web` configures users.
+/// HTTP/1.1 on an accepted (and maybe TLS) connection; with `web`, its rate limit and Basic auth
+/// in front of [`routes::handle`] and its headers on every answer.
 async fn serve_http<S>(
     io: S,
     app: Arc<App>,
@@ -150,15 +152,24 @@ where
     let service = service_fn(move |req: Request<Incoming>| {
         let (app, web) = (app.clone(), web.clone());
         async move {
-            if let Some(web) = web {
-                // Per request, so a changed password applies to kept-alive connections too.
-                let config = web.current();
-                let header = req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes);
-                if !web.authorize(&config, header).await {
-                    return Ok(routes::unauthorized(req.method()));
-                }
+            let Some(web) = web else {
+                return Ok::<_, Infallible>(routes::handle(&app, req).await);
+            };
+            // Per request, so a changed password or limit applies to kept-alive connections too.
+            let config = web.current();
+            let header = req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes);
+            // As in exporter-toolkit the limit comes before auth, but liveness is never limited.
+            let mut resp = if req.uri().path() != routes::HEALTHY && config.rate_limited() {
+                routes::too_many_requests(req.method())
+            } else if !web.authorize(&config, header).await {
+                routes::unauthorized(req.method())
+            } else {
+                routes::handle(&app, req).await
+            };
+            for (name, value) in config.headers() {
+                resp.headers_mut().insert(name, value.clone());
             }
-            Ok::<_, Infallible>(routes::handle(&app, req).await)
+            Ok(resp)
         }
     });
     let conn = http1::Builder::new()

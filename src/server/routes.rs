@@ -23,6 +23,8 @@ type Resp = Response<Full<Bytes>>;
 
 /// `Content-Type` of every text answer.
 const TEXT: &str = "text/plain; charset=utf-8";
+/// The liveness path, which `rate_limit` never refuses.
+pub(super) const HEALTHY: &str = "/-/healthy";
 /// `Allow` of the routes that read.
 const GET: &str = "GET, HEAD";
 
@@ -48,7 +50,7 @@ fn route(path: &str) -> Option<(Endpoint, &'static str)> {
     let endpoint = match path {
         "/" => Endpoint::Landing,
         "/metrics" => Endpoint::Metrics,
-        "/-/healthy" => Endpoint::Healthy,
+        HEALTHY => Endpoint::Healthy,
         "/-/ready" => Endpoint::Ready,
         "/-/reload" => return Some((Endpoint::Reload, "POST")),
         _ if path.starts_with("/gate/") => Endpoint::Gate,
@@ -138,6 +140,14 @@ pub(super) fn unauthorized(method: &Method) -> Resp {
         r.headers_mut().insert(WWW_AUTHENTICATE, v);
     }
     uncached(r, method)
+}
+
+/// 429 when `rate_limit` has no token left (what exporter-toolkit answers).
+pub(super) fn too_many_requests(method: &Method) -> Resp {
+    uncached(
+        text(StatusCode::TOO_MANY_REQUESTS, "429 Too Many Requests\n"),
+        method,
+    )
 }
 
 async fn reload_response(app: &App) -> Resp {

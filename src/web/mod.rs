@@ -1,22 +1,27 @@
-//! `--web.config.file`: TLS and basic auth for the exporter's own endpoints, in the file format of
-//! the Prometheus exporter-toolkit (`tls_server_config`, `basic_auth_users`).
+//! `--web.config.file`: TLS, basic auth, a rate limit and response headers for the exporter's own
+//! endpoints, in the file format of the Prometheus exporter-toolkit (`tls_server_config`,
+//! `basic_auth_users`, `http_server_config`, `rate_limit`).
 //!
 //! Owns the file, in parts: `file` (the format, every setting checked while parsing; errors with
 //! file:line:column, like `config`), `tls` (certificate, key and client CAs into a rustls
-//! `ServerConfig`), [`auth`] (the basic-auth decision), and [`watch`] (the config in force and the
-//! basic-auth cache; noticing that the file or a file it names changed: a watcher task, off the
-//! request path). It serves nothing: `server` does the handshake and sends the 401. It never logs
-//! or prints a password, an `Authorization` header or a hash.
+//! `ServerConfig`), `san` (`client_allowed_sans`), `limit` (the `rate_limit` bucket), [`auth`]
+//! (the basic-auth decision), and [`watch`] (the config in force and the basic-auth cache;
+//! noticing that the file or a file it names changed: a watcher task, off the request path). It
+//! serves nothing: `server` does the handshake and sends the 401, the 429 and the headers. It
+//! never logs or prints a password, an `Authorization` header or a hash.
 //!
-//! Where it differs from exporter-toolkit: TLS 1.2 and 1.3 only (rustls); the two verifying
+//! Where it differs from exporter-toolkit: TLS 1.2 and 1.3 only (rustls); HTTP/1.1 only
+//! (`http2: true` is accepted and logged as having no effect); the two verifying
 //! `client_auth_type`s need `client_ca_file` (Go would fall back to the system roots); whether
-//! the port speaks TLS is fixed at start-up (a re-read that switches it is refused); and the
-//! toolkit's other settings (`cert`/`key`/`client_ca` inline, `cipher_suites`, `curve_preferences`,
-//! `prefer_server_cipher_suites`, `client_allowed_sans`, `http_server_config`, `rate_limit`) are
-//! rejected as unsupported rather than silently ignored.
+//! the port speaks TLS is fixed at start-up (a re-read that switches it is refused); the
+//! configured headers also go on 429s; `cipher_suites` and `curve_preferences` take only what
+//! rustls implements; and inline `cert`/`key`/`client_ca` are rejected as unsupported rather
+//! than silently ignored.
 
 pub(crate) mod auth;
 mod file;
+mod limit;
+mod san;
 mod tls;
 pub(crate) mod watch;
 
@@ -25,12 +30,19 @@ use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use hyper::header::{HeaderName, HeaderValue};
 use tokio_rustls::TlsAcceptor;
 
-use self::file::RawWebConfig;
+use self::file::{RawHttp, RawRateLimit, RawWebConfig};
+use self::limit::RateLimit;
 pub use self::watch::WebConfigWatch;
 use crate::config::yaml::{ConfigError, key_location, yaml_error};
 use crate::stamp::Stamp;
+
+/// Makes a located error: the key to point at, and the message.
+type ErrorAt<'a> = &'a dyn Fn(&str, String) -> ConfigError;
 
 /// The realm in `WWW-Authenticate: Basic realm="..."`.
 pub(crate) const REALM: &str = "cdss-precheck-exporter";
@@ -44,6 +56,12 @@ pub(crate) struct WebConfig {
     tls: Option<TlsAcceptor>,
     /// User name → bcrypt hash; empty: no basic auth.
     pub(crate) users: HashMap<String, String>,
+    /// `http_server_config.headers`, added to every response.
+    headers: Vec<(HeaderName, HeaderValue)>,
+    /// `rate_limit`; `None`: no limit.
+    rate_limit: Option<Arc<RateLimit>>,
+    /// `http_server_config.http2: true` was written (this exporter serves HTTP/1.1; logged).
+    http2_asked: bool,
     /// The files it was loaded from, as they were then, to notice a change.
     pub(crate) stamp: Stamp,
 }
@@ -56,6 +74,8 @@ impl fmt::Debug for WebConfig {
         f.debug_struct("WebConfig")
             .field("tls", &self.tls.is_some())
             .field("users", &users)
+            .field("headers", &self.headers)
+            .field("rate_limit", &self.rate_limit)
             .finish_non_exhaustive()
     }
 }
@@ -70,7 +90,12 @@ impl WebConfig {
             ConfigError::new(path, None, format!("cannot read web config file: {e}"))
         })?;
         let dir = path.parent().unwrap_or(Path::new("."));
-        Self::parse_in(&text, path, dir, stamp)
+        let config = Self::parse_in(&text, path, dir, stamp)?;
+        if config.http2_asked {
+            // HTTP/1.1 is what scrapers use; see the README ("TLS and basic auth") for why.
+            tracing::info!(file = %path.display(), "http_server_config.http2: this exporter serves HTTP/1.1 only; the setting has no effect");
+        }
+        Ok(config)
     }
 
     /// Parses and validates YAML text, loading the files it names from `dir` (when relative).
@@ -101,9 +126,17 @@ impl WebConfig {
             .into_iter()
             .map(|(user, hash)| (user.0, hash.0))
             .collect();
+        let http = raw.http_server_config.unwrap_or_default();
         Ok(WebConfig {
             tls,
             users,
+            http2_asked: http.http2 == Some(true),
+            headers: headers(http, &err)?,
+            rate_limit: raw
+                .rate_limit
+                .map(|r| rate_limit(r, &err))
+                .transpose()?
+                .flatten(),
             stamp: stamp.clone(),
         })
     }
@@ -116,6 +149,69 @@ impl WebConfig {
     /// True when requests need a user name and password.
     pub(crate) fn requires_auth(&self) -> bool {
         !self.users.is_empty()
+    }
+
+    /// The headers every response gets (`http_server_config.headers`).
+    pub(crate) fn headers(&self) -> &[(HeaderName, HeaderValue)] {
+        &self.headers
+    }
+
+    /// True when `rate_limit` refuses a request now (it takes a token otherwise).
+    pub(crate) fn rate_limited(&self) -> bool {
+        self.rate_limit.as_ref().is_some_and(|l| !l.allow())
+    }
+
+    /// Keeps `old`'s token bucket when the limit did not change, so that re-reading the file
+    /// (a rotated certificate, say) hands out no fresh burst.
+    pub(crate) fn keep_bucket(&mut self, old: &WebConfig) {
+        if let (Some(new), Some(old)) = (&self.rate_limit, &old.rate_limit) {
+            if new.same_settings(old) {
+                self.rate_limit = Some(old.clone());
+            }
+        }
+    }
+}
+
+/// `http_server_config.headers`, checked (names while parsing; values here) and ready to send.
+/// A blank value leaves the header unset, as exporter-toolkit documents.
+fn headers(http: RawHttp, err: ErrorAt<'_>) -> Result<Vec<(HeaderName, HeaderValue)>, ConfigError> {
+    let mut out = Vec::new();
+    for (header, value) in http.headers.unwrap_or_default() {
+        let name = header.name;
+        let at = |message| {
+            err(
+                name,
+                format!("http_server_config.headers.{name}: {message}"),
+            )
+        };
+        if value.is_empty() && header.values.is_empty() {
+            continue;
+        }
+        if !header.values.is_empty() && !header.values.contains(&value.as_str()) {
+            return Err(at(format!(
+                "{value:?} is not one of {}",
+                header.values.join(", ")
+            )));
+        }
+        let invalid = |_| at("not a valid header value".into());
+        let value = HeaderValue::from_str(&value).map_err(invalid)?;
+        let name = HeaderName::try_from(name).map_err(|_| at("not a header name".into()))?;
+        out.push((name, value));
+    }
+    out.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+    Ok(out)
+}
+
+/// `rate_limit`; `None` when `interval` is absent or zero (no limit, as in exporter-toolkit).
+fn rate_limit(raw: RawRateLimit, err: ErrorAt<'_>) -> Result<Option<Arc<RateLimit>>, ConfigError> {
+    let every = raw.interval.map_or(Duration::ZERO, |d| d.0);
+    match raw.burst.unwrap_or(0) {
+        _ if every.is_zero() => Ok(None),
+        0 => Err(err(
+            "rate_limit",
+            "rate_limit.burst: must be at least 1 when interval is set (0 would refuse every request)".into(),
+        )),
+        burst => Ok(Some(Arc::new(RateLimit::new(every, burst)))),
     }
 }
 
@@ -153,12 +249,112 @@ mod tests {
 
     #[test]
     fn unsupported_toolkit_settings_are_named() {
-        let e = parse("tls_server_config:\n  cert_file: a\n  key_file: b\n  cipher_suites: [TLS_AES_128_GCM_SHA256]\n").unwrap_err();
-        assert!(e.message.contains("cipher_suites"), "{e}");
+        let e = parse("tls_server_config:\n  cert_file: a\n  key_file: b\n  client_ca: |\n    -----BEGIN CERTIFICATE-----\n").unwrap_err();
+        assert!(e.message.contains("client_ca"), "{e}");
         assert!(e.message.contains("does not support"), "{e}");
         assert_eq!(e.location.map(|l| l.0), Some(4), "{e}");
-        let e = parse("rate_limit:\n  interval: 1s\n  burst: 20\n").unwrap_err();
-        assert!(e.message.contains("rate_limit"), "{e}");
+    }
+
+    #[test]
+    fn http_server_config_and_rate_limit() {
+        let c = parse("http_server_config:\n  http2: true\n  headers:\n    X-Frame-Options: deny\n    Strict-Transport-Security: max-age=31536000\n    X-XSS-Protection: ''\nrate_limit:\n  interval: 1.5s\n  burst: 20\n").unwrap();
+        let headers: Vec<_> = c
+            .headers()
+            .iter()
+            .map(|(n, v)| format!("{n}: {v:?}"))
+            .collect();
+        assert_eq!(
+            headers,
+            [
+                "strict-transport-security: \"max-age=31536000\"",
+                "x-frame-options: \"deny\""
+            ],
+            "a blank value sets nothing"
+        );
+        assert!(c.http2_asked && c.rate_limit.is_some());
+        for text in [
+            "http_server_config:\n  http2: false\n",
+            "rate_limit:\n  interval: 0\n  burst: 0\n",
+            "rate_limit:\n  burst: 5\n",
+        ] {
+            let c = parse(text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+            assert!(!c.http2_asked && c.rate_limit.is_none(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn http_and_rate_limit_errors_are_located() {
+        for (text, at, wanted) in [
+            (
+                "http_server_config:\n  headers:\n    Server: x\n",
+                (3, 5),
+                "header \"Server\" can not be configured (only Content-Security-Policy, ",
+            ),
+            (
+                "http_server_config:\n  headers:\n    x-frame-options: deny\n",
+                (3, 5),
+                "can not be configured",
+            ),
+            (
+                "http_server_config:\n  headers:\n    X-Frame-Options: DENY\n",
+                (3, 22),
+                "http_server_config.headers.X-Frame-Options: \"DENY\" is not one of deny, sameorigin",
+            ),
+            (
+                "http_server_config:\n  headers:\n    X-Content-Type-Options: ''\n",
+                (3, 29),
+                "is not one of nosniff",
+            ),
+            (
+                "http_server_config:\n  http3: true\n",
+                (2, 3),
+                "unknown field `http3`",
+            ),
+            (
+                "http_server_config:\n  http2: yes please\n",
+                (2, 10),
+                "invalid type",
+            ),
+            (
+                "rate_limit:\n  interval: 1 second\n  burst: 1\n",
+                (2, 13),
+                "\"1 second\" is not a duration like 1s",
+            ),
+            (
+                "rate_limit:\n  interval: 1s\n  burst: -1\n",
+                (3, 10),
+                "integer `-1`, expected u32",
+            ),
+            (
+                "rate_limit:\n  interval: 1s\n",
+                (1, 1),
+                "rate_limit.burst: must be at least 1",
+            ),
+            (
+                "rate_limit:\n  interval: 1s\n  brust: 3\n",
+                (3, 3),
+                "unknown field `brust`",
+            ),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert_eq!(e.location, Some(at), "{text:?}: {e}");
+            assert!(e.message.contains(wanted), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn go_durations() {
+        use super::file::parse_go_duration as d;
+        assert_eq!(d("0"), Some(Duration::ZERO));
+        assert_eq!(d("1s"), Some(Duration::from_secs(1)));
+        assert_eq!(d("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(d("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(d("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(d("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(d("10µs"), Some(Duration::from_micros(10)));
+        for bad in ["", "1", "s", "1d", "-1s", "1 s", "1.2.3s"] {
+            assert_eq!(d(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

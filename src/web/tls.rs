@@ -1,5 +1,6 @@
 //! `tls_server_config`: certificate, key and client CAs into a rustls `ServerConfig`, TLS 1.2
-//! and 1.3 only, HTTP/1.1 by ALPN, and exporter-toolkit's client auth types.
+//! and 1.3 only, HTTP/1.1 by ALPN, exporter-toolkit's client auth types, cipher suites and
+//! curves (by Go's names), and `client_allowed_sans` (checked by `san`).
 //!
 //! The section's settings are checked against each other before any file is read; then the files
 //! it names are read (certificates through `ca_file::read_pem_certs`, shared with the gateway's
@@ -17,17 +18,16 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{
     DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
-    SupportedProtocolVersion,
+    SupportedCipherSuite, SupportedProtocolVersion,
 };
 use tokio_rustls::TlsAcceptor;
 
-use super::file::{ClientAuth, RawTls, TlsVersion};
+use super::ErrorAt;
+use super::file::{CipherName, ClientAuth, Curve, RawTls, TlsVersion};
+use super::san::AllowedSans;
 use crate::ca_file::read_pem_certs;
 use crate::config::yaml::ConfigError;
 use crate::stamp::Stamp;
-
-/// Makes a located error: the key to point at, and the message.
-type ErrorAt<'a> = &'a dyn Fn(&str, String) -> ConfigError;
 
 /// The rustls server config of a `tls_server_config:` section (`None`: TLS off), recording the
 /// files it reads in `stamp`. The section's settings are checked against each other first (both
@@ -49,7 +49,8 @@ pub(super) fn build(
             if raw.client_ca_file.is_none()
                 && raw.client_auth_type.is_none()
                 && raw.min_version.is_none()
-                && raw.max_version.is_none() =>
+                && raw.max_version.is_none()
+                && raw.client_allowed_sans.is_none() =>
         {
             // `tls_server_config: {}`: TLS off, as in exporter-toolkit.
             return Ok(None);
@@ -74,19 +75,25 @@ pub(super) fn build(
         };
         return Err(err(key, format!("tls_server_config.{key}: {message}")));
     }
+    let sans = allowed_sans(raw.client_allowed_sans, auth, err)?;
     stamp.add(&cert_file);
     let certs =
         read_pem_certs(&cert_file).map_err(|e| file_error(err, "cert_file", &cert_file, e))?;
     stamp.add(&key_file);
     let key = PrivateKeyDer::from_pem_file(&key_file)
         .map_err(|e| file_error(err, "key_file", &key_file, e))?;
-    // The crypto provider reqwest uses too (aws-lc-rs), so only one is built in.
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = provider(raw.cipher_suites, raw.curve_preferences, &versions, err)?;
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
         .map_err(|e| err("tls_server_config", format!("tls_server_config: {e}")))?;
-    let builder =
-        builder.with_client_cert_verifier(client_verifier(auth, ca_file, &provider, stamp, err)?);
+    let mut verifier = client_verifier(auth, ca_file, &provider, stamp, err)?;
+    if let Some(allowed) = sans {
+        verifier = Arc::new(AllowedSans {
+            inner: verifier,
+            allowed,
+        });
+    }
+    let builder = builder.with_client_cert_verifier(verifier);
     let mut server = builder.with_single_cert(certs, key).map_err(|e| {
         err(
             "key_file",
@@ -96,6 +103,30 @@ pub(super) fn build(
     // The endpoints speak HTTP/1.1 only.
     server.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Some(TlsAcceptor::from(Arc::new(server))))
+}
+
+/// The aws-lc-rs provider (the one reqwest uses too, so only one is built in), narrowed to the
+/// listed TLS 1.2 suites and curves. An empty list changes nothing (as in Go).
+fn provider(
+    suites: Option<Vec<CipherName>>,
+    curves: Option<Vec<Curve>>,
+    versions: &[&'static SupportedProtocolVersion],
+    err: ErrorAt<'_>,
+) -> Result<Arc<CryptoProvider>, ConfigError> {
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    if let Some(listed) = suites.filter(|l| !l.is_empty()) {
+        let listed: Vec<_> = listed.iter().map(|c| c.0.suite()).collect();
+        let tls13 = |s: &SupportedCipherSuite| s.version() == &rustls::version::TLS13;
+        (provider.cipher_suites).retain(|s| tls13(s) || listed.contains(&s.suite()));
+        if versions.contains(&&rustls::version::TLS12) && provider.cipher_suites.iter().all(tls13) {
+            let message = "tls_server_config.cipher_suites: no TLS 1.2 suite listed; TLS 1.2 needs one (or set min_version: TLS13)";
+            return Err(err("cipher_suites", message.into()));
+        }
+    }
+    if let Some(curves) = curves.filter(|c| !c.is_empty()) {
+        provider.kx_groups = curves.into_iter().map(|c| c.0).collect();
+    }
+    Ok(Arc::new(provider))
 }
 
 /// The protocol versions from `min` to `max` (default TLS 1.2 to 1.3).
@@ -115,6 +146,25 @@ fn versions(
         (Tls13, Tls13) => Ok(vec![&TLS13]),
         (Tls12, Tls13) => Ok(vec![&TLS12, &TLS13]),
     }
+}
+
+/// `client_allowed_sans`, which needs a client auth type that always gets a certificate (the
+/// others let a client in without one, with no SAN to compare; exporter-toolkit refuses them too).
+fn allowed_sans(
+    sans: Option<Vec<String>>,
+    auth: ClientAuth,
+    err: ErrorAt<'_>,
+) -> Result<Option<Vec<String>>, ConfigError> {
+    let problem = match &sans {
+        None => return Ok(None),
+        Some(list) if list.is_empty() => "an empty list would refuse every client".to_string(),
+        Some(_) if auth.requires_cert() => return Ok(sans),
+        Some(_) => format!(
+            "needs client_auth_type RequireAnyClientCert or RequireAndVerifyClientCert, not {auth:?}"
+        ),
+    };
+    let key = "client_allowed_sans";
+    Err(err(key, format!("tls_server_config.{key}: {problem}")))
 }
 
 /// The verifier for `auth` (for `NoClientCert`: none asked for), reading `ca_file`, which `build`
@@ -243,6 +293,47 @@ mod tests {
     }
 
     #[test]
+    fn client_allowed_sans_needs_a_required_certificate() {
+        let nowhere = Path::new("/nonexistent");
+        let sans = "  client_allowed_sans: [prometheus]\n";
+        for (auth, problem) in [
+            ("", "not NoClientCert"),
+            (
+                "  client_auth_type: RequestClientCert\n",
+                "not RequestClientCert",
+            ),
+            (
+                "  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: ca.crt\n",
+                "not VerifyClientCertIfGiven",
+            ),
+            (
+                "  client_auth_type: RequireAnyClientCert\n  client_allowed_sans: []\n",
+                "an empty list would refuse every client",
+            ),
+        ] {
+            let sans = if auth.contains("[]") { "" } else { sans };
+            let e = parse(&format!("{SECTION}{auth}{sans}"), nowhere).unwrap_err();
+            assert!(
+                e.message
+                    .starts_with("tls_server_config.client_allowed_sans: ")
+                    && e.message.contains(problem),
+                "{auth:?}: {e}"
+            );
+            assert!(e.location.is_some(), "{e}");
+        }
+        // With a type that requires a certificate, the files come next.
+        let e = parse(
+            &format!("{SECTION}  client_auth_type: RequireAnyClientCert\n{sans}"),
+            nowhere,
+        )
+        .unwrap_err();
+        assert!(
+            e.message.starts_with("tls_server_config.cert_file: "),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn files_are_read_in_order_and_named_in_errors() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
@@ -290,5 +381,38 @@ mod tests {
         assert!(parse(&verified, d).unwrap().tls().is_some());
         let any = format!("{SECTION}  client_auth_type: RequireAnyClientCert\n");
         assert!(parse(&any, d).unwrap().tls().is_some());
+
+        // The toolkit's other TLS options, by Go's names.
+        let options = format!(
+            "{SECTION}  cipher_suites: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, TLS_AES_128_GCM_SHA256]\n  curve_preferences: [X25519, CurveP256]\n  prefer_server_cipher_suites: false\n"
+        );
+        assert!(parse(&options, d).unwrap().tls().is_some());
+        let only13 = format!("{SECTION}  cipher_suites: [TLS_AES_128_GCM_SHA256]\n");
+        assert!(message(&only13).contains("no TLS 1.2 suite listed"));
+        assert!(parse(&format!("{only13}  min_version: TLS13\n"), d).is_ok());
+    }
+
+    #[test]
+    fn cipher_suites_and_curves_by_go_names() {
+        let nowhere = Path::new("/nonexistent");
+        for (option, wanted) in [
+            (
+                "cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA]",
+                "unsupported cipher suite \"TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA\" (rustls implements TLS_AES_256_GCM_SHA384, ",
+            ),
+            (
+                "cipher_suites: [TLS_BOGUS]",
+                "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+            ),
+            (
+                "curve_preferences: [CurveP521]",
+                "unsupported curve \"CurveP521\" (supported: CurveP256, CurveP384, X25519)",
+            ),
+            ("curve_preferences: [P256]", "unsupported curve"),
+        ] {
+            let e = parse(&format!("{SECTION}  {option}\n"), nowhere).unwrap_err();
+            assert!(e.message.contains(wanted), "{option}: {e}");
+            assert_eq!(e.location.map(|l| l.0), Some(4), "{e}");
+        }
     }
 }

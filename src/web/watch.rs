@@ -74,7 +74,8 @@ impl WebConfigWatch {
                 file = %self.path.display(),
                 "web config changed TLS on or off; that needs a restart, keeping the running web config"
             ),
-            Ok(new) => {
+            Ok(mut new) => {
+                new.keep_bucket(&current);
                 tracing::info!(file = %self.path.display(), tls = new.tls().is_some(), users = new.users.len(), "web config reloaded");
                 *crate::lock::write(&self.current) = Arc::new(new);
                 *failed = None;

@@ -23,3 +23,4 @@ mod restart;
 mod secrets;
 mod soak;
 mod tls;
+mod web_config;

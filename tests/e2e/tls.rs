@@ -29,18 +29,18 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 const FAST: &str = "interval: 2s\ntimeout: 1s";
-const CLUSTERS: [Spec; 1] = [("orders", "KR", 100, Some(Behaviour::Ready))];
+pub(crate) const CLUSTERS: [Spec; 1] = [("orders", "KR", 100, Some(Behaviour::Ready))];
 /// bcrypt cost for test hashes: the minimum, so the tests stay fast.
-const COST: u32 = 4;
+pub(crate) const COST: u32 = 4;
 
 /// A test CA that signs server and client certificates.
-struct Ca {
-    pem: String,
-    issuer: Issuer<'static, KeyPair>,
+pub(crate) struct Ca {
+    pub(crate) pem: String,
+    pub(crate) issuer: Issuer<'static, KeyPair>,
 }
 
 impl Ca {
-    fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.distinguished_name.push(DnType::CommonName, name);
@@ -54,7 +54,11 @@ impl Ca {
     }
 
     /// (certificate PEM, key PEM) for `names`, for a server or a client.
-    fn issue(&self, names: &[&str], purpose: ExtendedKeyUsagePurpose) -> (String, String) {
+    pub(crate) fn issue(
+        &self,
+        names: &[&str],
+        purpose: ExtendedKeyUsagePurpose,
+    ) -> (String, String) {
         let mut params =
             CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
                 .unwrap();
@@ -67,26 +71,26 @@ impl Ca {
 }
 
 /// Replaces `path` the way editors and config management do: write aside, then rename.
-fn replace(path: &Path, contents: &str) {
+pub(crate) fn replace(path: &Path, contents: &str) {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, contents).unwrap();
     std::fs::rename(&tmp, path).unwrap();
 }
 
-fn hash(password: &str) -> String {
+pub(crate) fn hash(password: &str) -> String {
     bcrypt::hash(password, COST).unwrap()
 }
 
 /// The exporter with `--web.config.file` `web_file`, against a simulated gateway.
-struct Exporter {
-    addr: SocketAddr,
+pub(crate) struct Exporter {
+    pub(crate) addr: SocketAddr,
     _sim: SimGateway,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
 impl Exporter {
-    async fn start(web_file: &Path) -> Self {
+    pub(crate) async fn start(web_file: &Path) -> Self {
         let sim = crate::support::start_sim(&CLUSTERS).await;
         let config = Config::parse(
             &crate::support::config_yaml(&sim.url(), FAST, &CLUSTERS),
@@ -120,11 +124,11 @@ impl Exporter {
         }
     }
 
-    fn https(&self, path: &str) -> String {
+    pub(crate) fn https(&self, path: &str) -> String {
         format!("https://{}{path}", self.addr)
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
@@ -135,7 +139,7 @@ impl Exporter {
 }
 
 /// A TLS client that trusts only `ca_pem`, optionally with a client certificate.
-fn tls_client(ca_pem: &str, identity: Option<&(String, String)>) -> reqwest::Client {
+pub(crate) fn tls_client(ca_pem: &str, identity: Option<&(String, String)>) -> reqwest::Client {
     let mut b = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(10))
@@ -147,7 +151,7 @@ fn tls_client(ca_pem: &str, identity: Option<&(String, String)>) -> reqwest::Cli
 }
 
 /// Status of `GET url` with optional Basic credentials, or the error text if there was no answer.
-async fn get(
+pub(crate) async fn get(
     client: &reqwest::Client,
     url: &str,
     auth: Option<(&str, &str)>,
@@ -159,7 +163,7 @@ async fn get(
     req.send().await.map_err(|e| format!("{e:?}"))
 }
 
-async fn status(client: &reqwest::Client, url: &str, auth: Option<(&str, &str)>) -> u16 {
+pub(crate) async fn status(client: &reqwest::Client, url: &str, auth: Option<(&str, &str)>) -> u16 {
     match get(client, url, auth).await {
         Ok(r) => r.status().as_u16(),
         Err(e) => panic!("GET {url}: no answer: {e}"),
@@ -167,7 +171,7 @@ async fn status(client: &reqwest::Client, url: &str, auth: Option<(&str, &str)>)
 }
 
 /// A temp dir with a server certificate for 127.0.0.1 (from `ca`) and `web.yml`.
-fn web_dir(ca: &Ca, web_yaml: &str) -> (tempfile::TempDir, PathBuf) {
+pub(crate) fn web_dir(ca: &Ca, web_yaml: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = ca.issue(&["127.0.0.1"], ExtendedKeyUsagePurpose::ServerAuth);
     std::fs::write(dir.path().join("server.crt"), cert).unwrap();
