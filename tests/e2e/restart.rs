@@ -35,7 +35,7 @@ struct Setup {
 async fn setup(plan: RestartPlan, extra: &str) -> Setup {
     let sim = start_sim(&specs()).await;
     for no in [READY, NOT_READY] {
-        sim.set_restart_plan(no, plan.clone());
+        sim.set_restart_plan(no, plan);
     }
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.yaml");

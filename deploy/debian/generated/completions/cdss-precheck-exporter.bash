@@ -28,6 +28,9 @@ _cdss__precheck__exporter() {
             cdss__precheck__exporter,man)
                 cmd="cdss__precheck__exporter__subcmd__man"
                 ;;
+            cdss__precheck__exporter,restart)
+                cmd="cdss__precheck__exporter__subcmd__restart"
+                ;;
             cdss__precheck__exporter__subcmd__help,check)
                 cmd="cdss__precheck__exporter__subcmd__help__subcmd__check"
                 ;;
@@ -40,6 +43,9 @@ _cdss__precheck__exporter() {
             cdss__precheck__exporter__subcmd__help,man)
                 cmd="cdss__precheck__exporter__subcmd__help__subcmd__man"
                 ;;
+            cdss__precheck__exporter__subcmd__help,restart)
+                cmd="cdss__precheck__exporter__subcmd__help__subcmd__restart"
+                ;;
             *)
                 ;;
         esac
@@ -47,7 +53,7 @@ _cdss__precheck__exporter() {
 
     case "${cmd}" in
         cdss__precheck__exporter)
-            opts="-h -V --config.file --config.check --config.auto-reload-interval --web.listen-address --web.config.file --demo --log.level --log.format --help --version check completions man help"
+            opts="-h -V --config.file --config.check --config.auto-reload-interval --web.listen-address --web.config.file --demo --log.level --log.format --help --version check restart completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -85,7 +91,7 @@ _cdss__precheck__exporter() {
             return 0
             ;;
         cdss__subcmd__precheck__subcmd__exporter__subcmd__check)
-            opts="-h --cluster --all --json --wait --every --config.file --log.level --log.format --help"
+            opts="-h --cluster --all --json --wait --every --config.file --demo --log.level --log.format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -123,7 +129,7 @@ _cdss__precheck__exporter() {
             return 0
             ;;
         cdss__subcmd__precheck__subcmd__exporter__subcmd__completions)
-            opts="-h --config.file --log.level --log.format --help bash elvish fish powershell zsh"
+            opts="-h --config.file --demo --log.level --log.format --help bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -149,7 +155,7 @@ _cdss__precheck__exporter() {
             return 0
             ;;
         cdss__subcmd__precheck__subcmd__exporter__subcmd__help)
-            opts="check completions man help"
+            opts="check restart completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -218,13 +224,73 @@ _cdss__precheck__exporter() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        cdss__subcmd__precheck__subcmd__exporter__subcmd__help__subcmd__restart)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         cdss__subcmd__precheck__subcmd__exporter__subcmd__man)
-            opts="-h --config.file --log.level --log.format --help"
+            opts="-h --config.file --demo --log.level --log.format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config.file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log.level)
+                    COMPREPLY=($(compgen -W "error warn info debug trace" -- "${cur}"))
+                    return 0
+                    ;;
+                --log.format)
+                    COMPREPLY=($(compgen -W "logfmt json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cdss__subcmd__precheck__subcmd__exporter__subcmd__restart)
+            opts="-h --cluster --account --yes --dry-run --watch-only --json --every --timeout --start-grace --config.file --demo --log.level --log.format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --account)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --every)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --start-grace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config.file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -36,10 +36,11 @@ trace\t'Everything'"
 complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_needs_command" -l log.format -d 'Output format of log messages (always to stderr)' -r -f -a "logfmt\t'`key=value` pairs, one event per line'
 json\t'One JSON object per line'"
 complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_needs_command" -l config.check -d 'Validate the configuration file, print the result and exit (0 valid, 2 invalid)'
-complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_needs_command" -l demo -d 'Start an embedded simulated NCP gateway with demo clusters and credentials, and export from it. Ignores --config.file. No NCP account needed'
+complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_needs_command" -l demo -d 'Start an embedded simulated NCP gateway with demo clusters and credentials, and export from it. Ignores --config.file. No NCP account needed. With `check` or `restart`: against the demo\'s gateway, started in the same process'
 complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_needs_command" -s V -l version -d 'Print version'
 complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_needs_command" -f -a "check" -d 'Precheck clusters from the config NOW and answer go / no-go (for maintenance pipelines).'
+complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_needs_command" -f -a "restart" -d 'Restart a cluster\'s nodes one at a time, only when its precheck says ready; then watch.'
 complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_needs_command" -f -a "completions" -d 'Print a shell completion script on stdout (bash, zsh, fish, elvish, powershell)'
 complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_needs_command" -f -a "man" -d 'Print a man page (roff) on stdout: `cdss-precheck-exporter man | man -l -`'
 complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -56,7 +57,27 @@ complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subco
 json\t'One JSON object per line'"
 complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand check" -l all -d 'Every cluster in the config'
 complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand check" -l json -d 'Print one JSON document instead of a table'
+complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand check" -l demo -d 'Start an embedded simulated NCP gateway with demo clusters and credentials, and export from it. Ignores --config.file. No NCP account needed. With `check` or `restart`: against the demo\'s gateway, started in the same process'
 complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand restart" -l cluster -d 'The cluster to restart, by its name in the config (or found by its discovery blocks)' -r
+complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand restart" -l account -d 'Sign every call with this account\'s keys (`default` is `credentials:`, others are in `accounts:`) instead of the cluster\'s: a key with write access kept apart from the exporter\'s read-only one' -r
+complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand restart" -l every -d 'Time between two progress readings' -r
+complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand restart" -l timeout -d 'End the watch after this long (the restart may still be running at NCP)' -r
+complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand restart" -l start-grace -d 'How long to wait for the restart to show (NCP may start it a little after accepting it)' -r
+complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand restart" -l config.file -d 'Path to the YAML configuration file' -r -F
+complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand restart" -l log.level -d 'Only log messages with the given severity or above (RUST_LOG, if set, overrides this)' -r -f -a "error\t'Errors only'
+warn\t'Warnings and errors'
+info\t'The default'
+debug\t'Every precheck'
+trace\t'Everything'"
+complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand restart" -l log.format -d 'Output format of log messages (always to stderr)' -r -f -a "logfmt\t'`key=value` pairs, one event per line'
+json\t'One JSON object per line'"
+complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand restart" -l yes -d 'Start without asking (required without a terminal)'
+complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand restart" -l dry-run -d 'Do everything up to the start, say what would be sent, and exit 0 when it would start'
+complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand restart" -l watch-only -d 'Start nothing: watch a restart that is already running (after Ctrl-C, or one started in NCP\'s console) until it is over'
+complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand restart" -l json -d 'Print one JSON report on stdout instead of a line'
+complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand restart" -l demo -d 'Start an embedded simulated NCP gateway with demo clusters and credentials, and export from it. Ignores --config.file. No NCP account needed. With `check` or `restart`: against the demo\'s gateway, started in the same process'
+complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand restart" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand completions" -l config.file -d 'Path to the YAML configuration file' -r -F
 complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand completions" -l log.level -d 'Only log messages with the given severity or above (RUST_LOG, if set, overrides this)' -r -f -a "error\t'Errors only'
 warn\t'Warnings and errors'
@@ -65,6 +86,7 @@ debug\t'Every precheck'
 trace\t'Everything'"
 complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand completions" -l log.format -d 'Output format of log messages (always to stderr)' -r -f -a "logfmt\t'`key=value` pairs, one event per line'
 json\t'One JSON object per line'"
+complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand completions" -l demo -d 'Start an embedded simulated NCP gateway with demo clusters and credentials, and export from it. Ignores --config.file. No NCP account needed. With `check` or `restart`: against the demo\'s gateway, started in the same process'
 complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand man" -l config.file -d 'Path to the YAML configuration file' -r -F
 complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand man" -l log.level -d 'Only log messages with the given severity or above (RUST_LOG, if set, overrides this)' -r -f -a "error\t'Errors only'
@@ -74,8 +96,10 @@ debug\t'Every precheck'
 trace\t'Everything'"
 complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand man" -l log.format -d 'Output format of log messages (always to stderr)' -r -f -a "logfmt\t'`key=value` pairs, one event per line'
 json\t'One JSON object per line'"
+complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand man" -l demo -d 'Start an embedded simulated NCP gateway with demo clusters and credentials, and export from it. Ignores --config.file. No NCP account needed. With `check` or `restart`: against the demo\'s gateway, started in the same process'
 complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand man" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand help; and not __fish_seen_subcommand_from check completions man help" -f -a "check" -d 'Precheck clusters from the config NOW and answer go / no-go (for maintenance pipelines).'
-complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand help; and not __fish_seen_subcommand_from check completions man help" -f -a "completions" -d 'Print a shell completion script on stdout (bash, zsh, fish, elvish, powershell)'
-complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand help; and not __fish_seen_subcommand_from check completions man help" -f -a "man" -d 'Print a man page (roff) on stdout: `cdss-precheck-exporter man | man -l -`'
-complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand help; and not __fish_seen_subcommand_from check completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand help; and not __fish_seen_subcommand_from check restart completions man help" -f -a "check" -d 'Precheck clusters from the config NOW and answer go / no-go (for maintenance pipelines).'
+complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand help; and not __fish_seen_subcommand_from check restart completions man help" -f -a "restart" -d 'Restart a cluster\'s nodes one at a time, only when its precheck says ready; then watch.'
+complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand help; and not __fish_seen_subcommand_from check restart completions man help" -f -a "completions" -d 'Print a shell completion script on stdout (bash, zsh, fish, elvish, powershell)'
+complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand help; and not __fish_seen_subcommand_from check restart completions man help" -f -a "man" -d 'Print a man page (roff) on stdout: `cdss-precheck-exporter man | man -l -`'
+complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand help; and not __fish_seen_subcommand_from check restart completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
