@@ -35,7 +35,7 @@ pub async fn main(cli: Cli) -> ExitCode {
         return code;
     }
     if let Some(Command::Check(args)) = &cli.command {
-        return ExitCode::from(crate::check::main(&cli.config_file, args).await);
+        return ExitCode::from(crate::check::main(&cli.config_file, cli.demo, args).await);
     }
     if let Some(Command::Restart(args)) = &cli.command {
         return ExitCode::from(crate::restart::main(&cli.config_file, cli.demo, args).await);

@@ -18,7 +18,6 @@ use tokio::time::Instant;
 
 use crate::cli::CheckArgs;
 use crate::config::Config;
-use crate::credentials::Lookup;
 use crate::gate::DiagnosisView;
 use crate::model::Cluster;
 use crate::ncp::client::Clients;
@@ -168,12 +167,11 @@ impl Report {
 /// Runs `check` and returns its exit code: every failure to even ask is 2; Ctrl-C is 130,
 /// SIGTERM 143. The report goes to stdout; with `--json`, stdout holds a report document
 /// whatever happens (with `error` set when nothing could be asked).
-pub(crate) async fn main(config_file: &Path, args: &CheckArgs) -> u8 {
+pub(crate) async fn main(config_file: &Path, demo: bool, args: &CheckArgs) -> u8 {
     let asked = async {
-        // The clients hold the keyring (and so keep its refreshers running).
-        let (config, _, clients) = crate::reload::load(config_file, &Lookup::from_process())
-            .await
-            .map_err(|e| e.at_start())?;
+        // The clients hold the keyring (and so keep its refreshers running); the demo's gateway
+        // serves while `_sim` is held.
+        let (config, clients, _sim) = crate::reload::load_command(config_file, demo).await?;
         let clusters = select(&config, args, &clients).await?;
         let state = Arc::new(State::new(&clusters));
         let runner = Runner::new(clusters.clone(), clients.clone(), state, config.concurrency);
