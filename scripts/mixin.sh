@@ -15,6 +15,7 @@ fi
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 jsonnet -J dashboards -S -m "$out" dashboards/render.jsonnet >/dev/null
+jsonnet -J dashboards --tla-code dashboard=true dashboards/render.jsonnet > "$out/cdss-precheck.json"
 stale=0
 for pair in alerts.yaml:dashboards/alerts.yaml \
             cdss-precheck.json:dashboards/cdss-precheck.json \
