@@ -300,7 +300,7 @@ local columnOverride(name, properties) = {
     row('Discovery and diagnosis', 61),
     stat(
       'Discovered clusters',
-      'cdss_discovery_clusters: clusters each region\'s discovery found on its last successful getClusterInfoList listing; no series for a region that has not listed successfully yet (see Discovery failures). Empty unless the exporter has `discovery:` blocks (--demo has one, for KR).',
+      "cdss_discovery_clusters: clusters each region's discovery found on its last successful getClusterInfoList listing; no series for a region that has not listed successfully yet (see Discovery failures). Empty unless the exporter has `discovery:` blocks (--demo has one, for KR).",
       [0, 62, 8, 5],
       'none',
       [target('cdss_discovery_clusters{%s}' % byRegion, '{{instance}} {{region}}')],

@@ -13,25 +13,27 @@ function(config={}, dashboard=false)
   // YAML for the rules: keys plain (ours need no quotes), short strings JSON-quoted, multi-line
   // and long ones as `|` / `|-` blocks, arrays indented under their key.
   local block(s) = std.length(s) > 40;
-  local value(v, ind) =
-    if std.isObject(v) then (if std.length(v) == 0 then ' {}' else '\n' + fields(v, ind + '  '))
-    else if std.isArray(v) then (if std.length(v) == 0 then ' []' else '\n' + items(v, ind + '  '))
-    else if std.isString(v) && block(v) && v[0] != ' ' then
-      local chomp = std.endsWith(v, '\n');
-      ' |' + (if chomp then '' else '-') + '\n' + std.join('\n', [
-        if line == '' then '' else ind + '  ' + line
-        for line in std.split(if chomp then std.substr(v, 0, std.length(v) - 1) else v, '\n')
-      ])
-    else ' ' + std.manifestJson(v),
-  fields(o, ind) = std.join('\n', [ind + k + ':' + value(o[k], ind) for k in std.objectFields(o)]),
-  items(a, ind) = std.join('\n', [
-    if std.isObject(e) && std.length(e) > 0 then
-      local f = fields(e, ind + '  ');
-      ind + '- ' + std.substr(f, std.length(ind) + 2, std.length(f))
-    else ind + '-' + value(e, ind)
-    for e in a
-  ]);
-  local yaml(v) = fields(v, '') + '\n';
+  local emit = {
+    value(v, ind)::
+      if std.isObject(v) then (if std.length(v) == 0 then ' {}' else '\n' + self.fields(v, ind + '  '))
+      else if std.isArray(v) then (if std.length(v) == 0 then ' []' else '\n' + self.items(v, ind + '  '))
+      else if std.isString(v) && block(v) && v[0] != ' ' then
+        local chomp = std.endsWith(v, '\n');
+        ' |' + (if chomp then '' else '-') + '\n' + std.join('\n', [
+          if line == '' then '' else ind + '  ' + line
+          for line in std.split(if chomp then std.substr(v, 0, std.length(v) - 1) else v, '\n')
+        ])
+      else ' ' + std.manifestJson(v),
+    fields(o, ind):: std.join('\n', [ind + k + ':' + self.value(o[k], ind) for k in std.objectFields(o)]),
+    items(a, ind):: std.join('\n', [
+      if std.isObject(e) && std.length(e) > 0 then
+        local f = self.fields(e, ind + '  ');
+        ind + '- ' + std.substr(f, std.length(ind) + 2, std.length(f))
+      else ind + '-' + self.value(e, ind)
+      for e in a
+    ]),
+  };
+  local yaml(v) = emit.fields(v, '') + '\n';
 
   local generated = 'GENERATED from the mixin in dashboards/ (*.libsonnet) by scripts/mixin.sh: do not edit.';
   if dashboard then mixin.grafanaDashboards['cdss-precheck.json'] else {
