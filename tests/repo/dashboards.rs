@@ -1,16 +1,23 @@
-//! The Grafana dashboard, the alert rules and the files generated from them, checked without a
-//! running server: promtool's own rule checks and unit tests, the structure the README promises
-//! (every panel on `${datasource}` with a unit and a description, every alert with severity,
-//! summary, description and a runbook that exists). `tests/repo/prometheus.rs` runs the queries
-//! against a real Prometheus; `tests/repo/deploy.rs` checks the deployment files.
+//! The mixin (`dashboards/*.libsonnet`), the alert rules and the dashboard rendered from it,
+//! checked without a running server: the committed files are what the mixin renders, promtool's
+//! own rule checks and unit tests (also on the mixin rendered for another job name), the
+//! structure the README promises (every panel on `${datasource}` with a unit and a description,
+//! every alert with severity, summary, description and an absolute runbook_url to a README
+//! section that exists). `tests/repo/prometheus.rs` runs the queries against a real Prometheus;
+//! `tests/repo/deploy.rs` checks the deployment files.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::process::Command;
 
 use crate::support::{
-    alert_rules, dashboard, dashboard_queries, panels, parse_label_values, repo_path, substitute,
-    tool, variable_queries, yaml,
+    alert_rules, dashboard, dashboard_queries, panels, parse_label_values, render_mixin, repo_path,
+    substitute, tool, variable_queries, yaml,
 };
+
+/// The runbook URL pattern of the mixin's default `_config`, up to the anchor.
+const RUNBOOKS: &str =
+    "https://github.com/cdss-precheck-exporter/cdss-precheck-exporter/blob/main/README.md#";
 use serde_json::Value;
 
 fn run(cmd: &mut Command) -> (bool, String) {
@@ -33,8 +40,8 @@ fn promtool_check_rules_accepts_every_rule() {
     assert!(ok, "promtool check rules failed:\n{out}");
     let n = alert_rules().len();
     assert_eq!(
-        n, 8,
-        "alerts.yaml should hold the eight alerts of the README"
+        n, 9,
+        "alerts.yaml should hold the nine alerts of the README"
     );
     assert!(out.contains(&format!("SUCCESS: {n} rules found")), "{out}");
 }
@@ -63,7 +70,7 @@ fn every_alert_has_a_firing_and_a_quiet_unit_test() {
             } else {
                 for a in case["exp_alerts"].as_array().into_iter().flatten() {
                     let annotations = &a["exp_annotations"];
-                    for key in ["summary", "description", "runbook"] {
+                    for key in ["summary", "description", "runbook_url"] {
                         assert!(
                             annotations[key].is_string(),
                             "{name}: a firing case without {key}"
@@ -133,10 +140,10 @@ fn every_alert_has_severity_summary_description_and_a_runbook_in_the_readme() {
         );
         let description = a["description"].as_str().unwrap_or_default();
         assert!(!description.is_empty(), "{name}: description");
-        let runbook = a["runbook"].as_str().unwrap_or_default();
+        let runbook = a["runbook_url"].as_str().unwrap_or_default();
         let anchor = runbook
-            .strip_prefix("README.md#")
-            .unwrap_or_else(|| panic!("{name}: runbook {runbook:?} is not README.md#anchor"));
+            .strip_prefix(RUNBOOKS)
+            .unwrap_or_else(|| panic!("{name}: runbook_url {runbook:?} is not {RUNBOOKS}anchor"));
         assert!(
             anchors.contains(anchor),
             "{name}: runbook anchor #{anchor} is not a README heading"
@@ -147,6 +154,101 @@ fn every_alert_has_severity_summary_description_and_a_runbook_in_the_readme() {
             "{name}: runbook section named after the alert"
         );
     }
+}
+
+/// `dashboards/alerts.yaml`, `dashboards/cdss-precheck.json` and
+/// `deploy/kubernetes/prometheusrule.yaml` are what `scripts/mixin.sh` renders, byte for byte.
+#[test]
+fn committed_files_are_what_the_mixin_renders() {
+    let dir = tempfile::tempdir().unwrap();
+    render_mixin("{}", dir.path());
+    for (name, committed) in [
+        ("alerts.yaml", "dashboards/alerts.yaml"),
+        ("cdss-precheck.json", "dashboards/cdss-precheck.json"),
+        (
+            "prometheusrule.yaml",
+            "deploy/kubernetes/prometheusrule.yaml",
+        ),
+    ] {
+        let rendered = std::fs::read(dir.path().join(name)).unwrap();
+        let file = std::fs::read(repo_path(committed)).unwrap();
+        assert!(
+            rendered == file,
+            "{committed} is not what the mixin renders: run `bash scripts/mixin.sh`"
+        );
+    }
+}
+
+/// The promtool tests rewritten for another job name and runbook location: every series and
+/// expected label `job="cdss-precheck"` becomes `job="kafka-precheck"`, every runbook URL the
+/// wiki's. Returns the text and how many places changed.
+fn tests_for_another_job() -> (String, usize) {
+    let text = std::fs::read_to_string(repo_path("dashboards/alerts.test.yaml")).unwrap();
+    let mut changed = 0;
+    let mut out = text;
+    for (from, to) in [
+        (r#"job="cdss-precheck""#, r#"job="kafka-precheck""#),
+        (r#"job=\"cdss-precheck\""#, r#"job=\"kafka-precheck\""#),
+        ("job: cdss-precheck", "job: kafka-precheck"),
+        (RUNBOOKS, "https://wiki.example.com/runbooks/cdss#"),
+    ] {
+        changed += out.matches(from).count();
+        out = out.replace(from, to);
+    }
+    (out, changed)
+}
+
+fn promtool_test(dir: &Path, tests: &str) -> (bool, String) {
+    std::fs::write(dir.join("alerts.test.yaml"), tests).unwrap();
+    run(Command::new(tool("promtool"))
+        .args(["test", "rules"])
+        .arg(dir.join("alerts.test.yaml")))
+}
+
+/// The mixin rendered with another `_config` (job name and runbook location) passes the same
+/// promtool tests with that job's series; the default rules do not (they select another job).
+#[test]
+fn the_mixin_rendered_for_another_job_passes_the_promtool_tests_for_that_job() {
+    let (tests, changed) = tests_for_another_job();
+    assert!(changed > 100, "only {changed} places name the job");
+    let old_job = [
+        r#"job="cdss-precheck""#,
+        r#"job=\"cdss-precheck\""#,
+        "job: cdss-precheck",
+    ];
+    assert!(
+        old_job.iter().all(|j| !tests.contains(j)),
+        "a job name left: {tests}"
+    );
+
+    let custom = tempfile::tempdir().unwrap();
+    render_mixin(
+        r#"{selector: 'job="kafka-precheck"', runbookURLPattern: 'https://wiki.example.com/runbooks/cdss#%s'}"#,
+        custom.path(),
+    );
+    let rules = std::fs::read_to_string(custom.path().join("alerts.yaml")).unwrap();
+    assert!(old_job.iter().all(|j| !rules.contains(j)), "{rules}");
+    let (ok, out) = promtool_test(custom.path(), &tests);
+    assert!(ok, "promtool test rules, job kafka-precheck:\n{out}");
+    let dashboard = std::fs::read_to_string(custom.path().join("cdss-precheck.json")).unwrap();
+    assert!(
+        dashboard
+            .contains(r#"label_values(cdss_exporter_build_info{job=\"kafka-precheck\"}, job)"#),
+        "the job variable selects the configured job"
+    );
+
+    // The rules as committed, for job cdss-precheck, against the other job's series.
+    let default = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        repo_path("dashboards/alerts.yaml"),
+        default.path().join("alerts.yaml"),
+    )
+    .unwrap();
+    let (ok, out) = promtool_test(default.path(), &tests);
+    assert!(
+        !ok && out.contains("CdssPrecheckNotReady"),
+        "the default rules should not see job kafka-precheck:\n{out}"
+    );
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! The deployment files under `deploy/` agree with each other and with the exporter: the
 //! Kubernetes objects point at each other by the right names and ports, the ConfigMap holds a
 //! config the exporter accepts with keys where the Secret is mounted, the PrometheusRule is
-//! generated from `dashboards/alerts.yaml`, the image runs as non-root, and the systemd unit
+//! rendered from the mixin with `dashboards/alerts.yaml`, the image runs as non-root, and the systemd unit
 //! hands over the credentials the way its comment tells the config to read them.
 //! Schema validation (kubernetes-validate, the prometheus-operator CRD schemas, hadolint,
 //! systemd-analyze) is `scripts/validate.sh`, which CI runs.
@@ -19,24 +19,10 @@ fn text(rel: &str) -> String {
     std::fs::read_to_string(repo_path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
-/// deploy/kubernetes/prometheusrule.yaml is what the script makes of alerts.yaml, byte for byte,
-/// and its spec is alerts.yaml.
+/// deploy/kubernetes/prometheusrule.yaml carries the rules of alerts.yaml as its spec (both are
+/// rendered from the mixin; `dashboards::committed_files_are_what_the_mixin_renders` checks that).
 #[test]
-fn prometheusrule_is_generated_from_alerts_yaml() {
-    let out = Command::new("bash")
-        .arg(repo_path("deploy/kubernetes/gen-prometheusrule.sh"))
-        .output()
-        .expect("bash");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.stdout == text("deploy/kubernetes/prometheusrule.yaml").as_bytes(),
-        "deploy/kubernetes/prometheusrule.yaml is out of date: run \
-         `bash deploy/kubernetes/gen-prometheusrule.sh > deploy/kubernetes/prometheusrule.yaml`"
-    );
+fn prometheusrule_holds_the_rules_of_alerts_yaml() {
     let rule = yaml("deploy/kubernetes/prometheusrule.yaml");
     assert_eq!(rule["apiVersion"], "monitoring.coreos.com/v1");
     assert_eq!(rule["kind"], "PrometheusRule");

@@ -3,7 +3,8 @@
 //! Two exporters run the library entry point against the demo's simulated gateway: one with the
 //! demo credentials, one with a wrong secret key (so the auth alert has something to see). A
 //! third target is a closed port (so the exporter-down alert does). A real `prometheus` process
-//! scrapes all three every second and evaluates `dashboards/alerts.yaml` itself, unmodified: all
+//! scrapes all three every second and evaluates `dashboards/alerts.yaml` (as the mixin renders
+//! it) itself, unmodified: all
 //! on 127.0.0.1, random ports, a temporary data directory. The test then runs every dashboard
 //! query (variables substituted as Grafana would) and every alert expression through the HTTP
 //! query API, and reads `/api/v1/alerts`. `promtool check metrics` lints a live scrape.
@@ -34,6 +35,9 @@ use tokio::task::JoinHandle;
 const JOB: &str = "cdss-precheck";
 /// How long the test waits for Prometheus to see what it expects.
 const PATIENCE: Duration = Duration::from_secs(90);
+/// Panels that show only clusters NCP is changing at the moment of the query: their queries must
+/// be valid, but the demo's clusters may all be still then.
+const ONLY_WHILE_CHANGING: &[&str] = &["Clusters changing now"];
 
 /// One exporter, run through the library entry point on 127.0.0.1:0.
 struct Exporter {
@@ -543,10 +547,24 @@ async fn dashboard_queries_and_alert_rules_work_against_a_real_prometheus() {
     );
     let all = variables(&job_all, ".*", ".*");
     let picked = variables(JOB, "(KR|SGN)", "(payments-kafka|search-kafka)");
+    // An exporter without cdss_cluster_changing (issue 24 adds it) leaves the maintenance
+    // panels empty: then their queries are only checked to be valid.
+    let exports_changing = exposition.contains("\ncdss_cluster_changing{");
+    if !exports_changing {
+        eprintln!("the exporter has no cdss_cluster_changing: maintenance panels only parsed");
+    }
     for (selection, values) in [("All", &all), ("picked", &picked)] {
         for (title, expr) in &queries {
             let q = substitute(expr, values);
             let what = format!("panel {title:?} ({selection})");
+            if ONLY_WHILE_CHANGING.contains(&title.as_str())
+                || (!exports_changing && expr.contains("cdss_cluster_changing"))
+            {
+                prom.query(&http, &q)
+                    .await
+                    .unwrap_or_else(|e| panic!("{what}: invalid query {q}: {e}"));
+                continue;
+            }
             eventually(&prom, &http, &q, &what, |r| !r.is_empty()).await;
             let range = prom
                 .query_range(&http, &q, Duration::from_secs(30))
@@ -792,8 +810,12 @@ async fn dashboard_queries_and_alert_rules_work_against_a_real_prometheus() {
             "only the dead target is down: {a:#?}"
         );
         assert_ne!(a.name, "CdssExporterConfigReloadFailed", "{a:#?}");
-        let runbook = a.annotations.get("runbook").map_or("", String::as_str);
-        assert_eq!(runbook, format!("README.md#{}", a.name.to_lowercase()));
+        let runbook = a.annotations.get("runbook_url").map_or("", String::as_str);
+        assert!(
+            runbook.starts_with("https://")
+                && runbook.ends_with(&format!("/README.md#{}", a.name.to_lowercase())),
+            "{a:#?}"
+        );
         // `for:` of 5m and more: still pending here. The stale alert has no `for:`.
         let want = if a.name == "CdssPrecheckStale" {
             "firing"

@@ -1,8 +1,10 @@
-//! Shared by the dashboard and Prometheus tests: finding the real Prometheus tools, reading the
-//! files under `dashboards/`, and turning dashboard queries into plain PromQL the way Grafana does.
+//! Shared by the dashboard and Prometheus tests: finding the real tools (Prometheus, promtool,
+//! jsonnet), rendering the mixin, reading the files under `dashboards/`, and turning dashboard
+//! queries into plain PromQL the way Grafana does.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use serde_json::Value;
 
@@ -11,7 +13,7 @@ pub fn repo_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
-/// The path of a Prometheus tool (`promtool`, `prometheus`) on `PATH`. Missing tools fail the
+/// The path of a tool (`promtool`, `prometheus`, `jsonnet`) on `PATH`. Missing tools fail the
 /// test: CI installs them (`.ci/run`), and a test that silently passes without them proves nothing.
 pub fn tool(name: &str) -> PathBuf {
     let found = std::env::var_os("PATH").and_then(|paths| {
@@ -22,12 +24,42 @@ pub fn tool(name: &str) -> PathBuf {
     match found {
         Some(p) => p,
         None => panic!(
-            "`{name}` is not installed, and this test needs the real Prometheus tools: \
-             install Debian's prometheus package (`apt-get update && apt-get install -y \
-             prometheus`), as .ci/run does (CI={:?})",
+            "`{name}` is not installed, and this test needs the real tool: install Debian's \
+             {} package (`apt-get update && apt-get install -y {0}`), as .ci/run does (CI={:?})",
+            if name == "jsonnet" {
+                "jsonnet"
+            } else {
+                "prometheus"
+            },
             std::env::var("CI").unwrap_or_default()
         ),
     }
+}
+
+/// Renders the mixin (`dashboards/render.jsonnet`) into `dir` as `scripts/mixin.sh` does, with
+/// `config` (jsonnet, e.g. `{selector: 'job="x"'}`) over its `_config`: `alerts.yaml`,
+/// `cdss-precheck.json` and `prometheusrule.yaml`.
+pub fn render_mixin(config: &str, dir: &Path) {
+    let jsonnet = |extra: &[&str]| {
+        let out = Command::new(tool("jsonnet"))
+            .current_dir(repo_path(""))
+            .args(["-J", "dashboards", "--tla-code"])
+            .arg(format!("config={config}"))
+            .args(extra)
+            .arg("dashboards/render.jsonnet")
+            .output()
+            .expect("jsonnet");
+        assert!(
+            out.status.success(),
+            "jsonnet could not render the mixin with {config}:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let dir_arg = dir.to_string_lossy().into_owned();
+    jsonnet(&["-S", "-m", &dir_arg]);
+    let dashboard = jsonnet(&["--tla-code", "dashboard=true"]);
+    std::fs::write(dir.join("cdss-precheck.json"), dashboard).unwrap();
 }
 
 /// A YAML file of the repository as JSON values.
