@@ -62,8 +62,8 @@ pub(crate) async fn main(config_file: &Path, demo: bool, args: &RestartArgs) -> 
             code
         }
     };
-    eprintln!("restart: {}", report.message);
     if args.json {
+        eprintln!("restart: {}", report.message);
         match serde_json::to_string_pretty(&report) {
             Ok(json) => println!("{json}"),
             Err(e) => eprintln!("error: cannot write the report: {e}"),
