@@ -37,6 +37,9 @@ pub async fn main(cli: Cli) -> ExitCode {
     if let Some(Command::Check(args)) = &cli.command {
         return ExitCode::from(crate::check::main(&cli.config_file, args).await);
     }
+    if let Some(Command::Healthcheck(args)) = &cli.command {
+        return crate::healthcheck::main(args).await;
+    }
     match serve(&cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err((code, e)) => {
