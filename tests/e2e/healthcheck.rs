@@ -49,7 +49,7 @@ fn plain_http_healthy_then_unhealthy_once_stopped() {
     assert!(
         stderr.starts_with(&format!(
             "unhealthy: http://127.0.0.1:{}/-/healthy: ",
-            port(&every_interface[1..])
+            port(&every_interface)
         )) && stderr.contains("[::1]")
             && stderr.contains("onnect"),
         "both loopback addresses were tried: {stderr}"
