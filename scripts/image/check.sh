@@ -9,7 +9,8 @@
 #     request stays on that loopback), prechecks with those keys.
 # The bases: BUILDER_IMAGE and RUNTIME_IMAGE if set (e.g. the Dockerfile's defaults, where docker.io
 # and gcr.io can be reached), else made here from Debian's packages (scripts/image/bases.sh) and
-# the build runs without a network. Ports are published on 127.0.0.1 only.
+# the build runs without a network (KEEP_BASES=1: reuse bases made earlier). Ports are published
+# on 127.0.0.1 only.
 # Needs podman (root), runc, mmdebstrap, curl and cargo. Usage: bash scripts/image/check.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -35,7 +36,13 @@ fi
 echo "--- $(podman --version), $(buildah --version | cut -d' ' -f1-3), $(mmdebstrap --version), $(runc --version | head -1)"
 
 network=()
-if [ -z "${BUILDER_IMAGE:-}" ] || [ -z "${RUNTIME_IMAGE:-}" ]; then
+if [ -n "${KEEP_BASES:-}" ] && [ -z "${BUILDER_IMAGE:-}${RUNTIME_IMAGE:-}" ] &&
+    podman image exists localhost/cdss-builder-base:bookworm &&
+    podman image exists localhost/cdss-runtime-base:bookworm; then
+    # Bases made earlier on this machine (for repeated local runs; CI makes them afresh).
+    BUILDER_IMAGE=localhost/cdss-builder-base:bookworm RUNTIME_IMAGE=localhost/cdss-runtime-base:bookworm
+    network=(--network none)
+elif [ -z "${BUILDER_IMAGE:-}" ] || [ -z "${RUNTIME_IMAGE:-}" ]; then
     start=$SECONDS
     while IFS='=' read -r name value; do
         case "$name" in BUILDER_IMAGE | RUNTIME_IMAGE) printf -v "$name" '%s' "$value" ;; esac
@@ -86,12 +93,17 @@ size=$(podman image inspect --format '{{.Size}}' "$IMAGE")
 [ "$size" -le $((MAX_MB * 1000 * 1000)) ] || fail "the image is $((size / 1000000)) MB, over $MAX_MB MB"
 ok "size $(awk -v s="$size" 'BEGIN { printf "%.1f MB", s / 1e6 }') (limit $MAX_MB MB)"
 
-# Runs a container detached, its name prefixed; never reaches a metadata API.
+# Runs a container detached, its name prefixed; never reaches a metadata API. podman's messages
+# go to a file, shown if it fails: without systemd it logs that it cannot schedule the
+# HEALTHCHECK's timer (`podman healthcheck run` below runs it on demand).
 run() {
     local name=$1
     shift
-    podman run --detach --name "$PREFIX-$name" -e NCLOUD_METADATA_API_ENDPOINT=http://127.0.0.1:9 "$@" >/dev/null
+    podman run --detach --name "$PREFIX-$name" -e NCLOUD_METADATA_API_ENDPOINT=http://127.0.0.1:9 \
+        "$@" >/dev/null 2>"$work/podman-$name.log" || { cat "$work/podman-$name.log" >&2; fail "podman run ($name)"; }
 }
+# `podman healthcheck run` (its exit code), the same messages kept aside.
+healthcheck() { podman healthcheck run "$PREFIX-$1" >/dev/null 2>>"$work/podman-$1.log"; }
 # Polls http://ADDR/metrics until it has the line $2, for 30 s.
 metrics_until() {
     local i
@@ -115,21 +127,23 @@ gids=$(awk '/^Gid:/ { print $2, $3, $4, $5 }' "/proc/$pid/status")
 [ "$uids" = "65532 65532 65532 65532" ] && [ "$gids" = "65532 65532 65532 65532" ] ||
     fail "the exporter runs as uid $uids, gid $gids"
 ok "runs as uid and gid 65532"
-podman healthcheck run "$PREFIX-demo" >/dev/null || fail "podman healthcheck run: unhealthy"
+healthcheck demo || fail "podman healthcheck run: unhealthy"
 ok "podman healthcheck run: healthy"
 
 echo "--- HEALTHCHECK when the exporter is not where it looks"
 # The exporter listens on 9788 (flag); the probe reads the variable, 9787.
 run unhealthy -e CDSS_WEB_LISTEN_ADDRESS=:9787 "$IMAGE" --demo --web.listen-address=:9788
 sleep 1
-if out=$(podman healthcheck run "$PREFIX-unhealthy" 2>&1); then fail "healthy, yet nothing listens on 9787: $out"; fi
-ok "podman healthcheck run: unhealthy ($out)"
-podman rm --force --time 0 "$PREFIX-unhealthy" >/dev/null
+if healthcheck unhealthy; then fail "healthy, yet nothing listens on 9787"; fi
+why=$(podman inspect --format '{{range .State.Health.Log}}{{.Output}}{{end}}' "$PREFIX-unhealthy")
+[[ "$why" == "unhealthy: http://127.0.0.1:9787/-/healthy: "* ]] || fail "the probe's reason: '$why'"
+ok "podman healthcheck run: unhealthy; the probe said: ${why%%;*}"
+podman rm --force --time 0 "$PREFIX-unhealthy" >/dev/null 2>&1
 
 echo "--- SIGTERM"
 start=$(date +%s.%N)
 podman kill --signal TERM "$PREFIX-demo" >/dev/null
-code=$(timeout 15 podman wait "$PREFIX-demo") || fail "still running 15 s after SIGTERM"
+code=$(timeout 15 podman wait "$PREFIX-demo" 2>>"$work/podman-demo.log") || fail "still running 15 s after SIGTERM"
 took=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 [ "$code" = 0 ] || fail "exit code $code after SIGTERM"
 awk -v t="$took" 'BEGIN { exit !(t <= 10) }' || fail "took $took s to stop"
@@ -170,7 +184,7 @@ run ro --read-only --network "container:$PREFIX-sim" \
 addr=$(podman port "$PREFIX-sim" 9787/tcp | head -1)
 metrics_until "$addr" 'cdss_precheck_ok{cluster="orders",region="KR"} 1'
 [ "$(podman inspect --format '{{.HostConfig.ReadonlyRootfs}}' "$PREFIX-ro")" = true ] || fail "not read-only"
-podman healthcheck run "$PREFIX-ro" >/dev/null || fail "podman healthcheck run: unhealthy"
+healthcheck ro || fail "podman healthcheck run: unhealthy"
 podman logs "$PREFIX-ro" 2>&1 | grep -qF "$secret_key" && fail "the secret key is in the logs"
 ok "read-only, config and keys mounted read-only: orders prechecked ready through cdss-sim"
 echo "image check: all passed"
