@@ -73,7 +73,7 @@ HOOK
 echo "--- runtime base: $RUNTIME_TAG" >&2
 mmdebstrap --quiet --mode=root --variant=extract --format=tar \
     --include="${KEEP// /,}" --skip=cleanup/apt/cache \
-    --extract-hook="sh $work/runtime-hook.sh \"\$1\" '$KEEP'" \
+    --extract-hook="sh '$work/runtime-hook.sh' \"\$1\" '$KEEP'" \
     bookworm - "${MIRRORS[@]}" |
     mmtarfilter --path-exclude='/etc/apt/*' --path-exclude='/var/cache/apt/*' \
         --path-exclude='/var/lib/apt/*' --path-exclude=/var/lib/dpkg/status \
@@ -96,12 +96,22 @@ replace-with = "vendored-sources"
 [source.vendored-sources]
 directory = "/usr/local/cargo/vendor"
 TOML
+# mmdebstrap's customize hook ($1: the root): the toolchain, the crates, and no documentation.
+cat > "$work/builder-hook.sh" <<'HOOK'
+#!/bin/sh
+set -eu
+root=$1; sysroot=$2; host=$3; work=$4
+cp -a "$sysroot/bin/cargo" "$sysroot/bin/rustc" "$root/usr/local/bin/"
+mkdir -p "$root/usr/local/lib/rustlib" "$root/usr/local/cargo"
+cp -a "$sysroot"/lib/*.so* "$root/usr/local/lib/"
+cp -a "$sysroot/lib/rustlib/$host" "$root/usr/local/lib/rustlib/"
+cp -a "$work/vendor" "$root/usr/local/cargo/vendor"
+cp "$work/cargo-config.toml" "$root/usr/local/cargo/config.toml"
+rm -rf "$root"/usr/share/doc/* "$root/usr/share/man" "$root/usr/share/locale"
+HOOK
 mmdebstrap --quiet --mode=root --variant=minbase --format=tar \
     --include=gcc,make,libc6-dev,ca-certificates \
-    --customize-hook="mkdir -p \"\$1/usr/local/cargo\" && cp -a '$work/vendor' \"\$1/usr/local/cargo/vendor\" && cp '$work/cargo-config.toml' \"\$1/usr/local/cargo/config.toml\"" \
-    --customize-hook="cp -a '$sysroot/bin/cargo' '$sysroot/bin/rustc' \"\$1/usr/local/bin/\"" \
-    --customize-hook="mkdir -p \"\$1/usr/local/lib/rustlib\" && cp -a '$sysroot'/lib/*.so* \"\$1/usr/local/lib/\" && cp -a '$sysroot/lib/rustlib/$host' \"\$1/usr/local/lib/rustlib/\"" \
-    --customize-hook='rm -rf "$1"/usr/share/doc/* "$1"/usr/share/man "$1"/usr/share/locale' \
+    --customize-hook="sh '$work/builder-hook.sh' \"\$1\" '$sysroot' '$host' '$work'" \
     bookworm "$work/builder.tar" "${MIRRORS[@]}"
 podman import --quiet \
     --change 'ENV PATH=/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \

@@ -106,8 +106,8 @@ run() {
 healthcheck() { podman healthcheck run "$PREFIX-$1" >/dev/null 2>>"$work/podman-$1.log"; }
 # Polls http://ADDR/metrics until it has the line $2, for 30 s.
 metrics_until() {
-    local i
-    for i in $(seq 150); do
+    local _
+    for _ in $(seq 150); do
         if curl -fsS --max-time 2 "http://$1/metrics" 2>/dev/null | grep -qxF "$2"; then return 0; fi
         sleep 0.2
     done
