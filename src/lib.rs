@@ -16,7 +16,8 @@
 //!    means, decided once.
 //! 6. [`state`]: the latest results. [`exposition`]: `/metrics` text (no I/O); [`gate`]: the
 //!    go / no-go answer (pure); [`server`]: the HTTP endpoints; [`web`]: TLS and basic auth.
-//! 7. [`check`]: the `check` command; [`healthcheck`]: the image's probe of `/-/healthy`. [`sim`], [`demo`]: the simulated NCP gateway.
+//! 7. [`check`]: the `check` command; [`healthcheck`]: the image's probe of `/-/healthy`.
+//!    [`sim`], [`demo`]: the simulated NCP gateway.
 //!
 //! At the bottom, spoken by all: [`model`] (names, the `Cluster` record) and `ncp::region`;
 //! `error_text` puts an error and its sources on one line for every HTTP client.
