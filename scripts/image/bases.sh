@@ -30,6 +30,18 @@ KEEP="libc6 libgcc-s1 ca-certificates tzdata base-files netbase"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
+# `podman import TAR TAG` with the --change options after them; the image TAG named before is
+# removed (it would be left dangling).
+import_as() {
+    local tar=$1 tag=$2 previous
+    shift 2
+    previous=$(podman image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)
+    podman import --quiet "$@" "$tar" "$tag" >/dev/null
+    if [ -n "$previous" ] && [ "$previous" != "$(podman image inspect --format '{{.Id}}' "$tag")" ]; then
+        podman rmi "$previous" >/dev/null 2>&1 || true
+    fi
+}
+
 # mmdebstrap's extract hook ($1: the root; the downloaded .debs are still in its apt cache).
 cat > "$work/runtime-hook.sh" <<'HOOK'
 #!/bin/sh
@@ -78,11 +90,10 @@ mmdebstrap --quiet --mode=root --variant=extract --format=tar \
     mmtarfilter --path-exclude='/etc/apt/*' --path-exclude='/var/cache/apt/*' \
         --path-exclude='/var/lib/apt/*' --path-exclude=/var/lib/dpkg/status \
         --path-exclude=/usr/sbin/update-ca-certificates > "$work/runtime.tar"
-podman import --quiet \
+import_as "$work/runtime.tar" "$RUNTIME_TAG" \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt' \
-    --change 'USER 65532:65532' --change 'WORKDIR /home/nonroot' \
-    "$work/runtime.tar" "$RUNTIME_TAG" >/dev/null
+    --change 'USER 65532:65532' --change 'WORKDIR /home/nonroot'
 
 echo "--- builder base: $BUILDER_TAG" >&2
 sysroot=$(rustc --print sysroot)
@@ -113,9 +124,8 @@ mmdebstrap --quiet --mode=root --variant=minbase --format=tar \
     --include=gcc,make,libc6-dev,ca-certificates \
     --customize-hook="sh '$work/builder-hook.sh' \"\$1\" '$sysroot' '$host' '$work'" \
     bookworm "$work/builder.tar" "${MIRRORS[@]}"
-podman import --quiet \
+import_as "$work/builder.tar" "$BUILDER_TAG" \
     --change 'ENV PATH=/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    --change 'ENV CARGO_HOME=/usr/local/cargo' \
-    "$work/builder.tar" "$BUILDER_TAG" >/dev/null
+    --change 'ENV CARGO_HOME=/usr/local/cargo'
 
 printf 'BUILDER_IMAGE=%s\nRUNTIME_IMAGE=%s\n' "$BUILDER_TAG" "$RUNTIME_TAG"

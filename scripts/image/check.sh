@@ -66,11 +66,17 @@ license=$(sed -n 's/^license = "\(.*\)"$/\1/p' Cargo.toml | head -1)
 revision=$(git rev-parse HEAD)
 created=$(git log -1 --format=%cI)
 start=$SECONDS
-podman build --quiet --format docker "${network[@]}" -f deploy/Dockerfile \
+previous=$(podman image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
+# --layers=false: no 1.2 GB build-stage image left behind; cargo's target/ is a cache mount,
+# kept between builds on this machine either way.
+podman build --quiet --layers=false --format docker "${network[@]}" -f deploy/Dockerfile \
     --build-arg BUILDER_IMAGE="$BUILDER_IMAGE" --build-arg RUNTIME_IMAGE="$RUNTIME_IMAGE" \
     --build-arg CDSS_VERSION="$version" --build-arg CDSS_BUILD_REVISION="$revision" \
     --build-arg CDSS_BUILD_CREATED="$created" -t "$IMAGE" . >/dev/null
 echo "built $IMAGE in $((SECONDS - start)) s"
+if [ -n "$previous" ] && [ "$previous" != "$(podman image inspect --format '{{.Id}}' "$IMAGE")" ]; then
+    podman rmi "$previous" >/dev/null 2>&1 || true
+fi
 
 echo "--- the image's configuration"
 label() { podman image inspect --format "{{index .Labels \"org.opencontainers.image.$1\"}}" "$IMAGE"; }
