@@ -40,6 +40,9 @@ pub async fn main(cli: Cli) -> ExitCode {
     if let Some(Command::Restart(args)) = &cli.command {
         return ExitCode::from(crate::restart::main(&cli.config_file, cli.demo, args).await);
     }
+    if let Some(Command::Healthcheck(args)) = &cli.command {
+        return crate::healthcheck::main(args).await;
+    }
     match serve(&cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err((code, e)) => {

@@ -13,6 +13,12 @@ pub const EXIT_FAILURE: u8 = 1;
 /// Default `--web.listen-address`. 9787: in the exporter range 9100–9999 (see README, "Port").
 pub(crate) const DEFAULT_LISTEN_ADDRESS: &str = ":9787";
 
+/// Environment variables for `--web.listen-address` and `--web.config.file`, read by the exporter
+/// and by `healthcheck` alike: in a container, set them instead of the flags and the image's
+/// `HEALTHCHECK` probes what the exporter serves.
+const LISTEN_ADDRESS_ENV: &str = "CDSS_WEB_LISTEN_ADDRESS";
+const WEB_CONFIG_ENV: &str = "CDSS_WEB_CONFIG_FILE";
+
 /// Prometheus exporter for NAVER Cloud CDSS (managed Kafka) rolling-restart prechecks.
 ///
 /// Without a command: runs rollingRestartPreCheck on a schedule for the clusters in --config.file
@@ -44,12 +50,12 @@ pub struct Cli {
     pub auto_reload_interval: Option<Duration>,
 
     /// Address to listen on for /metrics and the other endpoints (":PORT" means every interface).
-    #[arg(long = "web.listen-address", value_name = "ADDR", default_value = DEFAULT_LISTEN_ADDRESS, value_parser = listen_address)]
+    #[arg(long = "web.listen-address", value_name = "ADDR", env = LISTEN_ADDRESS_ENV, default_value = DEFAULT_LISTEN_ADDRESS, value_parser = listen_address)]
     pub listen_address: String,
 
     /// TLS and basic auth for the endpoints, in the Prometheus exporter-toolkit format
     /// (tls_server_config, basic_auth_users). Re-read when it changes. See README.
-    #[arg(long = "web.config.file", value_name = "PATH")]
+    #[arg(long = "web.config.file", value_name = "PATH", env = WEB_CONFIG_ENV)]
     pub web_config_file: Option<PathBuf>,
 
     /// Start an embedded simulated NCP gateway with demo clusters and credentials, and export
@@ -108,6 +114,14 @@ pub enum Command {
     ///   130  interrupted (Ctrl-C); 143 terminated (SIGTERM)
     #[command(verbatim_doc_comment)]
     Restart(RestartArgs),
+    /// Probe this exporter's own /-/healthy over loopback: exit 0 healthy, 1 not (with the reason
+    /// on stderr). For container health checks in an image without a shell.
+    ///
+    /// Give it the exporter's --web.listen-address and --web.config.file (or the same
+    /// environment variables): it speaks plain HTTP or TLS as that file says, without verifying
+    /// the exporter's own certificate. The file holds bcrypt hashes only, so basic auth needs
+    /// --username and --password-file.
+    Healthcheck(HealthcheckArgs),
 
     /// Print a shell completion script on stdout (bash, zsh, fish, elvish, powershell).
     ///
@@ -198,6 +212,36 @@ pub struct RestartArgs {
     /// How long to wait for the restart to show (NCP may start it a little after accepting it).
     #[arg(long = "start-grace", value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "5m")]
     pub start_grace: Duration,
+}
+
+/// `healthcheck` flags.
+#[derive(Debug, Args)]
+pub struct HealthcheckArgs {
+    /// The exporter's --web.listen-address (":PORT" and "0.0.0.0:PORT" are probed on loopback).
+    #[arg(long = "web.listen-address", value_name = "ADDR", env = LISTEN_ADDRESS_ENV, default_value = DEFAULT_LISTEN_ADDRESS, value_parser = listen_address)]
+    pub listen_address: String,
+
+    /// The exporter's --web.config.file: whether to speak TLS, and whether basic auth is needed.
+    #[arg(long = "web.config.file", value_name = "PATH", env = WEB_CONFIG_ENV)]
+    pub web_config_file: Option<PathBuf>,
+
+    /// Basic auth user name (one of the web config's basic_auth_users).
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "CDSS_HEALTHCHECK_USERNAME",
+        requires = "password_file"
+    )]
+    pub username: Option<String>,
+
+    /// File holding that user's password (a trailing line end is ignored).
+    #[arg(
+        long = "password-file",
+        value_name = "PATH",
+        env = "CDSS_HEALTHCHECK_PASSWORD_FILE",
+        requires = "username"
+    )]
+    pub password_file: Option<PathBuf>,
 }
 
 /// Minimum `--every`: polling faster only spends API quota.

@@ -17,7 +17,8 @@
 //! 6. [`state`]: the latest results. [`exposition`]: `/metrics` text (no I/O); [`gate`]: the
 //!    go / no-go answer (pure); [`server`]: the HTTP endpoints; [`web`]: TLS and basic auth.
 //! 7. [`check`]: the `check` command; [`restart`]: the `restart` command, the only sender of a
-//!    mutating call. [`sim`], [`demo`]: the simulated NCP gateway.
+//!    mutating call; [`healthcheck`]: the image's probe of `/-/healthy`. [`sim`], [`demo`]:
+//!    the simulated NCP gateway.
 //!
 //! At the bottom, spoken by all: [`model`] (names, the `Cluster` record) and `ncp::region`;
 //! `error_text` puts an error and its sources on one line for every HTTP client.
@@ -37,6 +38,7 @@ pub(crate) mod discovery;
 pub(crate) mod error_text;
 pub mod exposition;
 pub mod gate;
+pub(crate) mod healthcheck;
 pub(crate) mod inventory;
 pub(crate) mod lock;
 pub mod logging;

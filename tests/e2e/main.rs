@@ -16,6 +16,7 @@ mod examples;
 mod exporter;
 mod faults;
 mod gate;
+mod healthcheck;
 mod hostile;
 mod isolation;
 mod properties;

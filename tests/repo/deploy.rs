@@ -167,19 +167,54 @@ fn kubernetes_objects_point_at_each_other() {
     }
 }
 
+/// The Dockerfile's instructions, continuation lines joined, comments and blank lines left out.
+fn dockerfile_instructions(dockerfile: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut continued = false;
+    for line in dockerfile.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (body, more) = match line.strip_suffix('\\') {
+            Some(body) => (body.trim_end(), true),
+            None => (line, false),
+        };
+        match out.last_mut() {
+            Some(last) if continued => {
+                last.push(' ');
+                last.push_str(body);
+            }
+            _ => out.push(body.to_string()),
+        }
+        continued = more;
+    }
+    out
+}
+
 #[test]
 fn dockerfile_is_multi_stage_and_runs_as_non_root() {
     let dockerfile = text("deploy/Dockerfile");
-    let instructions: Vec<&str> = dockerfile
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .collect();
-    let stages = instructions
+    let instructions = dockerfile_instructions(&dockerfile);
+    let froms: Vec<&String> = instructions
         .iter()
         .filter(|l| l.starts_with("FROM "))
-        .count();
-    assert!(stages >= 2, "multi-stage: {stages} FROM");
+        .collect();
+    // The bases are build arguments (CI passes bases made from Debian's packages), declared
+    // before the first FROM with the registries' images as defaults.
+    assert_eq!(
+        froms,
+        ["FROM ${BUILDER_IMAGE} AS build", "FROM ${RUNTIME_IMAGE}"],
+        "multi-stage, bases from build args"
+    );
+    for (arg, default) in [
+        ("BUILDER_IMAGE", "docker.io/library/rust:"),
+        ("RUNTIME_IMAGE", "gcr.io/distroless/cc-debian12:nonroot"),
+    ] {
+        let declared = instructions[..2]
+            .iter()
+            .any(|l| l.starts_with(&format!("ARG {arg}={default}")));
+        assert!(declared, "ARG {arg}={default}... before the first FROM");
+    }
     let last_stage = instructions
         .iter()
         .rposition(|l| l.starts_with("FROM "))
@@ -198,8 +233,53 @@ fn dockerfile_is_multi_stage_and_runs_as_non_root() {
         .parse()
         .expect("numeric USER");
     assert_ne!(uid, 0, "non-root");
-    assert!(final_stage.contains(&"EXPOSE 9787"));
+    assert!(final_stage.iter().any(|l| l == "EXPOSE 9787"));
     assert!(final_stage.iter().any(|l| l.starts_with("ENTRYPOINT [")));
+    // No shell in the image: the health check is the binary itself, in exec form.
+    let health = final_stage
+        .iter()
+        .find(|l| l.starts_with("HEALTHCHECK "))
+        .expect("a HEALTHCHECK");
+    assert!(
+        health.ends_with(r#"CMD ["/usr/local/bin/cdss-precheck-exporter", "healthcheck"]"#),
+        "{health}"
+    );
+    // The OCI labels, with the version's default the crate's own.
+    let labels = final_stage
+        .iter()
+        .find(|l| l.starts_with("LABEL "))
+        .expect("LABEL");
+    for key in [
+        "title",
+        "description",
+        "version",
+        "revision",
+        "source",
+        "licenses",
+        "created",
+    ] {
+        assert!(
+            labels.contains(&format!("org.opencontainers.image.{key}=")),
+            "label org.opencontainers.image.{key}"
+        );
+    }
+    let cargo = text("Cargo.toml");
+    let field = |key: &str| {
+        cargo
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key} = \"")))
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        final_stage.contains(&format!("ARG CDSS_VERSION={}", field("version"))),
+        "ARG CDSS_VERSION defaults to Cargo.toml's version"
+    );
+    assert!(labels.contains(&format!(
+        "org.opencontainers.image.licenses=\"{}\"",
+        field("license")
+    )));
     // cargo reads every target Cargo.toml declares, so their directories must be in the image
     // build (and not excluded from the context).
     let ignore = text("deploy/Dockerfile.dockerignore");
@@ -208,9 +288,9 @@ fn dockerfile_is_multi_stage_and_runs_as_non_root() {
         ("[[test]]", "tests"),
         ("[[example]]", "examples"),
     ] {
-        if text("Cargo.toml").lines().any(|l| l.trim() == section) {
+        if cargo.lines().any(|l| l.trim() == section) {
             assert!(
-                instructions.contains(&format!("COPY {dir} ./{dir}").as_str()),
+                instructions.contains(&format!("COPY {dir} ./{dir}")),
                 "Cargo.toml declares {section}: the Dockerfile must COPY {dir}"
             );
             assert!(
@@ -224,6 +304,12 @@ fn dockerfile_is_multi_stage_and_runs_as_non_root() {
         !dockerfile.contains("NCLOUD_SECRET_KEY="),
         "no secrets in the image"
     );
+}
+
+#[test]
+fn dockerfile_instructions_join_continuations() {
+    let lines = dockerfile_instructions("# c\nFROM a AS b\n\nRUN x \\\n # note\n && y\nUSER 1\n");
+    assert_eq!(lines, ["FROM a AS b", "RUN x && y", "USER 1"]);
 }
 
 #[test]

@@ -22,6 +22,9 @@ _cdss__precheck__exporter() {
             cdss__precheck__exporter,completions)
                 cmd="cdss__precheck__exporter__subcmd__completions"
                 ;;
+            cdss__precheck__exporter,healthcheck)
+                cmd="cdss__precheck__exporter__subcmd__healthcheck"
+                ;;
             cdss__precheck__exporter,help)
                 cmd="cdss__precheck__exporter__subcmd__help"
                 ;;
@@ -36,6 +39,9 @@ _cdss__precheck__exporter() {
                 ;;
             cdss__precheck__exporter__subcmd__help,completions)
                 cmd="cdss__precheck__exporter__subcmd__help__subcmd__completions"
+                ;;
+            cdss__precheck__exporter__subcmd__help,healthcheck)
+                cmd="cdss__precheck__exporter__subcmd__help__subcmd__healthcheck"
                 ;;
             cdss__precheck__exporter__subcmd__help,help)
                 cmd="cdss__precheck__exporter__subcmd__help__subcmd__help"
@@ -53,7 +59,7 @@ _cdss__precheck__exporter() {
 
     case "${cmd}" in
         cdss__precheck__exporter)
-            opts="-h -V --config.file --config.check --config.auto-reload-interval --web.listen-address --web.config.file --demo --log.level --log.format --help --version check restart completions man help"
+            opts="-h -V --config.file --config.check --config.auto-reload-interval --web.listen-address --web.config.file --demo --log.level --log.format --help --version check restart healthcheck completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -154,8 +160,50 @@ _cdss__precheck__exporter() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        cdss__subcmd__precheck__subcmd__exporter__subcmd__healthcheck)
+            opts="-h --web.listen-address --web.config.file --username --password-file --config.file --demo --log.level --log.format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --web.listen-address)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --web.config.file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --username)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --password-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config.file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log.level)
+                    COMPREPLY=($(compgen -W "error warn info debug trace" -- "${cur}"))
+                    return 0
+                    ;;
+                --log.format)
+                    COMPREPLY=($(compgen -W "logfmt json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         cdss__subcmd__precheck__subcmd__exporter__subcmd__help)
-            opts="check restart completions man help"
+            opts="check restart healthcheck completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -183,6 +231,20 @@ _cdss__precheck__exporter() {
             return 0
             ;;
         cdss__subcmd__precheck__subcmd__exporter__subcmd__help__subcmd__completions)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cdss__subcmd__precheck__subcmd__exporter__subcmd__help__subcmd__healthcheck)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -41,6 +41,7 @@ complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_needs_comma
 complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_needs_command" -s V -l version -d 'Print version'
 complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_needs_command" -f -a "check" -d 'Precheck clusters from the config NOW and answer go / no-go (for maintenance pipelines).'
 complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_needs_command" -f -a "restart" -d 'Restart a cluster\'s nodes one at a time, only when its precheck says ready; then watch.'
+complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_needs_command" -f -a "healthcheck" -d 'Probe this exporter\'s own /-/healthy over loopback: exit 0 healthy, 1 not (with the reason on stderr). For container health checks in an image without a shell'
 complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_needs_command" -f -a "completions" -d 'Print a shell completion script on stdout (bash, zsh, fish, elvish, powershell)'
 complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_needs_command" -f -a "man" -d 'Print a man page (roff) on stdout: `cdss-precheck-exporter man | man -l -`'
 complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -78,6 +79,20 @@ complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subco
 complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand restart" -l json -d 'Print one JSON report on stdout instead of a line'
 complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand restart" -l demo -d 'Start an embedded simulated NCP gateway with demo clusters and credentials, and export from it. Ignores --config.file. No NCP account needed. With `check` or `restart`: against the demo\'s gateway, started in the same process'
 complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand restart" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand healthcheck" -l web.listen-address -d 'The exporter\'s --web.listen-address (":PORT" and "0.0.0.0:PORT" are probed on loopback)' -r
+complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand healthcheck" -l web.config.file -d 'The exporter\'s --web.config.file: whether to speak TLS, and whether basic auth is needed' -r -F
+complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand healthcheck" -l username -d 'Basic auth user name (one of the web config\'s basic_auth_users)' -r
+complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand healthcheck" -l password-file -d 'File holding that user\'s password (a trailing line end is ignored)' -r -F
+complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand healthcheck" -l config.file -d 'Path to the YAML configuration file' -r -F
+complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand healthcheck" -l log.level -d 'Only log messages with the given severity or above (RUST_LOG, if set, overrides this)' -r -f -a "error\t'Errors only'
+warn\t'Warnings and errors'
+info\t'The default'
+debug\t'Every precheck'
+trace\t'Everything'"
+complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand healthcheck" -l log.format -d 'Output format of log messages (always to stderr)' -r -f -a "logfmt\t'`key=value` pairs, one event per line'
+json\t'One JSON object per line'"
+complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand healthcheck" -l demo -d 'Start an embedded simulated NCP gateway with demo clusters and credentials, and export from it. Ignores --config.file. No NCP account needed. With `check` or `restart`: against the demo\'s gateway, started in the same process'
+complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand healthcheck" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand completions" -l config.file -d 'Path to the YAML configuration file' -r -F
 complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand completions" -l log.level -d 'Only log messages with the given severity or above (RUST_LOG, if set, overrides this)' -r -f -a "error\t'Errors only'
 warn\t'Warnings and errors'
@@ -98,8 +113,9 @@ complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subco
 json\t'One JSON object per line'"
 complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand man" -l demo -d 'Start an embedded simulated NCP gateway with demo clusters and credentials, and export from it. Ignores --config.file. No NCP account needed. With `check` or `restart`: against the demo\'s gateway, started in the same process'
 complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand man" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand help; and not __fish_seen_subcommand_from check restart completions man help" -f -a "check" -d 'Precheck clusters from the config NOW and answer go / no-go (for maintenance pipelines).'
-complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand help; and not __fish_seen_subcommand_from check restart completions man help" -f -a "restart" -d 'Restart a cluster\'s nodes one at a time, only when its precheck says ready; then watch.'
-complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand help; and not __fish_seen_subcommand_from check restart completions man help" -f -a "completions" -d 'Print a shell completion script on stdout (bash, zsh, fish, elvish, powershell)'
-complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand help; and not __fish_seen_subcommand_from check restart completions man help" -f -a "man" -d 'Print a man page (roff) on stdout: `cdss-precheck-exporter man | man -l -`'
-complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand help; and not __fish_seen_subcommand_from check restart completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand help; and not __fish_seen_subcommand_from check restart healthcheck completions man help" -f -a "check" -d 'Precheck clusters from the config NOW and answer go / no-go (for maintenance pipelines).'
+complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand help; and not __fish_seen_subcommand_from check restart healthcheck completions man help" -f -a "restart" -d 'Restart a cluster\'s nodes one at a time, only when its precheck says ready; then watch.'
+complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand help; and not __fish_seen_subcommand_from check restart healthcheck completions man help" -f -a "healthcheck" -d 'Probe this exporter\'s own /-/healthy over loopback: exit 0 healthy, 1 not (with the reason on stderr). For container health checks in an image without a shell'
+complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand help; and not __fish_seen_subcommand_from check restart healthcheck completions man help" -f -a "completions" -d 'Print a shell completion script on stdout (bash, zsh, fish, elvish, powershell)'
+complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand help; and not __fish_seen_subcommand_from check restart healthcheck completions man help" -f -a "man" -d 'Print a man page (roff) on stdout: `cdss-precheck-exporter man | man -l -`'
+complete -c cdss-precheck-exporter -n "__fish_cdss_precheck_exporter_using_subcommand help; and not __fish_seen_subcommand_from check restart healthcheck completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
