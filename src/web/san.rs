@@ -3,16 +3,16 @@
 //! DNS names, e-mail addresses, IP addresses as text, URIs). The check runs after the wrapped
 //! verifier's own (the chain, for `RequireAndVerifyClientCert`), on the leaf certificate.
 //!
-//! Reading the names needs only a short walk through the certificate's DER (the extension
-//! 2.5.29.17), bounds-checked at every step; a certificate it cannot read is refused.
+//! The names are read with `x509-parser`; a certificate it cannot read is refused.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use x509_parser::extensions::GeneralName;
 
 /// A client certificate verifier that also requires an allowed SAN.
 #[derive(Debug)]
@@ -74,73 +74,35 @@ impl ClientCertVerifier for AllowedSans {
     }
 }
 
-/// DER of the OID 2.5.29.17, `subjectAltName`.
-const SAN_OID: &[u8] = &[0x55, 0x1d, 0x11];
-
-/// One DER element at the start of `input`: its tag, its contents, and what follows it.
-fn element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, mut rest) = rest.split_first()?;
-    let len = match first {
-        0..=0x7f => usize::from(first),
-        0x81..=0x84 => {
-            let (bytes, after) = rest.split_at_checked(usize::from(first & 0x7f))?;
-            rest = after;
-            bytes.iter().fold(0, |n, &b| n << 8 | usize::from(b))
-        }
-        _ => return None,
-    };
-    let (contents, rest) = rest.split_at_checked(len)?;
-    Some((tag, contents, rest))
-}
-
-/// The elements of a SEQUENCE's contents, in order (stops at the first it cannot read).
-fn elements(mut input: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
-    std::iter::from_fn(move || {
-        let (tag, contents, rest) = element(input)?;
-        input = rest;
-        Some((tag, contents))
-    })
-}
-
 /// The DNS names, e-mail addresses, IP addresses and URIs in the certificate's
 /// subjectAltName extension, as text (IPs as Go prints them); `None` if it cannot be read.
 pub(super) fn subject_alt_names(cert: &[u8]) -> Option<Vec<String>> {
-    let (_, certificate, _) = element(cert)?;
-    let (_, tbs, _) = element(certificate)?;
-    // TBSCertificate: ..., [3] EXPLICIT Extensions (a SEQUENCE of Extension).
-    let Some((_, extensions)) = elements(tbs).find(|(tag, _)| *tag == 0xa3) else {
+    let (_, cert) = x509_parser::parse_x509_certificate(cert).ok()?;
+    let Some(san) = cert.subject_alternative_name().ok()? else {
         return Some(Vec::new());
     };
-    let (_, extensions, _) = element(extensions)?;
-    for (_, extension) in elements(extensions) {
-        let mut fields = elements(extension);
-        if fields.next()? != (0x06, SAN_OID) {
-            continue;
-        }
-        // `critical BOOLEAN` may come before the OCTET STRING that holds GeneralNames.
-        let (_, value) = fields.find(|(tag, _)| *tag == 0x04)?;
-        let (_, names, _) = element(value)?;
-        return Some(elements(names).filter_map(general_name).collect());
-    }
-    Some(Vec::new())
+    Some(
+        san.value
+            .general_names
+            .iter()
+            .filter_map(general_name)
+            .collect(),
+    )
 }
 
 /// A GeneralName as text, for the four kinds exporter-toolkit compares.
-fn general_name((tag, contents): (u8, &[u8])) -> Option<String> {
-    match tag {
-        // rfc822Name [1], dNSName [2], uniformResourceIdentifier [6]: IA5String.
-        0x81 | 0x82 | 0x86 => std::str::from_utf8(contents).ok().map(str::to_string),
-        // iPAddress [7]: 4 or 16 bytes.
-        0x87 => {
-            let ip = match contents.len() {
-                4 => IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(contents).ok()?)),
-                16 => IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(contents).ok()?)),
-                _ => return None,
-            };
-            // Go prints an IPv4-mapped IPv6 address as IPv4.
-            Some(ip.to_canonical().to_string())
+fn general_name(name: &GeneralName) -> Option<String> {
+    let ip = |bytes: &[u8]| match bytes.len() {
+        4 => Some(IpAddr::from(<[u8; 4]>::try_from(bytes).ok()?)),
+        16 => Some(IpAddr::from(<[u8; 16]>::try_from(bytes).ok()?)),
+        _ => None,
+    };
+    match name {
+        GeneralName::RFC822Name(s) | GeneralName::DNSName(s) | GeneralName::URI(s) => {
+            Some(s.to_string())
         }
+        // Go prints an IPv4-mapped IPv6 address as IPv4.
+        GeneralName::IPAddress(bytes) => ip(bytes).map(|ip| ip.to_canonical().to_string()),
         _ => None,
     }
 }
