@@ -342,3 +342,55 @@ async fn watch_only_and_another_account() {
     assert!(report.get("decision").is_none(), "{report}");
     assert_eq!(s.sim.restart_calls(READY), 1, "only the first run's");
 }
+
+#[tokio::test]
+async fn on_a_terminal_it_asks_and_starts_only_on_yes() {
+    let s = setup(quick(), "").await;
+    // `script` (util-linux) gives the command a terminal; the answer comes through it.
+    let asked = |answer: &'static str| {
+        let line = format!(
+            "{BIN} restart --config.file {} --cluster orders --every 1s",
+            s.config.display()
+        );
+        let mut cmd = Command::new("script");
+        cmd.args(["-qec", &line, "/dev/null"])
+            .env("NCLOUD_ACCESS_KEY", ACCESS_KEY)
+            .env("NCLOUD_SECRET_KEY", SECRET_KEY)
+            .env("NCLOUD_METADATA_API_ENDPOINT", "http://127.0.0.1:9")
+            .env("HOME", "/nonexistent-home-for-tests")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true);
+        async move {
+            use tokio::io::AsyncWriteExt as _;
+            let mut child = cmd.spawn().unwrap();
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(answer.as_bytes()).await.unwrap();
+            let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output());
+            let out = out.await.expect("restart on a terminal hung").unwrap();
+            drop(stdin);
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).replace('\r', ""),
+            )
+        }
+    };
+    let (code, out) = asked("n\n").await;
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains(
+            "Start a rolling restart of orders (KR, no. 20), signed with account \"default\"?"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("The precheck says ready"), "{out}");
+    assert!(out.contains("not confirmed; nothing started"), "{out}");
+    assert_eq!(s.sim.restart_calls(READY), 0);
+    let (code, out) = asked("y\n").await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("DONE: the rolling restart of orders is over"),
+        "{out}"
+    );
+    assert_eq!(s.sim.restart_calls(READY), 1);
+}
