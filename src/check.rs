@@ -307,8 +307,7 @@ async fn relist(
     (config, clients): (&Config, &Clients),
 ) {
     let listed_changing = |c: &Arc<Cluster>| {
-        let status = c.info.as_ref().map(|i| i.status.as_str());
-        crate::outcome::is_changing(status, None, [])
+        crate::outcome::listed_changing(c.info.as_ref().map(|i| i.status.as_str()))
     };
     let mut any = false;
     state.for_each(|s| any |= listed_changing(&s.cluster));

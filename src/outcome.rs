@@ -176,14 +176,18 @@ pub(crate) fn is_changing<'a>(
     last: Option<&Outcome>,
     colours: impl IntoIterator<Item = Option<&'a str>>,
 ) -> bool {
-    let listed = server_status.is_some_and(|s| s.eq_ignore_ascii_case("changing"));
     let not_ready = last.is_some_and(|o| !o.is_ready());
-    let orange = || {
-        colours
-            .into_iter()
-            .any(|c| c.is_some_and(|c| c.eq_ignore_ascii_case("orange")))
-    };
-    listed || (not_ready && orange())
+    listed_changing(server_status) || (not_ready && colours.into_iter().any(is_orange))
+}
+
+/// Whether a listed `serverStatus` is `changing` (any case).
+pub(crate) fn listed_changing(server_status: Option<&str>) -> bool {
+    server_status.is_some_and(|s| s.eq_ignore_ascii_case("changing"))
+}
+
+/// Whether a role's colour is `orange`, NCP's colour for "changing" (any case).
+pub(crate) fn is_orange(colour: Option<&str>) -> bool {
+    colour.is_some_and(|c| c.eq_ignore_ascii_case("orange"))
 }
 
 /// `cdss_precheck_last_error_code` when no usable answer came.

@@ -22,7 +22,7 @@ use crate::ncp::client::Clients;
 use crate::ncp::cluster_status::cluster_status;
 use crate::ncp::precheck::precheck;
 use crate::ncp::restart::{Started, start};
-use crate::outcome::{Decision, Outcome};
+use crate::outcome::{Decision, Outcome, is_orange, listed_changing};
 use crate::shutdown::{Signal, wait_for_signal};
 
 mod report;
@@ -149,16 +149,15 @@ async fn decide(
     report.request_ids.extend(id("precheck", &p));
     report.precheck = Some(PrecheckView::of(&p));
     let status = cluster_status(clients, cluster).await;
+    // Unlike the daemon's rule, an orange role refuses even after a ready precheck: this read
+    // is fresh, and orange is NCP's own word for "changing".
     let orange = |d: &crate::ncp::cluster_status::Diagnosis| {
-        let orange = |c: &Option<String>| {
-            c.as_deref()
-                .is_some_and(|c| c.eq_ignore_ascii_case("orange"))
-        };
-        d.roles().iter().any(|(_, r)| orange(&r.colour))
+        d.roles()
+            .iter()
+            .any(|(_, r)| is_orange(r.colour.as_deref()))
     };
     let listed = cluster.info.as_ref().map(|i| i.status.as_str());
-    let changing = status.as_ref().is_ok_and(orange)
-        || listed.is_some_and(|s| s.eq_ignore_ascii_case("changing"));
+    let changing = listed_changing(listed) || status.as_ref().is_ok_and(orange);
     let nodes = match &status {
         Ok(d) => d.summary(),
         Err(failure) => format!("getClusterStatus failed: {}", failure.message()),
